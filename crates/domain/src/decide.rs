@@ -1,0 +1,700 @@
+//! The inventory rules.
+//!
+//! Each rule takes the current state (the order record, if any, and the catalog items the order
+//! names, each with its version), the incoming fact and `now`, and returns a [`Decision`]:
+//! - a [`WriteSet`] that must be committed in ONE conditional transaction: every item it reads is
+//!   checked against the version the decision saw, so a decision made on stale state never lands;
+//! - the [`Effects`] to carry out after the commit (publish, switch links off or on, refund). They
+//!   are idempotent, and re-derived from stored state on a redelivery
+//!   ([`effects_for_existing`]), so a crash between the commit and an effect loses nothing.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    CatalogItem, OrderId, OrderLine, OrderRecord, OrderStatus, PaymentIntentId, PaymentLinkId,
+    PaymentState, ProductId, Shortfall, StockLevel, StoreId, StripeEventId, Timestamp,
+};
+
+/// The most distinct catalog products one order may name. A DynamoDB transaction holds at most
+/// 100 actions; an order writes its record plus an item update and a ledger entry per product.
+pub const MAX_PRODUCTS_PER_ORDER: usize = 49;
+
+/// Why a stock level changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseKind {
+    /// A paid or held order took stock.
+    Order,
+    /// A held order's payment failed and its stock came back.
+    Release,
+    /// An operator set the level.
+    Set,
+    /// An operator adjusted the level.
+    Adjust,
+}
+
+impl CauseKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Order => "order",
+            Self::Release => "release",
+            Self::Set => "set",
+            Self::Adjust => "adjust",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "order" => Self::Order,
+            "release" => Self::Release,
+            "set" => Self::Set,
+            "adjust" => Self::Adjust,
+            _ => return None,
+        })
+    }
+}
+
+/// The cause of a stock movement, as written to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// What kind of change.
+    pub kind: CauseKind,
+    /// The Stripe event that caused it, if any.
+    pub stripe_event_id: Option<StripeEventId>,
+    /// The order it belongs to, if any.
+    pub order_id: Option<OrderId>,
+    /// Who or what else (e.g. `cli`).
+    pub actor: Option<String>,
+}
+
+/// One ledger entry: a stock movement and the level it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The item version this movement produced (unique per item, so the entry's key).
+    pub version: u64,
+    /// Signed change in units.
+    pub delta: i64,
+    /// Units available after the movement.
+    pub level: u64,
+    /// Why.
+    pub cause: Cause,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A conditional write to a catalog item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemUpdate {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The version the decision saw; the write is refused if the item changed since.
+    pub expected_version: u64,
+    /// The new level.
+    pub available: u64,
+    /// The new version: `expected_version + 1` for a stock change, unchanged otherwise.
+    pub version: u64,
+    /// The full new set of links stockbridge has switched off.
+    pub deactivated_links: Vec<PaymentLinkId>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A write to the order record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderWrite {
+    /// Create the record; refused if one exists (the order was applied concurrently).
+    Create(OrderRecord),
+    /// Replace the record; refused unless its status is still `expected_status`.
+    Update {
+        /// The new record.
+        record: OrderRecord,
+        /// The status the decision saw.
+        expected_status: OrderStatus,
+    },
+}
+
+/// Everything one decision writes, all or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSet {
+    /// The order record write.
+    pub order: Option<OrderWrite>,
+    /// Item writes (each conditional on the version the decision saw).
+    pub items: Vec<ItemUpdate>,
+    /// Items only checked (unchanged but read by the decision).
+    pub checks: Vec<(StoreId, ProductId, u64)>,
+    /// Ledger entries, one per stock movement.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+impl WriteSet {
+    /// True when there is nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_none() && self.items.is_empty() && self.ledger.is_empty()
+    }
+}
+
+/// A refund to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// The order.
+    pub order_id: OrderId,
+    /// What to refund, in full.
+    pub payment_intent: PaymentIntentId,
+    /// Derived from the order, so a retry never refunds twice.
+    pub idempotency_key: String,
+}
+
+/// Side effects to run after the commit. All idempotent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Stock levels to publish.
+    pub publish: Vec<StockLevel>,
+    /// Payment links to switch off (sold out).
+    pub deactivate: Vec<PaymentLinkId>,
+    /// Payment links to switch back on (restocked).
+    pub reactivate: Vec<PaymentLinkId>,
+    /// A refund to make.
+    pub refund: Option<RefundRequest>,
+}
+
+/// What happened to an order, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stock was taken.
+    Fulfilled,
+    /// Stock is held until a delayed payment clears.
+    Held,
+    /// A held order's payment cleared.
+    Confirmed,
+    /// Stock was short: nothing taken; refunded if paid.
+    Oversold(Vec<Shortfall>),
+    /// No product of the order is in the catalog.
+    Unmatched,
+    /// A held order's payment failed; its stock came back.
+    Released,
+    /// A payment failed before any stock was held.
+    PaymentFailed,
+    /// The fact was already applied; only effects are re-run.
+    AlreadyApplied(OrderStatus),
+}
+
+/// A rule's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What to commit.
+    pub write: WriteSet,
+    /// What to do afterwards.
+    pub effects: Effects,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// An order as a Checkout Session reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutFacts {
+    /// The Checkout Session id.
+    pub order_id: OrderId,
+    /// The store.
+    pub store_id: StoreId,
+    /// All lines (merged per product), known to the catalog or not.
+    pub lines: Vec<OrderLine>,
+    /// Paid, or a delayed method still clearing.
+    pub payment: PaymentState,
+    /// The PaymentIntent.
+    pub payment_intent: Option<PaymentIntentId>,
+    /// The Payment Link the session came from.
+    pub payment_link: Option<PaymentLinkId>,
+    /// The Stripe event.
+    pub event_id: StripeEventId,
+}
+
+/// The catalog items an order names, by product.
+pub type Items = BTreeMap<ProductId, CatalogItem>;
+
+fn union(a: &[PaymentLinkId], b: impl IntoIterator<Item = PaymentLinkId>) -> Vec<PaymentLinkId> {
+    let mut out = a.to_vec();
+    for l in b {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// The links to switch off when `item` sells out: its own links and the session's link.
+fn sold_out_links(item: &CatalogItem, session_link: Option<&PaymentLinkId>) -> Vec<PaymentLinkId> {
+    union(
+        &item.deactivated_links,
+        item.payment_links
+            .iter()
+            .cloned()
+            .chain(session_link.cloned()),
+    )
+}
+
+/// A stock movement on one item: the update, its ledger entry, the level to publish and the
+/// links to switch off or on when the level crosses zero.
+struct Movement {
+    update: ItemUpdate,
+    entry: LedgerEntry,
+    level: StockLevel,
+    deactivate: Vec<PaymentLinkId>,
+    reactivate: Vec<PaymentLinkId>,
+}
+
+fn move_stock(
+    item: &CatalogItem,
+    available: u64,
+    session_link: Option<&PaymentLinkId>,
+    cause: Cause,
+    now: Timestamp,
+) -> Movement {
+    let version = item.version + 1;
+    let (deactivated_links, deactivate, reactivate) = if available == 0 {
+        let links = sold_out_links(item, session_link);
+        (links.clone(), links, Vec::new())
+    } else if item.available == 0 {
+        (Vec::new(), Vec::new(), item.deactivated_links.clone())
+    } else {
+        (item.deactivated_links.clone(), Vec::new(), Vec::new())
+    };
+    let delta = i128::from(available) - i128::from(item.available);
+    Movement {
+        update: ItemUpdate {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            expected_version: item.version,
+            available,
+            version,
+            deactivated_links,
+            at: now,
+        },
+        entry: LedgerEntry {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            version,
+            delta: i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX }),
+            level: available,
+            cause,
+            at: now,
+        },
+        level: StockLevel {
+            product_id: item.product_id.clone(),
+            store_id: item.store_id.clone(),
+            available,
+            version,
+            updated_at: now,
+        },
+        deactivate,
+        reactivate,
+    }
+}
+
+fn add_movement(write: &mut WriteSet, effects: &mut Effects, m: Movement) {
+    write.items.push(m.update);
+    write.ledger.push(m.entry);
+    effects.publish.push(m.level);
+    effects.deactivate.extend(m.deactivate);
+    effects.reactivate.extend(m.reactivate);
+}
+
+/// The effects to re-run when an already-applied fact is delivered again: publish the current
+/// level of every product of the order, make sure sold-out products' links are off, and refund
+/// if a refund is due. All idempotent.
+pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
+    let mut effects = Effects::default();
+    for product in order.products() {
+        if let Some(item) = items.get(product) {
+            effects.publish.push(item.level());
+            if item.available == 0 {
+                effects
+                    .deactivate
+                    .extend(item.deactivated_links.iter().cloned());
+            }
+        }
+    }
+    if order.refund_due() {
+        effects.refund = order
+            .payment_intent
+            .clone()
+            .map(|payment_intent| RefundRequest {
+                order_id: order.order_id.clone(),
+                payment_intent,
+                idempotency_key: order.refund_idempotency_key(),
+            });
+    }
+    effects
+}
+
+fn already_applied(order: &OrderRecord, items: &Items) -> Decision {
+    Decision {
+        write: WriteSet::default(),
+        effects: effects_for_existing(order, items),
+        outcome: Outcome::AlreadyApplied(order.status),
+    }
+}
+
+/// Applies a completed (paid or held) checkout to stock.
+///
+/// - Already recorded: nothing is written; effects are re-run.
+/// - Every catalog line fits: each is decremented (all or none), the order is recorded
+///   `Fulfilled` (paid) or `Pending` (held), products that reach 0 get their links switched off.
+/// - Any catalog line is short, or the order names more than [`MAX_PRODUCTS_PER_ORDER`]
+///   products: nothing is decremented, the order is recorded `Oversold`, and a paid order is
+///   refunded in full.
+/// - No line is in the catalog: recorded `Unmatched`; nothing taken, nothing refunded (the products
+///   are not stockbridge's to manage). Lines for unknown products in a mixed order are kept in
+///   `unmatched` and otherwise ignored.
+pub fn decide_checkout(
+    existing: Option<&OrderRecord>,
+    facts: &CheckoutFacts,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    if let Some(order) = existing {
+        return already_applied(order, items);
+    }
+    let (known, unknown): (Vec<OrderLine>, Vec<OrderLine>) = facts
+        .lines
+        .iter()
+        .cloned()
+        .partition(|l| items.contains_key(&l.product_id));
+    let mut record = OrderRecord {
+        order_id: facts.order_id.clone(),
+        store_id: facts.store_id.clone(),
+        status: OrderStatus::Unmatched,
+        payment: facts.payment,
+        lines: known.clone(),
+        unmatched: unknown,
+        shortfalls: Vec::new(),
+        payment_intent: facts.payment_intent.clone(),
+        payment_link: facts.payment_link.clone(),
+        refund_id: None,
+        created_by: facts.event_id.clone(),
+        last_event: facts.event_id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    if known.is_empty() {
+        write.order = Some(OrderWrite::Create(record));
+        return Decision {
+            write,
+            effects,
+            outcome: Outcome::Unmatched,
+        };
+    }
+
+    let shortfalls: Vec<Shortfall> = known
+        .iter()
+        .filter_map(|l| {
+            let item = &items[&l.product_id];
+            (item.available < l.quantity.get()).then(|| Shortfall {
+                product_id: l.product_id.clone(),
+                requested: l.quantity.get(),
+                available: item.available,
+            })
+        })
+        .collect();
+
+    if shortfalls.is_empty() && known.len() <= MAX_PRODUCTS_PER_ORDER {
+        record.status = match facts.payment {
+            PaymentState::Paid => OrderStatus::Fulfilled,
+            _ => OrderStatus::Pending,
+        };
+        for line in &known {
+            let item = &items[&line.product_id];
+            let cause = Cause {
+                kind: CauseKind::Order,
+                stripe_event_id: Some(facts.event_id.clone()),
+                order_id: Some(facts.order_id.clone()),
+                actor: None,
+            };
+            let m = move_stock(
+                item,
+                item.available - line.quantity.get(),
+                facts.payment_link.as_ref(),
+                cause,
+                now,
+            );
+            add_movement(&mut write, &mut effects, m);
+        }
+        let outcome = if record.status == OrderStatus::Fulfilled {
+            Outcome::Fulfilled
+        } else {
+            Outcome::Held
+        };
+        write.order = Some(OrderWrite::Create(record));
+        return Decision {
+            write,
+            effects,
+            outcome,
+        };
+    }
+
+    // Oversold: nothing moves. The decision still depends on every item's version, and a sold-out
+    // product's links (including the session's own) are switched off and recorded.
+    record.status = OrderStatus::Oversold;
+    record.shortfalls = shortfalls.clone();
+    for line in &known {
+        let item = &items[&line.product_id];
+        effects.publish.push(item.level());
+        if item.available == 0 {
+            let links = sold_out_links(item, facts.payment_link.as_ref());
+            effects.deactivate.extend(links.iter().cloned());
+            if links != item.deactivated_links {
+                write.items.push(ItemUpdate {
+                    store_id: item.store_id.clone(),
+                    product_id: item.product_id.clone(),
+                    expected_version: item.version,
+                    available: item.available,
+                    version: item.version,
+                    deactivated_links: links,
+                    at: item.updated_at,
+                });
+                continue;
+            }
+        }
+        write
+            .checks
+            .push((item.store_id.clone(), item.product_id.clone(), item.version));
+    }
+    if record.refund_due() {
+        effects.refund = record
+            .payment_intent
+            .clone()
+            .map(|payment_intent| RefundRequest {
+                order_id: record.order_id.clone(),
+                payment_intent,
+                idempotency_key: record.refund_idempotency_key(),
+            });
+    }
+    write.order = Some(OrderWrite::Create(record));
+    Decision {
+        write,
+        effects,
+        outcome: Outcome::Oversold(shortfalls),
+    }
+}
+
+/// A delayed payment cleared (`checkout.session.async_payment_succeeded`) for a recorded order.
+/// (When no order is recorded yet, the caller applies it as a paid [`decide_checkout`].)
+///
+/// A held order becomes `Fulfilled`; an oversold one becomes refundable; anything else was
+/// already applied.
+pub fn decide_payment_succeeded(
+    order: &OrderRecord,
+    event_id: &StripeEventId,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    if order.payment != PaymentState::Awaiting {
+        return already_applied(order, items);
+    }
+    let mut record = order.clone();
+    record.payment = PaymentState::Paid;
+    record.last_event = event_id.clone();
+    record.updated_at = now;
+    let outcome = match order.status {
+        OrderStatus::Pending => {
+            record.status = OrderStatus::Fulfilled;
+            Outcome::Confirmed
+        }
+        OrderStatus::Oversold => Outcome::Oversold(order.shortfalls.clone()),
+        other => Outcome::AlreadyApplied(other),
+    };
+    let effects = effects_for_existing(&record, items);
+    let write = WriteSet {
+        order: Some(OrderWrite::Update {
+            record,
+            expected_status: order.status,
+        }),
+        ..WriteSet::default()
+    };
+    Decision {
+        write,
+        effects,
+        outcome,
+    }
+}
+
+/// A delayed payment failed (`checkout.session.async_payment_failed`).
+///
+/// - No order yet (the failure overtook `completed`): a `Failed` record is written so the late
+///   `completed` holds nothing.
+/// - A held order: its stock comes back (all lines), the order becomes `Released`.
+/// - Otherwise the payment state is recorded; nothing is refunded (no money arrived).
+pub fn decide_payment_failed(
+    existing: Option<&OrderRecord>,
+    order_id: &OrderId,
+    store_id: &StoreId,
+    event_id: &StripeEventId,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    let Some(order) = existing else {
+        let record = OrderRecord {
+            order_id: order_id.clone(),
+            store_id: store_id.clone(),
+            status: OrderStatus::Failed,
+            payment: PaymentState::Failed,
+            lines: Vec::new(),
+            unmatched: Vec::new(),
+            shortfalls: Vec::new(),
+            payment_intent: None,
+            payment_link: None,
+            refund_id: None,
+            created_by: event_id.clone(),
+            last_event: event_id.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        return Decision {
+            write: WriteSet {
+                order: Some(OrderWrite::Create(record)),
+                ..WriteSet::default()
+            },
+            effects: Effects::default(),
+            outcome: Outcome::PaymentFailed,
+        };
+    };
+    if order.payment != PaymentState::Awaiting {
+        return already_applied(order, items);
+    }
+    let mut record = order.clone();
+    record.payment = PaymentState::Failed;
+    record.last_event = event_id.clone();
+    record.updated_at = now;
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    let outcome = if order.status == OrderStatus::Pending {
+        record.status = OrderStatus::Released;
+        for line in &order.lines {
+            // A held line's item always exists: items are never deleted while orders hold them.
+            let Some(item) = items.get(&line.product_id) else {
+                continue;
+            };
+            let cause = Cause {
+                kind: CauseKind::Release,
+                stripe_event_id: Some(event_id.clone()),
+                order_id: Some(order.order_id.clone()),
+                actor: None,
+            };
+            let m = move_stock(
+                item,
+                item.available.saturating_add(line.quantity.get()),
+                None,
+                cause,
+                now,
+            );
+            add_movement(&mut write, &mut effects, m);
+        }
+        Outcome::Released
+    } else {
+        Outcome::PaymentFailed
+    };
+    write.order = Some(OrderWrite::Update {
+        record,
+        expected_status: order.status,
+    });
+    Decision {
+        write,
+        effects,
+        outcome,
+    }
+}
+
+/// An operator's change to a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChange {
+    /// Set the level to this many units.
+    Set(u64),
+    /// Add (or, negative, remove) units.
+    Adjust(i64),
+}
+
+/// Why a stock change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockChangeError {
+    /// The adjustment would take the level below zero.
+    #[error(
+        "adjusting {product_id} by {delta} would take its stock below zero (it has {available})"
+    )]
+    BelowZero {
+        /// The product.
+        product_id: ProductId,
+        /// The requested delta.
+        delta: i64,
+        /// The current level.
+        available: u64,
+    },
+    /// The adjustment overflows.
+    #[error("adjusting {product_id} by {delta} overflows")]
+    Overflow {
+        /// The product.
+        product_id: ProductId,
+        /// The requested delta.
+        delta: i64,
+    },
+}
+
+/// An operator sets or adjusts a level. A restock from 0 switches back on the links stockbridge
+/// switched off; reaching 0 switches them off. The result is published.
+///
+/// # Errors
+/// [`StockChangeError`] when the change would take the level below zero or overflow.
+pub fn decide_stock_change(
+    item: &CatalogItem,
+    change: StockChange,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Decision, StockChangeError> {
+    let (available, kind) = match change {
+        StockChange::Set(n) => (n, CauseKind::Set),
+        StockChange::Adjust(delta) => {
+            let new = i128::from(item.available) + i128::from(delta);
+            if new < 0 {
+                return Err(StockChangeError::BelowZero {
+                    product_id: item.product_id.clone(),
+                    delta,
+                    available: item.available,
+                });
+            }
+            let new = u64::try_from(new).map_err(|_| StockChangeError::Overflow {
+                product_id: item.product_id.clone(),
+                delta,
+            })?;
+            (new, CauseKind::Adjust)
+        }
+    };
+    let cause = Cause {
+        kind,
+        stripe_event_id: None,
+        order_id: None,
+        actor: Some(actor.to_owned()),
+    };
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    add_movement(
+        &mut write,
+        &mut effects,
+        move_stock(item, available, None, cause, now),
+    );
+    Ok(Decision {
+        write,
+        effects,
+        outcome: Outcome::Fulfilled,
+    })
+}
+
+#[cfg(test)]
+mod tests;

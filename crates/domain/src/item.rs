@@ -1,0 +1,61 @@
+//! Catalog items and the stock messages published for them.
+
+use crate::{PaymentLinkId, ProductId, StoreId, Timestamp};
+
+/// A product's stock in one store, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CatalogItem {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product (its Stripe product id).
+    pub product_id: ProductId,
+    /// Display name.
+    pub name: String,
+    /// Units that can still be sold. Never negative: every write is conditional.
+    pub available: u64,
+    /// Increases by one on every stock change, so readers can order messages and writers can
+    /// compare-and-set.
+    pub version: u64,
+    /// Payment Links that sell this product.
+    pub payment_links: Vec<PaymentLinkId>,
+    /// Payment Links that stockbridge switched off because the product sold out; switched back
+    /// on at restock. Links switched off by anyone else are not touched.
+    pub deactivated_links: Vec<PaymentLinkId>,
+    /// When the stock last changed.
+    pub updated_at: Timestamp,
+}
+
+impl CatalogItem {
+    /// The stock message for the item's current state.
+    pub fn level(&self) -> StockLevel {
+        StockLevel {
+            product_id: self.product_id.clone(),
+            store_id: self.store_id.clone(),
+            available: self.available,
+            version: self.version,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The live stock of one product in one store: what storefronts receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLevel {
+    /// The product.
+    pub product_id: ProductId,
+    /// The store.
+    pub store_id: StoreId,
+    /// Units available.
+    pub available: u64,
+    /// Strictly increasing per item: a client drops any message older than the one it shows.
+    pub version: u64,
+    /// When the level was committed.
+    pub updated_at: Timestamp,
+}
+
+impl StockLevel {
+    /// True when nothing is left.
+    pub fn sold_out(&self) -> bool {
+        self.available == 0
+    }
+}

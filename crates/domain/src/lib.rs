@@ -1,0 +1,32 @@
+//! The pure core of stockbridge: validated types and the inventory rules.
+//!
+//! Nothing here performs I/O, reads a clock or the environment: every rule is a function of
+//! (current state, incoming fact, `now`) that returns a decision — the write set to commit and the
+//! side effects to carry out afterwards. The application layer loads the state, calls a rule,
+//! commits the write set in one conditional transaction and runs the effects.
+//!
+//! # Layout
+//! - [`ids`]: newtypes for every identifier, parsed once at the edge.
+//! - [`quantity`]: [`Quantity`] (never zero) and stock arithmetic.
+//! - [`order`]: orders, their lines and their life cycle.
+//! - [`item`]: a catalog item's stock state and the stock message published for it.
+//! - [`decide`]: the rules — apply an order, confirm or release a held order, change stock.
+
+pub mod decide;
+pub mod ids;
+pub mod item;
+pub mod order;
+pub mod quantity;
+
+pub use decide::*;
+pub use ids::*;
+pub use item::*;
+pub use order::*;
+pub use quantity::*;
+
+/// A point in time, as milliseconds since the Unix epoch. The domain never reads a clock: callers
+/// pass `now` in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Timestamp(pub i64);

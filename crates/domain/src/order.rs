@@ -1,0 +1,253 @@
+//! Orders: what a customer bought, and where the order is in its life cycle.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    OrderId, PaymentIntentId, PaymentLinkId, ProductId, Quantity, RefundId, StoreId, StripeEventId,
+    Timestamp,
+};
+
+/// One product and how many of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderLine {
+    /// The product.
+    pub product_id: ProductId,
+    /// How many units.
+    pub quantity: Quantity,
+}
+
+/// Where an order stands. Every paid order ends `Fulfilled` or `Oversold` (and refunded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Stock is held for an order whose payment has not cleared yet (delayed payment methods).
+    Pending,
+    /// Stock was taken for the order.
+    Fulfilled,
+    /// Stock could not cover the order: nothing was taken; a paid order is refunded in full.
+    Oversold,
+    /// None of the order's products are in the catalog: nothing was taken, nothing refunded.
+    Unmatched,
+    /// The held stock was returned because the payment failed.
+    Released,
+    /// The payment failed before any stock was held; nothing will be.
+    Failed,
+}
+
+impl OrderStatus {
+    /// The status as stored and shown (`pending`, `fulfilled`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Fulfilled => "fulfilled",
+            Self::Oversold => "oversold",
+            Self::Unmatched => "unmatched",
+            Self::Released => "released",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "fulfilled" => Self::Fulfilled,
+            "oversold" => Self::Oversold,
+            "unmatched" => Self::Unmatched,
+            "released" => Self::Released,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether the customer's money has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    /// Paid (`payment_status = paid` or `async_payment_succeeded`).
+    Paid,
+    /// A delayed payment method has not cleared yet.
+    Awaiting,
+    /// The delayed payment failed.
+    Failed,
+}
+
+impl PaymentState {
+    /// The state as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::Awaiting => "awaiting",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored state.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "paid" => Self::Paid,
+            "awaiting" => Self::Awaiting,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A line the catalog could not cover.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shortfall {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units ordered.
+    pub requested: u64,
+    /// Units available when the order was decided.
+    pub available: u64,
+}
+
+/// The stored record of an order, keyed by its Checkout Session id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderRecord {
+    /// The Checkout Session id.
+    pub order_id: OrderId,
+    /// The store whose stock the order draws on.
+    pub store_id: StoreId,
+    /// Life-cycle status.
+    pub status: OrderStatus,
+    /// Payment state.
+    pub payment: PaymentState,
+    /// Lines for catalog products (merged per product).
+    pub lines: Vec<OrderLine>,
+    /// Lines for products the catalog does not know; never decremented, never refunded.
+    pub unmatched: Vec<OrderLine>,
+    /// Why an oversold order could not be filled.
+    pub shortfalls: Vec<Shortfall>,
+    /// The PaymentIntent to refund if the order is oversold.
+    pub payment_intent: Option<PaymentIntentId>,
+    /// The Payment Link the session came from, if any.
+    pub payment_link: Option<PaymentLinkId>,
+    /// The refund, once made.
+    pub refund_id: Option<RefundId>,
+    /// The Stripe event that created the record.
+    pub created_by: StripeEventId,
+    /// The Stripe event that changed it last.
+    pub last_event: StripeEventId,
+    /// When the record was created.
+    pub created_at: Timestamp,
+    /// When the record changed last.
+    pub updated_at: Timestamp,
+}
+
+impl OrderRecord {
+    /// True when the order must be refunded and has not been yet: oversold, paid, with a
+    /// PaymentIntent to refund.
+    pub fn refund_due(&self) -> bool {
+        self.status == OrderStatus::Oversold
+            && self.payment == PaymentState::Paid
+            && self.refund_id.is_none()
+            && self.payment_intent.is_some()
+    }
+
+    /// The idempotency key for this order's refund: derived from the order alone, so no retry,
+    /// redelivery or reconciler run can ever refund twice.
+    pub fn refund_idempotency_key(&self) -> String {
+        refund_idempotency_key(&self.order_id)
+    }
+
+    /// Every product the order names (matched lines only).
+    pub fn products(&self) -> impl Iterator<Item = &ProductId> {
+        self.lines.iter().map(|l| &l.product_id)
+    }
+}
+
+/// The refund idempotency key of an order.
+pub fn refund_idempotency_key(order_id: &OrderId) -> String {
+    format!("stockbridge-refund-{order_id}")
+}
+
+/// Why lines could not be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinesError {
+    /// The same product's quantities add up to more than a quantity can hold.
+    #[error("the quantities of {0} add up to more than {max}", max = u32::MAX)]
+    Overflow(ProductId),
+}
+
+/// Merges lines of the same product (a session may list one product twice), keeping the order
+/// deterministic (sorted by product id).
+///
+/// # Errors
+/// [`LinesError::Overflow`] when one product's quantities add up past `u32::MAX`.
+pub fn merge_lines(
+    lines: impl IntoIterator<Item = OrderLine>,
+) -> Result<Vec<OrderLine>, LinesError> {
+    let mut merged: BTreeMap<ProductId, Quantity> = BTreeMap::new();
+    for line in lines {
+        match merged.get_mut(&line.product_id) {
+            Some(q) => {
+                *q = q
+                    .checked_add(line.quantity)
+                    .ok_or_else(|| LinesError::Overflow(line.product_id.clone()))?;
+            }
+            None => {
+                merged.insert(line.product_id, line.quantity);
+            }
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(product_id, quantity)| OrderLine {
+            product_id,
+            quantity,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(p: &str, q: u64) -> OrderLine {
+        OrderLine {
+            product_id: ProductId::parse(p).unwrap(),
+            quantity: Quantity::new(q).unwrap(),
+        }
+    }
+
+    #[test]
+    fn lines_of_the_same_product_are_merged_and_sorted() {
+        let merged =
+            merge_lines([line("prod_b", 1), line("prod_a", 2), line("prod_b", 3)]).unwrap();
+        assert_eq!(merged, vec![line("prod_a", 2), line("prod_b", 4)]);
+    }
+
+    #[test]
+    fn merging_refuses_an_overflowing_total() {
+        let max = u64::from(u32::MAX);
+        assert!(matches!(
+            merge_lines([line("prod_a", max), line("prod_a", 1)]),
+            Err(LinesError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn a_status_round_trips_through_its_stored_form() {
+        for s in [
+            OrderStatus::Pending,
+            OrderStatus::Fulfilled,
+            OrderStatus::Oversold,
+            OrderStatus::Unmatched,
+            OrderStatus::Released,
+            OrderStatus::Failed,
+        ] {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
+        for p in [
+            PaymentState::Paid,
+            PaymentState::Awaiting,
+            PaymentState::Failed,
+        ] {
+            assert_eq!(PaymentState::parse(p.as_str()), Some(p));
+        }
+    }
+}
