@@ -1,0 +1,100 @@
+//! Running a decision's side effects. Every effect is idempotent, so running them again after a
+//! crash or a redelivery is safe; all are attempted even when one fails, and the first failure is
+//! returned so the invocation fails and is retried.
+
+use stockbridge_domain::{Effects, OrderId, RefundId, Timestamp};
+use tracing::{info, warn};
+
+use crate::ports::{
+    InventoryStore, Payments, PaymentsError, PublishError, StockPublisher, StoreError,
+};
+
+/// A side effect that failed after the commit. The committed state is safe; the effect is re-run
+/// on redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    /// Publishing a level failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A Stripe call (link switch or refund) failed.
+    #[error("Stripe side effect failed: {0}")]
+    Payments(#[from] PaymentsError),
+    /// Recording the refund failed.
+    #[error("recording the refund failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The message Stripe shows on a link stockbridge switched off.
+pub const SOLD_OUT_MESSAGE: &str = "Sold out. Check back soon!";
+
+/// Runs `effects`: publish every level, switch links off/on, refund and record the refund.
+///
+/// # Errors
+/// The first [`EffectError`]; every other effect was still attempted.
+pub async fn run_effects<S, P, Y>(
+    store: &S,
+    publisher: &P,
+    payments: &Y,
+    effects: &Effects,
+    now: Timestamp,
+) -> Result<(), EffectError>
+where
+    S: InventoryStore,
+    P: StockPublisher,
+    Y: Payments,
+{
+    let mut first: Option<EffectError> = None;
+    let mut keep = |r: Result<(), EffectError>| {
+        if let Err(e) = r {
+            warn!(error = %e, "side effect failed");
+            first.get_or_insert(e);
+        }
+    };
+    for level in &effects.publish {
+        keep(publisher.publish(level).await.map_err(Into::into));
+    }
+    for link in &effects.deactivate {
+        let r = payments
+            .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+            .await;
+        if r.is_ok() {
+            info!(payment_link = %link, "payment link switched off: sold out");
+        }
+        keep(r.map_err(Into::into));
+    }
+    for link in &effects.reactivate {
+        let r = payments.set_link_active(link, true, None).await;
+        if r.is_ok() {
+            info!(payment_link = %link, "payment link switched back on: restocked");
+        }
+        keep(r.map_err(Into::into));
+    }
+    if let Some(req) = &effects.refund {
+        keep(refund(store, payments, &req.order_id, req, now).await);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+async fn refund<S: InventoryStore, Y: Payments>(
+    store: &S,
+    payments: &Y,
+    order_id: &OrderId,
+    req: &stockbridge_domain::RefundRequest,
+    now: Timestamp,
+) -> Result<(), EffectError> {
+    let refund_id = match payments.refund(req).await {
+        Ok(id) => id,
+        Err(PaymentsError::AlreadyRefunded) => {
+            warn!(order_id = %order_id, payment_intent = %req.payment_intent, "payment was already refunded outside stockbridge");
+            // A valid id by construction.
+            RefundId::parse("refunded_outside_stockbridge").map_err(|e| StoreError::Corrupt {
+                key: order_id.to_string(),
+                reason: e.to_string(),
+            })?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    info!(order_id = %order_id, payment_intent = %req.payment_intent, refund_id = %refund_id, "oversold order refunded");
+    store.record_refund(order_id, &refund_id, now).await?;
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! Decoding Stripe snapshot events delivered by a Stripe Event Destination to EventBridge.
+//!
+//! Only the fields stockbridge uses are read, tolerantly: unknown fields, unknown event types and
+//! API-version differences in fields we don't read are normal. A missing or mistyped field we do
+//! read is an error that names the field (`detail.data.object.id: missing field `id``).
+
+use std::collections::HashMap;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+use stockbridge_domain::{
+    IdError, OrderId, PaymentIntentId, PaymentLinkId, StoreId, StripeEventId,
+};
+
+/// `checkout.session.completed`.
+pub const CHECKOUT_COMPLETED: &str = "checkout.session.completed";
+/// `checkout.session.async_payment_succeeded`.
+pub const ASYNC_PAYMENT_SUCCEEDED: &str = "checkout.session.async_payment_succeeded";
+/// `checkout.session.async_payment_failed`.
+pub const ASYNC_PAYMENT_FAILED: &str = "checkout.session.async_payment_failed";
+
+/// The Stripe event types the inventory function handles.
+pub const HANDLED_EVENT_TYPES: [&str; 3] = [
+    CHECKOUT_COMPLETED,
+    ASYNC_PAYMENT_SUCCEEDED,
+    ASYNC_PAYMENT_FAILED,
+];
+
+/// Which events to accept.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    /// Accepted `source` prefix (default `aws.partner/stripe.com/`).
+    pub source_prefix: String,
+    /// Whether live-mode events are expected (test-mode otherwise).
+    pub livemode: bool,
+}
+
+/// A malformed event: names the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed event: field `{field}`: {message}")]
+pub struct DecodeError {
+    /// Dotted path of the field (`detail.data.object.id`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why an event was refused without effect or retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `source` does not start with the configured prefix.
+    ForeignSource {
+        /// The source.
+        source: String,
+    },
+    /// The event's `livemode` differs from the configuration.
+    LivemodeMismatch {
+        /// The event's livemode.
+        event: bool,
+        /// The configured livemode.
+        configured: bool,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ForeignSource { source } => write!(
+                f,
+                "event source {source:?} is not a configured Stripe source"
+            ),
+            Self::LivemodeMismatch { event, configured } => {
+                write!(
+                    f,
+                    "event livemode={event} but this deployment expects livemode={configured}"
+                )
+            }
+        }
+    }
+}
+
+/// Which checkout event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutKind {
+    /// `checkout.session.completed`.
+    Completed,
+    /// `checkout.session.async_payment_succeeded`.
+    AsyncPaymentSucceeded,
+    /// `checkout.session.async_payment_failed`.
+    AsyncPaymentFailed,
+}
+
+/// A session's `payment_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionPaymentStatus {
+    /// `paid`.
+    Paid,
+    /// `unpaid`: a delayed payment method.
+    Unpaid,
+    /// `no_payment_required`: treated as paid (the goods are given).
+    NoPaymentRequired,
+}
+
+/// The fields of a Checkout Session stockbridge uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    /// `id`.
+    pub id: OrderId,
+    /// `payment_status`.
+    pub payment_status: SessionPaymentStatus,
+    /// `payment_intent`.
+    pub payment_intent: Option<PaymentIntentId>,
+    /// `payment_link`.
+    pub payment_link: Option<PaymentLinkId>,
+    /// `metadata.store_id`, validated.
+    pub store_id: Option<StoreId>,
+}
+
+/// A checkout event, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutEvent {
+    /// Which one.
+    pub kind: CheckoutKind,
+    /// The Stripe event id (`detail.id`), never the envelope's.
+    pub event_id: StripeEventId,
+    /// The session.
+    pub session: CheckoutSession,
+}
+
+/// What an envelope turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// Refused: wrong source or livemode. Logged, no effect, no retry.
+    Refused {
+        /// The Stripe event id, if it could be read.
+        event_id: Option<String>,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// An event type stockbridge does not handle.
+    Ignored {
+        /// The Stripe event id.
+        event_id: String,
+        /// Its type.
+        event_type: String,
+    },
+    /// A checkout event to apply.
+    Checkout(CheckoutEvent),
+}
+
+#[derive(Deserialize)]
+struct EventHead {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    livemode: bool,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: SessionObject,
+}
+
+/// Stripe renders an expandable field as an id or as the object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdOrObject {
+    Id(String),
+    Object { id: String },
+}
+
+impl IdOrObject {
+    fn id(self) -> String {
+        match self {
+            Self::Id(id) | Self::Object { id } => id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionObject {
+    id: String,
+    payment_status: String,
+    #[serde(default)]
+    payment_intent: Option<IdOrObject>,
+    #[serde(default)]
+    payment_link: Option<IdOrObject>,
+    #[serde(default)]
+    metadata: Option<HashMap<String, Value>>,
+}
+
+fn decode_at<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    value: &Value,
+) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = match (prefix.is_empty(), inner == ".") {
+            (true, _) => inner,
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{inner}"),
+        };
+        DecodeError {
+            field,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn id<T>(
+    field: &str,
+    value: String,
+    parse: impl FnOnce(String) -> Result<T, IdError>,
+) -> Result<T, DecodeError> {
+    parse(value).map_err(|e| DecodeError {
+        field: field.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Decodes an EventBridge envelope carrying a Stripe snapshot event.
+///
+/// # Errors
+/// [`DecodeError`] naming the field when a field stockbridge reads is missing or invalid.
+pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError> {
+    let envelope: EventBridgeEvent<Value> = decode_at("", raw)?;
+    if !envelope.source.starts_with(&filter.source_prefix) {
+        let event_id = envelope
+            .detail
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        return Ok(Decoded::Refused {
+            event_id,
+            refusal: Refusal::ForeignSource {
+                source: envelope.source,
+            },
+        });
+    }
+    let head: EventHead = decode_at("detail", &envelope.detail)?;
+    if head.livemode != filter.livemode {
+        return Ok(Decoded::Refused {
+            event_id: Some(head.id),
+            refusal: Refusal::LivemodeMismatch {
+                event: head.livemode,
+                configured: filter.livemode,
+            },
+        });
+    }
+    let kind = match head.event_type.as_str() {
+        CHECKOUT_COMPLETED => CheckoutKind::Completed,
+        ASYNC_PAYMENT_SUCCEEDED => CheckoutKind::AsyncPaymentSucceeded,
+        ASYNC_PAYMENT_FAILED => CheckoutKind::AsyncPaymentFailed,
+        _ => {
+            return Ok(Decoded::Ignored {
+                event_id: head.id,
+                event_type: head.event_type,
+            });
+        }
+    };
+    let event_id = id("detail.id", head.id, StripeEventId::parse)?;
+    let data: EventData = decode_at("detail.data", &head.data)?;
+    let o = data.object;
+    let payment_status = match o.payment_status.as_str() {
+        "paid" => SessionPaymentStatus::Paid,
+        "unpaid" => SessionPaymentStatus::Unpaid,
+        "no_payment_required" => SessionPaymentStatus::NoPaymentRequired,
+        other => {
+            return Err(DecodeError {
+                field: "detail.data.object.payment_status".into(),
+                message: format!(
+                    "unknown value {other:?} (expected paid, unpaid or no_payment_required)"
+                ),
+            });
+        }
+    };
+    let store_id = match o.metadata.as_ref().and_then(|m| m.get("store_id")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(id(
+            "detail.data.object.metadata.store_id",
+            s.clone(),
+            StoreId::parse,
+        )?),
+        Some(other) => {
+            return Err(DecodeError {
+                field: "detail.data.object.metadata.store_id".into(),
+                message: format!("expected a string, found {other}"),
+            });
+        }
+    };
+    let session = CheckoutSession {
+        id: id("detail.data.object.id", o.id, OrderId::parse)?,
+        payment_status,
+        payment_intent: o
+            .payment_intent
+            .map(|v| {
+                id(
+                    "detail.data.object.payment_intent",
+                    v.id(),
+                    PaymentIntentId::parse,
+                )
+            })
+            .transpose()?,
+        payment_link: o
+            .payment_link
+            .map(|v| {
+                id(
+                    "detail.data.object.payment_link",
+                    v.id(),
+                    PaymentLinkId::parse,
+                )
+            })
+            .transpose()?,
+        store_id,
+    };
+    Ok(Decoded::Checkout(CheckoutEvent {
+        kind,
+        event_id,
+        session,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filter() -> EventFilter {
+        EventFilter {
+            source_prefix: "aws.partner/stripe.com/".into(),
+            livemode: false,
+        }
+    }
+
+    fn sample() -> Value {
+        serde_json::from_str(include_str!(
+            "../../../../shared/stripe/eventbridge-envelope.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_published_sample_envelope_decodes() {
+        let Decoded::Checkout(e) = decode(&sample(), &filter()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.kind, CheckoutKind::Completed);
+        assert_eq!(e.event_id.as_str(), "evt_1SAMPLEa1b2c3");
+        assert_eq!(e.session.id.as_str(), "cs_test_a1SAMPLE");
+        assert_eq!(e.session.payment_status, SessionPaymentStatus::Paid);
+        assert_eq!(e.session.payment_intent.unwrap().as_str(), "pi_3SAMPLE");
+        assert_eq!(e.session.payment_link.unwrap().as_str(), "plink_1SAMPLE");
+        assert_eq!(e.session.store_id.unwrap().as_str(), "store_chicago");
+    }
+
+    #[test]
+    fn unknown_fields_and_a_different_api_version_do_not_break_decoding() {
+        let mut v = sample();
+        v["detail"]["api_version"] = json!("2030-01-01.future");
+        v["detail"]["data"]["object"]["brand_new_field"] = json!({"nested": [1, 2]});
+        v["detail"]["data"]["object"]["payment_intent"] =
+            json!({"id": "pi_expanded", "object": "payment_intent"});
+        let Decoded::Checkout(e) = decode(&v, &filter()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.session.payment_intent.unwrap().as_str(), "pi_expanded");
+    }
+
+    #[test]
+    fn a_missing_session_id_is_an_error_that_names_the_field() {
+        let mut v = sample();
+        v["detail"]["data"]["object"]
+            .as_object_mut()
+            .unwrap()
+            .remove("id");
+        let e = decode(&v, &filter()).unwrap_err();
+        assert_eq!(e.field, "detail.data.object");
+        assert!(e.message.contains("missing field `id`"), "{e}");
+    }
+
+    #[test]
+    fn a_mistyped_field_is_named_with_its_path() {
+        let mut v = sample();
+        v["detail"]["livemode"] = json!("no");
+        let e = decode(&v, &filter()).unwrap_err();
+        assert_eq!(e.field, "detail.livemode");
+        let mut v = sample();
+        v["detail"]["data"]["object"]["metadata"]["store_id"] = json!("a/b");
+        assert_eq!(
+            decode(&v, &filter()).unwrap_err().field,
+            "detail.data.object.metadata.store_id"
+        );
+    }
+
+    #[test]
+    fn a_foreign_source_is_refused() {
+        let mut v = sample();
+        v["source"] = json!("aws.partner/evil.example.com/x");
+        assert!(matches!(
+            decode(&v, &filter()).unwrap(),
+            Decoded::Refused {
+                refusal: Refusal::ForeignSource { .. },
+                event_id: Some(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn a_livemode_mismatch_is_refused() {
+        let mut v = sample();
+        v["detail"]["livemode"] = json!(true);
+        assert!(matches!(
+            decode(&v, &filter()).unwrap(),
+            Decoded::Refused {
+                refusal: Refusal::LivemodeMismatch { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unknown_event_type_is_ignored() {
+        let mut v = sample();
+        v["detail"]["type"] = json!("customer.created");
+        v["detail"]["data"] = json!({"object": {"id": "cus_1", "object": "customer"}});
+        assert!(matches!(
+            decode(&v, &filter()).unwrap(),
+            Decoded::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn an_envelope_without_detail_names_detail() {
+        let e = decode(
+            &json!({"source": "aws.partner/stripe.com/x", "detail-type": "x"}),
+            &filter(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("detail"), "{e}");
+    }
+}

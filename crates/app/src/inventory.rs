@@ -1,0 +1,396 @@
+//! The inventory use case: a Stripe checkout event in, exactly-once stock out.
+//!
+//! For each event: decode → load the order and its items → decide (domain) → commit the write
+//! set in one conditional transaction → run the effects. A conflict (another order moved the
+//! stock, or the same order was applied concurrently) re-reads and decides again. A redelivered
+//! event writes nothing and re-runs the effects, so a crash between the commit and an effect
+//! loses nothing.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use stockbridge_domain::{
+    CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
+    ProductId, Quantity, StoreId, decide_checkout, decide_payment_failed, decide_payment_succeeded,
+    merge_lines,
+};
+use tracing::{debug, error, info, warn};
+
+use crate::effects::{EffectError, run_effects};
+use crate::events::{
+    self, CheckoutEvent, CheckoutKind, DecodeError, Decoded, EventFilter, SessionPaymentStatus,
+};
+use crate::ports::{Clock, InventoryStore, Payments, PaymentsError, StockPublisher, StoreError};
+use crate::retry::backoff;
+
+/// Configuration of the use case.
+#[derive(Debug, Clone)]
+pub struct InventoryConfig {
+    /// Which events to accept.
+    pub filter: EventFilter,
+    /// The store of sessions without `metadata.store_id`.
+    pub default_store: StoreId,
+    /// How many times to re-decide after a conflict before failing the invocation (which Lambda
+    /// then retries).
+    pub max_attempts: u32,
+}
+
+/// Called right after a commit, before any effect. Tests use it to inject a crash.
+pub type AfterCommitHook = Arc<dyn Fn() + Send + Sync>;
+
+/// The use case, generic over its ports.
+pub struct Inventory<S, P, Y, C> {
+    pub(crate) store: S,
+    pub(crate) publisher: P,
+    pub(crate) payments: Y,
+    pub(crate) clock: C,
+    pub(crate) config: InventoryConfig,
+    after_commit: Option<AfterCommitHook>,
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Wrong source or livemode: no effect, no retry.
+    Refused,
+    /// An event type stockbridge does not handle.
+    Ignored,
+    /// Applied (or already applied) to an order.
+    Applied {
+        /// The order.
+        order_id: OrderId,
+        /// What happened.
+        outcome: Outcome,
+    },
+}
+
+/// Why an event could not be handled. The invocation fails, Lambda retries it, and the
+/// dead-letter queue finally holds it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The event is malformed.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// Stripe's line items for the session are unusable.
+    #[error("checkout session {order_id}: line item {index}: {message}")]
+    BadLineItem {
+        /// The session.
+        order_id: OrderId,
+        /// Which line.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading or writing the store failed.
+    #[error("order {order_id}: {source}")]
+    Store {
+        /// The order.
+        order_id: OrderId,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// Listing line items failed.
+    #[error("order {order_id}: {source}")]
+    Payments {
+        /// The order.
+        order_id: OrderId,
+        /// The cause.
+        #[source]
+        source: PaymentsError,
+    },
+    /// The order's state kept changing under us.
+    #[error("order {order_id}: still conflicting after {attempts} attempts; retry later")]
+    Contention {
+        /// The order.
+        order_id: OrderId,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The order is committed but a side effect failed; a retry re-runs it.
+    #[error("order {order_id} is committed but a side effect failed: {source}")]
+    Effect {
+        /// The order.
+        order_id: OrderId,
+        /// The cause.
+        #[source]
+        source: EffectError,
+    },
+}
+
+impl HandleError {
+    /// Whether retrying the same event later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Malformed(_) | Self::BadLineItem { .. } => false,
+            Self::Store { source, .. } => source.is_retryable(),
+            Self::Payments { source, .. } => source.is_retryable(),
+            Self::Contention { .. } | Self::Effect { .. } => true,
+        }
+    }
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore,
+    P: StockPublisher,
+    Y: Payments,
+    C: Clock,
+{
+    /// Builds the use case from its ports.
+    pub fn new(store: S, publisher: P, payments: Y, clock: C, config: InventoryConfig) -> Self {
+        Self {
+            store,
+            publisher,
+            payments,
+            clock,
+            config,
+            after_commit: None,
+        }
+    }
+
+    /// Installs a hook called after each commit and before the effects.
+    #[must_use]
+    pub fn with_after_commit_hook(mut self, hook: AfterCommitHook) -> Self {
+        self.after_commit = Some(hook);
+        self
+    }
+
+    /// The store port (for the CLI and tests).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles one EventBridge envelope.
+    ///
+    /// # Errors
+    /// [`HandleError`]; see [`HandleError::is_retryable`].
+    pub async fn handle(&self, raw: &Value) -> Result<Handled, HandleError> {
+        match events::decode(raw, &self.config.filter)? {
+            Decoded::Refused { event_id, refusal } => {
+                warn!(stripe_event_id = event_id.as_deref().unwrap_or("?"), %refusal, "event refused: no effect, no retry");
+                Ok(Handled::Refused)
+            }
+            Decoded::Ignored {
+                event_id,
+                event_type,
+            } => {
+                debug!(stripe_event_id = %event_id, event_type, "event type not handled: ignored");
+                Ok(Handled::Ignored)
+            }
+            Decoded::Checkout(event) => {
+                let order_id = event.session.id.clone();
+                let outcome = self.apply(&event).await?;
+                Ok(Handled::Applied { order_id, outcome })
+            }
+        }
+    }
+
+    async fn apply(&self, event: &CheckoutEvent) -> Result<Outcome, HandleError> {
+        let order_id = &event.session.id;
+        let store_id = event
+            .session
+            .store_id
+            .clone()
+            .unwrap_or_else(|| self.config.default_store.clone());
+        let store_err = |source| HandleError::Store {
+            order_id: order_id.clone(),
+            source,
+        };
+        let mut lines: Option<Vec<OrderLine>> = None;
+        let mut attempt = 0;
+        let decision = loop {
+            let now = self.clock.now();
+            let decision = match event.kind {
+                CheckoutKind::Completed => {
+                    let payment = match event.session.payment_status {
+                        SessionPaymentStatus::Unpaid => PaymentState::Awaiting,
+                        SessionPaymentStatus::Paid | SessionPaymentStatus::NoPaymentRequired => {
+                            PaymentState::Paid
+                        }
+                    };
+                    self.decide_new(event, &store_id, payment, &mut lines, now)
+                        .await?
+                }
+                CheckoutKind::AsyncPaymentSucceeded => {
+                    match self.store.load_order(order_id).await.map_err(store_err)? {
+                        Some(order) => {
+                            let items = self.items_of(&order).await.map_err(store_err)?;
+                            decide_payment_succeeded(&order, &event.event_id, &items, now)
+                        }
+                        // Overtook `completed`: apply it as a paid order now.
+                        None => {
+                            self.decide_new(event, &store_id, PaymentState::Paid, &mut lines, now)
+                                .await?
+                        }
+                    }
+                }
+                CheckoutKind::AsyncPaymentFailed => {
+                    let existing = self.store.load_order(order_id).await.map_err(store_err)?;
+                    let items = match &existing {
+                        Some(order) => self.items_of(order).await.map_err(store_err)?,
+                        None => Items::new(),
+                    };
+                    decide_payment_failed(
+                        existing.as_ref(),
+                        order_id,
+                        &store_id,
+                        &event.event_id,
+                        &items,
+                        now,
+                    )
+                }
+            };
+            if decision.write.is_empty() {
+                break decision;
+            }
+            match self.store.commit(&decision.write).await {
+                Ok(()) => {
+                    if let Some(hook) = &self.after_commit {
+                        hook();
+                    }
+                    break decision;
+                }
+                Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
+                    attempt += 1;
+                    debug!(order_id = %order_id, attempt, "conflict: deciding again");
+                    backoff(attempt).await;
+                }
+                Err(StoreError::Conflict) => {
+                    return Err(HandleError::Contention {
+                        order_id: order_id.clone(),
+                        attempts: attempt + 1,
+                    });
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        };
+        self.log_outcome(event, &store_id, &decision);
+        let now = self.clock.now();
+        run_effects(
+            &self.store,
+            &self.publisher,
+            &self.payments,
+            &decision.effects,
+            now,
+        )
+        .await
+        .map_err(|source| HandleError::Effect {
+            order_id: order_id.clone(),
+            source,
+        })?;
+        Ok(decision.outcome)
+    }
+
+    /// Lists the session's lines (once per event, kept across conflict retries), loads the
+    /// order and items, and decides.
+    async fn decide_new(
+        &self,
+        event: &CheckoutEvent,
+        store_id: &StoreId,
+        payment: PaymentState,
+        lines: &mut Option<Vec<OrderLine>>,
+        now: stockbridge_domain::Timestamp,
+    ) -> Result<Decision, HandleError> {
+        let order_id = &event.session.id;
+        if lines.is_none() {
+            *lines = Some(self.lines(order_id).await?);
+        }
+        let lines = lines.clone().unwrap_or_default();
+        let products: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();
+        let (existing, items) = self
+            .store
+            .load(order_id, store_id, &products)
+            .await
+            .map_err(|source| HandleError::Store {
+                order_id: order_id.clone(),
+                source,
+            })?;
+        let facts = CheckoutFacts {
+            order_id: order_id.clone(),
+            store_id: existing
+                .as_ref()
+                .map_or_else(|| store_id.clone(), |o| o.store_id.clone()),
+            lines,
+            payment,
+            payment_intent: event.session.payment_intent.clone(),
+            payment_link: event.session.payment_link.clone(),
+            event_id: event.event_id.clone(),
+        };
+        Ok(decide_checkout(existing.as_ref(), &facts, &items, now))
+    }
+
+    async fn lines(&self, order_id: &OrderId) -> Result<Vec<OrderLine>, HandleError> {
+        let raw =
+            self.payments
+                .line_items(order_id)
+                .await
+                .map_err(|source| HandleError::Payments {
+                    order_id: order_id.clone(),
+                    source,
+                })?;
+        let mut lines = Vec::with_capacity(raw.len());
+        for (index, l) in raw.into_iter().enumerate() {
+            let quantity = Quantity::new(l.quantity).map_err(|e| HandleError::BadLineItem {
+                order_id: order_id.clone(),
+                index,
+                message: format!("quantity: {e}"),
+            })?;
+            lines.push(OrderLine {
+                product_id: l.product_id,
+                quantity,
+            });
+        }
+        merge_lines(lines).map_err(|e| HandleError::BadLineItem {
+            order_id: order_id.clone(),
+            index: 0,
+            message: e.to_string(),
+        })
+    }
+
+    async fn items_of(&self, order: &OrderRecord) -> Result<Items, StoreError> {
+        let products: Vec<ProductId> = order.products().cloned().collect();
+        if products.is_empty() {
+            return Ok(Items::new());
+        }
+        Ok(self
+            .store
+            .load(&order.order_id, &order.store_id, &products)
+            .await?
+            .1)
+    }
+
+    fn log_outcome(&self, event: &CheckoutEvent, store_id: &StoreId, decision: &Decision) {
+        let (event_id, order_id) = (event.event_id.as_str(), event.session.id.as_str());
+        let created = match &decision.write.order {
+            Some(stockbridge_domain::OrderWrite::Create(r)) => Some(r),
+            _ => None,
+        };
+        match &decision.outcome {
+            Outcome::Unmatched => {
+                let products: Vec<&str> = created
+                    .map(|r| r.unmatched.iter().map(|l| l.product_id.as_str()).collect())
+                    .unwrap_or_default();
+                error!(stripe_event_id = event_id, order_id, store_id = %store_id, ?products, "order names no catalog product: recorded as unmatched, not refunded");
+            }
+            Outcome::Oversold(short) => {
+                warn!(stripe_event_id = event_id, order_id, store_id = %store_id, ?short, "order oversold: nothing taken, refunding if paid");
+            }
+            Outcome::AlreadyApplied(status) => {
+                info!(
+                    stripe_event_id = event_id,
+                    order_id,
+                    status = status.as_str(),
+                    "already applied: re-running side effects"
+                );
+            }
+            outcome => {
+                info!(stripe_event_id = event_id, order_id, store_id = %store_id, ?outcome, "order applied")
+            }
+        }
+        if let Some(r) = created.filter(|r| !r.unmatched.is_empty() && !r.lines.is_empty()) {
+            let products: Vec<&str> = r.unmatched.iter().map(|l| l.product_id.as_str()).collect();
+            error!(stripe_event_id = event_id, order_id, store_id = %store_id, ?products, "order has lines for products not in the catalog: those lines were ignored");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The application layer of stockbridge: ports, event decoding and use cases.
+//!
+//! Data flows one way: a raw EventBridge envelope comes in, [`events`] decodes the few fields we
+//! use, [`inventory::InventoryService`] loads state through the [`ports`], asks the domain for a
+//! decision, commits it in one conditional transaction and runs the idempotent effects.
+//!
+//! # Layout
+//! - [`ports`]: the small traits adapters implement (`InventoryStore`, `StockPublisher`,
+//!   `Payments`, `Clock`).
+//! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
+//! - [`inventory`]: the use case behind the `inventory` Lambda.
+//! - [`stock`]: operator stock changes (the CLI's `stock set|adjust`).
+//! - [`message`]: the stock topic and message contract storefronts rely on.
+//! - [`effects`]: running a decision's side effects.
+//! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
+
+pub mod effects;
+pub mod events;
+pub mod inventory;
+pub mod message;
+pub mod ports;
+pub mod stock;
+
+#[cfg(feature = "memory")]
+pub mod memory;
+
+mod retry;

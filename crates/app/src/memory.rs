@@ -1,0 +1,278 @@
+//! In-memory implementations of every port, for handler tests and benchmarks. They keep the
+//! same contracts as the real adapters: `commit` is all-or-nothing with the same conditions, and
+//! refunds honour idempotency keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use stockbridge_domain::{
+    CatalogItem, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite, PaymentLinkId, ProductId,
+    RefundId, RefundRequest, StockLevel, StoreId, Timestamp, WriteSet,
+};
+
+use crate::ports::{
+    Clock, InventoryStore, Payments, PaymentsError, PublishError, SessionLine, StockPublisher,
+    StoreError,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Everything the in-memory store holds.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryState {
+    /// Items by (store, product).
+    pub items: BTreeMap<(StoreId, ProductId), CatalogItem>,
+    /// Orders.
+    pub orders: BTreeMap<OrderId, OrderRecord>,
+    /// Ledger entries in commit order.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// An in-memory [`InventoryStore`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+    /// Number of `commit` calls that wrote.
+    pub commits: AtomicUsize,
+    /// Number of `commit` calls refused for a conflict.
+    pub conflicts: AtomicUsize,
+}
+
+impl MemoryStore {
+    /// Adds or replaces a catalog item.
+    pub fn put_item(&self, item: CatalogItem) {
+        lock(&self.state)
+            .items
+            .insert((item.store_id.clone(), item.product_id.clone()), item);
+    }
+
+    /// A copy of the state.
+    pub fn snapshot(&self) -> MemoryState {
+        lock(&self.state).clone()
+    }
+}
+
+impl InventoryStore for MemoryStore {
+    async fn load(
+        &self,
+        order_id: &OrderId,
+        store_id: &StoreId,
+        products: &[ProductId],
+    ) -> Result<(Option<OrderRecord>, Items), StoreError> {
+        let s = lock(&self.state);
+        let items = products
+            .iter()
+            .filter_map(|p| {
+                s.items
+                    .get(&(store_id.clone(), p.clone()))
+                    .map(|i| (p.clone(), i.clone()))
+            })
+            .collect();
+        Ok((s.orders.get(order_id).cloned(), items))
+    }
+
+    async fn load_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(lock(&self.state).orders.get(order_id).cloned())
+    }
+
+    async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let conflict = || {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+            Err(StoreError::Conflict)
+        };
+        match &write.order {
+            Some(OrderWrite::Create(r)) if s.orders.contains_key(&r.order_id) => return conflict(),
+            Some(OrderWrite::Update {
+                record,
+                expected_status,
+            }) if s.orders.get(&record.order_id).map(|o| o.status) != Some(*expected_status) => {
+                return conflict();
+            }
+            _ => {}
+        }
+        for u in &write.items {
+            match s.items.get(&(u.store_id.clone(), u.product_id.clone())) {
+                Some(i) if i.version == u.expected_version => {}
+                _ => return conflict(),
+            }
+        }
+        for (store, product, version) in &write.checks {
+            match s.items.get(&(store.clone(), product.clone())) {
+                Some(i) if i.version == *version => {}
+                _ => return conflict(),
+            }
+        }
+        match &write.order {
+            Some(OrderWrite::Create(r)) | Some(OrderWrite::Update { record: r, .. }) => {
+                s.orders.insert(r.order_id.clone(), r.clone());
+            }
+            None => {}
+        }
+        for u in &write.items {
+            if let Some(i) = s.items.get_mut(&(u.store_id.clone(), u.product_id.clone())) {
+                i.available = u.available;
+                i.version = u.version;
+                i.deactivated_links = u.deactivated_links.clone();
+                i.updated_at = u.at;
+            }
+        }
+        s.ledger.extend(write.ledger.iter().cloned());
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn record_refund(
+        &self,
+        order_id: &OrderId,
+        refund_id: &RefundId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let o = s
+            .orders
+            .get_mut(order_id)
+            .ok_or_else(|| StoreError::NotFound(order_id.to_string()))?;
+        o.refund_id = Some(refund_id.clone());
+        o.updated_at = at;
+        Ok(())
+    }
+
+    async fn item(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> Result<Option<CatalogItem>, StoreError> {
+        Ok(lock(&self.state)
+            .items
+            .get(&(store_id.clone(), product_id.clone()))
+            .cloned())
+    }
+}
+
+/// An in-memory [`StockPublisher`] that records every message; can be told to fail.
+#[derive(Debug, Default)]
+pub struct MemoryPublisher {
+    /// Published levels in order.
+    pub published: Mutex<Vec<StockLevel>>,
+    /// While > 0, publishes fail (and decrement it).
+    pub fail_next: AtomicUsize,
+}
+
+impl MemoryPublisher {
+    /// The latest level per (store, product) by version — what a version-aware client shows.
+    pub fn latest(&self) -> HashMap<(StoreId, ProductId), StockLevel> {
+        let mut out: HashMap<(StoreId, ProductId), StockLevel> = HashMap::new();
+        for l in lock(&self.published).iter() {
+            let k = (l.store_id.clone(), l.product_id.clone());
+            if out.get(&k).is_none_or(|old| old.version <= l.version) {
+                out.insert(k, l.clone());
+            }
+        }
+        out
+    }
+}
+
+impl StockPublisher for MemoryPublisher {
+    async fn publish(&self, level: &StockLevel) -> Result<(), PublishError> {
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PublishError {
+                topic: level.product_id.to_string(),
+                source: "injected failure".into(),
+            });
+        }
+        lock(&self.published).push(level.clone());
+        Ok(())
+    }
+}
+
+/// An in-memory [`Payments`]: sessions' lines, links' active flags and idempotent refunds.
+#[derive(Debug, Default)]
+pub struct MemoryPayments {
+    /// Lines per session.
+    pub sessions: Mutex<HashMap<OrderId, Vec<SessionLine>>>,
+    /// Active flag per link (absent = active).
+    pub links: Mutex<HashMap<PaymentLinkId, bool>>,
+    /// Refunds by idempotency key: (payment intent, refund id).
+    pub refunds: Mutex<BTreeMap<String, (String, RefundId)>>,
+    /// Calls made, by operation.
+    pub calls: Mutex<Vec<&'static str>>,
+}
+
+impl MemoryPayments {
+    /// Registers a session's lines.
+    pub fn add_session(&self, id: &OrderId, lines: Vec<SessionLine>) {
+        lock(&self.sessions).insert(id.clone(), lines);
+    }
+
+    /// Whether a link is active.
+    pub fn link_active(&self, link: &PaymentLinkId) -> bool {
+        lock(&self.links).get(link).copied().unwrap_or(true)
+    }
+}
+
+impl Payments for MemoryPayments {
+    async fn line_items(&self, session: &OrderId) -> Result<Vec<SessionLine>, PaymentsError> {
+        lock(&self.calls).push("line_items");
+        lock(&self.sessions)
+            .get(session)
+            .cloned()
+            .ok_or_else(|| PaymentsError::Rejected {
+                operation: "list line items",
+                message: format!("No such checkout.session: {session}"),
+            })
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
+        lock(&self.calls).push("refund");
+        let mut refunds = lock(&self.refunds);
+        if let Some((_, id)) = refunds.get(&request.idempotency_key) {
+            return Ok(id.clone());
+        }
+        let id = RefundId::parse(format!("re_{}", refunds.len() + 1)).map_err(|e| {
+            PaymentsError::Invalid {
+                operation: "refund",
+                message: e.to_string(),
+            }
+        })?;
+        refunds.insert(
+            request.idempotency_key.clone(),
+            (request.payment_intent.to_string(), id.clone()),
+        );
+        Ok(id)
+    }
+
+    async fn set_link_active(
+        &self,
+        link: &PaymentLinkId,
+        active: bool,
+        _msg: Option<&str>,
+    ) -> Result<(), PaymentsError> {
+        lock(&self.calls).push("set_link_active");
+        lock(&self.links).insert(link.clone(), active);
+        Ok(())
+    }
+}
+
+/// A clock that ticks one millisecond per call, from a start.
+#[derive(Debug)]
+pub struct TickingClock(pub AtomicI64);
+
+impl Default for TickingClock {
+    fn default() -> Self {
+        Self(AtomicI64::new(1_761_935_276_000))
+    }
+}
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,267 @@
+//! Ports: one small trait per capability. Adapters live in their own crates.
+
+use std::future::Future;
+
+use stockbridge_domain::{
+    CatalogItem, Items, OrderId, OrderRecord, PaymentLinkId, ProductId, RefundId, RefundRequest,
+    StockLevel, StoreId, Timestamp, WriteSet,
+};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of the transaction failed: the state changed since it was read (another
+    /// order took stock, or the same order was applied concurrently). Re-read and decide again.
+    #[error("the stored state changed since it was read (conditional write refused)")]
+    Conflict,
+    /// The store throttled us or is temporarily unavailable; retry later.
+    #[error("the store is throttling or unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored record could not be read back.
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The item does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Any other failure of the store (permissions, missing table, ...).
+    #[error("store request failed: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Conflict | Self::Unavailable(_))
+    }
+}
+
+/// Orders, stock and the ledger.
+pub trait InventoryStore: Send + Sync {
+    /// Reads an order record (if any) and the catalog items of `products` in `store_id`, with
+    /// strongly consistent reads. Products missing from the catalog are absent from the map.
+    fn load(
+        &self,
+        order_id: &OrderId,
+        store_id: &StoreId,
+        products: &[ProductId],
+    ) -> impl Future<Output = Result<(Option<OrderRecord>, Items), StoreError>> + Send;
+
+    /// Reads one order record.
+    fn load_order(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
+
+    /// Commits a decision's write set in ONE transaction, all or nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when any condition fails (an item's version moved, the order
+    /// already exists or changed status).
+    fn commit(&self, write: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that an order was refunded.
+    fn record_refund(
+        &self,
+        order_id: &OrderId,
+        refund_id: &RefundId,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads one catalog item.
+    fn item(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> impl Future<Output = Result<Option<CatalogItem>, StoreError>> + Send;
+}
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed: {source}")]
+pub struct PublishError {
+    /// The topic.
+    pub topic: String,
+    /// The cause.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Publishes stock levels to storefronts.
+pub trait StockPublisher: Send + Sync {
+    /// Publishes one level (retained, QoS 1) on its stock topic.
+    fn publish(&self, level: &StockLevel) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// One line of a Checkout Session as Stripe lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLine {
+    /// The price's product.
+    pub product_id: ProductId,
+    /// Units (Stripe may omit it; absent is an error upstream).
+    pub quantity: u64,
+}
+
+/// Why a Stripe call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    /// Stripe answered 429; retry later.
+    #[error("Stripe rate limit hit on {operation}")]
+    RateLimited {
+        /// What we were doing.
+        operation: &'static str,
+    },
+    /// Stripe answered 5xx or the connection failed; retry later.
+    #[error("Stripe unavailable on {operation}: {message}")]
+    Unavailable {
+        /// What we were doing.
+        operation: &'static str,
+        /// Details.
+        message: String,
+    },
+    /// The charge was already refunded (by someone else, e.g. in the Dashboard).
+    #[error("the payment was already refunded")]
+    AlreadyRefunded,
+    /// Stripe refused the request (4xx other than 429).
+    #[error("Stripe refused {operation}: {message}")]
+    Rejected {
+        /// What we were doing.
+        operation: &'static str,
+        /// Stripe's message.
+        message: String,
+    },
+    /// Stripe's answer did not contain what we need.
+    #[error("Stripe's answer to {operation} is unusable: {message}")]
+    Invalid {
+        /// What we were doing.
+        operation: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl PaymentsError {
+    /// Whether retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
+    }
+}
+
+/// The Stripe calls the inventory needs.
+pub trait Payments: Send + Sync {
+    /// Every line of a Checkout Session (all pages).
+    fn line_items(
+        &self,
+        session: &OrderId,
+    ) -> impl Future<Output = Result<Vec<SessionLine>, PaymentsError>> + Send;
+
+    /// Refunds a PaymentIntent in full with the request's idempotency key.
+    fn refund(
+        &self,
+        request: &RefundRequest,
+    ) -> impl Future<Output = Result<RefundId, PaymentsError>> + Send;
+
+    /// Switches a Payment Link on or off (with a message shown to buyers when off).
+    fn set_link_active(
+        &self,
+        link: &PaymentLinkId,
+        active: bool,
+        inactive_message: Option<&str>,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+}
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+}
+
+// Shared ports: an `Arc` of a port is the port.
+
+impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
+    fn load(
+        &self,
+        o: &OrderId,
+        s: &StoreId,
+        p: &[ProductId],
+    ) -> impl Future<Output = Result<(Option<OrderRecord>, Items), StoreError>> + Send {
+        (**self).load(o, s, p)
+    }
+    fn load_order(
+        &self,
+        o: &OrderId,
+    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send {
+        (**self).load_order(o)
+    }
+    fn commit(&self, w: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit(w)
+    }
+    fn record_refund(
+        &self,
+        o: &OrderId,
+        r: &RefundId,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_refund(o, r, at)
+    }
+    fn item(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+    ) -> impl Future<Output = Result<Option<CatalogItem>, StoreError>> + Send {
+        (**self).item(s, p)
+    }
+}
+
+impl<T: StockPublisher> StockPublisher for std::sync::Arc<T> {
+    fn publish(&self, level: &StockLevel) -> impl Future<Output = Result<(), PublishError>> + Send {
+        (**self).publish(level)
+    }
+}
+
+impl<T: Payments> Payments for std::sync::Arc<T> {
+    fn line_items(
+        &self,
+        s: &OrderId,
+    ) -> impl Future<Output = Result<Vec<SessionLine>, PaymentsError>> + Send {
+        (**self).line_items(s)
+    }
+    fn refund(
+        &self,
+        r: &RefundRequest,
+    ) -> impl Future<Output = Result<RefundId, PaymentsError>> + Send {
+        (**self).refund(r)
+    }
+    fn set_link_active(
+        &self,
+        l: &PaymentLinkId,
+        a: bool,
+        m: Option<&str>,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
+        (**self).set_link_active(l, a, m)
+    }
+}
+
+impl<T: Clock> Clock for std::sync::Arc<T> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
