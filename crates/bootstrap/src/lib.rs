@@ -1,0 +1,270 @@
+//! Configuration from the environment and construction of the adapters, shared by the
+//! `inventory` Lambda and the `stockbridge` CLI. Read once at start-up.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TABLE_NAME` | DynamoDB table | required |
+//! | `STRIPE_API_KEY` | Stripe secret/restricted key (local use) | — |
+//! | `STRIPE_SECRET_ARN` | Secrets Manager secret holding the key (AWS) | — |
+//! | `STRIPE_API_BASE` | Stripe API base URL | `https://api.stripe.com/` |
+//! | `STRIPE_LIVEMODE` | `true` to accept live-mode events only | `false` |
+//! | `STRIPE_EVENT_SOURCE_PREFIX` | accepted EventBridge `source` prefix | `aws.partner/stripe.com/` |
+//! | `STRIPE_TIMEOUT_MS` | per-attempt Stripe timeout | `10000` |
+//! | `DEFAULT_STORE_ID` | store of sessions without `metadata.store_id` | `default` |
+//! | `IOT_TOPIC_PREFIX` | stock topic prefix | `stockbridge` |
+//!
+//! AWS settings come from the SDK's standard variables (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`, credentials).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use stockbridge_app::events::EventFilter;
+use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::ports::SystemClock;
+use stockbridge_domain::{IdError, StoreId};
+use stockbridge_dynamodb::DynamoStore;
+use stockbridge_iot::IotPublisher;
+use stockbridge_stripe::{RetryPolicy, StripeConfig, StripePayments};
+
+/// Why the configuration is unusable. Each message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is missing.
+    #[error("{0} is not set: {1}")]
+    Missing(&'static str, &'static str),
+    /// A variable has an invalid value.
+    #[error("{name} is invalid: {message}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Stripe key could not be read from Secrets Manager.
+    #[error("reading the Stripe key from Secrets Manager ({arn}) failed: {message}")]
+    Secret {
+        /// The secret's ARN.
+        arn: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where the Stripe key comes from.
+#[derive(Debug, Clone)]
+pub enum StripeKeySource {
+    /// `STRIPE_API_KEY` (local use).
+    Env(SecretString),
+    /// `STRIPE_SECRET_ARN` (AWS).
+    SecretsManager(String),
+}
+
+/// The configuration of the binaries.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`.
+    pub table_name: String,
+    /// Where the Stripe key is.
+    pub stripe_key: Option<StripeKeySource>,
+    /// `STRIPE_API_BASE`.
+    pub stripe_api_base: Option<String>,
+    /// `STRIPE_TIMEOUT_MS`.
+    pub stripe_timeout: Duration,
+    /// `STRIPE_LIVEMODE`.
+    pub livemode: bool,
+    /// `STRIPE_EVENT_SOURCE_PREFIX`.
+    pub source_prefix: String,
+    /// `DEFAULT_STORE_ID`.
+    pub default_store: StoreId,
+    /// `IOT_TOPIC_PREFIX`.
+    pub topic_prefix: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first missing or invalid variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let table_name = var("TABLE_NAME").ok_or(ConfigError::Missing(
+            "TABLE_NAME",
+            "set it to the DynamoDB table name",
+        ))?;
+        let stripe_key = match (var("STRIPE_API_KEY"), var("STRIPE_SECRET_ARN")) {
+            (Some(k), _) => Some(StripeKeySource::Env(SecretString::from(k))),
+            (None, Some(arn)) => Some(StripeKeySource::SecretsManager(arn)),
+            (None, None) => None,
+        };
+        let livemode = match var("STRIPE_LIVEMODE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "STRIPE_LIVEMODE",
+                    message: format!("{other:?} is not true or false"),
+                });
+            }
+        };
+        let stripe_timeout = match var("STRIPE_TIMEOUT_MS") {
+            None => Duration::from_secs(10),
+            Some(v) => Duration::from_millis(v.parse().map_err(|_| ConfigError::Invalid {
+                name: "STRIPE_TIMEOUT_MS",
+                message: format!("{v:?} is not a number of milliseconds"),
+            })?),
+        };
+        let default_store = StoreId::parse(
+            var("DEFAULT_STORE_ID").unwrap_or_else(|| "default".into()),
+        )
+        .map_err(|e: IdError| ConfigError::Invalid {
+            name: "DEFAULT_STORE_ID",
+            message: e.to_string(),
+        })?;
+        let topic_prefix = var("IOT_TOPIC_PREFIX").unwrap_or_else(|| "stockbridge".into());
+        if topic_prefix.contains(['+', '#'])
+            || topic_prefix.starts_with('/')
+            || topic_prefix.ends_with('/')
+        {
+            return Err(ConfigError::Invalid {
+                name: "IOT_TOPIC_PREFIX",
+                message: "must not contain + or # nor start or end with /".into(),
+            });
+        }
+        Ok(Self {
+            table_name,
+            stripe_key,
+            stripe_api_base: var("STRIPE_API_BASE"),
+            stripe_timeout,
+            livemode,
+            source_prefix: var("STRIPE_EVENT_SOURCE_PREFIX")
+                .unwrap_or_else(|| "aws.partner/stripe.com/".into()),
+            default_store,
+            topic_prefix,
+        })
+    }
+}
+
+/// The inventory use case wired to the real adapters.
+pub type LiveInventory = Inventory<DynamoStore, IotPublisher, StripePayments, SystemClock>;
+
+/// The adapters, built once.
+#[derive(Debug, Clone)]
+pub struct Adapters {
+    /// DynamoDB.
+    pub store: DynamoStore,
+    /// IoT Core.
+    pub publisher: IotPublisher,
+    /// Stripe.
+    pub payments: StripePayments,
+}
+
+/// Loads the shared AWS configuration (standard variables and credential chain).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+async fn stripe_key(
+    source: &StripeKeySource,
+    aws: &aws_config::SdkConfig,
+) -> Result<SecretString, ConfigError> {
+    match source {
+        StripeKeySource::Env(k) => Ok(k.clone()),
+        StripeKeySource::SecretsManager(arn) => {
+            let secret_err = |message: String| ConfigError::Secret {
+                arn: arn.clone(),
+                message,
+            };
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            let out = client
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    secret_err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                })?;
+            let raw = out
+                .secret_string()
+                .ok_or_else(|| secret_err("the secret has no string value".into()))?;
+            // Either the raw key, or JSON {"api_key": "..."}.
+            let key = if raw.trim_start().starts_with('{') {
+                serde_json::from_str::<serde_json::Value>(raw)
+                    .ok()
+                    .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).map(str::to_owned))
+                    .ok_or_else(|| {
+                        secret_err("the JSON secret has no string field api_key".into())
+                    })?
+            } else {
+                raw.trim().to_owned()
+            };
+            Ok(SecretString::from(key))
+        }
+    }
+}
+
+/// Builds every adapter from the configuration.
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key is missing or unreadable.
+pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
+    let aws = aws_config().await;
+    let source = config.stripe_key.as_ref().ok_or(ConfigError::Missing(
+        "STRIPE_API_KEY",
+        "set STRIPE_API_KEY (local) or STRIPE_SECRET_ARN (AWS)",
+    ))?;
+    let api_key = stripe_key(source, &aws).await?;
+    if !api_key.expose_secret().starts_with("sk_") && !api_key.expose_secret().starts_with("rk_") {
+        return Err(ConfigError::Invalid {
+            name: "STRIPE_API_KEY",
+            message: "does not look like a Stripe secret or restricted key (sk_… or rk_…)".into(),
+        });
+    }
+    let payments = StripePayments::new(&StripeConfig {
+        api_key,
+        api_base: config.stripe_api_base.clone(),
+        timeout: config.stripe_timeout,
+        retry: RetryPolicy::default(),
+    })
+    .map_err(|e| ConfigError::Invalid {
+        name: "STRIPE_API_BASE",
+        message: e.to_string(),
+    })?;
+    Ok(Adapters {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+        publisher: IotPublisher::new(
+            aws_sdk_iotdataplane::Client::new(&aws),
+            &config.topic_prefix,
+        ),
+        payments,
+    })
+}
+
+/// Builds the inventory use case from the configuration.
+///
+/// # Errors
+/// [`ConfigError`].
+pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
+    let a = adapters(config).await?;
+    Ok(Inventory::new(
+        a.store,
+        a.publisher,
+        a.payments,
+        SystemClock,
+        InventoryConfig {
+            filter: EventFilter {
+                source_prefix: config.source_prefix.clone(),
+                livemode: config.livemode,
+            },
+            default_store: config.default_store.clone(),
+            max_attempts: 50,
+        },
+    ))
+}

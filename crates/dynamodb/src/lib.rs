@@ -1,0 +1,635 @@
+//! DynamoDB adapter: orders, stock and the ledger in one table.
+//!
+//! # Layout (single-table design, keys `pk` / `sk`, both strings)
+//! | record | pk | sk |
+//! |---|---|---|
+//! | catalog item (stock) | `ITEM#{store_id}#{product_id}` | `ITEM` |
+//! | ledger entry | `ITEM#{store_id}#{product_id}` | `LEDGER#{version:020}` |
+//! | order | `ORDER#{checkout_session_id}` | `ORDER` |
+//!
+//! Ids never contain `#` (the domain refuses it), so keys cannot collide. A decision's write set
+//! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
+//! status), one conditional update per item (`version = :seen`), a condition check per item only
+//! read, and one ledger put per movement. Any failed condition is [`StoreError::Conflict`].
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement, KeyType,
+    KeysAndAttributes, Put, ScalarAttributeType, TransactWriteItem, Update,
+};
+use stockbridge_app::ports::{InventoryStore, StoreError};
+use stockbridge_domain::{
+    CatalogItem, Cause, CauseKind, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite,
+    PaymentLinkId, ProductId, RefundId, StoreId, StripeEventId, Timestamp, WriteSet,
+};
+use tracing::debug;
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// The DynamoDB store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn item_pk(store: &StoreId, product: &ProductId) -> String {
+    format!("ITEM#{store}#{product}")
+}
+
+fn order_pk(order: &OrderId) -> String {
+    format!("ORDER#{order}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn links(v: &[PaymentLinkId]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|l| s(l.as_str())).collect())
+}
+
+fn key(pk: String, sk: &str) -> Attrs {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Other(Box::new(e))
+}
+
+/// Maps an SDK error: throttling and 5xx are retryable, the rest is not.
+fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = e.code().unwrap_or_default().to_owned();
+    let retryable = matches!(
+        e,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    ) || matches!(
+        code.as_str(),
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "TransactionInProgressException"
+    );
+    let message = format!("{code}: {}", e.message().unwrap_or("no message"));
+    let boxed: Box<dyn std::error::Error + Send + Sync> = match e {
+        SdkError::ServiceError(se) => Box::new(se.into_err()),
+        other => Box::new(std::io::Error::other(format!(
+            "{message} ({})",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&other)
+        ))),
+    };
+    if code == "ConditionalCheckFailedException" {
+        return StoreError::Conflict;
+    }
+    if retryable {
+        StoreError::Unavailable(boxed)
+    } else {
+        StoreError::Other(boxed)
+    }
+}
+
+fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn get_s<'a>(a: &'a Attrs, name: &str, key: &str) -> Result<&'a str, StoreError> {
+    a.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(key, format!("missing string attribute {name}")))
+}
+
+fn get_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<T, StoreError> {
+    a.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupt(key, format!("missing or invalid number attribute {name}")))
+}
+
+fn get_links(a: &Attrs, name: &str, key: &str) -> Result<Vec<PaymentLinkId>, StoreError> {
+    let Some(v) = a.get(name) else {
+        return Ok(Vec::new());
+    };
+    let list = v
+        .as_l()
+        .map_err(|_| corrupt(key, format!("{name} is not a list")))?;
+    list.iter()
+        .map(|v| {
+            v.as_s()
+                .ok()
+                .and_then(|s| PaymentLinkId::parse(s.as_str()).ok())
+                .ok_or_else(|| corrupt(key, format!("{name} holds an invalid link id")))
+        })
+        .collect()
+}
+
+fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
+    let pk = get_s(a, "pk", "?")?.to_owned();
+    let bad = |e: stockbridge_domain::IdError| corrupt(&pk, e.to_string());
+    Ok(CatalogItem {
+        store_id: StoreId::parse(get_s(a, "store_id", &pk)?).map_err(bad)?,
+        product_id: ProductId::parse(get_s(a, "product_id", &pk)?).map_err(bad)?,
+        name: a
+            .get("name")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default(),
+        available: get_n(a, "available", &pk)?,
+        version: get_n(a, "version", &pk)?,
+        payment_links: get_links(a, "payment_links", &pk)?,
+        deactivated_links: get_links(a, "deactivated_links", &pk)?,
+        updated_at: Timestamp(get_n(a, "updated_at", &pk)?),
+    })
+}
+
+fn item_attrs(item: &CatalogItem) -> Attrs {
+    let mut a = key(item_pk(&item.store_id, &item.product_id), "ITEM");
+    a.insert("kind".into(), s("item"));
+    a.insert("store_id".into(), s(item.store_id.as_str()));
+    a.insert("product_id".into(), s(item.product_id.as_str()));
+    a.insert("name".into(), s(item.name.clone()));
+    a.insert("available".into(), n(item.available));
+    a.insert("version".into(), n(item.version));
+    a.insert("payment_links".into(), links(&item.payment_links));
+    a.insert("deactivated_links".into(), links(&item.deactivated_links));
+    a.insert("updated_at".into(), n(item.updated_at.0));
+    a
+}
+
+fn parse_order(a: &Attrs) -> Result<OrderRecord, StoreError> {
+    let pk = get_s(a, "pk", "?")?.to_owned();
+    let mut record: OrderRecord =
+        serde_json::from_str(get_s(a, "record", &pk)?).map_err(|e| corrupt(&pk, e.to_string()))?;
+    if let Some(r) = a.get("refund_id").and_then(|v| v.as_s().ok()) {
+        record.refund_id =
+            Some(RefundId::parse(r.as_str()).map_err(|e| corrupt(&pk, e.to_string()))?);
+    }
+    Ok(record)
+}
+
+fn order_attrs(r: &OrderRecord) -> Result<Attrs, StoreError> {
+    let mut a = key(order_pk(&r.order_id), "ORDER");
+    a.insert("kind".into(), s("order"));
+    a.insert("status".into(), s(r.status.as_str()));
+    a.insert("store_id".into(), s(r.store_id.as_str()));
+    a.insert(
+        "record".into(),
+        s(serde_json::to_string(r).map_err(|e| corrupt(r.order_id.as_str(), e.to_string()))?),
+    );
+    if let Some(id) = &r.refund_id {
+        a.insert("refund_id".into(), s(id.as_str()));
+    }
+    a.insert("created_at".into(), n(r.created_at.0));
+    a.insert("updated_at".into(), n(r.updated_at.0));
+    Ok(a)
+}
+
+fn ledger_attrs(e: &LedgerEntry) -> Attrs {
+    let mut a = key(
+        item_pk(&e.store_id, &e.product_id),
+        &format!("LEDGER#{:020}", e.version),
+    );
+    a.insert("kind".into(), s("ledger"));
+    a.insert("store_id".into(), s(e.store_id.as_str()));
+    a.insert("product_id".into(), s(e.product_id.as_str()));
+    a.insert("version".into(), n(e.version));
+    a.insert("delta".into(), n(e.delta));
+    a.insert("level".into(), n(e.level));
+    a.insert("cause".into(), s(e.cause.kind.as_str()));
+    if let Some(id) = &e.cause.stripe_event_id {
+        a.insert("stripe_event_id".into(), s(id.as_str()));
+    }
+    if let Some(id) = &e.cause.order_id {
+        a.insert("order_id".into(), s(id.as_str()));
+    }
+    if let Some(actor) = &e.cause.actor {
+        a.insert("actor".into(), s(actor.clone()));
+    }
+    a.insert("at".into(), n(e.at.0));
+    a
+}
+
+fn parse_ledger(a: &Attrs) -> Result<LedgerEntry, StoreError> {
+    let pk = get_s(a, "pk", "?")?.to_owned();
+    let bad = |e: stockbridge_domain::IdError| corrupt(&pk, e.to_string());
+    let opt = |name: &str| a.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Ok(LedgerEntry {
+        store_id: StoreId::parse(get_s(a, "store_id", &pk)?).map_err(bad)?,
+        product_id: ProductId::parse(get_s(a, "product_id", &pk)?).map_err(bad)?,
+        version: get_n(a, "version", &pk)?,
+        delta: get_n(a, "delta", &pk)?,
+        level: get_n(a, "level", &pk)?,
+        cause: Cause {
+            kind: CauseKind::parse(get_s(a, "cause", &pk)?)
+                .ok_or_else(|| corrupt(&pk, "unknown cause"))?,
+            stripe_event_id: opt("stripe_event_id")
+                .map(StripeEventId::parse)
+                .transpose()
+                .map_err(bad)?,
+            order_id: opt("order_id")
+                .map(OrderId::parse)
+                .transpose()
+                .map_err(bad)?,
+            actor: opt("actor"),
+        },
+        at: Timestamp(get_n(a, "at", &pk)?),
+    })
+}
+
+fn build<T, E: std::error::Error + Send + Sync + 'static>(
+    r: Result<T, E>,
+) -> Result<T, StoreError> {
+    r.map_err(other)
+}
+
+impl DynamoStore {
+    /// A store on `table`, with a client built from the standard AWS configuration
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`, credentials).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand, keys `pk`/`sk`) if it does not exist, and waits until it
+    /// is active. Returns whether it was created.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the call fails.
+    pub async fn create_table(&self) -> Result<bool, StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let keyel = |name: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+        };
+        let r = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(build(attr("pk"))?)
+            .attribute_definitions(build(attr("sk"))?)
+            .key_schema(build(keyel("pk", KeyType::Hash))?)
+            .key_schema(build(keyel("sk", KeyType::Range))?)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// Creates a catalog item that does not exist yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when it exists.
+    pub async fn create_item(
+        &self,
+        item: &CatalogItem,
+        entry: &LedgerEntry,
+    ) -> Result<(), StoreError> {
+        let put_item = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item_attrs(item)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let put_entry = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_attrs(entry)))
+                .build(),
+        )?;
+        self.transact(vec![
+            TransactWriteItem::builder().put(put_item).build(),
+            TransactWriteItem::builder().put(put_entry).build(),
+        ])
+        .await
+    }
+
+    /// Updates an item's name and payment links (not its stock).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the item does not exist.
+    pub async fn update_item_details(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        name: &str,
+        payment_links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store, product), "ITEM")))
+            .update_expression("SET #name = :name, payment_links = :links")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .expression_attribute_values(":links", links(payment_links))
+            .send()
+            .await;
+        match r.map_err(sdk_error) {
+            Err(StoreError::Conflict) => Err(StoreError::NotFound(format!("{store}/{product}"))),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// The ledger of one item, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ledger(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ledger)")
+            .expression_attribute_values(":pk", s(item_pk(store, product)))
+            .expression_attribute_values(":ledger", s("LEDGER#"))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(a) = pages.next().await {
+            out.push(parse_ledger(&a.map_err(sdk_error)?)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads several orders.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn orders(&self, ids: &[OrderId]) -> Result<Vec<OrderRecord>, StoreError> {
+        let keys: Vec<Attrs> = ids.iter().map(|o| key(order_pk(o), "ORDER")).collect();
+        let mut out = Vec::new();
+        for a in self.batch_get(keys).await? {
+            out.push(parse_order(&a)?);
+        }
+        out.sort_by_key(|o| o.created_at);
+        Ok(out)
+    }
+
+    async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build(),
+            )?);
+            let mut attempt = 0u32;
+            while let Some(req) = pending.take() {
+                let r = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if let Some(items) = r.responses().and_then(|m| m.get(&self.table)) {
+                    out.extend(items.iter().cloned());
+                }
+                pending = r
+                    .unprocessed_keys()
+                    .and_then(|m| m.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if pending.is_some() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Unavailable(
+                            "DynamoDB left keys unprocessed after 8 attempts".into(),
+                        ));
+                    }
+                    // DynamoDB asks for backoff on unprocessed keys.
+                    tokio::time::sleep(std::time::Duration::from_millis(10u64 << attempt.min(6)))
+                        .await;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                    e.as_service_error()
+                {
+                    let codes: Vec<&str> = c.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                    debug!(?codes, "transaction cancelled");
+                    if codes.iter().all(|c| matches!(*c, "None" | "ConditionalCheckFailed" | "TransactionConflict")) {
+                        return Err(StoreError::Conflict);
+                    }
+                    if codes.iter().any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded")) {
+                        return Err(StoreError::Unavailable(format!("transaction throttled: {codes:?}").into()));
+                    }
+                }
+                if e.code() == Some("TransactionConflictException") {
+                    return Err(StoreError::Conflict);
+                }
+                Err(sdk_error(e))
+            }
+        }
+    }
+}
+
+impl InventoryStore for DynamoStore {
+    async fn load(
+        &self,
+        order_id: &OrderId,
+        store_id: &StoreId,
+        products: &[ProductId],
+    ) -> Result<(Option<OrderRecord>, Items), StoreError> {
+        let mut keys = vec![key(order_pk(order_id), "ORDER")];
+        keys.extend(products.iter().map(|p| key(item_pk(store_id, p), "ITEM")));
+        let mut order = None;
+        let mut items = Items::new();
+        for a in self.batch_get(keys).await? {
+            match a.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                Some("ORDER") => order = Some(parse_order(&a)?),
+                _ => {
+                    let item = parse_item(&a)?;
+                    items.insert(item.product_id.clone(), item);
+                }
+            }
+        }
+        Ok((order, items))
+    }
+
+    async fn load_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(order_id), "ORDER")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.item().map(parse_order).transpose()
+    }
+
+    async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
+        let mut actions = Vec::with_capacity(1 + write.items.len() * 2 + write.checks.len());
+        match &write.order {
+            Some(OrderWrite::Create(r)) => {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(order_attrs(r)?))
+                    .condition_expression("attribute_not_exists(pk)");
+                actions.push(
+                    TransactWriteItem::builder()
+                        .put(build(put.build())?)
+                        .build(),
+                );
+            }
+            Some(OrderWrite::Update {
+                record,
+                expected_status,
+            }) => {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(order_attrs(record)?))
+                    .condition_expression("#status = :expected")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":expected", s(expected_status.as_str()));
+                actions.push(
+                    TransactWriteItem::builder()
+                        .put(build(put.build())?)
+                        .build(),
+                );
+            }
+            None => {}
+        }
+        for u in &write.items {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
+                .update_expression(
+                    "SET available = :a, version = :v, deactivated_links = :d, updated_at = :t",
+                )
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":a", n(u.available))
+                .expression_attribute_values(":v", n(u.version))
+                .expression_attribute_values(":d", links(&u.deactivated_links))
+                .expression_attribute_values(":t", n(u.at.0))
+                .expression_attribute_values(":seen", n(u.expected_version));
+            actions.push(
+                TransactWriteItem::builder()
+                    .update(build(update.build())?)
+                    .build(),
+            );
+        }
+        for (store, product, version) in &write.checks {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(item_pk(store, product), "ITEM")))
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", n(version));
+            actions.push(
+                TransactWriteItem::builder()
+                    .condition_check(build(check.build())?)
+                    .build(),
+            );
+        }
+        for e in &write.ledger {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_attrs(e)))
+                .condition_expression("attribute_not_exists(pk)");
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+            );
+        }
+        if actions.is_empty() {
+            return Ok(());
+        }
+        self.transact(actions).await
+    }
+
+    async fn record_refund(
+        &self,
+        order_id: &OrderId,
+        refund_id: &RefundId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(order_id), "ORDER")))
+            .update_expression("SET refund_id = :r, updated_at = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":r", s(refund_id.as_str()))
+            .expression_attribute_values(":t", n(at.0))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn item(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> Result<Option<CatalogItem>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store_id, product_id), "ITEM")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.item().map(parse_item).transpose()
+    }
+}

@@ -1,0 +1,55 @@
+//! AWS IoT Core data-plane adapter: publishes stock levels as retained QoS 1 messages on
+//! `{prefix}/{store_id}/products/{product_id}/stock` (see `stockbridge_app::message`).
+//!
+//! The endpoint comes from the SDK's standard configuration (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`
+//! = `https://<id>-ats.iot.<region>.amazonaws.com` in AWS; the local bridge in tests).
+
+use aws_sdk_iotdataplane::Client;
+use aws_sdk_iotdataplane::primitives::Blob;
+use stockbridge_app::message::{stock_payload, stock_topic};
+use stockbridge_app::ports::{PublishError, StockPublisher};
+use stockbridge_domain::StockLevel;
+
+/// Publishes stock levels to IoT Core.
+#[derive(Debug, Clone)]
+pub struct IotPublisher {
+    client: Client,
+    prefix: String,
+}
+
+impl IotPublisher {
+    /// A publisher on topics under `prefix`.
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+}
+
+impl StockPublisher for IotPublisher {
+    async fn publish(&self, level: &StockLevel) -> Result<(), PublishError> {
+        let topic = stock_topic(&self.prefix, &level.store_id, &level.product_id);
+        self.client
+            .publish()
+            .topic(&topic)
+            .qos(1)
+            .retain(true)
+            .payload(Blob::new(stock_payload(level)))
+            .send()
+            .await
+            .map_err(|e| PublishError {
+                topic: topic.clone(),
+                source: Box::new(std::io::Error::other(
+                    aws_sdk_iotdataplane::error::DisplayErrorContext(e).to_string(),
+                )),
+            })?;
+        tracing::debug!(
+            topic,
+            available = level.available,
+            version = level.version,
+            "stock published"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! Stripe adapter: the [`Payments`] port over async-stripe's typed client.
+//!
+//! Every call has a timeout (async-stripe sets none by default) and is retried here with
+//! exponential backoff and full jitter on 429, 5xx and transport errors — async-stripe's own
+//! retry strategies would send a fresh random idempotency key per `send()` (or none without its
+//! `uuid` feature), which cannot deduplicate across Lambda retries. Refunds carry the order's
+//! deterministic idempotency key on every attempt, so a refund is made at most once however often
+//! it is retried. Link switches are naturally idempotent and carry no key (a key would replay an
+//! old result if a link is switched off, on and off again within 24 hours).
+//!
+//! Note: async-stripe 1.0.0-rc.10 builds its HTTP client with `pool_max_idle_per_host(0)`, so each
+//! call opens a new TCP+TLS connection. A paid order makes one Stripe call (line items), so the
+//! cost is one handshake per order; see docs/benchmarks.md.
+
+use std::time::Duration;
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use stockbridge_app::ports::{Payments, PaymentsError, SessionLine};
+use stockbridge_domain::{OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest};
+use stripe::{
+    ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError,
+    StripeRequest,
+};
+use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
+use stripe_core::refund::CreateRefund;
+use stripe_payment::payment_link::UpdatePaymentLink;
+use stripe_types::Expandable;
+use tracing::warn;
+
+/// Retry settings for Stripe calls.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total attempts per call.
+    pub attempts: u32,
+    /// First backoff ceiling.
+    pub base: Duration,
+    /// Largest backoff ceiling.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Configuration of the Stripe client.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// The secret or restricted key. Never logged.
+    pub api_key: SecretString,
+    /// API base URL (`https://api.stripe.com/` by default; the local fake in tests).
+    pub api_base: Option<String>,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+/// Why the Stripe client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Stripe configuration: {0}")]
+pub struct StripeConfigError(String);
+
+/// The Stripe adapter.
+#[derive(Clone)]
+pub struct StripePayments {
+    client: Client,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for StripePayments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripePayments").finish_non_exhaustive()
+    }
+}
+
+impl StripePayments {
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`StripeConfigError`] when the key or URL is unusable.
+    pub fn new(config: &StripeConfig) -> Result<Self, StripeConfigError> {
+        let mut b = ClientBuilder::new(config.api_key.expose_secret()).timeout(config.timeout);
+        if let Some(base) = &config.api_base {
+            b = b.url(base.trim_end_matches('/'));
+        }
+        // The error text of an invalid key could echo it: never pass it on.
+        let client = b.build().map_err(|e| {
+            StripeConfigError(match e {
+                StripeError::ConfigError(_) => "the API key or base URL is not usable".to_owned(),
+                other => other.to_string(),
+            })
+        })?;
+        Ok(Self {
+            client,
+            retry: config.retry,
+        })
+    }
+
+    async fn with_retry<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut call: F,
+    ) -> Result<T, PaymentsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StripeError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => classify(operation, e),
+            };
+            if !err.is_retryable() || attempt >= self.retry.attempts {
+                return Err(err);
+            }
+            let ceiling = self
+                .retry
+                .cap
+                .min(self.retry.base.saturating_mul(1 << (attempt - 1).min(16)));
+            let pause = rand::rng().random_range(Duration::ZERO..=ceiling);
+            warn!(operation, attempt, error = %err, pause_ms = pause.as_millis() as u64, "Stripe call failed: retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+fn classify(operation: &'static str, e: StripeError) -> PaymentsError {
+    match e {
+        StripeError::Stripe(api, status) => {
+            let message = api
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            if status == 429 {
+                PaymentsError::RateLimited { operation }
+            } else if status >= 500 {
+                PaymentsError::Unavailable { operation, message }
+            } else if matches!(api.code, Some(ApiErrorsCode::ChargeAlreadyRefunded)) {
+                PaymentsError::AlreadyRefunded
+            } else {
+                PaymentsError::Rejected {
+                    operation,
+                    message: format!("HTTP {status}: {message}"),
+                }
+            }
+        }
+        StripeError::Timeout => PaymentsError::Unavailable {
+            operation,
+            message: "timed out".into(),
+        },
+        StripeError::ClientError(m) => PaymentsError::Unavailable {
+            operation,
+            message: m,
+        },
+        StripeError::JSONDeserialize(m) => PaymentsError::Invalid {
+            operation,
+            message: m,
+        },
+        StripeError::ConfigError(m) => PaymentsError::Rejected {
+            operation,
+            message: m,
+        },
+    }
+}
+
+impl Payments for StripePayments {
+    async fn line_items(&self, session: &OrderId) -> Result<Vec<SessionLine>, PaymentsError> {
+        const OP: &str = "list checkout session line items";
+        let mut lines = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListLineItemsCheckoutSession::new(session.as_str()).limit(100);
+            if let Some(a) = &after {
+                req = req.starting_after(a.clone());
+            }
+            let page = self.with_retry(OP, || req.send(&self.client)).await?;
+            for item in &page.data {
+                let invalid = |message: String| PaymentsError::Invalid {
+                    operation: OP,
+                    message,
+                };
+                let price = item
+                    .price
+                    .as_ref()
+                    .ok_or_else(|| invalid(format!("line item {} has no price", item.id)))?;
+                let product = match &price.product {
+                    Expandable::Id(id) => id.as_str().to_owned(),
+                    Expandable::Object(p) => p.id.as_str().to_owned(),
+                };
+                let product_id = ProductId::parse(product)
+                    .map_err(|e| invalid(format!("line item {}: price.product: {e}", item.id)))?;
+                let quantity = item
+                    .quantity
+                    .ok_or_else(|| invalid(format!("line item {} has no quantity", item.id)))?;
+                lines.push(SessionLine {
+                    product_id,
+                    quantity,
+                });
+            }
+            match (page.has_more, page.data.last()) {
+                (true, Some(last)) => after = Some(last.id.as_str().to_owned()),
+                _ => return Ok(lines),
+            }
+        }
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
+        const OP: &str = "create refund";
+        let key =
+            IdempotencyKey::new(&request.idempotency_key).map_err(|e| PaymentsError::Invalid {
+                operation: OP,
+                message: format!("idempotency key: {e:?}"),
+            })?;
+        let req = CreateRefund::new().payment_intent(request.payment_intent.as_str());
+        let refund = self
+            .with_retry(OP, || {
+                req.customize()
+                    .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                    .send(&self.client)
+            })
+            .await?;
+        RefundId::parse(refund.id.as_str()).map_err(|e| PaymentsError::Invalid {
+            operation: OP,
+            message: e.to_string(),
+        })
+    }
+
+    async fn set_link_active(
+        &self,
+        link: &PaymentLinkId,
+        active: bool,
+        inactive_message: Option<&str>,
+    ) -> Result<(), PaymentsError> {
+        const OP: &str = "update payment link";
+        let mut req = UpdatePaymentLink::new(link.as_str()).active(active);
+        if let Some(m) = inactive_message {
+            req = req.inactive_message(m);
+        }
+        self.with_retry(OP, || req.send(&self.client)).await?;
+        Ok(())
+    }
+}
