@@ -210,6 +210,14 @@ async fn stripe_key(
     }
 }
 
+/// Builds only the DynamoDB store (for commands that need no Stripe key).
+pub async fn store(config: &Config) -> DynamoStore {
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config().await),
+        &config.table_name,
+    )
+}
+
 /// Builds every adapter from the configuration.
 ///
 /// # Errors
@@ -252,8 +260,12 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
 /// # Errors
 /// [`ConfigError`].
 pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
-    let a = adapters(config).await?;
-    Ok(Inventory::new(
+    Ok(inventory_from(adapters(config).await?, config))
+}
+
+/// Builds the inventory use case from adapters already built.
+pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
+    Inventory::new(
         a.store,
         a.publisher,
         a.payments,
@@ -266,5 +278,5 @@ pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
             default_store: config.default_store.clone(),
             max_attempts: 50,
         },
-    ))
+    )
 }

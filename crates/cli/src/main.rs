@@ -1,1 +1,498 @@
-fn main() {}
+//! The `stockbridge` command line: create the table, import a catalog, show and change stock,
+//! read an item's history. Same configuration as the Lambda (see the README).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use stockbridge_app::message::rfc3339;
+use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
+use stockbridge_bootstrap::Config;
+use stockbridge_domain::{
+    CatalogItem, Cause, CauseKind, LedgerEntry, OrderId, PaymentLinkId, ProductId, StockChange,
+    StoreId,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "stockbridge",
+    version,
+    about = "Real-time inventory on top of Stripe"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The DynamoDB table.
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+    /// The catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Stock levels.
+    Stock {
+        #[command(subcommand)]
+        command: StockCommand,
+    },
+    /// An item's orders and ledger.
+    History {
+        /// Product id (the Stripe product id).
+        product: String,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Create the table if it does not exist (local and first-time use; SAM creates it in AWS).
+    Create,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Import items from JSON (`[{"product_id","store_id","name","stock","payment_links":[..]}]`)
+    /// or CSV (header `product_id,store_id,name,stock,payment_links`, links separated by `;`).
+    /// New items are created; existing ones get their name and links updated, and their stock
+    /// set through the same compare-and-set as `stock set`.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StockCommand {
+    /// Show an item's stock.
+    Show {
+        /// Product id.
+        product: String,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the level (a restock from 0 switches the links back on).
+    Set {
+        /// Product id.
+        product: String,
+        /// Units.
+        units: u64,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Only if the item is still at this version (from `stock show`).
+        #[arg(long)]
+        expect_version: Option<u64>,
+    },
+    /// Add (or with a negative number, remove) units. Use `--` before a negative number.
+    Adjust {
+        /// Product id.
+        product: String,
+        /// Units to add (negative to remove).
+        #[arg(allow_negative_numbers = true)]
+        delta: i64,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Only if the item is still at this version (from `stock show`).
+        #[arg(long)]
+        expect_version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportRow {
+    product_id: String,
+    store_id: Option<String>,
+    name: String,
+    stock: u64,
+    #[serde(default)]
+    payment_links: LinksField,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+enum LinksField {
+    #[default]
+    None,
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl LinksField {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::List(v) => v,
+            Self::Joined(s) => s
+                .split([';', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ItemView<'a> {
+    product_id: &'a str,
+    store_id: &'a str,
+    name: &'a str,
+    available: u64,
+    version: u64,
+    sold_out: bool,
+    payment_links: Vec<&'a str>,
+    deactivated_links: Vec<&'a str>,
+    updated_at: String,
+}
+
+fn view(i: &CatalogItem) -> ItemView<'_> {
+    ItemView {
+        product_id: i.product_id.as_str(),
+        store_id: i.store_id.as_str(),
+        name: &i.name,
+        available: i.available,
+        version: i.version,
+        sold_out: i.available == 0,
+        payment_links: i.payment_links.iter().map(PaymentLinkId::as_str).collect(),
+        deactivated_links: i
+            .deactivated_links
+            .iter()
+            .map(PaymentLinkId::as_str)
+            .collect(),
+        updated_at: rfc3339(i.updated_at),
+    }
+}
+
+fn store_id(config: &Config, store: Option<String>) -> Result<StoreId> {
+    match store {
+        Some(s) => StoreId::parse(s).context("--store"),
+        None => Ok(config.default_store.clone()),
+    }
+}
+
+fn read_rows(path: &Path) -> Result<Vec<ImportRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON array of catalog items", path.display()))
+    } else {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        reader
+            .deserialize()
+            .enumerate()
+            .map(|(i, r)| r.with_context(|| format!("{}: CSV row {}", path.display(), i + 2)))
+            .collect()
+    }
+}
+
+async fn import(config: &Config, path: &Path) -> Result<()> {
+    let rows = read_rows(path)?;
+    let adapters = stockbridge_bootstrap::adapters(config).await?;
+    let store = adapters.store.clone();
+    let inventory = stockbridge_bootstrap::inventory_from(adapters, config);
+    let (mut created, mut updated) = (0, 0);
+    for (i, row) in rows.into_iter().enumerate() {
+        let at = |what: &str| format!("item {} ({}): {what}", i + 1, row.product_id);
+        let product = ProductId::parse(row.product_id.clone()).with_context(|| at("product_id"))?;
+        let store_id = match row.store_id.clone().filter(|s| !s.is_empty()) {
+            Some(s) => StoreId::parse(s).with_context(|| at("store_id"))?,
+            None => config.default_store.clone(),
+        };
+        let links = row
+            .payment_links
+            .into_vec()
+            .into_iter()
+            .map(PaymentLinkId::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| at("payment_links"))?;
+        match store.item(&store_id, &product).await? {
+            None => {
+                let now = SystemClock.now();
+                let item = CatalogItem {
+                    store_id: store_id.clone(),
+                    product_id: product.clone(),
+                    name: row.name.clone(),
+                    available: row.stock,
+                    version: 1,
+                    payment_links: links,
+                    deactivated_links: Vec::new(),
+                    updated_at: now,
+                };
+                let entry = LedgerEntry {
+                    store_id: store_id.clone(),
+                    product_id: product.clone(),
+                    version: 1,
+                    delta: i64::try_from(row.stock).context("stock is too large")?,
+                    level: row.stock,
+                    cause: Cause {
+                        kind: CauseKind::Set,
+                        stripe_event_id: None,
+                        order_id: None,
+                        actor: Some("catalog import".into()),
+                    },
+                    at: now,
+                };
+                store
+                    .create_item(&item, &entry)
+                    .await
+                    .with_context(|| at("create"))?;
+                inventory
+                    .republish(&store_id, &product)
+                    .await
+                    .with_context(|| at("publish"))?;
+                created += 1;
+            }
+            Some(existing) => {
+                store
+                    .update_item_details(&store_id, &product, &row.name, &links)
+                    .await
+                    .with_context(|| at("update"))?;
+                if existing.available != row.stock {
+                    inventory
+                        .change_stock(
+                            &store_id,
+                            &product,
+                            StockChange::Set(row.stock),
+                            None,
+                            "catalog import",
+                        )
+                        .await?;
+                }
+                updated += 1;
+            }
+        }
+    }
+    println!(
+        "imported {}: {created} created, {updated} updated",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Table {
+            command: TableCommand::Create,
+        } => {
+            let store = stockbridge_bootstrap::store(&config).await;
+            let created = store
+                .create_table()
+                .await
+                .with_context(|| format!("creating table {}", config.table_name))?;
+            println!(
+                "table {} {}",
+                config.table_name,
+                if created { "created" } else { "already exists" }
+            );
+        }
+        Command::Catalog {
+            command: CatalogCommand::Import { file },
+        } => import(&config, &file).await?,
+        Command::Stock {
+            command:
+                StockCommand::Show {
+                    product,
+                    store,
+                    json,
+                },
+        } => {
+            let (s, p) = (
+                store_id(&config, store)?,
+                ProductId::parse(product).context("PRODUCT")?,
+            );
+            let db = stockbridge_bootstrap::store(&config).await;
+            let Some(item) = db.item(&s, &p).await? else {
+                bail!(
+                    "product {p} is not in the catalog of store {s}; import it with `stockbridge catalog import FILE`"
+                );
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view(&item))?);
+            } else {
+                let state = if item.available == 0 {
+                    " (sold out)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{} {} in {}: {} available{state}, version {}",
+                    item.product_id, item.name, item.store_id, item.available, item.version
+                );
+            }
+        }
+        Command::Stock {
+            command:
+                StockCommand::Set {
+                    product,
+                    units,
+                    store,
+                    expect_version,
+                },
+        } => {
+            change(
+                &config,
+                store,
+                product,
+                StockChange::Set(units),
+                expect_version,
+            )
+            .await?;
+        }
+        Command::Stock {
+            command:
+                StockCommand::Adjust {
+                    product,
+                    delta,
+                    store,
+                    expect_version,
+                },
+        } => {
+            change(
+                &config,
+                store,
+                product,
+                StockChange::Adjust(delta),
+                expect_version,
+            )
+            .await?;
+        }
+        Command::History {
+            product,
+            store,
+            json,
+        } => history(&config, store, product, json).await?,
+    }
+    Ok(())
+}
+
+async fn change(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    change: StockChange,
+    expect: Option<u64>,
+) -> Result<()> {
+    let (s, p) = (
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    );
+    let inventory = stockbridge_bootstrap::inventory(config).await?;
+    let level = inventory
+        .change_stock(&s, &p, change, expect, "cli")
+        .await?;
+    println!(
+        "{p} in {s}: {} available, version {}",
+        level.available, level.version
+    );
+    Ok(())
+}
+
+async fn history(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    json: bool,
+) -> Result<()> {
+    let (s, p) = (
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    );
+    let db = stockbridge_bootstrap::store(config).await;
+    let ledger = db.ledger(&s, &p).await?;
+    let mut order_ids: Vec<OrderId> = ledger
+        .iter()
+        .filter_map(|e| e.cause.order_id.clone())
+        .collect();
+    order_ids.dedup();
+    let orders = db.orders(&order_ids).await?;
+    if json {
+        let ledger: Vec<_> = ledger
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "version": e.version, "delta": e.delta, "level": e.level, "cause": e.cause.kind.as_str(),
+                    "stripe_event_id": e.cause.stripe_event_id.as_ref().map(|i| i.as_str()),
+                    "order_id": e.cause.order_id.as_ref().map(|i| i.as_str()),
+                    "actor": e.cause.actor, "at": rfc3339(e.at),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ledger": ledger, "orders": orders}))?
+        );
+        return Ok(());
+    }
+    println!("ledger of {p} in {s}:");
+    for e in &ledger {
+        let why = e.cause.order_id.as_ref().map_or_else(
+            || e.cause.actor.clone().unwrap_or_default(),
+            ToString::to_string,
+        );
+        println!(
+            "  v{:<5} {:>+6} -> {:<6} {:<8} {} {}",
+            e.version,
+            e.delta,
+            e.level,
+            e.cause.kind.as_str(),
+            why,
+            rfc3339(e.at)
+        );
+    }
+    println!("orders:");
+    for o in &orders {
+        let refund = o
+            .refund_id
+            .as_ref()
+            .map_or(String::new(), |r| format!(" refund {r}"));
+        println!(
+            "  {} {} ({}){refund}",
+            o.order_id,
+            o.status.as_str(),
+            o.payment.as_str()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STOCKBRIDGE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Library errors already carry their cause in their message: print each cause once.
+            let mut parts: Vec<String> = Vec::new();
+            for cause in e.chain().map(ToString::to_string) {
+                if !parts.last().is_some_and(|prev| prev.contains(&cause)) {
+                    parts.push(cause);
+                }
+            }
+            eprintln!("error: {}", parts.join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

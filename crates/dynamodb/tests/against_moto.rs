@@ -1,0 +1,175 @@
+//! The DynamoDB adapter against a real DynamoDB API (moto, started by `scripts/test`).
+//! Run with `scripts/test`, or start `scripts/stack`, source its env file and
+//! `cargo test -p stockbridge-dynamodb -- --include-ignored`.
+
+use stockbridge_app::ports::{InventoryStore, StoreError};
+use stockbridge_domain::*;
+use stockbridge_dynamodb::DynamoStore;
+
+async fn store() -> DynamoStore {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run scripts/test"
+    );
+    let table = format!(
+        "adapter-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let s = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await),
+        table,
+    );
+    assert!(s.create_table().await.unwrap());
+    assert!(
+        !s.create_table().await.unwrap(),
+        "creating twice is a no-op"
+    );
+    s
+}
+
+fn item(p: &str, available: u64) -> CatalogItem {
+    CatalogItem {
+        store_id: StoreId::parse("s1").unwrap(),
+        product_id: ProductId::parse(p).unwrap(),
+        name: "Mug".into(),
+        available,
+        version: 1,
+        payment_links: vec![PaymentLinkId::parse("plink_1").unwrap()],
+        deactivated_links: vec![],
+        updated_at: Timestamp(1),
+    }
+}
+
+fn entry(i: &CatalogItem) -> LedgerEntry {
+    LedgerEntry {
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        version: 1,
+        delta: i.available as i64,
+        level: i.available,
+        cause: Cause {
+            kind: CauseKind::Set,
+            stripe_event_id: None,
+            order_id: None,
+            actor: Some("test".into()),
+        },
+        at: Timestamp(1),
+    }
+}
+
+fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
+    CheckoutFacts {
+        order_id: OrderId::parse(order).unwrap(),
+        store_id: StoreId::parse("s1").unwrap(),
+        lines: lines
+            .iter()
+            .map(|(p, q)| OrderLine {
+                product_id: ProductId::parse(*p).unwrap(),
+                quantity: Quantity::new(*q).unwrap(),
+            })
+            .collect(),
+        payment: PaymentState::Paid,
+        payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
+        payment_link: None,
+        event_id: StripeEventId::parse("evt_1").unwrap(),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_decision_round_trips_through_one_transaction() {
+    let s = store().await;
+    for i in [item("prod_a", 3), item("prod_b", 1)] {
+        s.create_item(&i, &entry(&i)).await.unwrap();
+    }
+    let f = facts("cs_1", &[("prod_a", 2), ("prod_b", 1)]);
+    let products: Vec<ProductId> = f.lines.iter().map(|l| l.product_id.clone()).collect();
+    let (existing, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    assert!(existing.is_none());
+    let d = decide_checkout(None, &f, &items, Timestamp(5));
+    s.commit(&d.write).await.unwrap();
+    let (order, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    let order = order.unwrap();
+    assert_eq!(order.status, OrderStatus::Fulfilled);
+    assert_eq!(order.lines.len(), 2);
+    assert_eq!(items[&ProductId::parse("prod_a").unwrap()].available, 1);
+    let b = &items[&ProductId::parse("prod_b").unwrap()];
+    assert_eq!((b.available, b.version), (0, 2));
+    assert_eq!(
+        b.deactivated_links,
+        vec![PaymentLinkId::parse("plink_1").unwrap()]
+    );
+    let ledger = s.ledger(&b.store_id, &b.product_id).await.unwrap();
+    assert_eq!(
+        ledger.iter().map(|e| e.delta).collect::<Vec<_>>(),
+        vec![1, -1]
+    );
+    assert_eq!(ledger[1].cause.order_id.as_ref().unwrap().as_str(), "cs_1");
+
+    // The same decision again is refused: the order exists and the versions moved.
+    assert!(matches!(
+        s.commit(&d.write).await,
+        Err(StoreError::Conflict)
+    ));
+    s.record_refund(
+        &order.order_id,
+        &RefundId::parse("re_1").unwrap(),
+        Timestamp(9),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.load_order(&order.order_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refund_id
+            .unwrap()
+            .as_str(),
+        "re_1"
+    );
+    assert_eq!(s.orders(&[order.order_id.clone()]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_stale_decision_is_a_conflict_and_changes_nothing() {
+    let s = store().await;
+    let i = item("prod_a", 1);
+    s.create_item(&i, &entry(&i)).await.unwrap();
+    assert!(matches!(
+        s.create_item(&i, &entry(&i)).await,
+        Err(StoreError::Conflict)
+    ));
+    let p = [i.product_id.clone()];
+    let (_, items) = s
+        .load(&OrderId::parse("cs_x").unwrap(), &i.store_id, &p)
+        .await
+        .unwrap();
+    let first = decide_checkout(None, &facts("cs_1", &[("prod_a", 1)]), &items, Timestamp(2));
+    let second = decide_checkout(None, &facts("cs_2", &[("prod_a", 1)]), &items, Timestamp(2));
+    s.commit(&first.write).await.unwrap();
+    assert!(matches!(
+        s.commit(&second.write).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.load_order(&OrderId::parse("cs_2").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "all or nothing"
+    );
+    assert_eq!(
+        s.item(&i.store_id, &i.product_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        0
+    );
+}

@@ -1,0 +1,466 @@
+"""End-to-end harness: the real `inventory` binary behind the devstack (moto DynamoDB, fake
+Stripe, IoT bridge -> mosquitto, Lambda Runtime API driver), plus the `stockbridge` CLI.
+
+ONE stack is started per session (4 Lambda workers) and ONE table is created in it.  Every test
+uses its own store id and product / session / event ids (uuid suffix), so tests never see each
+other's data and the table stays small.
+
+A second, in-process Lambda driver (`crash_driver`) runs the same binary against the same
+services with ``STOCKBRIDGE_FAULT=crash-after-commit``: its workers abort right after their
+first commit.  Redeliveries go to the stack's normal workers.
+
+Environment knobs:
+  STOCKBRIDGE_E2E_CLI_WAIT   seconds to wait at session start for a working `stockbridge` CLI
+                             (default 0: use it if it works, else seed through boto3)
+  STOCKBRIDGE_E2E_INVENTORY  inventory binary (default target/debug/inventory)
+  STOCKBRIDGE_E2E_CLI        CLI binary (default target/debug/stockbridge)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import boto3
+import paho.mqtt.client as mqtt
+import pytest
+import requests
+from boto3.dynamodb.types import TypeDeserializer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from devstack.lambda_driver import LambdaDriver, invoke  # noqa: E402
+from devstack.stack import SCRUBBED_ENV, Stack  # noqa: E402
+
+EVENTS_DIR = REPO_ROOT / "events"
+INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "target" / "debug" / "inventory"))
+CLI_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CLI", REPO_ROOT / "target" / "debug" / "stockbridge"))
+TOPIC_PREFIX = "stockbridge"
+UNIT_AMOUNT = 1500
+
+EVENT_FILES = {
+    "completed": "checkout.session.completed.paid.json",
+    "completed_redelivered": "checkout.session.completed.paid.redelivered.json",
+    "completed_unpaid": "checkout.session.completed.unpaid.json",
+    "async_succeeded": "checkout.session.async_payment_succeeded.json",
+    "async_failed": "checkout.session.async_payment_failed.json",
+}
+
+_deser = TypeDeserializer()
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, list):
+        return [_num(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _num(x) for k, x in v.items()}
+    return v
+
+
+def _plain(attrs: dict) -> dict:
+    """DynamoDB attribute map -> plain Python (numbers as int)."""
+    return {k: _num(_deser.deserialize(v)) for k, v in attrs.items()}
+
+
+def stock_topic(store: str, product: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/products/{product}/stock"
+
+
+class E2E:
+    """Helpers over one running stack.  All methods are safe to call from several threads."""
+
+    def __init__(self, stack: Stack, table: str, workdir: Path) -> None:
+        self.stack = stack
+        self.env = dict(stack.env)
+        self.table = table
+        self.workdir = workdir
+        self.lambda_url = stack.urls["lambda"]
+        self.stripe_url = stack.urls["stripe"]
+        self.moto_url = stack.urls["moto"]
+        self.bridge_url = stack.urls["iot_bridge"]
+        self.ddb = boto3.client(
+            "dynamodb", endpoint_url=self.moto_url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+        self.http = requests.Session()
+        self._cli_ok: Optional[bool] = None
+        self._cli_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ CLI
+    def cli_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        env.update(self.env)
+        return env
+
+    def cli_ready(self, refresh: bool = False) -> bool:
+        """True when target/debug/stockbridge is the real CLI (not a stub still being built)."""
+        with self._cli_lock:
+            if self._cli_ok and not refresh:
+                return True
+            ok = False
+            if CLI_BIN.exists() and os.access(CLI_BIN, os.X_OK):
+                try:
+                    r = subprocess.run([str(CLI_BIN), "--help"], capture_output=True, text=True,
+                                       timeout=20, env=self.cli_env())
+                    help_text = r.stdout + r.stderr
+                    ok = r.returncode == 0 and all(w in help_text for w in ("table", "catalog", "stock", "history"))
+                except (OSError, subprocess.TimeoutExpired):
+                    ok = False
+            self._cli_ok = ok
+            return ok
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        r = subprocess.run([str(CLI_BIN), *args], capture_output=True, text=True, timeout=timeout,
+                           env=self.cli_env(), cwd=str(self.workdir))
+        if check and r.returncode != 0:
+            raise AssertionError(f"stockbridge {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"stdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
+
+    # ------------------------------------------------------------------ table and catalog
+    def create_table(self) -> str:
+        if self.cli_ready():
+            self.cli("table", "create")
+            return "cli"
+        try:
+            self.ddb.create_table(
+                TableName=self.table, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                           {"AttributeName": "sk", "KeyType": "RANGE"}])
+        except self.ddb.exceptions.ResourceInUseException:
+            pass
+        return "boto3"
+
+    def seed(self, store: str, items: Iterable[dict]) -> str:
+        """Creates catalog items: [{"product_id", "name"?, "stock", "payment_links"?}] in `store`.
+
+        Through `stockbridge catalog import` when the CLI is built, else by writing the same
+        records (item version 1 + its ledger entry, then the retained level) with boto3.
+        Returns which path was used."""
+        rows = [{"product_id": it["product_id"], "store_id": store, "name": it.get("name", it["product_id"]),
+                 "stock": it["stock"], "payment_links": list(it.get("payment_links", []))} for it in items]
+        if self.cli_ready():
+            path = self.workdir / f"catalog-{uid()}.json"
+            path.write_text(json.dumps(rows))
+            self.cli("catalog", "import", str(path))
+            return "cli"
+        now = int(time.time() * 1000)
+        for r in rows:
+            pk = f"ITEM#{store}#{r['product_id']}"
+            item = {
+                "pk": {"S": pk}, "sk": {"S": "ITEM"}, "kind": {"S": "item"},
+                "store_id": {"S": store}, "product_id": {"S": r["product_id"]}, "name": {"S": r["name"]},
+                "available": {"N": str(r["stock"])}, "version": {"N": "1"},
+                "payment_links": {"L": [{"S": l} for l in r["payment_links"]]},
+                "deactivated_links": {"L": []}, "updated_at": {"N": str(now)},
+            }
+            entry = {
+                "pk": {"S": pk}, "sk": {"S": f"LEDGER#{1:020}"}, "kind": {"S": "ledger"},
+                "store_id": {"S": store}, "product_id": {"S": r["product_id"]}, "version": {"N": "1"},
+                "delta": {"N": str(r["stock"])}, "level": {"N": str(r["stock"])}, "cause": {"S": "set"},
+                "actor": {"S": "catalog import"}, "at": {"N": str(now)},
+            }
+            self.ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": self.table, "Item": entry}},
+            ])
+            payload = {"product_id": r["product_id"], "store_id": store, "available": r["stock"],
+                       "sold_out": r["stock"] == 0, "version": 1,
+                       "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now / 1000))
+                       + f".{now % 1000:03d}Z"}
+            topic = stock_topic(store, r["product_id"])
+            resp = self.http.post(f"{self.bridge_url}/topics/{requests.utils.quote(topic, safe='')}",
+                                  params={"qos": "1", "retain": "true"}, data=json.dumps(payload).encode(),
+                                  headers={"Content-Type": "application/octet-stream"})
+            resp.raise_for_status()
+        return "boto3"
+
+    # ------------------------------------------------------------------ reading state
+    def item(self, store: str, product: str, via_cli: Optional[bool] = None) -> Optional[dict]:
+        """{"available","version","sold_out","payment_links","deactivated_links",...} or None."""
+        if via_cli is None:
+            via_cli = self.cli_ready()
+        if via_cli:
+            r = self.cli("stock", "show", product, "--store", store, "--json", check=False)
+            if r.returncode != 0:
+                if "not in the catalog" in r.stderr:
+                    return None
+                raise AssertionError(f"stock show failed: {r.stderr}")
+            return json.loads(r.stdout)
+        got = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
+                                Key={"pk": {"S": f"ITEM#{store}#{product}"}, "sk": {"S": "ITEM"}}).get("Item")
+        if got is None:
+            return None
+        it = _plain(got)
+        it["sold_out"] = it["available"] == 0
+        it.setdefault("payment_links", [])
+        it.setdefault("deactivated_links", [])
+        return it
+
+    def raw_item(self, store: str, product: str) -> Optional[dict]:
+        return self.item(store, product, via_cli=False)
+
+    def ledger(self, store: str, product: str) -> list[dict]:
+        """Ledger entries, oldest first: {"version","delta","level","cause","stripe_event_id","order_id",..}."""
+        out: list[dict] = []
+        kwargs: dict[str, Any] = dict(
+            TableName=self.table, ConsistentRead=True,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :l)",
+            ExpressionAttributeValues={":pk": {"S": f"ITEM#{store}#{product}"}, ":l": {"S": "LEDGER#"}})
+        while True:
+            page = self.ddb.query(**kwargs)
+            out.extend(_plain(a) for a in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for e in out:
+            e.setdefault("stripe_event_id", None)
+            e.setdefault("order_id", None)
+        return sorted(out, key=lambda e: e["version"])
+
+    def history(self, store: str, product: str) -> dict:
+        """`stockbridge history --json` ({"ledger": [...], "orders": [...]})."""
+        return json.loads(self.cli("history", product, "--store", store, "--json").stdout)
+
+    def order(self, cs_id: str) -> Optional[dict]:
+        got = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
+                                Key={"pk": {"S": f"ORDER#{cs_id}"}, "sk": {"S": "ORDER"}}).get("Item")
+        return self._order(got) if got else None
+
+    def orders(self, cs_ids: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for i in range(0, len(cs_ids), 100):
+            keys = [{"pk": {"S": f"ORDER#{c}"}, "sk": {"S": "ORDER"}} for c in cs_ids[i:i + 100]]
+            req = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while req:
+                r = self.ddb.batch_get_item(RequestItems=req)
+                for a in r["Responses"].get(self.table, []):
+                    o = self._order(a)
+                    out[o["order_id"]] = o
+                req = r.get("UnprocessedKeys") or None
+        return out
+
+    @staticmethod
+    def _order(attrs: dict) -> dict:
+        o = _plain(attrs)
+        o["record"] = json.loads(o["record"])
+        o["order_id"] = o["pk"].split("#", 1)[1]
+        o.setdefault("refund_id", None)
+        return o
+
+    def item_keys_count(self, store: str) -> int:
+        """How many records exist under any ITEM#{store}# partition (scan; tests keep it small)."""
+        n = 0
+        kwargs: dict[str, Any] = dict(TableName=self.table, Select="COUNT",
+                                      FilterExpression="begins_with(pk, :p)",
+                                      ExpressionAttributeValues={":p": {"S": f"ITEM#{store}#"}})
+        while True:
+            r = self.ddb.scan(**kwargs)
+            n += r["Count"]
+            if "LastEvaluatedKey" not in r:
+                return n
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------------ fake Stripe
+    def stripe(self, http_method: str, path: str, body: Optional[dict] = None, **params: Any) -> Any:
+        r = self.http.request(http_method, self.stripe_url + path, json=body, params=params or None)
+        assert r.status_code < 400, f"{http_method} {path}: {r.status_code} {r.text}"
+        return r.json()
+
+    def stripe_payment_link(self, product: str, link_id: Optional[str] = None) -> str:
+        return self.stripe("POST", "/_test/payment_links",
+                           {"id": link_id or f"plink_{uid()}", "product": product,
+                            "unit_amount": UNIT_AMOUNT})["id"]
+
+    def stripe_session(self, lines: list[tuple[str, int]], store: str, paid: bool = True,
+                       payment_link: Optional[str] = None, cs_id: Optional[str] = None,
+                       pi_id: Optional[str] = None) -> dict:
+        body = {
+            "id": cs_id or f"cs_test_e2e_{uid()}",
+            "payment_intent": pi_id or f"pi_e2e_{uid()}",
+            "payment_status": "paid" if paid else "unpaid",
+            "metadata": {"store_id": store},
+            "line_items": [{"product": p, "quantity": q, "unit_amount": UNIT_AMOUNT} for p, q in lines],
+        }
+        if payment_link:
+            body["payment_link"] = payment_link
+        return self.stripe("POST", "/_test/checkout_sessions", body)
+
+    def stripe_requests(self, path_prefix: str = "", method: str = "") -> list[dict]:
+        return self.stripe("GET", "/_test/requests", path_prefix=path_prefix, method=method)["requests"]
+
+    def stripe_seq(self) -> int:
+        reqs = self.stripe_requests()
+        return reqs[-1]["seq"] if reqs else 0
+
+    def stripe_requests_since(self, seq: int) -> list[dict]:
+        return [r for r in self.stripe_requests() if r["seq"] > seq]
+
+    def stripe_state(self) -> dict:
+        return self.stripe("GET", "/_test/state")
+
+    def refunds_for(self, payment_intents: Iterable[str]) -> list[dict]:
+        pis = set(payment_intents)
+        return [r for r in self.stripe_state()["refunds"] if r["payment_intent"] in pis]
+
+    def stripe_fault(self, status: int, path_regex: str, count: int, method: str = "GET") -> dict:
+        return self.stripe("POST", "/_test/faults",
+                           {"status": status, "path_regex": path_regex, "count": count, "method": method})
+
+    # ------------------------------------------------------------------ moto, bridge, MQTT
+    def moto_stats(self) -> dict[str, int]:
+        return self.http.get(f"{self.moto_url}/_stats").json()
+
+    def publishes(self, topic: Optional[str] = None) -> list[dict]:
+        pubs = self.http.get(f"{self.bridge_url}/_publishes").json()["publishes"]
+        out = [p for p in pubs if topic is None or p["topic"] == topic]
+        for p in out:
+            try:
+                p["json"] = json.loads(p["payload"])
+            except ValueError:
+                p["json"] = None
+        return out
+
+    def retained(self, store: str, product: str, timeout: float = 5.0) -> Optional[dict]:
+        """Subscribes after the fact and returns the retained stock message (JSON), or None."""
+        topic = stock_topic(store, product)
+        got: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-{uid()}")
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        client.on_message = lambda c, u, m: got.put(m)
+        client.connect("127.0.0.1", self.stack.mqtt_port)
+        client.loop_start()
+        try:
+            msg = got.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        assert msg.retain, f"message on {topic} is not a retained one"
+        assert msg.topic == topic
+        return json.loads(msg.payload)
+
+    # ------------------------------------------------------------------ events and invocations
+    @staticmethod
+    def event(kind: str, *, cs_id: str, evt_id: str, store: Optional[str],
+              payment_intent: Optional[str] = None, payment_link: Optional[str] = None,
+              payment_status: Optional[str] = None, envelope_id: Optional[str] = None) -> dict:
+        """An EventBridge envelope built from events/<sample>.json with this test's ids."""
+        ev = copy.deepcopy(_EVENT_CACHE.setdefault(kind, load_event(EVENT_FILES[kind])))
+        ev["id"] = envelope_id or str(uuid.uuid4())
+        ev["detail"]["id"] = evt_id
+        obj = ev["detail"]["data"]["object"]
+        obj["id"] = cs_id
+        obj["payment_intent"] = payment_intent
+        obj["payment_link"] = payment_link
+        obj["metadata"] = {"store_id": store} if store else {}
+        if payment_status is not None:
+            obj["payment_status"] = payment_status
+        return ev
+
+    def invoke(self, event: Any, timeout: float = 120) -> dict:
+        return invoke(self.lambda_url, event, timeout=timeout)
+
+    def invoke_ok(self, event: Any) -> dict:
+        out = self.invoke(event)
+        assert out["ok"] is True, f"invocation failed: {json.dumps(out)[:2000]}\n{self.inventory_log_tail()}"
+        return out["response"]
+
+    def inventory_log_tail(self, lines: int = 30) -> str:
+        path = self.stack.logs.get("inventory")
+        if not path or not Path(path).exists():
+            return ""
+        return "inventory log tail:\n" + "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
+_EVENT_CACHE: dict[str, dict] = {}
+
+
+# ---------------------------------------------------------------------- fixtures
+
+
+def _wait_for_cli(e2e: E2E, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not e2e.cli_ready(refresh=True) and time.monotonic() < deadline:
+        time.sleep(5)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterable[Stack]:
+    if not INVENTORY_BIN.exists():
+        pytest.exit(f"{INVENTORY_BIN} is not built (cargo build -p stockbridge-inventory)", returncode=2)
+    state = tmp_path_factory.mktemp("stack")
+    s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
+              ready_timeout=60, lambda_timeout=120)
+    s.start()
+    try:
+        assert s.lambda_started, "the lambda driver did not start"
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e(stack, tmp_path_factory) -> E2E:
+    h = E2E(stack, stack.env["TABLE_NAME"], tmp_path_factory.mktemp("work"))
+    _wait_for_cli(h, float(os.environ.get("STOCKBRIDGE_E2E_CLI_WAIT", "0")))
+    h.create_table_via = h.create_table()
+    _wait_workers_ready(h, 4)
+    return h
+
+
+def _wait_workers_ready(h: E2E, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = h.http.get(f"{h.lambda_url}/_health").json()["workers"]
+        if sum(1 for w in workers if w.get("ready") and w.get("alive")) >= n:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lambda workers not ready: {workers}\n{h.inventory_log_tail()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def crash_driver(e2e) -> Iterable[LambdaDriver]:
+    """The same binary and services, one worker, STOCKBRIDGE_FAULT=crash-after-commit."""
+    env = dict(e2e.env)
+    env["STOCKBRIDGE_FAULT"] = "crash-after-commit"
+    driver = LambdaDriver(str(INVENTORY_BIN), workers=1,
+                          log_file=str(Path(e2e.stack.state_dir) / "inventory-crash.log"),
+                          timeout=120, function_name="inventory-crash", extra_env=env)
+    driver.start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+@pytest.fixture
+def ids() -> dict[str, str]:
+    """Fresh per-test ids: a store and a suffix for products, sessions, events."""
+    u = uid()
+    return {"store": f"store_e2e_{u}", "u": u}
