@@ -412,7 +412,8 @@ def test_bad_events_have_no_effect(e2e, cat, name):
             assert "detail.data.object" in message and "`id`" in message, message
             assert "malformed event" in message, message
         else:
-            assert re.search(r"EOF|JSON|json|parse|deserializ|expected", message), message
+            # serde_json's own words, passed on by the runtime: the text is cut in half.
+            assert "deserialize" in message and "EOF while parsing" in message, message
     assert e2e.order(cs) is None
     assert e2e.order("cs_test_events_demo") is None
     item = e2e.item(cat.store, product)
