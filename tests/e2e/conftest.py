@@ -370,7 +370,9 @@ class E2E:
               payment_intent: Optional[str] = None, payment_link: Optional[str] = None,
               payment_status: Optional[str] = None, envelope_id: Optional[str] = None) -> dict:
         """An EventBridge envelope built from events/<sample>.json with this test's ids."""
-        ev = copy.deepcopy(_EVENT_CACHE.setdefault(kind, load_event(EVENT_FILES[kind])))
+        if kind not in _EVENT_CACHE:
+            _EVENT_CACHE[kind] = load_event(EVENT_FILES[kind])
+        ev = copy.deepcopy(_EVENT_CACHE[kind])
         ev["id"] = envelope_id or str(uuid.uuid4())
         ev["detail"]["id"] = evt_id
         obj = ev["detail"]["data"]["object"]
