@@ -14,7 +14,10 @@ use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StoreId
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let store = Arc::new(MemoryStore::default());
     let payments = Arc::new(MemoryPayments::default());
     store.put_item(CatalogItem {
@@ -27,11 +30,20 @@ async fn main() {
         deactivated_links: vec![],
         updated_at: Timestamp(0),
     });
-    let base: serde_json::Value = serde_json::from_str(include_str!("../../../../shared/stripe/eventbridge-envelope.json")).unwrap();
+    let base: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../shared/stripe/eventbridge-envelope.json"
+    ))
+    .unwrap();
     let events: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             let id = format!("cs_{i}");
-            payments.add_session(&OrderId::parse(id.clone()).unwrap(), vec![SessionLine { product_id: ProductId::parse("prod_a").unwrap(), quantity: 1 }]);
+            payments.add_session(
+                &OrderId::parse(id.clone()).unwrap(),
+                vec![SessionLine {
+                    product_id: ProductId::parse("prod_a").unwrap(),
+                    quantity: 1,
+                }],
+            );
             let mut e = base.clone();
             e["detail"]["id"] = json!(format!("evt_{i}"));
             e["detail"]["data"]["object"]["id"] = json!(id);
@@ -45,7 +57,10 @@ async fn main() {
         payments,
         TickingClock::default(),
         InventoryConfig {
-            filter: EventFilter { source_prefix: "aws.partner/stripe.com/".into(), livemode: false },
+            filter: EventFilter {
+                source_prefix: "aws.partner/stripe.com/".into(),
+                livemode: false,
+            },
             default_store: StoreId::parse("default").unwrap(),
             max_attempts: 10,
         },
@@ -56,5 +71,8 @@ async fn main() {
     }
     let elapsed = start.elapsed();
     assert_eq!(store.snapshot().orders.len(), n);
-    println!("{n} paid orders in {elapsed:?}: {:.2} µs per order (decode + decide + commit + effects, in-memory ports)", elapsed.as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "{n} paid orders in {elapsed:?}: {:.2} µs per order (decode + decide + commit + effects, in-memory ports)",
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
 }
