@@ -449,8 +449,16 @@ pub fn decide_checkout(
         let item = &items[&line.product_id];
         effects.publish.push(item.level());
         if item.available == 0 {
+            // Switch off only links not already recorded as switched off: the order that sold
+            // the product out (or its redelivery) owns those, and repeating them for every losing
+            // buyer would spend Stripe's rate limit during a rush.
             let links = sold_out_links(item, facts.payment_link.as_ref());
-            effects.deactivate.extend(links.iter().cloned());
+            effects.deactivate.extend(
+                links
+                    .iter()
+                    .filter(|l| !item.deactivated_links.contains(l))
+                    .cloned(),
+            );
             if links != item.deactivated_links {
                 write.items.push(ItemUpdate {
                     store_id: item.store_id.clone(),

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use stockbridge_app::inventory::Handled;
 use stockbridge_bootstrap::{Config, LiveInventory};
@@ -15,7 +15,7 @@ use stockbridge_bootstrap::{Config, LiveInventory};
 /// prove a redelivery finishes the work. Never set it in production.
 const FAULT_VAR: &str = "STOCKBRIDGE_FAULT";
 
-async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Error> {
+async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     match inventory.handle(&event.payload).await {
         Ok(Handled::Applied { order_id, outcome }) => Ok(
             json!({"status": "applied", "order_id": order_id.as_str(), "outcome": format!("{outcome:?}")}),
@@ -24,7 +24,16 @@ async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<
         Ok(Handled::Ignored) => Ok(json!({"status": "ignored"})),
         Err(e) => {
             tracing::error!(error = %e, retryable = e.is_retryable(), request_id = %event.context.request_id, "event failed");
-            Err(e.into())
+            // The error type tells a retry worth making from an event to inspect in the DLQ.
+            let error_type = if e.is_retryable() {
+                "stockbridge.Retryable"
+            } else {
+                "stockbridge.Invalid"
+            };
+            Err(Diagnostic {
+                error_type: error_type.to_owned(),
+                error_message: e.to_string(),
+            })
         }
     }
 }

@@ -149,7 +149,11 @@ fn an_order_racing_for_a_sold_out_product_records_the_session_link_as_switched_o
         d.write.items[0].deactivated_links,
         vec![link("plink_a"), link("plink_session")]
     );
-    assert!(d.effects.deactivate.contains(&link("plink_session")));
+    assert_eq!(
+        d.effects.deactivate,
+        vec![link("plink_session")],
+        "only the link not yet switched off"
+    );
 }
 
 #[test]
