@@ -74,7 +74,7 @@ from typing import Any, Callable, Optional
 from flask import Flask, Response, request
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "stripe" / "fixtures3.json"
+DEFAULT_FIXTURES = REPO_ROOT / "testdata" / "stripe" / "fixtures3.json"
 
 _BASE62 = string.digits + string.ascii_letters
 _DOCS = "https://stripe.com/docs/error-codes/"

@@ -11,7 +11,7 @@ full shape Stripe sends and must ignore what they do not use.
     python3 events/generate.py --check    # exit 1 if a file is missing or differs
 
 The fixtures (fixtures3.json from Stripe's OpenAPI repository) are looked up at --fixtures,
-then $STRIPE_FIXTURES, then ../shared/stripe/fixtures3.json beside the repository.
+then $STRIPE_FIXTURES, then testdata/stripe/fixtures3.json (a copy of ../shared/stripe/).
 Python 3 standard library only.
 """
 
@@ -53,7 +53,7 @@ def default_fixtures_path() -> Path:
     env = os.environ.get("STRIPE_FIXTURES")
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "stripe" / "fixtures3.json"
+    return REPO_ROOT / "testdata" / "stripe" / "fixtures3.json"
 
 
 def load_fixtures(path: Path) -> dict:

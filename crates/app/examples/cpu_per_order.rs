@@ -31,7 +31,7 @@ async fn main() {
         updated_at: Timestamp(0),
     });
     let base: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../../shared/stripe/eventbridge-envelope.json"
+        "../../../testdata/stripe/eventbridge-envelope.json"
     ))
     .unwrap();
     let events: Vec<serde_json::Value> = (0..n)

@@ -338,7 +338,7 @@ mod tests {
 
     fn sample() -> Value {
         serde_json::from_str(include_str!(
-            "../../../../shared/stripe/eventbridge-envelope.json"
+            "../../../testdata/stripe/eventbridge-envelope.json"
         ))
         .unwrap()
     }
