@@ -34,7 +34,7 @@ async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["topic"] == Value::from(topic.clone()))
+        .filter(|m| m["topic"].as_str() == Some(topic.as_str()))
         .collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["qos"], Value::from(1));
