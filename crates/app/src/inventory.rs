@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use stockbridge_domain::{
     CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
-    ProductId, Quantity, StoreId, decide_checkout, decide_payment_failed, decide_payment_succeeded,
-    merge_lines,
+    ProductId, Quantity, StoreId, WriteSet, decide_checkout, decide_payment_failed,
+    decide_payment_succeeded, effects_for_existing, merge_lines,
 };
 use tracing::{debug, error, info, warn};
 
@@ -127,6 +127,15 @@ impl HandleError {
             Self::Payments { source, .. } => source.is_retryable(),
             Self::Contention { .. } | Self::Effect { .. } => true,
         }
+    }
+}
+
+/// The decision for an order already recorded: nothing to write, its effects re-run.
+fn effects_only(order: &OrderRecord, items: &Items) -> Decision {
+    Decision {
+        write: WriteSet::default(),
+        effects: effects_for_existing(order, items),
+        outcome: Outcome::AlreadyApplied(order.status),
     }
 }
 
@@ -294,7 +303,28 @@ where
     ) -> Result<Decision, HandleError> {
         let order_id = &event.session.id;
         if lines.is_none() {
-            *lines = Some(self.lines(order_id).await?);
+            match self.lines(order_id).await {
+                Ok(l) => *lines = Some(l),
+                Err(e) => {
+                    // Stripe failing must not block a redelivery of an order already applied
+                    // (it needs no line items): if the order exists, decide from the record.
+                    let store_err = |source| HandleError::Store {
+                        order_id: order_id.clone(),
+                        source,
+                    };
+                    let Some(order) = self.store.load_order(order_id).await.map_err(store_err)?
+                    else {
+                        return Err(e);
+                    };
+                    let items = self.items_of(&order).await.map_err(store_err)?;
+                    return Ok(match event.kind {
+                        CheckoutKind::AsyncPaymentSucceeded => {
+                            decide_payment_succeeded(&order, &event.event_id, &items, now)
+                        }
+                        _ => effects_only(&order, &items),
+                    });
+                }
+            }
         }
         let lines = lines.clone().unwrap_or_default();
         let products: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();

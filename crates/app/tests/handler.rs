@@ -458,3 +458,42 @@ async fn a_restock_from_zero_reactivates_links_and_publishes() {
     assert!(stale.is_err(), "compare-and-set refuses a stale version");
     assert_eq!(available(&w, "prod_a"), 10);
 }
+
+#[tokio::test]
+async fn a_redelivery_needs_no_stripe_when_the_order_is_already_applied() {
+    let w = world(&[("prod_a", 5)]);
+    session(&w, "cs_1", &[("prod_a", 2)]);
+    let e = envelope("checkout.session.completed", "evt_1", "cs_1", "paid");
+    w.app.handle(&e).await.unwrap();
+    // Stripe no longer answers for the session (outage): the redelivery still re-runs effects.
+    w.payments.sessions.lock().unwrap().clear();
+    let h = w.app.handle(&e).await.unwrap();
+    assert!(
+        matches!(
+            h,
+            Handled::Applied {
+                outcome: Outcome::AlreadyApplied(OrderStatus::Fulfilled),
+                ..
+            }
+        ),
+        "{h:?}"
+    );
+    assert_eq!(available(&w, "prod_a"), 3);
+    assert_eq!(
+        w.publisher.published.lock().unwrap().len(),
+        2,
+        "published again"
+    );
+    // A new order still needs its line items: the Stripe failure is the error.
+    let err = w
+        .app
+        .handle(&envelope(
+            "checkout.session.completed",
+            "evt_2",
+            "cs_2",
+            "paid",
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Payments { .. }), "{err}");
+}

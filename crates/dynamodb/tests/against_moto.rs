@@ -132,7 +132,13 @@ async fn a_decision_round_trips_through_one_transaction() {
             .as_str(),
         "re_1"
     );
-    assert_eq!(s.orders(std::slice::from_ref(&order.order_id)).await.unwrap().len(), 1);
+    assert_eq!(
+        s.orders(std::slice::from_ref(&order.order_id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
