@@ -140,63 +140,18 @@ class E2E:
 
     # ------------------------------------------------------------------ table and catalog
     def create_table(self) -> str:
-        if self.cli_ready():
-            self.cli("table", "create")
-            return "cli"
-        try:
-            self.ddb.create_table(
-                TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                           {"AttributeName": "sk", "KeyType": "RANGE"}])
-        except self.ddb.exceptions.ResourceInUseException:
-            pass
-        return "boto3"
+        self.cli("table", "create")
+        return "cli"
 
     def seed(self, store: str, items: Iterable[dict]) -> str:
-        """Creates catalog items: [{"product_id", "name"?, "stock", "payment_links"?}] in `store`.
-
-        Through `stockbridge catalog import` when the CLI is built, else by writing the same
-        records (item version 1 + its ledger entry, then the retained level) with boto3.
-        Returns which path was used."""
+        """Creates catalog items: [{"product_id", "name"?, "stock", "payment_links"?}] in `store`
+        through `stockbridge catalog import` (the real interface)."""
         rows = [{"product_id": it["product_id"], "store_id": store, "name": it.get("name", it["product_id"]),
                  "stock": it["stock"], "payment_links": list(it.get("payment_links", []))} for it in items]
-        if self.cli_ready():
-            path = self.workdir / f"catalog-{uid()}.json"
-            path.write_text(json.dumps(rows))
-            self.cli("catalog", "import", str(path))
-            return "cli"
-        now = int(time.time() * 1000)
-        for r in rows:
-            pk = f"ITEM#{store}#{r['product_id']}"
-            item = {
-                "pk": {"S": pk}, "sk": {"S": "ITEM"}, "kind": {"S": "item"},
-                "store_id": {"S": store}, "product_id": {"S": r["product_id"]}, "name": {"S": r["name"]},
-                "available": {"N": str(r["stock"])}, "version": {"N": "1"},
-                "payment_links": {"L": [{"S": l} for l in r["payment_links"]]},
-                "deactivated_links": {"L": []}, "updated_at": {"N": str(now)},
-            }
-            entry = {
-                "pk": {"S": pk}, "sk": {"S": f"LEDGER#{1:020}"}, "kind": {"S": "ledger"},
-                "store_id": {"S": store}, "product_id": {"S": r["product_id"]}, "version": {"N": "1"},
-                "delta": {"N": str(r["stock"])}, "level": {"N": str(r["stock"])}, "cause": {"S": "set"},
-                "actor": {"S": "catalog import"}, "at": {"N": str(now)},
-            }
-            self.ddb.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table, "Item": entry}},
-            ])
-            payload = {"product_id": r["product_id"], "store_id": store, "available": r["stock"],
-                       "sold_out": r["stock"] == 0, "version": 1,
-                       "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now / 1000))
-                       + f".{now % 1000:03d}Z"}
-            topic = stock_topic(store, r["product_id"])
-            resp = self.http.post(f"{self.bridge_url}/topics/{requests.utils.quote(topic, safe='')}",
-                                  params={"qos": "1", "retain": "true"}, data=json.dumps(payload).encode(),
-                                  headers={"Content-Type": "application/octet-stream"})
-            resp.raise_for_status()
-        return "boto3"
+        path = self.workdir / f"catalog-{uid()}.json"
+        path.write_text(json.dumps(rows))
+        self.cli("catalog", "import", str(path))
+        return "cli"
 
     # ------------------------------------------------------------------ reading state
     def item(self, store: str, product: str, via_cli: Optional[bool] = None) -> Optional[dict]:
@@ -430,6 +385,8 @@ def stack(tmp_path_factory) -> Iterable[Stack]:
 def e2e(stack, tmp_path_factory) -> E2E:
     h = E2E(stack, stack.env["TABLE_NAME"], tmp_path_factory.mktemp("work"))
     _wait_for_cli(h, float(os.environ.get("STOCKBRIDGE_E2E_CLI_WAIT", "0")))
+    # The CLI is part of what is tested: a missing or broken one fails the run, never skips it.
+    assert h.cli_ready(refresh=True), f"{CLI_BIN} is not the stockbridge CLI: build the workspace"
     h.create_table_via = h.create_table()
     _wait_workers_ready(h, 4)
     return h

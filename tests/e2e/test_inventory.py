@@ -460,8 +460,6 @@ def test_stripe_5xx_on_line_items_is_retried(e2e, cat):
 
 
 def test_restock_with_the_cli_reactivates_the_link_and_publishes(e2e, cat):
-    if not e2e.cli_ready(refresh=True):
-        pytest.skip("target/debug/stockbridge is not the real CLI yet")
     product, link = cat.product("restock", stock=1)
     session, ev = cat.checkout([(product, 1)], link=link)
     assert e2e.invoke_ok(ev)["outcome"] == "Fulfilled"
@@ -497,8 +495,6 @@ def test_restock_with_the_cli_reactivates_the_link_and_publishes(e2e, cat):
 
 
 def test_cli_csv_import_creates_and_updates(e2e, cat):
-    if not e2e.cli_ready(refresh=True):
-        pytest.skip("target/debug/stockbridge is not the real CLI yet")
     p1, p2 = f"prod_csv1_{cat.u}", f"prod_csv2_{cat.u}"
     csv = e2e.workdir / f"catalog-{cat.u}.csv"
     csv.write_text("product_id,store_id,name,stock,payment_links\n"
@@ -512,7 +508,13 @@ def test_cli_csv_import_creates_and_updates(e2e, cat):
 
     csv.write_text("product_id,store_id,name,stock,payment_links\n"
                    f"{p1},{cat.store},Mug v2,8,plink_x_{cat.u}\n")
-    e2e.cli("catalog", "import", str(csv))
+    # A re-import updates name and links but never puts back stock by itself...
+    r = e2e.cli("catalog", "import", str(csv))
+    assert "stock left at 5" in r.stderr, r.stderr
+    one = e2e.item(cat.store, p1)
+    assert (one["available"], one["version"], one["name"], one["payment_links"]) == (5, 1, "Mug v2", [f"plink_x_{cat.u}"])
+    # ... only when asked to, compare-and-set against the level it read.
+    e2e.cli("catalog", "import", "--set-stock", str(csv))
     one = e2e.item(cat.store, p1)
     assert (one["available"], one["version"], one["name"], one["payment_links"]) == (8, 2, "Mug v2", [f"plink_x_{cat.u}"])
     assert_level_message(e2e.retained(cat.store, p1), cat.store, p1, available=8, version=2)

@@ -62,12 +62,26 @@ where
         }
         keep(r.map_err(Into::into));
     }
-    for link in &effects.reactivate {
-        let r = payments.set_link_active(link, true, None).await;
-        if r.is_ok() {
-            info!(payment_link = %link, "payment link switched back on: restocked");
+    for r in &effects.reactivate {
+        let mut all_on = true;
+        for link in &r.links {
+            let res = payments.set_link_active(link, true, None).await;
+            if res.is_ok() {
+                info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");
+            }
+            all_on &= res.is_ok();
+            keep(res.map_err(Into::into));
         }
-        keep(r.map_err(Into::into));
+        // Only once every link is back on does stockbridge forget them as switched off: a failed
+        // switch stays recorded and the next run (redelivery, CLI retry, reconciler) retries it.
+        if all_on {
+            keep(
+                store
+                    .clear_deactivated(&r.store_id, &r.product_id, &r.links)
+                    .await
+                    .map_err(Into::into),
+            );
+        }
     }
     if let Some(req) = &effects.refund {
         keep(refund(store, payments, &req.order_id, req, now).await);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use stockbridge_domain::{
     CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
-    ProductId, Quantity, StoreId, WriteSet, decide_checkout, decide_payment_failed,
-    decide_payment_succeeded, effects_for_existing, merge_lines,
+    ProductId, Quantity, StoreId, WriteSet, decide_async_success, decide_checkout,
+    decide_payment_failed, decide_payment_succeeded, effects_for_existing, merge_lines,
 };
 use tracing::{debug, error, info, warn};
 
@@ -347,7 +347,12 @@ where
             payment_link: event.session.payment_link.clone(),
             event_id: event.event_id.clone(),
         };
-        Ok(decide_checkout(existing.as_ref(), &facts, &items, now))
+        Ok(match event.kind {
+            CheckoutKind::AsyncPaymentSucceeded => {
+                decide_async_success(existing.as_ref(), &facts, &items, now)
+            }
+            _ => decide_checkout(existing.as_ref(), &facts, &items, now),
+        })
     }
 
     async fn lines(&self, order_id: &OrderId) -> Result<Vec<OrderLine>, HandleError> {

@@ -1,7 +1,7 @@
 //! The application layer of stockbridge: ports, event decoding and use cases.
 //!
 //! Data flows one way: a raw EventBridge envelope comes in, [`events`] decodes the few fields we
-//! use, [`inventory::InventoryService`] loads state through the [`ports`], asks the domain for a
+//! use, [`inventory::Inventory`] loads state through the [`ports`], asks the domain for a
 //! decision, commits it in one conditional transaction and runs the idempotent effects.
 //!
 //! # Layout
@@ -9,7 +9,8 @@
 //!   `Payments`, `Clock`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
 //! - [`inventory`]: the use case behind the `inventory` Lambda.
-//! - [`stock`]: operator stock changes (the CLI's `stock set|adjust`).
+//! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
+//!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`effects`]: running a decision's side effects.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.

@@ -89,14 +89,22 @@ impl InventoryStore for MemoryStore {
             Some(OrderWrite::Update {
                 record,
                 expected_status,
-            }) if s.orders.get(&record.order_id).map(|o| o.status) != Some(*expected_status) => {
+                expected_payment,
+            }) if s
+                .orders
+                .get(&record.order_id)
+                .map(|o| (o.status, o.payment))
+                != Some((*expected_status, *expected_payment)) =>
+            {
                 return conflict();
             }
             _ => {}
         }
         for u in &write.items {
             match s.items.get(&(u.store_id.clone(), u.product_id.clone())) {
-                Some(i) if i.version == u.expected_version => {}
+                Some(i)
+                    if i.version == u.expected_version
+                        && i.deactivated_links == u.expected_deactivated_links => {}
                 _ => return conflict(),
             }
         }
@@ -151,6 +159,51 @@ impl InventoryStore for MemoryStore {
             .get(&(store_id.clone(), product_id.clone()))
             .cloned())
     }
+
+    async fn clear_deactivated(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        if let Some(i) = s
+            .items
+            .get_mut(&(store_id.clone(), product_id.clone()))
+            .filter(|i| i.available > 0)
+        {
+            i.deactivated_links.retain(|l| !links.contains(l));
+        }
+        Ok(())
+    }
+
+    async fn create_item(&self, item: &CatalogItem, entry: &LedgerEntry) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let key = (item.store_id.clone(), item.product_id.clone());
+        if s.items.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        s.items.insert(key, item.clone());
+        s.ledger.push(entry.clone());
+        Ok(())
+    }
+
+    async fn update_item_details(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        name: &str,
+        links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let i = s
+            .items
+            .get_mut(&(store_id.clone(), product_id.clone()))
+            .ok_or_else(|| StoreError::NotFound(format!("{store_id}/{product_id}")))?;
+        i.name = name.to_owned();
+        i.payment_links = links.to_vec();
+        Ok(())
+    }
 }
 
 /// An in-memory [`StockPublisher`] that records every message; can be told to fail.
@@ -204,6 +257,8 @@ pub struct MemoryPayments {
     pub refunds: Mutex<BTreeMap<String, (String, RefundId)>>,
     /// Calls made, by operation.
     pub calls: Mutex<Vec<&'static str>>,
+    /// While > 0, link switches fail (and decrement it).
+    pub fail_links: AtomicUsize,
 }
 
 impl MemoryPayments {
@@ -256,6 +311,16 @@ impl Payments for MemoryPayments {
         _msg: Option<&str>,
     ) -> Result<(), PaymentsError> {
         lock(&self.calls).push("set_link_active");
+        if self
+            .fail_links
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PaymentsError::Unavailable {
+                operation: "update payment link",
+                message: "injected failure".into(),
+            });
+        }
         lock(&self.links).insert(link.clone(), active);
         Ok(())
     }

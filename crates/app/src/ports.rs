@@ -3,8 +3,8 @@
 use std::future::Future;
 
 use stockbridge_domain::{
-    CatalogItem, Items, OrderId, OrderRecord, PaymentLinkId, ProductId, RefundId, RefundRequest,
-    StockLevel, StoreId, Timestamp, WriteSet,
+    CatalogItem, Items, LedgerEntry, OrderId, OrderRecord, PaymentLinkId, ProductId, RefundId,
+    RefundRequest, StockLevel, StoreId, Timestamp, WriteSet,
 };
 
 /// Why the store failed.
@@ -78,6 +78,38 @@ pub trait InventoryStore: Send + Sync {
         store_id: &StoreId,
         product_id: &ProductId,
     ) -> impl Future<Output = Result<Option<CatalogItem>, StoreError>> + Send;
+
+    /// Forgets `links` as switched off by stockbridge, once they are back on — only while the
+    /// item is in stock; links recorded since are kept (a later run sees any link still recorded
+    /// and tries again).
+    fn clear_deactivated(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        links: &[PaymentLinkId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates a catalog item and its first ledger entry.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the item exists.
+    fn create_item(
+        &self,
+        item: &CatalogItem,
+        entry: &LedgerEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Updates an item's name and payment links, not its stock.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the item does not exist.
+    fn update_item_details(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        name: &str,
+        payment_links: &[PaymentLinkId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Why a publish failed.
@@ -228,6 +260,30 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
         p: &ProductId,
     ) -> impl Future<Output = Result<Option<CatalogItem>, StoreError>> + Send {
         (**self).item(s, p)
+    }
+    fn clear_deactivated(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        l: &[PaymentLinkId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).clear_deactivated(s, p, l)
+    }
+    fn create_item(
+        &self,
+        i: &CatalogItem,
+        e: &LedgerEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_item(i, e)
+    }
+    fn update_item_details(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        n: &str,
+        l: &[PaymentLinkId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).update_item_details(s, p, n, l)
     }
 }
 

@@ -3,7 +3,8 @@
 //! restock.
 
 use stockbridge_domain::{
-    ProductId, StockChange, StockChangeError, StockLevel, StoreId, decide_stock_change,
+    PaymentLinkId, ProductId, StockChange, StockChangeError, StockLevel, StoreId, decide_new_item,
+    decide_stock_change,
 };
 
 use crate::effects::{EffectError, run_effects};
@@ -35,6 +36,14 @@ pub enum StockError {
         expected: u64,
         /// The current version.
         found: u64,
+    },
+    /// The item kept changing under us; nothing was written.
+    #[error(
+        "the stock of {product_id} kept changing under concurrent orders; nothing was written, try again"
+    )]
+    Contention {
+        /// The product.
+        product_id: ProductId,
     },
     /// The change is invalid.
     #[error(transparent)]
@@ -113,15 +122,22 @@ where
                     backoff(attempt).await;
                 }
                 Err(StoreError::Conflict) => {
-                    let found = self
-                        .store
-                        .item(store_id, product_id)
-                        .await?
-                        .map_or(0, |i| i.version);
-                    return Err(StockError::VersionMismatch {
-                        product_id: product_id.clone(),
-                        expected: expected_version.unwrap_or(item.version),
-                        found,
+                    return Err(match expected_version {
+                        Some(expected) => {
+                            let found = self
+                                .store
+                                .item(store_id, product_id)
+                                .await?
+                                .map_or(0, |i| i.version);
+                            StockError::VersionMismatch {
+                                product_id: product_id.clone(),
+                                expected,
+                                found,
+                            }
+                        }
+                        None => StockError::Contention {
+                            product_id: product_id.clone(),
+                        },
                     });
                 }
                 Err(e) => return Err(e.into()),
@@ -152,5 +168,124 @@ where
             .await
             .map_err(EffectError::from)?;
         Ok(level)
+    }
+}
+
+/// One catalog item to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportItem {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product (its Stripe product id).
+    pub product_id: ProductId,
+    /// Display name.
+    pub name: String,
+    /// Units in stock.
+    pub stock: u64,
+    /// Payment Links selling it.
+    pub payment_links: Vec<PaymentLinkId>,
+}
+
+/// What an import did to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    /// A new item.
+    Created,
+    /// Name and links updated; the stock already matched or was set (`set_stock`).
+    Updated,
+    /// Name and links updated; the stock differs from the file and was left alone, because
+    /// orders move it after the file was written.
+    StockKept {
+        /// The level in the catalog.
+        current: u64,
+        /// The level in the file.
+        file: u64,
+    },
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore,
+    P: StockPublisher,
+    Y: Payments,
+    C: Clock,
+{
+    /// Imports one item. A new item is created with its stock (at 0 its links are switched off);
+    /// an existing item gets its name and links updated, and its stock only with `set_stock`,
+    /// through the same compare-and-set as `change_stock` against the version read here — a
+    /// re-import must never put back units sold since the file was written.
+    ///
+    /// # Errors
+    /// [`StockError`].
+    pub async fn import_item(
+        &self,
+        row: &ImportItem,
+        set_stock: bool,
+        actor: &str,
+    ) -> Result<Imported, StockError> {
+        let existing = match self.store.item(&row.store_id, &row.product_id).await? {
+            Some(item) => item,
+            None => {
+                let now = self.clock.now();
+                let new = decide_new_item(
+                    row.store_id.clone(),
+                    row.product_id.clone(),
+                    row.name.clone(),
+                    row.stock,
+                    row.payment_links.clone(),
+                    actor,
+                    now,
+                )?;
+                match self.store.create_item(&new.item, &new.entry).await {
+                    Ok(()) => {
+                        run_effects(
+                            &self.store,
+                            &self.publisher,
+                            &self.payments,
+                            &new.effects,
+                            now,
+                        )
+                        .await?;
+                        return Ok(Imported::Created);
+                    }
+                    // Created concurrently: treat it as existing.
+                    Err(StoreError::Conflict) => self
+                        .store
+                        .item(&row.store_id, &row.product_id)
+                        .await?
+                        .ok_or_else(|| StockError::NotFound {
+                            store_id: row.store_id.clone(),
+                            product_id: row.product_id.clone(),
+                        })?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        self.store
+            .update_item_details(
+                &row.store_id,
+                &row.product_id,
+                &row.name,
+                &row.payment_links,
+            )
+            .await?;
+        if existing.available == row.stock {
+            return Ok(Imported::Updated);
+        }
+        if !set_stock {
+            return Ok(Imported::StockKept {
+                current: existing.available,
+                file: row.stock,
+            });
+        }
+        self.change_stock(
+            &row.store_id,
+            &row.product_id,
+            StockChange::Set(row.stock),
+            Some(existing.version),
+            actor,
+        )
+        .await?;
+        Ok(Imported::Updated)
     }
 }

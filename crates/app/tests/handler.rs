@@ -202,6 +202,18 @@ async fn concurrent_orders_never_oversell_and_refund_each_loser_once() {
     assert_eq!(oversold.len(), 150);
     assert!(oversold.iter().all(|o| o.refund_id.is_some()));
     assert_eq!(w.payments.refunds.lock().unwrap().len(), 150);
+    let refund_calls = w
+        .payments
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| **c == "refund")
+        .count();
+    assert_eq!(
+        refund_calls, 150,
+        "one refund call per oversold order, no retries needed"
+    );
     assert!(
         !w.payments
             .link_active(&PaymentLinkId::parse("plink_prod_a").unwrap())
@@ -455,7 +467,17 @@ async fn a_restock_from_zero_reactivates_links_and_publishes() {
             "test",
         )
         .await;
-    assert!(stale.is_err(), "compare-and-set refuses a stale version");
+    assert!(
+        matches!(
+            stale,
+            Err(stockbridge_app::stock::StockError::VersionMismatch {
+                expected: 2,
+                found: 3,
+                ..
+            })
+        ),
+        "compare-and-set refuses a stale version: {stale:?}"
+    );
     assert_eq!(available(&w, "prod_a"), 10);
 }
 
@@ -496,4 +518,93 @@ async fn a_redelivery_needs_no_stripe_when_the_order_is_already_applied() {
         .await
         .unwrap_err();
     assert!(matches!(err, HandleError::Payments { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_reactivation_stays_recorded_and_is_retried() {
+    let w = world(&[("prod_a", 1)]);
+    session(&w, "cs_1", &[("prod_a", 1)]);
+    let sold = envelope("checkout.session.completed", "evt_1", "cs_1", "paid");
+    w.app.handle(&sold).await.unwrap();
+    let link = PaymentLinkId::parse("plink_prod_a").unwrap();
+    let (s, p) = (
+        StoreId::parse(STORE).unwrap(),
+        ProductId::parse("prod_a").unwrap(),
+    );
+    w.payments.fail_links.store(1, Ordering::SeqCst);
+    let err = w
+        .app
+        .change_stock(
+            &s,
+            &p,
+            stockbridge_domain::StockChange::Set(5),
+            None,
+            "test",
+        )
+        .await;
+    assert!(
+        matches!(err, Err(stockbridge_app::stock::StockError::Effect(_))),
+        "{err:?}"
+    );
+    assert!(!w.payments.link_active(&link));
+    let item = w.store.snapshot().items[&(s.clone(), p.clone())].clone();
+    assert_eq!(item.available, 5);
+    assert!(
+        item.deactivated_links.contains(&link),
+        "still recorded as switched off: {:?}",
+        item.deactivated_links
+    );
+    // Any later run for the product retries it: here the redelivery of the order that sold out.
+    w.app.handle(&sold).await.unwrap();
+    assert!(w.payments.link_active(&link));
+    assert!(
+        w.store.snapshot().items[&(s, p)]
+            .deactivated_links
+            .is_empty(),
+        "forgotten once back on"
+    );
+}
+
+#[tokio::test]
+async fn an_import_creates_items_and_never_puts_back_sold_units() {
+    use stockbridge_app::stock::{ImportItem, Imported};
+    let w = world(&[]);
+    let row = ImportItem {
+        store_id: StoreId::parse(STORE).unwrap(),
+        product_id: ProductId::parse("prod_new").unwrap(),
+        name: "New".into(),
+        stock: 0,
+        payment_links: vec![PaymentLinkId::parse("plink_new").unwrap()],
+    };
+    assert_eq!(
+        w.app.import_item(&row, false, "test").await.unwrap(),
+        Imported::Created
+    );
+    assert!(
+        !w.payments
+            .link_active(&PaymentLinkId::parse("plink_new").unwrap()),
+        "created at 0: link off"
+    );
+    let restock = ImportItem {
+        stock: 4,
+        ..row.clone()
+    };
+    assert_eq!(
+        w.app.import_item(&restock, false, "test").await.unwrap(),
+        Imported::StockKept {
+            current: 0,
+            file: 4
+        }
+    );
+    assert_eq!(available(&w, "prod_new"), 0);
+    assert_eq!(
+        w.app.import_item(&restock, true, "test").await.unwrap(),
+        Imported::Updated
+    );
+    assert_eq!(available(&w, "prod_new"), 4);
+    assert!(
+        w.payments
+            .link_active(&PaymentLinkId::parse("plink_new").unwrap()),
+        "restocked: link back on"
+    );
 }

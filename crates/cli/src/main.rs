@@ -7,12 +7,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use stockbridge_app::message::rfc3339;
-use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
+use stockbridge_app::ports::InventoryStore;
+use stockbridge_app::stock::{ImportItem, Imported};
 use stockbridge_bootstrap::Config;
-use stockbridge_domain::{
-    CatalogItem, Cause, CauseKind, LedgerEntry, OrderId, PaymentLinkId, ProductId, StockChange,
-    StoreId,
-};
+use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
 
 #[derive(Parser)]
 #[command(
@@ -65,11 +63,15 @@ enum TableCommand {
 enum CatalogCommand {
     /// Import items from JSON (`[{"product_id","store_id","name","stock","payment_links":[..]}]`)
     /// or CSV (header `product_id,store_id,name,stock,payment_links`, links separated by `;`).
-    /// New items are created; existing ones get their name and links updated, and their stock
-    /// set through the same compare-and-set as `stock set`.
+    /// New items are created (at stock 0 their links are switched off); existing ones get their
+    /// name and links updated and keep their stock unless `--set-stock`.
     Import {
         /// The file.
         file: PathBuf,
+        /// Also set the stock of existing items to the file's (compare-and-set against the
+        /// level read during the import). Without it, existing items keep their stock.
+        #[arg(long)]
+        set_stock: bool,
     },
 }
 
@@ -204,85 +206,47 @@ fn read_rows(path: &Path) -> Result<Vec<ImportRow>> {
     }
 }
 
-async fn import(config: &Config, path: &Path) -> Result<()> {
+async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
     let rows = read_rows(path)?;
-    let adapters = stockbridge_bootstrap::adapters(config).await?;
-    let store = adapters.store.clone();
-    let inventory = stockbridge_bootstrap::inventory_from(adapters, config);
-    let (mut created, mut updated) = (0, 0);
+    let inventory = stockbridge_bootstrap::inventory(config).await?;
+    let (mut created, mut updated, mut kept) = (0, 0, 0);
     for (i, row) in rows.into_iter().enumerate() {
         let at = |what: &str| format!("item {} ({}): {what}", i + 1, row.product_id);
-        let product = ProductId::parse(row.product_id.clone()).with_context(|| at("product_id"))?;
-        let store_id = match row.store_id.clone().filter(|s| !s.is_empty()) {
-            Some(s) => StoreId::parse(s).with_context(|| at("store_id"))?,
-            None => config.default_store.clone(),
+        let item = ImportItem {
+            product_id: ProductId::parse(row.product_id.clone())
+                .with_context(|| at("product_id"))?,
+            store_id: match row.store_id.clone().filter(|s| !s.is_empty()) {
+                Some(s) => StoreId::parse(s).with_context(|| at("store_id"))?,
+                None => config.default_store.clone(),
+            },
+            name: row.name.clone(),
+            stock: row.stock,
+            payment_links: row
+                .payment_links
+                .into_vec()
+                .into_iter()
+                .map(PaymentLinkId::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| at("payment_links"))?,
         };
-        let links = row
-            .payment_links
-            .into_vec()
-            .into_iter()
-            .map(PaymentLinkId::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| at("payment_links"))?;
-        match store.item(&store_id, &product).await? {
-            None => {
-                let now = SystemClock.now();
-                let item = CatalogItem {
-                    store_id: store_id.clone(),
-                    product_id: product.clone(),
-                    name: row.name.clone(),
-                    available: row.stock,
-                    version: 1,
-                    payment_links: links,
-                    deactivated_links: Vec::new(),
-                    updated_at: now,
-                };
-                let entry = LedgerEntry {
-                    store_id: store_id.clone(),
-                    product_id: product.clone(),
-                    version: 1,
-                    delta: i64::try_from(row.stock).context("stock is too large")?,
-                    level: row.stock,
-                    cause: Cause {
-                        kind: CauseKind::Set,
-                        stripe_event_id: None,
-                        order_id: None,
-                        actor: Some("catalog import".into()),
-                    },
-                    at: now,
-                };
-                store
-                    .create_item(&item, &entry)
-                    .await
-                    .with_context(|| at("create"))?;
-                inventory
-                    .republish(&store_id, &product)
-                    .await
-                    .with_context(|| at("publish"))?;
-                created += 1;
-            }
-            Some(existing) => {
-                store
-                    .update_item_details(&store_id, &product, &row.name, &links)
-                    .await
-                    .with_context(|| at("update"))?;
-                if existing.available != row.stock {
-                    inventory
-                        .change_stock(
-                            &store_id,
-                            &product,
-                            StockChange::Set(row.stock),
-                            None,
-                            "catalog import",
-                        )
-                        .await?;
-                }
-                updated += 1;
+        match inventory
+            .import_item(&item, set_stock, "catalog import")
+            .await
+            .with_context(|| at("import"))?
+        {
+            Imported::Created => created += 1,
+            Imported::Updated => updated += 1,
+            Imported::StockKept { current, file } => {
+                kept += 1;
+                eprintln!(
+                    "{} in {}: stock left at {current} (the file says {file}; orders move stock after a file is written — pass --set-stock to overwrite, or use `stockbridge stock set`)",
+                    item.product_id, item.store_id
+                );
             }
         }
     }
     println!(
-        "imported {}: {created} created, {updated} updated",
+        "imported {}: {created} created, {updated} updated, {kept} with stock left as is",
         path.display()
     );
     Ok(())
@@ -306,8 +270,8 @@ async fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Catalog {
-            command: CatalogCommand::Import { file },
-        } => import(&config, &file).await?,
+            command: CatalogCommand::Import { file, set_stock },
+        } => import(&config, &file, set_stock).await?,
         Command::Stock {
             command:
                 StockCommand::Show {
@@ -419,11 +383,12 @@ async fn history(
     );
     let db = stockbridge_bootstrap::store(config).await;
     let ledger = db.ledger(&s, &p).await?;
-    let mut order_ids: Vec<OrderId> = ledger
+    let order_ids: Vec<OrderId> = ledger
         .iter()
         .filter_map(|e| e.cause.order_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
-    order_ids.dedup();
     let orders = db.orders(&order_ids).await?;
     if json {
         let ledger: Vec<_> = ledger

@@ -101,6 +101,9 @@ pub struct ItemUpdate {
     pub available: u64,
     /// The new version: `expected_version + 1` for a stock change, unchanged otherwise.
     pub version: u64,
+    /// The links stockbridge had switched off when the decision read the item; the write is
+    /// refused if they changed since (so two writers never lose each other's links).
+    pub expected_deactivated_links: Vec<PaymentLinkId>,
     /// The full new set of links stockbridge has switched off.
     pub deactivated_links: Vec<PaymentLinkId>,
     /// When.
@@ -118,6 +121,9 @@ pub enum OrderWrite {
         record: OrderRecord,
         /// The status the decision saw.
         expected_status: OrderStatus,
+        /// The payment state the decision saw: with the status, it makes a duplicate delivery's
+        /// update conflict instead of overwriting what happened in between.
+        expected_payment: PaymentState,
     },
 }
 
@@ -141,6 +147,27 @@ impl WriteSet {
     }
 }
 
+/// Links of one item to switch back on, then to forget as switched off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reactivation {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The links.
+    pub links: Vec<PaymentLinkId>,
+}
+
+impl Reactivation {
+    fn of(item: &CatalogItem) -> Option<Self> {
+        (!item.deactivated_links.is_empty()).then(|| Self {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            links: item.deactivated_links.clone(),
+        })
+    }
+}
+
 /// A refund to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
@@ -159,8 +186,9 @@ pub struct Effects {
     pub publish: Vec<StockLevel>,
     /// Payment links to switch off (sold out).
     pub deactivate: Vec<PaymentLinkId>,
-    /// Payment links to switch back on (restocked).
-    pub reactivate: Vec<PaymentLinkId>,
+    /// Payment links to switch back on (restocked). Each item keeps them recorded as switched
+    /// off until they are back on, so a failed switch is retried by the next run.
+    pub reactivate: Vec<Reactivation>,
     /// A refund to make.
     pub refund: Option<RefundRequest>,
 }
@@ -184,6 +212,8 @@ pub enum Outcome {
     PaymentFailed,
     /// The fact was already applied; only effects are re-run.
     AlreadyApplied(OrderStatus),
+    /// An operator changed a level.
+    StockChanged,
 }
 
 /// A rule's answer.
@@ -247,7 +277,7 @@ struct Movement {
     entry: LedgerEntry,
     level: StockLevel,
     deactivate: Vec<PaymentLinkId>,
-    reactivate: Vec<PaymentLinkId>,
+    reactivate: Option<Reactivation>,
 }
 
 fn move_stock(
@@ -258,13 +288,18 @@ fn move_stock(
     now: Timestamp,
 ) -> Movement {
     let version = item.version + 1;
+    // At 0 every link selling the product is switched off and recorded. Above 0, links still
+    // recorded as switched off (a restock, or an earlier reactivation that failed) are switched
+    // back on; they stay recorded until that succeeds.
     let (deactivated_links, deactivate, reactivate) = if available == 0 {
         let links = sold_out_links(item, session_link);
-        (links.clone(), links, Vec::new())
-    } else if item.available == 0 {
-        (Vec::new(), Vec::new(), item.deactivated_links.clone())
+        (links.clone(), links, None)
     } else {
-        (item.deactivated_links.clone(), Vec::new(), Vec::new())
+        (
+            item.deactivated_links.clone(),
+            Vec::new(),
+            Reactivation::of(item),
+        )
     };
     let delta = i128::from(available) - i128::from(item.available);
     Movement {
@@ -274,6 +309,7 @@ fn move_stock(
             expected_version: item.version,
             available,
             version,
+            expected_deactivated_links: item.deactivated_links.clone(),
             deactivated_links,
             at: now,
         },
@@ -318,6 +354,8 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
                 effects
                     .deactivate
                     .extend(item.deactivated_links.iter().cloned());
+            } else {
+                effects.reactivate.extend(Reactivation::of(item));
             }
         }
     }
@@ -466,15 +504,20 @@ pub fn decide_checkout(
                     expected_version: item.version,
                     available: item.available,
                     version: item.version,
+                    expected_deactivated_links: item.deactivated_links.clone(),
                     deactivated_links: links,
                     at: item.updated_at,
                 });
                 continue;
             }
         }
-        write
-            .checks
-            .push((item.store_id.clone(), item.product_id.clone(), item.version));
+        // Too many products is refused whatever the levels: no checks then (they would not fit in
+        // one transaction either).
+        if known.len() <= MAX_PRODUCTS_PER_ORDER {
+            write
+                .checks
+                .push((item.store_id.clone(), item.product_id.clone(), item.version));
+        }
     }
     if record.refund_due() {
         effects.refund = record
@@ -525,6 +568,7 @@ pub fn decide_payment_succeeded(
         order: Some(OrderWrite::Update {
             record,
             expected_status: order.status,
+            expected_payment: order.payment,
         }),
         ..WriteSet::default()
     };
@@ -532,6 +576,29 @@ pub fn decide_payment_succeeded(
         write,
         effects,
         outcome,
+    }
+}
+
+/// `checkout.session.async_payment_succeeded`, whatever else arrived first: with no order
+/// recorded it is applied as a paid checkout ([`decide_checkout`]); with one, the held order is
+/// confirmed or the oversold one made refundable ([`decide_payment_succeeded`]).
+pub fn decide_async_success(
+    existing: Option<&OrderRecord>,
+    facts: &CheckoutFacts,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    match existing {
+        Some(order) => decide_payment_succeeded(order, &facts.event_id, items, now),
+        None => decide_checkout(
+            None,
+            &CheckoutFacts {
+                payment: PaymentState::Paid,
+                ..facts.clone()
+            },
+            items,
+            now,
+        ),
     }
 }
 
@@ -613,6 +680,7 @@ pub fn decide_payment_failed(
     write.order = Some(OrderWrite::Update {
         record,
         expected_status: order.status,
+        expected_payment: order.payment,
     });
     Decision {
         write,
@@ -700,7 +768,77 @@ pub fn decide_stock_change(
     Ok(Decision {
         write,
         effects,
-        outcome: Outcome::Fulfilled,
+        outcome: Outcome::StockChanged,
+    })
+}
+
+/// A new catalog item and the ledger entry of its first level. An item created at 0 has its
+/// links switched off (and recorded) like any sold-out item; its level is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// The item to create.
+    pub item: CatalogItem,
+    /// Its first ledger entry.
+    pub entry: LedgerEntry,
+    /// Effects after the create.
+    pub effects: Effects,
+}
+
+/// Creates a catalog item with `stock` units.
+///
+/// # Errors
+/// [`StockChangeError::Overflow`] when `stock` does not fit a ledger delta.
+pub fn decide_new_item(
+    store_id: StoreId,
+    product_id: ProductId,
+    name: String,
+    stock: u64,
+    payment_links: Vec<PaymentLinkId>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<NewItem, StockChangeError> {
+    let delta = i64::try_from(stock).map_err(|_| StockChangeError::Overflow {
+        product_id: product_id.clone(),
+        delta: i64::MAX,
+    })?;
+    let deactivated_links = if stock == 0 {
+        payment_links.clone()
+    } else {
+        Vec::new()
+    };
+    let item = CatalogItem {
+        store_id,
+        product_id,
+        name,
+        available: stock,
+        version: 1,
+        payment_links,
+        deactivated_links,
+        updated_at: now,
+    };
+    let entry = LedgerEntry {
+        store_id: item.store_id.clone(),
+        product_id: item.product_id.clone(),
+        version: 1,
+        delta,
+        level: stock,
+        cause: Cause {
+            kind: CauseKind::Set,
+            stripe_event_id: None,
+            order_id: None,
+            actor: Some(actor.to_owned()),
+        },
+        at: now,
+    };
+    let effects = Effects {
+        publish: vec![item.level()],
+        deactivate: item.deactivated_links.clone(),
+        ..Effects::default()
+    };
+    Ok(NewItem {
+        item,
+        entry,
+        effects,
     })
 }
 

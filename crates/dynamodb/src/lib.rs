@@ -52,7 +52,7 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn links(v: &[PaymentLinkId]) -> AttributeValue {
+fn links_attr(v: &[PaymentLinkId]) -> AttributeValue {
     AttributeValue::L(v.iter().map(|l| s(l.as_str())).collect())
 }
 
@@ -93,6 +93,11 @@ where
     };
     if code == "ConditionalCheckFailedException" {
         return StoreError::Conflict;
+    }
+    if code == "ResourceNotFoundException" {
+        return StoreError::Other(
+            format!("{message}: the table does not exist (create it with `stockbridge table create`, or deploy template.yaml)").into(),
+        );
     }
     if retryable {
         StoreError::Unavailable(boxed)
@@ -166,8 +171,11 @@ fn item_attrs(item: &CatalogItem) -> Attrs {
     a.insert("name".into(), s(item.name.clone()));
     a.insert("available".into(), n(item.available));
     a.insert("version".into(), n(item.version));
-    a.insert("payment_links".into(), links(&item.payment_links));
-    a.insert("deactivated_links".into(), links(&item.deactivated_links));
+    a.insert("payment_links".into(), links_attr(&item.payment_links));
+    a.insert(
+        "deactivated_links".into(),
+        links_attr(&item.deactivated_links),
+    );
     a.insert("updated_at".into(), n(item.updated_at.0));
     a
 }
@@ -187,6 +195,7 @@ fn order_attrs(r: &OrderRecord) -> Result<Attrs, StoreError> {
     let mut a = key(order_pk(&r.order_id), "ORDER");
     a.insert("kind".into(), s("order"));
     a.insert("status".into(), s(r.status.as_str()));
+    a.insert("payment".into(), s(r.payment.as_str()));
     a.insert("store_id".into(), s(r.store_id.as_str()));
     a.insert(
         "record".into(),
@@ -306,64 +315,6 @@ impl DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
             Err(e) => Err(sdk_error(e)),
-        }
-    }
-
-    /// Creates a catalog item that does not exist yet.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when it exists.
-    pub async fn create_item(
-        &self,
-        item: &CatalogItem,
-        entry: &LedgerEntry,
-    ) -> Result<(), StoreError> {
-        let put_item = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item_attrs(item)))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        let put_entry = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(ledger_attrs(entry)))
-                .build(),
-        )?;
-        self.transact(vec![
-            TransactWriteItem::builder().put(put_item).build(),
-            TransactWriteItem::builder().put(put_entry).build(),
-        ])
-        .await
-    }
-
-    /// Updates an item's name and payment links (not its stock).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when the item does not exist.
-    pub async fn update_item_details(
-        &self,
-        store: &StoreId,
-        product: &ProductId,
-        name: &str,
-        payment_links: &[PaymentLinkId],
-    ) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(item_pk(store, product), "ITEM")))
-            .update_expression("SET #name = :name, payment_links = :links")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(name))
-            .expression_attribute_values(":links", links(payment_links))
-            .send()
-            .await;
-        match r.map_err(sdk_error) {
-            Err(StoreError::Conflict) => Err(StoreError::NotFound(format!("{store}/{product}"))),
-            other => other.map(|_| ()),
         }
     }
 
@@ -533,13 +484,15 @@ impl InventoryStore for DynamoStore {
             Some(OrderWrite::Update {
                 record,
                 expected_status,
+                expected_payment,
             }) => {
                 let put = Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(order_attrs(record)?))
-                    .condition_expression("#status = :expected")
+                    .condition_expression("#status = :expected AND payment = :payment")
                     .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":expected", s(expected_status.as_str()));
+                    .expression_attribute_values(":expected", s(expected_status.as_str()))
+                    .expression_attribute_values(":payment", s(expected_payment.as_str()));
                 actions.push(
                     TransactWriteItem::builder()
                         .put(build(put.build())?)
@@ -555,10 +508,14 @@ impl InventoryStore for DynamoStore {
                 .update_expression(
                     "SET available = :a, version = :v, deactivated_links = :d, updated_at = :t",
                 )
-                .condition_expression("version = :seen")
+                .condition_expression("version = :seen AND deactivated_links = :seen_links")
+                .expression_attribute_values(
+                    ":seen_links",
+                    links_attr(&u.expected_deactivated_links),
+                )
                 .expression_attribute_values(":a", n(u.available))
                 .expression_attribute_values(":v", n(u.version))
-                .expression_attribute_values(":d", links(&u.deactivated_links))
+                .expression_attribute_values(":d", links_attr(&u.deactivated_links))
                 .expression_attribute_values(":t", n(u.at.0))
                 .expression_attribute_values(":seen", n(u.expected_version));
             actions.push(
@@ -631,5 +588,97 @@ impl InventoryStore for DynamoStore {
             .await
             .map_err(sdk_error)?;
         r.item().map(parse_item).transpose()
+    }
+
+    /// Creates a catalog item that does not exist yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when it exists.
+    async fn create_item(&self, item: &CatalogItem, entry: &LedgerEntry) -> Result<(), StoreError> {
+        let put_item = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item_attrs(item)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let put_entry = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_attrs(entry)))
+                .build(),
+        )?;
+        self.transact(vec![
+            TransactWriteItem::builder().put(put_item).build(),
+            TransactWriteItem::builder().put(put_entry).build(),
+        ])
+        .await
+    }
+
+    /// Updates an item's name and payment links (not its stock).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the item does not exist.
+    async fn update_item_details(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        name: &str,
+        payment_links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store, product), "ITEM")))
+            .update_expression("SET #name = :name, payment_links = :links")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .expression_attribute_values(":links", links_attr(payment_links))
+            .send()
+            .await;
+        match r.map_err(sdk_error) {
+            Err(StoreError::Conflict) => Err(StoreError::NotFound(format!("{store}/{product}"))),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn clear_deactivated(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        let Some(item) = self.item(store, product).await? else {
+            return Ok(());
+        };
+        let remaining: Vec<PaymentLinkId> = item
+            .deactivated_links
+            .iter()
+            .filter(|l| !links.contains(l))
+            .cloned()
+            .collect();
+        if remaining == item.deactivated_links {
+            return Ok(());
+        }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store, product), "ITEM")))
+            .update_expression("SET deactivated_links = :new")
+            .condition_expression("deactivated_links = :old AND available > :zero")
+            .expression_attribute_values(":new", links_attr(&remaining))
+            .expression_attribute_values(":old", links_attr(&item.deactivated_links))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match r.map_err(sdk_error) {
+            // Changed since (sold out again, or more links recorded): keep them recorded; the next
+            // run decides again from the new state.
+            Err(StoreError::Conflict) => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 }

@@ -258,8 +258,10 @@ fn a_held_order_is_confirmed_when_its_payment_clears() {
         Some(OrderWrite::Update {
             record,
             expected_status,
+            expected_payment,
         }) => {
             assert_eq!(expected_status, OrderStatus::Pending);
+            assert_eq!(expected_payment, PaymentState::Awaiting);
             assert_eq!(record.status, OrderStatus::Fulfilled);
             assert_eq!(record.payment, PaymentState::Paid);
         }
@@ -291,10 +293,14 @@ fn a_held_order_whose_payment_fails_gives_its_stock_back_and_restocks_links() {
     assert_eq!(d.outcome, Outcome::Released);
     assert_eq!(d.write.items[0].available, 2);
     assert_eq!(d.write.items[0].version, 2);
-    assert!(d.write.items[0].deactivated_links.is_empty());
+    assert_eq!(
+        d.write.items[0].deactivated_links,
+        vec![link("plink_a"), link("plink_session")],
+        "kept recorded until they are back on"
+    );
     assert_eq!(d.write.ledger[0].delta, 2);
     assert_eq!(
-        d.effects.reactivate,
+        d.effects.reactivate[0].links,
         vec![link("plink_a"), link("plink_session")]
     );
 }
@@ -351,7 +357,12 @@ fn a_restock_from_zero_switches_back_on_only_the_links_stockbridge_switched_off(
     let mut sold_out = item("a", 0, 5);
     sold_out.deactivated_links = vec![link("plink_a")];
     let d = decide_stock_change(&sold_out, StockChange::Set(10), "cli", NOW).unwrap();
-    assert_eq!(d.effects.reactivate, vec![link("plink_a")]);
+    assert_eq!(d.effects.reactivate[0].links, vec![link("plink_a")]);
+    assert_eq!(
+        d.write.items[0].deactivated_links,
+        vec![link("plink_a")],
+        "until switched on"
+    );
     assert_eq!(d.write.items[0].version, 6);
     assert_eq!(d.write.ledger[0].delta, 10);
     assert_eq!(d.effects.publish[0].available, 10);
@@ -447,6 +458,136 @@ proptest! {
                 prop_assert_eq!(d.write.items[0].version, 4);
             }
             Err(_) => prop_assert!(i128::from(start) + i128::from(delta) < 0),
+        }
+    }
+}
+
+#[test]
+fn a_redelivery_after_a_failed_reactivation_retries_it() {
+    let mut restocked = item("a", 4, 6);
+    restocked.deactivated_links = vec![link("plink_a")];
+    let record = created(&decide_checkout(
+        None,
+        &facts(&[("a", 1)], PaymentState::Paid),
+        &items(&[item("a", 5, 0)]),
+        NOW,
+    ))
+    .clone();
+    let e = effects_for_existing(&record, &items(&[restocked]));
+    assert_eq!(e.reactivate.len(), 1);
+    assert_eq!(e.reactivate[0].links, vec![link("plink_a")]);
+    assert!(e.deactivate.is_empty());
+}
+
+#[test]
+fn an_async_success_with_a_held_order_confirms_it_and_without_one_applies_it() {
+    let stock = items(&[item("a", 5, 0)]);
+    let held = created(&decide_checkout(
+        None,
+        &facts(&[("a", 2)], PaymentState::Awaiting),
+        &stock,
+        NOW,
+    ))
+    .clone();
+    let confirmed = decide_async_success(
+        Some(&held),
+        &facts(&[("a", 2)], PaymentState::Awaiting),
+        &stock,
+        NOW,
+    );
+    assert_eq!(confirmed.outcome, Outcome::Confirmed);
+    let fresh = decide_async_success(
+        None,
+        &facts(&[("a", 2)], PaymentState::Awaiting),
+        &stock,
+        NOW,
+    );
+    assert_eq!(fresh.outcome, Outcome::Fulfilled);
+    assert_eq!(created(&fresh).payment, PaymentState::Paid);
+}
+
+#[test]
+fn an_item_created_at_zero_has_its_links_switched_off() {
+    let n = decide_new_item(
+        StoreId::parse("s").unwrap(),
+        pid("a"),
+        "A".into(),
+        0,
+        vec![link("plink_a")],
+        "import",
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(n.item.deactivated_links, vec![link("plink_a")]);
+    assert_eq!(n.effects.deactivate, vec![link("plink_a")]);
+    assert_eq!(n.effects.publish[0].available, 0);
+    let n = decide_new_item(
+        StoreId::parse("s").unwrap(),
+        pid("a"),
+        "A".into(),
+        3,
+        vec![link("plink_a")],
+        "import",
+        NOW,
+    )
+    .unwrap();
+    assert!(n.effects.deactivate.is_empty());
+    assert_eq!((n.entry.delta, n.entry.level, n.item.version), (3, 3, 1));
+}
+
+#[test]
+fn an_oversold_order_with_too_many_products_checks_nothing() {
+    let names: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let stock = items(&names.iter().map(|n| item(n, 10, 0)).collect::<Vec<_>>());
+    let lines: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+    let d = decide_checkout(None, &facts(&lines, PaymentState::Paid), &stock, NOW);
+    assert!(
+        d.write.checks.is_empty() && d.write.items.is_empty(),
+        "fits in one transaction"
+    );
+}
+
+/// A model event for the ordering property.
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    CompletedUnpaid,
+    Succeeded,
+    Failed,
+}
+
+proptest! {
+    /// A delayed-payment order's events in any order, each delivered up to three times: stock is
+    /// taken exactly once if the payment succeeds and never if it fails.
+    #[test]
+    fn delayed_payment_events_in_any_order_move_stock_at_most_once(
+        succeed in any::<bool>(),
+        order in proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5], 6).prop_shuffle(),
+    ) {
+        let kinds = if succeed { [Ev::CompletedUnpaid, Ev::Succeeded] } else { [Ev::CompletedUnpaid, Ev::Failed] };
+        let deliveries: Vec<Ev> = order.iter().map(|i| kinds[i % 2]).collect();
+        let mut stock = items(&[item("a", 5, 0)]);
+        let mut record: Option<OrderRecord> = None;
+        let f = facts(&[("a", 2)], PaymentState::Awaiting);
+        for ev in deliveries {
+            let d = match ev {
+                Ev::CompletedUnpaid => decide_checkout(record.as_ref(), &f, &stock, NOW),
+                Ev::Succeeded => decide_async_success(record.as_ref(), &f, &stock, NOW),
+                Ev::Failed => decide_payment_failed(record.as_ref(), &f.order_id, &f.store_id, &f.event_id, &stock, NOW),
+            };
+            prop_assert!(apply(&mut stock, &d));
+            match d.write.order {
+                Some(OrderWrite::Create(r)) | Some(OrderWrite::Update { record: r, .. }) => record = Some(r),
+                None => {}
+            }
+        }
+        let r = record.expect("some event recorded the order");
+        let available = stock[&pid("a")].available;
+        if succeed {
+            prop_assert_eq!(r.status, OrderStatus::Fulfilled);
+            prop_assert_eq!(available, 3);
+        } else {
+            prop_assert!(matches!(r.status, OrderStatus::Released | OrderStatus::Failed));
+            prop_assert_eq!(available, 5);
         }
     }
 }
