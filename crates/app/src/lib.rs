@@ -12,6 +12,7 @@
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
+//! - [`storefront`]: the catalog document a static storefront loads.
 //! - [`effects`]: running a decision's side effects.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
@@ -21,6 +22,7 @@ pub mod inventory;
 pub mod message;
 pub mod ports;
 pub mod stock;
+pub mod storefront;
 
 #[cfg(feature = "memory")]
 pub mod memory;

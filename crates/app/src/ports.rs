@@ -321,3 +321,40 @@ impl<T: Clock> Clock for std::sync::Arc<T> {
         (**self).now()
     }
 }
+
+/// Lists a store's catalog (for the storefront's catalog document).
+pub trait CatalogReader: Send + Sync {
+    /// Every catalog item of `store_id`, in product-id order.
+    fn store_items(
+        &self,
+        store_id: &StoreId,
+    ) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send;
+}
+
+/// What a buyer sees of a Payment Link: where it is, whether it sells, what and for how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSummary {
+    /// The link's public URL.
+    pub url: String,
+    /// Whether it currently accepts payments.
+    pub active: bool,
+    /// Unit price of its first line, in minor units.
+    pub unit_amount: Option<i64>,
+    /// Its currency (lower-case ISO code).
+    pub currency: Option<String>,
+    /// The product's name as Stripe shows it.
+    pub product_name: Option<String>,
+    /// The product's description.
+    pub description: Option<String>,
+    /// The product's image URLs.
+    pub images: Vec<String>,
+}
+
+/// Reads Payment Links for the storefront.
+pub trait LinkDirectory: Send + Sync {
+    /// The link's URL, state, price and product.
+    fn link_summary(
+        &self,
+        link: &PaymentLinkId,
+    ) -> impl Future<Output = Result<LinkSummary, PaymentsError>> + Send;
+}

@@ -7,8 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use stockbridge_app::message::rfc3339;
-use stockbridge_app::ports::InventoryStore;
+use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
 use stockbridge_app::stock::{ImportItem, Imported};
+use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
 
@@ -72,6 +73,16 @@ enum CatalogCommand {
         /// level read during the import). Without it, existing items keep their stock.
         #[arg(long)]
         set_stock: bool,
+    },
+    /// Print the storefront's catalog document of a store (products, images, prices, payment
+    /// links and a stock snapshot; see docs/storefront.md). Host it next to the storefront.
+    Export {
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -272,6 +283,26 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Catalog {
             command: CatalogCommand::Import { file, set_stock },
         } => import(&config, &file, set_stock).await?,
+        Command::Catalog {
+            command: CatalogCommand::Export { store, out },
+        } => {
+            let store = store_id(&config, store)?;
+            let adapters = stockbridge_bootstrap::adapters(&config).await?;
+            let doc = export_catalog(
+                &adapters.store,
+                &adapters.payments,
+                &store,
+                &config.topic_prefix,
+                SystemClock.now(),
+            )
+            .await?;
+            let json = serde_json::to_string_pretty(&doc)?;
+            match out {
+                Some(path) => std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{json}"),
+            }
+        }
         Command::Stock {
             command:
                 StockCommand::Show {

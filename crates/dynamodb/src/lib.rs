@@ -682,3 +682,26 @@ impl InventoryStore for DynamoStore {
         }
     }
 }
+
+impl stockbridge_app::ports::CatalogReader for DynamoStore {
+    /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
+    /// wants a store index (planned with the reconciler's parallel scan).
+    async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("kind = :item AND store_id = :store")
+            .expression_attribute_values(":item", s("item"))
+            .expression_attribute_values(":store", s(store_id.as_str()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(a) = pages.next().await {
+            out.push(parse_item(&a.map_err(sdk_error)?)?);
+        }
+        out.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        Ok(out)
+    }
+}

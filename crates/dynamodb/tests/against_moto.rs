@@ -2,7 +2,7 @@
 //! Run with `scripts/test`, or start `scripts/stack`, source its env file and
 //! `cargo test -p stockbridge-dynamodb -- --include-ignored`.
 
-use stockbridge_app::ports::{InventoryStore, StoreError};
+use stockbridge_app::ports::{CatalogReader, InventoryStore, StoreError};
 use stockbridge_domain::*;
 use stockbridge_dynamodb::DynamoStore;
 
@@ -178,4 +178,63 @@ async fn a_stale_decision_is_a_conflict_and_changes_nothing() {
             .available,
         0
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_store_lists_only_its_own_items_and_links_are_forgotten_only_in_stock() {
+    let s = store().await;
+    let mut other = item("prod_z", 1);
+    other.store_id = StoreId::parse("s2").unwrap();
+    let mut sold_out = item("prod_b", 0);
+    sold_out.deactivated_links = vec![PaymentLinkId::parse("plink_1").unwrap()];
+    for i in [item("prod_a", 3), sold_out.clone(), other] {
+        s.create_item(&i, &entry(&i)).await.unwrap();
+    }
+    let listed: Vec<String> = s
+        .store_items(&StoreId::parse("s1").unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.product_id.to_string())
+        .collect();
+    assert_eq!(listed, vec!["prod_a", "prod_b"]);
+    // At 0 the record is kept whatever happens to the links.
+    s.clear_deactivated(
+        &sold_out.store_id,
+        &sold_out.product_id,
+        &sold_out.deactivated_links,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.item(&sold_out.store_id, &sold_out.product_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deactivated_links
+            .len(),
+        1
+    );
+    s.update_item_details(&sold_out.store_id, &sold_out.product_id, "Renamed", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.item(&sold_out.store_id, &sold_out.product_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Renamed"
+    );
+    assert!(matches!(
+        s.update_item_details(
+            &sold_out.store_id,
+            &ProductId::parse("nope").unwrap(),
+            "x",
+            &[]
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
 }

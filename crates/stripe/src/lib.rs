@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
-use stockbridge_app::ports::{Payments, PaymentsError, SessionLine};
+use stockbridge_app::ports::{LinkDirectory, LinkSummary, Payments, PaymentsError, SessionLine};
 use stockbridge_domain::{OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest};
 use stripe::{
     ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError,
@@ -24,7 +24,9 @@ use stripe::{
 };
 use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
 use stripe_core::refund::CreateRefund;
-use stripe_payment::payment_link::UpdatePaymentLink;
+use stripe_payment::payment_link::{
+    ListLineItemsPaymentLink, RetrievePaymentLink, UpdatePaymentLink,
+};
 use stripe_types::Expandable;
 use tracing::warn;
 
@@ -247,5 +249,31 @@ impl Payments for StripePayments {
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
         Ok(())
+    }
+}
+
+impl LinkDirectory for StripePayments {
+    async fn link_summary(&self, link: &PaymentLinkId) -> Result<LinkSummary, PaymentsError> {
+        const OP: &str = "read payment link";
+        let retrieve = RetrievePaymentLink::new(link.as_str());
+        let pl = self.with_retry(OP, || retrieve.send(&self.client)).await?;
+        let lines = ListLineItemsPaymentLink::new(link.as_str())
+            .limit(1)
+            .expand(vec!["data.price.product".to_owned()]);
+        let page = self.with_retry(OP, || lines.send(&self.client)).await?;
+        let price = page.data.first().and_then(|i| i.price.as_ref());
+        let product = price.and_then(|p| match &p.product {
+            Expandable::Object(p) => Some(p.as_ref()),
+            Expandable::Id(_) => None,
+        });
+        Ok(LinkSummary {
+            url: pl.url,
+            active: pl.active,
+            unit_amount: price.and_then(|p| p.unit_amount),
+            currency: price.map(|p| p.currency.to_string()),
+            product_name: product.map(|p| p.name.clone()),
+            description: product.and_then(|p| p.description.clone()),
+            images: product.map(|p| p.images.clone()).unwrap_or_default(),
+        })
     }
 }

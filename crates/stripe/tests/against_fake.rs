@@ -192,3 +192,24 @@ async fn a_payment_link_is_switched_off_and_on() {
     c.set_link_active(&lid, true, None).await.unwrap();
     assert_eq!(state(&lid)["active"], json!(true));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_payment_link_summary_has_its_url_price_and_product() {
+    use stockbridge_app::ports::LinkDirectory;
+    let product = control(
+        "/_test/products",
+        json!({"name": "Tote", "unit_amount": 1800, "currency": "eur"}),
+    );
+    let price = product["price"]["id"].as_str().unwrap().to_owned();
+    let link = control("/_test/payment_links", json!({"price": price}));
+    let lid = PaymentLinkId::parse(link["id"].as_str().unwrap()).unwrap();
+    let s = client().link_summary(&lid).await.unwrap();
+    assert_eq!(s.url, link["url"].as_str().unwrap());
+    assert!(s.active);
+    assert_eq!(
+        (s.unit_amount, s.currency.as_deref()),
+        (Some(1800), Some("eur"))
+    );
+    assert_eq!(s.product_name.as_deref(), Some("Tote"));
+}
