@@ -32,6 +32,22 @@ WHAT IS MODELLED
 * ``GET  /v1/payment_intents/{id}``
 * ``POST /v1/refunds``, ``GET /v1/refunds?payment_intent=``, ``GET /v1/refunds/{id}``
 * ``GET  /v1/products/{id}``, ``GET /v1/prices/{id}``
+* ``GET  /v1/events`` (limit, starting_after, ending_before, ``type``, ``types[]``,
+  ``created`` / ``created[gte|gt|lte|lt]``; newest first), ``GET /v1/events/{id}``
+
+EVENTS AND THE HOSTED PAYMENT PAGE
+----------------------------------
+``GET /pay/{plink}`` is the link's hosted payment page (it opens a Checkout Session, like
+visiting a Payment Link does); ``POST /pay/{plink}`` pays it: the session becomes
+``complete`` / ``paid`` with a succeeded PaymentIntent, and a ``checkout.session.completed``
+event (from the ``event`` fixture, API version ``2026-09-30.endive``) is stored for
+``GET /v1/events`` and, when an *event sink* is configured (``--event-sink URL`` or
+``POST /_test/event_sink {"url": ...}``), wrapped in the EventBridge envelope Stripe's
+Event Destinations produce (source ``aws.partner/stripe.com/ed_test_local``) and POSTed to
+it -- normally the Lambda driver's ``/_invoke``, which answers once the function finished.
+The page then says whether the order was confirmed or refunded (the fake holds a refund for
+the PaymentIntent).  A session opened before its link was switched off can still be paid
+(as at Stripe): that is how a buyer ends up refunded.  The sink survives ``/_test/reset``.
 
 Stripe behaviour kept on purpose: Bearer-key auth (401 otherwise), test/live data
 separation (an ``sk_test_`` key cannot see ``livemode: true`` objects: 404),
@@ -44,14 +60,16 @@ the same key with other parameters, or on another endpoint, is a 400
 idempotency layer, like Stripe's rate limiter, so a retry with the same key after a
 faulted 429/5xx runs the request for real.
 
-The test-control API (JSON, no auth, not under /v1) creates products, payment links
-and completed checkout sessions, injects faults, and exposes the recorded /v1
-requests and the whole state; see the ``_test_*`` handlers below.  API keys are never
+The test-control API (JSON, no auth, not under /v1) creates products (``images``,
+``description`` optional), payment links and completed checkout sessions, sets the event
+sink, injects faults, and exposes the recorded /v1 requests and the whole state (events
+and their deliveries included); see the ``_test_*`` handlers below.  API keys are never
 logged or recorded: a recorded request only says whether auth was present and valid.
 
 All state lives in memory behind ONE ``threading.Lock`` held for the whole handling
-of a request, so concurrent requests (werkzeug ``threaded=True``) see Stripe-like
-atomic behaviour, e.g. concurrent refunds of one PaymentIntent never over-refund.
+of a request (except while ``POST /pay/..`` waits for the event sink, which calls
+back), so concurrent requests (werkzeug ``threaded=True``) see Stripe-like atomic
+behaviour, e.g. concurrent refunds of one PaymentIntent never over-refund.
 """
 
 from __future__ import annotations
@@ -68,6 +86,10 @@ import string
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -101,6 +123,15 @@ PAYMENT_LINK_CREATE_PARAMS = PAYMENT_LINK_COMMON_PARAMS | {
 }
 PAYMENT_LINK_UPDATE_PARAMS = PAYMENT_LINK_COMMON_PARAMS | {"active", "inactive_message"}
 REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+EVENT_API_VERSION = "2026-09-30.endive"
+EVENT_SOURCE = "aws.partner/stripe.com/ed_test_local"
+EVENT_ACCOUNT = "000000000000"
+EVENT_REGION = "us-east-1"
+DEFAULT_SINK_TIMEOUT_S = 120.0
+# Used when a fixtures file has no ``event`` resource.
+_EVENT_SKELETON = {"id": "evt_x", "object": "event", "api_version": None, "created": 0,
+                   "data": {"object": {}}, "livemode": False, "pending_webhooks": 0,
+                   "request": {"id": None, "idempotency_key": None}, "type": "x"}
 
 
 def gen_id(prefix: str, n: int = 24) -> str:
@@ -241,7 +272,11 @@ class FakeStripe:
         if missing:
             raise ValueError(f"{fixtures_path}: no fixture for {missing}")
         self.fixtures = {r: resources[r] for r in needed}
+        self.fixtures["event"] = resources.get("event") or _EVENT_SKELETON
         self.lock = threading.Lock()
+        # Configuration, not state: kept across reset().
+        self.event_sink: Optional[str] = None
+        self.event_sink_timeout = DEFAULT_SINK_TIMEOUT_S
         self.reset()
 
     def fixture(self, name: str) -> dict:
@@ -260,17 +295,21 @@ class FakeStripe:
         self.idempotency: dict[tuple[Optional[bool], str], dict] = {}
         self.requests: list[dict] = []
         self.faults: list[dict] = []
+        self.events: list[dict] = []  # oldest first
+        self.event_deliveries: list[dict] = []
         self.seq = 0
 
     # ---------------------------------------------------------------- builders
 
     def make_product(self, id_: Optional[str], name: str, livemode: bool = False,
-                     metadata: Optional[dict] = None) -> dict:
+                     metadata: Optional[dict] = None, images: Optional[list[str]] = None,
+                     description: Optional[str] = None) -> dict:
         now = int(time.time())
         p = self.fixture("product")
-        p.update(id=id_ or gen_id("prod_", 14), name=name, description=None, created=now,
+        p.update(id=id_ or gen_id("prod_", 14), name=name, description=description, created=now,
                  updated=now, livemode=livemode, metadata=dict(metadata or {}),
-                 default_price=None, package_dimensions=None, images=[], active=True)
+                 default_price=None, package_dimensions=None, images=list(images or []),
+                 active=True)
         self.products[p["id"]] = p
         return p
 
@@ -331,6 +370,49 @@ class FakeStripe:
         self.payment_intents[pi_id] = pi
         self.refunded.setdefault(pi_id, 0)
         return pi
+
+    def make_checkout_session(self, id_: Optional[str], items: list[dict], *, status: str,
+                              payment_status: str, payment_intent: Optional[str],
+                              payment_link: Optional[str] = None,
+                              metadata: Optional[dict] = None, livemode: bool = False,
+                              client_reference_id: Optional[str] = None) -> dict:
+        currency = items[0]["currency"]
+        total = sum(it["amount_total"] for it in items)
+        s = self.fixture("checkout.session")
+        sid = id_ or gen_id("cs_live_a1" if livemode else "cs_test_a1", 56)
+        now = int(time.time())
+        s.update(id=sid, livemode=livemode, created=now, expires_at=now + 24 * 3600,
+                 status=status, payment_status=payment_status, mode="payment",
+                 currency=currency, amount_subtotal=total, amount_total=total,
+                 payment_intent=payment_intent, payment_link=payment_link,
+                 metadata=dict(metadata or {}), url=None, client_secret=None,
+                 shipping_cost=None, shipping_address_collection=None, shipping_options=[],
+                 total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+                 currency_conversion=None, after_expiration=None, recovered_from=None,
+                 invoice_creation=None, collected_information=None,
+                 client_reference_id=client_reference_id)
+        self.checkout_sessions[sid] = s
+        self.session_items[sid] = items
+        return s
+
+    def complete_checkout_session(self, sid: str) -> dict:
+        """An open session is paid: succeeded PaymentIntent, complete / paid."""
+        s = self.checkout_sessions[sid]
+        pi = self.make_payment_intent(None, s["amount_total"], s["currency"], True,
+                                      s["livemode"])
+        s.update(status="complete", payment_status="paid", payment_intent=pi["id"], url=None)
+        return s
+
+    def make_event(self, type_: str, obj: dict) -> dict:
+        """Stores (for GET /v1/events) and returns a snapshot event about ``obj``."""
+        ev = self.fixture("event")
+        ev.update(id=gen_id("evt_"), object="event", type=type_,
+                  api_version=EVENT_API_VERSION, created=int(time.time()),
+                  livemode=bool(obj.get("livemode")), data={"object": copy.deepcopy(obj)},
+                  pending_webhooks=1 if self.event_sink else 0,
+                  request={"id": None, "idempotency_key": None})
+        self.events.append(ev)
+        return ev
 
     # ---------------------------------------------------------------- lookups
 
@@ -632,6 +714,92 @@ def h_get_price(ctx: Ctx, pid: str) -> dict:
     return pr
 
 
+EVENT_LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand", "type", "types",
+                     "created", "delivery_success"}
+
+
+def _created_filter(value: Any) -> Callable[[int], bool]:
+    """``created=N`` or ``created[gte|gt|lte|lt]=N``."""
+    if isinstance(value, str):
+        n = parse_int(value, "created")
+        return lambda c: c == n
+    if not isinstance(value, dict):
+        raise StripeError(400, "Invalid created", param="created")
+    ops = {"gte": lambda c, n: c >= n, "gt": lambda c, n: c > n,
+           "lte": lambda c, n: c <= n, "lt": lambda c, n: c < n}
+    checks = []
+    for k, v in value.items():
+        if k not in ops:
+            raise StripeError(400, f"Received unknown parameter: created[{k}]",
+                              code="parameter_unknown", param=f"created[{k}]")
+        checks.append((ops[k], parse_int(v, f"created[{k}]")))
+    return lambda c: all(op(c, n) for op, n in checks)
+
+
+def h_list_events(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, EVENT_LIST_PARAMS)
+    if "type" in params and "types" in params:
+        raise StripeError(400, "You may only specify one of these parameters: type, types.",
+                          param="types")
+    types = params.get("types")
+    if types is not None:
+        if isinstance(types, dict):
+            types = list(types.values())
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise StripeError(400, "Invalid array", param="types")
+        if len(types) > 20:
+            raise StripeError(400, "types: at most 20 event types", param="types")
+    elif "type" in params:
+        types = [params["type"]]
+
+    def type_ok(t: str) -> bool:
+        if types is None:
+            return True
+        # Stripe accepts a trailing wildcard: "checkout.session.*"
+        return any(t == want or (want.endswith("*") and t.startswith(want[:-1]))
+                   for want in types)
+
+    created_ok = _created_filter(params["created"]) if "created" in params else (lambda c: True)
+    if expand_list(params):
+        raise _unexpandable(expand_list(params)[0])
+    q = ctx["query"]
+    limit = parse_int(q.get("limit", "10"), "limit")
+    if not 1 <= limit <= 100:
+        raise StripeError(400, "Invalid limit: must be between 1 and 100",
+                          code="parameter_invalid_integer", param="limit")
+    after, before = q.get("starting_after"), q.get("ending_before")
+    if after and before:
+        raise StripeError(400, "You may only specify one of these parameters: "
+                          "ending_before, starting_after.", param="starting_after")
+    # Cursors are positions in the whole list (newest first), whatever the filters.
+    rows = [e for e in reversed(fake.events) if bool(e["livemode"]) == ctx["live"]]
+    cursor = after or before
+    if cursor:
+        ids = [e["id"] for e in rows]
+        if cursor not in ids:
+            raise StripeError(400, f"No such event: '{cursor}'", code="resource_missing",
+                              param="starting_after" if after else "ending_before")
+        i = ids.index(cursor)
+        rows = rows[i + 1:] if after else rows[:i]
+    rows = [e for e in rows if type_ok(e["type"]) and created_ok(e["created"])]
+    if before:
+        page, has_more = rows[-limit:], len(rows) > limit
+    else:
+        page, has_more = rows[:limit], len(rows) > limit
+    return {"object": "list", "data": copy.deepcopy(page), "has_more": has_more,
+            "url": "/v1/events"}
+
+
+def h_get_event(ctx: Ctx, eid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    if expand_list(ctx["params"]):
+        raise _unexpandable(expand_list(ctx["params"])[0])
+    found = next((e for e in fake.events if e["id"] == eid), None)
+    return copy.deepcopy(fake.visible(found, "event", eid, ctx["live"]))
+
+
 _ID = r"([^/]+)"
 ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("GET", re.compile(rf"^/v1/checkout/sessions/{_ID}$"), h_get_session),
@@ -646,6 +814,8 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("GET", re.compile(rf"^/v1/refunds/{_ID}$"), h_get_refund),
     ("GET", re.compile(rf"^/v1/products/{_ID}$"), h_get_product),
     ("GET", re.compile(rf"^/v1/prices/{_ID}$"), h_get_price),
+    ("GET", re.compile(r"^/v1/events$"), h_list_events),
+    ("GET", re.compile(rf"^/v1/events/{_ID}$"), h_get_event),
 ]
 
 
@@ -684,8 +854,12 @@ def _fault_error(status: int) -> StripeError:
     return StripeError(status, "An unknown error occurred", type_="api_error")
 
 
-def create_app(fixtures_path: str) -> Flask:
+def create_app(fixtures_path: str, event_sink: Optional[str] = None,
+               event_sink_timeout: float = DEFAULT_SINK_TIMEOUT_S) -> Flask:
     fake = FakeStripe(fixtures_path)
+    if event_sink is not None and not _http_url(event_sink):
+        raise ValueError(f"event sink must be an http(s) URL: {event_sink!r}")
+    fake.event_sink, fake.event_sink_timeout = event_sink, event_sink_timeout
     app = Flask("fake_stripe")
     app.config["FAKE_STRIPE"] = fake
 
@@ -758,8 +932,16 @@ def create_app(fixtures_path: str) -> Flask:
             raise TestApiError("unit_amount must be a non-negative integer (minor units)")
         if b.get("id") in fake.products:
             raise TestApiError(f"product {b['id']} exists", 409)
+        images = b.get("images", [])
+        if not isinstance(images, list) or not all(isinstance(u, str) and u for u in images) \
+                or len(images) > 8:
+            raise TestApiError("images must be a list of at most 8 URLs")
+        description = b.get("description")
+        if description is not None and not isinstance(description, str):
+            raise TestApiError("description must be a string")
         live = bool(b.get("livemode", False))
-        product = fake.make_product(b.get("id"), name, live, b.get("metadata"))
+        product = fake.make_product(b.get("id"), name, live, b.get("metadata"), images,
+                                    description or None)
         price = fake.make_price(b.get("price_id"), product["id"], unit_amount,
                                 str(b.get("currency", "usd")), live)
         return {"product": copy.deepcopy(fake.products[product["id"]]),
@@ -824,25 +1006,15 @@ def create_app(fixtures_path: str) -> Flask:
         currencies = {it["currency"] for it in items}
         if len(currencies) > 1:
             raise TestApiError(f"line items mix currencies {sorted(currencies)}")
-        currency = items[0]["currency"]
-        total = sum(it["amount_total"] for it in items)
         paid = status == "paid"
-        pi = fake.make_payment_intent(b.get("payment_intent"), total, currency, paid, live)
-        s = fake.fixture("checkout.session")
-        sid = b.get("id") or gen_id("cs_live_a1" if live else "cs_test_a1", 56)
-        now = int(time.time())
-        s.update(id=sid, livemode=live, created=now, expires_at=now + 24 * 3600,
-                 status=b.get("status", "complete"), payment_status=status, mode="payment",
-                 currency=currency, amount_subtotal=total, amount_total=total,
-                 payment_intent=pi["id"], payment_link=b.get("payment_link"),
-                 metadata=dict(b.get("metadata") or {}), url=None, client_secret=None,
-                 shipping_cost=None, shipping_address_collection=None, shipping_options=[],
-                 total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-                 currency_conversion=None, after_expiration=None, recovered_from=None,
-                 invoice_creation=None, collected_information=None,
-                 client_reference_id=b.get("client_reference_id"))
-        fake.checkout_sessions[sid] = s
-        fake.session_items[sid] = items
+        total = sum(it["amount_total"] for it in items)
+        pi = fake.make_payment_intent(b.get("payment_intent"), total, items[0]["currency"],
+                                      paid, live)
+        s = fake.make_checkout_session(
+            b.get("id"), items, status=b.get("status", "complete"), payment_status=status,
+            payment_intent=pi["id"], payment_link=b.get("payment_link"),
+            metadata=b.get("metadata"), livemode=live,
+            client_reference_id=b.get("client_reference_id"))
         return copy.deepcopy(s)
 
     @app.get("/_test/requests")
@@ -882,28 +1054,317 @@ def create_app(fixtures_path: str) -> Flask:
             "products": fake.products, "prices": fake.prices,
             "refunded": fake.refunded,
             "faults": [f for f in fake.faults if f["count"] > 0],
+            "events": fake.events, "event_sink": fake.event_sink,
+            "event_deliveries": fake.event_deliveries,
         })
+
+    @app.post("/_test/event_sink")
+    @test_api
+    def _test_event_sink(b: dict) -> dict:
+        """``{"url": "http://127.0.0.1:PORT/_invoke" | null, "timeout": seconds?}``"""
+        if "url" not in b:
+            raise TestApiError('give "url" (null disables the sink)')
+        url = b["url"]
+        if url is not None and not _http_url(url):
+            raise TestApiError("url must be an http(s) URL or null")
+        timeout = b.get("timeout", fake.event_sink_timeout)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise TestApiError("timeout must be a positive number of seconds")
+        fake.event_sink, fake.event_sink_timeout = url, float(timeout)
+        return {"url": fake.event_sink, "timeout": fake.event_sink_timeout}
+
+    @app.get("/_test/event_sink")
+    @test_api
+    def _test_get_event_sink(_b: dict) -> dict:
+        return {"url": fake.event_sink, "timeout": fake.event_sink_timeout}
 
     @app.get("/pay/<lid>")
     def pay_page(lid: str) -> Response:
+        back = _safe_return(request.args.get("return"))
         with fake.lock:
-            pl = copy.deepcopy(fake.payment_links.get(lid))
-            items = copy.deepcopy(fake.payment_link_items.get(lid, []))
-        if pl is None:
-            return Response("<!doctype html><title>Not found</title><p>No such payment link.</p>",
-                            404, mimetype="text/html")
-        what = ", ".join(f"{it['quantity']} × {html.escape(it['description'] or '')} "
-                         f"({_money(it['amount_total'], it['currency'])})" for it in items)
-        if not pl["active"]:
-            msg = html.escape(pl.get("inactive_message") or "")
-            return Response(f"<!doctype html><title>Link inactive</title>"
-                            f"<h1>This link is no longer active</h1><p>{msg}</p>"
-                            f"<p>Payment link {html.escape(lid)}</p>", 410, mimetype="text/html")
-        return Response(f"<!doctype html><title>Pay</title><h1>Payment link "
-                        f"{html.escape(lid)}</h1><p>{what}</p><p>This link is active.</p>",
-                        200, mimetype="text/html")
+            pl = fake.payment_links.get(lid)
+            if pl is None:
+                return _not_found_page(back)
+            sid = request.args.get("session")
+            s = fake.checkout_sessions.get(sid) if sid else None
+            if not (s and s["payment_link"] == lid and s["status"] == "open"):
+                if not pl["active"]:
+                    return _inactive_page(pl, back)
+                s = _open_session(fake, pl)
+            view = _checkout_view(fake, pl, s)
+        return _pay_form_page(view, back)
+
+    @app.post("/pay/<lid>")
+    def pay_submit(lid: str) -> Response:
+        back = _safe_return(request.form.get("return") or request.args.get("return"))
+        sid = request.form.get("session") or None
+        envelope = None
+        with fake.lock:
+            pl = fake.payment_links.get(lid)
+            if pl is None:
+                return _not_found_page(back)
+            s = fake.checkout_sessions.get(sid) if sid else None
+            if sid and (s is None or s["payment_link"] != lid):
+                return _page("Unknown checkout", "<h1>Unknown checkout session</h1>"
+                             f"<p>No open checkout {html.escape(sid)} for this link.</p>"
+                             + _back_link(back), 400)
+            if s is None or s["status"] != "complete":
+                if s is None:
+                    if not pl["active"]:
+                        return _inactive_page(pl, back)
+                    s = _open_session(fake, pl)
+                fake.complete_checkout_session(s["id"])
+                event = fake.make_event("checkout.session.completed", s)
+                if fake.event_sink:
+                    sink, timeout = fake.event_sink, fake.event_sink_timeout
+                    envelope = eventbridge_envelope(copy.deepcopy(event))
+                else:
+                    fake.event_deliveries.append({"event": event["id"], "session": s["id"],
+                                                  "url": None, "ok": None})
+            sid = s["id"]
+        if envelope is not None:
+            # Outside the lock: the function calls back into this fake (line items, refunds).
+            delivery = post_event(sink, envelope, timeout)
+            with fake.lock:
+                delivery.update(event=envelope["detail"]["id"], session=sid, url=sink)
+                fake.event_deliveries.append(delivery)
+                stored = next((e for e in fake.events if e["id"] == delivery["event"]), None)
+                if stored is not None and delivery["delivered"]:
+                    stored["pending_webhooks"] = 0
+        with fake.lock:
+            s = copy.deepcopy(fake.checkout_sessions[sid])
+            refunds = copy.deepcopy([r for r in fake.refunds
+                                     if r["payment_intent"] == s["payment_intent"]])
+            delivery = next((d for d in reversed(fake.event_deliveries)
+                             if d["session"] == sid), None)
+            view = _checkout_view(fake, pl, s)
+        return _result_page(view, refunds, delivery, back)
 
     return app
+
+
+# --------------------------------------------------------------------------- events out
+
+
+def _http_url(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def eventbridge_envelope(event: dict) -> dict:
+    """What an Event Destination of type Amazon EventBridge puts on the partner bus and a
+    rule hands to its Lambda target (same shape as events/*.json)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": event["type"],
+        "source": EVENT_SOURCE,
+        "account": EVENT_ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["created"])),
+        "region": EVENT_REGION,
+        "resources": [],
+        "detail": event,
+    }
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def post_event(url: str, envelope: dict, timeout: float) -> dict:
+    """POSTs the raw envelope; with the Lambda driver's /_invoke the answer comes once the
+    function finished: ``{"ok": bool, "response": ..., "error": ...}``."""
+    req = urllib.request.Request(url, data=json.dumps(envelope).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with _NO_PROXY.open(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        return {"delivered": False, "ok": False, "status": None, "result": None,
+                "error": f"{type(e).__name__}: {getattr(e, 'reason', e)}",
+                "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    try:
+        result = json.loads(body) if body.strip() else None
+    except ValueError:
+        result = None
+    delivered = 200 <= status < 300
+    ok = delivered and not (isinstance(result, dict) and result.get("ok") is False)
+    error = None
+    if not ok:
+        error = (result.get("error") if isinstance(result, dict) else None) or \
+            f"HTTP {status}"
+    return {"delivered": delivered, "ok": ok, "status": status, "result": result,
+            "error": error, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+# --------------------------------------------------------------------------- payment page
+
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
+                "vnd", "vuv", "xaf", "xof", "xpf"}
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$",
+                    "aud": "A$", "chf": "CHF ", "inr": "₹"}
+
+
+def format_price(amount: int, currency: str) -> str:
+    """``1200, "usd"`` -> ``$12.00``."""
+    c = (currency or "").lower()
+    sign, amount = ("-" if amount < 0 else ""), abs(int(amount))
+    num = f"{amount:,}" if c in ZERO_DECIMAL else f"{amount // 100:,}.{amount % 100:02d}"
+    sym = CURRENCY_SYMBOLS.get(c)
+    return f"{sign}{sym}{num}" if sym else f"{sign}{num} {c.upper()}"
+
+
+def _safe_return(url: Optional[str]) -> Optional[str]:
+    return url if _http_url(url) else None
+
+
+_CSS = """
+:root{color-scheme:light;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+body{margin:0;background:#f6f9fc;color:#1a2b3c}
+main{max-width:30rem;margin:2rem auto;background:#fff;border-radius:12px;padding:1.5rem 2rem;
+box-shadow:0 2px 12px rgba(50,50,93,.12)}
+h1{font-size:1.35rem;margin:.2rem 0 1rem}
+.item{display:flex;gap:1rem;align-items:center;margin:1rem 0}
+.item img{width:96px;height:96px;border-radius:8px;background:#eef2f7;object-fit:cover}
+.item h2{font-size:1.1rem;margin:0}.item p{margin:.25rem 0;color:#4a5b6c}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}
+dt{color:#4a5b6c}dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
+.total{font-weight:600}
+button{width:100%;font-size:1.1rem;padding:.8rem;border:0;border-radius:8px;
+background:#635bff;color:#fff;cursor:pointer}
+button:focus-visible,a:focus-visible{outline:3px solid #0a2540;outline-offset:2px}
+.note{font-size:.85rem;color:#4a5b6c}.ok{color:#0a7c3e}.bad{color:#b3261e}
+a{color:#4b45d6}
+"""
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    doc = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+           f"<body><main>{body}</main></body></html>")
+    resp = Response(doc, status, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _back_link(back: Optional[str]) -> str:
+    if not back:
+        return ""
+    return (f"<p><a href=\"{html.escape(back)}\" data-testid=\"back-to-store\">"
+            "← Back to the store</a></p>")
+
+
+def _not_found_page(back: Optional[str]) -> Response:
+    return _page("Not found", "<h1>No such payment link</h1>" + _back_link(back), 404)
+
+
+def _inactive_page(pl: dict, back: Optional[str]) -> Response:
+    msg = pl.get("inactive_message") or "This link is no longer active."
+    return _page("Link inactive",
+                 "<h1>This link is no longer active</h1>"
+                 f"<p data-testid=\"link-inactive\" role=\"alert\">{html.escape(msg)}</p>"
+                 f"<p class=\"note\">Payment link {html.escape(pl['id'])}</p>"
+                 + _back_link(back), 410)
+
+
+def _open_session(fake: "FakeStripe", pl: dict) -> dict:
+    """Visiting a payment link opens a Checkout Session (no PaymentIntent yet)."""
+    items = [fake.make_line_item(fake.prices.get(it["price"]["id"], it["price"]), it["quantity"])
+             for it in fake.payment_link_items.get(pl["id"], [])]
+    if not items:
+        raise StripeError(400, "payment link has no line items")
+    return fake.make_checkout_session(None, items, status="open", payment_status="unpaid",
+                                      payment_intent=None, payment_link=pl["id"],
+                                      metadata=pl.get("metadata"), livemode=pl["livemode"])
+
+
+def _checkout_view(fake: "FakeStripe", pl: dict, s: dict) -> dict:
+    """Plain data for the templates (built with the lock held)."""
+    lines = []
+    for it in fake.session_items.get(s["id"], []):
+        prod = fake.products.get(it["price"]["product"], {})
+        lines.append({"name": prod.get("name") or it.get("description") or "",
+                      "description": prod.get("description"),
+                      "image": (prod.get("images") or [None])[0],
+                      "quantity": it["quantity"],
+                      "unit": format_price(it["price"]["unit_amount"], it["currency"]),
+                      "amount": format_price(it["amount_total"], it["currency"])})
+    store = (pl.get("metadata") or {}).get("store_id") or "Stripe (local)"
+    return {"link": pl["id"], "store": store, "session": s["id"], "status": s["status"],
+            "payment_intent": s.get("payment_intent"), "lines": lines,
+            "total": format_price(s["amount_total"], s["currency"])}
+
+
+def _lines_html(view: dict) -> str:
+    out = []
+    for ln in view["lines"]:
+        img = (f"<img src=\"{html.escape(ln['image'])}\" alt=\"{html.escape(ln['name'])}\" "
+               "width=\"96\" height=\"96\">" if ln["image"] else "")
+        desc = f"<p>{html.escape(ln['description'])}</p>" if ln["description"] else ""
+        out.append(
+            f"<div class=\"item\">{img}<div><h2 data-testid=\"product-name\">"
+            f"{html.escape(ln['name'])}</h2>{desc}</div></div>"
+            "<dl>"
+            f"<dt>Price</dt><dd data-testid=\"price\">{html.escape(ln['unit'])}</dd>"
+            f"<dt>Quantity</dt><dd data-testid=\"quantity\">{ln['quantity']}</dd>"
+            "</dl>")
+    out.append(f"<dl><dt class=\"total\">Total</dt><dd class=\"total\" data-testid=\"total\">"
+               f"{html.escape(view['total'])}</dd></dl>")
+    return "".join(out)
+
+
+def _pay_form_page(view: dict, back: Optional[str]) -> Response:
+    ret = (f"<input type=\"hidden\" name=\"return\" value=\"{html.escape(back)}\">"
+           if back else "")
+    body = (f"{_back_link(back)}<h1>Pay {html.escape(view['store'])}</h1>"
+            f"<section aria-label=\"Order summary\">{_lines_html(view)}</section>"
+            f"<form method=\"post\" action=\"/pay/{html.escape(view['link'])}\">"
+            f"<input type=\"hidden\" name=\"session\" value=\"{html.escape(view['session'])}\">"
+            f"{ret}<p class=\"note\">Test mode: no card needed, nothing is charged.</p>"
+            "<button type=\"submit\" data-testid=\"pay-button\">Pay</button></form>")
+    return _page(f"Pay {view['store']}", body)
+
+
+def _result_page(view: dict, refunds: list[dict], delivery: Optional[dict],
+                 back: Optional[str]) -> Response:
+    sid = html.escape(view["session"])
+    attrs = (f"data-order-id=\"{sid}\" "
+             f"data-payment-intent=\"{html.escape(view['payment_intent'] or '')}\"")
+    if refunds:
+        total = sum(r["amount"] for r in refunds)
+        amount = format_price(total, refunds[0]["currency"])
+        head = (f"<h1 class=\"bad\" data-testid=\"order-refunded\" role=\"status\" {attrs}>"
+                "Sorry, it sold out while you were paying — you have been refunded in full"
+                "</h1>"
+                f"<p>Order {sid}: {html.escape(amount)} refunded "
+                f"({html.escape(', '.join(r['id'] for r in refunds))}).</p>")
+        title = "Refunded"
+    elif delivery is None or delivery.get("url") is None:
+        head = (f"<h1 data-testid=\"order-no-sink\" role=\"status\" {attrs}>"
+                f"Payment complete — checkout session {sid}</h1>"
+                "<p class=\"note\">No event destination is configured in this fake Stripe, so "
+                "no event was sent and no inventory was updated.</p>")
+        title = "Payment complete"
+    elif delivery.get("ok"):
+        head = (f"<h1 class=\"ok\" data-testid=\"order-ok\" role=\"status\" {attrs}>"
+                f"Thank you — order {sid} confirmed</h1>")
+        title = "Order confirmed"
+    else:
+        err = delivery.get("error")
+        detail = json.dumps(err) if not isinstance(err, str) else err
+        head = (f"<h1 data-testid=\"order-pending\" role=\"status\" {attrs}>"
+                f"Payment received — order {sid} is being processed</h1>"
+                f"<p class=\"note\">The event destination failed: "
+                f"{html.escape(detail or 'unknown error')}</p>")
+        title = "Payment received"
+    body = head + f"<section aria-label=\"Order summary\">{_lines_html(view)}</section>" \
+        + _back_link(back)
+    return _page(title, body)
 
 
 def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
@@ -1027,10 +1488,18 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES),
                         help="Stripe's fixtures3.json (default: %(default)s)")
     parser.add_argument("--ready-file", help="write the bound port here once listening")
+    parser.add_argument("--event-sink", metavar="URL",
+                        help="POST checkout.session.completed EventBridge envelopes here "
+                        "(e.g. the Lambda driver's /_invoke); also POST /_test/event_sink")
+    parser.add_argument("--event-sink-timeout", type=float, default=DEFAULT_SINK_TIMEOUT_S,
+                        help="seconds to wait for the sink (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
 
-    app = create_app(args.fixtures)
+    try:
+        app = create_app(args.fixtures, args.event_sink, args.event_sink_timeout)
+    except ValueError as e:
+        parser.error(str(e))
 
     class Handler(WSGIRequestHandler):
         def log_request(self, code: Any = "-", size: Any = "-") -> None:

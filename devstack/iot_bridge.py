@@ -3,7 +3,13 @@
 Usage::
 
     python -m devstack.iot_bridge --host 127.0.0.1 --port 0 \
-        --mqtt-host 127.0.0.1 --mqtt-port 1883 --ready-file .stack/iot.port
+        --mqtt-host 127.0.0.1 --mqtt-port 1883 --ready-file .stack/iot.port \
+        [--mqtt-username bridge --mqtt-password ...]
+
+With ``--mqtt-username`` the bridge logs in to the broker (the stack's mosquitto lets only
+that user publish; anonymous clients may only subscribe).  The password comes from
+``--mqtt-password`` or, better (argv is visible in ``ps``), from the environment variable
+``IOT_BRIDGE_MQTT_PASSWORD``; it is never printed.
 
 Point the Rust SDK at it with ``AWS_ENDPOINT_URL_IOT_DATA_PLANE=http://127.0.0.1:<port>``.
 
@@ -57,6 +63,7 @@ import paho.mqtt.client as mqtt
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 PUBLISH_TIMEOUT_S = 10.0
+PASSWORD_ENV = "IOT_BRIDGE_MQTT_PASSWORD"
 
 
 class BadRequest(Exception):
@@ -70,15 +77,19 @@ class Unavailable(Exception):
 class MqttPublisher:
     """One paho client shared by all request threads (paho's publish is thread-safe)."""
 
-    def __init__(self, host: str, port: int, client_id: Optional[str] = None) -> None:
+    def __init__(self, host: str, port: int, client_id: Optional[str] = None,
+                 username: Optional[str] = None, password: Optional[str] = None) -> None:
         self.host = host
         self.port = port
         self.connected = threading.Event()
+        self.last_refusal: Optional[str] = None
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"stockbridge-iot-bridge-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv311,
         )
+        if username:
+            self.client.username_pw_set(username, password)
         # Up to this many QoS-1 messages outstanding at once (paho default is 20).
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=2)
@@ -88,6 +99,11 @@ class MqttPublisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             self.connected.set()
+            self.last_refusal = None
+        elif str(reason_code) != self.last_refusal:  # log each distinct refusal once
+            self.last_refusal = str(reason_code)
+            print(f"iot_bridge: mqtt://{self.host}:{self.port} refused the connection: "
+                  f"{reason_code}", file=sys.stderr, flush=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
@@ -313,6 +329,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--mqtt-host", default="127.0.0.1")
     parser.add_argument("--mqtt-port", type=int, default=1883)
+    parser.add_argument("--mqtt-username", help="broker user (default: anonymous)")
+    parser.add_argument("--mqtt-password",
+                        help=f"broker password (default: ${PASSWORD_ENV}; prefer the variable)")
     parser.add_argument("--ready-file", help="write the bound port here once ready")
     parser.add_argument(
         "--connect-timeout",
@@ -323,9 +342,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    publisher = MqttPublisher(args.mqtt_host, args.mqtt_port)
+    if args.mqtt_password is not None and not args.mqtt_username:
+        parser.error("--mqtt-password needs --mqtt-username")
+    password = args.mqtt_password if args.mqtt_password is not None else os.environ.get(PASSWORD_ENV)
+    publisher = MqttPublisher(args.mqtt_host, args.mqtt_port, username=args.mqtt_username,
+                              password=password)
     if publisher.start(args.connect_timeout):
-        print(f"iot_bridge connected to mqtt://{args.mqtt_host}:{args.mqtt_port}", flush=True)
+        who = f" as {args.mqtt_username}" if args.mqtt_username else " (anonymous)"
+        print(f"iot_bridge connected to mqtt://{args.mqtt_host}:{args.mqtt_port}{who}", flush=True)
     else:
         print(
             f"iot_bridge WARNING: mqtt://{args.mqtt_host}:{args.mqtt_port} unreachable; "
