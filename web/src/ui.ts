@@ -1,0 +1,289 @@
+/**
+ * The DOM: product cards, the connection indicator and errors. Stable hooks for tests:
+ *
+ * - card: `[data-product-id="<id>"]` (also `data-live`, `data-sold-out`, `data-buyable`)
+ * - `[data-testid="stock-count"]`: the number only (empty while unknown)
+ * - `[data-testid="sold-out"]`: present only when sold out
+ * - `[data-testid="stock-freshness"]`: "Live" or "Last known"
+ * - `[data-testid="buy-link"]`: `href` when buyable; no `href` and `aria-disabled="true"` otherwise
+ * - `[data-testid="qr"]`: the QR code (`hidden` when not buyable)
+ * - `[data-testid="connection"]`: role=status, `data-state` = the connection state
+ * - `<body data-ready="true">` once the catalog is rendered
+ */
+import type { Catalog, CatalogProduct } from './config';
+import { formatMoney, productStock, type ConnectionState, type StoreState } from './stock';
+
+export type QrRenderer = (url: string) => Promise<string>;
+
+/** SVG markup for a URL, from the `qrcode` package (loaded on first use). */
+export const svgQr: QrRenderer = async (url) => {
+  const QRCode = await import('qrcode');
+  return QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+};
+
+export const CONNECTION_LABELS: Record<ConnectionState, string> = {
+  connecting: 'Connecting…',
+  connected: 'Live',
+  reconnecting: 'Reconnecting…',
+  offline: 'Offline',
+};
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  doc: Document,
+  tag: K,
+  attrs: Record<string, string> = {},
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const e = doc.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A DOM id built from a product id (which may hold any characters). */
+function domId(prefix: string, productId: string): string {
+  return `${prefix}-${productId.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}_`)}`;
+}
+
+interface Card {
+  product: CatalogProduct;
+  root: HTMLElement;
+  count: HTMLElement;
+  unit: HTMLElement;
+  stockLine: HTMLElement;
+  freshness: HTMLElement;
+  qr: HTMLElement;
+  link: HTMLAnchorElement;
+  note: HTMLElement;
+  qrFor: string | null;
+  /** What the card shows now, to touch the DOM (and the live region) only on change. */
+  shown: string;
+}
+
+export interface UiOptions {
+  title: string;
+  locale?: string | string[];
+  qr?: QrRenderer;
+}
+
+export class StorefrontUi {
+  private readonly doc: Document;
+  private readonly cards = new Map<string, Card>();
+  private readonly connection: HTMLElement;
+  private readonly connectionLabel: HTMLElement;
+  private readonly notice: HTMLElement;
+  private readonly main: HTMLElement;
+  private readonly qr: QrRenderer;
+
+  constructor(
+    root: HTMLElement,
+    private readonly opts: UiOptions,
+  ) {
+    this.doc = root.ownerDocument;
+    this.qr = opts.qr ?? svgQr;
+    this.doc.title = opts.title;
+    root.replaceChildren();
+
+    const header = el(this.doc, 'header', { class: 'site-header' });
+    const h1 = el(this.doc, 'h1', { class: 'site-title' }, opts.title);
+    this.connection = el(this.doc, 'p', {
+      class: 'connection',
+      role: 'status',
+      'data-testid': 'connection',
+      'data-state': 'connecting',
+    });
+    this.connection.append(el(this.doc, 'span', { class: 'connection-dot', 'aria-hidden': 'true' }));
+    this.connectionLabel = el(this.doc, 'span', { class: 'connection-label' }, CONNECTION_LABELS.connecting);
+    this.connection.append(this.connectionLabel);
+    header.append(h1, this.connection);
+
+    this.notice = el(this.doc, 'p', { class: 'notice', 'data-testid': 'stale-notice' });
+    this.notice.hidden = true;
+
+    this.main = el(this.doc, 'main', { id: 'main', class: 'site-main', tabindex: '-1' });
+    root.append(header, this.notice, this.main);
+  }
+
+  /** Shows the connection state; counts not confirmed on this connection are marked "last known". */
+  setConnection(state: ConnectionState): void {
+    this.connection.dataset.state = state;
+    this.connectionLabel.textContent = CONNECTION_LABELS[state];
+    if (state === 'reconnecting' || state === 'offline') {
+      this.notice.hidden = false;
+      this.notice.textContent = 'Stock counts may be out of date until the connection is back.';
+    } else {
+      this.notice.hidden = true;
+      this.notice.textContent = '';
+    }
+  }
+
+  showError(message: string): void {
+    const box = el(this.doc, 'div', { class: 'error', role: 'alert', 'data-testid': 'error' });
+    box.append(el(this.doc, 'h2', {}, 'The shop could not be loaded'), el(this.doc, 'p', {}, message));
+    this.main.replaceChildren(box);
+    this.doc.body.dataset.error = 'true';
+  }
+
+  renderCatalog(catalog: Catalog, state: StoreState): void {
+    this.cards.clear();
+    const list = el(this.doc, 'ul', { class: 'products', 'aria-label': 'Products' });
+    if (catalog.products.length === 0) {
+      this.main.replaceChildren(el(this.doc, 'p', { class: 'empty' }, 'No products yet.'));
+    } else {
+      for (const p of catalog.products) {
+        const card = this.createCard(p);
+        this.cards.set(p.product_id, card);
+        list.append(card.root);
+      }
+      this.main.replaceChildren(list);
+    }
+    this.update(state);
+    this.doc.body.dataset.ready = 'true';
+  }
+
+  /** Brings the cards up to date (only those whose display changed are touched). */
+  update(state: StoreState, only?: Iterable<string>): void {
+    const ids = only ?? this.cards.keys();
+    for (const id of ids) {
+      const card = this.cards.get(id);
+      if (card) this.updateCard(card, state);
+    }
+  }
+
+  private createCard(p: CatalogProduct): Card {
+    const d = this.doc;
+    const nameId = domId('name', p.product_id);
+    const root = el(d, 'li', { class: 'card', 'data-product-id': p.product_id });
+    const article = el(d, 'article', { 'aria-labelledby': nameId });
+
+    const figure = el(d, 'div', { class: 'card-media' });
+    if (p.images.length > 0) {
+      const img = el(d, 'img', {
+        src: p.images[0],
+        alt: p.name,
+        width: '400',
+        height: '400',
+        loading: 'lazy',
+        decoding: 'async',
+      });
+      figure.append(img);
+    } else {
+      figure.classList.add('card-media-empty');
+      figure.setAttribute('aria-hidden', 'true');
+    }
+
+    const body = el(d, 'div', { class: 'card-body' });
+    const name = el(d, 'h2', { class: 'card-name', id: nameId }, p.name);
+    body.append(name);
+    if (p.description) body.append(el(d, 'p', { class: 'card-description' }, p.description));
+    const price = el(d, 'p', { class: 'card-price' });
+    if (p.price) {
+      price.append(el(d, 'span', { class: 'visually-hidden' }, 'Price: '));
+      price.append(d.createTextNode(formatMoney(p.price.amount, p.price.currency, this.opts.locale)));
+    } else {
+      price.textContent = 'Price not available';
+    }
+    price.dataset.testid = 'price';
+    body.append(price);
+
+    const stockLine = el(d, 'p', { class: 'stock', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    const count = el(d, 'span', { class: 'stock-count', 'data-testid': 'stock-count' });
+    const unit = el(d, 'span', { class: 'stock-unit' });
+    stockLine.append(count, unit);
+    const freshness = el(d, 'p', { class: 'freshness', 'data-testid': 'stock-freshness' });
+    body.append(stockLine, freshness);
+
+    const buy = el(d, 'div', { class: 'buy' });
+    const qr = el(d, 'div', {
+      class: 'qr',
+      role: 'img',
+      'data-testid': 'qr',
+      'aria-label': `QR code: scan with your phone to buy ${p.name}`,
+    });
+    const link = el(d, 'a', { class: 'buy-link', 'data-testid': 'buy-link', 'aria-describedby': nameId }, 'Buy');
+    const note = el(d, 'p', { class: 'buy-note' });
+    buy.append(qr, link, note);
+    body.append(buy);
+
+    article.append(figure, body);
+    root.append(article);
+    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, qrFor: null, shown: '' };
+  }
+
+  private updateCard(card: Card, state: StoreState): void {
+    const s = productStock(state, card.product.product_id);
+    const link = card.product.payment_link;
+    // stockbridge switches a product's links off at 0 and back on at restock. A catalog written
+    // while the product was sold out says "inactive"; a live restock newer than that snapshot
+    // means the link is back on.
+    const snapshotSoldOut = card.product.available === 0;
+    const restockedSince =
+      s.available !== null && s.available > 0 && s.version > (card.product.version ?? -1);
+    const linkActive = link !== null && (link.active || (snapshotSoldOut && restockedSince));
+    const buyable = linkActive && !s.sold_out;
+    const key = JSON.stringify([s.available, s.sold_out, s.live, buyable]);
+    if (key === card.shown) return;
+    card.shown = key;
+
+    const root = card.root;
+    root.dataset.live = String(s.live);
+    root.dataset.soldOut = String(s.sold_out);
+    root.dataset.buyable = String(buyable);
+    root.classList.toggle('is-sold-out', s.sold_out);
+    root.classList.toggle('is-stale', !s.live);
+
+    // The live region: count and badge. Only written when they change, so a re-confirmation
+    // (same count, now live) is not announced again.
+    const countText = s.available === null ? '' : String(s.available);
+    if (card.count.textContent !== countText) card.count.textContent = countText;
+    const unitText = s.available === null ? 'Stock not known yet' : ' in stock';
+    if (card.unit.textContent !== unitText) card.unit.textContent = unitText;
+    const badge = card.stockLine.querySelector<HTMLElement>('.badge-wrap');
+    if (s.sold_out && !badge) {
+      // The space keeps "5 in stock Sold out" apart for screen readers, inside the wrapper so
+      // that removing the badge removes it too.
+      const wrap = el(this.doc, 'span', { class: 'badge-wrap' });
+      wrap.append(' ', el(this.doc, 'span', { class: 'badge badge-sold-out', 'data-testid': 'sold-out' }, 'Sold out'));
+      card.stockLine.append(wrap);
+    } else if (!s.sold_out && badge) {
+      badge.remove();
+    }
+
+    card.freshness.textContent = s.live ? 'Live' : 'Last known';
+    card.freshness.classList.toggle('is-live', s.live);
+
+    if (buyable && link) {
+      card.link.href = link.url;
+      card.link.removeAttribute('aria-disabled');
+      card.link.removeAttribute('role');
+      card.qr.hidden = false;
+      card.note.textContent = '';
+      card.note.hidden = true;
+      if (card.qrFor !== link.url) {
+        card.qrFor = link.url;
+        const url = link.url;
+        this.qr(url).then(
+          (svg) => {
+            if (card.qrFor !== url) return;
+            card.qr.innerHTML = svg;
+            const svgEl = card.qr.querySelector('svg');
+            svgEl?.setAttribute('aria-hidden', 'true');
+            svgEl?.setAttribute('focusable', 'false');
+          },
+          (e: unknown) => {
+            console.warn('[stockbridge] QR code failed', e);
+            card.qrFor = null;
+          },
+        );
+      }
+    } else {
+      card.link.removeAttribute('href');
+      card.link.setAttribute('aria-disabled', 'true');
+      card.link.setAttribute('role', 'link');
+      card.qr.hidden = true;
+      // Sold out is said by the badge; otherwise say why there is nothing to buy.
+      card.note.textContent = s.sold_out ? '' : 'Not available to buy right now';
+      card.note.hidden = s.sold_out;
+    }
+  }
+}
