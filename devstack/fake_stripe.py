@@ -78,12 +78,10 @@ import argparse
 import copy
 import html
 import json
-import os
 import re
 import secrets
 import signal
 import string
-import sys
 import threading
 import time
 import urllib.error
@@ -94,6 +92,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from flask import Flask, Response, request
+
+from devstack.serving import exit_on_signal, write_ready_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURES = REPO_ROOT / "testdata" / "stripe" / "fixtures3.json"
@@ -1465,18 +1465,8 @@ def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool]) -> tuple[int,
 # --------------------------------------------------------------------------- main
 
 
-def write_ready_file(path: Optional[str], port: int) -> None:
-    """Atomically write the bound port (readers never see a partial file)."""
-    if not path:
-        return
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, path)
 
 
-def _exit_on_signal(signum: int, _frame: Any) -> None:
-    sys.exit(0)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -1508,8 +1498,8 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     server = make_server(args.host, args.port, app, threaded=True, request_handler=Handler)
     port = server.server_port
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
     print(f"fake_stripe listening on http://{args.host}:{port}", flush=True)
     write_ready_file(args.ready_file, port)
     try:

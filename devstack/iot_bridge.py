@@ -60,7 +60,8 @@ from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
 
 PUBLISH_TIMEOUT_S = 10.0
 PASSWORD_ENV = "IOT_BRIDGE_MQTT_PASSWORD"
@@ -297,30 +298,12 @@ def _json(start_response: Callable, code: int, obj: Any) -> list[bytes]:
     return [body]
 
 
-class _Server(ThreadedWSGIServer):
-    request_queue_size = 1024
 
 
-def make_handler(verbose: bool) -> type[WSGIRequestHandler]:
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            if verbose:
-                super().log_request(code, size)
-
-    return Handler
 
 
-def write_ready_file(path: Optional[str], port: int) -> None:
-    if not path:
-        return
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, path)
 
 
-def _exit_on_signal(signum: int, _frame: Any) -> None:
-    sys.exit(0)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -356,10 +339,10 @@ def main(argv: Optional[list[str]] = None) -> None:
             "serving anyway, publishes answer 503 until it is up",
             flush=True,
         )
-    server = _Server(args.host, args.port, IotBridge(publisher), make_handler(args.verbose))
+    server = QueueServer(args.host, args.port, IotBridge(publisher), make_handler(args.verbose))
     port = server.server_address[1]
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
     print(f"iot_bridge listening on http://{args.host}:{port}", flush=True)
     write_ready_file(args.ready_file, port)
     try:

@@ -59,7 +59,9 @@ import uuid
 from collections import deque
 from typing import Any, Callable, Iterable, Optional, Union
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer
+
+from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
@@ -146,17 +148,8 @@ class WorkerInstance:
         self.invocations = 0
 
 
-class _Server(ThreadedWSGIServer):
-    request_queue_size = 1024  # 200+ concurrent /_invoke callers connect at once
 
 
-def make_handler(verbose: bool) -> type[WSGIRequestHandler]:
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            if verbose:
-                super().log_request(code, size)
-
-    return Handler
 
 
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 410: "Gone",
@@ -334,7 +327,7 @@ class LambdaDriver:
 
     def _spawn(self, slot: int, gen: int) -> WorkerInstance:
         inst = WorkerInstance(slot, gen)
-        inst.server = _Server(self.host, 0, self._runtime_app(inst), make_handler(self.verbose))
+        inst.server = QueueServer(self.host, 0, self._runtime_app(inst), make_handler(self.verbose))
         inst.port = inst.server.server_address[1]
         inst.server_thread = threading.Thread(
             target=inst.server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -599,17 +592,8 @@ def _parse_error(body: bytes, header_type: Optional[str]) -> dict:
     return err
 
 
-def write_ready_file(path: Optional[str], port: int) -> None:
-    if not path:
-        return
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, path)
 
 
-def _exit_on_signal(signum: int, _frame: Any) -> None:
-    sys.exit(0)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -638,9 +622,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         args.binary, args.workers, args.log_file, args.timeout, args.function_name,
         args.host, extra_env, args.verbose,
     )
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
-    server = _Server(args.host, args.port, driver.control_app, make_handler(args.verbose))
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
+    server = QueueServer(args.host, args.port, driver.control_app, make_handler(args.verbose))
     port = server.server_address[1]
     try:
         driver.start()

@@ -36,13 +36,13 @@ import argparse
 import json
 import os
 import signal
-import sys
 import threading
 from collections import Counter
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
 
 # Fake credentials / region so that nothing in moto (or a library it uses)
 # ever tries to look up real ones.
@@ -164,31 +164,12 @@ def warm_up(app: SerializingMiddleware) -> None:
         raise RuntimeError(f"moto warm-up failed: {resp.status_code} {resp.get_data(as_text=True)}")
 
 
-class _Server(ThreadedWSGIServer):
-    request_queue_size = 1024  # many concurrent clients connect at once in load tests
 
 
-def make_handler(verbose: bool) -> type[WSGIRequestHandler]:
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            if verbose:
-                super().log_request(code, size)
-
-    return Handler
 
 
-def write_ready_file(path: Optional[str], port: int) -> None:
-    """Atomically write the bound port (readers never see a partial file)."""
-    if not path:
-        return
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, path)
 
 
-def _exit_on_signal(signum: int, _frame: Any) -> None:
-    sys.exit(0)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -201,10 +182,10 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     app = build_app()
     warm_up(app)
-    server = _Server(args.host, args.port, app, make_handler(args.verbose))
+    server = QueueServer(args.host, args.port, app, make_handler(args.verbose))
     port = server.server_address[1]
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
     print(f"moto_server listening on http://{args.host}:{port}", flush=True)
     write_ready_file(args.ready_file, port)
     try:

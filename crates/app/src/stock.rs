@@ -3,8 +3,8 @@
 //! restock.
 
 use stockbridge_domain::{
-    PaymentLinkId, ProductId, StockChange, StockChangeError, StockLevel, StoreId, decide_new_item,
-    decide_stock_change,
+    CatalogItem, PaymentLinkId, ProductId, StockChange, StockChangeError, StockLevel, StoreId,
+    decide_new_item, decide_stock_change,
 };
 
 use crate::effects::{EffectError, run_effects};
@@ -65,6 +65,21 @@ where
     Y: Payments,
     C: Clock,
 {
+    /// The item, or [`StockError::NotFound`] saying how to create it.
+    async fn existing_item(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> Result<CatalogItem, StockError> {
+        self.store
+            .item(store_id, product_id)
+            .await?
+            .ok_or_else(|| StockError::NotFound {
+                store_id: store_id.clone(),
+                product_id: product_id.clone(),
+            })
+    }
+
     /// Sets or adjusts a level with compare-and-set. With `expected_version`, the change applies
     /// only if the item is still at that version; without, a concurrent change is re-read and the
     /// change decided again.
@@ -81,14 +96,7 @@ where
     ) -> Result<StockLevel, StockError> {
         let mut attempt = 0;
         loop {
-            let item = self
-                .store
-                .item(store_id, product_id)
-                .await?
-                .ok_or_else(|| StockError::NotFound {
-                    store_id: store_id.clone(),
-                    product_id: product_id.clone(),
-                })?;
+            let item = self.existing_item(store_id, product_id).await?;
             if let Some(expected) = expected_version.filter(|v| *v != item.version) {
                 return Err(StockError::VersionMismatch {
                     product_id: product_id.clone(),
@@ -143,31 +151,6 @@ where
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// Re-publishes an item's current level (idempotent; used after imports and by operators).
-    ///
-    /// # Errors
-    /// [`StockError`].
-    pub async fn republish(
-        &self,
-        store_id: &StoreId,
-        product_id: &ProductId,
-    ) -> Result<StockLevel, StockError> {
-        let item = self
-            .store
-            .item(store_id, product_id)
-            .await?
-            .ok_or_else(|| StockError::NotFound {
-                store_id: store_id.clone(),
-                product_id: product_id.clone(),
-            })?;
-        let level = item.level();
-        self.publisher
-            .publish(&level)
-            .await
-            .map_err(EffectError::from)?;
-        Ok(level)
     }
 }
 
@@ -249,14 +232,9 @@ where
                         return Ok(Imported::Created);
                     }
                     // Created concurrently: treat it as existing.
-                    Err(StoreError::Conflict) => self
-                        .store
-                        .item(&row.store_id, &row.product_id)
-                        .await?
-                        .ok_or_else(|| StockError::NotFound {
-                            store_id: row.store_id.clone(),
-                            product_id: row.product_id.clone(),
-                        })?,
+                    Err(StoreError::Conflict) => {
+                        self.existing_item(&row.store_id, &row.product_id).await?
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

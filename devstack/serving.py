@@ -1,0 +1,43 @@
+"""What every test-bed server shares: a threaded WSGI server with a deep accept queue, quiet
+request logs, the ready file the stack waits on, and a clean exit on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+
+class QueueServer(ThreadedWSGIServer):
+    """Threaded server whose listen backlog takes hundreds of concurrent clients (load tests
+    connect 200+ at once)."""
+
+    request_queue_size = 1024
+
+
+def make_handler(verbose: bool) -> type[WSGIRequestHandler]:
+    """A request handler that logs each request only when `verbose`."""
+
+    class Handler(WSGIRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            if verbose:
+                super().log_request(code, size)
+
+    return Handler
+
+
+def write_ready_file(path: Optional[str], port: int) -> None:
+    """Atomically write the bound port (readers never see a partial file)."""
+    if not path:
+        return
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+    os.replace(tmp, path)
+
+
+def exit_on_signal(signum: int, _frame: Any) -> None:
+    """Signal handler: leave through SystemExit so `finally` blocks shut servers down."""
+    sys.exit(0)
