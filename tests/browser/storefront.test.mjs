@@ -499,6 +499,28 @@ describe('storefront in a real browser', { timeout: 300_000 }, () => {
     assert.ok(existsSync(path.join(ARTIFACTS, 'storefront.png')), 'artifacts/storefront.png should be written');
   });
 
+  step('a phone-sized screen: no sideways scrolling, and Buy is reachable from the keyboard', async () => {
+    const page = tabs[1];
+    await page.bringToFront();
+    await page.setViewportSize({ width: 375, height: 812 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `at 375 px the page scrolls sideways by ${overflow} px`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'storefront-phone.png'), fullPage: true });
+    // Keyboard: tabbing from the top reaches a Buy link with a visible focus indicator.
+    await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.getAttribute('data-testid') === 'buy-link');
+    }
+    assert.ok(reached, 'Tab should reach a Buy link');
+    const outline = await page.evaluate(() => {
+      const s = getComputedStyle(document.activeElement);
+      return `${s.outlineStyle} ${s.outlineWidth} ${s.boxShadow}`;
+    });
+    assert.ok(!/^none 0px none$/.test(outline), `the focused Buy link needs a visible focus style (got ${outline})`);
+  });
+
   step('the storefront threw no uncaught errors', () => {
     assert.deepEqual(pageErrors, [], 'uncaught errors in the storefront tabs');
   });
