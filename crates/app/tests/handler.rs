@@ -76,6 +76,20 @@ fn envelope(event_type: &str, event_id: &str, session: &str, payment_status: &st
     v
 }
 
+/// Delivers one event and expects it handled.
+async fn deliver(
+    w: &World,
+    event_type: &str,
+    event_id: &str,
+    session: &str,
+    payment_status: &str,
+) -> Handled {
+    w.app
+        .handle(&envelope(event_type, event_id, session, payment_status))
+        .await
+        .unwrap()
+}
+
 fn session(w: &World, id: &str, lines: &[(&str, u64)]) {
     w.payments.add_session(
         &OrderId::parse(id).unwrap(),
@@ -249,24 +263,15 @@ async fn a_two_line_order_with_one_line_short_takes_nothing_and_refunds_once() {
 async fn an_async_success_before_completed_applies_the_order_once() {
     let w = world(&[("prod_a", 5)]);
     session(&w, "cs_1", &[("prod_a", 2)]);
-    w.app
-        .handle(&envelope(
-            "checkout.session.async_payment_succeeded",
-            "evt_2",
-            "cs_1",
-            "paid",
-        ))
-        .await
-        .unwrap();
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_1",
-            "cs_1",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
+    deliver(
+        &w,
+        "checkout.session.async_payment_succeeded",
+        "evt_2",
+        "cs_1",
+        "paid",
+    )
+    .await;
+    deliver(&w, "checkout.session.completed", "evt_1", "cs_1", "unpaid").await;
     assert_eq!(available(&w, "prod_a"), 3);
     assert_eq!(status(&w, "cs_1"), OrderStatus::Fulfilled);
 }
@@ -276,57 +281,38 @@ async fn a_delayed_payment_holds_stock_then_confirms_or_releases() {
     let w = world(&[("prod_a", 5)]);
     session(&w, "cs_ok", &[("prod_a", 2)]);
     session(&w, "cs_ko", &[("prod_a", 3)]);
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_1",
-            "cs_ok",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_2",
-            "cs_ko",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
+    deliver(&w, "checkout.session.completed", "evt_1", "cs_ok", "unpaid").await;
+    deliver(&w, "checkout.session.completed", "evt_2", "cs_ko", "unpaid").await;
     assert_eq!(available(&w, "prod_a"), 0);
     assert_eq!(status(&w, "cs_ok"), OrderStatus::Pending);
     assert!(
         !w.payments
             .link_active(&PaymentLinkId::parse("plink_prod_a").unwrap())
     );
-    w.app
-        .handle(&envelope(
-            "checkout.session.async_payment_succeeded",
-            "evt_3",
-            "cs_ok",
-            "paid",
-        ))
-        .await
-        .unwrap();
-    w.app
-        .handle(&envelope(
-            "checkout.session.async_payment_failed",
-            "evt_4",
-            "cs_ko",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
-    w.app
-        .handle(&envelope(
-            "checkout.session.async_payment_failed",
-            "evt_4",
-            "cs_ko",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
+    deliver(
+        &w,
+        "checkout.session.async_payment_succeeded",
+        "evt_3",
+        "cs_ok",
+        "paid",
+    )
+    .await;
+    deliver(
+        &w,
+        "checkout.session.async_payment_failed",
+        "evt_4",
+        "cs_ko",
+        "unpaid",
+    )
+    .await;
+    deliver(
+        &w,
+        "checkout.session.async_payment_failed",
+        "evt_4",
+        "cs_ko",
+        "unpaid",
+    )
+    .await;
     assert_eq!(status(&w, "cs_ok"), OrderStatus::Fulfilled);
     assert_eq!(status(&w, "cs_ko"), OrderStatus::Released);
     assert_eq!(available(&w, "prod_a"), 3, "the failed hold came back once");
@@ -341,24 +327,15 @@ async fn a_delayed_payment_holds_stock_then_confirms_or_releases() {
 async fn a_failure_before_completed_holds_nothing_later() {
     let w = world(&[("prod_a", 5)]);
     session(&w, "cs_1", &[("prod_a", 2)]);
-    w.app
-        .handle(&envelope(
-            "checkout.session.async_payment_failed",
-            "evt_2",
-            "cs_1",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_1",
-            "cs_1",
-            "unpaid",
-        ))
-        .await
-        .unwrap();
+    deliver(
+        &w,
+        "checkout.session.async_payment_failed",
+        "evt_2",
+        "cs_1",
+        "unpaid",
+    )
+    .await;
+    deliver(&w, "checkout.session.completed", "evt_1", "cs_1", "unpaid").await;
     assert_eq!(available(&w, "prod_a"), 5);
     assert_eq!(status(&w, "cs_1"), OrderStatus::Failed);
 }
@@ -384,15 +361,7 @@ async fn a_publish_failure_after_commit_fails_the_invocation_and_the_redelivery_
 async fn an_order_for_an_unknown_product_is_recorded_unmatched_and_not_refunded() {
     let w = world(&[("prod_a", 5)]);
     session(&w, "cs_1", &[("prod_zzz", 1)]);
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_1",
-            "cs_1",
-            "paid",
-        ))
-        .await
-        .unwrap();
+    deliver(&w, "checkout.session.completed", "evt_1", "cs_1", "paid").await;
     assert_eq!(status(&w, "cs_1"), OrderStatus::Unmatched);
     assert!(w.payments.refunds.lock().unwrap().is_empty());
 }
@@ -429,15 +398,7 @@ async fn bad_input_is_refused_or_named_without_effect() {
 async fn a_restock_from_zero_reactivates_links_and_publishes() {
     let w = world(&[("prod_a", 1)]);
     session(&w, "cs_1", &[("prod_a", 1)]);
-    w.app
-        .handle(&envelope(
-            "checkout.session.completed",
-            "evt_1",
-            "cs_1",
-            "paid",
-        ))
-        .await
-        .unwrap();
+    deliver(&w, "checkout.session.completed", "evt_1", "cs_1", "paid").await;
     let link = PaymentLinkId::parse("plink_prod_a").unwrap();
     assert!(!w.payments.link_active(&link));
     let (s, p) = (
