@@ -102,21 +102,23 @@ def test_anonymous_publish_never_reaches_subscribers_but_the_bridges_does(stack,
         stop(late)
 
 
-def test_anonymous_clients_read_only_under_the_prefix(stack):
+def test_anonymous_clients_read_only_the_stock_topics(stack):
     sub, got = subscriber(stack.mqtt_port, "#")
     try:
         bridge = stack.urls["iot_bridge"]
         requests.post(f"{bridge}/topics/elsewhere%2Fsecret?qos=1", data=b"hidden").raise_for_status()
-        requests.post(f"{bridge}/topics/stockbridge%2Fvisible?qos=1", data=b"shown").raise_for_status()
+        requests.post(f"{bridge}/topics/stockbridge%2Fother%2Ftopic?qos=1", data=b"internal").raise_for_status()
+        requests.post(f"{bridge}/topics/stockbridge%2Fs1%2Fproducts%2Fp1%2Fstock?qos=1",
+                      data=b"shown").raise_for_status()
         seen = drain(got, b"shown")
-        assert (("stockbridge/visible", b"shown") in seen
-                and all(t.startswith("stockbridge/") for t, _ in seen)), seen
+        assert (("stockbridge/s1/products/p1/stock", b"shown") in seen
+                and all(t.startswith("stockbridge/") and t.endswith("/stock") for t, _ in seen)), seen
     finally:
         stop(sub)
 
 
 def test_the_bridge_user_may_publish_directly(stack):
-    topic = "stockbridge/store_acl/direct"
+    topic = "stockbridge/store_acl/products/direct/stock"
     sub, got = subscriber(stack.mqtt_port, topic)
     pub = client(stack.mqtt_port, user=stack.mqtt_bridge_credentials)
     try:
@@ -157,7 +159,7 @@ def test_the_password_stays_secret(stack):
 
 def test_acl_follows_the_topic_prefix(tmp_path):
     acl = mosquitto_acl("shopx")
-    assert acl.splitlines()[2] == "topic read shopx/#"
+    assert acl.splitlines()[2] == "topic read shopx/+/products/+/stock"
     assert "user bridge\ntopic readwrite #" in acl
     st = Stack(state_dir=tmp_path / "state", lambda_enabled=False,
                extra_lambda_env={"IOT_TOPIC_PREFIX": "shopx"})
@@ -200,10 +202,10 @@ def test_password_file_without_mosquitto_passwd_is_accepted_by_mosquitto(tmp_pat
         while not stack_mod.tcp_ready(port):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        sub, got = subscriber(port, "stockbridge/x")
+        sub, got = subscriber(port, "stockbridge/x/products/y/stock")
         pub = client(port, user=("bridge", "s3cret-fallback"))
         try:
-            pub.publish("stockbridge/x", b"via-fallback", qos=1).wait_for_publish(5)
+            pub.publish("stockbridge/x/products/y/stock", b"via-fallback", qos=1).wait_for_publish(5)
             assert got.get(timeout=5).payload == b"via-fallback"
         finally:
             stop(sub, pub)

@@ -518,3 +518,53 @@ def test_cli_csv_import_creates_and_updates(e2e, cat):
     one = e2e.item(cat.store, p1)
     assert (one["available"], one["version"], one["name"], one["payment_links"]) == (8, 2, "Mug v2", [f"plink_x_{cat.u}"])
     assert_level_message(e2e.retained(cat.store, p1), cat.store, p1, available=8, version=2)
+
+
+def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):
+    """A Stripe event lost on the way to EventBridge is replayed from /v1/events by
+    `stockbridge reconcile` (the scheduled reconciler's code) exactly once."""
+    product = f"prod_recover_{cat.u}"
+    link = e2e.stripe("POST", "/_test/payment_links",
+                      {"id": f"plink_recover_{cat.u}", "product": product, "unit_amount": UNIT_AMOUNT,
+                       "metadata": {"store_id": cat.store}})["id"]
+    e2e.seed(cat.store, [{"product_id": product, "name": "E2E recover", "stock": 5, "payment_links": [link]}])
+
+    def pay() -> str:
+        page = e2e.http.get(f"{e2e.stripe_url}/pay/{link}")
+        assert page.status_code == 200, page.text
+        session = re.search(r'name="session" value="([^"]+)"', page.text).group(1)
+        done = e2e.http.post(f"{e2e.stripe_url}/pay/{link}", data={"session": session})
+        assert done.status_code == 200, done.text
+        return session
+
+    def reconcile() -> dict:
+        return json.loads(e2e.cli("reconcile", "--json").stdout)
+
+    def sink(url):
+        e2e.stripe("POST", "/_test/event_sink", {"url": url})
+
+    sink(f"{e2e.lambda_url}/_invoke")
+    try:
+        delivered = pay()  # Stripe -> "EventBridge" -> inventory
+        assert e2e.item(cat.store, product)["available"] == 4
+        first = reconcile()  # sets the cursor at the newest event, or replays nothing new
+        assert first["recovered"] == 0, first
+
+        sink(None)  # the delivery path drops the next event
+        dropped = pay()
+        assert e2e.item(cat.store, product)["available"] == 4
+        assert e2e.order(dropped) is None
+
+        out = reconcile()
+        assert (out["recovered"], out["recovered_orders"]) == (1, [dropped]), out
+        assert e2e.item(cat.store, product)["available"] == 3
+        assert e2e.order(dropped)["status"] == "fulfilled"
+        assert e2e.order(delivered)["status"] == "fulfilled"
+
+        again = reconcile()
+        assert (again["listed"], again["recovered"]) == (0, 0), again
+        assert e2e.item(cat.store, product)["available"] == 3
+        orders = [e["order_id"] for e in e2e.ledger(cat.store, product) if e.get("order_id")]
+        assert sorted(orders) == sorted([delivered, dropped]), "each order moved stock exactly once"
+    finally:
+        sink(None)

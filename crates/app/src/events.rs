@@ -240,7 +240,16 @@ pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError>
             },
         });
     }
-    let head: EventHead = decode_at("detail", &envelope.detail)?;
+    decode_event(&envelope.detail, "detail", filter)
+}
+
+/// Decodes a Stripe event itself (no envelope: e.g. one listed from `/v1/events` by the
+/// reconciler). `at` names the event in error paths (`detail` inside an envelope).
+///
+/// # Errors
+/// [`DecodeError`] naming the field when a field stockbridge reads is missing or invalid.
+pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Decoded, DecodeError> {
+    let head: EventHead = decode_at(at, event)?;
     if head.livemode != filter.livemode {
         return Ok(Decoded::Refused {
             event_id: Some(head.id),
@@ -261,8 +270,8 @@ pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError>
             });
         }
     };
-    let event_id = id("detail.id", head.id, StripeEventId::parse)?;
-    let data: EventData = decode_at("detail.data", &head.data)?;
+    let event_id = id(&format!("{at}.id"), head.id, StripeEventId::parse)?;
+    let data: EventData = decode_at(&format!("{at}.data"), &head.data)?;
     let o = data.object;
     let payment_status = match o.payment_status.as_str() {
         "paid" => SessionPaymentStatus::Paid,
@@ -270,7 +279,7 @@ pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError>
         "no_payment_required" => SessionPaymentStatus::NoPaymentRequired,
         other => {
             return Err(DecodeError {
-                field: "detail.data.object.payment_status".into(),
+                field: format!("{at}.data.object.payment_status"),
                 message: format!(
                     "unknown value {other:?} (expected paid, unpaid or no_payment_required)"
                 ),
@@ -281,25 +290,25 @@ pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError>
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(id(
-            "detail.data.object.metadata.store_id",
+            &format!("{at}.data.object.metadata.store_id"),
             s.clone(),
             StoreId::parse,
         )?),
         Some(other) => {
             return Err(DecodeError {
-                field: "detail.data.object.metadata.store_id".into(),
+                field: format!("{at}.data.object.metadata.store_id"),
                 message: format!("expected a string, found {other}"),
             });
         }
     };
     let session = CheckoutSession {
-        id: id("detail.data.object.id", o.id, OrderId::parse)?,
+        id: id(&format!("{at}.data.object.id"), o.id, OrderId::parse)?,
         payment_status,
         payment_intent: o
             .payment_intent
             .map(|v| {
                 id(
-                    "detail.data.object.payment_intent",
+                    &format!("{at}.data.object.payment_intent"),
                     v.id(),
                     PaymentIntentId::parse,
                 )
@@ -309,7 +318,7 @@ pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError>
             .payment_link
             .map(|v| {
                 id(
-                    "detail.data.object.payment_link",
+                    &format!("{at}.data.object.payment_link"),
                     v.id(),
                     PaymentLinkId::parse,
                 )

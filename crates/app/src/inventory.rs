@@ -175,7 +175,22 @@ where
     /// # Errors
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn handle(&self, raw: &Value) -> Result<Handled, HandleError> {
-        match events::decode(raw, &self.config.filter)? {
+        self.handle_decoded(events::decode(raw, &self.config.filter)?)
+            .await
+    }
+
+    /// Handles a Stripe event read directly from Stripe (`/v1/events`, by the reconciler):
+    /// the same decisions as [`Self::handle`], without the EventBridge envelope.
+    ///
+    /// # Errors
+    /// [`HandleError`]; see [`HandleError::is_retryable`].
+    pub async fn handle_stripe_event(&self, event: &Value) -> Result<Handled, HandleError> {
+        self.handle_decoded(events::decode_event(event, "event", &self.config.filter)?)
+            .await
+    }
+
+    async fn handle_decoded(&self, decoded: Decoded) -> Result<Handled, HandleError> {
+        match decoded {
             Decoded::Refused { event_id, refusal } => {
                 warn!(stripe_event_id = event_id.as_deref().unwrap_or("?"), %refusal, "event refused: no effect, no retry");
                 Ok(Handled::Refused)

@@ -13,6 +13,7 @@
 //!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`storefront`]: the catalog document a static storefront loads.
+//! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
 //! - [`effects`]: running a decision's side effects.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
@@ -21,6 +22,7 @@ pub mod events;
 pub mod inventory;
 pub mod message;
 pub mod ports;
+pub mod recovery;
 pub mod stock;
 pub mod storefront;
 

@@ -341,3 +341,75 @@ impl Clock for TickingClock {
         Timestamp(self.0.fetch_add(1, Ordering::Relaxed))
     }
 }
+
+/// An in-memory Stripe event log, oldest first.
+#[derive(Debug, Default)]
+pub struct MemoryEventLog {
+    /// Events in creation order.
+    pub events: Mutex<Vec<crate::ports::LoggedEvent>>,
+}
+
+impl crate::ports::EventLog for MemoryEventLog {
+    async fn events_after(
+        &self,
+        after: &stockbridge_domain::StripeEventId,
+        types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<crate::ports::LoggedEvent>, PaymentsError> {
+        let events = lock(&self.events);
+        let start = events
+            .iter()
+            .position(|e| &e.id == after)
+            .map_or(0, |i| i + 1);
+        Ok(events[start..]
+            .iter()
+            .filter(|e| {
+                e.event
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| types.contains(&t))
+            })
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn newest_event(
+        &self,
+        types: &[&str],
+    ) -> Result<Option<crate::ports::LoggedEvent>, PaymentsError> {
+        Ok(lock(&self.events)
+            .iter()
+            .rev()
+            .find(|e| {
+                e.event
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| types.contains(&t))
+            })
+            .cloned())
+    }
+}
+
+/// An in-memory replay cursor.
+#[derive(Debug, Default)]
+pub struct MemoryCursor(pub Mutex<Option<crate::ports::Cursor>>);
+
+impl crate::ports::CursorStore for MemoryCursor {
+    async fn cursor(&self) -> Result<Option<crate::ports::Cursor>, StoreError> {
+        Ok(lock(&self.0).clone())
+    }
+
+    async fn advance_cursor(
+        &self,
+        previous: Option<&crate::ports::Cursor>,
+        next: &crate::ports::Cursor,
+    ) -> Result<(), StoreError> {
+        let mut c = lock(&self.0);
+        if c.as_ref() != previous {
+            return Err(StoreError::Conflict);
+        }
+        *c = Some(next.clone());
+        Ok(())
+    }
+}

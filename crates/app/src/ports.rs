@@ -4,7 +4,7 @@ use std::future::Future;
 
 use stockbridge_domain::{
     CatalogItem, Items, LedgerEntry, OrderId, OrderRecord, PaymentLinkId, ProductId, RefundId,
-    RefundRequest, StockLevel, StoreId, Timestamp, WriteSet,
+    RefundRequest, StockLevel, StoreId, StripeEventId, Timestamp, WriteSet,
 };
 
 /// Why the store failed.
@@ -357,4 +357,55 @@ pub trait LinkDirectory: Send + Sync {
         &self,
         link: &PaymentLinkId,
     ) -> impl Future<Output = Result<LinkSummary, PaymentsError>> + Send;
+}
+
+/// A Stripe event as listed by `/v1/events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// `evt_…`.
+    pub id: StripeEventId,
+    /// When Stripe created it (Unix seconds).
+    pub created: i64,
+    /// The whole event (`id`, `type`, `livemode`, `data.object`, …).
+    pub event: serde_json::Value,
+}
+
+/// Stripe's event log (`/v1/events`, kept 30 days).
+pub trait EventLog: Send + Sync {
+    /// Up to `limit` events of `types` created after the event `after`, oldest first.
+    fn events_after(
+        &self,
+        after: &StripeEventId,
+        types: &[&str],
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LoggedEvent>, PaymentsError>> + Send;
+
+    /// The newest event of `types`, if any.
+    fn newest_event(
+        &self,
+        types: &[&str],
+    ) -> impl Future<Output = Result<Option<LoggedEvent>, PaymentsError>> + Send;
+}
+
+/// Where event replay stands: the last Stripe event applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last event applied.
+    pub event_id: StripeEventId,
+    /// Its creation time (Unix seconds).
+    pub created: i64,
+}
+
+/// Stores the replay cursor.
+pub trait CursorStore: Send + Sync {
+    /// The cursor, if one was stored.
+    fn cursor(&self) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send;
+
+    /// Moves the cursor from `previous` (compare-and-set: a concurrent run that moved it makes
+    /// this a [`StoreError::Conflict`]).
+    fn advance_cursor(
+        &self,
+        previous: Option<&Cursor>,
+        next: &Cursor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

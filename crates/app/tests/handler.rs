@@ -569,3 +569,150 @@ async fn an_import_creates_items_and_never_puts_back_sold_units() {
         "restocked: link back on"
     );
 }
+
+mod recovery {
+    use super::*;
+    use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
+    use stockbridge_app::ports::{Cursor, LoggedEvent};
+    use stockbridge_domain::StripeEventId;
+
+    fn logged(event_type: &str, event_id: &str, session: &str, created: i64) -> LoggedEvent {
+        LoggedEvent {
+            id: StripeEventId::parse(event_id).unwrap(),
+            created,
+            event: envelope(event_type, event_id, session, "paid")["detail"].clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_event_is_recovered_exactly_once_and_the_cursor_moves_past_it() {
+        let w = world(&[("prod_a", 5)]);
+        session(&w, "cs_seen", &[("prod_a", 1)]);
+        session(&w, "cs_dropped", &[("prod_a", 2)]);
+        let log = MemoryEventLog::default();
+        let now_s = 1_761_935_276;
+        log.events.lock().unwrap().extend([
+            logged("checkout.session.completed", "evt_0", "cs_old", now_s - 10),
+            logged(
+                "checkout.session.completed",
+                "evt_seen",
+                "cs_seen",
+                now_s - 5,
+            ),
+            logged("customer.created", "evt_other", "cs_x", now_s - 4),
+            logged(
+                "checkout.session.completed",
+                "evt_dropped",
+                "cs_dropped",
+                now_s - 3,
+            ),
+        ]);
+        // The seen order came through EventBridge; the dropped one never arrived.
+        deliver(
+            &w,
+            "checkout.session.completed",
+            "evt_seen",
+            "cs_seen",
+            "paid",
+        )
+        .await;
+        let cursor = MemoryCursor(std::sync::Mutex::new(Some(Cursor {
+            event_id: StripeEventId::parse("evt_0").unwrap(),
+            created: now_s - 10,
+        })));
+        let r = w
+            .app
+            .recover_missed_events(&log, &cursor, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.listed, r.recovered, r.already_applied),
+            (2, 1, 1),
+            "{r:?}"
+        );
+        assert_eq!(r.recovered_orders, vec!["cs_dropped"]);
+        assert_eq!(available(&w, "prod_a"), 2);
+        assert_eq!(r.cursor.as_deref(), Some("evt_dropped"));
+        // Nothing left: a second run reads nothing and changes nothing.
+        let again = w
+            .app
+            .recover_missed_events(&log, &cursor, 100)
+            .await
+            .unwrap();
+        assert_eq!((again.listed, again.recovered), (0, 0));
+        assert_eq!(available(&w, "prod_a"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_event_keeps_the_cursor_before_it() {
+        let w = world(&[("prod_a", 5)]);
+        // No line items for cs_broken in "Stripe": the handler fails on it.
+        session(&w, "cs_ok", &[("prod_a", 1)]);
+        let log = MemoryEventLog::default();
+        log.events.lock().unwrap().extend([
+            logged("checkout.session.completed", "evt_0", "cs_zero", 1),
+            logged("checkout.session.completed", "evt_ok", "cs_ok", 2),
+            logged("checkout.session.completed", "evt_broken", "cs_broken", 3),
+        ]);
+        let cursor = MemoryCursor(std::sync::Mutex::new(Some(Cursor {
+            event_id: StripeEventId::parse("evt_0").unwrap(),
+            created: 1,
+        })));
+        let err = w
+            .app
+            .recover_missed_events(&log, &cursor, 100)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("evt_broken"), "{err}");
+        assert_eq!(
+            cursor.0.lock().unwrap().as_ref().unwrap().event_id.as_str(),
+            "evt_ok",
+            "stops before the failure"
+        );
+        assert_eq!(available(&w, "prod_a"), 4);
+    }
+
+    #[tokio::test]
+    async fn without_a_cursor_the_first_run_only_sets_it_at_the_newest_event() {
+        let w = world(&[("prod_a", 5)]);
+        session(&w, "cs_1", &[("prod_a", 1)]);
+        let log = MemoryEventLog::default();
+        log.events
+            .lock()
+            .unwrap()
+            .push(logged("checkout.session.completed", "evt_1", "cs_1", 1));
+        let cursor = MemoryCursor::default();
+        let r = w
+            .app
+            .recover_missed_events(&log, &cursor, 100)
+            .await
+            .unwrap();
+        assert!(r.initialized);
+        assert_eq!(
+            cursor.0.lock().unwrap().as_ref().unwrap().event_id.as_str(),
+            "evt_1"
+        );
+        assert_eq!(
+            available(&w, "prod_a"),
+            5,
+            "nothing replayed on initialisation"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_old_cursor_is_reported_with_its_age() {
+        let w = world(&[]);
+        let log = MemoryEventLog::default();
+        let clock_s = 1_761_935_276; // TickingClock's start
+        let cursor = MemoryCursor(std::sync::Mutex::new(Some(Cursor {
+            event_id: StripeEventId::parse("evt_0").unwrap(),
+            created: clock_s - 26 * 86_400,
+        })));
+        let r = w
+            .app
+            .recover_missed_events(&log, &cursor, 100)
+            .await
+            .unwrap();
+        assert_eq!(r.cursor_age_days, Some(26));
+    }
+}

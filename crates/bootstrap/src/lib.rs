@@ -280,3 +280,22 @@ pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
         },
     )
 }
+
+/// `RECONCILER_MAX_EVENTS`: how many Stripe events one reconciler run replays at most
+/// (default 1000; the next run continues from the cursor).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when it is not a positive number.
+pub fn reconciler_budget() -> Result<usize, ConfigError> {
+    match var("RECONCILER_MAX_EVENTS") {
+        None => Ok(1000),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n: &usize| *n > 0)
+            .ok_or(ConfigError::Invalid {
+                name: "RECONCILER_MAX_EVENTS",
+                message: format!("{v:?} is not a positive number"),
+            }),
+    }
+}

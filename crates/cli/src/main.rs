@@ -41,6 +41,16 @@ enum Command {
         #[command(subcommand)]
         command: StockCommand,
     },
+    /// Replay Stripe events the EventBridge path missed (from /v1/events after the stored
+    /// cursor) through the inventory handler — what the scheduled reconciler does.
+    Reconcile {
+        /// Replay at most this many events (the next run continues from the cursor).
+        #[arg(long, default_value_t = 1000)]
+        max_events: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// An item's orders and ledger.
     History {
         /// Product id (the Stripe product id).
@@ -370,6 +380,35 @@ async fn run(cli: Cli) -> Result<()> {
                 expect_version,
             )
             .await?;
+        }
+        Command::Reconcile { max_events, json } => {
+            let adapters = stockbridge_bootstrap::adapters(&config).await?;
+            let inventory = stockbridge_bootstrap::inventory_from(adapters.clone(), &config);
+            let report = inventory
+                .recover_missed_events(&adapters.payments, &adapters.store, max_events)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.initialized {
+                println!(
+                    "replay cursor set at {} (nothing replayed: events before it are not examined)",
+                    report.cursor.as_deref().unwrap_or("-")
+                );
+            } else {
+                println!(
+                    "{} events read: {} recovered (missed by the delivery path), {} already applied, {} skipped; cursor {}{}",
+                    report.listed,
+                    report.recovered,
+                    report.already_applied,
+                    report.skipped,
+                    report.cursor.as_deref().unwrap_or("-"),
+                    if report.more {
+                        " (more to replay: run again)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
         Command::History {
             product,

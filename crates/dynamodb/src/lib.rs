@@ -705,3 +705,50 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         Ok(out)
     }
 }
+
+/// The event replay cursor: `pk = CURSOR#stripe-events`, `sk = CURSOR`.
+const CURSOR_PK: &str = "CURSOR#stripe-events";
+
+impl stockbridge_app::ports::CursorStore for DynamoStore {
+    async fn cursor(&self) -> Result<Option<stockbridge_app::ports::Cursor>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(CURSOR_PK.to_owned(), "CURSOR")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(a) = r.item() else { return Ok(None) };
+        Ok(Some(stockbridge_app::ports::Cursor {
+            event_id: StripeEventId::parse(get_s(a, "event_id", CURSOR_PK)?)
+                .map_err(|e| corrupt(CURSOR_PK, e.to_string()))?,
+            created: get_n(a, "created", CURSOR_PK)?,
+        }))
+    }
+
+    async fn advance_cursor(
+        &self,
+        previous: Option<&stockbridge_app::ports::Cursor>,
+        next: &stockbridge_app::ports::Cursor,
+    ) -> Result<(), StoreError> {
+        let mut item = key(CURSOR_PK.to_owned(), "CURSOR");
+        item.insert("kind".into(), s("cursor"));
+        item.insert("event_id".into(), s(next.event_id.as_str()));
+        item.insert("created".into(), n(next.created));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => put
+                .condition_expression("event_id = :prev")
+                .expression_attribute_values(":prev", s(p.event_id.as_str())),
+        };
+        put.send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+}

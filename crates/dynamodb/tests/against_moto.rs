@@ -238,3 +238,33 @@ async fn a_store_lists_only_its_own_items_and_links_are_forgotten_only_in_stock(
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn the_replay_cursor_only_moves_from_where_it_was_read() {
+    use stockbridge_app::ports::{Cursor, CursorStore};
+    let s = store().await;
+    assert_eq!(s.cursor().await.unwrap(), None);
+    let a = Cursor {
+        event_id: StripeEventId::parse("evt_a").unwrap(),
+        created: 10,
+    };
+    let b = Cursor {
+        event_id: StripeEventId::parse("evt_b").unwrap(),
+        created: 20,
+    };
+    s.advance_cursor(None, &a).await.unwrap();
+    assert!(
+        matches!(s.advance_cursor(None, &b).await, Err(StoreError::Conflict)),
+        "a second initialisation loses"
+    );
+    s.advance_cursor(Some(&a), &b).await.unwrap();
+    assert!(
+        matches!(
+            s.advance_cursor(Some(&a), &b).await,
+            Err(StoreError::Conflict)
+        ),
+        "a stale run cannot move it"
+    );
+    assert_eq!(s.cursor().await.unwrap(), Some(b));
+}

@@ -16,13 +16,18 @@ use std::time::Duration;
 
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
-use stockbridge_app::ports::{LinkDirectory, LinkSummary, Payments, PaymentsError, SessionLine};
-use stockbridge_domain::{OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest};
+use stockbridge_app::ports::{
+    EventLog, LinkDirectory, LinkSummary, LoggedEvent, Payments, PaymentsError, SessionLine,
+};
+use stockbridge_domain::{
+    OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
+};
 use stripe::{
     ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError,
     StripeRequest,
 };
 use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
+use stripe_core::event::ListEvent;
 use stripe_core::refund::CreateRefund;
 use stripe_payment::payment_link::{
     ListLineItemsPaymentLink, RetrievePaymentLink, UpdatePaymentLink,
@@ -275,5 +280,60 @@ impl LinkDirectory for StripePayments {
             description: product.and_then(|p| p.description.clone()),
             images: product.map(|p| p.images.clone()).unwrap_or_default(),
         })
+    }
+}
+
+/// Renders a listed event as the JSON the inventory handler decodes (the fields it reads, and
+/// `data.object` whole).
+fn logged(e: stripe_shared::Event) -> Result<LoggedEvent, PaymentsError> {
+    const OP: &str = "list events";
+    let invalid = |message: String| PaymentsError::Invalid {
+        operation: OP,
+        message,
+    };
+    let object: serde_json::Value =
+        serde_json::from_str(&miniserde::json::to_string(&e.data.object))
+            .map_err(|err| invalid(format!("event {}: data.object: {err}", e.id.as_str())))?;
+    let id = StripeEventId::parse(e.id.as_str()).map_err(|err| invalid(err.to_string()))?;
+    let event = serde_json::json!({
+        "id": e.id.as_str(),
+        "object": "event",
+        "type": e.type_.as_str(),
+        "livemode": e.livemode,
+        "created": e.created,
+        "api_version": e.api_version,
+        "data": { "object": object },
+    });
+    Ok(LoggedEvent {
+        id,
+        created: e.created,
+        event,
+    })
+}
+
+impl EventLog for StripePayments {
+    async fn events_after(
+        &self,
+        after: &StripeEventId,
+        types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, PaymentsError> {
+        const OP: &str = "list events";
+        // Stripe lists newest first; `ending_before` gives the page just newer than the cursor.
+        let req = ListEvent::new()
+            .types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
+            .limit(i64::from(limit.clamp(1, 100)))
+            .ending_before(after.as_str());
+        let page = self.with_retry(OP, || req.send(&self.client)).await?;
+        page.data.into_iter().rev().map(logged).collect()
+    }
+
+    async fn newest_event(&self, types: &[&str]) -> Result<Option<LoggedEvent>, PaymentsError> {
+        const OP: &str = "list events";
+        let req = ListEvent::new()
+            .types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
+            .limit(1);
+        let page = self.with_retry(OP, || req.send(&self.client)).await?;
+        page.data.into_iter().next().map(logged).transpose()
     }
 }
