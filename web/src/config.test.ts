@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, configUrl, fetchJson, parseCatalog, parseConfig } from './config';
 
 const BASE = 'http://127.0.0.1:8080/shop/config.json';
@@ -8,9 +8,60 @@ describe('configUrl', () => {
     expect(configUrl('http://127.0.0.1:8080/shop/')).toBe('http://127.0.0.1:8080/shop/config.json');
     expect(configUrl('http://127.0.0.1:8080/shop/index.html?x=1')).toBe('http://127.0.0.1:8080/shop/config.json');
     expect(configUrl('http://127.0.0.1:8080/shop/?config=/stores/a.json')).toBe('http://127.0.0.1:8080/stores/a.json');
-    expect(configUrl('http://127.0.0.1:8080/shop/?config=' + encodeURIComponent('https://cdn.example/c.json'))).toBe(
-      'https://cdn.example/c.json',
+    expect(configUrl('http://127.0.0.1:8080/shop/?config=stores/b.json')).toBe('http://127.0.0.1:8080/shop/stores/b.json');
+    expect(configUrl('http://127.0.0.1:8080/shop/?config=')).toBe('http://127.0.0.1:8080/shop/config.json');
+  });
+
+  it('accepts an absolute ?config= on the page\'s own origin', () => {
+    const warn = vi.fn();
+    expect(
+      configUrl('https://shop.example/chicago/?config=' + encodeURIComponent('https://shop.example/stores/c.json'), warn),
+    ).toBe('https://shop.example/stores/c.json');
+    expect(configUrl('http://127.0.0.1:8080/?config=' + encodeURIComponent('http://127.0.0.1:8080/c.json'), warn)).toBe(
+      'http://127.0.0.1:8080/c.json',
     );
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['another host', 'https://evil.example/c.json'],
+    ['a protocol-relative URL', '//evil.example/c.json'],
+    ['a backslash host', '\\\\evil.example/c.json'],
+    ['another scheme on the same host', 'http://shop.example/c.json'],
+    ['another port', 'https://shop.example:8443/c.json'],
+    ['a subdomain', 'https://cdn.shop.example/c.json'],
+    ['a data: URL', 'data:application/json,{}'],
+    ['a javascript: URL', 'javascript:alert(1)'],
+    ['a blob: URL', 'blob:https://shop.example/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'],
+    ['an unparsable URL', 'https://[nope/c.json'],
+  ])('ignores a cross-origin ?config= (%s) with a warning and uses config.json', (_why, override) => {
+    const warn = vi.fn();
+    expect(configUrl('https://shop.example/chicago/?config=' + encodeURIComponent(override), warn)).toBe(
+      'https://shop.example/chicago/config.json',
+    );
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatch(/ignoring \?config=.*using config\.json/);
+  });
+
+  it('warns on the console by default', () => {
+    const spy = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      expect(configUrl('http://127.0.0.1:8080/shop/?config=' + encodeURIComponent('https://cdn.example/c.json'))).toBe(
+        'http://127.0.0.1:8080/shop/config.json',
+      );
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(String(spy.mock.calls[0][0])).toContain('https://cdn.example/c.json');
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('accepts no ?config= override on a page without an http(s) origin', () => {
+    const warn = vi.fn();
+    expect(configUrl('file:///tmp/shop/index.html?config=' + encodeURIComponent('file:///tmp/evil.json'), warn)).toBe(
+      'file:///tmp/shop/config.json',
+    );
+    expect(warn).toHaveBeenCalledTimes(1);
   });
 });
 

@@ -31,11 +31,37 @@ export class ConfigError extends Error {
 export const DEFAULT_TOPIC_PREFIX = 'stockbridge';
 export const DEFAULT_CLIENT_ID_PREFIX = 'stockbridge-web-';
 
-/** The config file's URL: `?config=<url>` (relative to the page) or `config.json` beside the page. */
-export function configUrl(pageUrl: string): string {
+/**
+ * The config file's URL: `config.json` beside the page, or `?config=<url>` if that URL is on the
+ * page's own origin (a relative path, or an absolute URL with the page's scheme, host and port).
+ *
+ * The config decides which catalog (products, prices, payment links, QR codes) the page shows, so
+ * a cross-origin `?config=` would let anyone craft a link that makes the shop's own domain show
+ * their products and payment links. Such a URL (or one that does not parse, or any override on a
+ * page that is not served over http(s)) is ignored with a console warning, and `config.json` is
+ * used.
+ */
+export function configUrl(pageUrl: string, warn: (message: string) => void = console.warn): string {
   const page = new URL(pageUrl);
-  const override = page.searchParams.get('config');
-  return new URL(override && override.trim() !== '' ? override : 'config.json', page).href;
+  const fallback = new URL('config.json', page).href;
+  const raw = page.searchParams.get('config');
+  if (raw === null || raw.trim() === '') return fallback;
+  const override = raw.trim();
+  let url: URL | null;
+  try {
+    url = new URL(override, page);
+  } catch {
+    url = null;
+  }
+  // The scheme is compared too: `blob:https://shop…` reports the shop's origin, and on a page
+  // without a real origin (`file:`) every `data:`/`file:` URL would share its opaque "null".
+  const web = page.protocol === 'https:' || page.protocol === 'http:';
+  if (url && web && url.protocol === page.protocol && url.origin === page.origin) return url.href;
+  warn(
+    `[stockbridge] ignoring ?config=${JSON.stringify(override)}: only a URL on this page's origin ` +
+      `(${page.origin}) is accepted; using config.json`,
+  );
+  return fallback;
 }
 
 function str(obj: Record<string, unknown>, key: string, where: string): string {

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { IClientOptions, ISubscriptionGrant } from 'mqtt';
+import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt';
 import {
+  KEEPALIVE_S,
   MAX_FILTERS_PER_SUBSCRIBE,
   StockConnection,
   backoffDelay,
@@ -238,7 +240,7 @@ describe('StockConnection', () => {
     expect(states).toEqual(['connecting']);
     expect(clients).toHaveLength(1);
     const c = clients[0];
-    expect(c.opts).toMatchObject({ reconnectPeriod: 0, clean: true, protocolVersion: 4 });
+    expect(c.opts).toMatchObject({ reconnectPeriod: 0, clean: true, protocolVersion: 4, keepalive: 10 });
     expect(String(c.opts.clientId)).toMatch(/^stockbridge-web-[0-9a-f]{16}$/);
     c.emit('connect');
     await vi.advanceTimersByTimeAsync(0);
@@ -372,6 +374,25 @@ describe('StockConnection', () => {
     conn.stop();
   });
 
+  it('asks for a 10 s MQTT keepalive on every connection (overridable)', async () => {
+    expect(KEEPALIVE_S).toBe(10);
+    const { conn } = make({ offlineAfter: 100 });
+    conn.start();
+    await vi.advanceTimersByTimeAsync(0);
+    clients[0].emit('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    clients[0].drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(clients).toHaveLength(2);
+    expect(clients.map((c) => c.opts.keepalive)).toEqual([10, 10]);
+    conn.stop();
+    const other = make({ keepaliveS: 45 });
+    other.conn.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(clients[2].opts.keepalive).toBe(45);
+    other.conn.stop();
+  });
+
   it('uses the client id prefix the URL provider gives (Cognito: the identity id)', async () => {
     const { conn } = make({
       url: async () => ({ url: 'wss://example/mqtt', clientIdPrefix: 'us-east-1:0000-aaaa-' }),
@@ -501,5 +522,94 @@ describe('StockConnection', () => {
     visible();
     await vi.advanceTimersByTimeAsync(120_000);
     expect(clients).toHaveLength(1);
+  });
+});
+
+/**
+ * The real mqtt.js against a broker that accepts the connection and then goes silent, the way a
+ * dead network looks from the browser (the socket stays open, nothing comes back). Only the
+ * keepalive can notice; with the default 10 s it must within 15 s. The keepalive timer (mqtt.js's
+ * `setInterval`) is faked so the test does not wait; sockets and every other timer are real.
+ */
+describe('StockConnection with mqtt.js and a silent broker', () => {
+  let server: Server;
+  let port: number;
+  const sockets = new Set<Socket>();
+  let pings = 0;
+
+  beforeEach(async () => {
+    pings = 0;
+    server = createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.on('error', () => undefined);
+      let connected = false;
+      sock.on('data', (data: Buffer) => {
+        if (!connected && data[0] >> 4 === 1) {
+          // CONNECT -> CONNACK (accepted, no session); everything after it goes unanswered.
+          connected = true;
+          sock.write(Buffer.from([0x20, 0x02, 0x00, 0x00]));
+        } else if (data.includes(0xc0)) {
+          pings++; // PINGREQ: no PINGRESP, ever.
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+  });
+
+  afterEach(async () => {
+    vi.useRealTimers();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('notices a dead connection within 15 s (keepalive 10 s) and marks it reconnecting', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const states: ConnectionState[] = [];
+    const opts: IClientOptions[] = [];
+    const conn = new StockConnection({
+      connect: (url, o) => {
+        opts.push(o);
+        return mqtt.connect(url, o) as unknown as MqttClientLike;
+      },
+      url: async () => `mqtt://127.0.0.1:${port}`,
+      topicFilters: [],
+      onState: (s) => states.push(s),
+      onMessage: () => undefined,
+      // No retry during the test.
+      baseMs: 600_000,
+      maxMs: 600_000,
+      random: () => 1,
+      env: { isOnline: () => true, listen: () => () => undefined },
+      log: () => undefined,
+    });
+    try {
+      conn.start();
+      await until('connected', () => states.includes('connected'));
+      expect(opts[0].keepalive).toBe(10);
+
+      // Quiet for 10 s: mqtt.js pings.
+      vi.advanceTimersByTime(10_000);
+      await until('a PINGREQ', () => pings > 0);
+      // No answer: still "connected" just before 15 s ...
+      vi.advanceTimersByTime(4_999);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(states.at(-1)).toBe('connected');
+      // ... and dropped at 15 s: the counts are no longer shown as live.
+      vi.advanceTimersByTime(1);
+      await until('reconnecting', () => states.at(-1) === 'reconnecting');
+      expect(states).toEqual(['connecting', 'connected', 'reconnecting']);
+    } finally {
+      conn.stop();
+    }
   });
 });

@@ -41,6 +41,18 @@ export interface ConnectTarget {
   clientIdPrefix?: string;
 }
 
+/**
+ * MQTT keepalive, in seconds. A network that dies without closing the socket (Wi-Fi gone, a
+ * laptop lid, a NAT dropping the mapping) is not seen by the WebSocket; only the keepalive notices
+ * it. mqtt.js sends a PINGREQ every `keepalive` seconds and gives up (error "Keepalive timeout",
+ * which we treat as a drop: every count becomes "Last known" and we reconnect) when no PINGRESP
+ * came back 1.5 × `keepalive` after the last one. 10 s means a dead connection is noticed within
+ * about 15 s, so the page never shows a count as live for long after it stopped being so. (AWS IoT
+ * Core treats values below 30 s as 30 s for its own, server-side timeout; the client still pings
+ * every 10 s and IoT answers each one.)
+ */
+export const KEEPALIVE_S = 10;
+
 /** AWS IoT Core accepts at most 8 topic filters in one SUBSCRIBE packet. */
 export const MAX_FILTERS_PER_SUBSCRIBE = 8;
 
@@ -104,6 +116,7 @@ export interface ConnectionOptions {
   /** After this many failed attempts in a row the state is `offline` (retries go on). */
   offlineAfter?: number;
   connectTimeoutMs?: number;
+  /** MQTT keepalive in seconds (default `KEEPALIVE_S`, 10). */
   keepaliveS?: number;
   random?: () => number;
   env?: Environment;
@@ -254,7 +267,7 @@ export class StockConnection {
         protocolVersion: 4,
         reconnectPeriod: 0,
         connectTimeout: this.o.connectTimeoutMs ?? 10_000,
-        keepalive: this.o.keepaliveS ?? 30,
+        keepalive: this.o.keepaliveS ?? KEEPALIVE_S,
         resubscribe: false,
       });
     } catch (e) {

@@ -8,6 +8,7 @@
  * - `[data-testid="buy-link"]`: `href` when buyable; no `href` and `aria-disabled="true"` otherwise
  * - `[data-testid="qr"]`: the QR code (`hidden` when not buyable)
  * - `[data-testid="connection"]`: role=status, `data-state` = the connection state
+ * - `[data-testid="announcer"]`: the one page-level live region for stock changes (see `Announcer`)
  * - `<body data-ready="true">` once the catalog is rendered
  */
 import type { Catalog, CatalogProduct } from './config';
@@ -40,6 +41,120 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return e;
 }
 
+/** What a screen reader is told about a product's stock. */
+export interface AnnouncedLevel {
+  available: number | null;
+  sold_out: boolean;
+}
+
+/** The announcement for a change from `from` to `to`, or `null` when there is nothing to say. */
+export function stockAnnouncement(name: string, from: AnnouncedLevel, to: AnnouncedLevel): string | null {
+  if (to.available === null) return null;
+  if (to.sold_out) return from.sold_out ? null : `${name}: sold out`;
+  if (from.sold_out) return `${name}: back in stock`;
+  if (to.available !== from.available) return `${name}: ${to.available} left`;
+  return null;
+}
+
+export interface AnnouncerOptions {
+  /** At most one announcement per product per this many ms (default 2000). */
+  intervalMs?: number;
+  /** More products than this due at once are summed up in one sentence (default 3). */
+  maxPerAnnouncement?: number;
+  now?: () => number;
+}
+
+interface AnnouncedProduct {
+  name: string;
+  /** What was last announced (at first: what the page showed when the catalog was rendered). */
+  announced: AnnouncedLevel;
+  /** The newest level not announced yet (throttled), if any. */
+  pending: AnnouncedLevel | null;
+  /** When this product was last announced. */
+  at: number;
+}
+
+/**
+ * The page's one live region for stock changes (`role="status"`, `aria-live="polite"`,
+ * visually hidden). The cards themselves have none: 50 cards updating at once on reconnect, or a
+ * product selling unit after unit, would flood a screen reader.
+ *
+ * - Each change is said with the product's name: "Mug: 2 left", "Mug: sold out", "Mug: back in
+ *   stock". A re-confirmation (same level, now live) or a change of liveness alone says nothing.
+ * - At most one announcement per product per `intervalMs` (2 s); changes in between are
+ *   coalesced and the newest wins, worded against what was last said ("sold out", then 3 and 2
+ *   within 2 s: "Mug: back in stock"; 2, then 1 and back to 2: nothing more).
+ * - Changes due together go out as one update of the region; more than `maxPerAnnouncement`
+ *   products at once (e.g. the retained levels at reconnect) become "Stock changed for N products".
+ */
+export class Announcer {
+  private readonly products = new Map<string, AnnouncedProduct>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly intervalMs: number;
+  private readonly maxPer: number;
+  private readonly now: () => number;
+
+  constructor(
+    readonly region: HTMLElement,
+    opts: AnnouncerOptions = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 2000;
+    this.maxPer = Math.max(1, opts.maxPerAnnouncement ?? 3);
+    this.now = opts.now ?? (() => Date.now());
+  }
+
+  /** Forgets every product and anything pending (a new catalog). */
+  reset(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.products.clear();
+  }
+
+  /** Records what the page shows for a product without announcing it (the initial render). */
+  track(productId: string, name: string, level: AnnouncedLevel): void {
+    this.products.set(productId, { name, announced: { ...level }, pending: null, at: -Infinity });
+  }
+
+  /** A product's level changed; it is announced at the next `flush()` it is due at. */
+  change(productId: string, level: AnnouncedLevel): void {
+    const p = this.products.get(productId);
+    if (p) p.pending = { ...level };
+  }
+
+  /** Writes the announcements that are due; schedules itself for the ones still throttled. */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const now = this.now();
+    const messages: string[] = [];
+    let next = Infinity;
+    for (const p of this.products.values()) {
+      if (!p.pending) continue;
+      const text = stockAnnouncement(p.name, p.announced, p.pending);
+      if (text === null) {
+        // Back to what was last said (or nothing worth saying): drop it.
+        if (p.pending.available !== null) p.announced = p.pending;
+        p.pending = null;
+        continue;
+      }
+      const due = p.at + this.intervalMs;
+      if (due > now) {
+        next = Math.min(next, due);
+        continue;
+      }
+      messages.push(text);
+      p.announced = p.pending;
+      p.pending = null;
+      p.at = now;
+    }
+    if (messages.length > 0) {
+      this.region.textContent =
+        messages.length > this.maxPer ? `Stock changed for ${messages.length} products` : messages.join('. ');
+    }
+    if (next !== Infinity) this.timer = setTimeout(() => this.flush(), Math.max(0, next - now));
+  }
+}
+
 /** A DOM id built from a product id (which may hold any characters). */
 function domId(prefix: string, productId: string): string {
   return `${prefix}-${productId.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}_`)}`;
@@ -56,14 +171,18 @@ interface Card {
   link: HTMLAnchorElement;
   note: HTMLElement;
   qrFor: string | null;
-  /** What the card shows now, to touch the DOM (and the live region) only on change. */
+  /** What the card shows now, to touch the DOM only on change. */
   shown: string;
+  /** Whether the announcer knows this card's first level yet. */
+  tracked: boolean;
 }
 
 export interface UiOptions {
   title: string;
   locale?: string | string[];
   qr?: QrRenderer;
+  /** Throttling of the stock announcements (tests). */
+  announcer?: AnnouncerOptions;
 }
 
 export class StorefrontUi {
@@ -74,6 +193,7 @@ export class StorefrontUi {
   private readonly notice: HTMLElement;
   private readonly main: HTMLElement;
   private readonly qr: QrRenderer;
+  private readonly announcer: Announcer;
 
   constructor(
     root: HTMLElement,
@@ -101,7 +221,17 @@ export class StorefrontUi {
     this.notice.hidden = true;
 
     this.main = el(this.doc, 'main', { id: 'main', class: 'site-main', tabindex: '-1' });
-    root.append(header, this.notice, this.main);
+    // The one live region for stock changes; in the page from the start so that screen readers
+    // already watch it when the first change is written.
+    const region = el(this.doc, 'div', {
+      class: 'visually-hidden',
+      role: 'status',
+      'aria-live': 'polite',
+      'aria-atomic': 'true',
+      'data-testid': 'announcer',
+    });
+    this.announcer = new Announcer(region, opts.announcer);
+    root.append(header, this.notice, region, this.main);
   }
 
   /** Shows the connection state; counts not confirmed on this connection are marked "last known". */
@@ -126,6 +256,7 @@ export class StorefrontUi {
 
   renderCatalog(catalog: Catalog, state: StoreState): void {
     this.cards.clear();
+    this.announcer.reset();
     const list = el(this.doc, 'ul', { class: 'products', 'aria-label': 'Products' });
     if (catalog.products.length === 0) {
       this.main.replaceChildren(el(this.doc, 'p', { class: 'empty' }, 'No products yet.'));
@@ -141,13 +272,17 @@ export class StorefrontUi {
     this.doc.body.dataset.ready = 'true';
   }
 
-  /** Brings the cards up to date (only those whose display changed are touched). */
+  /**
+   * Brings the cards up to date (only those whose display changed are touched) and announces the
+   * stock changes, throttled (see `Announcer`).
+   */
   update(state: StoreState, only?: Iterable<string>): void {
     const ids = only ?? this.cards.keys();
     for (const id of ids) {
       const card = this.cards.get(id);
       if (card) this.updateCard(card, state);
     }
+    this.announcer.flush();
   }
 
   private createCard(p: CatalogProduct): Card {
@@ -158,9 +293,10 @@ export class StorefrontUi {
 
     const figure = el(d, 'div', { class: 'card-media' });
     if (p.images.length > 0) {
+      // Decorative: the product's name is the heading right next to it.
       const img = el(d, 'img', {
         src: p.images[0],
-        alt: p.name,
+        alt: '',
         width: '400',
         height: '400',
         loading: 'lazy',
@@ -186,7 +322,8 @@ export class StorefrontUi {
     price.dataset.testid = 'price';
     body.append(price);
 
-    const stockLine = el(d, 'p', { class: 'stock', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    // Not a live region: changes are announced, with the product's name, by the page's announcer.
+    const stockLine = el(d, 'p', { class: 'stock' });
     const count = el(d, 'span', { class: 'stock-count', 'data-testid': 'stock-count' });
     const unit = el(d, 'span', { class: 'stock-unit' });
     stockLine.append(count, unit);
@@ -200,14 +337,16 @@ export class StorefrontUi {
       'data-testid': 'qr',
       'aria-label': `QR code: scan with your phone to buy ${p.name}`,
     });
-    const link = el(d, 'a', { class: 'buy-link', 'data-testid': 'buy-link', 'aria-describedby': nameId }, 'Buy');
+    // "Buy" on screen; "Buy Mug" for assistive technology, so a list of links tells them apart.
+    const link = el(d, 'a', { class: 'buy-link', 'data-testid': 'buy-link' }, 'Buy');
+    link.append(el(d, 'span', { class: 'visually-hidden' }, ` ${p.name}`));
     const note = el(d, 'p', { class: 'buy-note' });
     buy.append(qr, link, note);
     body.append(buy);
 
     article.append(figure, body);
     root.append(article);
-    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, qrFor: null, shown: '' };
+    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, qrFor: null, shown: '', tracked: false };
   }
 
   private updateCard(card: Card, state: StoreState): void {
@@ -215,15 +354,22 @@ export class StorefrontUi {
     const link = card.product.payment_link;
     // stockbridge switches a product's links off at 0 and back on at restock. A catalog written
     // while the product was sold out says "inactive"; a live restock newer than that snapshot
-    // means the link is back on.
-    const snapshotSoldOut = card.product.available === 0;
+    // means the link is back on. A catalog without a level (`available` null or missing) is
+    // treated the same way: it does not say the product was in stock with its link switched off.
+    const snapshotNotInStock = card.product.available === null || card.product.available === 0;
     const restockedSince =
       s.available !== null && s.available > 0 && s.version > (card.product.version ?? -1);
-    const linkActive = link !== null && (link.active || (snapshotSoldOut && restockedSince));
+    const linkActive = link !== null && (link.active || (snapshotNotInStock && restockedSince));
     const buyable = linkActive && !s.sold_out;
+    const level = { available: s.available, sold_out: s.sold_out };
+    if (!card.tracked) {
+      card.tracked = true;
+      this.announcer.track(card.product.product_id, card.product.name, level);
+    }
     const key = JSON.stringify([s.available, s.sold_out, s.live, buyable]);
     if (key === card.shown) return;
     card.shown = key;
+    this.announcer.change(card.product.product_id, level);
 
     const root = card.root;
     root.dataset.live = String(s.live);
@@ -232,8 +378,7 @@ export class StorefrontUi {
     root.classList.toggle('is-sold-out', s.sold_out);
     root.classList.toggle('is-stale', !s.live);
 
-    // The live region: count and badge. Only written when they change, so a re-confirmation
-    // (same count, now live) is not announced again.
+    // Count and badge, only written when they change.
     const countText = s.available === null ? '' : String(s.available);
     if (card.count.textContent !== countText) card.count.textContent = countText;
     const unitText = s.available === null ? 'Stock not known yet' : ' in stock';
