@@ -489,10 +489,10 @@ def test_stack_starts_everything_and_stops_cleanly(tmp_path, echo_binary):
         worker_pids = [w["pid"] for w in requests.get(f"{env['STOCKBRIDGE_LAMBDA_URL']}/_health").json()["workers"]]
 
         # bridge -> mosquitto
-        r = requests.post(f"{env['STOCKBRIDGE_IOT_BRIDGE_URL']}/topics/stockbridge%2Ftest?qos=1&retain=true",
+        r = requests.post(f"{env['STOCKBRIDGE_IOT_BRIDGE_URL']}/topics/stockbridge%2Ftest%2Fproducts%2Fp%2Fstock?qos=1&retain=true",
                           data=b"hi")
         assert r.status_code == 200
-        assert receive_retained(int(env["MQTT_PORT"]), "stockbridge/test").payload == b"hi"
+        assert receive_retained(int(env["MQTT_PORT"]), "stockbridge/test/products/p/stock").payload == b"hi"
         # moto answers
         assert _dynamodb(env["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()["TableNames"] == []
         # fake stripe answers HTTP
