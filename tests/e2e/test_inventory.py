@@ -538,7 +538,7 @@ def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):
         return session
 
     def reconcile() -> dict:
-        return json.loads(e2e.cli("reconcile", "--json").stdout)
+        return json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["events"]
 
     def sink(url):
         e2e.stripe("POST", "/_test/event_sink", {"url": url})
@@ -568,3 +568,31 @@ def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):
         assert sorted(orders) == sorted([delivered, dropped]), "each order moved stock exactly once"
     finally:
         sink(None)
+
+
+def test_a_link_left_active_at_zero_is_switched_off_and_recorded_by_the_reconciler(e2e, cat):
+    product, link = cat.product("drift", stock=1)
+    e2e.cli("stock", "set", product, "--store", cat.store, "0")
+    assert e2e.stripe_state()["payment_links"][link]["active"] is False
+    # Someone switches the link back on in the Dashboard while the product is sold out.
+    r = e2e.http.post(f"{e2e.stripe_url}/v1/payment_links/{link}", data={"active": "true"},
+                      headers={"Authorization": "Bearer sk_test_e2e"})
+    assert r.status_code == 200, r.text
+    assert e2e.stripe_state()["payment_links"][link]["active"] is True
+
+    dry = json.loads(e2e.cli("reconcile", "--store", cat.store, "--dry-run", "--json").stdout)
+    assert dry["events"] is None and len(dry["links"]["discrepancies"]) == 1 and dry["links"]["repaired"] == 0, dry
+    assert e2e.stripe_state()["payment_links"][link]["active"] is True, "a dry run repairs nothing"
+
+    out = json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["links"]
+    (d,) = out["discrepancies"]
+    assert d["what"] == "link_active_iff_in_stock" and link in d["subject"], d
+    assert (d["expected"].startswith("active=false"), d["found"], out["repaired"]) == (True, "active=true", 1)
+    assert e2e.stripe_state()["payment_links"][link]["active"] is False
+    records = [_r for _r in e2e.ddb.scan(TableName=e2e.table, ConsistentRead=True,
+                                         FilterExpression="kind = :k AND subject = :s",
+                                         ExpressionAttributeValues={":k": {"S": "discrepancy"},
+                                                                    ":s": {"S": d["subject"]}})["Items"]]
+    assert sorted(r["repaired"]["BOOL"] for r in records) == [False, True], records
+    again = json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["links"]
+    assert again["discrepancies"] == [], again

@@ -14,6 +14,7 @@
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`storefront`]: the catalog document a static storefront loads.
 //! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
+//! - [`reconcile`]: invariant checks and repairs (links active iff in stock).
 //! - [`effects`]: running a decision's side effects.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
@@ -22,6 +23,7 @@ pub mod events;
 pub mod inventory;
 pub mod message;
 pub mod ports;
+pub mod reconcile;
 pub mod recovery;
 pub mod stock;
 pub mod storefront;

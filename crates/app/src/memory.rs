@@ -39,6 +39,7 @@ pub struct MemoryStore {
     pub commits: AtomicUsize,
     /// Number of `commit` calls refused for a conflict.
     pub conflicts: AtomicUsize,
+    recorded: Mutex<Vec<Recorded>>,
 }
 
 impl MemoryStore {
@@ -411,5 +412,63 @@ impl crate::ports::CursorStore for MemoryCursor {
         }
         *c = Some(next.clone());
         Ok(())
+    }
+}
+
+impl crate::ports::CatalogReader for MemoryStore {
+    async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
+        Ok(lock(&self.state)
+            .items
+            .values()
+            .filter(|i| &i.store_id == store_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn all_items(&self) -> Result<Vec<CatalogItem>, StoreError> {
+        Ok(lock(&self.state).items.values().cloned().collect())
+    }
+}
+
+/// Discrepancies recorded by [`MemoryStore`] as a [`crate::ports::ReconciliationLog`].
+pub type Recorded = (Timestamp, stockbridge_domain::invariants::Discrepancy, bool);
+
+impl MemoryStore {
+    /// The discrepancies recorded so far.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        lock(&self.recorded).clone()
+    }
+}
+
+impl crate::ports::ReconciliationLog for MemoryStore {
+    async fn record(
+        &self,
+        at: Timestamp,
+        d: &stockbridge_domain::invariants::Discrepancy,
+        repaired: bool,
+    ) -> Result<(), StoreError> {
+        lock(&self.recorded).push((at, d.clone(), repaired));
+        Ok(())
+    }
+}
+
+impl crate::ports::LinkDirectory for MemoryPayments {
+    async fn link_summary(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<crate::ports::LinkSummary, PaymentsError> {
+        Ok(crate::ports::LinkSummary {
+            url: format!("https://buy.stripe.test/{link}"),
+            active: self.link_active(link),
+            unit_amount: None,
+            currency: None,
+            product_name: None,
+            description: None,
+            images: Vec::new(),
+        })
+    }
+
+    async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
+        Ok(Some(MemoryPayments::link_active(self, link)))
     }
 }

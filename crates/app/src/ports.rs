@@ -155,6 +155,14 @@ pub enum PaymentsError {
         /// Details.
         message: String,
     },
+    /// Stripe does not know the object (HTTP 404).
+    #[error("Stripe has no such object ({operation}): {message}")]
+    NotFound {
+        /// What we were doing.
+        operation: &'static str,
+        /// Stripe's message.
+        message: String,
+    },
     /// The charge was already refunded (by someone else, e.g. in the Dashboard).
     #[error("the payment was already refunded")]
     AlreadyRefunded,
@@ -329,6 +337,9 @@ pub trait CatalogReader: Send + Sync {
         &self,
         store_id: &StoreId,
     ) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send;
+
+    /// Every catalog item of every store.
+    fn all_items(&self) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send;
 }
 
 /// What a buyer sees of a Payment Link: where it is, whether it sells, what and for how much.
@@ -357,6 +368,12 @@ pub trait LinkDirectory: Send + Sync {
         &self,
         link: &PaymentLinkId,
     ) -> impl Future<Output = Result<LinkSummary, PaymentsError>> + Send;
+
+    /// Whether the link currently accepts payments (`None`: Stripe does not know it).
+    fn link_active(
+        &self,
+        link: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<bool>, PaymentsError>> + Send;
 }
 
 /// A Stripe event as listed by `/v1/events`.
@@ -408,4 +425,53 @@ pub trait CursorStore: Send + Sync {
         previous: Option<&Cursor>,
         next: &Cursor,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where the reconciler records every discrepancy it finds and what it did.
+pub trait ReconciliationLog: Send + Sync {
+    /// Records one discrepancy found at `at`, and whether it was repaired.
+    fn record(
+        &self,
+        at: Timestamp,
+        discrepancy: &stockbridge_domain::invariants::Discrepancy,
+        repaired: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
+    fn store_items(
+        &self,
+        s: &StoreId,
+    ) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send {
+        (**self).store_items(s)
+    }
+    fn all_items(&self) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send {
+        (**self).all_items()
+    }
+}
+
+impl<T: ReconciliationLog> ReconciliationLog for std::sync::Arc<T> {
+    fn record(
+        &self,
+        at: Timestamp,
+        d: &stockbridge_domain::invariants::Discrepancy,
+        repaired: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record(at, d, repaired)
+    }
+}
+
+impl<T: LinkDirectory> LinkDirectory for std::sync::Arc<T> {
+    fn link_summary(
+        &self,
+        l: &PaymentLinkId,
+    ) -> impl Future<Output = Result<LinkSummary, PaymentsError>> + Send {
+        (**self).link_summary(l)
+    }
+    fn link_active(
+        &self,
+        l: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<bool>, PaymentsError>> + Send {
+        (**self).link_active(l)
+    }
 }

@@ -716,3 +716,85 @@ mod recovery {
         assert_eq!(r.cursor_age_days, Some(26));
     }
 }
+
+mod invariants {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_link_left_active_at_zero_is_switched_off_recorded_and_restocked_later() {
+        let w = world(&[("prod_a", 1), ("prod_b", 3)]);
+        let (s, a) = (
+            StoreId::parse(STORE).unwrap(),
+            ProductId::parse("prod_a").unwrap(),
+        );
+        let (link_a, link_b) = (
+            PaymentLinkId::parse("plink_prod_a").unwrap(),
+            PaymentLinkId::parse("plink_prod_b").unwrap(),
+        );
+        // Someone sets stock to 0 behind stockbridge's back (the link stays on), and switches
+        // prod_b's link off by hand although it has stock.
+        w.app
+            .change_stock(
+                &s,
+                &a,
+                stockbridge_domain::StockChange::Set(0),
+                None,
+                "test",
+            )
+            .await
+            .unwrap();
+        w.payments
+            .links
+            .lock()
+            .unwrap()
+            .insert(link_a.clone(), true);
+        w.payments
+            .links
+            .lock()
+            .unwrap()
+            .insert(link_b.clone(), false);
+
+        let dry = w.app.check_link_invariants(Some(&s), true).await.unwrap();
+        assert_eq!(
+            (dry.items, dry.links, dry.discrepancies.len(), dry.repaired),
+            (2, 2, 2, 0)
+        );
+        assert!(w.payments.link_active(&link_a), "a dry run repairs nothing");
+
+        let run = w.app.check_link_invariants(None, false).await.unwrap();
+        assert_eq!((run.discrepancies.len(), run.repaired), (2, 2));
+        assert!(!w.payments.link_active(&link_a) && w.payments.link_active(&link_b));
+        let recorded = w.store.recorded();
+        assert_eq!(recorded.len(), 4);
+        assert_eq!(
+            recorded.iter().filter(|(_, _, repaired)| *repaired).count(),
+            2
+        );
+        assert!(
+            w.store.snapshot().items[&(s.clone(), a.clone())]
+                .deactivated_links
+                .contains(&link_a)
+        );
+
+        // Clean now; and the link switched off by the check comes back with a restock.
+        assert!(
+            w.app
+                .check_link_invariants(None, false)
+                .await
+                .unwrap()
+                .discrepancies
+                .is_empty()
+        );
+        w.app
+            .change_stock(
+                &s,
+                &a,
+                stockbridge_domain::StockChange::Set(2),
+                None,
+                "test",
+            )
+            .await
+            .unwrap();
+        assert!(w.payments.link_active(&link_a));
+    }
+}

@@ -47,7 +47,13 @@ enum Command {
         /// Replay at most this many events (the next run continues from the cursor).
         #[arg(long, default_value_t = 1000)]
         max_events: usize,
-        /// Print JSON.
+        /// Only report: replay no event and repair nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Check only this store's catalog (default: every store).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print JSON: `{"events": <replay report or null>, "links": <check report>}`.
         #[arg(long)]
         json: bool,
     },
@@ -381,32 +387,67 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
         }
-        Command::Reconcile { max_events, json } => {
+        Command::Reconcile {
+            max_events,
+            dry_run,
+            store,
+            json,
+        } => {
+            let store = store.map(StoreId::parse).transpose().context("--store")?;
             let adapters = stockbridge_bootstrap::adapters(&config).await?;
             let inventory = stockbridge_bootstrap::inventory_from(adapters.clone(), &config);
-            let report = inventory
-                .recover_missed_events(&adapters.payments, &adapters.store, max_events)
+            let events = if dry_run {
+                None
+            } else {
+                Some(
+                    inventory
+                        .recover_missed_events(&adapters.payments, &adapters.store, max_events)
+                        .await?,
+                )
+            };
+            let links = inventory
+                .check_link_invariants(store.as_ref(), dry_run)
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else if report.initialized {
                 println!(
-                    "replay cursor set at {} (nothing replayed: events before it are not examined)",
-                    report.cursor.as_deref().unwrap_or("-")
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"events": events, "links": links})
+                    )?
                 );
-            } else {
-                println!(
+                return Ok(());
+            }
+            match &events {
+                None => println!("dry run: no event replayed, nothing repaired"),
+                Some(r) if r.initialized => println!(
+                    "replay cursor set at {} (nothing replayed: events before it are not examined)",
+                    r.cursor.as_deref().unwrap_or("-")
+                ),
+                Some(r) => println!(
                     "{} events read: {} recovered (missed by the delivery path), {} already applied, {} skipped; cursor {}{}",
-                    report.listed,
-                    report.recovered,
-                    report.already_applied,
-                    report.skipped,
-                    report.cursor.as_deref().unwrap_or("-"),
-                    if report.more {
+                    r.listed,
+                    r.recovered,
+                    r.already_applied,
+                    r.skipped,
+                    r.cursor.as_deref().unwrap_or("-"),
+                    if r.more {
                         " (more to replay: run again)"
                     } else {
                         ""
                     }
+                ),
+            }
+            println!(
+                "{} items, {} payment links checked: {} discrepancies, {} repaired",
+                links.items,
+                links.links,
+                links.discrepancies.len(),
+                links.repaired
+            );
+            for d in &links.discrepancies {
+                println!(
+                    "  {} {}: expected {}, found {}",
+                    d.what, d.subject, d.expected, d.found
                 );
             }
         }

@@ -11,9 +11,11 @@
 //! - [`order`]: orders, their lines and their life cycle.
 //! - [`item`]: a catalog item's stock state and the stock message published for it.
 //! - [`decide`]: the rules — apply an order, confirm or release a held order, change stock.
+//! - [`invariants`]: the reconciler's checks (links active iff in stock).
 
 pub mod decide;
 pub mod ids;
+pub mod invariants;
 pub mod item;
 pub mod order;
 pub mod quantity;

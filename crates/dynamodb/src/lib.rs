@@ -683,26 +683,38 @@ impl InventoryStore for DynamoStore {
     }
 }
 
-impl stockbridge_app::ports::CatalogReader for DynamoStore {
-    /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
-    /// wants a store index (planned with the reconciler's parallel scan).
-    async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
-        let mut pages = self
+impl DynamoStore {
+    async fn scan_items(&self, store_id: Option<&StoreId>) -> Result<Vec<CatalogItem>, StoreError> {
+        let mut scan = self
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("kind = :item AND store_id = :store")
-            .expression_attribute_values(":item", s("item"))
-            .expression_attribute_values(":store", s(store_id.as_str()))
-            .into_paginator()
-            .items()
-            .send();
+            .expression_attribute_values(":item", s("item"));
+        scan = match store_id {
+            Some(store) => scan
+                .filter_expression("kind = :item AND store_id = :store")
+                .expression_attribute_values(":store", s(store.as_str())),
+            None => scan.filter_expression("kind = :item"),
+        };
+        let mut pages = scan.into_paginator().items().send();
         let mut out = Vec::new();
         while let Some(a) = pages.next().await {
             out.push(parse_item(&a.map_err(sdk_error)?)?);
         }
-        out.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        out.sort_by(|a, b| (&a.store_id, &a.product_id).cmp(&(&b.store_id, &b.product_id)));
         Ok(out)
+    }
+}
+
+impl stockbridge_app::ports::CatalogReader for DynamoStore {
+    async fn all_items(&self) -> Result<Vec<CatalogItem>, StoreError> {
+        self.scan_items(None).await
+    }
+
+    /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
+    /// wants a store index (planned with the reconciler's parallel scan).
+    async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
+        self.scan_items(Some(store_id)).await
     }
 }
 
@@ -749,6 +761,44 @@ impl stockbridge_app::ports::CursorStore for DynamoStore {
                 .expression_attribute_values(":prev", s(p.event_id.as_str())),
         };
         put.send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
+    /// `pk = RECON#{yyyy-mm-dd}`, `sk = {ms:013}#{subject}`: a day's findings in one partition.
+    async fn record(
+        &self,
+        at: Timestamp,
+        d: &stockbridge_domain::invariants::Discrepancy,
+        repaired: bool,
+    ) -> Result<(), StoreError> {
+        let day = stockbridge_app::message::rfc3339(at)
+            .chars()
+            .take(10)
+            .collect::<String>();
+        let mut item = key(
+            format!("RECON#{day}"),
+            &format!("{:013}#{}", at.0, d.subject),
+        );
+        item.insert("kind".into(), s("discrepancy"));
+        item.insert("what".into(), s(d.what));
+        item.insert("subject".into(), s(d.subject.clone()));
+        item.insert("expected".into(), s(d.expected.clone()));
+        item.insert("found".into(), s(d.found.clone()));
+        item.insert(
+            "action".into(),
+            s(serde_json::to_string(&d.action).map_err(|e| corrupt(&d.subject, e.to_string()))?),
+        );
+        item.insert("repaired".into(), AttributeValue::Bool(repaired));
+        item.insert("at".into(), n(at.0));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! The `reconciler` Lambda, run on a schedule: replays Stripe events the EventBridge path
 //! missed (listed from `/v1/events` after a stored cursor) through the same idempotent handler
 //! as the `inventory` function. Same configuration as `inventory`, plus
-//! `RECONCILER_MAX_EVENTS` (events per run, default 1000). All logic lives in
-//! `stockbridge-app` (`recovery`).
+//! `RECONCILER_MAX_EVENTS` (events per run, default 1000). Then checks that every product's
+//! payment links are active iff it has stock, and repairs and records what is not. All logic
+//! lives in `stockbridge-app` (`recovery`, `reconcile`).
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;

@@ -151,6 +151,8 @@ fn classify(operation: &'static str, e: StripeError) -> PaymentsError {
                 PaymentsError::RateLimited { operation }
             } else if status >= 500 {
                 PaymentsError::Unavailable { operation, message }
+            } else if status == 404 {
+                PaymentsError::NotFound { operation, message }
             } else if matches!(api.code, Some(ApiErrorsCode::ChargeAlreadyRefunded)) {
                 PaymentsError::AlreadyRefunded
             } else {
@@ -258,6 +260,10 @@ impl Payments for StripePayments {
 }
 
 impl LinkDirectory for StripePayments {
+    async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
+        self.retrieve_link_active(link).await
+    }
+
     async fn link_summary(&self, link: &PaymentLinkId) -> Result<LinkSummary, PaymentsError> {
         const OP: &str = "read payment link";
         let retrieve = RetrievePaymentLink::new(link.as_str());
@@ -335,5 +341,22 @@ impl EventLog for StripePayments {
             .limit(1);
         let page = self.with_retry(OP, || req.send(&self.client)).await?;
         page.data.into_iter().next().map(logged).transpose()
+    }
+}
+
+impl StripePayments {
+    async fn retrieve_link_active(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<bool>, PaymentsError> {
+        let retrieve = RetrievePaymentLink::new(link.as_str());
+        match self
+            .with_retry("read payment link", || retrieve.send(&self.client))
+            .await
+        {
+            Ok(pl) => Ok(Some(pl.active)),
+            Err(PaymentsError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -161,7 +161,7 @@ async fn server_errors_are_retried_and_a_refusal_is_not() {
         .await
         .unwrap_err();
     assert!(
-        matches!(missing, PaymentsError::Rejected { .. }) && !missing.is_retryable(),
+        matches!(missing, PaymentsError::NotFound { .. }) && !missing.is_retryable(),
         "{missing}"
     );
 }

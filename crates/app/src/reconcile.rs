@@ -1,0 +1,122 @@
+//! Invariant checks and repairs run by the reconciler (and `stockbridge reconcile`): for now,
+//! "a product's payment links are active if and only if its stock > 0". Every discrepancy is
+//! logged and recorded, and — unless it is a dry run — repaired.
+
+use stockbridge_domain::invariants::{Discrepancy, Repair, check_links};
+use stockbridge_domain::{ItemUpdate, StoreId, WriteSet};
+use tracing::warn;
+
+use crate::effects::SOLD_OUT_MESSAGE;
+use crate::inventory::Inventory;
+use crate::ports::{
+    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
+    ReconciliationLog, StockPublisher, StoreError,
+};
+
+/// What a check found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    /// Catalog items examined.
+    pub items: usize,
+    /// Payment links examined.
+    pub links: usize,
+    /// Discrepancies found.
+    pub discrepancies: Vec<Discrepancy>,
+    /// How many were repaired.
+    pub repaired: usize,
+}
+
+/// Why a check stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Reading the catalog or recording failed.
+    #[error("the store: {0}")]
+    Store(#[from] StoreError),
+    /// Stripe failed.
+    #[error("Stripe: {0}")]
+    Payments(#[from] PaymentsError),
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory,
+    C: Clock,
+{
+    /// Checks that every catalog product's payment links are active iff it has stock (of one
+    /// store, or all), records each discrepancy and, unless `dry_run`, repairs it: a link
+    /// switched off at 0 is recorded as switched off by stockbridge (so a restock switches it
+    /// back on); a link switched on is forgotten as such.
+    ///
+    /// # Errors
+    /// [`CheckError`]; repairs already made stay made.
+    pub async fn check_link_invariants(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+    ) -> Result<CheckReport, CheckError> {
+        let items = match store {
+            Some(s) => self.store.store_items(s).await?,
+            None => self.store.all_items().await?,
+        };
+        let mut report = CheckReport {
+            items: items.len(),
+            ..CheckReport::default()
+        };
+        for item in items {
+            let mut states = Vec::with_capacity(item.payment_links.len());
+            for link in &item.payment_links {
+                if let Some(active) = self.payments.link_active(link).await? {
+                    states.push((link.clone(), active));
+                }
+            }
+            report.links += states.len();
+            for d in check_links(&item, &states) {
+                warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
+                let now = self.clock.now();
+                if !dry_run {
+                    let Repair::SetLinkActive { link, active } = &d.action;
+                    let message = (!active).then_some(SOLD_OUT_MESSAGE);
+                    self.payments
+                        .set_link_active(link, *active, message)
+                        .await?;
+                    if *active {
+                        self.store
+                            .clear_deactivated(
+                                &item.store_id,
+                                &item.product_id,
+                                std::slice::from_ref(link),
+                            )
+                            .await?;
+                    } else if !item.deactivated_links.contains(link) {
+                        let mut links = item.deactivated_links.clone();
+                        links.push(link.clone());
+                        let record = WriteSet {
+                            items: vec![ItemUpdate {
+                                store_id: item.store_id.clone(),
+                                product_id: item.product_id.clone(),
+                                expected_version: item.version,
+                                available: item.available,
+                                version: item.version,
+                                expected_deactivated_links: item.deactivated_links.clone(),
+                                deactivated_links: links,
+                                at: item.updated_at,
+                            }],
+                            ..WriteSet::default()
+                        };
+                        // A concurrent change wins; the next run checks again.
+                        match self.store.commit(&record).await {
+                            Ok(()) | Err(StoreError::Conflict) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    report.repaired += 1;
+                }
+                self.store.record(now, &d, !dry_run).await?;
+                report.discrepancies.push(d);
+            }
+        }
+        Ok(report)
+    }
+}
