@@ -596,3 +596,24 @@ def test_a_link_left_active_at_zero_is_switched_off_and_recorded_by_the_reconcil
     assert sorted(r["repaired"]["BOOL"] for r in records) == [False, True], records
     again = json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["links"]
     assert again["discrepancies"] == [], again
+
+
+def test_an_oversold_order_whose_refund_failed_is_refunded_by_the_reconciler(e2e, cat):
+    product, link = cat.product("refundfix", stock=0)
+    session, ev = cat.checkout([(product, 1)], link=link)
+    # Stripe refuses every refund attempt of this invocation (the adapter tries 4 times).
+    e2e.stripe_fault(500, r"^/v1/refunds$", 4, method="POST")
+    out = e2e.invoke(ev)
+    assert out["ok"] is False and "refund" in json.dumps(out["error"]).lower(), out
+    order = e2e.order(session["id"])
+    assert order["status"] == "oversold" and not order.get("refund_id"), order
+    assert e2e.refunds_for([session["payment_intent"]]) == []
+
+    report = json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["links"]
+    assert report["oversold_orders"] == 1 and report["repaired"] >= 1, report
+    assert [d["what"] for d in report["discrepancies"]].count("oversold_order_refunded") == 1, report
+    refunds = e2e.refunds_for([session["payment_intent"]])
+    assert len(refunds) == 1, refunds
+    assert e2e.order(session["id"]).get("refund_id") == refunds[0]["id"]
+    again = json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["links"]
+    assert again["discrepancies"] == [] and len(e2e.refunds_for([session["payment_intent"]])) == 1, again

@@ -428,6 +428,21 @@ impl crate::ports::CatalogReader for MemoryStore {
     async fn all_items(&self) -> Result<Vec<CatalogItem>, StoreError> {
         Ok(lock(&self.state).items.values().cloned().collect())
     }
+
+    async fn oversold_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(lock(&self.state)
+            .orders
+            .values()
+            .filter(|o| {
+                o.status == stockbridge_domain::OrderStatus::Oversold
+                    && store_id.is_none_or(|s| &o.store_id == s)
+            })
+            .cloned()
+            .collect())
+    }
 }
 
 /// Discrepancies recorded by [`MemoryStore`] as a [`crate::ports::ReconciliationLog`].

@@ -340,6 +340,12 @@ pub trait CatalogReader: Send + Sync {
 
     /// Every catalog item of every store.
     fn all_items(&self) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send;
+
+    /// Every order recorded as oversold (of one store, or all).
+    fn oversold_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 }
 
 /// What a buyer sees of a Payment Link: where it is, whether it sells, what and for how much.
@@ -447,6 +453,12 @@ impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
     }
     fn all_items(&self) -> impl Future<Output = Result<Vec<CatalogItem>, StoreError>> + Send {
         (**self).all_items()
+    }
+    fn oversold_orders(
+        &self,
+        s: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        (**self).oversold_orders(s)
     }
 }
 

@@ -2,11 +2,13 @@
 //! "a product's payment links are active if and only if its stock > 0". Every discrepancy is
 //! logged and recorded, and — unless it is a dry run — repaired.
 
-use stockbridge_domain::invariants::{Discrepancy, Repair, check_links};
-use stockbridge_domain::{ItemUpdate, StoreId, WriteSet};
+use stockbridge_domain::invariants::{Discrepancy, Repair, check_links, check_refund};
+use stockbridge_domain::{
+    Effects, ItemUpdate, RefundRequest, StoreId, WriteSet, refund_idempotency_key,
+};
 use tracing::warn;
 
-use crate::effects::SOLD_OUT_MESSAGE;
+use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::Inventory;
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
@@ -20,6 +22,8 @@ pub struct CheckReport {
     pub items: usize,
     /// Payment links examined.
     pub links: usize,
+    /// Oversold orders examined.
+    pub oversold_orders: usize,
     /// Discrepancies found.
     pub discrepancies: Vec<Discrepancy>,
     /// How many were repaired.
@@ -35,6 +39,9 @@ pub enum CheckError {
     /// Stripe failed.
     #[error("Stripe: {0}")]
     Payments(#[from] PaymentsError),
+    /// A repair through the effects runner failed.
+    #[error("repair: {0}")]
+    Repair(#[from] EffectError),
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
@@ -76,7 +83,9 @@ where
                 warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
                 let now = self.clock.now();
                 if !dry_run {
-                    let Repair::SetLinkActive { link, active } = &d.action;
+                    let Repair::SetLinkActive { link, active } = &d.action else {
+                        continue;
+                    };
                     let message = (!active).then_some(SOLD_OUT_MESSAGE);
                     self.payments
                         .set_link_active(link, *active, message)
@@ -116,6 +125,55 @@ where
                 self.store.record(now, &d, !dry_run).await?;
                 report.discrepancies.push(d);
             }
+        }
+        Ok(report)
+    }
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory,
+    C: Clock,
+{
+    /// Runs every invariant check: links vs stock, then oversold orders vs refunds.
+    ///
+    /// # Errors
+    /// [`CheckError`]; repairs already made stay made.
+    pub async fn check_invariants(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+    ) -> Result<CheckReport, CheckError> {
+        let mut report = self.check_link_invariants(store, dry_run).await?;
+        let orders = self.store.oversold_orders(store).await?;
+        report.oversold_orders = orders.len();
+        for order in orders {
+            let Some(d) = check_refund(&order) else {
+                continue;
+            };
+            warn!(what = d.what, subject = %d.subject, dry_run, "invariant violated");
+            let now = self.clock.now();
+            if !dry_run
+                && let Repair::Refund {
+                    order_id,
+                    payment_intent,
+                } = &d.action
+            {
+                let effects = Effects {
+                    refund: Some(RefundRequest {
+                        order_id: order_id.clone(),
+                        payment_intent: payment_intent.clone(),
+                        idempotency_key: refund_idempotency_key(order_id),
+                    }),
+                    ..Effects::default()
+                };
+                run_effects(&self.store, &self.publisher, &self.payments, &effects, now).await?;
+                report.repaired += 1;
+            }
+            self.store.record(now, &d, !dry_run).await?;
+            report.discrepancies.push(d);
         }
         Ok(report)
     }

@@ -798,3 +798,56 @@ mod invariants {
         assert!(w.payments.link_active(&link_a));
     }
 }
+
+mod refund_invariant {
+    use super::*;
+    use stockbridge_app::ports::InventoryStore;
+
+    #[tokio::test]
+    async fn an_oversold_order_left_without_its_refund_is_refunded_once() {
+        let w = world(&[("prod_a", 0)]);
+        // The order was decided and committed, then the process died before the refund.
+        let facts = stockbridge_domain::CheckoutFacts {
+            order_id: OrderId::parse("cs_lost").unwrap(),
+            store_id: StoreId::parse(STORE).unwrap(),
+            lines: vec![stockbridge_domain::OrderLine {
+                product_id: ProductId::parse("prod_a").unwrap(),
+                quantity: stockbridge_domain::Quantity::new(1).unwrap(),
+            }],
+            payment: stockbridge_domain::PaymentState::Paid,
+            payment_intent: Some(stockbridge_domain::PaymentIntentId::parse("pi_lost").unwrap()),
+            payment_link: None,
+            event_id: stockbridge_domain::StripeEventId::parse("evt_lost").unwrap(),
+        };
+        let s = StoreId::parse(STORE).unwrap();
+        let (_, items) = w
+            .store
+            .load(&facts.order_id, &s, &[ProductId::parse("prod_a").unwrap()])
+            .await
+            .unwrap();
+        let d = stockbridge_domain::decide_checkout(None, &facts, &items, Timestamp(1));
+        w.store.commit(&d.write).await.unwrap();
+        assert_eq!(status(&w, "cs_lost"), OrderStatus::Oversold);
+
+        let dry = w.app.check_invariants(None, true).await.unwrap();
+        assert_eq!(
+            (dry.oversold_orders, dry.discrepancies.len(), dry.repaired),
+            (1, 2, 0),
+            "the refund, and the sold-out product's link still on"
+        );
+        assert!(w.payments.refunds.lock().unwrap().is_empty());
+
+        let run = w.app.check_invariants(Some(&s), false).await.unwrap();
+        assert_eq!(run.repaired, 2);
+        let refunds = w.payments.refunds.lock().unwrap().clone();
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds["stockbridge-refund-cs_lost"].0, "pi_lost");
+        assert!(
+            w.store.snapshot().orders[&OrderId::parse("cs_lost").unwrap()]
+                .refund_id
+                .is_some()
+        );
+        let again = w.app.check_invariants(None, false).await.unwrap();
+        assert!(again.discrepancies.is_empty() && again.repaired == 0);
+    }
+}

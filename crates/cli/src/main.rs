@@ -405,9 +405,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .await?,
                 )
             };
-            let links = inventory
-                .check_link_invariants(store.as_ref(), dry_run)
-                .await?;
+            let links = inventory.check_invariants(store.as_ref(), dry_run).await?;
             if json {
                 println!(
                     "{}",
@@ -438,9 +436,10 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
             }
             println!(
-                "{} items, {} payment links checked: {} discrepancies, {} repaired",
+                "{} items, {} payment links, {} oversold orders checked: {} discrepancies, {} repaired",
                 links.items,
                 links.links,
+                links.oversold_orders,
                 links.discrepancies.len(),
                 links.repaired
             );

@@ -1,7 +1,7 @@
 //! Invariant checks the reconciler runs, as pure functions: state in, discrepancies and repairs
 //! out.
 
-use crate::{CatalogItem, PaymentLinkId};
+use crate::{CatalogItem, OrderId, OrderRecord, PaymentIntentId, PaymentLinkId};
 
 /// What was found wrong, what it should be, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +29,33 @@ pub enum Repair {
         /// The wanted state.
         active: bool,
     },
+    /// Refund an oversold, paid order in full (with the order's idempotency key).
+    Refund {
+        /// The order.
+        order_id: OrderId,
+        /// The PaymentIntent.
+        payment_intent: PaymentIntentId,
+    },
+}
+
+/// Every oversold, paid order has a refund: one without a recorded refund (its refund failed
+/// after every retry, or the process died before it) is refunded — with the order's own
+/// idempotency key, so a refund that did happen is replayed, never repeated.
+pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
+    let payment_intent = order
+        .payment_intent
+        .clone()
+        .filter(|_| order.refund_due())?;
+    Some(Discrepancy {
+        what: "oversold_order_refunded",
+        subject: format!("{}/{}", order.store_id, order.order_id),
+        expected: "refunded in full".to_owned(),
+        found: "oversold and paid, no refund recorded".to_owned(),
+        action: Repair::Refund {
+            order_id: order.order_id.clone(),
+            payment_intent,
+        },
+    })
 }
 
 /// A product's payment links are active if and only if it has stock: a link found off while
@@ -107,6 +134,47 @@ mod tests {
                 link: link("plink_b"),
                 active: true
             }
+        );
+    }
+
+    #[test]
+    fn only_a_paid_oversold_order_without_a_refund_needs_one() {
+        let stock = std::collections::BTreeMap::from([(item(0).product_id.clone(), item(0))]);
+        let facts = |payment| crate::CheckoutFacts {
+            order_id: OrderId::parse("cs_1").unwrap(),
+            store_id: StoreId::parse("s").unwrap(),
+            lines: vec![crate::OrderLine {
+                product_id: ProductId::parse("p").unwrap(),
+                quantity: crate::Quantity::new(1).unwrap(),
+            }],
+            payment,
+            payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
+            payment_link: None,
+            event_id: crate::StripeEventId::parse("evt_1").unwrap(),
+        };
+        let record =
+            |payment| match crate::decide_checkout(None, &facts(payment), &stock, Timestamp(0))
+                .write
+                .order
+            {
+                Some(crate::OrderWrite::Create(r)) => r,
+                other => panic!("{other:?}"),
+            };
+        let mut paid = record(crate::PaymentState::Paid);
+        let d = check_refund(&paid).expect("a refund is due");
+        assert_eq!(
+            d.action,
+            Repair::Refund {
+                order_id: paid.order_id.clone(),
+                payment_intent: PaymentIntentId::parse("pi_1").unwrap()
+            }
+        );
+        paid.refund_id = Some(crate::RefundId::parse("re_1").unwrap());
+        assert_eq!(check_refund(&paid), None, "already refunded");
+        assert_eq!(
+            check_refund(&record(crate::PaymentState::Awaiting)),
+            None,
+            "no money yet"
         );
     }
 

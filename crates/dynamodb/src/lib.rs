@@ -711,6 +711,31 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         self.scan_items(None).await
     }
 
+    async fn oversold_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":order", s("order"))
+            .expression_attribute_values(":oversold", s("oversold"));
+        scan = match store_id {
+            Some(store) => scan
+                .filter_expression("kind = :order AND #status = :oversold AND store_id = :store")
+                .expression_attribute_values(":store", s(store.as_str())),
+            None => scan.filter_expression("kind = :order AND #status = :oversold"),
+        };
+        let mut pages = scan.into_paginator().items().send();
+        let mut out = Vec::new();
+        while let Some(a) = pages.next().await {
+            out.push(parse_order(&a.map_err(sdk_error)?)?);
+        }
+        Ok(out)
+    }
+
     /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
     /// wants a store index (planned with the reconciler's parallel scan).
     async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
