@@ -178,3 +178,72 @@ where
         Ok(report)
     }
 }
+
+/// The run's counts as one CloudWatch embedded-metric-format log line (namespace
+/// `stockbridge`, dimension `Function`): `EventsRecovered`, `Discrepancies`, `Repaired`. Printed
+/// by the reconciler Lambda; CloudWatch turns it into metrics (the template alarms on
+/// `Discrepancies`).
+pub fn emf_line(
+    function: &str,
+    events: Option<&crate::recovery::RecoveryReport>,
+    check: &CheckReport,
+    now: stockbridge_domain::Timestamp,
+) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now.0,
+            "CloudWatchMetrics": [{
+                "Namespace": "stockbridge",
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "EventsRecovered", "Unit": "Count"},
+                    {"Name": "Discrepancies", "Unit": "Count"},
+                    {"Name": "Repaired", "Unit": "Count"},
+                ],
+            }],
+        },
+        "Function": function,
+        "EventsRecovered": events.map_or(0, |e| e.recovered),
+        "Discrepancies": check.discrepancies.len(),
+        "Repaired": check.repaired,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_line_is_embedded_metric_format_with_the_counts() {
+        let check = CheckReport {
+            repaired: 2,
+            ..CheckReport::default()
+        };
+        let events = crate::recovery::RecoveryReport {
+            recovered: 3,
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&emf_line(
+            "reconciler",
+            Some(&events),
+            &check,
+            stockbridge_domain::Timestamp(5),
+        ))
+        .unwrap();
+        assert_eq!(v["_aws"]["Timestamp"], 5);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "stockbridge"
+        );
+        assert_eq!(
+            (
+                v["EventsRecovered"].as_u64(),
+                v["Discrepancies"].as_u64(),
+                v["Repaired"].as_u64()
+            ),
+            (Some(3), Some(0), Some(2))
+        );
+        assert_eq!(v["Function"], "reconciler");
+    }
+}
