@@ -736,6 +736,25 @@ def _created_filter(value: Any) -> Callable[[int], bool]:
     return lambda c: all(op(c, n) for op, n in checks)
 
 
+def h_list_sessions(ctx: Ctx) -> dict:
+    """GET /v1/checkout/sessions: newest first; ``status``, ``created[...]``, cursors."""
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, {"limit", "starting_after", "ending_before", "status", "created",
+                          "payment_intent", "payment_link", "expand"})
+    if expand_list(params):
+        raise _unexpandable(expand_list(params)[0])
+    created_ok = _created_filter(params["created"]) if "created" in params else (lambda c: True)
+    rows = [s for s in reversed(list(fake.checkout_sessions.values()))
+            if bool(s.get("livemode")) == ctx["live"]
+            and ("status" not in params or s.get("status") == params["status"])
+            and ("payment_intent" not in params or s.get("payment_intent") == params["payment_intent"])
+            and ("payment_link" not in params or s.get("payment_link") == params["payment_link"])
+            and created_ok(int(s.get("created") or 0))]
+    rows.sort(key=lambda s: -int(s.get("created") or 0))  # stable: insertion order within a second
+    return fake.paginate(rows, ctx["query"], "/v1/checkout/sessions")
+
+
 def h_list_events(ctx: Ctx) -> dict:
     fake: FakeStripe = ctx["fake"]
     params = ctx["params"]
@@ -802,6 +821,7 @@ def h_get_event(ctx: Ctx, eid: str) -> dict:
 
 _ID = r"([^/]+)"
 ROUTES: list[tuple[str, re.Pattern, Handler]] = [
+    ("GET", re.compile(r"^/v1/checkout/sessions$"), h_list_sessions),
     ("GET", re.compile(rf"^/v1/checkout/sessions/{_ID}$"), h_get_session),
     ("GET", re.compile(rf"^/v1/checkout/sessions/{_ID}/line_items$"), h_session_line_items),
     ("POST", re.compile(r"^/v1/payment_links$"), h_create_payment_link),

@@ -260,6 +260,8 @@ pub struct MemoryPayments {
     pub calls: Mutex<Vec<&'static str>>,
     /// While > 0, link switches fail (and decrement it).
     pub fail_links: AtomicUsize,
+    /// Completed sessions, as Stripe would list them.
+    pub completed: Mutex<Vec<crate::ports::SessionSummary>>,
 }
 
 impl MemoryPayments {
@@ -485,5 +487,18 @@ impl crate::ports::LinkDirectory for MemoryPayments {
 
     async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
         Ok(Some(MemoryPayments::link_active(self, link)))
+    }
+}
+
+impl crate::ports::SessionLog for MemoryPayments {
+    async fn completed_sessions_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<crate::ports::SessionSummary>, PaymentsError> {
+        Ok(lock(&self.completed)
+            .iter()
+            .filter(|s| s.created >= since)
+            .cloned()
+            .collect())
     }
 }

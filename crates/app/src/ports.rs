@@ -487,3 +487,33 @@ impl<T: LinkDirectory> LinkDirectory for std::sync::Arc<T> {
         (**self).link_active(l)
     }
 }
+
+/// A completed Checkout Session as Stripe lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    /// `cs_…`.
+    pub id: OrderId,
+    /// When it was created (Unix seconds).
+    pub created: i64,
+    /// The session object (`id`, `payment_status`, `payment_intent`, `payment_link`,
+    /// `metadata`, `livemode`), as the inventory handler decodes it.
+    pub object: serde_json::Value,
+}
+
+/// Lists recent Checkout Sessions (for the reconciler's "every paid session has an order").
+pub trait SessionLog: Send + Sync {
+    /// Every completed session created at or after `since` (Unix seconds).
+    fn completed_sessions_since(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<SessionSummary>, PaymentsError>> + Send;
+}
+
+impl<T: SessionLog> SessionLog for std::sync::Arc<T> {
+    fn completed_sessions_since(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<SessionSummary>, PaymentsError>> + Send {
+        (**self).completed_sessions_since(since)
+    }
+}

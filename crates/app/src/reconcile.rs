@@ -10,9 +10,10 @@ use tracing::warn;
 
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::Inventory;
+use crate::inventory::{HandleError, Handled};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
-    ReconciliationLog, StockPublisher, StoreError,
+    ReconciliationLog, SessionLog, StockPublisher, StoreError,
 };
 
 /// What a check found and did.
@@ -24,6 +25,8 @@ pub struct CheckReport {
     pub links: usize,
     /// Oversold orders examined.
     pub oversold_orders: usize,
+    /// Completed Checkout Sessions examined.
+    pub sessions: usize,
     /// Discrepancies found.
     pub discrepancies: Vec<Discrepancy>,
     /// How many were repaired.
@@ -42,6 +45,15 @@ pub enum CheckError {
     /// A repair through the effects runner failed.
     #[error("repair: {0}")]
     Repair(#[from] EffectError),
+    /// Applying a session without an order failed.
+    #[error("applying checkout session {session}: {source}")]
+    Apply {
+        /// The session.
+        session: String,
+        /// The cause.
+        #[source]
+        source: HandleError,
+    },
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
@@ -134,16 +146,18 @@ impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
     S: InventoryStore + CatalogReader + ReconciliationLog,
     P: StockPublisher,
-    Y: Payments + LinkDirectory,
+    Y: Payments + LinkDirectory + SessionLog,
     C: Clock,
 {
-    /// Runs every invariant check: links vs stock, then oversold orders vs refunds.
+    /// Runs every invariant check: links vs stock, oversold orders vs refunds, and — with
+    /// `sessions_since` (Unix seconds) — every paid Checkout Session since then has an order.
     ///
     /// # Errors
     /// [`CheckError`]; repairs already made stay made.
     pub async fn check_invariants(
         &self,
         store: Option<&StoreId>,
+        sessions_since: Option<i64>,
         dry_run: bool,
     ) -> Result<CheckReport, CheckError> {
         let mut report = self.check_link_invariants(store, dry_run).await?;
@@ -174,6 +188,10 @@ where
             }
             self.store.record(now, &d, !dry_run).await?;
             report.discrepancies.push(d);
+        }
+        if let Some(since) = sessions_since {
+            self.check_paid_sessions(store, since, dry_run, &mut report)
+                .await?;
         }
         Ok(report)
     }
@@ -208,6 +226,82 @@ pub fn emf_line(
         "Repaired": check.repaired,
     })
     .to_string()
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory + SessionLog,
+    C: Clock,
+{
+    /// Every paid, completed Checkout Session since `since` has an order record; a missing one
+    /// is applied through the same handler (a session recovered without any event is a sign
+    /// the event pipeline — delivery and `/v1/events` replay — is broken, logged as an error).
+    async fn check_paid_sessions(
+        &self,
+        store: Option<&StoreId>,
+        since: i64,
+        dry_run: bool,
+        report: &mut CheckReport,
+    ) -> Result<(), CheckError> {
+        for session in self.payments.completed_sessions_since(since).await? {
+            let paid = matches!(
+                session
+                    .object
+                    .get("payment_status")
+                    .and_then(|v| v.as_str()),
+                Some("paid" | "no_payment_required")
+            );
+            let session_store = session
+                .object
+                .pointer("/metadata/store_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or(self.config.default_store.as_str())
+                .to_owned();
+            if !paid || store.is_some_and(|s| s.as_str() != session_store) {
+                continue;
+            }
+            report.sessions += 1;
+            if self.store.load_order(&session.id).await?.is_some() {
+                continue;
+            }
+            let d = Discrepancy {
+                what: "paid_session_has_order",
+                subject: format!("{session_store}/{}", session.id),
+                expected: "an order record".to_owned(),
+                found: "none: no event for it was applied".to_owned(),
+                action: Repair::ApplySession {
+                    session: session.id.clone(),
+                },
+            };
+            tracing::error!(subject = %d.subject, dry_run, "paid checkout session without an order: the event pipeline lost it");
+            let now = self.clock.now();
+            if !dry_run {
+                let event = serde_json::json!({
+                    "id": format!("reconcile_{}", session.id),
+                    "object": "event",
+                    "type": crate::events::CHECKOUT_COMPLETED,
+                    "livemode": session.object.get("livemode").cloned().unwrap_or(serde_json::Value::Bool(false)),
+                    "created": session.created,
+                    "data": {"object": session.object},
+                });
+                match self.handle_stripe_event(&event).await {
+                    Ok(Handled::Applied { .. }) => report.repaired += 1,
+                    Ok(_) => {}
+                    Err(source) => {
+                        return Err(CheckError::Apply {
+                            session: session.id.to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+            self.store.record(now, &d, !dry_run).await?;
+            report.discrepancies.push(d);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -829,7 +829,7 @@ mod refund_invariant {
         w.store.commit(&d.write).await.unwrap();
         assert_eq!(status(&w, "cs_lost"), OrderStatus::Oversold);
 
-        let dry = w.app.check_invariants(None, true).await.unwrap();
+        let dry = w.app.check_invariants(None, None, true).await.unwrap();
         assert_eq!(
             (dry.oversold_orders, dry.discrepancies.len(), dry.repaired),
             (1, 2, 0),
@@ -837,7 +837,7 @@ mod refund_invariant {
         );
         assert!(w.payments.refunds.lock().unwrap().is_empty());
 
-        let run = w.app.check_invariants(Some(&s), false).await.unwrap();
+        let run = w.app.check_invariants(Some(&s), None, false).await.unwrap();
         assert_eq!(run.repaired, 2);
         let refunds = w.payments.refunds.lock().unwrap().clone();
         assert_eq!(refunds.len(), 1);
@@ -847,7 +847,44 @@ mod refund_invariant {
                 .refund_id
                 .is_some()
         );
-        let again = w.app.check_invariants(None, false).await.unwrap();
+        let again = w.app.check_invariants(None, None, false).await.unwrap();
         assert!(again.discrepancies.is_empty() && again.repaired == 0);
+    }
+}
+
+mod session_invariant {
+    use super::*;
+    use stockbridge_app::ports::SessionSummary;
+
+    #[tokio::test]
+    async fn a_paid_session_without_an_order_is_applied_once_and_unpaid_ones_are_left() {
+        let w = world(&[("prod_a", 5)]);
+        session(&w, "cs_lost", &[("prod_a", 2)]);
+        let summary = |id: &str, status: &str| SessionSummary {
+            id: OrderId::parse(id).unwrap(),
+            created: 100,
+            object: json!({"id": id, "payment_status": status, "payment_intent": format!("pi_{id}"), "metadata": {"store_id": STORE}, "livemode": false}),
+        };
+        w.payments
+            .completed
+            .lock()
+            .unwrap()
+            .extend([summary("cs_lost", "paid"), summary("cs_unpaid", "unpaid")]);
+        let r = w.app.check_invariants(None, Some(50), false).await.unwrap();
+        assert_eq!(
+            (r.sessions, r.discrepancies.len(), r.repaired),
+            (1, 1, 1),
+            "{r:?}"
+        );
+        assert_eq!(status(&w, "cs_lost"), OrderStatus::Fulfilled);
+        assert_eq!(available(&w, "prod_a"), 3);
+        let again = w.app.check_invariants(None, Some(50), false).await.unwrap();
+        assert!(again.discrepancies.is_empty());
+        let later = w
+            .app
+            .check_invariants(None, Some(200), false)
+            .await
+            .unwrap();
+        assert_eq!(later.sessions, 0, "older sessions are outside the window");
     }
 }

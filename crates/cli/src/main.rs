@@ -53,6 +53,9 @@ enum Command {
         /// Check only this store's catalog (default: every store).
         #[arg(long)]
         store: Option<String>,
+        /// Check that every paid Checkout Session of the last H hours has an order (0: skip).
+        #[arg(long, default_value_t = 24)]
+        session_hours: u32,
         /// Print JSON: `{"events": <replay report or null>, "links": <check report>}`.
         #[arg(long)]
         json: bool,
@@ -391,6 +394,7 @@ async fn run(cli: Cli) -> Result<()> {
             max_events,
             dry_run,
             store,
+            session_hours,
             json,
         } => {
             let store = store.map(StoreId::parse).transpose().context("--store")?;
@@ -405,7 +409,9 @@ async fn run(cli: Cli) -> Result<()> {
                         .await?,
                 )
             };
-            let links = inventory.check_invariants(store.as_ref(), dry_run).await?;
+            let links = inventory
+                .check_invariants(store.as_ref(), sessions_since(session_hours), dry_run)
+                .await?;
             if json {
                 println!(
                     "{}",
@@ -457,6 +463,11 @@ async fn run(cli: Cli) -> Result<()> {
         } => history(&config, store, product, json).await?,
     }
     Ok(())
+}
+
+/// The start of the last `hours` hours, in Unix seconds (`None` for 0: skip the check).
+fn sessions_since(hours: u32) -> Option<i64> {
+    (hours > 0).then(|| SystemClock.now().0 / 1000 - i64::from(hours) * 3600)
 }
 
 async fn change(

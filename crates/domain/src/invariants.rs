@@ -29,6 +29,11 @@ pub enum Repair {
         /// The wanted state.
         active: bool,
     },
+    /// Apply a paid Checkout Session that has no order, as its `completed` event would have.
+    ApplySession {
+        /// The session (the order's id).
+        session: OrderId,
+    },
     /// Refund an oversold, paid order in full (with the order's idempotency key).
     Refund {
         /// The order.

@@ -15,25 +15,44 @@ async fn handle(
     budget: usize,
     _event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic> {
-    match inventory
+    let failed = |e: String| {
+        tracing::error!(error = %e, "reconciler run failed; the next run retries");
+        Diagnostic {
+            error_type: "stockbridge.Retryable".into(),
+            error_message: e,
+        }
+    };
+    let events = inventory
         .recover_missed_events(&adapters.payments, &adapters.store, budget)
         .await
-    {
-        Ok(report) => {
-            tracing::info!(?report, "reconciler run");
-            serde_json::to_value(&report).map_err(|e| Diagnostic {
-                error_type: "stockbridge.Internal".into(),
-                error_message: e.to_string(),
-            })
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reconciler run failed; the next run retries from the cursor");
-            Err(Diagnostic {
-                error_type: "stockbridge.Retryable".into(),
-                error_message: e.to_string(),
-            })
-        }
-    }
+        .map_err(|e| failed(e.to_string()))?;
+    let checks = inventory
+        .check_invariants(None, Some(sessions_since()), false)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        ?events,
+        discrepancies = checks.discrepancies.len(),
+        repaired = checks.repaired,
+        "reconciler run"
+    );
+    // CloudWatch embedded metric format: one raw JSON line on stdout.
+    let now = stockbridge_app::ports::Clock::now(&stockbridge_app::ports::SystemClock);
+    println!(
+        "{}",
+        stockbridge_app::reconcile::emf_line("reconciler", Some(&events), &checks, now)
+    );
+    Ok(serde_json::json!({ "events": events, "links": checks }))
+}
+
+/// Paid Checkout Sessions of the last `RECONCILER_SESSION_HOURS` hours (default 24) must have
+/// an order.
+fn sessions_since() -> i64 {
+    let hours: i64 = std::env::var("RECONCILER_SESSION_HOURS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    stockbridge_app::ports::Clock::now(&stockbridge_app::ports::SystemClock).0 / 1000 - hours * 3600
 }
 
 #[tokio::main]

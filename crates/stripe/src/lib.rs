@@ -18,6 +18,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
     EventLog, LinkDirectory, LinkSummary, LoggedEvent, Payments, PaymentsError, SessionLine,
+    SessionLog, SessionSummary,
 };
 use stockbridge_domain::{
     OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
@@ -26,7 +27,7 @@ use stripe::{
     ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError,
     StripeRequest,
 };
-use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
+use stripe_checkout::checkout_session::{ListCheckoutSession, ListLineItemsCheckoutSession};
 use stripe_core::event::ListEvent;
 use stripe_core::refund::CreateRefund;
 use stripe_payment::payment_link::{
@@ -357,6 +358,56 @@ impl StripePayments {
             Ok(pl) => Ok(Some(pl.active)),
             Err(PaymentsError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl SessionLog for StripePayments {
+    async fn completed_sessions_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<SessionSummary>, PaymentsError> {
+        const OP: &str = "list checkout sessions";
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListCheckoutSession::new()
+                .status(stripe_shared::CheckoutSessionStatus::Complete)
+                .created(stripe_types::RangeQueryTs::gte(since))
+                .limit(100);
+            if let Some(a) = &after {
+                req = req.starting_after(a.clone());
+            }
+            let page = self.with_retry(OP, || req.send(&self.client)).await?;
+            for s in &page.data {
+                let id = OrderId::parse(s.id.as_str()).map_err(|e| PaymentsError::Invalid {
+                    operation: OP,
+                    message: e.to_string(),
+                })?;
+                out.push(SessionSummary {
+                    id,
+                    created: s.created,
+                    object: serde_json::json!({
+                        "id": s.id.as_str(),
+                        "object": "checkout.session",
+                        "payment_status": s.payment_status.as_str(),
+                        "payment_intent": s.payment_intent.as_ref().map(|p| match p {
+                            Expandable::Id(id) => id.as_str().to_owned(),
+                            Expandable::Object(o) => o.id.as_str().to_owned(),
+                        }),
+                        "payment_link": s.payment_link.as_ref().map(|p| match p {
+                            Expandable::Id(id) => id.as_str().to_owned(),
+                            Expandable::Object(o) => o.id.as_str().to_owned(),
+                        }),
+                        "metadata": s.metadata,
+                        "livemode": s.livemode,
+                    }),
+                });
+            }
+            match (page.has_more, page.data.last()) {
+                (true, Some(last)) => after = Some(last.id.as_str().to_owned()),
+                _ => return Ok(out),
+            }
         }
     }
 }
