@@ -16,6 +16,30 @@ use crate::ports::{
     ReconciliationLog, SessionLog, StockPublisher, StoreError,
 };
 
+/// Creation times (Unix seconds, inclusive) of the Checkout Sessions to check for an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindow {
+    /// The oldest.
+    pub from: i64,
+    /// The newest: leave a grace period for events still on their way.
+    pub to: i64,
+}
+
+impl SessionWindow {
+    /// The `hours` before `now` minus `grace_secs` (`None` when `hours` is 0: no check).
+    pub fn last_hours(
+        now: stockbridge_domain::Timestamp,
+        hours: u32,
+        grace_secs: u32,
+    ) -> Option<Self> {
+        let now_s = now.0 / 1000;
+        (hours > 0).then(|| Self {
+            from: now_s - i64::from(hours) * 3600,
+            to: now_s - i64::from(grace_secs),
+        })
+    }
+}
+
 /// What a check found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CheckReport {
@@ -150,14 +174,16 @@ where
     C: Clock,
 {
     /// Runs every invariant check: links vs stock, oversold orders vs refunds, and — with
-    /// `sessions_since` (Unix seconds) — every paid Checkout Session since then has an order.
+    /// `sessions` (a window of creation times, Unix seconds) — every paid Checkout Session in it
+    /// has an order. The window should end some minutes ago, so sessions whose events are still
+    /// on their way are not raced (and not reported as a broken pipeline).
     ///
     /// # Errors
     /// [`CheckError`]; repairs already made stay made.
     pub async fn check_invariants(
         &self,
         store: Option<&StoreId>,
-        sessions_since: Option<i64>,
+        sessions: Option<SessionWindow>,
         dry_run: bool,
     ) -> Result<CheckReport, CheckError> {
         let mut report = self.check_link_invariants(store, dry_run).await?;
@@ -189,8 +215,8 @@ where
             self.store.record(now, &d, !dry_run).await?;
             report.discrepancies.push(d);
         }
-        if let Some(since) = sessions_since {
-            self.check_paid_sessions(store, since, dry_run, &mut report)
+        if let Some(window) = sessions {
+            self.check_paid_sessions(store, window, dry_run, &mut report)
                 .await?;
         }
         Ok(report)
@@ -241,11 +267,14 @@ where
     async fn check_paid_sessions(
         &self,
         store: Option<&StoreId>,
-        since: i64,
+        window: SessionWindow,
         dry_run: bool,
         report: &mut CheckReport,
     ) -> Result<(), CheckError> {
-        for session in self.payments.completed_sessions_since(since).await? {
+        for session in self.payments.completed_sessions_since(window.from).await? {
+            if session.created > window.to {
+                continue;
+            }
             let paid = matches!(
                 session
                     .object

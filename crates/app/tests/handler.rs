@@ -870,7 +870,15 @@ mod session_invariant {
             .lock()
             .unwrap()
             .extend([summary("cs_lost", "paid"), summary("cs_unpaid", "unpaid")]);
-        let r = w.app.check_invariants(None, Some(50), false).await.unwrap();
+        let r = w
+            .app
+            .check_invariants(
+                None,
+                Some(stockbridge_app::reconcile::SessionWindow { from: 50, to: 1000 }),
+                false,
+            )
+            .await
+            .unwrap();
         assert_eq!(
             (r.sessions, r.discrepancies.len(), r.repaired),
             (1, 1, 1),
@@ -878,13 +886,41 @@ mod session_invariant {
         );
         assert_eq!(status(&w, "cs_lost"), OrderStatus::Fulfilled);
         assert_eq!(available(&w, "prod_a"), 3);
-        let again = w.app.check_invariants(None, Some(50), false).await.unwrap();
+        let again = w
+            .app
+            .check_invariants(
+                None,
+                Some(stockbridge_app::reconcile::SessionWindow { from: 50, to: 1000 }),
+                false,
+            )
+            .await
+            .unwrap();
         assert!(again.discrepancies.is_empty());
         let later = w
             .app
-            .check_invariants(None, Some(200), false)
+            .check_invariants(
+                None,
+                Some(stockbridge_app::reconcile::SessionWindow {
+                    from: 200,
+                    to: 1000,
+                }),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!(later.sessions, 0, "older sessions are outside the window");
+        let young = w
+            .app
+            .check_invariants(
+                None,
+                Some(stockbridge_app::reconcile::SessionWindow { from: 0, to: 99 }),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            young.sessions, 0,
+            "sessions inside the grace period are left to their events"
+        );
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
+use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_app::stock::{ImportItem, Imported};
 use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
@@ -56,6 +57,9 @@ enum Command {
         /// Check that every paid Checkout Session of the last H hours has an order (0: skip).
         #[arg(long, default_value_t = 24)]
         session_hours: u32,
+        /// Leave sessions younger than this many seconds alone (their events may be on the way).
+        #[arg(long, default_value_t = 600)]
+        session_grace_secs: u32,
         /// Print JSON: `{"events": <replay report or null>, "links": <check report>}`.
         #[arg(long)]
         json: bool,
@@ -395,6 +399,7 @@ async fn run(cli: Cli) -> Result<()> {
             dry_run,
             store,
             session_hours,
+            session_grace_secs,
             json,
         } => {
             let store = store.map(StoreId::parse).transpose().context("--store")?;
@@ -410,7 +415,11 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             };
             let links = inventory
-                .check_invariants(store.as_ref(), sessions_since(session_hours), dry_run)
+                .check_invariants(
+                    store.as_ref(),
+                    SessionWindow::last_hours(SystemClock.now(), session_hours, session_grace_secs),
+                    dry_run,
+                )
                 .await?;
             if json {
                 println!(
@@ -463,11 +472,6 @@ async fn run(cli: Cli) -> Result<()> {
         } => history(&config, store, product, json).await?,
     }
     Ok(())
-}
-
-/// The start of the last `hours` hours, in Unix seconds (`None` for 0: skip the check).
-fn sessions_since(hours: u32) -> Option<i64> {
-    (hours > 0).then(|| SystemClock.now().0 / 1000 - i64::from(hours) * 3600)
 }
 
 async fn change(

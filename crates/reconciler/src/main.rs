@@ -27,7 +27,7 @@ async fn handle(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let checks = inventory
-        .check_invariants(None, Some(sessions_since()), false)
+        .check_invariants(None, session_window(), false)
         .await
         .map_err(|e| failed(e.to_string()))?;
     tracing::info!(
@@ -45,14 +45,21 @@ async fn handle(
     Ok(serde_json::json!({ "events": events, "links": checks }))
 }
 
-/// Paid Checkout Sessions of the last `RECONCILER_SESSION_HOURS` hours (default 24) must have
-/// an order.
-fn sessions_since() -> i64 {
-    let hours: i64 = std::env::var("RECONCILER_SESSION_HOURS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    stockbridge_app::ports::Clock::now(&stockbridge_app::ports::SystemClock).0 / 1000 - hours * 3600
+/// Paid Checkout Sessions of the last `RECONCILER_SESSION_HOURS` hours (default 24), up to
+/// `RECONCILER_SESSION_GRACE_SECS` ago (default 600), must have an order.
+fn session_window() -> Option<stockbridge_app::reconcile::SessionWindow> {
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let now = stockbridge_app::ports::Clock::now(&stockbridge_app::ports::SystemClock);
+    stockbridge_app::reconcile::SessionWindow::last_hours(
+        now,
+        env("RECONCILER_SESSION_HOURS", 24),
+        env("RECONCILER_SESSION_GRACE_SECS", 600),
+    )
 }
 
 #[tokio::main]
