@@ -4,7 +4,7 @@
 
 use stockbridge_domain::invariants::{Discrepancy, Repair, check_links, check_refund};
 use stockbridge_domain::{
-    Effects, ItemUpdate, RefundRequest, StoreId, WriteSet, refund_idempotency_key,
+    Effects, RefundRequest, StoreId, WriteSet, record_links_off, refund_idempotency_key,
 };
 use tracing::warn;
 
@@ -138,16 +138,7 @@ where
                         let mut links = item.deactivated_links.clone();
                         links.push(link.clone());
                         let record = WriteSet {
-                            items: vec![ItemUpdate {
-                                store_id: item.store_id.clone(),
-                                product_id: item.product_id.clone(),
-                                expected_version: item.version,
-                                available: item.available,
-                                version: item.version,
-                                expected_deactivated_links: item.deactivated_links.clone(),
-                                deactivated_links: links,
-                                at: item.updated_at,
-                            }],
+                            items: vec![record_links_off(&item, links)],
                             ..WriteSet::default()
                         };
                         // A concurrent change wins; the next run checks again.

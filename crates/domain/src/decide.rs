@@ -259,6 +259,21 @@ fn union(a: &[PaymentLinkId], b: impl IntoIterator<Item = PaymentLinkId>) -> Vec
     out
 }
 
+/// Records `links` as the links stockbridge switched off for `item`, without a stock change
+/// (same version), conditional on the record it read.
+pub fn record_links_off(item: &CatalogItem, links: Vec<PaymentLinkId>) -> ItemUpdate {
+    ItemUpdate {
+        store_id: item.store_id.clone(),
+        product_id: item.product_id.clone(),
+        expected_version: item.version,
+        available: item.available,
+        version: item.version,
+        expected_deactivated_links: item.deactivated_links.clone(),
+        deactivated_links: links,
+        at: item.updated_at,
+    }
+}
+
 /// The links to switch off when `item` sells out: its own links and the session's link.
 fn sold_out_links(item: &CatalogItem, session_link: Option<&PaymentLinkId>) -> Vec<PaymentLinkId> {
     union(
@@ -498,16 +513,7 @@ pub fn decide_checkout(
                     .cloned(),
             );
             if links != item.deactivated_links {
-                write.items.push(ItemUpdate {
-                    store_id: item.store_id.clone(),
-                    product_id: item.product_id.clone(),
-                    expected_version: item.version,
-                    available: item.available,
-                    version: item.version,
-                    expected_deactivated_links: item.deactivated_links.clone(),
-                    deactivated_links: links,
-                    at: item.updated_at,
-                });
+                write.items.push(record_links_off(item, links));
                 continue;
             }
         }
