@@ -80,7 +80,6 @@ import html
 import json
 import re
 import secrets
-import signal
 import string
 import threading
 import time
@@ -93,7 +92,7 @@ from typing import Any, Callable, Optional
 
 from flask import Flask, Response, request
 
-from devstack.serving import exit_on_signal, write_ready_file
+from devstack.serving import serve_until_signalled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURES = REPO_ROOT / "testdata" / "stripe" / "fixtures3.json"
@@ -1517,15 +1516,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                 super().log_request(code, size)
 
     server = make_server(args.host, args.port, app, threaded=True, request_handler=Handler)
-    port = server.server_port
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGINT, exit_on_signal)
-    print(f"fake_stripe listening on http://{args.host}:{port}", flush=True)
-    write_ready_file(args.ready_file, port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serve_until_signalled(server, "fake_stripe", args.host, args.ready_file)
 
 
 if __name__ == "__main__":

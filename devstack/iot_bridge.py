@@ -51,7 +51,6 @@ import argparse
 import base64
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -61,7 +60,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
+from devstack.serving import QueueServer, make_handler, serve_until_signalled
 
 PUBLISH_TIMEOUT_S = 10.0
 PASSWORD_ENV = "IOT_BRIDGE_MQTT_PASSWORD"
@@ -340,15 +339,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             flush=True,
         )
     server = QueueServer(args.host, args.port, IotBridge(publisher), make_handler(args.verbose))
-    port = server.server_address[1]
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGINT, exit_on_signal)
-    print(f"iot_bridge listening on http://{args.host}:{port}", flush=True)
-    write_ready_file(args.ready_file, port)
     try:
-        server.serve_forever()
+        serve_until_signalled(server, "iot_bridge", args.host, args.ready_file)
     finally:
-        server.server_close()
         publisher.stop()
 
 

@@ -35,14 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import threading
 from collections import Counter
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs
 
 
-from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
+from devstack.serving import QueueServer, make_handler, serve_until_signalled
 
 # Fake credentials / region so that nothing in moto (or a library it uses)
 # ever tries to look up real ones.
@@ -183,15 +182,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     app = build_app()
     warm_up(app)
     server = QueueServer(args.host, args.port, app, make_handler(args.verbose))
-    port = server.server_address[1]
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGINT, exit_on_signal)
-    print(f"moto_server listening on http://{args.host}:{port}", flush=True)
-    write_ready_file(args.ready_file, port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serve_until_signalled(server, "moto_server", args.host, args.ready_file)
 
 
 if __name__ == "__main__":

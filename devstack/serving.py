@@ -41,3 +41,19 @@ def write_ready_file(path: Optional[str], port: int) -> None:
 def exit_on_signal(signum: int, _frame: Any) -> None:
     """Signal handler: leave through SystemExit so `finally` blocks shut servers down."""
     sys.exit(0)
+
+
+def serve_until_signalled(server: Any, name: str, host: str, ready_file: Optional[str]) -> None:
+    """Serve `server` until SIGTERM/SIGINT: install the handlers, announce the bound port, write
+    the ready file the stack waits on, and close the socket on the way out."""
+    import signal
+
+    port = server.server_address[1]
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
+    print(f"{name} listening on http://{host}:{port}", flush=True)
+    write_ready_file(ready_file, port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
