@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use stockbridge_domain::{
     CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
-    ProductId, Quantity, StoreId, WriteSet, decide_async_success, decide_checkout,
-    decide_payment_failed, decide_payment_succeeded, effects_for_existing, merge_lines,
+    ProductId, Quantity, StoreId, already_applied, decide_async_success, decide_checkout,
+    decide_payment_failed, decide_payment_succeeded, merge_lines,
 };
 use tracing::{debug, error, info, warn};
 
@@ -127,15 +127,6 @@ impl HandleError {
             Self::Payments { source, .. } => source.is_retryable(),
             Self::Contention { .. } | Self::Effect { .. } => true,
         }
-    }
-}
-
-/// The decision for an order already recorded: nothing to write, its effects re-run.
-fn effects_only(order: &OrderRecord, items: &Items) -> Decision {
-    Decision {
-        write: WriteSet::default(),
-        effects: effects_for_existing(order, items),
-        outcome: Outcome::AlreadyApplied(order.status),
     }
 }
 
@@ -336,7 +327,7 @@ where
                         CheckoutKind::AsyncPaymentSucceeded => {
                             decide_payment_succeeded(&order, &event.event_id, &items, now)
                         }
-                        _ => effects_only(&order, &items),
+                        _ => already_applied(&order, &items),
                     });
                 }
             }

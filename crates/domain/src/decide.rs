@@ -387,7 +387,8 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
     effects
 }
 
-fn already_applied(order: &OrderRecord, items: &Items) -> Decision {
+/// The decision for a fact already applied to `order`: nothing to write, its effects re-run.
+pub fn already_applied(order: &OrderRecord, items: &Items) -> Decision {
     Decision {
         write: WriteSet::default(),
         effects: effects_for_existing(order, items),
