@@ -262,7 +262,15 @@ impl Payments for StripePayments {
 
 impl LinkDirectory for StripePayments {
     async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
-        self.retrieve_link_active(link).await
+        let retrieve = RetrievePaymentLink::new(link.as_str());
+        match self
+            .with_retry("read payment link", || retrieve.send(&self.client))
+            .await
+        {
+            Ok(pl) => Ok(Some(pl.active)),
+            Err(PaymentsError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn link_summary(&self, link: &PaymentLinkId) -> Result<LinkSummary, PaymentsError> {
@@ -342,23 +350,6 @@ impl EventLog for StripePayments {
             .limit(1);
         let page = self.with_retry(OP, || req.send(&self.client)).await?;
         page.data.into_iter().next().map(logged).transpose()
-    }
-}
-
-impl StripePayments {
-    async fn retrieve_link_active(
-        &self,
-        link: &PaymentLinkId,
-    ) -> Result<Option<bool>, PaymentsError> {
-        let retrieve = RetrievePaymentLink::new(link.as_str());
-        match self
-            .with_retry("read payment link", || retrieve.send(&self.client))
-            .await
-        {
-            Ok(pl) => Ok(Some(pl.active)),
-            Err(PaymentsError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 
