@@ -143,6 +143,10 @@ id_type!(
     /// A Stripe Refund id (`re_...`).
     RefundId, "refund id"
 );
+id_type!(
+    /// A Stripe Price id (`price_...`).
+    PriceId, "price id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,11 @@ pub enum Repair {
         /// The session (the order's id).
         session: OrderId,
     },
+    /// Make Stripe's Product, Price and Payment Links match the catalog again.
+    SyncProduct {
+        /// The product.
+        product: crate::ProductId,
+    },
     /// Refund an oversold, paid order in full (with the order's idempotency key).
     Refund {
         /// The order.

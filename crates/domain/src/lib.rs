@@ -11,8 +11,11 @@
 //! - [`order`]: orders, their lines and their life cycle.
 //! - [`item`]: a catalog item's stock state and the stock message published for it.
 //! - [`decide`]: the rules — apply an order, confirm or release a held order, change stock.
+//! - [`catalog`]: merchandising details (the source of truth for Stripe's products, prices and
+//!   links) and what must change at Stripe to match them.
 //! - [`invariants`]: the reconciler's checks (links active iff in stock).
 
+pub mod catalog;
 pub mod decide;
 pub mod ids;
 pub mod invariants;
@@ -20,6 +23,7 @@ pub mod item;
 pub mod order;
 pub mod quantity;
 
+pub use catalog::*;
 pub use decide::*;
 pub use ids::*;
 pub use item::*;

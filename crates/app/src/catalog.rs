@@ -1,0 +1,419 @@
+//! Catalog -> Stripe sync: the use case behind the `catalog-sync` Lambda (and the reconciler's
+//! repair of catalog fields).
+//!
+//! Every message — a catalog change from the table's stream, or a Stripe `product.*`,
+//! `price.*`, `payment_link.*` event — only names a product. The sync always reads the product's
+//! CURRENT details and makes Stripe match them, so messages can arrive twice, late or out of
+//! order: the result is the same. Each Stripe write carries an idempotency key derived from the
+//! change ([`sync_key`]), and the mapping is written last with compare-and-set, so a crash
+//! between any two steps is repaired by the next delivery without creating anything twice.
+
+use stockbridge_domain::invariants::{Discrepancy, Repair};
+use stockbridge_domain::{
+    CatalogItem, FieldDiff, LinkPlan, PaymentLinkId, PriceChoice, PriceId, ProductId, StoreId,
+    StripeMapping, StripeProduct, WriteSet, choose_price, is_drift, plan_link, product_diffs,
+    product_fields, record_links_off, stripe_owned_metadata, sync_key,
+};
+use tracing::{info, warn};
+
+use crate::effects::SOLD_OUT_MESSAGE;
+use crate::ports::{
+    CatalogStore, Clock, InventoryStore, Payments, PaymentsError, ReconciliationLog, StoreError,
+    StripeCatalog,
+};
+
+/// Why the sync of a product was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The catalog changed (the table's stream). Skipped when Stripe already matched this
+    /// revision.
+    CatalogChange,
+    /// Stripe said something changed there (`product.updated`, ...): compare everything.
+    StripeChange,
+    /// The reconciler found a difference: compare everything.
+    Reconcile,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    /// The product.
+    pub product: Option<ProductId>,
+    /// Nothing to do: the product is not in the catalog (a Stripe-only product).
+    pub not_in_catalog: bool,
+    /// Nothing to do: Stripe already matched this revision.
+    pub up_to_date: bool,
+    /// Objects created at Stripe (`product`, `price`, `link:{store}`).
+    pub created: Vec<String>,
+    /// Objects changed at Stripe (`product`, `price_archived`, `link_off:{store}`).
+    pub updated: Vec<String>,
+    /// Catalog-owned fields someone changed at Stripe, now put back.
+    pub drift: Vec<FieldDiff>,
+}
+
+/// Why a sync failed. Retryable ones go back to the queue; the rest are dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed.
+    #[error("the store: {0}")]
+    Store(#[from] StoreError),
+    /// Stripe failed.
+    #[error("Stripe: {0}")]
+    Stripe(#[from] PaymentsError),
+}
+
+impl SyncError {
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Stripe(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// The catalog sync use case.
+#[derive(Debug, Clone)]
+pub struct CatalogSync<S, K, C> {
+    /// Catalog, items and the reconciliation log.
+    pub store: S,
+    /// Stripe.
+    pub stripe: K,
+    /// Time.
+    pub clock: C,
+}
+
+impl<S, K, C> CatalogSync<S, K, C>
+where
+    S: CatalogStore + InventoryStore + ReconciliationLog,
+    K: StripeCatalog + Payments,
+    C: Clock,
+{
+    /// Makes Stripe match the product's current details: Product fields, one active Price at
+    /// the catalog's amount (the old one archived), one Payment Link per store selling it
+    /// (links on an old price replaced), and records the mapping. Drift (a catalog-owned field
+    /// changed at Stripe after it matched) is put back, logged and recorded.
+    ///
+    /// # Errors
+    /// [`SyncError`]; what was done stays done and the next attempt continues from there.
+    pub async fn sync_product(
+        &self,
+        product: &ProductId,
+        trigger: Trigger,
+    ) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport {
+            product: Some(product.clone()),
+            ..SyncReport::default()
+        };
+        let Some(entry) = self.store.entry(product).await? else {
+            report.not_in_catalog = true;
+            return Ok(report);
+        };
+        let (details, mapping) = (entry.details, entry.mapping);
+        if trigger == Trigger::CatalogChange && mapping.synced_revision >= details.revision {
+            report.up_to_date = true;
+            return Ok(report);
+        }
+        let rev = details.revision;
+        let drift_possible = is_drift(&details, &mapping);
+        let fields = product_fields(&details, &mapping);
+
+        // 1. The Product.
+        let mut stripe_product = match self.stripe.product(product).await? {
+            Some(p) => p,
+            None => {
+                let key = sync_key(product, "product", rev, &fields.fingerprint());
+                let p = self.stripe.create_product(product, &fields, &key).await?;
+                report.created.push("product".into());
+                p
+            }
+        };
+        let diffs = product_diffs(&fields, &stripe_product);
+        if drift_possible {
+            report.drift.extend(diffs.iter().cloned());
+        }
+
+        // 2. The Price.
+        let mapped = match &mapping.price_id {
+            Some(id) => self.stripe.price(id).await?,
+            None => None,
+        };
+        let mut choice = choose_price(&details, &mapping, mapped.as_ref(), &[]);
+        if choice == PriceChoice::Create {
+            let active = self.stripe.active_prices(product).await?;
+            choice = choose_price(&details, &mapping, mapped.as_ref(), &active);
+        }
+        let price_id = match choice {
+            PriceChoice::Keep(id) | PriceChoice::Adopt(id) => id,
+            PriceChoice::Create => {
+                let key = sync_key(product, "price", rev, &details.price.to_string());
+                let p = self
+                    .stripe
+                    .create_price(product, &details.price, &key)
+                    .await?;
+                report.created.push("price".into());
+                p.id
+            }
+        };
+        if drift_possible
+            && mapping.price_id.is_some()
+            && mapping.price_id.as_ref() != Some(&price_id)
+        {
+            report.drift.push(FieldDiff {
+                field: "price".into(),
+                expected: format!(
+                    "{} active at {}",
+                    mapping.price_id.as_ref().map_or("-", PriceId::as_str),
+                    details.price
+                ),
+                found: mapped.as_ref().map_or_else(
+                    || "missing".to_owned(),
+                    |p| format!("active={} amount={:?}", p.active, p.amount),
+                ),
+            });
+        }
+
+        // 3. Product fields and default price in one update (before archiving the old price:
+        //    Stripe refuses to archive a product's default price).
+        if !diffs.is_empty() || stripe_product.default_price.as_ref() != Some(&price_id) {
+            let key = sync_key(
+                product,
+                "product-update",
+                rev,
+                &format!("{}|{price_id}", fields.fingerprint()),
+            );
+            stripe_product = self
+                .stripe
+                .update_product(product, &fields, Some(&price_id), &key)
+                .await?;
+            report.updated.push("product".into());
+        }
+        if let Some(old) = mapped.as_ref().filter(|p| p.id != price_id && p.active) {
+            self.stripe.archive_price(&old.id).await?;
+            report.updated.push("price_archived".into());
+        }
+
+        // 4. One link per store.
+        let mut links = mapping.links.clone();
+        for store in &details.stores {
+            let current = match mapping.links.get(store) {
+                Some(id) => self.stripe.link(id).await?,
+                None => None,
+            };
+            let link = match plan_link(current.as_ref(), &price_id) {
+                LinkPlan::Keep(id) => {
+                    self.attach_link(store, product, &details.name, &id, None)
+                        .await?;
+                    id
+                }
+                LinkPlan::Create => {
+                    self.new_link(store, product, &details.name, &price_id, None, &mut report)
+                        .await?
+                }
+                LinkPlan::Replace(old) => {
+                    self.new_link(
+                        store,
+                        product,
+                        &details.name,
+                        &price_id,
+                        Some(&old),
+                        &mut report,
+                    )
+                    .await?
+                }
+            };
+            links.insert(store.clone(), link);
+        }
+        // Stores that no longer sell it: their link is retired.
+        for (store, link) in mapping.links.iter() {
+            if !details.stores.contains(store) {
+                self.retire_link(store, product, link).await?;
+                links.remove(store);
+                report.updated.push(format!("link_off:{store}"));
+            }
+        }
+
+        // 5. The mapping, last: until it is written, a redelivery redoes the steps above with
+        //    the same keys.
+        let next = StripeMapping {
+            price_id: Some(price_id),
+            price: Some(details.price.clone()),
+            links,
+            metadata_keys: details.metadata.keys().cloned().collect(),
+            synced_revision: rev,
+            stripe_metadata: stripe_owned_metadata(&fields, &stripe_product),
+            stripe_updated: Some(stripe_product.updated),
+            version: mapping.version + 1,
+        };
+        self.store
+            .save_mapping(product, &next, mapping.version)
+            .await?;
+
+        let now = self.clock.now();
+        for d in &report.drift {
+            warn!(product = %product, field = %d.field, expected = %d.expected, found = %d.found, ?trigger, "catalog field changed at Stripe: put back");
+            let discrepancy = Discrepancy {
+                what: "catalog_field_at_stripe",
+                subject: format!("{product}/{}", d.field),
+                expected: d.expected.clone(),
+                found: d.found.clone(),
+                action: Repair::SyncProduct {
+                    product: product.clone(),
+                },
+            };
+            self.store.record(now, &discrepancy, true).await?;
+        }
+        if !report.created.is_empty() || !report.updated.is_empty() {
+            info!(product = %product, revision = rev, created = ?report.created, updated = ?report.updated, "synced to Stripe");
+        }
+        Ok(report)
+    }
+
+    /// Makes a link (or reuses the one an earlier attempt made: same key), puts it on the
+    /// store's item in place of `replacing`, switches it off if the item is sold out, then
+    /// switches `replacing` off.
+    async fn new_link(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        name: &str,
+        price: &PriceId,
+        replacing: Option<&PaymentLinkId>,
+        report: &mut SyncReport,
+    ) -> Result<PaymentLinkId, SyncError> {
+        let key = sync_key(product, &format!("link-{store}"), 0, price.as_str());
+        let link = self.stripe.create_link(price, store, product, &key).await?;
+        report.created.push(format!("link:{store}"));
+        self.attach_link(store, product, name, &link.id, replacing)
+            .await?;
+        if let Some(old) = replacing {
+            self.stripe
+                .set_link_active(old, false, Some(REPLACED_MESSAGE))
+                .await?;
+            report.updated.push(format!("link_replaced:{store}"));
+        }
+        Ok(link.id)
+    }
+
+    /// Puts `link` on the store's item (instead of `replacing`) and keeps the name in step.
+    /// At stock 0 the link is switched off and recorded as switched off by stockbridge, so a
+    /// restock switches it on.
+    async fn attach_link(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        name: &str,
+        link: &PaymentLinkId,
+        replacing: Option<&PaymentLinkId>,
+    ) -> Result<(), SyncError> {
+        let Some(item) = self.store.item(store, product).await? else {
+            warn!(store = %store, product = %product, "no stock record for this store yet: its link waits until `stockbridge catalog import` or `stock set` creates one");
+            return Ok(());
+        };
+        let mut links: Vec<PaymentLinkId> = item
+            .payment_links
+            .iter()
+            .filter(|l| Some(*l) != replacing)
+            .cloned()
+            .collect();
+        if !links.contains(link) {
+            links.push(link.clone());
+        }
+        if links != item.payment_links || item.name != name {
+            self.store
+                .update_item_details(store, product, name, &links)
+                .await?;
+        }
+        if item.available == 0 && !item.deactivated_links.contains(link) {
+            self.switch_off_sold_out(&item, link).await?;
+        }
+        Ok(())
+    }
+
+    async fn switch_off_sold_out(
+        &self,
+        item: &CatalogItem,
+        link: &PaymentLinkId,
+    ) -> Result<(), SyncError> {
+        self.stripe
+            .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+            .await?;
+        let Some(fresh) = self.store.item(&item.store_id, &item.product_id).await? else {
+            return Ok(());
+        };
+        let mut off = fresh.deactivated_links.clone();
+        off.push(link.clone());
+        let record = WriteSet {
+            items: vec![record_links_off(&fresh, off)],
+            ..WriteSet::default()
+        };
+        // A concurrent stock change wins; the reconciler's link check settles the rest.
+        match self.store.commit(&record).await {
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn retire_link(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        link: &PaymentLinkId,
+    ) -> Result<(), SyncError> {
+        if let Some(item) = self.store.item(store, product).await? {
+            let links: Vec<PaymentLinkId> = item
+                .payment_links
+                .iter()
+                .filter(|l| *l != link)
+                .cloned()
+                .collect();
+            if links != item.payment_links {
+                self.store
+                    .update_item_details(store, product, &item.name, &links)
+                    .await?;
+            }
+        }
+        match self
+            .stripe
+            .set_link_active(link, false, Some(REPLACED_MESSAGE))
+            .await
+        {
+            Ok(()) | Err(PaymentsError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The product a Stripe catalog object belongs to: a Product is itself, a Price names its
+    /// product, a Payment Link carries `metadata.product_id` when stockbridge made it (else its
+    /// first price's product).
+    ///
+    /// # Errors
+    /// [`SyncError`] when Stripe cannot be asked.
+    pub async fn product_of_link(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<ProductId>, SyncError> {
+        let Some(l) = self.stripe.link(link).await? else {
+            return Ok(None);
+        };
+        if let Some(p) = l.product_id {
+            return Ok(Some(p));
+        }
+        match l.prices.first() {
+            Some(price) => Ok(self.stripe.price(price).await?.map(|p| p.product)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Shown by a link retired because its price changed or its store stopped selling.
+pub const REPLACED_MESSAGE: &str =
+    "This link has been replaced. Please use the shop's current link.";
+
+/// Whether a Stripe Product agrees with the catalog (used by the reconciler's field check).
+pub fn product_agrees(
+    entry: &crate::ports::CatalogEntry,
+    product: &StripeProduct,
+) -> Vec<FieldDiff> {
+    product_diffs(&product_fields(&entry.details, &entry.mapping), product)
+}

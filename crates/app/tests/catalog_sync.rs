@@ -1,0 +1,302 @@
+//! The catalog -> Stripe sync against the in-memory ports: what is created, what is replayed,
+//! what is put back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use stockbridge_app::catalog::{CatalogSync, Trigger};
+use stockbridge_app::memory::{MemoryPayments, MemoryStore, TickingClock};
+use stockbridge_app::ports::{CatalogStore, InventoryStore};
+use stockbridge_domain::{
+    CatalogItem, Money, PaymentLinkId, ProductDetails, ProductId, StoreId, Timestamp,
+};
+
+type Sync = CatalogSync<Arc<MemoryStore>, Arc<MemoryPayments>, Arc<TickingClock>>;
+
+fn pid() -> ProductId {
+    ProductId::parse("tee").unwrap()
+}
+
+fn store(s: &str) -> StoreId {
+    StoreId::parse(s).unwrap()
+}
+
+fn details(revision: u64, amount: u64, stores: &[&str]) -> ProductDetails {
+    ProductDetails {
+        product_id: pid(),
+        name: "Tee".into(),
+        description: Some("Soft cotton".into()),
+        images: vec!["https://img.example/tee.png".into()],
+        price: Money::new(amount, "usd").unwrap(),
+        active: true,
+        metadata: BTreeMap::from([("color".into(), "blue".into())]),
+        stores: stores.iter().map(|s| store(s)).collect::<BTreeSet<_>>(),
+        revision,
+        updated_at: Timestamp(0),
+    }
+}
+
+fn item(s: &str, available: u64) -> CatalogItem {
+    CatalogItem {
+        store_id: store(s),
+        product_id: pid(),
+        name: "Tee".into(),
+        available,
+        version: 1,
+        payment_links: vec![],
+        deactivated_links: vec![],
+        updated_at: Timestamp(0),
+    }
+}
+
+fn setup(stock: &[(&str, u64)]) -> Sync {
+    let store = Arc::new(MemoryStore::default());
+    for (s, n) in stock {
+        store.put_item(item(s, *n));
+    }
+    CatalogSync {
+        store,
+        stripe: Arc::new(MemoryPayments::default()),
+        clock: Arc::new(TickingClock::default()),
+    }
+}
+
+async fn change(sync: &Sync, d: ProductDetails) {
+    let current = sync.store.entry(&d.product_id).await.unwrap();
+    sync.store
+        .put_details(&d, current.map(|e| e.details.revision))
+        .await
+        .unwrap();
+}
+
+fn calls(sync: &Sync, op: &str) -> usize {
+    sync.stripe
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| **c == op)
+        .count()
+}
+
+#[tokio::test]
+async fn a_new_product_gets_a_product_a_price_and_a_link_per_store() {
+    let sync = setup(&[("s1", 5), ("s2", 0)]);
+    change(&sync, details(1, 1500, &["s1", "s2"])).await;
+    let r = sync
+        .sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    assert_eq!(r.created, vec!["product", "price", "link:s1", "link:s2"]);
+    let stripe = sync.stripe.stripe_catalog();
+    let p = &stripe.products[&pid()];
+    assert_eq!(
+        (p.name.as_str(), p.metadata["color"].as_str()),
+        ("Tee", "blue")
+    );
+    assert_eq!(stripe.prices.len(), 1);
+    assert_eq!(p.default_price.as_ref(), Some(&stripe.prices[0].id));
+    assert_eq!(stripe.links.len(), 2);
+    let m = sync.store.entry(&pid()).await.unwrap().unwrap().mapping;
+    assert_eq!(m.synced_revision, 1);
+    assert_eq!(m.price_id.as_ref(), Some(&stripe.prices[0].id));
+    // Each store's item sells through its own link; the sold-out store's link is off and
+    // recorded as switched off by stockbridge (a restock switches it on).
+    let s1 = sync
+        .store
+        .item(&store("s1"), &pid())
+        .await
+        .unwrap()
+        .unwrap();
+    let s2 = sync
+        .store
+        .item(&store("s2"), &pid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s1.payment_links, vec![m.links[&store("s1")].clone()]);
+    assert!(sync.stripe.link_active(&s1.payment_links[0]));
+    assert!(!sync.stripe.link_active(&s2.payment_links[0]));
+    assert_eq!(s2.deactivated_links, s2.payment_links);
+
+    // The same change delivered again: Stripe already matches this revision, nothing is called.
+    let before = sync.stripe.calls.lock().unwrap().len();
+    let again = sync
+        .sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(sync.stripe.calls.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn a_price_change_delivered_twice_makes_one_new_price_and_replaces_the_link() {
+    let sync = setup(&[("s1", 5)]);
+    change(&sync, details(1, 1500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    let old_link = sync
+        .store
+        .item(&store("s1"), &pid())
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_links[0]
+        .clone();
+
+    change(&sync, details(2, 1800, &["s1"])).await;
+    let p = pid();
+    let (a, b) = tokio::join!(
+        sync.sync_product(&p, Trigger::CatalogChange),
+        sync.sync_product(&p, Trigger::CatalogChange)
+    );
+    // One of the two may lose the mapping's compare-and-set; its retry finds it up to date.
+    assert!(a.is_ok() || b.is_ok());
+    let r = sync
+        .sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    assert!(r.up_to_date);
+
+    let stripe = sync.stripe.stripe_catalog();
+    let active: Vec<_> = stripe.prices.iter().filter(|p| p.active).collect();
+    assert_eq!(
+        stripe.prices.len(),
+        2,
+        "one new price, not two: {:?}",
+        stripe.prices
+    );
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].amount, Some(1800));
+    assert_eq!(stripe.links.len(), 2, "one new link for the new price");
+    let item = sync
+        .store
+        .item(&store("s1"), &pid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.payment_links.len(), 1);
+    assert_ne!(item.payment_links[0], old_link);
+    assert!(!sync.stripe.link_active(&old_link), "the old link is off");
+    assert!(sync.stripe.link_active(&item.payment_links[0]));
+}
+
+#[tokio::test]
+async fn a_dashboard_edit_of_an_owned_field_is_put_back_and_recorded() {
+    let sync = setup(&[("s1", 5)]);
+    change(&sync, details(1, 1500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    sync.stripe.edit_product(&pid(), |p| {
+        p.name = "Renamed in the Dashboard".into();
+        p.metadata.insert("tax_note".into(), "theirs".into());
+    });
+    let r = sync
+        .sync_product(&pid(), Trigger::StripeChange)
+        .await
+        .unwrap();
+    assert_eq!(r.drift.len(), 1);
+    assert_eq!(r.drift[0].field, "name");
+    let stripe = sync.stripe.stripe_catalog();
+    assert_eq!(stripe.products[&pid()].name, "Tee");
+    // Stripe-owned metadata stays and is recorded in the mapping.
+    assert_eq!(stripe.products[&pid()].metadata["tax_note"], "theirs");
+    let m = sync.store.entry(&pid()).await.unwrap().unwrap().mapping;
+    assert_eq!(m.stripe_metadata["tax_note"], "theirs");
+    let recorded = sync.store.recorded();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].1.what, "catalog_field_at_stripe");
+    assert_eq!(recorded[0].1.subject, "tee/name");
+    // Our own update's event is not drift.
+    let r = sync
+        .sync_product(&pid(), Trigger::StripeChange)
+        .await
+        .unwrap();
+    assert!(r.drift.is_empty() && r.created.is_empty() && r.updated.is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_half_way_is_finished_by_the_next_delivery_without_duplicates() {
+    let sync = setup(&[("s1", 0)]);
+    change(&sync, details(1, 1500, &["s1"])).await;
+    // Switching the new link off (stock 0) fails after product, price and link were made.
+    sync.stripe
+        .fail_links
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let err = sync
+        .sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        sync.store
+            .entry(&pid())
+            .await
+            .unwrap()
+            .unwrap()
+            .mapping
+            .synced_revision,
+        0
+    );
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    let stripe = sync.stripe.stripe_catalog();
+    assert_eq!(
+        (
+            stripe.products.len(),
+            stripe.prices.len(),
+            stripe.links.len()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(calls(&sync, "create_product"), 1);
+    let link: PaymentLinkId = stripe.links[0].id.clone();
+    assert!(!sync.stripe.link_active(&link));
+}
+
+#[tokio::test]
+async fn a_store_that_stops_selling_loses_its_link() {
+    let sync = setup(&[("s1", 5), ("s2", 5)]);
+    change(&sync, details(1, 1500, &["s1", "s2"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    let s2_link = sync
+        .store
+        .item(&store("s2"), &pid())
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_links[0]
+        .clone();
+    change(&sync, details(2, 1500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    assert!(!sync.stripe.link_active(&s2_link));
+    assert!(
+        sync.store
+            .item(&store("s2"), &pid())
+            .await
+            .unwrap()
+            .unwrap()
+            .payment_links
+            .is_empty()
+    );
+    let m = sync.store.entry(&pid()).await.unwrap().unwrap().mapping;
+    assert_eq!(m.links.keys().collect::<Vec<_>>(), vec![&store("s1")]);
+}
+
+#[tokio::test]
+async fn a_product_not_in_the_catalog_is_left_alone() {
+    let sync = setup(&[]);
+    let r = sync
+        .sync_product(&pid(), Trigger::StripeChange)
+        .await
+        .unwrap();
+    assert!(r.not_in_catalog);
+    assert!(sync.stripe.calls.lock().unwrap().is_empty());
+}
