@@ -10,6 +10,7 @@
 //! | `STRIPE_LIVEMODE` | `true` to accept live-mode events only | `false` |
 //! | `STRIPE_EVENT_SOURCE_PREFIX` | accepted EventBridge `source` prefix | `aws.partner/stripe.com/` |
 //! | `STRIPE_TIMEOUT_MS` | per-attempt Stripe timeout | `10000` |
+//! | `STRIPE_MAX_RPS` | Stripe requests per second this process may make (token bucket) | `10` |
 //! | `DEFAULT_STORE_ID` | store of sessions without `metadata.store_id` | `default` |
 //! | `IOT_TOPIC_PREFIX` | stock topic prefix | `stockbridge` |
 //!
@@ -71,6 +72,8 @@ pub struct Config {
     pub stripe_api_base: Option<String>,
     /// `STRIPE_TIMEOUT_MS`.
     pub stripe_timeout: Duration,
+    /// `STRIPE_MAX_RPS`.
+    pub stripe_max_rps: f64,
     /// `STRIPE_LIVEMODE`.
     pub livemode: bool,
     /// `STRIPE_EVENT_SOURCE_PREFIX`.
@@ -121,6 +124,17 @@ impl Config {
                 message: format!("{v:?} is not a number of milliseconds"),
             })?),
         };
+        let stripe_max_rps = match var("STRIPE_MAX_RPS") {
+            None => 10.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100.0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "STRIPE_MAX_RPS",
+                    message: format!("{v:?} is not a rate between 0 and 100 requests per second"),
+                })?,
+        };
         let default_store = StoreId::parse(
             var("DEFAULT_STORE_ID").unwrap_or_else(|| "default".into()),
         )
@@ -143,6 +157,7 @@ impl Config {
             stripe_key,
             stripe_api_base: var("STRIPE_API_BASE"),
             stripe_timeout,
+            stripe_max_rps,
             livemode,
             source_prefix: var("STRIPE_EVENT_SOURCE_PREFIX")
                 .unwrap_or_else(|| "aws.partner/stripe.com/".into()),
@@ -236,10 +251,11 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
         });
     }
     let payments = StripePayments::new(&StripeConfig {
-        api_key,
-        api_base: config.stripe_api_base.clone(),
         timeout: config.stripe_timeout,
         retry: RetryPolicy::default(),
+        max_rps: config.stripe_max_rps,
+        burst: config.stripe_max_rps.ceil().clamp(1.0, 100.0) as u32,
+        ..StripeConfig::new(api_key, config.stripe_api_base.clone())
     })
     .map_err(|e| ConfigError::Invalid {
         name: "STRIPE_API_BASE",

@@ -8,9 +8,8 @@
 //! it is retried. Link switches are naturally idempotent and carry no key (a key would replay an
 //! old result if a link is switched off, on and off again within 24 hours).
 //!
-//! Note: async-stripe 1.0.0-rc.10 builds its HTTP client with `pool_max_idle_per_host(0)`, so each
-//! call opens a new TCP+TLS connection. A paid order makes one Stripe call (line items), so the
-//! cost is one handshake per order; see docs/benchmarks.md.
+//! The typed requests go through [`transport::Transport`] (pooled connections, a token bucket
+//! per process, and errors that keep `Retry-After`), not async-stripe's own hyper client.
 
 use std::time::Duration;
 
@@ -23,10 +22,11 @@ use stockbridge_app::ports::{
 use stockbridge_domain::{
     OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
 };
-use stripe::{
-    ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError,
-    StripeRequest,
-};
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+
+pub mod catalog;
+pub mod transport;
+
 use stripe_checkout::checkout_session::{ListCheckoutSession, ListLineItemsCheckoutSession};
 use stripe_core::event::ListEvent;
 use stripe_core::refund::CreateRefund;
@@ -35,6 +35,7 @@ use stripe_payment::payment_link::{
 };
 use stripe_types::Expandable;
 use tracing::warn;
+use transport::{RateLimiter, Transport, TransportError};
 
 /// Retry settings for Stripe calls.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,25 @@ pub struct StripeConfig {
     pub timeout: Duration,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Requests per second this process may make (a token bucket shared by every call).
+    pub max_rps: f64,
+    /// Burst size of that bucket.
+    pub burst: u32,
+}
+
+impl StripeConfig {
+    /// Defaults: 10 s timeout, the default retries, 10 requests/s with bursts of 10 (well under
+    /// Stripe's 25/s in test mode and 100/s live, leaving room for other functions).
+    pub fn new(api_key: SecretString, api_base: Option<String>) -> Self {
+        Self {
+            api_key,
+            api_base,
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            max_rps: 10.0,
+            burst: 10,
+        }
+    }
 }
 
 /// Why the Stripe client could not be built.
@@ -78,7 +98,7 @@ pub struct StripeConfigError(String);
 /// The Stripe adapter.
 #[derive(Clone)]
 pub struct StripePayments {
-    client: Client,
+    client: Transport,
     retry: RetryPolicy,
 }
 
@@ -94,17 +114,17 @@ impl StripePayments {
     /// # Errors
     /// [`StripeConfigError`] when the key or URL is unusable.
     pub fn new(config: &StripeConfig) -> Result<Self, StripeConfigError> {
-        let mut b = ClientBuilder::new(config.api_key.expose_secret()).timeout(config.timeout);
-        if let Some(base) = &config.api_base {
-            b = b.url(base.trim_end_matches('/'));
-        }
-        // The error text of an invalid key could echo it: never pass it on.
-        let client = b.build().map_err(|e| {
-            StripeConfigError(match e {
-                StripeError::ConfigError(_) => "the API key or base URL is not usable".to_owned(),
-                other => other.to_string(),
-            })
-        })?;
+        let base = config
+            .api_base
+            .as_deref()
+            .unwrap_or("https://api.stripe.com/");
+        let client = Transport::new(
+            config.api_key.expose_secret(),
+            base,
+            config.timeout,
+            RateLimiter::new(config.max_rps, config.burst),
+        )
+        .map_err(StripeConfigError)?;
         Ok(Self {
             client,
             retry: config.retry,
@@ -118,43 +138,65 @@ impl StripePayments {
     ) -> Result<T, PaymentsError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StripeError>>,
+        Fut: Future<Output = Result<T, TransportError>>,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let err = match call().await {
+            let (err, should_retry) = match call().await {
                 Ok(v) => return Ok(v),
-                Err(e) => classify(operation, e),
+                Err(e) => {
+                    let should = match &e {
+                        TransportError::Api { should_retry, .. } => *should_retry,
+                        _ => None,
+                    };
+                    (classify(operation, e), should)
+                }
             };
-            if !err.is_retryable() || attempt >= self.retry.attempts {
+            // Stripe-Should-Retry overrides the status: `false` is final, `true` (e.g. a 409
+            // lock timeout) is worth another attempt.
+            let retryable = should_retry.unwrap_or_else(|| err.is_retryable());
+            if !retryable || attempt >= self.retry.attempts {
                 return Err(err);
             }
             let ceiling = self
                 .retry
                 .cap
                 .min(self.retry.base.saturating_mul(1 << (attempt - 1).min(16)));
-            let pause = rand::rng().random_range(Duration::ZERO..=ceiling);
+            // Full jitter, but never sooner than Stripe's Retry-After.
+            let floor = match &err {
+                PaymentsError::RateLimited {
+                    retry_after: Some(d),
+                    ..
+                } => *d,
+                _ => Duration::ZERO,
+            };
+            let pause = floor.max(rand::rng().random_range(Duration::ZERO..=ceiling));
             warn!(operation, attempt, error = %err, pause_ms = pause.as_millis() as u64, "Stripe call failed: retrying");
             tokio::time::sleep(pause).await;
         }
     }
 }
 
-fn classify(operation: &'static str, e: StripeError) -> PaymentsError {
+fn classify(operation: &'static str, e: TransportError) -> PaymentsError {
     match e {
-        StripeError::Stripe(api, status) => {
-            let message = api
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("HTTP {status}"));
+        TransportError::Api {
+            status,
+            code,
+            message,
+            retry_after,
+            ..
+        } => {
             if status == 429 {
-                PaymentsError::RateLimited { operation }
+                PaymentsError::RateLimited {
+                    operation,
+                    retry_after,
+                }
             } else if status >= 500 {
                 PaymentsError::Unavailable { operation, message }
             } else if status == 404 {
                 PaymentsError::NotFound { operation, message }
-            } else if matches!(api.code, Some(ApiErrorsCode::ChargeAlreadyRefunded)) {
+            } else if code.as_deref() == Some("charge_already_refunded") {
                 PaymentsError::AlreadyRefunded
             } else {
                 PaymentsError::Rejected {
@@ -163,19 +205,15 @@ fn classify(operation: &'static str, e: StripeError) -> PaymentsError {
                 }
             }
         }
-        StripeError::Timeout => PaymentsError::Unavailable {
+        TransportError::Timeout => PaymentsError::Unavailable {
             operation,
             message: "timed out".into(),
         },
-        StripeError::ClientError(m) => PaymentsError::Unavailable {
+        TransportError::Connection(m) => PaymentsError::Unavailable {
             operation,
             message: m,
         },
-        StripeError::JSONDeserialize(m) => PaymentsError::Invalid {
-            operation,
-            message: m,
-        },
-        StripeError::ConfigError(m) => PaymentsError::Rejected {
+        TransportError::Decode(m) => PaymentsError::Invalid {
             operation,
             message: m,
         },

@@ -59,6 +59,8 @@ fn client() -> StripePayments {
             base: Duration::from_millis(10),
             cap: Duration::from_millis(50),
         },
+        max_rps: 100.0,
+        burst: 100,
     })
     .unwrap()
 }
@@ -212,4 +214,31 @@ async fn a_payment_link_summary_has_its_url_price_and_product() {
         (Some(1800), Some("eur"))
     );
     assert_eq!(s.product_name.as_deref(), Some("Tote"));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_rate_limit_answer_is_retried_no_sooner_than_retry_after() {
+    use stockbridge_app::ports::LinkDirectory;
+    let p = client();
+    let product = control(
+        "/_test/products",
+        json!({"name": "Retry-After", "unit_amount": 100, "currency": "usd"}),
+    );
+    let pid = product["product"]["id"].as_str().unwrap().to_owned();
+    let link = control("/_test/payment_links", json!({"product": pid}));
+    let id = PaymentLinkId::parse(link["id"].as_str().unwrap()).unwrap();
+    control(
+        "/_test/faults",
+        json!({"path_regex": format!("^/v1/payment_links/{id}$"), "status": 429, "count": 1, "retry_after": 1}),
+    );
+    let started = std::time::Instant::now();
+    p.set_link_active(&id, false, None).await.unwrap();
+    // The backoff ceiling here is 50 ms: only Retry-After makes it wait a whole second.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.link_active(&id).await.unwrap(), Some(false));
 }
