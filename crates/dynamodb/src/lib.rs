@@ -6,6 +6,11 @@
 //! | catalog item (stock) | `ITEM#{store_id}#{product_id}` | `ITEM` |
 //! | ledger entry | `ITEM#{store_id}#{product_id}` | `LEDGER#{version:020}` |
 //! | order | `ORDER#{checkout_session_id}` | `ORDER` |
+//! | product details (merchandising) | `PRODUCT#{product_id}` | `DETAILS` |
+//! | its Stripe mapping | `PRODUCT#{product_id}` | `STRIPE` |
+//! | replay cursor | `CURSOR#stripe-events` | `CURSOR` |
+//! | named checkpoint (backfill, last reconcile) | `CHECKPOINT#{name}` | `CHECKPOINT` |
+//! | discrepancy found by the reconciler | `RECON#{yyyy-mm-dd}` | `{ms:013}#{subject}` |
 //!
 //! Ids never contain `#` (the domain refuses it), so keys cannot collide. A decision's write set
 //! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
@@ -18,7 +23,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement, KeyType,
-    KeysAndAttributes, Put, ScalarAttributeType, TransactWriteItem, Update,
+    KeysAndAttributes, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TransactWriteItem, Update,
 };
 use stockbridge_app::ports::{InventoryStore, StoreError};
 use stockbridge_domain::{
@@ -309,6 +315,13 @@ impl DynamoStore {
             .attribute_definitions(build(attr("sk"))?)
             .key_schema(build(keyel("pk", KeyType::Hash))?)
             .key_schema(build(keyel("sk", KeyType::Range))?)
+            // Keys only: the catalog-sync pipe reads the product id and re-reads the rest.
+            .stream_specification(build(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::KeysOnly)
+                    .build(),
+            )?)
             .send()
             .await;
         match r {
@@ -817,6 +830,235 @@ impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
         );
         item.insert("repaired".into(), AttributeValue::Bool(repaired));
         item.insert("at".into(), n(at.0));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+/// The merchandising catalog: `pk = PRODUCT#{product_id}` with `sk = DETAILS` (the details, as
+/// JSON in `doc`, and `revision`) and `sk = STRIPE` (the Stripe mapping, as JSON in `doc`, and
+/// `version`). The table's stream carries every write; the catalog-sync pipe passes on only
+/// `sk = DETAILS`, so the sync's own mapping writes never loop back to it.
+fn product_pk(product: &ProductId) -> String {
+    format!("PRODUCT#{product}")
+}
+
+const DETAILS_SK: &str = "DETAILS";
+const MAPPING_SK: &str = "STRIPE";
+
+fn parse_doc<T: serde::de::DeserializeOwned>(a: &Attrs, key: &str) -> Result<T, StoreError> {
+    serde_json::from_str(get_s(a, "doc", key)?).map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn to_doc<T: serde::Serialize>(v: &T, key: &str) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v)
+        .map(s)
+        .map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn entry_of(
+    details: Option<&Attrs>,
+    mapping: Option<&Attrs>,
+    key: &str,
+) -> Result<Option<stockbridge_app::ports::CatalogEntry>, StoreError> {
+    let Some(d) = details else { return Ok(None) };
+    Ok(Some(stockbridge_app::ports::CatalogEntry {
+        details: parse_doc(d, key)?,
+        mapping: mapping
+            .map(|m| parse_doc(m, key))
+            .transpose()?
+            .unwrap_or_default(),
+    }))
+}
+
+impl DynamoStore {
+    /// Reads the mappings of the products in `details` and pairs them.
+    async fn with_mappings(
+        &self,
+        details: Vec<Attrs>,
+    ) -> Result<HashMap<ProductId, stockbridge_app::ports::CatalogEntry>, StoreError> {
+        let mut by_pk: HashMap<String, Attrs> = HashMap::new();
+        for d in details {
+            let pk = get_s(&d, "pk", "PRODUCT")?.to_owned();
+            by_pk.insert(pk, d);
+        }
+        let keys = by_pk.keys().map(|pk| key(pk.clone(), MAPPING_SK)).collect();
+        let mut mappings: HashMap<String, Attrs> = HashMap::new();
+        for m in self.batch_get(keys).await? {
+            let pk = get_s(&m, "pk", "PRODUCT")?.to_owned();
+            mappings.insert(pk, m);
+        }
+        let mut out = HashMap::with_capacity(by_pk.len());
+        for (pk, d) in &by_pk {
+            if let Some(e) = entry_of(Some(d), mappings.get(pk), pk)? {
+                out.insert(e.details.product_id.clone(), e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl stockbridge_app::ports::CatalogStore for DynamoStore {
+    async fn entry(
+        &self,
+        product: &ProductId,
+    ) -> Result<Option<stockbridge_app::ports::CatalogEntry>, StoreError> {
+        let pk = product_pk(product);
+        let r = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let items = r.items();
+        let find = |sk: &str| {
+            items
+                .iter()
+                .find(|a| a.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(sk))
+        };
+        entry_of(find(DETAILS_SK), find(MAPPING_SK), &pk)
+    }
+
+    async fn entries(
+        &self,
+        products: &[ProductId],
+    ) -> Result<HashMap<ProductId, stockbridge_app::ports::CatalogEntry>, StoreError> {
+        let keys = products
+            .iter()
+            .map(|p| key(product_pk(p), DETAILS_SK))
+            .collect();
+        let details = self.batch_get(keys).await?;
+        self.with_mappings(details).await
+    }
+
+    async fn put_details(
+        &self,
+        details: &stockbridge_domain::ProductDetails,
+        expected_revision: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let pk = product_pk(&details.product_id);
+        let mut item = key(pk.clone(), DETAILS_SK);
+        item.insert("kind".into(), s("details"));
+        item.insert("revision".into(), n(details.revision));
+        item.insert("doc".into(), to_doc(details, &pk)?);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match expected_revision {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(r) => put
+                .condition_expression("revision = :r")
+                .expression_attribute_values(":r", n(r)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn save_mapping(
+        &self,
+        product: &ProductId,
+        mapping: &stockbridge_domain::StripeMapping,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let pk = product_pk(product);
+        let mut item = key(pk.clone(), MAPPING_SK);
+        item.insert("kind".into(), s("stripe_mapping"));
+        item.insert("version".into(), n(mapping.version));
+        item.insert("doc".into(), to_doc(mapping, &pk)?);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = if expected_version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(expected_version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn scan_entries(
+        &self,
+        segment: u32,
+        segments: u32,
+        start: Option<String>,
+    ) -> Result<(Vec<stockbridge_app::ports::CatalogEntry>, Option<String>), StoreError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("kind = :details")
+            .expression_attribute_values(":details", s("details"))
+            .limit(500);
+        if segments > 1 {
+            scan = scan
+                .segment(i32::try_from(segment).map_err(other)?)
+                .total_segments(i32::try_from(segments).map_err(other)?);
+        }
+        if let Some(start) = start {
+            let (pk, sk) = start
+                .split_once('\u{1f}')
+                .ok_or_else(|| corrupt("scan position", "not pk<US>sk"))?;
+            scan = scan.set_exclusive_start_key(Some(key(pk.to_owned(), sk)));
+        }
+        let r = scan.send().await.map_err(sdk_error)?;
+        let next = r.last_evaluated_key().map(|k| {
+            let get = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            format!("{}\u{1f}{}", get("pk"), get("sk"))
+        });
+        let mut entries: Vec<_> = self
+            .with_mappings(r.items().to_vec())
+            .await?
+            .into_values()
+            .collect();
+        entries.sort_by(|a, b| a.details.product_id.cmp(&b.details.product_id));
+        Ok((entries, next))
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CHECKPOINT#{name}"), "CHECKPOINT")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.item()
+            .map(|a| get_s(a, "value", name).map(str::to_owned))
+            .transpose()
+    }
+
+    async fn save_checkpoint(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let mut item = key(format!("CHECKPOINT#{name}"), "CHECKPOINT");
+        item.insert("kind".into(), s("checkpoint"));
+        item.insert("value".into(), s(value));
         self.client
             .put_item()
             .table_name(&self.table)

@@ -268,3 +268,92 @@ async fn the_replay_cursor_only_moves_from_where_it_was_read() {
     );
     assert_eq!(s.cursor().await.unwrap(), Some(b));
 }
+
+fn details(p: &str, revision: u64) -> ProductDetails {
+    ProductDetails {
+        product_id: ProductId::parse(p).unwrap(),
+        name: format!("Product {p}"),
+        description: None,
+        images: vec![],
+        price: Money::new(1200, "usd").unwrap(),
+        active: true,
+        metadata: Default::default(),
+        stores: [StoreId::parse("s1").unwrap()].into_iter().collect(),
+        revision,
+        updated_at: Timestamp(1),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn catalog_details_and_mappings_are_compare_and_set_and_scanned_in_segments() {
+    use stockbridge_app::ports::CatalogStore;
+    let s = store().await;
+    let p = ProductId::parse("tee").unwrap();
+    assert!(s.entry(&p).await.unwrap().is_none());
+    s.put_details(&details("tee", 1), None).await.unwrap();
+    assert!(matches!(
+        s.put_details(&details("tee", 1), None).await,
+        Err(StoreError::Conflict)
+    ));
+    s.put_details(&details("tee", 2), Some(1)).await.unwrap();
+    assert!(matches!(
+        s.put_details(&details("tee", 3), Some(1)).await,
+        Err(StoreError::Conflict)
+    ));
+    let e = s.entry(&p).await.unwrap().unwrap();
+    assert_eq!(e.details.revision, 2);
+    assert_eq!(e.mapping, StripeMapping::default());
+
+    let m = StripeMapping {
+        price_id: Some(PriceId::parse("price_1").unwrap()),
+        synced_revision: 2,
+        version: 1,
+        ..StripeMapping::default()
+    };
+    s.save_mapping(&p, &m, 0).await.unwrap();
+    assert!(matches!(
+        s.save_mapping(&p, &m, 0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.entry(&p).await.unwrap().unwrap().mapping, m);
+
+    for i in 0..30 {
+        s.put_details(&details(&format!("p{i:02}"), 1), None)
+            .await
+            .unwrap();
+    }
+    let found = s
+        .entries(&[p.clone(), ProductId::parse("p07").unwrap(), ProductId::parse("nope").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[&p].mapping, m);
+
+    // Every product exactly once across segments, whatever the page size.
+    for segments in [1u32, 3] {
+        let mut seen = Vec::new();
+        for segment in 0..segments {
+            let mut start = None;
+            loop {
+                let (page, next) = s.scan_entries(segment, segments, start).await.unwrap();
+                seen.extend(page.into_iter().map(|e| e.details.product_id.to_string()));
+                match next {
+                    Some(n) => start = Some(n),
+                    None => break,
+                }
+            }
+        }
+        seen.sort();
+        assert_eq!(seen.len(), 31, "segments={segments}: {seen:?}");
+        seen.dedup();
+        assert_eq!(seen.len(), 31, "segments={segments}: duplicates");
+    }
+
+    assert_eq!(s.checkpoint("backfill").await.unwrap(), None);
+    s.save_checkpoint("backfill", "prod_9").await.unwrap();
+    assert_eq!(
+        s.checkpoint("backfill").await.unwrap().as_deref(),
+        Some("prod_9")
+    );
+}
