@@ -417,3 +417,288 @@ pub fn product_agrees(
 ) -> Vec<FieldDiff> {
     product_diffs(&product_fields(&entry.details, &entry.mapping), product)
 }
+
+/// The Stripe event types that send a product to the sync (routed to its queue by an
+/// EventBridge rule).
+pub const CATALOG_EVENT_TYPES: [&str; 6] = [
+    "product.created",
+    "product.updated",
+    "price.created",
+    "price.updated",
+    "payment_link.created",
+    "payment_link.updated",
+];
+
+/// What a catalog-sync message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncTarget {
+    /// Sync this product.
+    Product(ProductId),
+    /// Sync the product this Payment Link sells (found through Stripe).
+    Link(PaymentLinkId),
+}
+
+/// A decoded catalog-sync message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncMessage {
+    /// Work to do.
+    Sync {
+        /// What to sync.
+        target: SyncTarget,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// Nothing to do, and why (logged, then the message is deleted).
+    Skip(String),
+}
+
+/// Decodes an SQS message body of the catalog-sync queue: a DynamoDB stream record (via the
+/// EventBridge Pipe) or an EventBridge envelope of a Stripe catalog event.
+///
+/// # Errors
+/// [`crate::events::DecodeError`] naming the field: such a message can never succeed and is
+/// dead-lettered with that reason.
+pub fn decode_sync_message(
+    body: &str,
+    filter: &crate::events::EventFilter,
+) -> Result<SyncMessage, crate::events::DecodeError> {
+    use crate::events::DecodeError;
+    let bad = |field: &str, message: String| DecodeError {
+        field: field.to_owned(),
+        message,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| bad("body", format!("not JSON: {e}")))?;
+    let str_at = |path: &str| v.pointer(path).and_then(serde_json::Value::as_str);
+    if v.get("dynamodb").is_some() {
+        let pk = str_at("/dynamodb/Keys/pk/S")
+            .ok_or_else(|| bad("dynamodb.Keys.pk.S", "missing".into()))?;
+        let sk = str_at("/dynamodb/Keys/sk/S")
+            .ok_or_else(|| bad("dynamodb.Keys.sk.S", "missing".into()))?;
+        let product = pk
+            .strip_prefix("PRODUCT#")
+            .filter(|_| sk == "DETAILS")
+            .ok_or_else(|| {
+                bad(
+                    "dynamodb.Keys",
+                    format!("{pk}/{sk} is not a product's details record (check the pipe's filter)"),
+                )
+            })?;
+        let product = ProductId::parse(product).map_err(|e| bad("dynamodb.Keys.pk.S", e.to_string()))?;
+        return Ok(SyncMessage::Sync {
+            target: SyncTarget::Product(product),
+            trigger: Trigger::CatalogChange,
+        });
+    }
+    let source = str_at("/source").ok_or_else(|| {
+        bad(
+            "source",
+            "missing: neither a stream record nor an EventBridge event".into(),
+        )
+    })?;
+    if !source.starts_with(&filter.source_prefix) {
+        return Ok(SyncMessage::Skip(format!(
+            "event source {source:?} is not a configured Stripe source"
+        )));
+    }
+    let event_type = str_at("/detail/type").ok_or_else(|| bad("detail.type", "missing".into()))?;
+    if !CATALOG_EVENT_TYPES.contains(&event_type) {
+        return Ok(SyncMessage::Skip(format!(
+            "event type {event_type} is not a catalog event"
+        )));
+    }
+    let livemode = v.pointer("/detail/livemode").and_then(serde_json::Value::as_bool);
+    if livemode != Some(filter.livemode) {
+        return Ok(SyncMessage::Skip(format!(
+            "event livemode={livemode:?} but this deployment expects livemode={}",
+            filter.livemode
+        )));
+    }
+    let object = |field: &str| {
+        str_at(&format!("/detail/data/object/{field}"))
+            .ok_or_else(|| bad(&format!("detail.data.object.{field}"), "missing".into()))
+    };
+    let target = match event_type.split('.').next() {
+        Some("product") => SyncTarget::Product(
+            ProductId::parse(object("id")?).map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+        ),
+        Some("price") => {
+            // `product` is an id, or an object when expanded.
+            let product = str_at("/detail/data/object/product")
+                .or_else(|| str_at("/detail/data/object/product/id"))
+                .ok_or_else(|| bad("detail.data.object.product", "missing".into()))?;
+            SyncTarget::Product(
+                ProductId::parse(product)
+                    .map_err(|e| bad("detail.data.object.product", e.to_string()))?,
+            )
+        }
+        _ => match str_at("/detail/data/object/metadata/product_id") {
+            Some(p) => SyncTarget::Product(
+                ProductId::parse(p)
+                    .map_err(|e| bad("detail.data.object.metadata.product_id", e.to_string()))?,
+            ),
+            None => SyncTarget::Link(
+                PaymentLinkId::parse(object("id")?)
+                    .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+            ),
+        },
+    };
+    Ok(SyncMessage::Sync {
+        target,
+        trigger: Trigger::StripeChange,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventFilter;
+
+    fn filter() -> EventFilter {
+        EventFilter {
+            source_prefix: "aws.partner/stripe.com/".into(),
+            livemode: false,
+        }
+    }
+
+    fn event(kind: &str, object: serde_json::Value) -> String {
+        serde_json::json!({
+            "source": "aws.partner/stripe.com/ed_test",
+            "detail-type": kind,
+            "detail": {"id": "evt_1", "type": kind, "livemode": false, "data": {"object": object}},
+        })
+        .to_string()
+    }
+
+    fn product(p: &str) -> SyncMessage {
+        SyncMessage::Sync {
+            target: SyncTarget::Product(ProductId::parse(p).unwrap()),
+            trigger: Trigger::StripeChange,
+        }
+    }
+
+    #[test]
+    fn a_stream_record_of_details_names_its_product() {
+        let body = r#"{"eventName":"MODIFY","eventSource":"aws:dynamodb","dynamodb":{"Keys":{"pk":{"S":"PRODUCT#tee"},"sk":{"S":"DETAILS"}}}}"#;
+        assert_eq!(
+            decode_sync_message(body, &filter()).unwrap(),
+            SyncMessage::Sync {
+                target: SyncTarget::Product(ProductId::parse("tee").unwrap()),
+                trigger: Trigger::CatalogChange
+            }
+        );
+        let other = body.replace("DETAILS", "STRIPE");
+        let err = decode_sync_message(&other, &filter()).unwrap_err();
+        assert_eq!(err.field, "dynamodb.Keys");
+    }
+
+    #[test]
+    fn stripe_catalog_events_name_their_product() {
+        assert_eq!(
+            decode_sync_message(&event("product.updated", serde_json::json!({"id": "prod_1"})), &filter()).unwrap(),
+            product("prod_1")
+        );
+        assert_eq!(
+            decode_sync_message(
+                &event("price.updated", serde_json::json!({"id": "price_1", "product": "prod_2"})),
+                &filter()
+            )
+            .unwrap(),
+            product("prod_2")
+        );
+        assert_eq!(
+            decode_sync_message(
+                &event("payment_link.updated", serde_json::json!({"id": "plink_1", "metadata": {"product_id": "prod_3"}})),
+                &filter()
+            )
+            .unwrap(),
+            product("prod_3")
+        );
+        assert_eq!(
+            decode_sync_message(
+                &event("payment_link.updated", serde_json::json!({"id": "plink_1", "metadata": {}})),
+                &filter()
+            )
+            .unwrap(),
+            SyncMessage::Sync {
+                target: SyncTarget::Link(PaymentLinkId::parse("plink_1").unwrap()),
+                trigger: Trigger::StripeChange
+            }
+        );
+    }
+
+    #[test]
+    fn foreign_or_unrelated_events_are_skipped_and_garbage_is_an_error() {
+        let foreign = event("product.updated", serde_json::json!({"id": "prod_1"}))
+            .replace("aws.partner/stripe.com/ed_test", "evil.example");
+        assert!(matches!(decode_sync_message(&foreign, &filter()).unwrap(), SyncMessage::Skip(_)));
+        let other = event("customer.created", serde_json::json!({"id": "cus_1"}));
+        assert!(matches!(decode_sync_message(&other, &filter()).unwrap(), SyncMessage::Skip(_)));
+        assert_eq!(decode_sync_message("{", &filter()).unwrap_err().field, "body");
+        assert_eq!(decode_sync_message("{}", &filter()).unwrap_err().field, "source");
+        let no_id = event("product.updated", serde_json::json!({}));
+        assert_eq!(
+            decode_sync_message(&no_id, &filter()).unwrap_err().field,
+            "detail.data.object.id"
+        );
+    }
+}
+
+/// Why a catalog-sync message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// It can never succeed (malformed, or Stripe refused the change): dead-letter it with this
+    /// reason.
+    #[error("{0}")]
+    Poison(String),
+    /// It may succeed later (throttling, Stripe 429/5xx, a concurrent sync): retry it.
+    #[error("{0}")]
+    Retry(SyncError),
+}
+
+impl<S, K, C> CatalogSync<S, K, C>
+where
+    S: CatalogStore + InventoryStore + ReconciliationLog,
+    K: StripeCatalog + Payments,
+    C: Clock,
+{
+    /// Handles one message of the catalog-sync queue.
+    ///
+    /// # Errors
+    /// [`MessageError`]: poison or retry.
+    pub async fn handle_message(
+        &self,
+        body: &str,
+        filter: &crate::events::EventFilter,
+    ) -> Result<SyncReport, MessageError> {
+        let (target, trigger) = match decode_sync_message(body, filter)
+            .map_err(|e| MessageError::Poison(e.to_string()))?
+        {
+            SyncMessage::Skip(why) => {
+                info!(reason = %why, "catalog message skipped");
+                return Ok(SyncReport::default());
+            }
+            SyncMessage::Sync { target, trigger } => (target, trigger),
+        };
+        let retry_or_poison = |e: SyncError| {
+            if e.is_retryable() {
+                MessageError::Retry(e)
+            } else {
+                MessageError::Poison(e.to_string())
+            }
+        };
+        let product = match target {
+            SyncTarget::Product(p) => p,
+            SyncTarget::Link(l) => match self.product_of_link(&l).await.map_err(retry_or_poison)? {
+                Some(p) => p,
+                None => {
+                    info!(link = %l, "payment link of no known product: skipped");
+                    return Ok(SyncReport::default());
+                }
+            },
+        };
+        self.sync_product(&product, trigger)
+            .await
+            .map_err(retry_or_poison)
+    }
+}

@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::events::EventFilter;
 use stockbridge_app::inventory::{Inventory, InventoryConfig};
 use stockbridge_app::ports::SystemClock;
@@ -167,6 +168,32 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Which Stripe events to accept (source prefix and mode).
+    pub fn event_filter(&self) -> EventFilter {
+        EventFilter {
+            source_prefix: self.source_prefix.clone(),
+            livemode: self.livemode,
+        }
+    }
+}
+
+/// The catalog sync wired to the real adapters.
+pub type LiveCatalogSync = CatalogSync<DynamoStore, StripePayments, SystemClock>;
+
+/// Builds the catalog sync use case from the configuration.
+///
+/// # Errors
+/// [`ConfigError`].
+pub async fn catalog_sync(config: &Config) -> Result<LiveCatalogSync, ConfigError> {
+    let a = adapters(config).await?;
+    Ok(CatalogSync {
+        store: a.store,
+        stripe: a.payments,
+        clock: SystemClock,
+    })
+}
+
 /// The inventory use case wired to the real adapters.
 pub type LiveInventory = Inventory<DynamoStore, IotPublisher, StripePayments, SystemClock>;
 
@@ -287,10 +314,7 @@ pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
         a.payments,
         SystemClock,
         InventoryConfig {
-            filter: EventFilter {
-                source_prefix: config.source_prefix.clone(),
-                livemode: config.livemode,
-            },
+            filter: config.event_filter(),
             default_store: config.default_store.clone(),
             max_attempts: 50,
         },
