@@ -481,10 +481,13 @@ pub fn decode_sync_message(
             .ok_or_else(|| {
                 bad(
                     "dynamodb.Keys",
-                    format!("{pk}/{sk} is not a product's details record (check the pipe's filter)"),
+                    format!(
+                        "{pk}/{sk} is not a product's details record (check the pipe's filter)"
+                    ),
                 )
             })?;
-        let product = ProductId::parse(product).map_err(|e| bad("dynamodb.Keys.pk.S", e.to_string()))?;
+        let product =
+            ProductId::parse(product).map_err(|e| bad("dynamodb.Keys.pk.S", e.to_string()))?;
         return Ok(SyncMessage::Sync {
             target: SyncTarget::Product(product),
             trigger: Trigger::CatalogChange,
@@ -507,7 +510,9 @@ pub fn decode_sync_message(
             "event type {event_type} is not a catalog event"
         )));
     }
-    let livemode = v.pointer("/detail/livemode").and_then(serde_json::Value::as_bool);
+    let livemode = v
+        .pointer("/detail/livemode")
+        .and_then(serde_json::Value::as_bool);
     if livemode != Some(filter.livemode) {
         return Ok(SyncMessage::Skip(format!(
             "event livemode={livemode:?} but this deployment expects livemode={}",
@@ -520,7 +525,8 @@ pub fn decode_sync_message(
     };
     let target = match event_type.split('.').next() {
         Some("product") => SyncTarget::Product(
-            ProductId::parse(object("id")?).map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+            ProductId::parse(object("id")?)
+                .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
         ),
         Some("price") => {
             // `product` is an id, or an object when expanded.
@@ -595,12 +601,19 @@ mod tests {
     #[test]
     fn stripe_catalog_events_name_their_product() {
         assert_eq!(
-            decode_sync_message(&event("product.updated", serde_json::json!({"id": "prod_1"})), &filter()).unwrap(),
+            decode_sync_message(
+                &event("product.updated", serde_json::json!({"id": "prod_1"})),
+                &filter()
+            )
+            .unwrap(),
             product("prod_1")
         );
         assert_eq!(
             decode_sync_message(
-                &event("price.updated", serde_json::json!({"id": "price_1", "product": "prod_2"})),
+                &event(
+                    "price.updated",
+                    serde_json::json!({"id": "price_1", "product": "prod_2"})
+                ),
                 &filter()
             )
             .unwrap(),
@@ -608,7 +621,10 @@ mod tests {
         );
         assert_eq!(
             decode_sync_message(
-                &event("payment_link.updated", serde_json::json!({"id": "plink_1", "metadata": {"product_id": "prod_3"}})),
+                &event(
+                    "payment_link.updated",
+                    serde_json::json!({"id": "plink_1", "metadata": {"product_id": "prod_3"}})
+                ),
                 &filter()
             )
             .unwrap(),
@@ -616,7 +632,10 @@ mod tests {
         );
         assert_eq!(
             decode_sync_message(
-                &event("payment_link.updated", serde_json::json!({"id": "plink_1", "metadata": {}})),
+                &event(
+                    "payment_link.updated",
+                    serde_json::json!({"id": "plink_1", "metadata": {}})
+                ),
                 &filter()
             )
             .unwrap(),
@@ -631,11 +650,23 @@ mod tests {
     fn foreign_or_unrelated_events_are_skipped_and_garbage_is_an_error() {
         let foreign = event("product.updated", serde_json::json!({"id": "prod_1"}))
             .replace("aws.partner/stripe.com/ed_test", "evil.example");
-        assert!(matches!(decode_sync_message(&foreign, &filter()).unwrap(), SyncMessage::Skip(_)));
+        assert!(matches!(
+            decode_sync_message(&foreign, &filter()).unwrap(),
+            SyncMessage::Skip(_)
+        ));
         let other = event("customer.created", serde_json::json!({"id": "cus_1"}));
-        assert!(matches!(decode_sync_message(&other, &filter()).unwrap(), SyncMessage::Skip(_)));
-        assert_eq!(decode_sync_message("{", &filter()).unwrap_err().field, "body");
-        assert_eq!(decode_sync_message("{}", &filter()).unwrap_err().field, "source");
+        assert!(matches!(
+            decode_sync_message(&other, &filter()).unwrap(),
+            SyncMessage::Skip(_)
+        ));
+        assert_eq!(
+            decode_sync_message("{", &filter()).unwrap_err().field,
+            "body"
+        );
+        assert_eq!(
+            decode_sync_message("{}", &filter()).unwrap_err().field,
+            "source"
+        );
         let no_id = event("product.updated", serde_json::json!({}));
         assert_eq!(
             decode_sync_message(&no_id, &filter()).unwrap_err().field,
@@ -701,4 +732,101 @@ where
             .await
             .map_err(retry_or_poison)
     }
+}
+
+/// The merchandising fields of one product in one store, as imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailsInput {
+    /// The product.
+    pub product_id: ProductId,
+    /// The store that sells it (added to the product's stores).
+    pub store_id: StoreId,
+    /// Display name.
+    pub name: String,
+    /// Longer text.
+    pub description: Option<String>,
+    /// Image URLs.
+    pub images: Vec<String>,
+    /// Unit price.
+    pub price: stockbridge_domain::Money,
+    /// For sale at all.
+    pub active: bool,
+    /// Catalog-owned metadata.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// What writing details did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailsChange {
+    /// New product: revision 1.
+    Created,
+    /// A field changed: the new revision (the sync picks it up from the stream).
+    Changed(u64),
+    /// Nothing changed: nothing written (no sync, no Stripe call).
+    Unchanged,
+}
+
+/// Why details could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DetailsWriteError {
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] stockbridge_domain::DetailsError),
+    /// The store failed (or kept changing under us).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates or updates a product's details (compare-and-set on the revision; a store is added to
+/// the ones that sell it, never removed by an import). Writes nothing when nothing changed.
+///
+/// # Errors
+/// [`DetailsWriteError`].
+pub async fn put_details<S: CatalogStore, C: Clock>(
+    store: &S,
+    clock: &C,
+    input: &DetailsInput,
+) -> Result<DetailsChange, DetailsWriteError> {
+    for _ in 0..5 {
+        let current = store.entry(&input.product_id).await?.map(|e| e.details);
+        let mut stores = current
+            .as_ref()
+            .map(|d| d.stores.clone())
+            .unwrap_or_default();
+        stores.insert(input.store_id.clone());
+        let revision = current.as_ref().map_or(0, |d| d.revision);
+        let next = stockbridge_domain::ProductDetails {
+            product_id: input.product_id.clone(),
+            name: input.name.clone(),
+            description: input.description.clone().filter(|d| !d.is_empty()),
+            images: input.images.clone(),
+            price: input.price.clone(),
+            active: input.active,
+            metadata: input.metadata.clone(),
+            stores,
+            revision: revision + 1,
+            updated_at: clock.now(),
+        };
+        next.validate()?;
+        if let Some(c) = &current {
+            let same = stockbridge_domain::ProductDetails {
+                revision: c.revision,
+                updated_at: c.updated_at,
+                ..next.clone()
+            };
+            if &same == c {
+                return Ok(DetailsChange::Unchanged);
+            }
+        }
+        match store
+            .put_details(&next, current.as_ref().map(|d| d.revision))
+            .await
+        {
+            Ok(()) if current.is_none() => return Ok(DetailsChange::Created),
+            Ok(()) => return Ok(DetailsChange::Changed(next.revision)),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
 }

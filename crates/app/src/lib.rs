@@ -15,10 +15,12 @@
 //! - [`storefront`]: the catalog document a static storefront loads.
 //! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
 //! - [`reconcile`]: invariant checks and repairs (links active iff in stock).
+//! - [`backfill`]: importing an existing Stripe account into the catalog.
 //! - [`catalog`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
 //! - [`effects`]: running a decision's side effects.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
+pub mod backfill;
 pub mod catalog;
 pub mod effects;
 pub mod events;

@@ -41,6 +41,8 @@ pub struct MemoryStore {
     pub conflicts: AtomicUsize,
     recorded: Mutex<Vec<Recorded>>,
     catalog: Mutex<MemoryCatalog>,
+    /// The replay cursor (as a [`crate::ports::CursorStore`]).
+    pub cursor: MemoryCursor,
 }
 
 impl MemoryStore {
@@ -265,6 +267,10 @@ pub struct MemoryPayments {
     pub completed: Mutex<Vec<crate::ports::SessionSummary>>,
     /// Products, prices and links.
     pub catalog: Mutex<MemoryStripeCatalog>,
+    /// List pages served before one fails (`None`: never), to interrupt a backfill.
+    pub pages_before_failure: Mutex<Option<usize>>,
+    /// Stripe's event log (as a [`crate::ports::EventLog`]).
+    pub event_log: MemoryEventLog,
 }
 
 impl MemoryPayments {
@@ -645,6 +651,59 @@ impl MemoryPayments {
         lock(&self.catalog).clone()
     }
 
+    /// Adds a link as someone in the Dashboard would (no metadata).
+    pub fn add_foreign_link(
+        &self,
+        id: &str,
+        price: &stockbridge_domain::PriceId,
+        product: &ProductId,
+    ) {
+        lock(&self.catalog)
+            .links
+            .push(stockbridge_domain::StripeLink {
+                id: PaymentLinkId::parse(id).expect("valid id"),
+                active: true,
+                prices: vec![price.clone()],
+                products: vec![product.clone()],
+                store_id: None,
+                product_id: None,
+            });
+    }
+
+    /// Adds a product with one price as an existing Stripe account has them.
+    pub fn add_stripe_product(
+        &self,
+        id: &str,
+        name: &str,
+        amount: u64,
+    ) -> stockbridge_domain::PriceId {
+        let mut c = lock(&self.catalog);
+        let price = stockbridge_domain::PriceId::parse(format!("price_{}", c.prices.len() + 1))
+            .expect("valid id");
+        let product = ProductId::parse(id).expect("valid id");
+        c.prices.push(stockbridge_domain::StripePrice {
+            id: price.clone(),
+            product: product.clone(),
+            amount: Some(amount),
+            currency: "usd".into(),
+            active: true,
+        });
+        c.products.insert(
+            product.clone(),
+            stockbridge_domain::StripeProduct {
+                id: product,
+                name: name.to_owned(),
+                description: None,
+                images: vec![],
+                active: true,
+                metadata: BTreeMap::new(),
+                updated: 1,
+                default_price: Some(price.clone()),
+            },
+        );
+        price
+    }
+
     /// Edits a product as someone in the Dashboard would.
     pub fn edit_product(
         &self,
@@ -659,6 +718,24 @@ impl MemoryPayments {
 
     fn call(&self, op: &'static str) {
         lock(&self.calls).push(op);
+    }
+
+    fn page_fault(&self) -> Result<(), PaymentsError> {
+        let mut left = lock(&self.pages_before_failure);
+        match *left {
+            Some(0) => {
+                *left = None;
+                Err(PaymentsError::Unavailable {
+                    operation: "list",
+                    message: "injected failure".into(),
+                })
+            }
+            Some(n) => {
+                *left = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -831,6 +908,7 @@ impl crate::ports::StripeCatalog for MemoryPayments {
             id: PaymentLinkId::parse(format!("plink_{}", c.links.len() + 1)).expect("valid id"),
             active: true,
             prices: vec![price.clone()],
+            products: vec![product.clone()],
             store_id: Some(store.clone()),
             product_id: Some(product.clone()),
         };
@@ -878,6 +956,7 @@ impl crate::ports::StripeCatalog for MemoryPayments {
         PaymentsError,
     > {
         self.call("list_products");
+        self.page_fault()?;
         let c = lock(&self.catalog);
         let items: Vec<_> = c
             .products
@@ -904,6 +983,7 @@ impl crate::ports::StripeCatalog for MemoryPayments {
         starting_after: Option<&PaymentLinkId>,
     ) -> Result<crate::ports::Page<stockbridge_domain::StripeLink>, PaymentsError> {
         self.call("list_links");
+        self.page_fault()?;
         let c = lock(&self.catalog);
         let links = lock(&self.links);
         let start = starting_after
@@ -919,5 +999,37 @@ impl crate::ports::StripeCatalog for MemoryPayments {
             items: items.into_iter().take(100).collect(),
             has_more,
         })
+    }
+}
+
+impl crate::ports::CursorStore for MemoryStore {
+    async fn cursor(&self) -> Result<Option<crate::ports::Cursor>, StoreError> {
+        crate::ports::CursorStore::cursor(&self.cursor).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        previous: Option<&crate::ports::Cursor>,
+        next: &crate::ports::Cursor,
+    ) -> Result<(), StoreError> {
+        crate::ports::CursorStore::advance_cursor(&self.cursor, previous, next).await
+    }
+}
+
+impl crate::ports::EventLog for MemoryPayments {
+    async fn events_after(
+        &self,
+        after: &stockbridge_domain::StripeEventId,
+        types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<crate::ports::LoggedEvent>, PaymentsError> {
+        crate::ports::EventLog::events_after(&self.event_log, after, types, limit).await
+    }
+
+    async fn newest_event(
+        &self,
+        types: &[&str],
+    ) -> Result<Option<crate::ports::LoggedEvent>, PaymentsError> {
+        crate::ports::EventLog::newest_event(&self.event_log, types).await
     }
 }

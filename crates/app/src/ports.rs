@@ -821,3 +821,33 @@ impl<T: StripeCatalog> StripeCatalog for std::sync::Arc<T> {
         (**self).links_page(a)
     }
 }
+
+impl<T: CursorStore> CursorStore for std::sync::Arc<T> {
+    fn cursor(&self) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send {
+        (**self).cursor()
+    }
+    fn advance_cursor(
+        &self,
+        previous: Option<&Cursor>,
+        next: &Cursor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).advance_cursor(previous, next)
+    }
+}
+
+impl<T: EventLog> EventLog for std::sync::Arc<T> {
+    fn events_after(
+        &self,
+        after: &StripeEventId,
+        types: &[&str],
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LoggedEvent>, PaymentsError>> + Send {
+        (**self).events_after(after, types, limit)
+    }
+    fn newest_event(
+        &self,
+        types: &[&str],
+    ) -> impl Future<Output = Result<Option<LoggedEvent>, PaymentsError>> + Send {
+        (**self).newest_event(types)
+    }
+}

@@ -165,8 +165,9 @@ pub struct ImportItem {
     pub name: String,
     /// Units in stock.
     pub stock: u64,
-    /// Payment Links selling it.
-    pub payment_links: Vec<PaymentLinkId>,
+    /// Payment Links selling it (`None`: keep the item's links, e.g. the ones the catalog sync
+    /// made).
+    pub payment_links: Option<Vec<PaymentLinkId>>,
 }
 
 /// What an import did to one item.
@@ -215,7 +216,7 @@ where
                     row.product_id.clone(),
                     row.name.clone(),
                     row.stock,
-                    row.payment_links.clone(),
+                    row.payment_links.clone().unwrap_or_default(),
                     actor,
                     now,
                 )?;
@@ -244,7 +245,9 @@ where
                 &row.store_id,
                 &row.product_id,
                 &row.name,
-                &row.payment_links,
+                row.payment_links
+                    .as_ref()
+                    .unwrap_or(&existing.payment_links),
             )
             .await?;
         if existing.available == row.stock {

@@ -535,7 +535,7 @@ async fn an_import_creates_items_and_never_puts_back_sold_units() {
         product_id: ProductId::parse("prod_new").unwrap(),
         name: "New".into(),
         stock: 0,
-        payment_links: vec![PaymentLinkId::parse("plink_new").unwrap()],
+        payment_links: Some(vec![PaymentLinkId::parse("plink_new").unwrap()]),
     };
     assert_eq!(
         w.app.import_item(&row, false, "test").await.unwrap(),

@@ -25,7 +25,11 @@ impl Function {
     /// Sends a poison message to the DLQ with its reason. Returns whether it is safe to delete.
     async fn dead_letter(&self, message_id: &str, body: &str, reason: &str) -> bool {
         let Some(url) = &self.dlq_url else {
-            tracing::error!(message_id, reason, "poison message and CATALOG_SYNC_DLQ_URL is not set: left for the queue's redrive");
+            tracing::error!(
+                message_id,
+                reason,
+                "poison message and CATALOG_SYNC_DLQ_URL is not set: left for the queue's redrive"
+            );
             return false;
         };
         let attr = |v: &str| {
@@ -48,7 +52,11 @@ impl Function {
             .await
         {
             Ok(_) => {
-                tracing::error!(message_id, reason, "poison message moved to the dead-letter queue");
+                tracing::error!(
+                    message_id,
+                    reason,
+                    "poison message moved to the dead-letter queue"
+                );
                 true
             }
             Err(e) => {

@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
+use stockbridge_app::catalog::{DetailsChange, DetailsInput, put_details};
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
 use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_app::stock::{ImportItem, Imported};
 use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
-use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
+use stockbridge_domain::{
+    CatalogItem, Money, OrderId, PaymentLinkId, ProductId, StockChange, StoreId,
+};
 
 #[derive(Parser)]
 #[command(
@@ -159,6 +162,47 @@ struct ImportRow {
     stock: u64,
     #[serde(default)]
     payment_links: LinksField,
+    // Merchandising: with `unit_amount`, the row is the product's source of truth and the
+    // catalog sync makes Stripe match it (product, price, a link per store).
+    #[serde(default)]
+    unit_amount: Option<u64>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    images: LinksField,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    metadata: MetadataField,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+enum MetadataField {
+    #[default]
+    None,
+    Map(std::collections::BTreeMap<String, String>),
+    Joined(String),
+}
+
+impl MetadataField {
+    fn into_map(self) -> Result<std::collections::BTreeMap<String, String>> {
+        match self {
+            Self::None => Ok(Default::default()),
+            Self::Map(m) => Ok(m),
+            Self::Joined(s) => s
+                .split(';')
+                .filter(|kv| !kv.trim().is_empty())
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .with_context(|| format!("metadata {kv:?} is not key=value"))
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -243,7 +287,8 @@ fn read_rows(path: &Path) -> Result<Vec<ImportRow>> {
 async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
     let rows = read_rows(path)?;
     let inventory = stockbridge_bootstrap::inventory(config).await?;
-    let (mut created, mut updated, mut kept) = (0, 0, 0);
+    let catalog = stockbridge_bootstrap::store(config).await;
+    let (mut created, mut updated, mut kept, mut details_changed) = (0, 0, 0, 0);
     for (i, row) in rows.into_iter().enumerate() {
         let at = |what: &str| format!("item {} ({}): {what}", i + 1, row.product_id);
         let item = ImportItem {
@@ -255,14 +300,37 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
             },
             name: row.name.clone(),
             stock: row.stock,
-            payment_links: row
-                .payment_links
-                .into_vec()
-                .into_iter()
-                .map(PaymentLinkId::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| at("payment_links"))?,
+            payment_links: match row.payment_links.into_vec() {
+                // An empty cell keeps the item's links (e.g. the ones the catalog sync made).
+                v if v.is_empty() => None,
+                v => Some(
+                    v.into_iter()
+                        .map(PaymentLinkId::parse)
+                        .collect::<Result<Vec<_>, _>>()
+                        .with_context(|| at("payment_links"))?,
+                ),
+            },
         };
+        if let Some(amount) = row.unit_amount {
+            let input = DetailsInput {
+                product_id: item.product_id.clone(),
+                store_id: item.store_id.clone(),
+                name: item.name.clone(),
+                description: row.description,
+                images: row.images.into_vec(),
+                price: Money::new(amount, row.currency.as_deref().unwrap_or("usd"))
+                    .with_context(|| at("currency"))?,
+                active: row.active.unwrap_or(true),
+                metadata: row.metadata.into_map().with_context(|| at("metadata"))?,
+            };
+            match put_details(&catalog, &SystemClock, &input)
+                .await
+                .with_context(|| at("details"))?
+            {
+                DetailsChange::Created | DetailsChange::Changed(_) => details_changed += 1,
+                DetailsChange::Unchanged => {}
+            }
+        }
         match inventory
             .import_item(&item, set_stock, "catalog import")
             .await
@@ -280,7 +348,7 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
         }
     }
     println!(
-        "imported {}: {created} created, {updated} updated, {kept} with stock left as is",
+        "imported {}: {created} created, {updated} updated, {kept} with stock left as is; {details_changed} products' details changed (synced to Stripe by catalog-sync)",
         path.display()
     );
     Ok(())

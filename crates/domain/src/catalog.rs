@@ -224,6 +224,8 @@ pub struct StripeLink {
     pub active: bool,
     /// The prices it sells.
     pub prices: Vec<PriceId>,
+    /// Their products, in the same order (empty when Stripe did not say).
+    pub products: Vec<ProductId>,
     /// `metadata.store_id`.
     pub store_id: Option<StoreId>,
     /// `metadata.product_id`.
@@ -600,6 +602,7 @@ mod tests {
             id: PaymentLinkId::parse("plink_1").unwrap(),
             active: true,
             prices: vec![PriceId::parse(price).unwrap()],
+            products: vec![],
             store_id: None,
             product_id: None,
         };

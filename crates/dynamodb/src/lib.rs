@@ -1028,7 +1028,12 @@ impl stockbridge_app::ports::CatalogStore for DynamoStore {
         }
         let r = scan.send().await.map_err(sdk_error)?;
         let next = r.last_evaluated_key().map(|k| {
-            let get = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let get = |n: &str| {
+                k.get(n)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
             format!("{}\u{1f}{}", get("pk"), get("sk"))
         });
         let mut entries: Vec<_> = self

@@ -324,7 +324,11 @@ async fn catalog_details_and_mappings_are_compare_and_set_and_scanned_in_segment
             .unwrap();
     }
     let found = s
-        .entries(&[p.clone(), ProductId::parse("p07").unwrap(), ProductId::parse("nope").unwrap()])
+        .entries(&[
+            p.clone(),
+            ProductId::parse("p07").unwrap(),
+            ProductId::parse("nope").unwrap(),
+        ])
         .await
         .unwrap();
     assert_eq!(found.len(), 2);

@@ -81,22 +81,27 @@ fn link_view(
     operation: &'static str,
     l: &stripe_shared::PaymentLink,
 ) -> Result<StripeLink, PaymentsError> {
-    let prices = l
+    let lines: Vec<&stripe_shared::Price> = l
         .line_items
         .as_ref()
-        .map(|items| {
-            items
-                .data
-                .iter()
-                .filter_map(|i| i.price.as_ref())
-                .filter_map(|p| PriceId::parse(p.id.as_str()).ok())
-                .collect()
-        })
+        .map(|items| items.data.iter().filter_map(|i| i.price.as_ref()).collect())
         .unwrap_or_default();
+    let prices = lines
+        .iter()
+        .filter_map(|p| PriceId::parse(p.id.as_str()).ok())
+        .collect();
+    let products = lines
+        .iter()
+        .filter_map(|p| match &p.product {
+            Expandable::Id(id) => ProductId::parse(id.as_str()).ok(),
+            Expandable::Object(o) => ProductId::parse(o.id.as_str()).ok(),
+        })
+        .collect();
     Ok(StripeLink {
         id: PaymentLinkId::parse(l.id.as_str()).map_err(|e| invalid(operation, e.to_string()))?,
         active: l.active,
         prices,
+        products,
         store_id: l
             .metadata
             .get("store_id")
@@ -294,6 +299,7 @@ impl StripeCatalog for StripePayments {
         let mut view = link_view(OP, &l)?;
         if view.prices.is_empty() {
             view.prices = vec![price.clone()];
+            view.products = vec![product.clone()];
         }
         Ok(view)
     }

@@ -1,0 +1,120 @@
+//! Backfill against the in-memory ports: resumable, no duplicates, the cursor set first.
+
+use std::sync::Arc;
+
+use stockbridge_app::backfill::BackfillOptions;
+use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::ports::{CatalogStore, CursorStore, InventoryStore, LoggedEvent};
+use stockbridge_domain::{ProductId, StoreId, StripeEventId};
+
+fn options() -> BackfillOptions {
+    BackfillOptions {
+        store: StoreId::parse("s1").unwrap(),
+        default_stock: 7,
+        restart: false,
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_backfill_resumes_without_duplicates() {
+    let store = Arc::new(MemoryStore::default());
+    let payments = Arc::new(MemoryPayments::default());
+    let cursor = &store.cursor;
+    let events = &payments.event_log;
+    events.events.lock().unwrap().push(LoggedEvent {
+        id: StripeEventId::parse("evt_before").unwrap(),
+        created: 100,
+        event: serde_json::json!({"id": "evt_before", "type": "checkout.session.completed"}),
+    });
+    for i in 0..250 {
+        let price = payments.add_stripe_product(&format!("prod_{i:03}"), &format!("P{i}"), 500 + i);
+        if i % 10 == 0 {
+            payments.add_foreign_link(
+                &format!("plink_{i:03}"),
+                &price,
+                &ProductId::parse(format!("prod_{i:03}")).unwrap(),
+            );
+        }
+    }
+    let inventory = Inventory::new(
+        store.clone(),
+        Arc::new(MemoryPublisher::default()),
+        payments.clone(),
+        Arc::new(TickingClock::default()),
+        InventoryConfig {
+            filter: stockbridge_app::events::EventFilter {
+                source_prefix: "aws.partner/stripe.com/".into(),
+                livemode: false,
+            },
+            default_store: StoreId::parse("s1").unwrap(),
+            max_attempts: 5,
+        },
+    );
+
+    // The second page of products fails: the first run stops half-way.
+    *payments.pages_before_failure.lock().unwrap() = Some(1);
+    let err = inventory.backfill(&options(), |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(store.catalog().entries.len(), 100);
+    assert_eq!(
+        cursor.cursor().await.unwrap().unwrap().event_id.as_str(),
+        "evt_before",
+        "the cursor is the newest event from before the backfill"
+    );
+
+    // An event after the start must not move the cursor on resume.
+    events.events.lock().unwrap().push(LoggedEvent {
+        id: StripeEventId::parse("evt_during").unwrap(),
+        created: 200,
+        event: serde_json::json!({"id": "evt_during", "type": "checkout.session.completed"}),
+    });
+    let mut pages = 0;
+    let done = inventory
+        .backfill(&options(), |_| pages += 1)
+        .await
+        .unwrap();
+    assert_eq!(done.phase, "done");
+    assert_eq!((done.products, done.existing, done.skipped), (250, 0, 0));
+    assert_eq!(done.links, 25);
+    assert!(pages >= 3);
+    assert_eq!(
+        cursor.cursor().await.unwrap().unwrap().event_id.as_str(),
+        "evt_before"
+    );
+
+    let catalog = store.catalog();
+    assert_eq!(catalog.entries.len(), 250);
+    let tee = &catalog.entries[&ProductId::parse("prod_010").unwrap()];
+    assert_eq!(tee.details.price.amount, 510);
+    assert_eq!(
+        tee.mapping.synced_revision, tee.details.revision,
+        "nothing for the sync to do"
+    );
+    assert_eq!(tee.mapping.links.len(), 1);
+    let item = store
+        .item(
+            &StoreId::parse("s1").unwrap(),
+            &ProductId::parse("prod_010").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.available, 7);
+    assert_eq!(item.payment_links.len(), 1);
+    // Nothing was created at Stripe.
+    let calls = payments.calls.lock().unwrap().clone();
+    assert!(!calls.iter().any(|c| c.starts_with("create_")), "{calls:?}");
+    assert_eq!(store.snapshot().items.len(), 250);
+
+    // Running it again after it finished does nothing new.
+    let again = inventory.backfill(&options(), |_| {}).await.unwrap();
+    assert_eq!(again, done);
+    assert!(
+        store
+            .entry(&ProductId::parse("prod_249").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
