@@ -31,9 +31,60 @@ WHAT IS MODELLED
   ``active``, ``inactive_message``, ``metadata[...]``)
 * ``GET  /v1/payment_intents/{id}``
 * ``POST /v1/refunds``, ``GET /v1/refunds?payment_intent=``, ``GET /v1/refunds/{id}``
-* ``GET  /v1/products/{id}``, ``GET /v1/prices/{id}``
+* ``GET  /v1/products/{id}`` (expand: default_price), ``GET /v1/prices/{id}`` (expand: product)
+* ``POST /v1/products`` (``id`` -- an existing one is 400 ``resource_already_exists``;
+  ``name`` required; ``description``, ``images[]`` (at most 8), ``active``, ``metadata[k]``,
+  ``url``, ``default_price_data[currency|unit_amount]``, ...), ``POST /v1/products/{id}``
+  (``name``, ``description`` / ``url`` ("" -> null), ``images[]`` (``images=`` clears),
+  ``active``, ``metadata`` ("" deletes a key), ``default_price`` (a price of this product;
+  "" unsets)); a change bumps ``updated``, a no-op changes nothing and emits nothing
+* ``POST /v1/prices`` (``product``, ``unit_amount`` >= 0, ``currency`` required; ``active``,
+  ``metadata``, ``nickname``, ``lookup_key``, ``tax_behavior``; does not set the product's
+  default price), ``POST /v1/prices/{id}`` (``active``, ``metadata``, ``nickname``,
+  ``lookup_key``, ``tax_behavior`` only: ``unit_amount`` / ``currency`` / ``product`` are 400
+  ``parameter_unknown``, prices are immutable; archiving a product's default price is 400
+  "This price cannot be archived because it is the default price of its product.")
+* ``GET /v1/products`` (active, ids[], created, shippable, url; expand data.default_price),
+  ``GET /v1/prices`` (product, active, currency, type, lookup_keys[], created; expand
+  data.product), ``GET /v1/payment_links`` (active; expand data.line_items): newest first,
+  limit 1..100 (default 10), starting_after / ending_before.  A page costs O(limit), not
+  O(objects): creation order is kept as a list plus an id -> position dict.
 * ``GET  /v1/events`` (limit, starting_after, ending_before, ``type``, ``types[]``,
   ``created`` / ``created[gte|gt|lte|lt]``; newest first), ``GET /v1/events/{id}``
+
+A repeated ``name[]`` parameter (``ids[]=a&ids[]=b``) keeps every value (as ``name[0]``,
+``name[1]``, ...); otherwise the last value of a parameter wins.
+
+CATALOG EVENTS
+--------------
+Every create / update through /v1 of a product, price or payment link (and every Dashboard
+edit, ``POST /_test/dashboard/{products|prices|payment_links}/{id}`` with a JSON body of field
+changes, which leaves no API request in the log) stores a ``product.created``,
+``product.updated``, ``price.created``, ``price.updated``, ``payment_link.created`` or
+``payment_link.updated`` event (``data.object`` = the object after the change; for
+``*.updated`` ``data.previous_attributes`` = the old values of the changed fields, for
+``metadata`` only the changed keys, null for an added key; ``request`` = the API request id and
+its Idempotency-Key, both null for a Dashboard edit).  When a *catalog event sink* is set
+(``--catalog-event-sink URL`` or ``POST /_test/catalog_event_sink {"url": ...|null}``; it
+survives ``/_test/reset``) the event's EventBridge envelope (same shape as for checkout
+events) is POSTed there after the response, in order, by one background thread, best effort:
+a failure is logged on stderr and counted (``GET /_test/catalog_event_sink`` -> ``{"url",
+"pending", "delivered", "failed", "failures"}``), never retried.  Checkout events go only to
+the event sink below, catalog events only to the catalog sink.
+
+RATE LIMIT AND BULK SEEDING
+---------------------------
+``POST /_test/rate_limit {"per_second": R, "burst": B, "retry_after": S?}`` (``{}`` disables;
+off by default; Stripe's test mode allows 25 requests/s) is a token bucket over every /v1
+request, checked before the faults and the idempotency layer: an empty bucket answers the
+429 ``rate_limit`` error of the 429 fault (``Retry-After`` only when ``retry_after`` is set).
+``GET /_test/rate_limit`` -> ``{"per_second", "burst", "retry_after", "allowed",
+"rejected"}``; ``/_test/state`` has ``rate_limited`` (the 429s it gave).  The limit is
+configuration (kept by ``/_test/reset``), its counters are state.
+``POST /_test/products/bulk {"count": N, "prefix": "bench", "unit_amount": 1000, "currency":
+"usd", "metadata": {}}`` creates N products ``prod_<prefix><n>`` each with one active default
+price ``price_<prefix><n>``, without events or request log (100,000 in about a second).
+``GET /_test/state?summary=1`` answers only the counts and settings.
 
 EVENTS AND THE HOSTED PAYMENT PAGE
 ----------------------------------
@@ -78,9 +129,12 @@ import argparse
 import copy
 import html
 import json
+import math
+import queue
 import re
 import secrets
 import string
+import sys
 import threading
 import time
 import urllib.error
@@ -127,6 +181,27 @@ EVENT_SOURCE = "aws.partner/stripe.com/ed_test_local"
 EVENT_ACCOUNT = "000000000000"
 EVENT_REGION = "us-east-1"
 DEFAULT_SINK_TIMEOUT_S = 120.0
+CATALOG_SINK_TIMEOUT_S = 10.0
+CATALOG_EVENT_TYPES = ("product.created", "product.updated", "price.created", "price.updated",
+                       "payment_link.created", "payment_link.updated")
+PRODUCT_CREATE_PARAMS = {
+    "id", "name", "active", "description", "images", "metadata", "url", "default_price_data",
+    "marketing_features", "package_dimensions", "shippable", "statement_descriptor",
+    "tax_code", "unit_label", "expand",
+}
+PRODUCT_UPDATE_PARAMS = (PRODUCT_CREATE_PARAMS - {"id", "default_price_data"}) | {
+    "default_price"}
+PRODUCT_LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand", "active", "ids",
+                       "created", "shippable", "url"}
+PRICE_CREATE_PARAMS = {
+    "currency", "product", "unit_amount", "active", "metadata", "nickname", "billing_scheme",
+    "currency_options", "lookup_key", "tax_behavior", "transfer_lookup_key", "expand",
+}
+PRICE_UPDATE_PARAMS = {"active", "metadata", "nickname", "currency_options", "lookup_key",
+                       "tax_behavior", "transfer_lookup_key", "expand"}
+PRICE_LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand", "active", "currency",
+                     "product", "created", "type", "lookup_keys"}
+PAYMENT_LINK_LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand", "active"}
 # Used when a fixtures file has no ``event`` resource.
 _EVENT_SKELETON = {"id": "evt_x", "object": "event", "api_version": None, "created": 0,
                    "data": {"object": {}}, "livemode": False, "pending_webhooks": 0,
@@ -163,6 +238,102 @@ class TestApiError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Ordered:
+    """Creation order of one kind of object: a list plus an id -> position dict, so a list
+    page (newest first, from any cursor) costs O(page size), not O(number of objects)."""
+
+    __slots__ = ("ids", "pos")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.pos: dict[str, int] = {}
+
+    def add(self, id_: str) -> None:
+        if id_ not in self.pos:
+            self.pos[id_] = len(self.ids)
+            self.ids.append(id_)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class TokenBucket:
+    """Stripe's rate limiter, roughly: ``per_second`` tokens a second, at most ``burst``."""
+
+    def __init__(self, per_second: float, burst: int, retry_after: Optional[float]) -> None:
+        self.per_second, self.burst, self.retry_after = per_second, burst, retry_after
+        self.tokens = float(burst)
+        self.last = time.monotonic()
+        self.allowed = 0
+        self.rejected = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.per_second)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.allowed += 1
+            return True
+        self.rejected += 1
+        return False
+
+    def describe(self) -> dict:
+        return {"per_second": self.per_second, "burst": self.burst,
+                "retry_after": self.retry_after, "allowed": self.allowed,
+                "rejected": self.rejected}
+
+
+class CatalogOutbox:
+    """Delivers catalog events (EventBridge envelopes) to the catalog sink in the background,
+    one at a time and in order, best effort: a failure is logged and counted, not retried."""
+
+    def __init__(self, timeout: float = CATALOG_SINK_TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self.queue: "queue.Queue[tuple[str, dict]]" = queue.Queue()
+        self.lock = threading.Lock()
+        self.pending = 0
+        self.delivered = 0
+        self.failed = 0
+        self.failures: list[dict] = []  # the last 100
+        self._thread: Optional[threading.Thread] = None
+
+    def put(self, url: str, envelope: dict) -> None:
+        with self.lock:
+            self.pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="catalog-outbox",
+                                                daemon=True)
+                self._thread.start()
+        self.queue.put((url, envelope))
+
+    def _run(self) -> None:
+        while True:
+            url, envelope = self.queue.get()
+            try:
+                result = post_event(url, envelope, self.timeout)
+            except Exception as e:  # never let the thread die
+                result = {"delivered": False, "error": f"{type(e).__name__}: {e}"}
+            with self.lock:
+                self.pending -= 1
+                if result["delivered"]:
+                    self.delivered += 1
+                else:
+                    self.failed += 1
+                    self.failures = (self.failures + [{
+                        "event": envelope["detail"]["id"], "type": envelope["detail-type"],
+                        "url": url, "error": result.get("error")}])[-100:]
+            if not result["delivered"]:
+                print(f"fake_stripe: catalog event {envelope['detail']['id']} "
+                      f"({envelope['detail-type']}) not delivered to {url}: "
+                      f"{result.get('error')}", file=sys.stderr, flush=True)
+
+    def describe(self) -> dict:
+        with self.lock:
+            return {"pending": self.pending, "delivered": self.delivered,
+                    "failed": self.failed, "failures": list(self.failures)}
 
 
 def _missing(kind: str, id_: str, param: Optional[str] = None) -> StripeError:
@@ -256,6 +427,69 @@ def apply_metadata(current: dict[str, str], update: Any) -> dict[str, str]:
     return out
 
 
+def check_metadata(md: dict[str, str]) -> dict[str, str]:
+    """Stripe's metadata limits: 50 keys, keys up to 40 characters without square brackets,
+    values up to 500 characters."""
+    if len(md) > 50:
+        raise StripeError(400, "Invalid metadata: metadata can have at most 50 keys.",
+                          param="metadata")
+    for k, v in md.items():
+        if len(k) > 40 or "[" in k or "]" in k:
+            raise StripeError(400, f"Invalid metadata key {k!r}: keys must be at most 40 "
+                              "characters and may not contain square brackets.",
+                              param=f"metadata[{k}]")
+        if len(v) > 500:
+            raise StripeError(400, f"Invalid metadata value for {k!r}: values must be at most "
+                              "500 characters.", param=f"metadata[{k}]")
+    return md
+
+
+def parse_limit(query: dict[str, Any]) -> int:
+    limit = parse_int(query.get("limit", "10"), "limit")
+    if not 1 <= limit <= 100:
+        raise StripeError(400, "Invalid limit: must be between 1 and 100",
+                          code="parameter_invalid_integer", param="limit")
+    return limit
+
+
+def parse_cursors(query: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    after, before = query.get("starting_after"), query.get("ending_before")
+    if after and before:
+        raise StripeError(400, "You may only specify one of these parameters: "
+                          "ending_before, starting_after.", param="starting_after")
+    return after or None, before or None
+
+
+def list_param(params: dict[str, Any], name: str) -> list[str]:
+    """``ids[0]=a&ids[1]=b`` / ``ids[]=a`` -> ["a", "b"]."""
+    v = params.get(name)
+    if v is None:
+        return []
+    if isinstance(v, str):
+        v = [v]
+    if isinstance(v, dict):
+        v = list(v.values())
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise StripeError(400, "Invalid array", param=name)
+    return v
+
+
+def diff_attributes(old: dict, new: dict) -> dict:
+    """Stripe's ``data.previous_attributes``: the old values of the fields that changed; for
+    ``metadata``, only the changed keys (null for a key that was added)."""
+    prev: dict[str, Any] = {}
+    for k, v in new.items():
+        before = old.get(k)
+        if before == v:
+            continue
+        if k == "metadata" and isinstance(before, dict) and isinstance(v, dict):
+            prev[k] = {mk: before.get(mk) for mk in sorted(set(before) | set(v))
+                       if before.get(mk) != v.get(mk)}
+        else:
+            prev[k] = copy.deepcopy(before)
+    return prev
+
+
 # --------------------------------------------------------------------------- the fake
 
 
@@ -276,6 +510,9 @@ class FakeStripe:
         # Configuration, not state: kept across reset().
         self.event_sink: Optional[str] = None
         self.event_sink_timeout = DEFAULT_SINK_TIMEOUT_S
+        self.catalog_event_sink: Optional[str] = None
+        self.catalog_outbox = CatalogOutbox()
+        self.rate_limit: Optional[TokenBucket] = None
         self.reset()
 
     def fixture(self, name: str) -> dict:
@@ -297,6 +534,11 @@ class FakeStripe:
         self.events: list[dict] = []  # oldest first
         self.event_deliveries: list[dict] = []
         self.seq = 0
+        self.order = {"product": Ordered(), "price": Ordered(), "payment_link": Ordered()}
+        self.prices_by_product: dict[str, list[str]] = {}
+        self.bulk_seq = 0
+        if self.rate_limit is not None:  # the limit is configuration; its counters are state
+            self.rate_limit.allowed = self.rate_limit.rejected = 0
 
     # ---------------------------------------------------------------- builders
 
@@ -310,10 +552,11 @@ class FakeStripe:
                  default_price=None, package_dimensions=None, images=list(images or []),
                  active=True)
         self.products[p["id"]] = p
+        self.order["product"].add(p["id"])
         return p
 
     def make_price(self, id_: Optional[str], product_id: str, unit_amount: int, currency: str,
-                   livemode: bool = False) -> dict:
+                   livemode: bool = False, set_default: bool = True) -> dict:
         pr = self.fixture("price")
         pr.update(id=id_ or gen_id("price_"), product=product_id, unit_amount=unit_amount,
                   unit_amount_decimal=str(unit_amount), currency=currency.lower(),
@@ -322,10 +565,53 @@ class FakeStripe:
                   billing_scheme="per_unit", tiers_mode=None, lookup_key=None, nickname=None,
                   metadata={}, active=True)
         self.prices[pr["id"]] = pr
+        if pr["id"] not in self.order["price"].pos:
+            self.order["price"].add(pr["id"])
+            self.prices_by_product.setdefault(product_id, []).append(pr["id"])
         prod = self.products.get(product_id)
-        if prod is not None and prod.get("default_price") is None:
+        if set_default and prod is not None and prod.get("default_price") is None:
             prod["default_price"] = pr["id"]
         return pr
+
+    def bulk_create(self, count: int, prefix: str, unit_amount: int, currency: str,
+                    metadata: dict[str, str]) -> int:
+        """``count`` test-mode products, each with one active default price: shallow copies
+        of one template each (fresh containers), no events, no request log."""
+        now = int(time.time())
+        ptpl = self.fixture("product")
+        ptpl.update(description=None, created=now, updated=now, livemode=False,
+                    package_dimensions=None, images=[], active=True, metadata={},
+                    marketing_features=[], url=None)
+        prtpl = self.fixture("price")
+        prtpl.update(unit_amount=unit_amount, unit_amount_decimal=str(unit_amount),
+                     currency=currency, created=now, livemode=False, type="one_time",
+                     recurring=None, transform_quantity=None, custom_unit_amount=None,
+                     billing_scheme="per_unit", tiers_mode=None, lookup_key=None,
+                     nickname=None, metadata={}, active=True)
+        p_containers = [k for k, v in ptpl.items() if isinstance(v, (dict, list))]
+        pr_containers = [k for k, v in prtpl.items() if isinstance(v, (dict, list))]
+        porder, prorder = self.order["product"], self.order["price"]
+        for _ in range(count):
+            self.bulk_seq += 1
+            while f"prod_{prefix}{self.bulk_seq:07d}" in self.products or \
+                    f"price_{prefix}{self.bulk_seq:07d}" in self.prices:
+                self.bulk_seq += 1
+            pid, prid = f"prod_{prefix}{self.bulk_seq:07d}", f"price_{prefix}{self.bulk_seq:07d}"
+            prod = dict(ptpl)
+            for k in p_containers:
+                prod[k] = copy.copy(ptpl[k])
+            prod.update(id=pid, name=f"{prefix} {self.bulk_seq}", default_price=prid,
+                        metadata=dict(metadata))
+            price = dict(prtpl)
+            for k in pr_containers:
+                price[k] = copy.copy(prtpl[k])
+            price.update(id=prid, product=pid)
+            self.products[pid] = prod
+            porder.add(pid)
+            self.prices[prid] = price
+            prorder.add(prid)
+            self.prices_by_product[pid] = [prid]
+        return count
 
     def make_line_item(self, price: dict, quantity: int) -> dict:
         it = self.fixture("item")
@@ -350,6 +636,7 @@ class FakeStripe:
                   payment_method_options=None)
         self.payment_links[link_id] = pl
         self.payment_link_items[link_id] = items
+        self.order["payment_link"].add(link_id)
         return pl
 
     def make_payment_intent(self, id_: Optional[str], amount: int, currency: str, paid: bool,
@@ -411,6 +698,25 @@ class FakeStripe:
                   pending_webhooks=1 if self.event_sink else 0,
                   request={"id": None, "idempotency_key": None})
         self.events.append(ev)
+        return ev
+
+    def catalog_event(self, type_: str, obj: dict, previous: Optional[dict] = None,
+                      req: Optional[dict] = None) -> dict:
+        """Stores a ``product.*`` / ``price.*`` / ``payment_link.*`` event (for GET /v1/events)
+        and queues its EventBridge envelope for the catalog sink, if one is set."""
+        ev = self.fixture("event")
+        data: dict[str, Any] = {"object": copy.deepcopy(obj)}
+        if previous is not None:
+            data["previous_attributes"] = copy.deepcopy(previous)
+        ev.update(id=gen_id("evt_"), object="event", type=type_,
+                  api_version=EVENT_API_VERSION, created=int(time.time()),
+                  livemode=bool(obj.get("livemode")), data=data,
+                  pending_webhooks=1 if self.catalog_event_sink else 0,
+                  request=dict(req or {"id": None, "idempotency_key": None}))
+        self.events.append(ev)
+        if self.catalog_event_sink:
+            self.catalog_outbox.put(self.catalog_event_sink,
+                                    eventbridge_envelope(copy.deepcopy(ev)))
         return ev
 
     # ---------------------------------------------------------------- lookups
@@ -481,6 +787,43 @@ class FakeStripe:
         else:
             page, has_more = items[:limit], len(items) > limit
         return {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": url}
+
+    def page_newest_first(self, kind: str, objs: dict[str, dict], query: dict[str, Any],
+                          url: str, keep: Callable[[dict], bool]) -> dict:
+        """A list page of ``objs`` (newest first) walking the creation order from the cursor:
+        O(page size) when most objects pass ``keep``."""
+        limit = parse_limit(query)
+        after, before = parse_cursors(query)
+        order = self.order[kind]
+        ids, pos = order.ids, order.pos
+        collected: list[dict] = []
+        if before:
+            if before not in pos:
+                raise StripeError(400, f"No such object: '{before}'", code="resource_missing",
+                                  param="ending_before")
+            i = pos[before] + 1
+            while i < len(ids) and len(collected) <= limit:
+                o = objs[ids[i]]
+                if keep(o):
+                    collected.append(o)
+                i += 1
+            page = list(reversed(collected[:limit]))
+        else:
+            if after:
+                if after not in pos:
+                    raise StripeError(400, f"No such object: '{after}'",
+                                      code="resource_missing", param="starting_after")
+                i = pos[after] - 1
+            else:
+                i = len(ids) - 1
+            while i >= 0 and len(collected) <= limit:
+                o = objs[ids[i]]
+                if keep(o):
+                    collected.append(o)
+                i -= 1
+            page = collected[:limit]
+        return {"object": "list", "data": copy.deepcopy(page),
+                "has_more": len(collected) > limit, "url": url}
 
     def expand_products(self, items: list[dict]) -> None:
         for it in items:
@@ -572,8 +915,12 @@ def h_update_payment_link(ctx: Ctx, lid: str) -> dict:
                               param="inactive_message")
         updated["inactive_message"] = msg or None
     if "metadata" in params:
-        updated["metadata"] = apply_metadata(updated["metadata"], params["metadata"])
+        updated["metadata"] = check_metadata(apply_metadata(updated["metadata"],
+                                                            params["metadata"]))
+    previous = diff_attributes(pl, updated)
     fake.payment_links[lid] = updated
+    if previous:
+        fake.catalog_event("payment_link.updated", updated, previous, ctx.get("req"))
     if expand_list(params):
         return h_get_payment_link(ctx, lid)
     return copy.deepcopy(updated)
@@ -600,13 +947,18 @@ def h_create_payment_link(ctx: Ctx) -> dict:
         pid = line["price"]
         price = fake.visible(fake.prices.get(pid), "price", pid, ctx["live"],
                              param=f"line_items[{i}][price]")
+        if not price["active"]:
+            raise StripeError(400, "The price specified is inactive. This field only accepts "
+                              "active prices.", param=f"line_items[{i}][price]")
         qty = parse_int(line["quantity"], f"line_items[{i}][quantity]", minimum=1)
         items.append(fake.make_line_item(price, qty))
     if len({it["currency"] for it in items}) > 1:
         raise StripeError(400, "All prices must have the same currency.", param="line_items")
-    metadata = apply_metadata({}, params["metadata"]) if "metadata" in params else {}
+    metadata = check_metadata(apply_metadata({}, params["metadata"])) \
+        if "metadata" in params else {}
     pl = fake.make_payment_link(None, items, ctx["host_url"], metadata=metadata,
                                 livemode=ctx["live"])
+    fake.catalog_event("payment_link.created", pl, None, ctx.get("req"))
     return copy.deepcopy(pl)
 
 
@@ -699,7 +1051,346 @@ def h_get_refund(ctx: Ctx, rid: str) -> dict:
 
 def h_get_product(ctx: Ctx, pid: str) -> dict:
     fake: FakeStripe = ctx["fake"]
-    return copy.deepcopy(fake.visible(fake.products.get(pid), "product", pid, ctx["live"]))
+    prod = copy.deepcopy(fake.visible(fake.products.get(pid), "product", pid, ctx["live"]))
+    for path in expand_list(ctx["params"]):
+        if path == "default_price":
+            _expand_default_price(fake, prod)
+        else:
+            raise _unexpandable(path)
+    return prod
+
+
+def _expand_default_price(fake: FakeStripe, prod: dict) -> None:
+    dp = prod.get("default_price")
+    if isinstance(dp, str) and dp in fake.prices:
+        prod["default_price"] = copy.deepcopy(fake.prices[dp])
+
+
+def _referenced(fake: FakeStripe, obj: Optional[dict], kind: str, id_: Any, live: bool,
+                param: str) -> dict:
+    """An object named by a parameter: Stripe answers 400 (not 404) when it does not exist."""
+    if not isinstance(id_, str) or not id_:
+        raise StripeError(400, f"Invalid {param}", param=param)
+    try:
+        return fake.visible(obj, kind, id_, live, param)
+    except StripeError as e:
+        e.status = 400
+        raise
+
+
+def _required(params: dict, name: str) -> Any:
+    if name not in params or params[name] in ("", None):
+        raise StripeError(400, f"Missing required param: {name}.", code="parameter_missing",
+                          param=name)
+    return params[name]
+
+
+def _string(params: dict, name: str, max_len: int = 5000) -> str:
+    v = params[name]
+    if not isinstance(v, str):
+        raise StripeError(400, f"Invalid string: {name}", param=name)
+    if len(v) > max_len:
+        raise StripeError(400, f"{name} must be at most {max_len} characters", param=name)
+    return v
+
+
+def _cannot_unset(name: str) -> StripeError:
+    return StripeError(400, f"You passed an empty string for '{name}'. We assume empty values "
+                       "are an attempt to unset a parameter; however '{name}' cannot be unset. "
+                       f"You should remove '{name}' from your request or supply a non-empty "
+                       "value.", code="parameter_invalid_empty", param=name)
+
+
+def _product_changes(fake: FakeStripe, params: dict, current: Optional[dict],
+                     live: bool) -> dict:
+    """Form parameters of product create/update -> {field: new value}.  Validates everything
+    before anything changes.  ``current`` is None on create."""
+    ch: dict[str, Any] = {}
+    if "name" in params:
+        name = _string(params, "name", 5000)
+        if not name:
+            raise _cannot_unset("name")
+        ch["name"] = name
+    for field in ("description", "url", "statement_descriptor", "unit_label", "tax_code"):
+        if field in params:
+            ch[field] = _string(params, field, 40000 if field == "description" else 5000) \
+                or None
+    if "images" in params:
+        images = params["images"]
+        if images == "":
+            images = []
+        elif isinstance(images, dict):
+            images = list(images.values())
+        if not isinstance(images, list) or not all(isinstance(u, str) and u for u in images):
+            raise StripeError(400, "Invalid array", param="images")
+        if len(images) > 8:
+            raise StripeError(400, "images: at most 8 images per product", param="images")
+        ch["images"] = images
+    if "active" in params:
+        ch["active"] = parse_bool(params["active"], "active")
+    if "shippable" in params:
+        ch["shippable"] = parse_bool(params["shippable"], "shippable")
+    if "metadata" in params:
+        ch["metadata"] = check_metadata(apply_metadata(
+            (current or {}).get("metadata") or {}, params["metadata"]))
+    if "default_price" in params:
+        dp = params["default_price"]
+        if dp == "":
+            ch["default_price"] = None
+        else:
+            price = _referenced(fake, fake.prices.get(dp), "price", dp, live, "default_price")
+            if current is None or price["product"] != current["id"]:
+                raise StripeError(400, f"The price {dp} does not belong to this product.",
+                                  param="default_price")
+            ch["default_price"] = dp
+    return ch
+
+
+def update_product(fake: FakeStripe, pid: str, changes: dict, req: Optional[dict]) -> dict:
+    """Applies validated changes; a change (not a no-op) bumps ``updated`` and emits
+    ``product.updated`` with ``previous_attributes``."""
+    old = fake.products[pid]
+    new = copy.deepcopy(old)
+    new.update(changes)
+    previous = diff_attributes(old, new)
+    if previous:
+        now = int(time.time())
+        if now != old.get("updated"):
+            previous["updated"] = old.get("updated")
+            new["updated"] = now
+        fake.products[pid] = new
+        fake.catalog_event("product.updated", new, previous, req)
+    return new
+
+
+def _price_changes(params: dict, current: Optional[dict]) -> dict:
+    ch: dict[str, Any] = {}
+    if "active" in params:
+        ch["active"] = parse_bool(params["active"], "active")
+    for field in ("nickname", "lookup_key"):
+        if field in params:
+            ch[field] = _string(params, field, 200 if field == "lookup_key" else 5000) or None
+    if "tax_behavior" in params:
+        tb = params["tax_behavior"]
+        if tb not in ("inclusive", "exclusive", "unspecified"):
+            raise StripeError(400, "Invalid tax_behavior: must be one of exclusive, inclusive, "
+                              "or unspecified", param="tax_behavior")
+        ch["tax_behavior"] = tb
+    if "metadata" in params:
+        ch["metadata"] = check_metadata(apply_metadata(
+            (current or {}).get("metadata") or {}, params["metadata"]))
+    return ch
+
+
+def update_price(fake: FakeStripe, pid: str, changes: dict, req: Optional[dict]) -> dict:
+    old = fake.prices[pid]
+    if changes.get("active") is False and old["active"]:
+        prod = fake.products.get(old["product"])
+        if prod is not None and prod.get("default_price") == pid:
+            raise StripeError(400, "This price cannot be archived because it is the default "
+                              "price of its product.", param="active")
+    new = copy.deepcopy(old)
+    new.update(changes)
+    previous = diff_attributes(old, new)
+    if previous:
+        fake.prices[pid] = new
+        fake.catalog_event("price.updated", new, previous, req)
+    return new
+
+
+def _payment_link_changes(params: dict) -> dict:
+    ch: dict[str, Any] = {}
+    if "active" in params:
+        ch["active"] = parse_bool(params["active"], "active")
+    if "inactive_message" in params:
+        ch["inactive_message"] = _string(params, "inactive_message", 500) or None
+    return ch
+
+
+def update_payment_link(fake: FakeStripe, lid: str, changes: dict,
+                        req: Optional[dict]) -> dict:
+    old = fake.payment_links[lid]
+    new = copy.deepcopy(old)
+    new.update(changes)
+    previous = diff_attributes(old, new)
+    if previous:
+        fake.payment_links[lid] = new
+        fake.catalog_event("payment_link.updated", new, previous, req)
+    return new
+
+
+def h_create_product(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRODUCT_CREATE_PARAMS)
+    name = _required(params, "name")
+    if not isinstance(name, str):
+        raise StripeError(400, "Invalid string: name", param="name")
+    pid = params.get("id")
+    if pid is not None:
+        if not isinstance(pid, str) or not pid:
+            raise _cannot_unset("id")
+        if pid in fake.products:
+            raise StripeError(400, "Product already exists.", code="resource_already_exists",
+                              param="id")
+    changes = _product_changes(fake, params, None, ctx["live"])
+    price_data = params.get("default_price_data")
+    if price_data is not None:
+        if not isinstance(price_data, dict):
+            raise StripeError(400, "Invalid object", param="default_price_data")
+        currency = price_data.get("currency")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise StripeError(400, "Missing or invalid param: default_price_data[currency].",
+                              code="parameter_missing", param="default_price_data[currency]")
+        if "unit_amount" not in price_data:
+            raise StripeError(400, "Missing required param: default_price_data[unit_amount].",
+                              code="parameter_missing", param="default_price_data[unit_amount]")
+        unit_amount = parse_int(price_data["unit_amount"], "default_price_data[unit_amount]",
+                                minimum=0)
+    prod = fake.make_product(pid, name, ctx["live"])
+    prod.update(changes)
+    price = None
+    if price_data is not None:
+        price = fake.make_price(None, prod["id"], unit_amount, str(currency), ctx["live"],
+                                set_default=True)
+    fake.catalog_event("product.created", prod, None, ctx.get("req"))
+    if price is not None:
+        fake.catalog_event("price.created", price, None, ctx.get("req"))
+    return h_get_product(ctx, prod["id"])
+
+
+def h_update_product(ctx: Ctx, pid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRODUCT_UPDATE_PARAMS)
+    prod = fake.visible(fake.products.get(pid), "product", pid, ctx["live"])
+    update_product(fake, pid, _product_changes(fake, params, prod, ctx["live"]), ctx.get("req"))
+    return h_get_product(ctx, pid)
+
+
+def h_list_products(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRODUCT_LIST_PARAMS)
+    expand = expand_list(params)
+    for path in expand:
+        if path != "data.default_price":
+            raise _unexpandable(path)
+    live = ctx["live"]
+    active = parse_bool(params["active"], "active") if "active" in params else None
+    shippable = parse_bool(params["shippable"], "shippable") if "shippable" in params else None
+    created_ok = _created_filter(params["created"]) if "created" in params else None
+
+    def keep(p: dict) -> bool:
+        return (bool(p.get("livemode")) == live
+                and (active is None or p["active"] == active)
+                and (shippable is None or p.get("shippable") == shippable)
+                and ("url" not in params or p.get("url") == params["url"])
+                and (created_ok is None or created_ok(int(p.get("created") or 0))))
+
+    ids = list_param(params, "ids")
+    if ids:
+        pos = fake.order["product"].pos
+        rows = sorted((fake.products[i] for i in set(ids) if i in fake.products),
+                      key=lambda p: -pos[p["id"]])
+        out = fake.paginate([p for p in rows if keep(p)], ctx["query"], "/v1/products")
+    else:
+        out = fake.page_newest_first("product", fake.products, ctx["query"], "/v1/products",
+                                     keep)
+    if expand:
+        for p in out["data"]:
+            _expand_default_price(fake, p)
+    return out
+
+
+def h_create_price(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRICE_CREATE_PARAMS)
+    pid = _required(params, "product")
+    prod = _referenced(fake, fake.products.get(pid), "product", pid, ctx["live"], "product")
+    unit_amount = parse_int(_required(params, "unit_amount"), "unit_amount", minimum=0)
+    currency = _required(params, "currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise StripeError(400, f"Invalid currency: {currency}", param="currency")
+    changes = _price_changes(params, None)
+    if "lookup_key" in changes and changes["lookup_key"] is not None and any(
+            p.get("lookup_key") == changes["lookup_key"] for p in fake.prices.values()):
+        raise StripeError(400, f"A price (lookup_key: {changes['lookup_key']}) already uses "
+                          "that lookup key.", param="lookup_key")
+    price = fake.make_price(None, prod["id"], unit_amount, currency, ctx["live"],
+                            set_default=False)
+    price.update(changes)
+    fake.catalog_event("price.created", price, None, ctx.get("req"))
+    return h_get_price(ctx, price["id"])
+
+
+def h_update_price(ctx: Ctx, pid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRICE_UPDATE_PARAMS)
+    price = fake.visible(fake.prices.get(pid), "price", pid, ctx["live"])
+    update_price(fake, pid, _price_changes(params, price), ctx.get("req"))
+    return h_get_price(ctx, pid)
+
+
+def h_list_prices(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PRICE_LIST_PARAMS)
+    expand = expand_list(params)
+    for path in expand:
+        if path != "data.product":
+            raise _unexpandable(path)
+    live = ctx["live"]
+    active = parse_bool(params["active"], "active") if "active" in params else None
+    currency = params.get("currency")
+    type_ = params.get("type")
+    lookup_keys = set(list_param(params, "lookup_keys"))
+    created_ok = _created_filter(params["created"]) if "created" in params else None
+
+    def keep(p: dict) -> bool:
+        return (bool(p.get("livemode")) == live
+                and (active is None or p["active"] == active)
+                and (currency is None or p["currency"] == str(currency).lower())
+                and (type_ is None or p.get("type") == type_)
+                and (not lookup_keys or p.get("lookup_key") in lookup_keys)
+                and (created_ok is None or created_ok(int(p.get("created") or 0))))
+
+    product = params.get("product")
+    if product:
+        rows = [fake.prices[i] for i in reversed(fake.prices_by_product.get(product, []))]
+        out = fake.paginate([p for p in rows if keep(p)], ctx["query"], "/v1/prices")
+    else:
+        out = fake.page_newest_first("price", fake.prices, ctx["query"], "/v1/prices", keep)
+    if expand:
+        for p in out["data"]:
+            if p["product"] in fake.products:
+                p["product"] = copy.deepcopy(fake.products[p["product"]])
+    return out
+
+
+def h_list_payment_links(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PAYMENT_LINK_LIST_PARAMS)
+    expand = expand_list(params)
+    for path in expand:
+        if path != "data.line_items":
+            raise _unexpandable(path)
+    live = ctx["live"]
+    active = parse_bool(params["active"], "active") if "active" in params else None
+
+    def keep(pl: dict) -> bool:
+        return bool(pl.get("livemode")) == live and (active is None or pl["active"] == active)
+
+    out = fake.page_newest_first("payment_link", fake.payment_links, ctx["query"],
+                                 "/v1/payment_links", keep)
+    if expand:
+        for pl in out["data"]:
+            pl["line_items"] = fake.paginate(fake.payment_link_items[pl["id"]], {},
+                                             f"/v1/payment_links/{pl['id']}/line_items")
+    return out
 
 
 def h_get_price(ctx: Ctx, pid: str) -> dict:
@@ -824,6 +1515,7 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("GET", re.compile(rf"^/v1/checkout/sessions/{_ID}$"), h_get_session),
     ("GET", re.compile(rf"^/v1/checkout/sessions/{_ID}/line_items$"), h_session_line_items),
     ("POST", re.compile(r"^/v1/payment_links$"), h_create_payment_link),
+    ("GET", re.compile(r"^/v1/payment_links$"), h_list_payment_links),
     ("GET", re.compile(rf"^/v1/payment_links/{_ID}$"), h_get_payment_link),
     ("POST", re.compile(rf"^/v1/payment_links/{_ID}$"), h_update_payment_link),
     ("GET", re.compile(rf"^/v1/payment_links/{_ID}/line_items$"), h_payment_link_line_items),
@@ -832,7 +1524,13 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("GET", re.compile(r"^/v1/refunds$"), h_list_refunds),
     ("GET", re.compile(rf"^/v1/refunds/{_ID}$"), h_get_refund),
     ("GET", re.compile(rf"^/v1/products/{_ID}$"), h_get_product),
+    ("POST", re.compile(rf"^/v1/products/{_ID}$"), h_update_product),
+    ("GET", re.compile(r"^/v1/products$"), h_list_products),
+    ("POST", re.compile(r"^/v1/products$"), h_create_product),
     ("GET", re.compile(rf"^/v1/prices/{_ID}$"), h_get_price),
+    ("POST", re.compile(rf"^/v1/prices/{_ID}$"), h_update_price),
+    ("GET", re.compile(r"^/v1/prices$"), h_list_prices),
+    ("POST", re.compile(r"^/v1/prices$"), h_create_price),
     ("GET", re.compile(r"^/v1/events$"), h_list_events),
     ("GET", re.compile(rf"^/v1/events/{_ID}$"), h_get_event),
 ]
@@ -874,11 +1572,15 @@ def _fault_error(status: int) -> StripeError:
 
 
 def create_app(fixtures_path: str, event_sink: Optional[str] = None,
-               event_sink_timeout: float = DEFAULT_SINK_TIMEOUT_S) -> Flask:
+               event_sink_timeout: float = DEFAULT_SINK_TIMEOUT_S,
+               catalog_event_sink: Optional[str] = None) -> Flask:
     fake = FakeStripe(fixtures_path)
     if event_sink is not None and not _http_url(event_sink):
         raise ValueError(f"event sink must be an http(s) URL: {event_sink!r}")
+    if catalog_event_sink is not None and not _http_url(catalog_event_sink):
+        raise ValueError(f"catalog event sink must be an http(s) URL: {catalog_event_sink!r}")
     fake.event_sink, fake.event_sink_timeout = event_sink, event_sink_timeout
+    fake.catalog_event_sink = catalog_event_sink
     app = Flask("fake_stripe")
     app.config["FAKE_STRIPE"] = fake
 
@@ -890,8 +1592,8 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
     @app.route("/v1/<path:_rest>", methods=["GET", "POST", "DELETE"])
     def v1(_rest: str) -> Response:
         path = request.path
-        query = {k: v[-1] for k, v in request.args.lists()}
-        form = {k: v[-1] for k, v in request.form.lists()}
+        query = _flat_params(request.args)
+        form = _flat_params(request.form)
         idem = request.headers.get("Idempotency-Key")
         live, auth_err = _auth(request.headers.get("Authorization"))
         entry: dict[str, Any] = {
@@ -1067,15 +1769,170 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
     @app.get("/_test/state")
     @test_api
     def _test_state(_b: dict) -> dict:
-        return copy.deepcopy({
+        """The whole state; ``?summary=1``: only the counts and settings (cheap with 100,000
+        products)."""
+        summary = {
+            "counts": {"products": len(fake.products), "prices": len(fake.prices),
+                       "payment_links": len(fake.payment_links), "events": len(fake.events),
+                       "requests": len(fake.requests)},
+            "rate_limited": fake.rate_limit.rejected if fake.rate_limit else 0,
+            "rate_limit": fake.rate_limit.describe() if fake.rate_limit else None,
+            "faults": [f for f in fake.faults if f["count"] > 0],
+            "event_sink": fake.event_sink,
+            "catalog_event_sink": fake.catalog_event_sink,
+            "catalog_deliveries": fake.catalog_outbox.describe(),
+        }
+        if request.args.get("summary") not in (None, "", "0", "false"):
+            return copy.deepcopy(summary)
+        return copy.deepcopy(dict(summary, **{
             "refunds": fake.refunds, "payment_links": fake.payment_links,
             "payment_intents": fake.payment_intents, "checkout_sessions": fake.checkout_sessions,
             "products": fake.products, "prices": fake.prices,
             "refunded": fake.refunded,
-            "faults": [f for f in fake.faults if f["count"] > 0],
-            "events": fake.events, "event_sink": fake.event_sink,
+            "events": fake.events,
             "event_deliveries": fake.event_deliveries,
-        })
+        }))
+
+    @app.post("/_test/catalog_event_sink")
+    @test_api
+    def _test_catalog_event_sink(b: dict) -> dict:
+        """``{"url": "http://127.0.0.1:PORT/events" | null}``: where product.*, price.* and
+        payment_link.* events go (EventBridge envelopes, asynchronously)."""
+        if "url" not in b:
+            raise TestApiError('give "url" (null disables the catalog sink)')
+        url = b["url"]
+        if url is not None and not _http_url(url):
+            raise TestApiError("url must be an http(s) URL or null")
+        fake.catalog_event_sink = url
+        return dict(fake.catalog_outbox.describe(), url=url)
+
+    @app.get("/_test/catalog_event_sink")
+    @test_api
+    def _test_get_catalog_event_sink(_b: dict) -> dict:
+        """``{"url", "pending", "delivered", "failed", "failures"}`` (pending: queued or being
+        POSTed right now; wait for 0 before checking what the sink got)."""
+        return dict(fake.catalog_outbox.describe(), url=fake.catalog_event_sink)
+
+    @app.post("/_test/rate_limit")
+    @test_api
+    def _test_rate_limit(b: dict) -> dict:
+        """``{"per_second": R, "burst": B?, "retry_after": seconds?}``; ``{}`` or
+        ``{"per_second": null}`` disables it."""
+        rate = b.get("per_second")
+        if rate is None:
+            fake.rate_limit = None
+            return _rate_limit_view()
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
+            raise TestApiError("per_second must be a positive number")
+        burst = b.get("burst", max(1, math.ceil(rate)))
+        if not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+            raise TestApiError("burst must be a positive integer")
+        retry_after = b.get("retry_after")
+        if retry_after is not None and (not isinstance(retry_after, (int, float))
+                                        or isinstance(retry_after, bool) or retry_after < 0):
+            raise TestApiError("retry_after must be a non-negative number of seconds or null")
+        fake.rate_limit = TokenBucket(float(rate), burst, retry_after)
+        return _rate_limit_view()
+
+    @app.get("/_test/rate_limit")
+    @test_api
+    def _test_get_rate_limit(_b: dict) -> dict:
+        return _rate_limit_view()
+
+    def _rate_limit_view() -> dict:
+        if fake.rate_limit is None:
+            return {"per_second": None, "burst": None, "retry_after": None, "allowed": 0,
+                    "rejected": 0}
+        return fake.rate_limit.describe()
+
+    @app.post("/_test/products/bulk")
+    @test_api
+    def _test_products_bulk(b: dict) -> dict:
+        """``{"count": N, "prefix": "bench", "unit_amount": 1000, "currency": "usd",
+        "metadata": {...}?}``: N products, each with one active default price, without events
+        or request log (benchmarks).  Ids: ``prod_<prefix><n>`` / ``price_<prefix><n>``."""
+        count = b.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1_000_000:
+            raise TestApiError("count must be an integer in 1..1000000")
+        prefix = b.get("prefix", "bench")
+        if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_]*", prefix):
+            raise TestApiError("prefix must be letters, digits or _")
+        unit_amount = b.get("unit_amount", 1000)
+        if not isinstance(unit_amount, int) or isinstance(unit_amount, bool) or unit_amount < 0:
+            raise TestApiError("unit_amount must be a non-negative integer (minor units)")
+        currency = b.get("currency", "usd")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise TestApiError("currency must be a 3-letter code")
+        metadata = b.get("metadata") or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str)
+                                                      for v in metadata.values()):
+            raise TestApiError("metadata must be an object of strings")
+        created = fake.bulk_create(count, prefix, unit_amount, currency.lower(), metadata)
+        return {"created": created}
+
+    def dashboard(kind: str, store: dict, to_changes: Callable[[dict, dict], dict],
+                  apply: Callable[[FakeStripe, str, dict, Optional[dict]], dict],
+                  oid: str, b: dict) -> dict:
+        obj = store.get(oid)
+        if obj is None:
+            raise TestApiError(f"no such {kind}: {oid}", 404)
+        return copy.deepcopy(apply(fake, oid, to_changes(b, obj), None))
+
+    def _form_like(b: dict, allowed: set[str]) -> dict:
+        """A dashboard edit (JSON) -> the form values the API handlers validate: a null or ""
+        metadata value deletes the key, null unsets a field."""
+        unknown = sorted(set(b) - allowed)
+        if unknown:
+            raise TestApiError(f"unknown fields {unknown}; allowed: {sorted(allowed)}")
+        out: dict[str, Any] = {}
+        for k, v in b.items():
+            if k == "metadata":
+                if not isinstance(v, dict):
+                    raise TestApiError("metadata must be an object")
+                out[k] = {mk: "" if mv is None else mv for mk, mv in v.items()}
+            elif k == "images":
+                out[k] = "" if v is None or v == [] else v
+            elif v is None:
+                out[k] = ""
+            else:
+                out[k] = v
+        return out
+
+    @app.post("/_test/dashboard/products/<pid>")
+    @test_api
+    def _test_dashboard_product(b: dict, pid: str) -> dict:
+        """Edits a product as the Stripe Dashboard would: product.updated, no API request."""
+        allowed = {"name", "description", "images", "active", "metadata", "url",
+                   "default_price", "shippable", "statement_descriptor", "unit_label",
+                   "tax_code"}
+        return dashboard("product", fake.products,
+                         lambda b, o: _product_changes(fake, _form_like(b, allowed), o,
+                                                       bool(o.get("livemode"))),
+                         update_product, pid, b)
+
+    @app.post("/_test/dashboard/prices/<pid>")
+    @test_api
+    def _test_dashboard_price(b: dict, pid: str) -> dict:
+        """Prices are immutable but for active, metadata, nickname, lookup_key, tax_behavior."""
+        allowed = {"active", "metadata", "nickname", "lookup_key", "tax_behavior"}
+        return dashboard("price", fake.prices,
+                         lambda b, o: _price_changes(_form_like(b, allowed), o),
+                         update_price, pid, b)
+
+    @app.post("/_test/dashboard/payment_links/<lid>")
+    @test_api
+    def _test_dashboard_payment_link(b: dict, lid: str) -> dict:
+        allowed = {"active", "metadata", "inactive_message"}
+
+        def changes(b: dict, o: dict) -> dict:
+            form = _form_like(b, allowed)
+            ch = _payment_link_changes(form)
+            if "metadata" in form:
+                ch["metadata"] = check_metadata(apply_metadata(o["metadata"], form["metadata"]))
+            return ch
+
+        return dashboard("payment_link", fake.payment_links, changes, update_payment_link,
+                         lid, b)
 
     @app.post("/_test/event_sink")
     @test_api
@@ -1395,6 +2252,14 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
         return _json(auth_err.body(), auth_err.status, base_headers)
     method, path = entry["method"], entry["path"]
 
+    if fake.rate_limit is not None and not fake.rate_limit.take():
+        err = _fault_error(429)
+        headers = dict(base_headers, **{"Stripe-Should-Retry": "true"})
+        if fake.rate_limit.retry_after is not None:
+            headers["Retry-After"] = _retry_after_header(fake.rate_limit.retry_after)
+        entry["rate_limited"] = True
+        return _json(err.body(), err.status, headers)
+
     for fault in fake.faults:
         if fault["count"] > 0 and (fault["method"] in (None, method)) \
                 and re.search(fault["path_regex"], path):
@@ -1430,7 +2295,7 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
                                             "Idempotency-Key": idem})
             return _json(saved["body"], saved["status"], headers)
 
-    status, body = _dispatch(fake, entry, live)
+    status, body = _dispatch(fake, entry, live, {"id": req_id, "idempotency_key": idem})
     headers = dict(base_headers)
     if method == "POST" and idem is not None:
         headers["Idempotency-Key"] = idem
@@ -1438,6 +2303,23 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
             fake.idempotency[(live, idem)] = {"fingerprint": fingerprint, "status": status,
                                               "body": body, "request_id": req_id}
     return _json(body, status, headers)
+
+
+def _retry_after_header(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def _flat_params(multi: Any) -> dict[str, str]:
+    """The last value of each parameter, except that a repeated ``name[]`` (``ids[]=a&ids[]=b``)
+    becomes ``name[0]``, ``name[1]``, ... so that every value is kept."""
+    flat: dict[str, str] = {}
+    for k, values in multi.lists():
+        if k.endswith("[]") and len(values) > 1:
+            for i, v in enumerate(values):
+                flat[f"{k[:-2]}[{i}]"] = v
+        else:
+            flat[k] = values[-1]
+    return flat
 
 
 def _saved_for_idempotency(status: int, body: dict) -> bool:
@@ -1452,7 +2334,8 @@ def _saved_for_idempotency(status: int, body: dict) -> bool:
     return bool(code) and not code.startswith("parameter_")
 
 
-def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool]) -> tuple[int, dict]:
+def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool],
+              req: Optional[dict] = None) -> tuple[int, dict]:
     method, path = entry["method"], entry["path"]
     for m, rx, handler in ROUTES:
         match = rx.match(path)
@@ -1466,7 +2349,7 @@ def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool]) -> tuple[int,
             try:
                 flat = entry["form"] if method == "POST" else entry["query"]
                 ctx = {"fake": fake, "params": nest_form(flat), "query": entry["query"],
-                       "live": bool(live), "host_url": request.host_url}
+                       "live": bool(live), "host_url": request.host_url, "req": req}
                 return 200, handler(ctx, *match.groups())
             except StripeError as e:
                 return e.status, e.body()
@@ -1502,11 +2385,16 @@ def main(argv: Optional[list[str]] = None) -> None:
                         "(e.g. the Lambda driver's /_invoke); also POST /_test/event_sink")
     parser.add_argument("--event-sink-timeout", type=float, default=DEFAULT_SINK_TIMEOUT_S,
                         help="seconds to wait for the sink (default: %(default)s)")
+    parser.add_argument("--catalog-event-sink", metavar="URL",
+                        help="POST product.*, price.* and payment_link.* EventBridge envelopes "
+                        "here, asynchronously (e.g. the catalog pipe's /events); also "
+                        "POST /_test/catalog_event_sink")
     parser.add_argument("--verbose", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
 
     try:
-        app = create_app(args.fixtures, args.event_sink, args.event_sink_timeout)
+        app = create_app(args.fixtures, args.event_sink, args.event_sink_timeout,
+                         args.catalog_event_sink)
     except ValueError as e:
         parser.error(str(e))
 

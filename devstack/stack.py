@@ -6,6 +6,7 @@ CLI (normally via ``scripts/stack``)::
                                 [--inventory-binary target/debug/inventory] [--workers 4]
                                 [--no-lambda] [--ready-timeout 30] [--lambda-timeout 60]
                                 [--stripe-fixtures PATH] [--mosquitto PATH] [--verbose]
+                                [--catalog-sync-binary target/debug/catalog-sync]
 
 Starts, in order:
 
@@ -16,6 +17,12 @@ Starts, in order:
    ``mosquitto_passwd``, never printed nor put in the env file) may publish: the IoT bridge.
 2. moto_server (DynamoDB/SQS/EventBridge), iot_bridge (-> mosquitto), fake_stripe -- in parallel
 3. lambda_driver running the inventory binary -- only if the binary exists and --no-lambda is not given
+4. catalog sync -- only if its binary exists (CLI default ``target/debug/catalog-sync``; Python API:
+   ``catalog_sync_binary=``) and --no-lambda is not given: a second lambda_driver
+   (``catalog_sync_driver``, function ``catalog-sync``, 2 workers, log ``catalog-sync.log``, the
+   inventory's env plus ``STRIPE_MAX_RPS=20``) and ``devstack.catalog_pipe`` (the table's stream
+   and the Stripe catalog events -> SQS -> that function); the fake Stripe's catalog event sink
+   is then pointed at the pipe's ``/events``
 
 waits until each is ready, writes a shell-sourceable env file (``export NAME=value``),
 prints it, and stays in the foreground until SIGINT/SIGTERM; then it stops every child
@@ -30,6 +37,10 @@ Python API (e.g. a pytest session fixture)::
         stack.env["AWS_ENDPOINT_URL_DYNAMODB"]   # every exported variable
         stack.urls["lambda"]                     # service base URLs
         stack.mqtt_bridge_credentials            # (user, password) allowed to publish
+
+    with Stack(catalog_sync_binary="target/debug/catalog-sync") as stack:
+        stack.urls["catalog_pipe"], stack.env["CATALOG_SYNC_QUEUE_URL"]
+        stack.wait_catalog_idle()                # events delivered, queue drained
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import argparse
 import base64
 import ctypes
 import hashlib
+import json
 import os
 import pwd
 import secrets
@@ -50,12 +62,18 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 DEFAULT_INVENTORY_BINARY = REPO_ROOT / "target" / "debug" / "inventory"
+DEFAULT_CATALOG_SYNC_BINARY = REPO_ROOT / "target" / "debug" / "catalog-sync"
+CATALOG_QUEUE_NAME = "stockbridge-catalog-sync"
+# Stop order: the pipe first (it invokes the drivers), then the drivers (they need their grace
+# period to stop their own workers), then the rest.
+DRIVERS = ("lambda_driver", "catalog_sync_driver")
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
 MQTT_BRIDGE_USER = "bridge"
@@ -249,6 +267,8 @@ class Stack:
     * ``urls``  -- {"moto", "iot_bridge", "stripe", "lambda"?, "mqtt_ws"} base URLs
     * ``mqtt_host`` / ``mqtt_port`` / ``mqtt_ws_port``
     * ``lambda_started`` -- whether the lambda_driver runs
+    * ``catalog_started`` -- whether the catalog-sync driver and the catalog pipe run
+      (``urls["catalog_pipe"]``, ``urls["catalog_sync"]``; ``wait_catalog_idle()``)
     * ``logs``  -- {child name: log path}; ``state_dir``; ``env_file``
     * ``dead_children()`` -- [(name, returncode)] of children that exited
     """
@@ -267,6 +287,9 @@ class Stack:
         python: Optional[str] = None,
         verbose: bool = False,
         extra_lambda_env: Optional[dict[str, str]] = None,
+        catalog_sync_binary: Union[str, Path, None] = None,
+        catalog_visibility_timeout: int = 10,
+        catalog_max_receive_count: int = 5,
     ) -> None:
         self._temp_state_dir = state_dir is None
         self.state_dir = Path(state_dir).resolve() if state_dir else None
@@ -282,6 +305,12 @@ class Stack:
         self.python = python or sys.executable
         self.verbose = verbose
         self.extra_lambda_env = dict(extra_lambda_env or {})
+        self.catalog_sync_binary = Path(catalog_sync_binary).resolve() \
+            if catalog_sync_binary else None
+        self.catalog_visibility_timeout = catalog_visibility_timeout
+        self.catalog_max_receive_count = catalog_max_receive_count
+        self.catalog_started = False
+        self.catalog_queue: dict[str, str] = {}
 
         self.env: dict[str, str] = {}
         self.urls: dict[str, str] = {}
@@ -318,6 +347,8 @@ class Stack:
             self._start_services()
             if self._should_start_lambda():
                 self._start_lambda()
+            if self._should_start_catalog():
+                self._start_catalog()
             self._build_env()
             self._write_env_file()
         except BaseException:
@@ -332,8 +363,10 @@ class Stack:
             self._stopped = True
         children = list(reversed(self._children))
         # The lambda driver first: it needs its grace period to stop its own workers.
-        drivers = [c for c in children if c.name == "lambda_driver"]
-        others = [c for c in children if c.name != "lambda_driver"]
+        pipes = [c for c in children if c.name == "catalog_pipe"]
+        drivers = [c for c in children if c.name in DRIVERS]
+        others = [c for c in children if c.name not in DRIVERS and c.name != "catalog_pipe"]
+        self._terminate(pipes, STOP_GRACE_S)
         self._terminate(drivers, STOP_GRACE_S + 3.0)
         self._terminate(others, STOP_GRACE_S)
         for c in children:
@@ -345,7 +378,7 @@ class Stack:
                 pass
         if self.state_dir is not None:
             for name in ("moto.port", "iot_bridge.port", "stripe.port", "lambda.port",
-                         "mosquitto.passwd"):
+                         "catalog_sync.port", "catalog_pipe.port", "mosquitto.passwd"):
                 try:
                     (self.state_dir / name).unlink()
                 except FileNotFoundError:
@@ -370,6 +403,28 @@ class Stack:
     # -- internals -----------------------------------------------------------------
     def _should_start_lambda(self) -> bool:
         return bool(self.lambda_enabled and self.inventory_binary and self.inventory_binary.exists())
+
+    def _should_start_catalog(self) -> bool:
+        return bool(self.lambda_enabled and self.catalog_sync_binary
+                    and self.catalog_sync_binary.exists())
+
+    def wait_catalog_idle(self, timeout: float = 60.0) -> dict:
+        """Waits until the fake Stripe has posted every catalog event to the pipe and the pipe
+        is idle (stream read, queue drained, no invocation running).  Returns ``/_idle``."""
+        if not self.catalog_started:
+            raise StackError("the catalog pipe is not running")
+        deadline = time.monotonic() + timeout
+        last: dict = {}
+        while True:
+            sink = _get_json(self.urls["stripe"] + "/_test/catalog_event_sink")
+            if sink.get("pending") == 0:
+                last = _get_json(self.urls["catalog_pipe"] + "/_idle")
+                if last.get("idle"):
+                    return last
+            if time.monotonic() > deadline:
+                raise StackError(f"catalog pipe not idle after {timeout:.0f}s: sink {sink}, "
+                                 f"pipe {last}")
+            time.sleep(0.1)
 
     def _spawn(self, name: str, argv: list[str], env: Optional[dict[str, str]] = None) -> _Child:
         assert self.state_dir is not None
@@ -517,6 +572,48 @@ class Stack:
         self.urls["lambda"] = f"http://{HOST}:{read_ready_file(rf)}"
         self.lambda_started = True
 
+    def _start_catalog(self) -> None:
+        """The catalog-sync function behind its own driver, then the pipe that feeds it."""
+        assert self.state_dir is not None and self.catalog_sync_binary is not None
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        env.update(self._lambda_env())
+        env["STRIPE_MAX_RPS"] = "20"
+        # As CloudFormation requires: the queue's visibility timeout >= the function timeout.
+        timeout = min(self.lambda_timeout, float(self.catalog_visibility_timeout))
+        rf = self.state_dir / "catalog_sync.port"
+        rf.unlink(missing_ok=True)
+        driver = self._python_module(
+            "catalog_sync_driver", "devstack.lambda_driver",
+            ["--host", HOST, "--port", "0", "--binary", str(self.catalog_sync_binary),
+             "--workers", "2", "--function-name", "catalog-sync", "--timeout", str(timeout),
+             "--log-file", str(self.state_dir / "catalog-sync.log"), "--ready-file", str(rf)],
+            env=env,
+        )
+        self.logs["catalog-sync"] = self.state_dir / "catalog-sync.log"
+        self._wait({"catalog_sync_driver": (driver, lambda: self._port_ready(rf))},
+                   self.ready_timeout)
+        self.urls["catalog_sync"] = f"http://{HOST}:{read_ready_file(rf)}"
+
+        table = self._lambda_env()["TABLE_NAME"]
+        prf = self.state_dir / "catalog_pipe.port"
+        prf.unlink(missing_ok=True)
+        pipe = self._python_module(
+            "catalog_pipe", "devstack.catalog_pipe",
+            ["--host", HOST, "--port", "0", "--ready-file", str(prf), "--table", table,
+             "--lambda-url", self.urls["catalog_sync"], "--queue-name", CATALOG_QUEUE_NAME,
+             "--max-receive-count", str(self.catalog_max_receive_count),
+             "--visibility-timeout", str(self.catalog_visibility_timeout)],
+            env=env,
+        )
+        self._wait({"catalog_pipe": (pipe, lambda: self._port_ready(prf))}, self.ready_timeout)
+        self.urls["catalog_pipe"] = f"http://{HOST}:{read_ready_file(prf)}"
+        health = _get_json(self.urls["catalog_pipe"] + "/_health")
+        self.catalog_queue = {"queue_url": health["queue_url"], "dlq_url": health["dlq_url"]}
+        # fake_stripe started before the pipe existed: point its catalog sink at it now.
+        _post_json(self.urls["stripe"] + "/_test/catalog_event_sink",
+                   {"url": self.urls["catalog_pipe"] + "/events"})
+        self.catalog_started = True
+
     def _build_env(self) -> None:
         env = self._lambda_env()
         env.update({
@@ -529,6 +626,11 @@ class Stack:
         })
         if self.lambda_started:
             env["STOCKBRIDGE_LAMBDA_URL"] = self.urls["lambda"]
+        if self.catalog_started:
+            env["STOCKBRIDGE_CATALOG_PIPE_URL"] = self.urls["catalog_pipe"]
+            env["STOCKBRIDGE_CATALOG_SYNC_LAMBDA_URL"] = self.urls["catalog_sync"]
+            env["CATALOG_SYNC_QUEUE_URL"] = self.catalog_queue["queue_url"]
+            env["CATALOG_SYNC_DLQ_URL"] = self.catalog_queue["dlq_url"]
         env["STOCKBRIDGE_STATE_DIR"] = str(self.state_dir)
         self.env = env
 
@@ -556,6 +658,21 @@ class Stack:
                 c.proc.wait()
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get_json(url: str, timeout: float = 10.0) -> dict:
+    with _NO_PROXY.open(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def _post_json(url: str, body: dict, timeout: float = 10.0) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with _NO_PROXY.open(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -576,6 +693,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         lambda_enabled=not args.no_lambda, ready_timeout=args.ready_timeout,
         lambda_timeout=args.lambda_timeout, stripe_fixtures=args.stripe_fixtures,
         mosquitto=args.mosquitto, verbose=args.verbose,
+        catalog_sync_binary=Path(args.catalog_sync_binary).resolve(),
     )
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -589,6 +707,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not stack.lambda_started:
             why = "--no-lambda given" if args.no_lambda else f"{binary} does not exist (cargo build -p inventory)"
             print(f"# lambda_driver not started: {why}", flush=True)
+        if not stack.catalog_started:
+            why = "--no-lambda given" if args.no_lambda else \
+                f"{args.catalog_sync_binary} does not exist (cargo build -p catalog-sync)"
+            print(f"# catalog sync (driver + pipe) not started: {why}", flush=True)
         sys.stdout.write(stack.env_lines())
         print(f"# env file: {stack.env_file}   (source it: . {shlex.quote(str(stack.env_file))})")
         print(f"# logs: {stack.state_dir}/*.log")
@@ -619,6 +741,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="logs, configs, ready files (default .stack)")
     up.add_argument("--env-file", help="default: <state-dir>/env")
     up.add_argument("--inventory-binary", default=str(DEFAULT_INVENTORY_BINARY))
+    up.add_argument("--catalog-sync-binary", default=str(DEFAULT_CATALOG_SYNC_BINARY),
+                    help="started (with the catalog pipe) only if it exists")
     up.add_argument("--workers", type=int, default=4, help="lambda worker processes")
     up.add_argument("--no-lambda", action="store_true", help="do not start the lambda_driver")
     up.add_argument("--ready-timeout", type=float, default=30.0, help="seconds per component")

@@ -105,7 +105,9 @@ def test_shop_in_process_simulation_storefront_and_sold_out_links(tmp_path):
         state = http.get(f"{shop.stripe_url}/_test/state").json()
         check_summary(summary, Counter(r["payment_intent"] for r in state["refunds"]))
         # every payment went through the event destination, once
-        assert len(state["events"]) == BUYERS
+        # (the catalog events of the links the Lambda switched off are not payments)
+        assert len([e for e in state["events"] if e["type"] == "checkout.session.completed"]) \
+            == BUYERS
         assert all(d["ok"] for d in state["event_deliveries"])
         print("\n" + shop.format_summary(summary))
 

@@ -830,3 +830,154 @@ pub async fn put_details<S: CatalogStore, C: Clock>(
     }
     Err(StoreError::Conflict.into())
 }
+
+/// What the catalog check found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogCheckReport {
+    /// Stripe list pages read.
+    pub stripe_pages: usize,
+    /// Catalog products compared with Stripe.
+    pub products: usize,
+    /// Discrepancies found.
+    pub discrepancies: Vec<Discrepancy>,
+    /// How many were repaired (by a full sync of the product).
+    pub repaired: usize,
+}
+
+impl<S, K, C> CatalogSync<S, K, C>
+where
+    S: CatalogStore + InventoryStore + ReconciliationLog,
+    K: StripeCatalog + Payments,
+    C: Clock,
+{
+    /// Every catalog product has a Stripe Product and an active Price matching the catalog's
+    /// owned fields. Streams both sides: Stripe's active prices with their products, 100 per
+    /// request (one request checks up to 100 products), each page compared against the catalog
+    /// entries read in one batch; then a parallel scan of the catalog (`segments`) finds the
+    /// products whose mapped price never showed up. Holds only the ids of the products seen
+    /// (about 100 bytes each). Changes younger than `grace_ms` are left to the sync. A
+    /// difference is recorded and, unless `dry_run`, repaired by a full sync of the product.
+    ///
+    /// # Errors
+    /// [`SyncError`]; repairs already made stay made.
+    pub async fn check_catalog(
+        &self,
+        dry_run: bool,
+        segments: u32,
+        grace_ms: i64,
+    ) -> Result<CatalogCheckReport, SyncError> {
+        let mut report = CatalogCheckReport::default();
+        let mut seen: std::collections::HashSet<ProductId> = std::collections::HashSet::new();
+        let now = self.clock.now();
+        let settled = |e: &crate::ports::CatalogEntry| e.details.updated_at.0 <= now.0 - grace_ms;
+        let mut after: Option<PriceId> = None;
+        loop {
+            let page = self.stripe.prices_page(after.as_ref()).await?;
+            report.stripe_pages += 1;
+            let ids: Vec<ProductId> = page.items.iter().map(|(_, p)| p.id.clone()).collect();
+            let entries = self.store.entries(&ids).await?;
+            for (price, product) in &page.items {
+                let Some(entry) = entries.get(&product.id) else {
+                    continue; // a Stripe-only product: not the catalog's
+                };
+                if entry.mapping.price_id.as_ref() != Some(&price.id) {
+                    continue; // another active price of it; the mapped one is checked below
+                }
+                if !seen.insert(product.id.clone()) {
+                    continue;
+                }
+                report.products += 1;
+                let mut diffs = product_agrees(entry, product);
+                if !price.charges(&entry.details.price) {
+                    diffs.push(FieldDiff {
+                        field: "price".into(),
+                        expected: entry.details.price.to_string(),
+                        found: format!("{:?} {}", price.amount, price.currency),
+                    });
+                }
+                if !diffs.is_empty() && settled(entry) {
+                    self.found(&product.id, diffs, dry_run, &mut report).await?;
+                }
+            }
+            match (page.has_more, page.items.last()) {
+                (true, Some((last, _))) => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        // Catalog products whose mapped price was not among Stripe's active prices.
+        let segments = segments.max(1);
+        let scans = (0..segments).map(|segment| self.unseen_in_segment(segment, segments, &seen));
+        let mut missing = Vec::new();
+        for r in futures_util::future::join_all(scans).await {
+            missing.extend(r?);
+        }
+        for entry in missing {
+            if !settled(&entry) {
+                continue;
+            }
+            report.products += 1;
+            let found = match &entry.mapping.price_id {
+                None => "never synced to Stripe".to_owned(),
+                Some(p) => format!("price {p} not active at Stripe (or the product is gone)"),
+            };
+            let diffs = vec![FieldDiff {
+                field: "price".into(),
+                expected: format!("an active price of {}", entry.details.price),
+                found,
+            }];
+            self.found(&entry.details.product_id, diffs, dry_run, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn unseen_in_segment(
+        &self,
+        segment: u32,
+        segments: u32,
+        seen: &std::collections::HashSet<ProductId>,
+    ) -> Result<Vec<crate::ports::CatalogEntry>, SyncError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, next) = self.store.scan_entries(segment, segments, start).await?;
+            out.extend(
+                page.into_iter()
+                    .filter(|e| !seen.contains(&e.details.product_id)),
+            );
+            match next {
+                Some(n) => start = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn found(
+        &self,
+        product: &ProductId,
+        diffs: Vec<FieldDiff>,
+        dry_run: bool,
+        report: &mut CatalogCheckReport,
+    ) -> Result<(), SyncError> {
+        let now = self.clock.now();
+        if !dry_run {
+            self.sync_product(product, Trigger::Reconcile).await?;
+            report.repaired += 1;
+        }
+        for d in diffs {
+            warn!(product = %product, field = %d.field, expected = %d.expected, found = %d.found, dry_run, "catalog and Stripe disagree");
+            let discrepancy = Discrepancy {
+                what: "catalog_matches_stripe",
+                subject: format!("{product}/{}", d.field),
+                expected: d.expected,
+                found: d.found,
+                action: Repair::SyncProduct {
+                    product: product.clone(),
+                },
+            };
+            self.store.record(now, &discrepancy, !dry_run).await?;
+            report.discrepancies.push(discrepancy);
+        }
+        Ok(())
+    }
+}

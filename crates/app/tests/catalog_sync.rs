@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use stockbridge_app::catalog::{CatalogSync, Trigger};
 use stockbridge_app::memory::{MemoryPayments, MemoryStore, TickingClock};
-use stockbridge_app::ports::{CatalogStore, InventoryStore};
+use stockbridge_app::ports::{CatalogStore, Clock, InventoryStore};
 use stockbridge_domain::{
     CatalogItem, Money, PaymentLinkId, ProductDetails, ProductId, StoreId, Timestamp,
 };
@@ -299,4 +299,46 @@ async fn a_product_not_in_the_catalog_is_left_alone() {
         .unwrap();
     assert!(r.not_in_catalog);
     assert!(sync.stripe.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
+    let sync = setup(&[("s1", 5)]);
+    change(&sync, details(1, 1500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange).await.unwrap();
+    // A second product that was never synced (its stream message was lost).
+    let mut other = details(1, 900, &["s1"]);
+    other.product_id = ProductId::parse("mug").unwrap();
+    change(&sync, other).await;
+    // Drift nobody told us about: a renamed product.
+    sync.stripe.edit_product(&pid(), |p| p.name = "Edited".into());
+
+    let dry = sync.check_catalog(true, 2, 60_000).await.unwrap();
+    let mut found: Vec<_> = dry.discrepancies.iter().map(|d| d.subject.as_str()).collect();
+    found.sort();
+    assert_eq!(found, vec!["mug/price", "tee/name"]);
+    assert_eq!(dry.repaired, 0);
+    assert_eq!(sync.stripe.stripe_catalog().products[&pid()].name, "Edited");
+
+    let fix = sync.check_catalog(false, 2, 60_000).await.unwrap();
+    assert_eq!(fix.repaired, 2);
+    let stripe = sync.stripe.stripe_catalog();
+    assert_eq!(stripe.products[&pid()].name, "Tee");
+    assert!(stripe.products.contains_key(&ProductId::parse("mug").unwrap()));
+
+    let clean = sync.check_catalog(false, 2, 60_000).await.unwrap();
+    assert!(clean.discrepancies.is_empty(), "{:?}", clean.discrepancies);
+    assert_eq!(clean.products, 2);
+    assert_eq!(clean.stripe_pages, 1);
+}
+
+#[tokio::test]
+async fn a_change_younger_than_the_grace_period_is_left_to_the_sync() {
+    let sync = setup(&[("s1", 5)]);
+    let mut d = details(1, 1500, &["s1"]);
+    d.updated_at = sync.clock.now();
+    change(&sync, d).await;
+    let r = sync.check_catalog(false, 1, 60_000).await.unwrap();
+    assert!(r.discrepancies.is_empty());
+    assert!(sync.stripe.stripe_catalog().products.is_empty());
 }
