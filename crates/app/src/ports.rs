@@ -851,3 +851,17 @@ impl<T: EventLog> EventLog for std::sync::Arc<T> {
         (**self).newest_event(types)
     }
 }
+
+/// Why a notification failed.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing the reconciliation summary failed: {0}")]
+pub struct NotifyError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Publishes each reconciler run's summary (the `stockbridge.reconciliation` event).
+pub trait Notifier: Send + Sync {
+    /// Publishes one summary.
+    fn notify(
+        &self,
+        summary: &crate::reconcile::RunSummary,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}

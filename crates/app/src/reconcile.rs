@@ -361,3 +361,196 @@ mod tests {
         assert_eq!(v["Function"], "reconciler");
     }
 }
+
+/// The last run's summary is kept under this checkpoint (for `stockbridge status`).
+pub const LAST_RUN_CHECKPOINT: &str = "last_reconcile";
+
+/// A reconciler run in one record: what `stockbridge status` shows, and the detail of the
+/// `stockbridge.reconciliation` EventBridge event users route to e-mail or Slack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    /// When it ran (RFC 3339).
+    pub at: String,
+    /// Only reported, repaired nothing.
+    pub dry_run: bool,
+    /// Events replayed that had been missed by the delivery path.
+    pub events_recovered: usize,
+    /// The replay cursor after the run.
+    pub cursor: Option<String>,
+    /// Age of the cursor's event in days.
+    pub cursor_age_days: Option<i64>,
+    /// Discrepancies found (all checks).
+    pub discrepancies: usize,
+    /// Discrepancies repaired.
+    pub repaired: usize,
+    /// Discrepancies per check (`link_active_iff_in_stock`, ...).
+    pub by_check: std::collections::BTreeMap<String, usize>,
+    /// True when something was fixed that an event should have fixed: a missed event replayed
+    /// or a paid session without an order. The event pipeline (Stripe's event destination,
+    /// EventBridge, the inventory function) needs a look.
+    pub pipeline_broken: bool,
+    /// The first findings (at most 20), for the notification.
+    pub findings: Vec<String>,
+}
+
+impl RunSummary {
+    /// Builds the summary of a run.
+    pub fn of(
+        at: stockbridge_domain::Timestamp,
+        dry_run: bool,
+        events: Option<&crate::recovery::RecoveryReport>,
+        checks: &CheckReport,
+        catalog: Option<&crate::catalog::CatalogCheckReport>,
+    ) -> Self {
+        let all: Vec<&Discrepancy> = checks
+            .discrepancies
+            .iter()
+            .chain(catalog.into_iter().flat_map(|c| c.discrepancies.iter()))
+            .collect();
+        let mut by_check = std::collections::BTreeMap::new();
+        for d in &all {
+            *by_check.entry(d.what.to_owned()).or_insert(0) += 1;
+        }
+        let recovered = events.map_or(0, |e| e.recovered);
+        Self {
+            at: crate::message::rfc3339(at),
+            dry_run,
+            events_recovered: recovered,
+            cursor: events.and_then(|e| e.cursor.clone()),
+            cursor_age_days: events.and_then(|e| e.cursor_age_days),
+            discrepancies: all.len(),
+            repaired: checks.repaired + catalog.map_or(0, |c| c.repaired),
+            pipeline_broken: recovered > 0 || by_check.contains_key("paid_session_has_order"),
+            by_check,
+            findings: all
+                .iter()
+                .take(20)
+                .map(|d| format!("{} {}: expected {}, found {}", d.what, d.subject, d.expected, d.found))
+                .collect(),
+        }
+    }
+}
+
+/// What one reconciler run covers.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Only this store (the catalog check, which is per product, is skipped).
+    pub store: Option<StoreId>,
+    /// Report only: no replay, no repair.
+    pub dry_run: bool,
+    /// Events replayed at most.
+    pub max_events: usize,
+    /// Paid sessions to check for an order.
+    pub sessions: Option<SessionWindow>,
+    /// Parallel scan segments of the catalog check (0: skip the catalog check).
+    pub catalog_segments: u32,
+    /// Catalog changes younger than this are left to the sync (ms).
+    pub catalog_grace_ms: i64,
+}
+
+/// Everything a run found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Event replay (`None` in a dry run).
+    pub events: Option<crate::recovery::RecoveryReport>,
+    /// Links, refunds and sessions.
+    pub links: CheckReport,
+    /// Catalog against Stripe (`None` when skipped).
+    pub catalog: Option<crate::catalog::CatalogCheckReport>,
+    /// The summary.
+    pub summary: RunSummary,
+}
+
+/// Why a run stopped (the next run starts over; repairs made stay made).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Replaying events failed.
+    #[error("event replay: {0}")]
+    Replay(#[from] crate::recovery::RecoveryError),
+    /// A check failed.
+    #[error("invariant check: {0}")]
+    Check(#[from] CheckError),
+    /// The catalog check failed.
+    #[error("catalog check: {0}")]
+    Catalog(#[from] crate::catalog::SyncError),
+    /// Recording the summary failed.
+    #[error("recording the summary: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One reconciler run: replay missed events, check links / refunds / sessions, check the
+/// catalog against Stripe, then record the summary (checkpoint `last_reconcile`) and publish
+/// it. A failed publish is logged, not fatal: the summary is recorded and the metrics printed.
+///
+/// # Errors
+/// [`RunError`].
+pub async fn run<S, P, Y, C, N>(
+    inventory: &Inventory<S, P, Y, C>,
+    sync: &crate::catalog::CatalogSync<S, Y, C>,
+    notifier: &N,
+    options: &RunOptions,
+) -> Result<RunReport, RunError>
+where
+    S: InventoryStore
+        + CatalogReader
+        + ReconciliationLog
+        + crate::ports::CatalogStore
+        + crate::ports::CursorStore,
+    P: StockPublisher,
+    Y: Payments
+        + LinkDirectory
+        + SessionLog
+        + crate::ports::EventLog
+        + crate::ports::StripeCatalog,
+    C: Clock,
+    N: crate::ports::Notifier,
+{
+    let events = if options.dry_run {
+        None
+    } else {
+        Some(
+            inventory
+                .recover_missed_events(&inventory.payments, &inventory.store, options.max_events)
+                .await?,
+        )
+    };
+    let links = inventory
+        .check_invariants(options.store.as_ref(), options.sessions, options.dry_run)
+        .await?;
+    let catalog = if options.store.is_none() && options.catalog_segments > 0 {
+        Some(
+            sync.check_catalog(
+                options.dry_run,
+                options.catalog_segments,
+                options.catalog_grace_ms,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let summary = RunSummary::of(
+        inventory.clock.now(),
+        options.dry_run,
+        events.as_ref(),
+        &links,
+        catalog.as_ref(),
+    );
+    let json = serde_json::to_string(&summary).map_err(|e| StoreError::Other(Box::new(e)))?;
+    inventory
+        .store
+        .save_checkpoint(LAST_RUN_CHECKPOINT, &json)
+        .await?;
+    if summary.pipeline_broken {
+        tracing::error!(events_recovered = summary.events_recovered, by_check = ?summary.by_check, "the reconciler fixed what an event should have: check the event pipeline");
+    }
+    if let Err(e) = notifier.notify(&summary).await {
+        warn!(error = %e, "the reconciliation summary was not published");
+    }
+    Ok(RunReport {
+        events,
+        links,
+        catalog,
+        summary,
+    })
+}
