@@ -865,3 +865,13 @@ pub trait Notifier: Send + Sync {
         summary: &crate::reconcile::RunSummary,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
+
+/// A [`Notifier`] that publishes nothing (the CLI without `--notify`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    async fn notify(&self, _summary: &crate::reconcile::RunSummary) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}

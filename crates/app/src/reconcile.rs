@@ -215,13 +215,12 @@ where
 }
 
 /// The run's counts as one CloudWatch embedded-metric-format log line (namespace
-/// `stockbridge`, dimension `Function`): `EventsRecovered`, `Discrepancies`, `Repaired`. Printed
-/// by the reconciler Lambda; CloudWatch turns it into metrics (the template alarms on
-/// `Discrepancies`).
+/// `stockbridge`, dimension `Function`): `EventsRecovered`, `Discrepancies`, `Repaired` and
+/// `PipelineBroken` (0 or 1). Printed by the reconciler Lambda; CloudWatch turns it into
+/// metrics (the template alarms on them).
 pub fn emf_line(
     function: &str,
-    events: Option<&crate::recovery::RecoveryReport>,
-    check: &CheckReport,
+    summary: &RunSummary,
     now: stockbridge_domain::Timestamp,
 ) -> String {
     serde_json::json!({
@@ -234,13 +233,15 @@ pub fn emf_line(
                     {"Name": "EventsRecovered", "Unit": "Count"},
                     {"Name": "Discrepancies", "Unit": "Count"},
                     {"Name": "Repaired", "Unit": "Count"},
+                    {"Name": "PipelineBroken", "Unit": "Count"},
                 ],
             }],
         },
         "Function": function,
-        "EventsRecovered": events.map_or(0, |e| e.recovered),
-        "Discrepancies": check.discrepancies.len(),
-        "Repaired": check.repaired,
+        "EventsRecovered": summary.events_recovered,
+        "Discrepancies": summary.discrepancies,
+        "Repaired": summary.repaired,
+        "PipelineBroken": u8::from(summary.pipeline_broken),
     })
     .to_string()
 }
@@ -338,10 +339,16 @@ mod tests {
             recovered: 3,
             ..Default::default()
         };
-        let v: serde_json::Value = serde_json::from_str(&emf_line(
-            "reconciler",
+        let summary = RunSummary::of(
+            stockbridge_domain::Timestamp(5),
+            false,
             Some(&events),
             &check,
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_str(&emf_line(
+            "reconciler",
+            &summary,
             stockbridge_domain::Timestamp(5),
         ))
         .unwrap();
@@ -354,9 +361,10 @@ mod tests {
             (
                 v["EventsRecovered"].as_u64(),
                 v["Discrepancies"].as_u64(),
-                v["Repaired"].as_u64()
+                v["Repaired"].as_u64(),
+                v["PipelineBroken"].as_u64()
             ),
-            (Some(3), Some(0), Some(2))
+            (Some(3), Some(0), Some(2), Some(1))
         );
         assert_eq!(v["Function"], "reconciler");
     }
@@ -425,7 +433,12 @@ impl RunSummary {
             findings: all
                 .iter()
                 .take(20)
-                .map(|d| format!("{} {}: expected {}, found {}", d.what, d.subject, d.expected, d.found))
+                .map(|d| {
+                    format!(
+                        "{} {}: expected {}, found {}",
+                        d.what, d.subject, d.expected, d.found
+                    )
+                })
                 .collect(),
         }
     }
@@ -497,11 +510,7 @@ where
         + crate::ports::CatalogStore
         + crate::ports::CursorStore,
     P: StockPublisher,
-    Y: Payments
-        + LinkDirectory
-        + SessionLog
-        + crate::ports::EventLog
-        + crate::ports::StripeCatalog,
+    Y: Payments + LinkDirectory + SessionLog + crate::ports::EventLog + crate::ports::StripeCatalog,
     C: Clock,
     N: crate::ports::Notifier,
 {

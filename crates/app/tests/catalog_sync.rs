@@ -305,16 +305,23 @@ async fn a_product_not_in_the_catalog_is_left_alone() {
 async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
     let sync = setup(&[("s1", 5)]);
     change(&sync, details(1, 1500, &["s1"])).await;
-    sync.sync_product(&pid(), Trigger::CatalogChange).await.unwrap();
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
     // A second product that was never synced (its stream message was lost).
     let mut other = details(1, 900, &["s1"]);
     other.product_id = ProductId::parse("mug").unwrap();
     change(&sync, other).await;
     // Drift nobody told us about: a renamed product.
-    sync.stripe.edit_product(&pid(), |p| p.name = "Edited".into());
+    sync.stripe
+        .edit_product(&pid(), |p| p.name = "Edited".into());
 
     let dry = sync.check_catalog(true, 2, 60_000).await.unwrap();
-    let mut found: Vec<_> = dry.discrepancies.iter().map(|d| d.subject.as_str()).collect();
+    let mut found: Vec<_> = dry
+        .discrepancies
+        .iter()
+        .map(|d| d.subject.as_str())
+        .collect();
     found.sort();
     assert_eq!(found, vec!["mug/price", "tee/name"]);
     assert_eq!(dry.repaired, 0);
@@ -324,7 +331,11 @@ async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
     assert_eq!(fix.repaired, 2);
     let stripe = sync.stripe.stripe_catalog();
     assert_eq!(stripe.products[&pid()].name, "Tee");
-    assert!(stripe.products.contains_key(&ProductId::parse("mug").unwrap()));
+    assert!(
+        stripe
+            .products
+            .contains_key(&ProductId::parse("mug").unwrap())
+    );
 
     let clean = sync.check_catalog(false, 2, 60_000).await.unwrap();
     assert!(clean.discrepancies.is_empty(), "{:?}", clean.discrepancies);

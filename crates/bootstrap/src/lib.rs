@@ -24,8 +24,10 @@ use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::events::EventFilter;
 use stockbridge_app::inventory::{Inventory, InventoryConfig};
 use stockbridge_app::ports::SystemClock;
+use stockbridge_app::reconcile::{RunOptions, SessionWindow};
 use stockbridge_domain::{IdError, StoreId};
 use stockbridge_dynamodb::DynamoStore;
+use stockbridge_eventbridge::EventBridgeNotifier;
 use stockbridge_iot::IotPublisher;
 use stockbridge_stripe::{RetryPolicy, StripeConfig, StripePayments};
 
@@ -186,12 +188,16 @@ pub type LiveCatalogSync = CatalogSync<DynamoStore, StripePayments, SystemClock>
 /// # Errors
 /// [`ConfigError`].
 pub async fn catalog_sync(config: &Config) -> Result<LiveCatalogSync, ConfigError> {
-    let a = adapters(config).await?;
-    Ok(CatalogSync {
+    Ok(catalog_sync_from(adapters(config).await?))
+}
+
+/// Builds the catalog sync use case from adapters already built.
+pub fn catalog_sync_from(a: Adapters) -> LiveCatalogSync {
+    CatalogSync {
         store: a.store,
         stripe: a.payments,
         clock: SystemClock,
-    })
+    }
 }
 
 /// The inventory use case wired to the real adapters.
@@ -321,21 +327,75 @@ pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
     )
 }
 
-/// `RECONCILER_MAX_EVENTS`: how many Stripe events one reconciler run replays at most
-/// (default 1000; the next run continues from the cursor).
-///
-/// # Errors
-/// [`ConfigError::Invalid`] when it is not a positive number.
-pub fn reconciler_budget() -> Result<usize, ConfigError> {
-    match var("RECONCILER_MAX_EVENTS") {
-        None => Ok(1000),
+/// The reconciler's settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    /// `RECONCILER_MAX_EVENTS`: events replayed per run at most (default 1000; the next run
+    /// continues from the cursor).
+    pub max_events: usize,
+    /// `RECONCILER_SESSION_HOURS`: paid sessions of the last hours that must have an order
+    /// (default 24; 0 skips the check).
+    pub session_hours: u32,
+    /// `RECONCILER_SESSION_GRACE_SECS`: sessions younger than this are left to their events
+    /// (default 600).
+    pub session_grace_secs: u32,
+    /// `RECONCILER_CATALOG_SEGMENTS`: parallel scan segments of the catalog check (default 4;
+    /// 0 skips it).
+    pub catalog_segments: u32,
+    /// `RECONCILIATION_EVENT_BUS`: where the summary event goes (default `default`).
+    pub event_bus: String,
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Copy>(
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
         Some(v) => v
             .parse()
             .ok()
-            .filter(|n: &usize| *n > 0)
+            .filter(|n| *n >= min)
             .ok_or(ConfigError::Invalid {
-                name: "RECONCILER_MAX_EVENTS",
-                message: format!("{v:?} is not a positive number"),
+                name,
+                message: format!("{v:?} is not a number (at least the minimum allowed)"),
             }),
     }
+}
+
+impl ReconcilerSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_events: number("RECONCILER_MAX_EVENTS", 1000, 1)?,
+            session_hours: number("RECONCILER_SESSION_HOURS", 24, 0)?,
+            session_grace_secs: number("RECONCILER_SESSION_GRACE_SECS", 600, 0)?,
+            catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,
+            event_bus: var("RECONCILIATION_EVENT_BUS").unwrap_or_else(|| "default".into()),
+        })
+    }
+
+    /// The run options they give at `now` (every store, repairs on).
+    pub fn options(&self, now: stockbridge_domain::Timestamp) -> RunOptions {
+        RunOptions {
+            store: None,
+            dry_run: false,
+            max_events: self.max_events,
+            sessions: SessionWindow::last_hours(now, self.session_hours, self.session_grace_secs),
+            catalog_segments: self.catalog_segments,
+            catalog_grace_ms: i64::from(self.session_grace_secs) * 1000,
+        }
+    }
+}
+
+/// The EventBridge notifier on the configured bus.
+pub async fn notifier(settings: &ReconcilerSettings) -> EventBridgeNotifier {
+    EventBridgeNotifier::new(
+        aws_sdk_eventbridge::Client::new(&aws_config().await),
+        &settings.event_bus,
+    )
 }

@@ -1,7 +1,10 @@
 //! The `stockbridge` command line: create the table, import a catalog, show and change stock,
-//! read an item's history. Same configuration as the Lambda (see the README).
+//! read an item's history, reconcile, backfill an existing Stripe account and show the
+//! operating status. Same configuration as the Lambda (see the README).
 
 use std::path::{Path, PathBuf};
+
+mod ops;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -9,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use stockbridge_app::catalog::{DetailsChange, DetailsInput, put_details};
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
-use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_app::stock::{ImportItem, Imported};
 use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
@@ -63,7 +65,35 @@ enum Command {
         /// Leave sessions younger than this many seconds alone (their events may be on the way).
         #[arg(long, default_value_t = 600)]
         session_grace_secs: u32,
-        /// Print JSON: `{"events": <replay report or null>, "links": <check report>}`.
+        /// Parallel scan segments of the catalog-against-Stripe check (0: skip it).
+        #[arg(long, default_value_t = 4)]
+        catalog_segments: u32,
+        /// Also publish the `stockbridge.reconciliation` event (to RECONCILIATION_EVENT_BUS).
+        #[arg(long)]
+        notify: bool,
+        /// Print JSON: `{"events", "links", "catalog", "summary"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import an existing Stripe account's products, prices and payment links into the
+    /// catalog (Stripe ids kept). Sets the replay cursor first; resumable: run it again after
+    /// an interruption to continue.
+    Backfill {
+        /// The store the products are sold in (default: DEFAULT_STORE_ID; a link's
+        /// `metadata.store_id` wins for that link).
+        #[arg(long)]
+        store: Option<String>,
+        /// Stock of new items when the product's `metadata.stock` does not say.
+        #[arg(long)]
+        default_stock: u64,
+        /// Forget an earlier backfill's progress and start from the beginning.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Replay cursor age, last reconcile result and counts, backfill progress and queue / DLQ
+    /// depths (queues from CATALOG_SYNC_QUEUE_URL, CATALOG_SYNC_DLQ_URL, INVENTORY_DLQ_URL).
+    Status {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -468,71 +498,43 @@ async fn run(cli: Cli) -> Result<()> {
             store,
             session_hours,
             session_grace_secs,
+            catalog_segments,
+            notify,
             json,
         } => {
             let store = store.map(StoreId::parse).transpose().context("--store")?;
-            let adapters = stockbridge_bootstrap::adapters(&config).await?;
-            let inventory = stockbridge_bootstrap::inventory_from(adapters.clone(), &config);
-            let events = if dry_run {
-                None
-            } else {
-                Some(
-                    inventory
-                        .recover_missed_events(&adapters.payments, &adapters.store, max_events)
-                        .await?,
-                )
-            };
-            let links = inventory
-                .check_invariants(
-                    store.as_ref(),
-                    SessionWindow::last_hours(SystemClock.now(), session_hours, session_grace_secs),
+            ops::reconcile(
+                &config,
+                ops::ReconcileArgs {
+                    max_events,
                     dry_run,
-                )
-                .await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"events": events, "links": links})
-                    )?
-                );
-                return Ok(());
-            }
-            match &events {
-                None => println!("dry run: no event replayed, nothing repaired"),
-                Some(r) if r.initialized => println!(
-                    "replay cursor set at {} (nothing replayed: events before it are not examined)",
-                    r.cursor.as_deref().unwrap_or("-")
-                ),
-                Some(r) => println!(
-                    "{} events read: {} recovered (missed by the delivery path), {} already applied, {} skipped; cursor {}{}",
-                    r.listed,
-                    r.recovered,
-                    r.already_applied,
-                    r.skipped,
-                    r.cursor.as_deref().unwrap_or("-"),
-                    if r.more {
-                        " (more to replay: run again)"
-                    } else {
-                        ""
-                    }
-                ),
-            }
-            println!(
-                "{} items, {} payment links, {} oversold orders checked: {} discrepancies, {} repaired",
-                links.items,
-                links.links,
-                links.oversold_orders,
-                links.discrepancies.len(),
-                links.repaired
-            );
-            for d in &links.discrepancies {
-                println!(
-                    "  {} {}: expected {}, found {}",
-                    d.what, d.subject, d.expected, d.found
-                );
-            }
+                    store,
+                    session_hours,
+                    session_grace_secs,
+                    catalog_segments,
+                    notify,
+                    json,
+                },
+            )
+            .await?;
         }
+        Command::Backfill {
+            store,
+            default_stock,
+            restart,
+        } => {
+            let store = store_id(&config, store)?;
+            ops::backfill(
+                &config,
+                stockbridge_app::backfill::BackfillOptions {
+                    store,
+                    default_stock,
+                    restart,
+                },
+            )
+            .await?;
+        }
+        Command::Status { json } => ops::status(&config, json).await?,
         Command::History {
             product,
             store,
