@@ -109,7 +109,10 @@ result (success or error) is stored and replayed with ``Idempotent-Replayed: tru
 the same key with other parameters, or on another endpoint, is a 400
 ``idempotency_error``.  Injected faults (``/_test/faults``) happen *before* the
 idempotency layer, like Stripe's rate limiter, so a retry with the same key after a
-faulted 429/5xx runs the request for real.
+faulted 429/5xx runs the request for real.  A fault ``{"status", "path_regex"?, "method"?,
+"count"?, "skip"?, "retry_after"?, "should_retry"?}`` lets its first ``skip`` (default 0)
+matching requests pass untouched, then fails the next ``count`` (default 1) matching ones
+(e.g. ``skip: 1`` fails page 2 of a listing, not page 1).
 
 The test-control API (JSON, no auth, not under /v1) creates products (``images``,
 ``description`` optional), payment links and completed checkout sessions, sets the event
@@ -1760,8 +1763,12 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
             rx = re.compile(b.get("path_regex", ".*"))
         except re.error as e:
             raise TestApiError(f"bad path_regex: {e}") from None
+        skip = b.get("skip", 0)
+        if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+            raise TestApiError("skip must be a non-negative integer")
         fault = {"method": (b.get("method") or "").upper() or None, "path_regex": rx.pattern,
-                 "status": status, "count": count, "retry_after": b.get("retry_after"),
+                 "status": status, "count": count, "skip": skip,
+                 "retry_after": b.get("retry_after"),
                  "should_retry": b.get("should_retry", True)}
         fake.faults.append(fault)
         return {"fault": dict(fault), "pending": len(fake.faults)}
@@ -2263,6 +2270,9 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
     for fault in fake.faults:
         if fault["count"] > 0 and (fault["method"] in (None, method)) \
                 and re.search(fault["path_regex"], path):
+            if fault["skip"] > 0:  # let this matching request pass untouched
+                fault["skip"] -= 1
+                continue
             fault["count"] -= 1
             err = _fault_error(fault["status"])
             headers = dict(base_headers)

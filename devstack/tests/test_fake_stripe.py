@@ -351,6 +351,26 @@ def test_faults(client):
     assert client.get("/_test/state").json["faults"] == []
 
 
+def test_fault_skip_lets_the_first_matching_requests_pass(client):
+    s = make_session(client)
+    url = f"/v1/checkout/sessions/{s['id']}/line_items"
+    rv = client.post("/_test/faults", json={"method": "GET", "path_regex": r"/line_items$",
+                                            "status": 500, "skip": 2, "count": 2})
+    assert rv.status_code == 200 and rv.json["fault"]["skip"] == 2
+    # requests that do not match neither consume the skip nor the count
+    assert client.get(f"/v1/checkout/sessions/{s['id']}", headers=AUTH).status_code == 200
+    statuses = [client.get(url, headers=AUTH).status_code for _ in range(5)]
+    assert statuses == [200, 200, 500, 500, 200]
+    assert client.get("/_test/state").json["faults"] == []
+    # skip 0 is the default behaviour; bad values are rejected
+    client.post("/_test/faults", json={"path_regex": r"/line_items$", "status": 503, "skip": 0})
+    assert client.get(url, headers=AUTH).status_code == 503
+    for bad in (-1, "1", True, 1.5):
+        rv = client.post("/_test/faults", json={"path_regex": ".", "status": 500, "skip": bad})
+        assert rv.status_code == 400, bad
+    assert client.get("/_test/state").json["faults"] == []
+
+
 # --------------------------------------------------------------------------- recording
 
 

@@ -5,6 +5,10 @@ ONE stack is started per session (4 Lambda workers) and ONE table is created in 
 uses its own store id and product / session / event ids (uuid suffix), so tests never see each
 other's data and the table stays small.
 
+The stack also runs catalog sync: the `catalog-sync` binary behind its own driver and
+`devstack.catalog_pipe` (table stream and Stripe catalog events -> SQS -> catalog-sync, DLQ).
+`E2E.wait_catalog_idle()` waits until every catalog event was delivered and the queue drained.
+
 A second, in-process Lambda driver (`crash_driver`) runs the same binary against the same
 services with ``STOCKBRIDGE_FAULT=crash-after-commit``: its workers abort right after their
 first commit.  Redeliveries go to the stack's normal workers.
@@ -14,6 +18,7 @@ Environment knobs:
                              (default 0: use it if it works, else seed through boto3)
   STOCKBRIDGE_E2E_INVENTORY  inventory binary (default target/debug/inventory)
   STOCKBRIDGE_E2E_CLI        CLI binary (default target/debug/stockbridge)
+  STOCKBRIDGE_E2E_CATALOG_SYNC  catalog-sync binary (default target/debug/catalog-sync)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import copy
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -42,11 +48,15 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from devstack.lambda_driver import LambdaDriver, invoke  # noqa: E402
-from devstack.stack import SCRUBBED_ENV, Stack  # noqa: E402
+from devstack.stack import CATALOG_QUEUE_NAME, SCRUBBED_ENV, Stack  # noqa: E402
 
 EVENTS_DIR = REPO_ROOT / "events"
 INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "target" / "debug" / "inventory"))
 CLI_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CLI", REPO_ROOT / "target" / "debug" / "stockbridge"))
+CATALOG_SYNC_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CATALOG_SYNC",
+                                       REPO_ROOT / "target" / "debug" / "catalog-sync"))
+MOTO_ACCOUNT = "123456789012"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TOPIC_PREFIX = "stockbridge"
 UNIT_AMOUNT = 1500
 
@@ -103,6 +113,14 @@ class E2E:
         self.ddb = boto3.client(
             "dynamodb", endpoint_url=self.moto_url, region_name="us-east-1",
             aws_access_key_id="test", aws_secret_access_key="test")
+        self.sqs = boto3.client(
+            "sqs", endpoint_url=self.moto_url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+        self.events = boto3.client(
+            "events", endpoint_url=self.moto_url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+        self.queue_url = self.env.get("CATALOG_SYNC_QUEUE_URL", "")
+        self.dlq_url = self.env.get("CATALOG_SYNC_DLQ_URL", "")
         self.http = requests.Session()
         self._cli_ok: Optional[bool] = None
         self._cli_lock = threading.Lock()
@@ -239,6 +257,93 @@ class E2E:
                 return n
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
+    # ------------------------------------------------------------------ catalog sync
+    def wait_catalog_idle(self, timeout: float = 90.0) -> dict:
+        """Every catalog event delivered by the fake Stripe, the stream read, the queue drained
+        and no catalog-sync invocation running (``Stack.wait_catalog_idle``)."""
+        return self.stack.wait_catalog_idle(timeout=timeout)
+
+    def import_catalog(self, rows: list[dict], check: bool = True) -> subprocess.CompletedProcess:
+        """`stockbridge catalog import` of JSON rows (merchandising fields allowed)."""
+        path = self.workdir / f"catalog-{uid()}.json"
+        path.write_text(json.dumps(rows))
+        return self.cli("catalog", "import", str(path), check=check)
+
+    def catalog_entry(self, product: str) -> dict[str, Optional[dict]]:
+        """{"details": DETAILS doc | None, "mapping": STRIPE doc | None} (docs parsed from JSON)."""
+        out: dict[str, Optional[dict]] = {}
+        for key, sk in (("details", "DETAILS"), ("mapping", "STRIPE")):
+            got = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
+                                    Key={"pk": {"S": f"PRODUCT#{product}"}, "sk": {"S": sk}}).get("Item")
+            out[key] = json.loads(got["doc"]["S"]) if got else None
+        return out
+
+    def scan_prefix(self, prefix: str, **filters: str) -> list[dict]:
+        """Every record whose pk begins with ``prefix`` (and whose attributes equal ``filters``)."""
+        names = {f"#a{i}": k for i, k in enumerate(filters)}
+        values = {":p": {"S": prefix}}
+        cond = ["begins_with(pk, :p)"]
+        for i, (k, v) in enumerate(filters.items()):
+            values[f":v{i}"] = {"S": v}
+            cond.append(f"#a{i} = :v{i}")
+        kwargs: dict[str, Any] = dict(TableName=self.table, ConsistentRead=True,
+                                      FilterExpression=" AND ".join(cond),
+                                      ExpressionAttributeValues=values)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        out: list[dict] = []
+        while True:
+            page = self.ddb.scan(**kwargs)
+            out.extend(_plain(a) for a in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def discrepancies(self, subject: Optional[str] = None, what: Optional[str] = None) -> list[dict]:
+        """Discrepancy records (pk ``RECON#{day}``): {what, subject, expected, found, action,
+        repaired, at, ...}, oldest first."""
+        filters = {k: v for k, v in (("subject", subject), ("what", what)) if v is not None}
+        return sorted(self.scan_prefix("RECON#", **filters), key=lambda d: d["sk"])
+
+    def stack_stats(self) -> dict:
+        """The catalog pipe's counters (``/_stats``)."""
+        return self.http.get(self.stack.urls["catalog_pipe"] + "/_stats").json()
+
+    def queue_depth(self, url: str) -> int:
+        """Messages in a queue: visible + in flight + delayed."""
+        a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return sum(int(v) for v in a.values())
+
+    def dlq_messages(self, max_rounds: int = 10) -> list[dict]:
+        """Peeks at the catalog-sync DLQ (VisibilityTimeout 0: the messages stay), with all
+        message attributes."""
+        seen: dict[str, dict] = {}
+        for _ in range(max_rounds):
+            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10,
+                                           VisibilityTimeout=0, WaitTimeSeconds=0,
+                                           MessageAttributeNames=["All"],
+                                           AttributeNames=["All"]).get("Messages", [])
+            new = [m for m in got if m["MessageId"] not in seen]
+            if not new:
+                break
+            seen.update((m["MessageId"], m) for m in new)
+        return list(seen.values())
+
+    def send_to_catalog_queue(self, body: str) -> str:
+        return self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)["MessageId"]
+
+    def catalog_sync_log(self) -> str:
+        """The catalog-sync workers' log, without ANSI colours."""
+        path = self.stack.logs.get("catalog-sync")
+        if not path or not Path(path).exists():
+            return ""
+        return ANSI.sub("", Path(path).read_text(errors="replace"))
+
+    def catalog_sync_log_tail(self, lines: int = 40) -> str:
+        return "catalog-sync log tail:\n" + "\n".join(self.catalog_sync_log().splitlines()[-lines:])
+
     # ------------------------------------------------------------------ fake Stripe
     def stripe(self, http_method: str, path: str, body: Optional[dict] = None, **params: Any) -> Any:
         r = self.http.request(http_method, self.stripe_url + path, json=body, params=params or None)
@@ -281,9 +386,11 @@ class E2E:
         pis = set(payment_intents)
         return [r for r in self.stripe_state()["refunds"] if r["payment_intent"] in pis]
 
-    def stripe_fault(self, status: int, path_regex: str, count: int, method: str = "GET") -> dict:
+    def stripe_fault(self, status: int, path_regex: str, count: int, method: str = "GET",
+                     skip: int = 0) -> dict:
         return self.stripe("POST", "/_test/faults",
-                           {"status": status, "path_regex": path_regex, "count": count, "method": method})
+                           {"status": status, "path_regex": path_regex, "count": count, "method": method,
+                            "skip": skip})
 
     # ------------------------------------------------------------------ moto, bridge, MQTT
     def moto_stats(self) -> dict[str, int]:
@@ -366,16 +473,38 @@ def _wait_for_cli(e2e: E2E, seconds: float) -> None:
         time.sleep(5)
 
 
+class _CatalogStack(Stack):
+    """devstack's Stack, but the catalog-sync function also gets ``CATALOG_SYNC_DLQ_URL``.
+
+    Workaround: ``Stack._start_catalog`` starts the catalog-sync driver before the pipe creates
+    the queues and never gives the function the DLQ URL, so poison messages are left to the
+    queue's redrive (no ``reason`` attribute) instead of being dead-lettered at once.  moto's
+    queue URL is ``{endpoint}/{account}/{name}``; the session fixture checks it matches the
+    URL the pipe reports."""
+
+    catalog_dlq_url_given = ""
+
+    def _start_catalog(self) -> None:
+        self.catalog_dlq_url_given = f"{self.urls['moto']}/{MOTO_ACCOUNT}/{CATALOG_QUEUE_NAME}-dlq"
+        self.extra_lambda_env.setdefault("CATALOG_SYNC_DLQ_URL", self.catalog_dlq_url_given)
+        super()._start_catalog()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterable[Stack]:
     if not INVENTORY_BIN.exists():
         pytest.exit(f"{INVENTORY_BIN} is not built (cargo build -p stockbridge-inventory)", returncode=2)
+    if not CATALOG_SYNC_BIN.exists():
+        pytest.exit(f"{CATALOG_SYNC_BIN} is not built (cargo build -p stockbridge-catalog-sync)", returncode=2)
     state = tmp_path_factory.mktemp("stack")
-    s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
-              ready_timeout=60, lambda_timeout=120)
+    s = _CatalogStack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
+                      ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN)
     s.start()
     try:
         assert s.lambda_started, "the lambda driver did not start"
+        assert s.catalog_started, "catalog sync (driver + pipe) did not start"
+        assert s.env["CATALOG_SYNC_DLQ_URL"] == s.catalog_dlq_url_given, \
+            (s.env["CATALOG_SYNC_DLQ_URL"], s.catalog_dlq_url_given)
         yield s
     finally:
         s.stop()

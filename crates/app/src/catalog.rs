@@ -842,7 +842,15 @@ pub struct CatalogCheckReport {
     pub discrepancies: Vec<Discrepancy>,
     /// How many were repaired (by a full sync of the product).
     pub repaired: usize,
+    /// This run continued a listing an earlier run left (its final scan only finds products
+    /// never synced).
+    pub resumed: bool,
+    /// The listing did not fit this run's page budget: the next run continues it.
+    pub more: bool,
 }
+
+/// Where a catalog check spread over runs stands: the last price id listed.
+pub const CATALOG_CHECK_CHECKPOINT: &str = "catalog_check";
 
 impl<S, K, C> CatalogSync<S, K, C>
 where
@@ -855,8 +863,13 @@ where
     /// request (one request checks up to 100 products), each page compared against the catalog
     /// entries read in one batch; then a parallel scan of the catalog (`segments`) finds the
     /// products whose mapped price never showed up. Holds only the ids of the products seen
-    /// (about 100 bytes each). Changes younger than `grace_ms` are left to the sync. A
+    /// (about 70 bytes each, measured). Changes younger than `grace_ms` are left to the sync. A
     /// difference is recorded and, unless `dry_run`, repaired by a full sync of the product.
+    ///
+    /// `max_pages` (0: no limit) bounds one run: a listing that does not fit is continued by
+    /// the next run from a checkpoint (`catalog_check`). A check spread over several runs cannot
+    /// keep the seen set, so its final scan only finds products never synced; a mapped price
+    /// archived at Stripe is then left to its `price.updated` event (see docs/reconciler.md).
     ///
     /// # Errors
     /// [`SyncError`]; repairs already made stay made.
@@ -865,13 +878,29 @@ where
         dry_run: bool,
         segments: u32,
         grace_ms: i64,
+        max_pages: usize,
     ) -> Result<CatalogCheckReport, SyncError> {
         let mut report = CatalogCheckReport::default();
         let mut seen: std::collections::HashSet<ProductId> = std::collections::HashSet::new();
         let now = self.clock.now();
         let settled = |e: &crate::ports::CatalogEntry| e.details.updated_at.0 <= now.0 - grace_ms;
-        let mut after: Option<PriceId> = None;
+        let resumed = self
+            .store
+            .checkpoint(CATALOG_CHECK_CHECKPOINT)
+            .await?
+            .filter(|a| !a.is_empty())
+            .and_then(|a| PriceId::parse(a).ok());
+        report.resumed = resumed.is_some();
+        let mut after = resumed;
         loop {
+            if max_pages > 0 && report.stripe_pages >= max_pages {
+                let at = after.as_ref().map(|a| a.to_string()).unwrap_or_default();
+                self.store
+                    .save_checkpoint(CATALOG_CHECK_CHECKPOINT, &at)
+                    .await?;
+                report.more = true;
+                return Ok(report);
+            }
             let page = self.stripe.prices_page(after.as_ref()).await?;
             report.stripe_pages += 1;
             let ids: Vec<ProductId> = page.items.iter().map(|(_, p)| p.id.clone()).collect();
@@ -904,9 +933,17 @@ where
                 _ => break,
             }
         }
-        // Catalog products whose mapped price was not among Stripe's active prices.
+        if report.resumed {
+            self.store
+                .save_checkpoint(CATALOG_CHECK_CHECKPOINT, "")
+                .await?;
+        }
+        // Catalog products whose mapped price was not among Stripe's active prices (after a
+        // check spread over runs: products never synced).
         let segments = segments.max(1);
-        let scans = (0..segments).map(|segment| self.unseen_in_segment(segment, segments, &seen));
+        let complete = !report.resumed;
+        let scans =
+            (0..segments).map(|segment| self.unseen_in_segment(segment, segments, &seen, complete));
         let mut missing = Vec::new();
         for r in futures_util::future::join_all(scans).await {
             missing.extend(r?);
@@ -936,15 +973,19 @@ where
         segment: u32,
         segments: u32,
         seen: &std::collections::HashSet<ProductId>,
+        complete: bool,
     ) -> Result<Vec<crate::ports::CatalogEntry>, SyncError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             let (page, next) = self.store.scan_entries(segment, segments, start).await?;
-            out.extend(
-                page.into_iter()
-                    .filter(|e| !seen.contains(&e.details.product_id)),
-            );
+            out.extend(page.into_iter().filter(|e| {
+                if complete {
+                    !seen.contains(&e.details.product_id)
+                } else {
+                    e.mapping.synced_revision == 0
+                }
+            }));
             match next {
                 Some(n) => start = Some(n),
                 None => return Ok(out),

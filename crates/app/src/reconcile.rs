@@ -459,6 +459,8 @@ pub struct RunOptions {
     pub catalog_segments: u32,
     /// Catalog changes younger than this are left to the sync (ms).
     pub catalog_grace_ms: i64,
+    /// Stripe list requests of the catalog check per run (0: no limit).
+    pub catalog_max_pages: usize,
 }
 
 /// Everything a run found and did.
@@ -532,6 +534,7 @@ where
                 options.dry_run,
                 options.catalog_segments,
                 options.catalog_grace_ms,
+                options.catalog_max_pages,
             )
             .await?,
         )

@@ -316,7 +316,7 @@ async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
     sync.stripe
         .edit_product(&pid(), |p| p.name = "Edited".into());
 
-    let dry = sync.check_catalog(true, 2, 60_000).await.unwrap();
+    let dry = sync.check_catalog(true, 2, 60_000, 0).await.unwrap();
     let mut found: Vec<_> = dry
         .discrepancies
         .iter()
@@ -327,7 +327,7 @@ async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
     assert_eq!(dry.repaired, 0);
     assert_eq!(sync.stripe.stripe_catalog().products[&pid()].name, "Edited");
 
-    let fix = sync.check_catalog(false, 2, 60_000).await.unwrap();
+    let fix = sync.check_catalog(false, 2, 60_000, 0).await.unwrap();
     assert_eq!(fix.repaired, 2);
     let stripe = sync.stripe.stripe_catalog();
     assert_eq!(stripe.products[&pid()].name, "Tee");
@@ -337,7 +337,7 @@ async fn the_catalog_check_finds_drift_without_an_event_and_repairs_it() {
             .contains_key(&ProductId::parse("mug").unwrap())
     );
 
-    let clean = sync.check_catalog(false, 2, 60_000).await.unwrap();
+    let clean = sync.check_catalog(false, 2, 60_000, 0).await.unwrap();
     assert!(clean.discrepancies.is_empty(), "{:?}", clean.discrepancies);
     assert_eq!(clean.products, 2);
     assert_eq!(clean.stripe_pages, 1);
@@ -349,7 +349,44 @@ async fn a_change_younger_than_the_grace_period_is_left_to_the_sync() {
     let mut d = details(1, 1500, &["s1"]);
     d.updated_at = sync.clock.now();
     change(&sync, d).await;
-    let r = sync.check_catalog(false, 1, 60_000).await.unwrap();
+    let r = sync.check_catalog(false, 1, 60_000, 0).await.unwrap();
     assert!(r.discrepancies.is_empty());
     assert!(sync.stripe.stripe_catalog().products.is_empty());
+}
+
+#[tokio::test]
+async fn a_check_over_its_page_budget_continues_in_the_next_run() {
+    let sync = setup(&[("s1", 5)]);
+    for i in 0..250 {
+        let mut d = details(1, 1000 + i, &["s1"]);
+        d.product_id = ProductId::parse(format!("p{i:03}")).unwrap();
+        change(&sync, d).await;
+        sync.sync_product(
+            &ProductId::parse(format!("p{i:03}")).unwrap(),
+            Trigger::CatalogChange,
+        )
+        .await
+        .unwrap();
+    }
+    // One never synced (its message was lost).
+    let mut lost = details(1, 5, &["s1"]);
+    lost.product_id = ProductId::parse("lost").unwrap();
+    change(&sync, lost).await;
+
+    let first = sync.check_catalog(true, 2, 60_000, 2).await.unwrap();
+    assert!(first.more && !first.resumed);
+    assert_eq!(first.stripe_pages, 2);
+    let second = sync.check_catalog(true, 2, 60_000, 2).await.unwrap();
+    assert!(!second.more && second.resumed);
+    // The listing is done over two runs; the final scan finds the product never synced.
+    let subjects: Vec<_> = second
+        .discrepancies
+        .iter()
+        .map(|d| d.subject.as_str())
+        .collect();
+    assert_eq!(subjects, vec!["lost/price"]);
+    // The next run starts from the beginning again, with the full check.
+    let third = sync.check_catalog(true, 2, 60_000, 0).await.unwrap();
+    assert!(!third.resumed);
+    assert_eq!(third.products, 251);
 }

@@ -342,6 +342,9 @@ pub struct ReconcilerSettings {
     /// `RECONCILER_CATALOG_SEGMENTS`: parallel scan segments of the catalog check (default 4;
     /// 0 skips it).
     pub catalog_segments: u32,
+    /// `RECONCILER_CATALOG_MAX_PAGES`: Stripe list requests of the catalog check per run
+    /// (default 1500: 150,000 products; a bigger catalog is checked over several runs).
+    pub catalog_max_pages: usize,
     /// `RECONCILIATION_EVENT_BUS`: where the summary event goes (default `default`).
     pub event_bus: String,
 }
@@ -375,6 +378,7 @@ impl ReconcilerSettings {
             session_hours: number("RECONCILER_SESSION_HOURS", 24, 0)?,
             session_grace_secs: number("RECONCILER_SESSION_GRACE_SECS", 600, 0)?,
             catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,
+            catalog_max_pages: number("RECONCILER_CATALOG_MAX_PAGES", 1500, 0)?,
             event_bus: var("RECONCILIATION_EVENT_BUS").unwrap_or_else(|| "default".into()),
         })
     }
@@ -388,6 +392,7 @@ impl ReconcilerSettings {
             sessions: SessionWindow::last_hours(now, self.session_hours, self.session_grace_secs),
             catalog_segments: self.catalog_segments,
             catalog_grace_ms: i64::from(self.session_grace_secs) * 1000,
+            catalog_max_pages: self.catalog_max_pages,
         }
     }
 }
