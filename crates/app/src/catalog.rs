@@ -196,6 +196,10 @@ where
         // 4. One link per store.
         let mut links = mapping.links.clone();
         for store in &details.stores {
+            if self.store.item(store, product).await?.is_none() {
+                warn!(store = %store, product = %product, "no stock record in this store yet: no link made (create the stock record before the details; the reconciler's catalog check retries)");
+                continue;
+            }
             let current = match mapping.links.get(store) {
                 Some(id) => self.stripe.link(id).await?,
                 None => None,
@@ -755,6 +759,28 @@ pub struct DetailsInput {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+impl DetailsInput {
+    /// Checks the fields against Stripe's limits before anything is written.
+    ///
+    /// # Errors
+    /// [`stockbridge_domain::DetailsError`] naming the field.
+    pub fn validate(&self) -> Result<(), stockbridge_domain::DetailsError> {
+        stockbridge_domain::ProductDetails {
+            product_id: self.product_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            images: self.images.clone(),
+            price: self.price.clone(),
+            active: self.active,
+            metadata: self.metadata.clone(),
+            stores: [self.store_id.clone()].into_iter().collect(),
+            revision: 1,
+            updated_at: stockbridge_domain::Timestamp(0),
+        }
+        .validate()
+    }
+}
+
 /// What writing details did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetailsChange {
@@ -922,6 +948,23 @@ where
                         field: "price".into(),
                         expected: entry.details.price.to_string(),
                         found: format!("{:?} {}", price.amount, price.currency),
+                    });
+                }
+                // A store that sells it without a link (rare: its stock record came after the
+                // details); only stores with a stock record can get one.
+                let mut unlinked: Vec<&str> = Vec::new();
+                for s in &entry.details.stores {
+                    if !entry.mapping.links.contains_key(s)
+                        && self.store.item(s, &product.id).await?.is_some()
+                    {
+                        unlinked.push(s.as_str());
+                    }
+                }
+                if !unlinked.is_empty() {
+                    diffs.push(FieldDiff {
+                        field: "links".into(),
+                        expected: "a payment link in every store that sells it".into(),
+                        found: format!("none in {}", unlinked.join(", ")),
                     });
                 }
                 if !diffs.is_empty() && settled(entry) {

@@ -240,16 +240,20 @@ where
                 }
             }
         };
-        self.store
-            .update_item_details(
-                &row.store_id,
-                &row.product_id,
-                &row.name,
-                row.payment_links
-                    .as_ref()
-                    .unwrap_or(&existing.payment_links),
-            )
-            .await?;
+        // Without links in the row and with the same name there is nothing to write (and writing
+        // the links read above could undo a link the catalog sync just attached).
+        if row.payment_links.is_some() || row.name != existing.name {
+            self.store
+                .update_item_details(
+                    &row.store_id,
+                    &row.product_id,
+                    &row.name,
+                    row.payment_links
+                        .as_ref()
+                        .unwrap_or(&existing.payment_links),
+                )
+                .await?;
+        }
         if existing.available == row.stock {
             return Ok(Imported::Updated);
         }

@@ -390,3 +390,35 @@ async fn a_check_over_its_page_budget_continues_in_the_next_run() {
     assert!(!third.resumed);
     assert_eq!(third.products, 251);
 }
+
+#[tokio::test]
+async fn a_store_without_a_stock_record_gets_its_link_once_the_record_exists() {
+    let sync = setup(&[("s1", 5)]);
+    change(&sync, details(1, 1500, &["s1", "s2"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    assert_eq!(
+        sync.stripe.stripe_catalog().links.len(),
+        1,
+        "no orphan link for s2"
+    );
+    sync.store.put_item(item("s2", 3));
+    let r = sync.check_catalog(false, 1, 60_000, 0).await.unwrap();
+    let subjects: Vec<_> = r.discrepancies.iter().map(|d| d.subject.as_str()).collect();
+    assert_eq!(subjects, vec!["tee/links"]);
+    let s2 = sync
+        .store
+        .item(&store("s2"), &pid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s2.payment_links.len(), 1);
+    assert!(
+        sync.check_catalog(false, 1, 60_000, 0)
+            .await
+            .unwrap()
+            .discrepancies
+            .is_empty()
+    );
+}

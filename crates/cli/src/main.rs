@@ -341,8 +341,11 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
                 ),
             },
         };
-        if let Some(amount) = row.unit_amount {
-            let input = DetailsInput {
+        // Validated before anything is written; written after the stock record exists, so the
+        // sync finds the store's item to put the link on.
+        let details = match row.unit_amount {
+            None => None,
+            Some(amount) => Some(DetailsInput {
                 product_id: item.product_id.clone(),
                 store_id: item.store_id.clone(),
                 name: item.name.clone(),
@@ -352,14 +355,10 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
                     .with_context(|| at("currency"))?,
                 active: row.active.unwrap_or(true),
                 metadata: row.metadata.into_map().with_context(|| at("metadata"))?,
-            };
-            match put_details(&catalog, &SystemClock, &input)
-                .await
-                .with_context(|| at("details"))?
-            {
-                DetailsChange::Created | DetailsChange::Changed(_) => details_changed += 1,
-                DetailsChange::Unchanged => {}
-            }
+            }),
+        };
+        if let Some(d) = &details {
+            d.validate().with_context(|| at("details"))?;
         }
         match inventory
             .import_item(&item, set_stock, "catalog import")
@@ -374,6 +373,15 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
                     "{} in {}: stock left at {current} (the file says {file}; orders move stock after a file is written — pass --set-stock to overwrite, or use `stockbridge stock set`)",
                     item.product_id, item.store_id
                 );
+            }
+        }
+        if let Some(input) = &details {
+            match put_details(&catalog, &SystemClock, input)
+                .await
+                .with_context(|| at("details"))?
+            {
+                DetailsChange::Created | DetailsChange::Changed(_) => details_changed += 1,
+                DetailsChange::Unchanged => {}
             }
         }
     }
