@@ -71,6 +71,7 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 DEFAULT_INVENTORY_BINARY = REPO_ROOT / "target" / "debug" / "inventory"
 DEFAULT_CATALOG_SYNC_BINARY = REPO_ROOT / "target" / "debug" / "catalog-sync"
 CATALOG_QUEUE_NAME = "stockbridge-catalog-sync"
+MOTO_ACCOUNT = "123456789012"  # moto's default account id
 # Stop order: the pipe first (it invokes the drivers), then the drivers (they need their grace
 # period to stop their own workers), then the rest.
 DRIVERS = ("lambda_driver", "catalog_sync_driver")
@@ -578,6 +579,10 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
         env.update(self._lambda_env())
         env["STRIPE_MAX_RPS"] = "20"
+        # The pipe creates the queues after the function starts; moto's queue URLs are
+        # predictable ({endpoint}/{account}/{name}), checked against the pipe's below.
+        dlq_url = f"{self.urls['moto']}/{MOTO_ACCOUNT}/{CATALOG_QUEUE_NAME}-dlq"
+        env["CATALOG_SYNC_DLQ_URL"] = dlq_url
         # As CloudFormation requires: the queue's visibility timeout >= the function timeout.
         timeout = min(self.lambda_timeout, float(self.catalog_visibility_timeout))
         rf = self.state_dir / "catalog_sync.port"
@@ -609,6 +614,9 @@ class Stack:
         self.urls["catalog_pipe"] = f"http://{HOST}:{read_ready_file(prf)}"
         health = _get_json(self.urls["catalog_pipe"] + "/_health")
         self.catalog_queue = {"queue_url": health["queue_url"], "dlq_url": health["dlq_url"]}
+        if health["dlq_url"] != dlq_url:
+            raise StackError(f"the catalog DLQ is {health['dlq_url']}, the function was given "
+                             f"{dlq_url}")
         # fake_stripe started before the pipe existed: point its catalog sink at it now.
         _post_json(self.urls["stripe"] + "/_test/catalog_event_sink",
                    {"url": self.urls["catalog_pipe"] + "/events"})

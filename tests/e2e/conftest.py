@@ -35,7 +35,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import boto3
 import paho.mqtt.client as mqtt
@@ -316,19 +316,30 @@ class E2E:
             "ApproximateNumberOfMessagesDelayed"])["Attributes"]
         return sum(int(v) for v in a.values())
 
-    def dlq_messages(self, max_rounds: int = 10) -> list[dict]:
-        """Peeks at the catalog-sync DLQ (VisibilityTimeout 0: the messages stay), with all
-        message attributes."""
+    def dlq_messages(self, delete: Optional[Callable[[dict], bool]] = None) -> list[dict]:
+        """Every message in the catalog-sync DLQ, with all attributes.  Reads them all (each
+        hidden while reading), then makes them visible again; the ones ``delete`` accepts are
+        deleted instead."""
         seen: dict[str, dict] = {}
-        for _ in range(max_rounds):
-            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10,
-                                           VisibilityTimeout=0, WaitTimeSeconds=0,
-                                           MessageAttributeNames=["All"],
-                                           AttributeNames=["All"]).get("Messages", [])
-            new = [m for m in got if m["MessageId"] not in seen]
-            if not new:
-                break
-            seen.update((m["MessageId"], m) for m in new)
+        handles: list[tuple[dict, str]] = []
+        try:
+            while True:
+                got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10,
+                                               VisibilityTimeout=60, WaitTimeSeconds=0,
+                                               MessageAttributeNames=["All"],
+                                               AttributeNames=["All"]).get("Messages", [])
+                if not got:
+                    break
+                for m in got:
+                    seen.setdefault(m["MessageId"], m)
+                    handles.append((m, m["ReceiptHandle"]))
+        finally:
+            for m, handle in handles:
+                if delete is not None and delete(m):
+                    self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=handle)
+                else:
+                    self.sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=handle,
+                                                       VisibilityTimeout=0)
         return list(seen.values())
 
     def send_to_catalog_queue(self, body: str) -> str:
@@ -473,23 +484,6 @@ def _wait_for_cli(e2e: E2E, seconds: float) -> None:
         time.sleep(5)
 
 
-class _CatalogStack(Stack):
-    """devstack's Stack, but the catalog-sync function also gets ``CATALOG_SYNC_DLQ_URL``.
-
-    Workaround: ``Stack._start_catalog`` starts the catalog-sync driver before the pipe creates
-    the queues and never gives the function the DLQ URL, so poison messages are left to the
-    queue's redrive (no ``reason`` attribute) instead of being dead-lettered at once.  moto's
-    queue URL is ``{endpoint}/{account}/{name}``; the session fixture checks it matches the
-    URL the pipe reports."""
-
-    catalog_dlq_url_given = ""
-
-    def _start_catalog(self) -> None:
-        self.catalog_dlq_url_given = f"{self.urls['moto']}/{MOTO_ACCOUNT}/{CATALOG_QUEUE_NAME}-dlq"
-        self.extra_lambda_env.setdefault("CATALOG_SYNC_DLQ_URL", self.catalog_dlq_url_given)
-        super()._start_catalog()
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterable[Stack]:
     if not INVENTORY_BIN.exists():
@@ -497,14 +491,12 @@ def stack(tmp_path_factory) -> Iterable[Stack]:
     if not CATALOG_SYNC_BIN.exists():
         pytest.exit(f"{CATALOG_SYNC_BIN} is not built (cargo build -p stockbridge-catalog-sync)", returncode=2)
     state = tmp_path_factory.mktemp("stack")
-    s = _CatalogStack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
+    s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
                       ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN)
     s.start()
     try:
         assert s.lambda_started, "the lambda driver did not start"
         assert s.catalog_started, "catalog sync (driver + pipe) did not start"
-        assert s.env["CATALOG_SYNC_DLQ_URL"] == s.catalog_dlq_url_given, \
-            (s.env["CATALOG_SYNC_DLQ_URL"], s.catalog_dlq_url_given)
         yield s
     finally:
         s.stop()

@@ -146,7 +146,17 @@ where
         let price_id = match choice {
             PriceChoice::Keep(id) | PriceChoice::Adopt(id) => id,
             PriceChoice::Create => {
-                let key = sync_key(product, "price", rev, &details.price.to_string());
+                // Covers the mapped price's state: a price archived behind our back at the same
+                // revision gets a new one instead of the replayed (archived) first answer.
+                let seen = mapped
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), |p| format!("{}:{}", p.id, p.active));
+                let key = sync_key(
+                    product,
+                    "price",
+                    rev,
+                    &format!("{}|after:{seen}", details.price),
+                );
                 let p = self
                     .stripe
                     .create_price(product, &details.price, &key)
@@ -176,11 +186,19 @@ where
         // 3. Product fields and default price in one update (before archiving the old price:
         //    Stripe refuses to archive a product's default price).
         if !diffs.is_empty() || stripe_product.default_price.as_ref() != Some(&price_id) {
+            // The key covers what we saw at Stripe too: a repair of a later Dashboard edit at
+            // the same revision must not replay the first update's stored answer.
             let key = sync_key(
                 product,
                 "product-update",
                 rev,
-                &format!("{}|{price_id}", fields.fingerprint()),
+                &format!(
+                    "{}|{price_id}|seen:{}:{:?}:{:?}",
+                    fields.fingerprint(),
+                    stripe_product.updated,
+                    stripe_product.default_price,
+                    diffs
+                ),
             );
             stripe_product = self
                 .stripe
@@ -342,8 +360,13 @@ where
         self.stripe
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await?;
-        let Some(fresh) = self.store.item(&item.store_id, &item.product_id).await? else {
-            return Ok(());
+        let Some(fresh) = self
+            .store
+            .item(&item.store_id, &item.product_id)
+            .await?
+            .filter(|f| !f.deactivated_links.contains(link))
+        else {
+            return Ok(()); // gone, or recorded by a concurrent sync
         };
         let mut off = fresh.deactivated_links.clone();
         off.push(link.clone());
@@ -559,6 +582,104 @@ pub fn decode_sync_message(
     })
 }
 
+/// What a Stripe catalog event says its object looks like (its snapshot payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshot {
+    /// A Product.
+    Product(StripeProduct),
+    /// A Price.
+    Price(stockbridge_domain::StripePrice),
+    /// A Payment Link, with the fields the event says changed.
+    Link {
+        /// Its id.
+        id: PaymentLinkId,
+        /// Keys of `data.previous_attributes` (empty for `created`).
+        changed: Vec<String>,
+    },
+}
+
+/// The snapshot of a Stripe catalog event in an SQS body (`None`: not an event, or a shape we do
+/// not read — the sync then asks Stripe).
+pub fn event_snapshot(body: &str) -> Option<Snapshot> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let kind = v.pointer("/detail/type")?.as_str()?;
+    let o = v.pointer("/detail/data/object")?;
+    let s = |k: &str| o.get(k).and_then(serde_json::Value::as_str);
+    let id_of = |k: &str| s(k).or_else(|| o.get(k)?.get("id")?.as_str());
+    match kind.split('.').next()? {
+        "product" => Some(Snapshot::Product(StripeProduct {
+            id: ProductId::parse(s("id")?).ok()?,
+            name: s("name")?.to_owned(),
+            description: s("description").map(str::to_owned),
+            images: o
+                .get("images")?
+                .as_array()?
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            active: o.get("active")?.as_bool()?,
+            metadata: o
+                .get("metadata")?
+                .as_object()?
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect(),
+            updated: o.get("updated")?.as_i64()?,
+            default_price: id_of("default_price").and_then(|p| PriceId::parse(p).ok()),
+        })),
+        "price" => Some(Snapshot::Price(stockbridge_domain::StripePrice {
+            id: PriceId::parse(s("id")?).ok()?,
+            product: ProductId::parse(id_of("product")?).ok()?,
+            amount: o.get("unit_amount").and_then(serde_json::Value::as_u64),
+            currency: s("currency")?.to_owned(),
+            active: o.get("active")?.as_bool()?,
+        })),
+        "payment_link" => Some(Snapshot::Link {
+            id: PaymentLinkId::parse(s("id")?).ok()?,
+            changed: v
+                .pointer("/detail/data/previous_attributes")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// Link fields owned by stock (the link check), not by the catalog.
+const STOCK_OWNED_LINK_FIELDS: [&str; 4] =
+    ["active", "inactive_message", "restrictions", "updated"];
+
+/// Whether an event's snapshot already agrees with the catalog, so the sync has nothing to do
+/// (most catalog events are the echo of the sync's own writes). `None` entry: not the
+/// catalog's product.
+pub fn snapshot_agrees(entry: Option<&crate::ports::CatalogEntry>, snapshot: &Snapshot) -> bool {
+    if let Snapshot::Link { changed, .. } = snapshot {
+        // A link's price cannot change; its activity is the stock's business.
+        return changed
+            .iter()
+            .all(|k| STOCK_OWNED_LINK_FIELDS.contains(&k.as_str()));
+    }
+    let Some(e) = entry else {
+        return true;
+    };
+    if e.mapping.synced_revision != e.details.revision || e.mapping.price_id.is_none() {
+        return false; // a catalog change is on its way: let the sync run
+    }
+    match snapshot {
+        Snapshot::Product(p) => {
+            p.default_price == e.mapping.price_id
+                && product_diffs(&product_fields(&e.details, &e.mapping), p).is_empty()
+        }
+        Snapshot::Price(p) if Some(&p.id) == e.mapping.price_id.as_ref() => {
+            p.active && p.charges(&e.details.price)
+        }
+        // Another price of the product: the catalog sells at its mapped one.
+        Snapshot::Price(_) => true,
+        Snapshot::Link { .. } => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +706,81 @@ mod tests {
             target: SyncTarget::Product(ProductId::parse(p).unwrap()),
             trigger: Trigger::StripeChange,
         }
+    }
+
+    fn entry() -> crate::ports::CatalogEntry {
+        let details = stockbridge_domain::ProductDetails {
+            product_id: ProductId::parse("tee").unwrap(),
+            name: "Tee".into(),
+            description: None,
+            images: vec![],
+            price: stockbridge_domain::Money::new(1500, "usd").unwrap(),
+            active: true,
+            metadata: Default::default(),
+            stores: [StoreId::parse("s1").unwrap()].into_iter().collect(),
+            revision: 2,
+            updated_at: stockbridge_domain::Timestamp(0),
+        };
+        let mapping = stockbridge_domain::StripeMapping {
+            price_id: Some(PriceId::parse("price_1").unwrap()),
+            synced_revision: 2,
+            ..Default::default()
+        };
+        crate::ports::CatalogEntry { details, mapping }
+    }
+
+    #[test]
+    fn the_echo_of_our_own_write_is_skipped_and_a_dashboard_edit_is_not() {
+        let ours = event(
+            "product.updated",
+            serde_json::json!({"id": "tee", "name": "Tee", "description": null, "images": [],
+                "active": true, "metadata": {"theirs": "1"}, "updated": 5, "default_price": "price_1"}),
+        );
+        let snap = event_snapshot(&ours).unwrap();
+        assert!(snapshot_agrees(Some(&entry()), &snap));
+        let edited = ours.replace("\"name\":\"Tee\"", "\"name\":\"Edited\"");
+        assert!(!snapshot_agrees(
+            Some(&entry()),
+            &event_snapshot(&edited).unwrap()
+        ));
+        // While a catalog change is on its way, the sync runs whatever the event says.
+        let mut pending = entry();
+        pending.details.revision = 3;
+        assert!(!snapshot_agrees(Some(&pending), &snap));
+    }
+
+    #[test]
+    fn price_and_link_events_agree_unless_the_mapped_price_or_owned_link_fields_changed() {
+        let price = |id: &str, active: bool| {
+            event_snapshot(&event(
+                "price.updated",
+                serde_json::json!({"id": id, "product": "tee", "unit_amount": 1500, "currency": "usd", "active": active}),
+            ))
+            .unwrap()
+        };
+        assert!(snapshot_agrees(Some(&entry()), &price("price_1", true)));
+        assert!(
+            !snapshot_agrees(Some(&entry()), &price("price_1", false)),
+            "ours archived"
+        );
+        assert!(snapshot_agrees(Some(&entry()), &price("price_old", false)));
+        let link = |changed: serde_json::Value| {
+            let mut v: serde_json::Value = serde_json::from_str(&event(
+                "payment_link.updated",
+                serde_json::json!({"id": "plink_1", "active": false}),
+            ))
+            .unwrap();
+            v["detail"]["data"]["previous_attributes"] = changed;
+            event_snapshot(&v.to_string()).unwrap()
+        };
+        assert!(snapshot_agrees(
+            None,
+            &link(serde_json::json!({"active": true}))
+        ));
+        assert!(!snapshot_agrees(
+            None,
+            &link(serde_json::json!({"metadata": {}}))
+        ));
     }
 
     #[test]
@@ -715,6 +911,27 @@ where
             }
             SyncMessage::Sync { target, trigger } => (target, trigger),
         };
+        // Most catalog events echo the sync's own writes: when the event's snapshot already
+        // agrees with the catalog, skip without a Stripe call.
+        let snapshot = (trigger == Trigger::StripeChange)
+            .then(|| event_snapshot(body))
+            .flatten();
+        if let Some(snap) = &snapshot {
+            let entry = match &target {
+                SyncTarget::Product(p) => self
+                    .store
+                    .entry(p)
+                    .await
+                    .map_err(|e| MessageError::Retry(e.into()))?,
+                SyncTarget::Link(_) => None,
+            };
+            if snapshot_agrees(entry.as_ref(), snap) {
+                return Ok(SyncReport {
+                    up_to_date: true,
+                    ..SyncReport::default()
+                });
+            }
+        }
         let retry_or_poison = |e: SyncError| {
             if e.is_retryable() {
                 MessageError::Retry(e)

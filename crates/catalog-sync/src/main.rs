@@ -8,11 +8,16 @@
 //! sent to the dead-letter queue at once with its reason as the message attribute `reason`, and
 //! deleted from the queue. All logic lives in `stockbridge-app`.
 
+use std::time::Duration;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use stockbridge_app::catalog::MessageError;
 use stockbridge_bootstrap::{Config, LiveCatalogSync};
+
+/// Time kept in hand before the invocation's deadline to answer with the partial result.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 struct Function {
     sync: LiveCatalogSync,
@@ -67,17 +72,37 @@ impl Function {
     }
 
     async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        // Stop before the invocation's deadline and hand back what was not done: a timed-out
+        // invocation would fail the whole batch, and after maxReceiveCount send good messages to
+        // the DLQ. Syncs are idempotent, so one cut short is simply redone.
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
         let mut failures = Vec::new();
         for record in event.payload.records {
             let id = record.message_id.clone().unwrap_or_default();
             let body = record.body.as_deref().unwrap_or_default();
-            let failed = match self.sync.handle_message(body, &self.filter).await {
-                Ok(_) => false,
-                Err(MessageError::Retry(e)) => {
-                    tracing::warn!(message_id = %id, error = %e, "catalog sync failed: will be retried");
-                    true
+            let left = deadline
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN);
+            let failed = if left.is_zero() {
+                tracing::warn!(message_id = %id, "no time left in this invocation: handed back for a retry");
+                true
+            } else {
+                match tokio::time::timeout(left, self.sync.handle_message(body, &self.filter)).await
+                {
+                    Ok(Ok(_)) => false,
+                    Ok(Err(MessageError::Retry(e))) => {
+                        tracing::warn!(message_id = %id, error = %e, "catalog sync failed: will be retried");
+                        true
+                    }
+                    Ok(Err(MessageError::Poison(reason))) => {
+                        !self.dead_letter(&id, body, &reason).await
+                    }
+                    Err(_) => {
+                        tracing::warn!(message_id = %id, "sync cut short by the invocation's deadline: will be retried");
+                        true
+                    }
                 }
-                Err(MessageError::Poison(reason)) => !self.dead_letter(&id, body, &reason).await,
             };
             if failed {
                 let mut failure = BatchItemFailure::default();
