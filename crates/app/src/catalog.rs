@@ -282,6 +282,7 @@ where
                 action: Repair::SyncProduct {
                     product: product.clone(),
                 },
+                cause: Some("changed at Stripe (Dashboard or API) after it matched the catalog"),
             };
             self.store.record(now, &discrepancy, true).await?;
         }
@@ -1275,6 +1276,9 @@ where
                 action: Repair::SyncProduct {
                     product: product.clone(),
                 },
+                cause: Some(
+                    "no catalog-sync message fixed it: a lost stream record or Stripe event, or a message in the dead-letter queue",
+                ),
             };
             self.store.record(now, &discrepancy, !dry_run).await?;
             report.discrepancies.push(discrepancy);

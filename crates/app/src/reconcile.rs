@@ -295,6 +295,7 @@ where
                 action: Repair::ApplySession {
                     session: session.id.clone(),
                 },
+                cause: Some("no event for it reached stockbridge, not even through /v1/events"),
             };
             tracing::error!(subject = %d.subject, dry_run, "paid checkout session without an order: the event pipeline lost it");
             let now = self.clock.now();
@@ -393,8 +394,8 @@ pub struct RunSummary {
     pub repaired: usize,
     /// Discrepancies per check (`link_active_iff_in_stock`, ...).
     pub by_check: std::collections::BTreeMap<String, usize>,
-    /// True when something was fixed that an event should have fixed: a missed event replayed
-    /// or a paid session without an order. The event pipeline (Stripe's event destination,
+    /// True when something was fixed that an event should have fixed: a missed event replayed,
+    /// a paid session without an order, or a catalog difference no catalog-sync message fixed. The event pipeline (Stripe's event destination,
     /// EventBridge, the inventory function) needs a look.
     pub pipeline_broken: bool,
     /// The first findings (at most 20), for the notification.
@@ -428,7 +429,9 @@ impl RunSummary {
             cursor_age_days: events.and_then(|e| e.cursor_age_days),
             discrepancies: all.len(),
             repaired: checks.repaired + catalog.map_or(0, |c| c.repaired),
-            pipeline_broken: recovered > 0 || by_check.contains_key("paid_session_has_order"),
+            pipeline_broken: recovered > 0
+                || by_check.contains_key("paid_session_has_order")
+                || by_check.contains_key("catalog_matches_stripe"),
             by_check,
             findings: all
                 .iter()

@@ -16,6 +16,8 @@ pub struct Discrepancy {
     pub found: String,
     /// The repair.
     pub action: Repair,
+    /// The likely cause, when known.
+    pub cause: Option<&'static str>,
 }
 
 /// A repair the reconciler makes (unless it is a dry run).
@@ -65,6 +67,7 @@ pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
             order_id: order.order_id.clone(),
             payment_intent,
         },
+        cause: Some("the refund failed after every retry, or the process stopped before it"),
     })
 }
 
@@ -85,6 +88,11 @@ pub fn check_links(item: &CatalogItem, active: &[(PaymentLinkId, bool)]) -> Vec<
                 link: link.clone(),
                 active: want,
             },
+            cause: Some(if want {
+                "switched off by someone else, or a reactivation that failed"
+            } else {
+                "switched on by someone else, or a sold-out switch that failed"
+            }),
         })
         .collect()
 }

@@ -829,6 +829,9 @@ impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
             s(serde_json::to_string(&d.action).map_err(|e| corrupt(&d.subject, e.to_string()))?),
         );
         item.insert("repaired".into(), AttributeValue::Bool(repaired));
+        if let Some(cause) = d.cause {
+            item.insert("cause".into(), s(cause));
+        }
         item.insert("at".into(), n(at.0));
         self.client
             .put_item()
