@@ -191,6 +191,23 @@ pub struct Effects {
     pub reactivate: Vec<Reactivation>,
     /// A refund to make.
     pub refund: Option<RefundRequest>,
+    /// A held order that became a sale: capture its authorised PaymentIntent.
+    pub capture: Option<IntentAction>,
+    /// A held order that cannot be filled: cancel its PaymentIntent (release the authorisation;
+    /// no money moved, so no refund and no fee).
+    pub cancel: Option<IntentAction>,
+}
+
+/// A capture or cancellation of a hold's PaymentIntent, with a key derived from the hold so no
+/// retry ever does it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentAction {
+    /// The hold.
+    pub order_id: OrderId,
+    /// Its PaymentIntent.
+    pub payment_intent: PaymentIntentId,
+    /// `stockbridge-capture-{hold}` or `stockbridge-cancel-{hold}`.
+    pub idempotency_key: String,
 }
 
 /// What happened to an order, for logs and tests.
@@ -287,7 +304,7 @@ fn sold_out_links(item: &CatalogItem, session_link: Option<&PaymentLinkId>) -> V
 
 /// A stock movement on one item: the update, its ledger entry, the level to publish and the
 /// links to switch off or on when the level crosses zero.
-struct Movement {
+pub(crate) struct Movement {
     update: ItemUpdate,
     entry: LedgerEntry,
     level: StockLevel,
@@ -295,7 +312,7 @@ struct Movement {
     reactivate: Option<Reactivation>,
 }
 
-fn move_stock(
+pub(crate) fn move_stock(
     item: &CatalogItem,
     available: u64,
     session_link: Option<&PaymentLinkId>,
@@ -349,7 +366,7 @@ fn move_stock(
     }
 }
 
-fn add_movement(write: &mut WriteSet, effects: &mut Effects, m: Movement) {
+pub(crate) fn add_movement(write: &mut WriteSet, effects: &mut Effects, m: Movement) {
     write.items.push(m.update);
     write.ledger.push(m.entry);
     effects.publish.push(m.level);
@@ -383,6 +400,20 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
                 payment_intent,
                 idempotency_key: order.refund_idempotency_key(),
             });
+    }
+    if let (Some(_), Some(pi)) = (&order.hold, &order.payment_intent) {
+        let action = |what: &str| IntentAction {
+            order_id: order.order_id.clone(),
+            payment_intent: pi.clone(),
+            idempotency_key: format!("stockbridge-{what}-{}", order.order_id),
+        };
+        if order.payment == PaymentState::Paid {
+            match order.status {
+                OrderStatus::Fulfilled => effects.capture = Some(action("capture")),
+                OrderStatus::Oversold => effects.cancel = Some(action("cancel")),
+                _ => {}
+            }
+        }
     }
     effects
 }
@@ -436,6 +467,7 @@ pub fn decide_checkout(
         last_event: facts.event_id.clone(),
         created_at: now,
         updated_at: now,
+        hold: None,
     };
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
@@ -639,6 +671,7 @@ pub fn decide_payment_failed(
             last_event: event_id.clone(),
             created_at: now,
             updated_at: now,
+            hold: None,
         };
         return Decision {
             write: WriteSet {

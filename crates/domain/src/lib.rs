@@ -13,10 +13,12 @@
 //! - [`decide`]: the rules — apply an order, confirm or release a held order, change stock.
 //! - [`catalog`]: merchandising details (the source of truth for Stripe's products, prices and
 //!   links) and what must change at Stripe to match them.
+//! - [`hold`]: checkout-API holds: reserve, authorise (capture or cancel), expire.
 //! - [`invariants`]: the reconciler's checks (links active iff in stock).
 
 pub mod catalog;
 pub mod decide;
+pub mod hold;
 pub mod ids;
 pub mod invariants;
 pub mod item;
@@ -25,6 +27,7 @@ pub mod quantity;
 
 pub use catalog::*;
 pub use decide::*;
+pub use hold::*;
 pub use ids::*;
 pub use item::*;
 pub use order::*;

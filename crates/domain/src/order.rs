@@ -136,13 +136,25 @@ pub struct OrderRecord {
     pub created_at: Timestamp,
     /// When the record changed last.
     pub updated_at: Timestamp,
+    /// Set for a checkout-API hold: stock reserved before payment, the PaymentIntent captured
+    /// only once the hold became a sale (cancelled, never refunded, when it cannot).
+    #[serde(default)]
+    pub hold: Option<HoldTerms>,
+}
+
+/// The terms of a checkout-API hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HoldTerms {
+    /// When the reserved stock goes back if the payment has not been authorised.
+    pub expires_at: Timestamp,
 }
 
 impl OrderRecord {
     /// True when the order must be refunded and has not been yet: oversold, paid, with a
     /// PaymentIntent to refund.
     pub fn refund_due(&self) -> bool {
-        self.status == OrderStatus::Oversold
+        self.hold.is_none()
+            && self.status == OrderStatus::Oversold
             && self.payment == PaymentState::Paid
             && self.refund_id.is_none()
             && self.payment_intent.is_some()
