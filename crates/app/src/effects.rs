@@ -86,6 +86,41 @@ where
     if let Some(req) = &effects.refund {
         keep(refund(store, payments, &req.order_id, req, now).await);
     }
+    if let Some(c) = &effects.capture {
+        let r = match payments
+            .capture_payment_intent(&c.payment_intent, &c.idempotency_key)
+            .await
+        {
+            Ok(()) => {
+                info!(hold = %c.order_id, payment_intent = %c.payment_intent, "payment captured: the hold is a sale");
+                Ok(())
+            }
+            // Already captured (a capture made outside this key's 24 hours, or by hand).
+            Err(PaymentsError::UnexpectedState { message, .. }) => {
+                warn!(hold = %c.order_id, payment_intent = %c.payment_intent, %message, "capture refused for the PaymentIntent's state: nothing more to do");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        };
+        keep(r);
+    }
+    if let Some(c) = &effects.cancel {
+        let r = match payments
+            .cancel_payment_intent(&c.payment_intent, &c.idempotency_key)
+            .await
+        {
+            Ok(()) => {
+                info!(hold = %c.order_id, payment_intent = %c.payment_intent, "authorisation cancelled: the hold could not be filled");
+                Ok(())
+            }
+            Err(PaymentsError::UnexpectedState { message, .. }) => {
+                warn!(hold = %c.order_id, payment_intent = %c.payment_intent, %message, "cancel refused for the PaymentIntent's state: nothing more to do");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        };
+        keep(r);
+    }
     first.map_or(Ok(()), Err)
 }
 

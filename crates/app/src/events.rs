@@ -20,11 +20,21 @@ pub const ASYNC_PAYMENT_SUCCEEDED: &str = "checkout.session.async_payment_succee
 /// `checkout.session.async_payment_failed`.
 pub const ASYNC_PAYMENT_FAILED: &str = "checkout.session.async_payment_failed";
 
-/// The Stripe event types the inventory function handles.
-pub const HANDLED_EVENT_TYPES: [&str; 3] = [
+/// `payment_intent.amount_capturable_updated`: a checkout hold's payment was authorised.
+pub const INTENT_AUTHORIZED: &str = "payment_intent.amount_capturable_updated";
+/// `payment_intent.payment_failed`.
+pub const INTENT_FAILED: &str = "payment_intent.payment_failed";
+/// `payment_intent.canceled`.
+pub const INTENT_CANCELED: &str = "payment_intent.canceled";
+
+/// The Stripe event types the inventory function handles (and the reconciler replays).
+pub const HANDLED_EVENT_TYPES: [&str; 6] = [
     CHECKOUT_COMPLETED,
     ASYNC_PAYMENT_SUCCEEDED,
     ASYNC_PAYMENT_FAILED,
+    INTENT_AUTHORIZED,
+    INTENT_FAILED,
+    INTENT_CANCELED,
 ];
 
 /// Which events to accept.
@@ -147,6 +157,39 @@ pub enum Decoded {
     },
     /// A checkout event to apply.
     Checkout(CheckoutEvent),
+    /// A PaymentIntent event of a checkout-API hold.
+    Intent(IntentEvent),
+}
+
+/// What happened to a hold's PaymentIntent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentKind {
+    /// Authorised: capturable.
+    Authorized,
+    /// A payment attempt failed.
+    Failed,
+    /// Cancelled.
+    Canceled,
+}
+
+/// A PaymentIntent event that names a hold (`metadata.hold_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentEvent {
+    /// Which.
+    pub kind: IntentKind,
+    /// The Stripe event.
+    pub event_id: StripeEventId,
+    /// The PaymentIntent.
+    pub payment_intent: PaymentIntentId,
+    /// The hold it pays for.
+    pub hold_id: OrderId,
+}
+
+#[derive(Deserialize)]
+struct IntentObject {
+    id: String,
+    #[serde(default)]
+    metadata: Option<HashMap<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +301,44 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
                 configured: filter.livemode,
             },
         });
+    }
+    let intent = match head.event_type.as_str() {
+        INTENT_AUTHORIZED => Some(IntentKind::Authorized),
+        INTENT_FAILED => Some(IntentKind::Failed),
+        INTENT_CANCELED => Some(IntentKind::Canceled),
+        _ => None,
+    };
+    if let Some(kind) = intent {
+        let event_id = id(&format!("{at}.id"), head.id.clone(), StripeEventId::parse)?;
+        let object: IntentObject = decode_at(
+            &format!("{at}.data.object"),
+            head.data.get("object").unwrap_or(&Value::Null),
+        )?;
+        // PaymentIntents of Checkout Sessions and anything not made by the checkout API have
+        // no hold: not ours.
+        let hold = match object.metadata.as_ref().and_then(|m| m.get("hold_id")) {
+            Some(Value::String(h)) if !h.is_empty() => h.clone(),
+            _ => {
+                return Ok(Decoded::Ignored {
+                    event_id: head.id,
+                    event_type: head.event_type,
+                });
+            }
+        };
+        return Ok(Decoded::Intent(IntentEvent {
+            kind,
+            event_id,
+            payment_intent: id(
+                &format!("{at}.data.object.id"),
+                object.id,
+                PaymentIntentId::parse,
+            )?,
+            hold_id: id(
+                &format!("{at}.data.object.metadata.hold_id"),
+                hold,
+                OrderId::parse,
+            )?,
+        }));
     }
     let kind = match head.event_type.as_str() {
         CHECKOUT_COMPLETED => CheckoutKind::Completed,

@@ -198,6 +198,11 @@ where
                 let outcome = self.apply(&event).await?;
                 Ok(Handled::Applied { order_id, outcome })
             }
+            Decoded::Intent(event) => {
+                let order_id = event.hold_id.clone();
+                let outcome = self.apply_intent(&event).await?;
+                Ok(Handled::Applied { order_id, outcome })
+            }
         }
     }
 

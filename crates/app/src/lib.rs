@@ -8,6 +8,7 @@
 //! - [`ports`]: the small traits adapters implement (`InventoryStore`, `StockPublisher`,
 //!   `Payments`, `Clock`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
+//! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
 //! - [`inventory`]: the use case behind the `inventory` Lambda.
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
@@ -24,6 +25,7 @@ pub mod backfill;
 pub mod catalog;
 pub mod effects;
 pub mod events;
+pub mod holds;
 pub mod inventory;
 pub mod message;
 pub mod ports;

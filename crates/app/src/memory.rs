@@ -271,6 +271,8 @@ pub struct MemoryPayments {
     pub pages_before_failure: Mutex<Option<usize>>,
     /// Stripe's event log (as a [`crate::ports::EventLog`]).
     pub event_log: MemoryEventLog,
+    /// PaymentIntents by idempotency key.
+    pub intents: Mutex<HashMap<String, MemoryIntent>>,
 }
 
 impl MemoryPayments {
@@ -334,6 +336,104 @@ impl Payments for MemoryPayments {
             });
         }
         lock(&self.links).insert(link.clone(), active);
+        Ok(())
+    }
+
+    async fn create_payment_intent(
+        &self,
+        request: &crate::ports::NewPaymentIntent,
+    ) -> Result<crate::ports::CreatedPaymentIntent, PaymentsError> {
+        lock(&self.calls).push("create_payment_intent");
+        let mut intents = lock(&self.intents);
+        let n = intents.len();
+        let entry = intents
+            .entry(request.idempotency_key.clone())
+            .or_insert_with(|| MemoryIntent {
+                id: stockbridge_domain::PaymentIntentId::parse(format!("pi_{}", n + 1))
+                    .expect("valid id"),
+                amount: request.amount,
+                status: "requires_payment_method",
+            });
+        Ok(crate::ports::CreatedPaymentIntent {
+            id: entry.id.clone(),
+            client_secret: format!("{}_secret_test", entry.id),
+        })
+    }
+
+    async fn capture_payment_intent(
+        &self,
+        payment_intent: &stockbridge_domain::PaymentIntentId,
+        _key: &str,
+    ) -> Result<(), PaymentsError> {
+        lock(&self.calls).push("capture");
+        self.intent_transition(payment_intent, "succeeded")
+    }
+
+    async fn cancel_payment_intent(
+        &self,
+        payment_intent: &stockbridge_domain::PaymentIntentId,
+        _key: &str,
+    ) -> Result<(), PaymentsError> {
+        lock(&self.calls).push("cancel");
+        self.intent_transition(payment_intent, "canceled")
+    }
+}
+
+/// A PaymentIntent as [`MemoryPayments`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryIntent {
+    /// Its id.
+    pub id: stockbridge_domain::PaymentIntentId,
+    /// Amount.
+    pub amount: u64,
+    /// `requires_payment_method`, `requires_capture`, `succeeded`, `canceled`.
+    pub status: &'static str,
+}
+
+impl MemoryPayments {
+    /// Marks a PaymentIntent authorised (as confirming it in the browser would).
+    pub fn authorize(&self, id: &stockbridge_domain::PaymentIntentId) {
+        if let Some(i) = lock(&self.intents).values_mut().find(|i| &i.id == id) {
+            i.status = "requires_capture";
+        }
+    }
+
+    /// A PaymentIntent's status.
+    pub fn intent_status(&self, id: &stockbridge_domain::PaymentIntentId) -> Option<&'static str> {
+        lock(&self.intents)
+            .values()
+            .find(|i| &i.id == id)
+            .map(|i| i.status)
+    }
+
+    fn intent_transition(
+        &self,
+        id: &stockbridge_domain::PaymentIntentId,
+        to: &'static str,
+    ) -> Result<(), PaymentsError> {
+        let mut intents = lock(&self.intents);
+        let i =
+            intents
+                .values_mut()
+                .find(|i| &i.id == id)
+                .ok_or_else(|| PaymentsError::NotFound {
+                    operation: "payment intent",
+                    message: id.to_string(),
+                })?;
+        let allowed = match to {
+            "succeeded" => i.status == "requires_capture",
+            _ => i.status != "succeeded" && i.status != "canceled",
+        };
+        if i.status == to {
+            return Ok(()); // the same call again (a replayed idempotency key)
+        }
+        if !allowed {
+            return Err(PaymentsError::UnexpectedState {
+                operation: "payment intent",
+                message: format!("status {}", i.status),
+            });
+        }
+        i.status = to;
         Ok(())
     }
 }
@@ -450,6 +550,18 @@ impl crate::ports::CatalogReader for MemoryStore {
             .filter(|o| {
                 o.status == stockbridge_domain::OrderStatus::Oversold
                     && store_id.is_none_or(|s| &o.store_id == s)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(lock(&self.state)
+            .orders
+            .values()
+            .filter(|o| {
+                o.status == stockbridge_domain::OrderStatus::Pending
+                    && o.hold.is_some_and(|h| h.expires_at <= now)
             })
             .cloned()
             .collect())

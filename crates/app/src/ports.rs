@@ -5,9 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use stockbridge_domain::{
-    CatalogItem, Items, LedgerEntry, Money, OrderId, OrderRecord, PaymentLinkId, PriceId,
-    ProductDetails, ProductFields, ProductId, RefundId, RefundRequest, StockLevel, StoreId,
-    StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct, Timestamp, WriteSet,
+    CatalogItem, Items, LedgerEntry, Money, OrderId, OrderRecord, PaymentIntentId, PaymentLinkId,
+    PriceId, ProductDetails, ProductFields, ProductId, RefundId, RefundRequest, StockLevel,
+    StoreId, StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct, Timestamp,
+    WriteSet,
 };
 
 /// Why the store failed.
@@ -171,6 +172,15 @@ pub enum PaymentsError {
     /// The charge was already refunded (by someone else, e.g. in the Dashboard).
     #[error("the payment was already refunded")]
     AlreadyRefunded,
+    /// The PaymentIntent is not in a state that allows the call (already captured or
+    /// cancelled).
+    #[error("Stripe refused {operation}: the PaymentIntent is in the wrong state: {message}")]
+    UnexpectedState {
+        /// What we were doing.
+        operation: &'static str,
+        /// Stripe's message.
+        message: String,
+    },
     /// Stripe refused the request (4xx other than 429).
     #[error("Stripe refused {operation}: {message}")]
     Rejected {
@@ -217,6 +227,52 @@ pub trait Payments: Send + Sync {
         active: bool,
         inactive_message: Option<&str>,
     ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+
+    /// Creates a PaymentIntent with `capture_method=manual` (authorise now, capture later).
+    fn create_payment_intent(
+        &self,
+        request: &NewPaymentIntent,
+    ) -> impl Future<Output = Result<CreatedPaymentIntent, PaymentsError>> + Send;
+
+    /// Captures an authorised PaymentIntent in full.
+    fn capture_payment_intent(
+        &self,
+        payment_intent: &PaymentIntentId,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+
+    /// Cancels a PaymentIntent (releases the authorisation).
+    fn cancel_payment_intent(
+        &self,
+        payment_intent: &PaymentIntentId,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+}
+
+/// A PaymentIntent to create for a hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPaymentIntent {
+    /// Minor units, from the catalog's prices.
+    pub amount: u64,
+    /// Currency.
+    pub currency: String,
+    /// `metadata.hold_id`: how its events find the hold.
+    pub hold_id: OrderId,
+    /// `metadata.store_id`.
+    pub store_id: StoreId,
+    /// Receipt e-mail, if the customer gave one.
+    pub receipt_email: Option<String>,
+    /// Derived from the hold: a retried request gets the same PaymentIntent.
+    pub idempotency_key: String,
+}
+
+/// The created PaymentIntent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPaymentIntent {
+    /// Its id.
+    pub id: PaymentIntentId,
+    /// What the browser confirms it with (never logged).
+    pub client_secret: String,
 }
 
 /// The current time.
@@ -327,6 +383,26 @@ impl<T: Payments> Payments for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
         (**self).set_link_active(l, a, m)
     }
+    fn create_payment_intent(
+        &self,
+        r: &NewPaymentIntent,
+    ) -> impl Future<Output = Result<CreatedPaymentIntent, PaymentsError>> + Send {
+        (**self).create_payment_intent(r)
+    }
+    fn capture_payment_intent(
+        &self,
+        p: &PaymentIntentId,
+        k: &str,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
+        (**self).capture_payment_intent(p, k)
+    }
+    fn cancel_payment_intent(
+        &self,
+        p: &PaymentIntentId,
+        k: &str,
+    ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
+        (**self).cancel_payment_intent(p, k)
+    }
 }
 
 impl<T: Clock> Clock for std::sync::Arc<T> {
@@ -350,6 +426,12 @@ pub trait CatalogReader: Send + Sync {
     fn oversold_orders(
         &self,
         store_id: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// Checkout holds still pending whose expiry is at or before `now` (for the sweeper).
+    fn expired_holds(
+        &self,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 }
 
@@ -464,6 +546,12 @@ impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
         s: Option<&StoreId>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
         (**self).oversold_orders(s)
+    }
+    fn expired_holds(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        (**self).expired_holds(now)
     }
 }
 

@@ -247,8 +247,13 @@ mod tests {
     }
 
     fn held(q: u64, available: u64) -> OrderRecord {
-        let HoldDecision::Reserve(d) = decide_hold(None, &facts(q), &items(available), Timestamp(900), Timestamp(0))
-        else {
+        let HoldDecision::Reserve(d) = decide_hold(
+            None,
+            &facts(q),
+            &items(available),
+            Timestamp(900),
+            Timestamp(0),
+        ) else {
             panic!("reserved")
         };
         let Some(OrderWrite::Create(r)) = d.write.order else {
@@ -267,7 +272,8 @@ mod tests {
 
     #[test]
     fn a_hold_reserves_all_lines_or_answers_what_is_short() {
-        let HoldDecision::Reserve(d) = decide_hold(None, &facts(2), &items(5), Timestamp(900), Timestamp(0))
+        let HoldDecision::Reserve(d) =
+            decide_hold(None, &facts(2), &items(5), Timestamp(900), Timestamp(0))
         else {
             panic!()
         };
@@ -275,17 +281,32 @@ mod tests {
         let Some(OrderWrite::Create(r)) = &d.write.order else {
             panic!()
         };
-        assert_eq!((r.status, r.hold), (OrderStatus::Pending, Some(HoldTerms { expires_at: Timestamp(900) })));
+        assert_eq!(
+            (r.status, r.hold),
+            (
+                OrderStatus::Pending,
+                Some(HoldTerms {
+                    expires_at: Timestamp(900)
+                })
+            )
+        );
         assert!(d.effects.capture.is_none() && d.effects.refund.is_none());
 
-        let HoldDecision::Short(s) = decide_hold(None, &facts(6), &items(5), Timestamp(900), Timestamp(0))
+        let HoldDecision::Short(s) =
+            decide_hold(None, &facts(6), &items(5), Timestamp(900), Timestamp(0))
         else {
             panic!()
         };
         assert_eq!((s[0].requested, s[0].available), (6, 5));
         let existing = held(2, 5);
         assert_eq!(
-            decide_hold(Some(&existing), &facts(2), &items(3), Timestamp(900), Timestamp(0)),
+            decide_hold(
+                Some(&existing),
+                &facts(2),
+                &items(3),
+                Timestamp(900),
+                Timestamp(0)
+            ),
             HoldDecision::Existing(existing)
         );
     }
@@ -311,20 +332,34 @@ mod tests {
     #[test]
     fn an_expired_hold_is_released_and_a_late_authorisation_is_cancelled_when_stock_is_gone() {
         let hold = held(2, 2);
-        assert!(decide_hold_expired(&hold, &items(0), Timestamp(899)).is_none(), "not yet");
+        assert!(
+            decide_hold_expired(&hold, &items(0), Timestamp(899)).is_none(),
+            "not yet"
+        );
         let d = decide_hold_expired(&hold, &items(0), Timestamp(900)).unwrap();
         assert_eq!(d.write.items[0].available, 2);
-        let Some(OrderWrite::Update { record: released, expected_status, .. }) = d.write.order else {
+        let Some(OrderWrite::Update {
+            record: released,
+            expected_status,
+            ..
+        }) = d.write.order
+        else {
             panic!()
         };
-        assert_eq!((released.status, expected_status), (OrderStatus::Released, OrderStatus::Pending));
+        assert_eq!(
+            (released.status, expected_status),
+            (OrderStatus::Released, OrderStatus::Pending)
+        );
         assert!(decide_hold_expired(&released, &items(2), Timestamp(901)).is_none());
 
         // Sold elsewhere meanwhile: the late authorisation is cancelled, never captured.
         let late = decide_authorized(&released, &pi(), &evt(), &items(1), Timestamp(950));
         assert!(matches!(late.outcome, Outcome::Oversold(_)));
         assert!(late.effects.capture.is_none() && late.effects.refund.is_none());
-        assert_eq!(late.effects.cancel.unwrap().idempotency_key, "stockbridge-cancel-hold_1");
+        assert_eq!(
+            late.effects.cancel.unwrap().idempotency_key,
+            "stockbridge-cancel-hold_1"
+        );
         assert!(late.write.items.is_empty());
 
         // Still there: taken again and captured.

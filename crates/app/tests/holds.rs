@@ -1,0 +1,340 @@
+//! The checkout API with reservations against the in-memory ports.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, CheckoutRequest, parse_request};
+use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::ports::{CatalogStore, InventoryStore};
+use stockbridge_domain::{
+    CatalogItem, Money, OrderLine, OrderStatus, PaymentIntentId, ProductDetails, ProductId,
+    Quantity, StoreId, Timestamp,
+};
+
+type Inv =
+    Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, Arc<TickingClock>>;
+
+fn pid(p: &str) -> ProductId {
+    ProductId::parse(p).unwrap()
+}
+
+fn s1() -> StoreId {
+    StoreId::parse("s1").unwrap()
+}
+
+async fn setup(
+    stock: u64,
+) -> (
+    Inv,
+    Arc<MemoryStore>,
+    Arc<MemoryPayments>,
+    Arc<TickingClock>,
+) {
+    let store = Arc::new(MemoryStore::default());
+    let payments = Arc::new(MemoryPayments::default());
+    let clock = Arc::new(TickingClock::default());
+    store.put_item(CatalogItem {
+        store_id: s1(),
+        product_id: pid("tee"),
+        name: "Tee".into(),
+        available: stock,
+        version: 1,
+        payment_links: vec![],
+        deactivated_links: vec![],
+        updated_at: Timestamp(0),
+    });
+    store
+        .put_details(
+            &ProductDetails {
+                product_id: pid("tee"),
+                name: "Tee".into(),
+                description: None,
+                images: vec![],
+                price: Money::new(1500, "usd").unwrap(),
+                active: true,
+                metadata: Default::default(),
+                stores: [s1()].into_iter().collect(),
+                revision: 1,
+                updated_at: Timestamp(0),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let inv = Inventory::new(
+        store.clone(),
+        Arc::new(MemoryPublisher::default()),
+        payments.clone(),
+        clock.clone(),
+        InventoryConfig {
+            filter: stockbridge_app::events::EventFilter {
+                source_prefix: "aws.partner/stripe.com/".into(),
+                livemode: false,
+            },
+            default_store: s1(),
+            max_attempts: 50,
+        },
+    );
+    (inv, store, payments, clock)
+}
+
+fn request(q: u64) -> CheckoutRequest {
+    CheckoutRequest {
+        store_id: s1(),
+        lines: vec![OrderLine {
+            product_id: pid("tee"),
+            quantity: Quantity::new(q).unwrap(),
+        }],
+        customer_email: None,
+    }
+}
+
+fn intent_event(kind: &str, pi: &str, hold: &str, evt: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": format!("eb-{evt}"), "detail-type": kind,
+        "source": "aws.partner/stripe.com/ed_test", "account": "1", "time": "2026-11-23T00:00:00Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"id": evt, "object": "event", "type": kind, "livemode": false, "created": 1,
+            "data": {"object": {"id": pi, "object": "payment_intent", "metadata": {"hold_id": hold}}}}
+    })
+}
+
+fn held(r: &CheckoutReply) -> (String, String, u64) {
+    match r {
+        CheckoutReply::Held {
+            hold_id,
+            client_secret,
+            amount,
+            ..
+        } => (hold_id.to_string(), client_secret.clone(), *amount),
+        other => panic!("not held: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
+    let (inv, store, _, _) = setup(10).await;
+    let limits = CheckoutLimits::default();
+    let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
+    let req = request(1);
+    let replies =
+        futures_util::future::join_all(keys.iter().map(|k| inv.checkout(&req, k, &limits))).await;
+    let held = replies
+        .iter()
+        .filter(|r| matches!(r, Ok(CheckoutReply::Held { .. })))
+        .count();
+    let short = replies
+        .iter()
+        .filter(|r| matches!(r, Ok(CheckoutReply::Short(_))))
+        .count();
+    assert_eq!((held, short), (10, 20));
+    let item = store.item(&s1(), &pid("tee")).await.unwrap().unwrap();
+    assert_eq!(item.available, 0);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
+    let (inv, store, payments, _) = setup(5).await;
+    let limits = CheckoutLimits::default();
+    let a = held(&inv.checkout(&request(2), "k1", &limits).await.unwrap());
+    let b = held(&inv.checkout(&request(2), "k1", &limits).await.unwrap());
+    assert_eq!(a, b);
+    assert_eq!(a.2, 3000, "the amount comes from the catalog");
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        3,
+        "held once"
+    );
+    assert_eq!(payments.intents.lock().unwrap().len(), 1);
+    // The same key with another request is refused.
+    assert!(matches!(
+        inv.checkout(&request(1), "k1", &limits).await.unwrap(),
+        CheckoutReply::Invalid(e) if e.field == "Idempotency-Key"
+    ));
+}
+
+#[tokio::test]
+async fn an_authorised_hold_is_captured_once_and_a_duplicate_event_changes_nothing() {
+    let (inv, store, payments, _) = setup(5).await;
+    let (hold, _, _) = held(
+        &inv.checkout(&request(2), "k", &CheckoutLimits::default())
+            .await
+            .unwrap(),
+    );
+    let pi = PaymentIntentId::parse("pi_1").unwrap();
+    payments.authorize(&pi);
+    let e = intent_event(
+        "payment_intent.amount_capturable_updated",
+        "pi_1",
+        &hold,
+        "evt_a",
+    );
+    inv.handle(&e).await.unwrap();
+    inv.handle(&e).await.unwrap();
+    assert_eq!(payments.intent_status(&pi), Some("succeeded"));
+    let order = store
+        .load_order(&stockbridge_domain::OrderId::parse(hold).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Fulfilled);
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        3
+    );
+    let calls = payments.calls.lock().unwrap().clone();
+    assert!(
+        !calls.contains(&"cancel") && !calls.contains(&"refund"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled() {
+    let (inv, store, payments, clock) = setup(2).await;
+    let limits = CheckoutLimits {
+        hold_seconds: 60,
+        ..CheckoutLimits::default()
+    };
+    let (hold, _, _) = held(&inv.checkout(&request(2), "k", &limits).await.unwrap());
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        0
+    );
+    assert_eq!(
+        inv.sweep_expired_holds().await.unwrap().released,
+        0,
+        "not expired yet"
+    );
+    clock.0.fetch_add(61_000, Ordering::SeqCst);
+    let r = inv.sweep_expired_holds().await.unwrap();
+    assert_eq!((r.expired, r.released), (1, 1));
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        2
+    );
+    // Sold elsewhere meanwhile.
+    let (_, _, _) = held(&inv.checkout(&request(2), "other", &limits).await.unwrap());
+    let pi = PaymentIntentId::parse("pi_1").unwrap();
+    payments.authorize(&pi);
+    inv.handle(&intent_event(
+        "payment_intent.amount_capturable_updated",
+        "pi_1",
+        &hold,
+        "evt_late",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        payments.intent_status(&pi),
+        Some("canceled"),
+        "cancelled, never captured"
+    );
+    let order = store
+        .load_order(&stockbridge_domain::OrderId::parse(hold).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Oversold);
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failed_payment_releases_the_hold() {
+    let (inv, store, _, _) = setup(3).await;
+    let (hold, _, _) = held(
+        &inv.checkout(&request(3), "k", &CheckoutLimits::default())
+            .await
+            .unwrap(),
+    );
+    inv.handle(&intent_event(
+        "payment_intent.payment_failed",
+        "pi_1",
+        &hold,
+        "evt_f",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        3
+    );
+}
+
+#[test]
+fn bad_requests_name_their_field() {
+    let limits = CheckoutLimits::default();
+    let field = |body: &str| parse_request(body.as_bytes(), &limits).unwrap_err().field;
+    assert_eq!(field("nope"), "body");
+    assert_eq!(field(r#"{"items": []}"#), "body");
+    assert_eq!(field(r#"{"store_id": "s1", "items": []}"#), "items");
+    assert_eq!(
+        field(r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 0}]}"#),
+        "items[0].quantity"
+    );
+    assert_eq!(
+        field(r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 11}]}"#),
+        "items[0].quantity"
+    );
+    assert_eq!(
+        field(r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": "2"}]}"#),
+        "items[0].quantity"
+    );
+    assert_eq!(
+        field(r#"{"store_id": "s1", "items": [{"product_id": "a/b", "quantity": 1}]}"#),
+        "items[0].product_id"
+    );
+    assert_eq!(
+        field(
+            r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 1}], "customer_email": "x"}"#
+        ),
+        "customer_email"
+    );
+    assert_eq!(
+        field(
+            r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 1}], "amount": 1}"#
+        ),
+        "amount",
+        "a price from the client is refused"
+    );
+    let ok = parse_request(br#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 6}, {"product_id": "tee", "quantity": 5}]}"#, &limits);
+    assert_eq!(
+        ok.unwrap_err().field,
+        "items",
+        "merged lines over the maximum"
+    );
+}
