@@ -29,7 +29,26 @@ WHAT IS MODELLED
 * ``GET  /v1/payment_links/{id}``, ``GET /v1/payment_links/{id}/line_items``,
   ``POST /v1/payment_links`` (create), ``POST /v1/payment_links/{id}`` (update:
   ``active``, ``inactive_message``, ``metadata[...]``)
-* ``GET  /v1/payment_intents/{id}``
+* ``GET  /v1/payment_intents/{id}`` (with a publishable key: ``client_secret`` required)
+* ``POST /v1/payment_intents`` (``amount`` >= 1 and ``currency`` required; ``capture_method``
+  automatic|automatic_async|manual, default automatic_async; ``metadata[k]``, ``description``,
+  ``receipt_email``, ``payment_method_types[]``, ``automatic_payment_methods[enabled]``,
+  ``payment_method`` + ``confirm``) -> ``requires_payment_method``, event
+  ``payment_intent.created``
+* ``POST /v1/payment_intents/{id}/confirm`` (``payment_method``: Stripe's test tokens,
+  ``TEST_PAYMENT_METHODS``: ``pm_card_visa`` succeeds, ``pm_card_chargeDeclined`` /
+  ``pm_card_visa_chargeDeclined`` decline).  Secret key, or a publishable key (``Bearer
+  pk_test_...`` or Stripe.js's ``key`` parameter) plus the matching ``client_secret``.
+  manual -> ``requires_capture`` + ``payment_intent.amount_capturable_updated``; automatic*
+  -> ``succeeded`` + ``payment_intent.succeeded``; a decline -> HTTP 402 ``card_error``,
+  ``requires_payment_method`` with ``last_payment_error`` + ``payment_intent.payment_failed``
+* ``POST /v1/payment_intents/{id}/capture`` (``amount_to_capture`` <= amount_capturable) from
+  ``requires_capture`` -> ``succeeded`` + ``payment_intent.succeeded``
+* ``POST /v1/payment_intents/{id}/cancel`` (``cancellation_reason``) -> ``canceled`` +
+  ``payment_intent.canceled``.  A wrong state is 400 ``payment_intent_unexpected_state``.
+  Only GET-by-id and confirm accept a publishable key (else 401) and answer CORS
+  (``OPTIONS`` preflights, ``Access-Control-Allow-Origin: *``); nothing else has CORS.
+  ``POST /_test/payment_intents/{id}/authorize {"payment_method"?}`` confirms without a key.
 * ``POST /v1/refunds``, ``GET /v1/refunds?payment_intent=``, ``GET /v1/refunds/{id}``
 * ``GET  /v1/products/{id}`` (expand: default_price), ``GET /v1/prices/{id}`` (expand: product)
 * ``POST /v1/products`` (``id`` -- an existing one is 400 ``resource_already_exists``;
@@ -69,8 +88,8 @@ its Idempotency-Key, both null for a Dashboard edit).  When a *catalog event sin
 survives ``/_test/reset``) the event's EventBridge envelope (same shape as for checkout
 events) is POSTed there after the response, in order, by one background thread, best effort:
 a failure is logged on stderr and counted (``GET /_test/catalog_event_sink`` -> ``{"url",
-"pending", "delivered", "failed", "failures"}``), never retried.  Checkout events go only to
-the event sink below, catalog events only to the catalog sink.
+"pending", "delivered", "failed", "failures"}``), never retried.  Checkout and payment_intent events go only
+to the event sink below, catalog events only to the catalog sink.
 
 RATE LIMIT AND BULK SEEDING
 ---------------------------
@@ -99,6 +118,12 @@ it -- normally the Lambda driver's ``/_invoke``, which answers once the function
 The page then says whether the order was confirmed or refunded (the fake holds a refund for
 the PaymentIntent).  A session opened before its link was switched off can still be paid
 (as at Stripe): that is how a buyer ends up refunded.  The sink survives ``/_test/reset``.
+``payment_intent.*`` events (from the /v1 calls above) go to the same sink as the same
+envelopes, but in the background, one at a time and in order (like Stripe's webhooks, the API
+call that caused one never waits for the function): ``GET /_test/event_sink`` -> ``{"url",
+"timeout", "pending", "delivered", "failed", "failures"}`` (wait for ``pending`` 0); each
+attempt is appended to ``event_deliveries`` (``type``, ``payment_intent``, ``ok``, ...) and a
+delivered event gets ``pending_webhooks`` 0.
 
 Stripe behaviour kept on purpose: Bearer-key auth (401 otherwise), test/live data
 separation (an ``sk_test_`` key cannot see ``livemode: true`` objects: 404),
@@ -179,6 +204,50 @@ PAYMENT_LINK_CREATE_PARAMS = PAYMENT_LINK_COMMON_PARAMS | {
 }
 PAYMENT_LINK_UPDATE_PARAMS = PAYMENT_LINK_COMMON_PARAMS | {"active", "inactive_message"}
 REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+PAYMENT_INTENT_CREATE_PARAMS = {
+    "amount", "currency", "capture_method", "metadata", "description", "receipt_email",
+    "payment_method_types", "automatic_payment_methods", "payment_method", "confirm",
+    "expand", "customer", "setup_future_usage", "statement_descriptor",
+    "statement_descriptor_suffix", "shipping", "payment_method_options", "transfer_group",
+    "confirmation_method", "return_url", "off_session", "error_on_requires_action",
+    "use_stripe_sdk",
+}
+PAYMENT_INTENT_CONFIRM_PARAMS = {
+    "payment_method", "client_secret", "capture_method", "receipt_email", "return_url",
+    "expand", "payment_method_options", "payment_method_types", "setup_future_usage",
+    "shipping", "error_on_requires_action", "mandate_data", "off_session", "use_stripe_sdk",
+    "expected_payment_method_type", "payment_method_data",
+}
+PAYMENT_INTENT_CAPTURE_PARAMS = {
+    "amount_to_capture", "expand", "metadata", "application_fee_amount", "final_capture",
+    "statement_descriptor", "statement_descriptor_suffix", "transfer_data",
+}
+PAYMENT_INTENT_CANCEL_PARAMS = {"cancellation_reason", "expand"}
+CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
+              "requires_action", "processing")
+# Stripe's test PaymentMethods: token -> None (the charge succeeds) or (decline_code, code,
+# message) of the card error it gets.
+TEST_PAYMENT_METHODS: dict[str, Optional[tuple[str, str, str]]] = {
+    "pm_card_visa": None,
+    "pm_card_visa_debit": None,
+    "pm_card_mastercard": None,
+    "pm_card_amex": None,
+    "pm_card_chargeDeclined": ("generic_decline", "card_declined", "Your card was declined."),
+    "pm_card_visa_chargeDeclined": ("generic_decline", "card_declined",
+                                    "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "insufficient_funds", "card_declined", "Your card has insufficient funds."),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": (
+        "insufficient_funds", "card_declined", "Your card has insufficient funds."),
+    "pm_card_chargeDeclinedExpiredCard": ("expired_card", "expired_card",
+                                          "Your card has expired."),
+}
+PAYMENT_INTENT_EVENT_TYPES = (
+    "payment_intent.created", "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled")
 EVENT_API_VERSION = "2026-09-30.endive"
 EVENT_SOURCE = "aws.partner/stripe.com/ed_test_local"
 EVENT_ACCOUNT = "000000000000"
@@ -221,11 +290,13 @@ class StripeError(Exception):
 
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
                  code: Optional[str] = None, param: Optional[str] = None,
-                 headers: Optional[dict[str, str]] = None) -> None:
+                 headers: Optional[dict[str, str]] = None,
+                 extra: Optional[dict[str, Any]] = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = (
             status, message, type_, code, param)
         self.headers = headers or {}
+        self.extra = extra or {}  # e.g. a card error's decline_code, charge, payment_intent
 
     def body(self) -> dict:
         err: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -234,6 +305,7 @@ class StripeError(Exception):
             err["doc_url"] = _DOCS + self.code.replace("_", "-")
         if self.param:
             err["param"] = self.param
+        err.update(copy.deepcopy(self.extra))
         return {"error": err}
 
 
@@ -289,12 +361,17 @@ class TokenBucket:
                 "rejected": self.rejected}
 
 
-class CatalogOutbox:
-    """Delivers catalog events (EventBridge envelopes) to the catalog sink in the background,
-    one at a time and in order, best effort: a failure is logged and counted, not retried."""
+class Outbox:
+    """Delivers events (EventBridge envelopes) to a sink in the background, one at a time and
+    in order, best effort: a failure is logged and counted, not retried.  ``on_result(url,
+    envelope, result)`` (optional) is called after each attempt, with no outbox lock held."""
 
-    def __init__(self, timeout: float = CATALOG_SINK_TIMEOUT_S) -> None:
+    def __init__(self, timeout: "float | Callable[[], float]" = CATALOG_SINK_TIMEOUT_S,
+                 label: str = "catalog",
+                 on_result: Optional[Callable[[str, dict, dict], None]] = None) -> None:
         self.timeout = timeout
+        self.label = label
+        self.on_result = on_result
         self.queue: "queue.Queue[tuple[str, dict]]" = queue.Queue()
         self.lock = threading.Lock()
         self.pending = 0
@@ -307,7 +384,7 @@ class CatalogOutbox:
         with self.lock:
             self.pending += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="catalog-outbox",
+                self._thread = threading.Thread(target=self._run, name=f"{self.label}-outbox",
                                                 daemon=True)
                 self._thread.start()
         self.queue.put((url, envelope))
@@ -315,10 +392,17 @@ class CatalogOutbox:
     def _run(self) -> None:
         while True:
             url, envelope = self.queue.get()
+            timeout = self.timeout() if callable(self.timeout) else self.timeout
             try:
-                result = post_event(url, envelope, self.timeout)
+                result = post_event(url, envelope, timeout)
             except Exception as e:  # never let the thread die
-                result = {"delivered": False, "error": f"{type(e).__name__}: {e}"}
+                result = {"delivered": False, "ok": False, "error": f"{type(e).__name__}: {e}"}
+            if self.on_result is not None:
+                try:
+                    self.on_result(url, envelope, result)
+                except Exception as e:  # pragma: no cover - defensive
+                    print(f"fake_stripe: {self.label} outbox callback failed: {e!r}",
+                          file=sys.stderr, flush=True)
             with self.lock:
                 self.pending -= 1
                 if result["delivered"]:
@@ -329,7 +413,7 @@ class CatalogOutbox:
                         "event": envelope["detail"]["id"], "type": envelope["detail-type"],
                         "url": url, "error": result.get("error")}])[-100:]
             if not result["delivered"]:
-                print(f"fake_stripe: catalog event {envelope['detail']['id']} "
+                print(f"fake_stripe: {self.label} event {envelope['detail']['id']} "
                       f"({envelope['detail-type']}) not delivered to {url}: "
                       f"{result.get('error')}", file=sys.stderr, flush=True)
 
@@ -337,6 +421,9 @@ class CatalogOutbox:
         with self.lock:
             return {"pending": self.pending, "delivered": self.delivered,
                     "failed": self.failed, "failures": list(self.failures)}
+
+
+CatalogOutbox = Outbox  # the name it had before the event sink got an outbox too
 
 
 def _missing(kind: str, id_: str, param: Optional[str] = None) -> StripeError:
@@ -515,6 +602,10 @@ class FakeStripe:
         self.event_sink_timeout = DEFAULT_SINK_TIMEOUT_S
         self.catalog_event_sink: Optional[str] = None
         self.catalog_outbox = CatalogOutbox()
+        # payment_intent.* events go to the event sink asynchronously (like Stripe's webhooks:
+        # the API call that caused them never waits for the function that handles them).
+        self.event_outbox = Outbox(lambda: self.event_sink_timeout, "payment",
+                                   self._payment_event_delivered)
         self.rate_limit: Optional[TokenBucket] = None
         self.reset()
 
@@ -721,6 +812,86 @@ class FakeStripe:
             self.catalog_outbox.put(self.catalog_event_sink,
                                     eventbridge_envelope(copy.deepcopy(ev)))
         return ev
+
+    def payment_event(self, type_: str, pi: dict, req: Optional[dict] = None) -> dict:
+        """Stores a ``payment_intent.*`` event about ``pi`` (for GET /v1/events) and queues its
+        EventBridge envelope for the event sink (the inventory function), if one is set."""
+        ev = self.fixture("event")
+        ev.update(id=gen_id("evt_"), object="event", type=type_,
+                  api_version=EVENT_API_VERSION, created=int(time.time()),
+                  livemode=bool(pi.get("livemode")), data={"object": copy.deepcopy(pi)},
+                  pending_webhooks=1 if self.event_sink else 0,
+                  request=dict(req or {"id": None, "idempotency_key": None}))
+        self.events.append(ev)
+        if self.event_sink:
+            self.event_outbox.put(self.event_sink, eventbridge_envelope(copy.deepcopy(ev)))
+        return ev
+
+    def _payment_event_delivered(self, url: str, envelope: dict, result: dict) -> None:
+        """Outbox callback (no lock held): record the delivery like /pay does."""
+        ev = envelope["detail"]
+        with self.lock:
+            delivery = dict(result, event=ev["id"], type=ev["type"], session=None,
+                            payment_intent=ev["data"]["object"].get("id"), url=url)
+            self.event_deliveries.append(delivery)
+            if result.get("delivered"):
+                stored = next((e for e in reversed(self.events) if e["id"] == ev["id"]), None)
+                if stored is not None:
+                    stored["pending_webhooks"] = 0
+
+    # ---------------------------------------------------------------- payment intents
+
+    def new_payment_intent(self, amount: int, currency: str, livemode: bool, *,
+                           capture_method: str = "automatic_async",
+                           metadata: Optional[dict] = None, description: Optional[str] = None,
+                           receipt_email: Optional[str] = None,
+                           payment_method_types: Optional[list[str]] = None,
+                           automatic_payment_methods: bool = True) -> dict:
+        """A PaymentIntent as ``POST /v1/payment_intents`` creates it."""
+        pi = self.make_payment_intent(None, amount, currency, False, livemode, metadata)
+        if payment_method_types:
+            apm, types = None, list(payment_method_types)
+        elif automatic_payment_methods:
+            apm, types = {"allow_redirects": "always", "enabled": True}, ["card"]
+        else:
+            apm, types = None, ["card"]
+        pi.update(status="requires_payment_method", processing=None,
+                  capture_method=capture_method, confirmation_method="automatic",
+                  description=description, receipt_email=receipt_email,
+                  automatic_payment_methods=apm, payment_method_types=types,
+                  payment_method_configuration_details=pi.get(
+                      "payment_method_configuration_details") if apm else None)
+        return pi
+
+    def confirm_payment_intent(self, pi: dict, payment_method: str, req: Optional[dict]
+                               ) -> Optional[StripeError]:
+        """Confirms ``pi`` (in a confirmable state) with a test PaymentMethod token: emits the
+        events and returns the card error of a decline (the state has changed either way)."""
+        outcome = TEST_PAYMENT_METHODS[payment_method]
+        charge = gen_id("ch_")
+        pi.update(latest_charge=charge, next_action=None, processing=None)
+        if outcome is None:
+            pi.update(payment_method=gen_id("pm_"), last_payment_error=None)
+            if pi["capture_method"] == "manual":
+                pi.update(status="requires_capture", amount_capturable=pi["amount"])
+                self.payment_event("payment_intent.amount_capturable_updated", pi, req)
+            else:
+                pi.update(status="succeeded", amount_received=pi["amount"],
+                          amount_capturable=0)
+                self.payment_event("payment_intent.succeeded", pi, req)
+            return None
+        decline_code, code, message = outcome
+        error = {"type": "card_error", "code": code, "decline_code": decline_code,
+                 "message": message, "doc_url": _DOCS + code.replace("_", "-"),
+                 "charge": charge}
+        if code != "card_declined":
+            del error["decline_code"]
+        pi.update(status="requires_payment_method", payment_method=None,
+                  last_payment_error=error, amount_capturable=0)
+        self.payment_event("payment_intent.payment_failed", pi, req)
+        extra = {k: v for k, v in error.items() if k in ("decline_code", "charge")}
+        extra["payment_intent"] = copy.deepcopy(pi)
+        return StripeError(402, message, type_="card_error", code=code, extra=extra)
 
     # ---------------------------------------------------------------- lookups
 
@@ -967,10 +1138,190 @@ def h_create_payment_link(ctx: Ctx) -> dict:
 
 def h_get_payment_intent(ctx: Ctx, pid: str) -> dict:
     fake: FakeStripe = ctx["fake"]
+    check_params(ctx["params"], {"expand", "client_secret"})
     if expand_list(ctx["params"]):
         raise _unexpandable(expand_list(ctx["params"])[0])
-    return copy.deepcopy(fake.visible(fake.payment_intents.get(pid), "payment_intent", pid,
-                                      ctx["live"]))
+    pi = fake.visible(fake.payment_intents.get(pid), "payment_intent", pid, ctx["live"])
+    _check_client_secret(ctx, pi)
+    return copy.deepcopy(pi)
+
+
+def _check_client_secret(ctx: Ctx, pi: dict) -> None:
+    """With a publishable key (Stripe.js) the PaymentIntent's ``client_secret`` must be
+    given and match; with a secret key it is optional, but checked when given."""
+    given = ctx["params"].get("client_secret")
+    if given is None:
+        if ctx.get("publishable"):
+            raise StripeError(400, "Missing required param: client_secret.",
+                              code="parameter_missing", param="client_secret")
+        return
+    if given != pi.get("client_secret"):
+        raise StripeError(400, "The client_secret provided does not match the client_secret "
+                          "associated with the PaymentIntent.", param="client_secret")
+
+
+def _no_expand(params: dict) -> None:
+    if expand_list(params):
+        raise _unexpandable(expand_list(params)[0])
+
+
+def _unexpected_state(pi: dict, action: str, allowed: tuple[str, ...]) -> StripeError:
+    return StripeError(400, f"This PaymentIntent could not be {action} because it has a status "
+                       f"of {pi['status']}. Only a PaymentIntent with one of the following "
+                       f"statuses may be {action}: {', '.join(allowed)}.",
+                       code="payment_intent_unexpected_state")
+
+
+def _capture_method(params: dict) -> Optional[str]:
+    cm = params.get("capture_method")
+    if cm is None:
+        return None
+    if cm not in CAPTURE_METHODS:
+        raise StripeError(400, f"Invalid capture_method: must be one of "
+                          f"{', '.join(CAPTURE_METHODS[:-1])}, or {CAPTURE_METHODS[-1]}",
+                          code="parameter_invalid_string", param="capture_method")
+    return cm
+
+
+def _test_payment_method(pm: Any) -> str:
+    if not isinstance(pm, str) or not pm:
+        raise StripeError(400, "Invalid string: payment_method", param="payment_method")
+    if pm not in TEST_PAYMENT_METHODS:
+        raise StripeError(400, f"No such PaymentMethod: '{pm}'", code="resource_missing",
+                          param="payment_method")
+    return pm
+
+
+def h_create_payment_intent(ctx: Ctx) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PAYMENT_INTENT_CREATE_PARAMS)
+    _no_expand(params)
+    amount = parse_int(_required(params, "amount"), "amount", minimum=1)
+    currency = _required(params, "currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise StripeError(400, f"Invalid currency: {currency}", param="currency")
+    capture_method = _capture_method(params) or "automatic_async"
+    metadata = check_metadata(apply_metadata({}, params["metadata"])) \
+        if "metadata" in params else {}
+    description = _string(params, "description", 1000) or None \
+        if "description" in params else None
+    receipt_email = _string(params, "receipt_email", 800) or None \
+        if "receipt_email" in params else None
+    if receipt_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+",
+                                                      receipt_email):
+        raise StripeError(400, f"Invalid email address: {receipt_email}",
+                          code="email_invalid", param="receipt_email")
+    types = list_param(params, "payment_method_types") \
+        if "payment_method_types" in params else None
+    if types is not None and not types:
+        raise _cannot_unset("payment_method_types")
+    apm = params.get("automatic_payment_methods")
+    apm_enabled = True
+    if apm is not None:
+        if not isinstance(apm, dict) or "enabled" not in apm:
+            raise StripeError(400, "Missing required param: automatic_payment_methods[enabled].",
+                              code="parameter_missing",
+                              param="automatic_payment_methods[enabled]")
+        apm_enabled = parse_bool(apm["enabled"], "automatic_payment_methods[enabled]")
+    if types is not None and apm is not None and apm_enabled:
+        raise StripeError(400, "You may only specify one of these parameters: "
+                          "automatic_payment_methods, payment_method_types.",
+                          param="automatic_payment_methods")
+    pm = _test_payment_method(params["payment_method"]) if "payment_method" in params else None
+    confirm = parse_bool(params["confirm"], "confirm") if "confirm" in params else False
+    if confirm and pm is None:
+        raise StripeError(400, "You cannot confirm this PaymentIntent because it's missing a "
+                          "payment method. You can either update the PaymentIntent with a "
+                          "payment method and then confirm it again, or confirm it again "
+                          "directly with a payment method.",
+                          code="payment_intent_unexpected_state")
+    pi = fake.new_payment_intent(amount, currency.lower(), ctx["live"],
+                                 capture_method=capture_method, metadata=metadata,
+                                 description=description, receipt_email=receipt_email,
+                                 payment_method_types=types,
+                                 automatic_payment_methods=apm_enabled)
+    if pm is not None and not confirm:
+        pi.update(status="requires_confirmation", payment_method=gen_id("pm_"))
+    fake.payment_event("payment_intent.created", pi, ctx.get("req"))
+    if confirm:
+        assert pm is not None
+        err = fake.confirm_payment_intent(pi, pm, ctx.get("req"))
+        if err is not None:
+            raise err
+    return copy.deepcopy(pi)
+
+
+def h_confirm_payment_intent(ctx: Ctx, pid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PAYMENT_INTENT_CONFIRM_PARAMS)
+    _no_expand(params)
+    pi = fake.visible(fake.payment_intents.get(pid), "payment_intent", pid, ctx["live"])
+    _check_client_secret(ctx, pi)
+    if pi["status"] not in CONFIRMABLE:
+        raise _unexpected_state(pi, "confirmed", CONFIRMABLE)
+    capture_method = _capture_method(params)
+    if "payment_method" in params:
+        pm = _test_payment_method(params["payment_method"])
+    elif pi["status"] == "requires_confirmation" and pi.get("payment_method"):
+        pm = "pm_card_visa"  # attached at creation (only test tokens are accepted there)
+    else:
+        raise StripeError(400, "You cannot confirm this PaymentIntent because it's missing a "
+                          "payment method. You can either update the PaymentIntent with a "
+                          "payment method and then confirm it again, or confirm it again "
+                          "directly with a payment method.",
+                          code="payment_intent_unexpected_state")
+    if "receipt_email" in params:
+        pi["receipt_email"] = _string(params, "receipt_email", 800) or None
+    if capture_method is not None:
+        pi["capture_method"] = capture_method
+    err = fake.confirm_payment_intent(pi, pm, ctx.get("req"))
+    if err is not None:
+        raise err
+    return copy.deepcopy(pi)
+
+
+def h_capture_payment_intent(ctx: Ctx, pid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PAYMENT_INTENT_CAPTURE_PARAMS)
+    _no_expand(params)
+    pi = fake.visible(fake.payment_intents.get(pid), "payment_intent", pid, ctx["live"])
+    if pi["status"] != "requires_capture":
+        raise _unexpected_state(pi, "captured", ("requires_capture",))
+    amount = pi["amount_capturable"]
+    if "amount_to_capture" in params:
+        amount = parse_int(params["amount_to_capture"], "amount_to_capture", minimum=1)
+        if amount > pi["amount_capturable"]:
+            raise StripeError(400, f"The amount to capture ({amount}) must be less than or "
+                              f"equal to the amount capturable ({pi['amount_capturable']}).",
+                              code="amount_too_large", param="amount_to_capture")
+    if "metadata" in params:
+        pi["metadata"] = check_metadata(apply_metadata(pi["metadata"], params["metadata"]))
+    pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
+    fake.payment_event("payment_intent.succeeded", pi, ctx.get("req"))
+    return copy.deepcopy(pi)
+
+
+def h_cancel_payment_intent(ctx: Ctx, pid: str) -> dict:
+    fake: FakeStripe = ctx["fake"]
+    params = ctx["params"]
+    check_params(params, PAYMENT_INTENT_CANCEL_PARAMS)
+    _no_expand(params)
+    reason = params.get("cancellation_reason")
+    if reason is not None and reason not in CANCELLATION_REASONS:
+        raise StripeError(400, "Invalid cancellation_reason: must be one of "
+                          f"{', '.join(CANCELLATION_REASONS[:-1])}, or "
+                          f"{CANCELLATION_REASONS[-1]}",
+                          code="parameter_invalid_string", param="cancellation_reason")
+    pi = fake.visible(fake.payment_intents.get(pid), "payment_intent", pid, ctx["live"])
+    if pi["status"] not in CANCELABLE:
+        raise _unexpected_state(pi, "canceled", CANCELABLE)
+    pi.update(status="canceled", canceled_at=int(time.time()), cancellation_reason=reason,
+              amount_capturable=0, next_action=None, processing=None)
+    fake.payment_event("payment_intent.canceled", pi, ctx.get("req"))
+    return copy.deepcopy(pi)
 
 
 def _money(amount: int, currency: str) -> str:
@@ -1523,6 +1874,10 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("POST", re.compile(rf"^/v1/payment_links/{_ID}$"), h_update_payment_link),
     ("GET", re.compile(rf"^/v1/payment_links/{_ID}/line_items$"), h_payment_link_line_items),
     ("GET", re.compile(rf"^/v1/payment_intents/{_ID}$"), h_get_payment_intent),
+    ("POST", re.compile(r"^/v1/payment_intents$"), h_create_payment_intent),
+    ("POST", re.compile(rf"^/v1/payment_intents/{_ID}/confirm$"), h_confirm_payment_intent),
+    ("POST", re.compile(rf"^/v1/payment_intents/{_ID}/capture$"), h_capture_payment_intent),
+    ("POST", re.compile(rf"^/v1/payment_intents/{_ID}/cancel$"), h_cancel_payment_intent),
     ("POST", re.compile(r"^/v1/refunds$"), h_create_refund),
     ("GET", re.compile(r"^/v1/refunds$"), h_list_refunds),
     ("GET", re.compile(rf"^/v1/refunds/{_ID}$"), h_get_refund),
@@ -1537,6 +1892,19 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("GET", re.compile(r"^/v1/events$"), h_list_events),
     ("GET", re.compile(rf"^/v1/events/{_ID}$"), h_get_event),
 ]
+# What a publishable key (Stripe.js in a browser) may call; everything else answers 401.
+PUBLISHABLE_OK = {h_get_payment_intent, h_confirm_payment_intent}
+# Paths a browser calls cross-origin (Stripe.js): they answer preflights and carry
+# Access-Control-Allow-Origin: * (every other path is served as before, without CORS).
+CORS_PATHS = (re.compile(rf"^/v1/payment_intents/{_ID}$"),
+              re.compile(rf"^/v1/payment_intents/{_ID}/confirm$"))
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Request-Id, Stripe-Should-Retry, Idempotent-Replayed, "
+                                     "Original-Request, Idempotency-Key",
+}
+CORS_ALLOW_HEADERS = ("Authorization, Content-Type, Idempotency-Key, Stripe-Version, "
+                      "Stripe-Account, X-Stripe-Client-User-Agent")
 
 
 # --------------------------------------------------------------------------- app
@@ -1557,10 +1925,18 @@ def _auth(header: Optional[str]) -> tuple[Optional[bool], Optional[StripeError]]
             401, "You did not provide an API key. You need to provide your API key in the "
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.")
-    m = re.match(r"^Bearer (?:sk|rk)_(test|live)_\S+$", header.strip())
+    m = re.match(r"^Bearer (?:sk|rk|pk)_(test|live)_\S+$", header.strip())
     if not m:
         return None, StripeError(401, "Invalid API Key provided.")
     return m.group(1) == "live", None
+
+
+def _publishable(header: Optional[str]) -> bool:
+    return bool(header) and header.strip().startswith("Bearer pk_")
+
+
+def _cors_path(path: str) -> bool:
+    return any(rx.match(path) for rx in CORS_PATHS)
 
 
 def _fault_error(status: int) -> StripeError:
@@ -1592,25 +1968,52 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
         entry["seq"] = fake.seq
         fake.requests.append(entry)
 
-    @app.route("/v1/<path:_rest>", methods=["GET", "POST", "DELETE"])
+    @app.route("/v1/<path:_rest>", methods=["GET", "POST", "DELETE", "OPTIONS"],
+               provide_automatic_options=False)
     def v1(_rest: str) -> Response:
         path = request.path
+        cors = _cors_path(path)
+        if request.method == "OPTIONS":
+            if not cors:  # as before: Flask's automatic answer, no CORS
+                return app.make_default_options_response()
+            return _preflight()
         query = _flat_params(request.args)
         form = _flat_params(request.form)
         idem = request.headers.get("Idempotency-Key")
-        live, auth_err = _auth(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        if not header and cors:
+            # Stripe.js sends the publishable key as a ``key`` parameter; never record it.
+            key = (form if request.method == "POST" else query).pop("key", None)
+            if key is not None and key.startswith("pk_"):
+                header = f"Bearer {key}"
+        live, auth_err = _auth(header)
         entry: dict[str, Any] = {
             "method": request.method, "path": path, "query": query, "form": form,
             "idempotency_key": idem, "status": None, "replayed": False, "time": time.time(),
-            "auth": "ok" if auth_err is None else
-                    ("missing" if not request.headers.get("Authorization") else "invalid"),
+            "auth": "ok" if auth_err is None else ("missing" if not header else "invalid"),
             "stripe_version": request.headers.get("Stripe-Version"),
         }
+        if auth_err is None and _publishable(header):
+            entry["auth_key"] = "publishable"
         req_id = gen_id("req_", 14)
         with fake.lock:
-            resp = _handle_v1(fake, entry, live, auth_err, req_id)
+            resp = _handle_v1(fake, entry, live, auth_err, req_id,
+                              publishable=auth_err is None and _publishable(header))
             entry["status"] = resp.status_code
             record(entry)
+        if cors:
+            for k, v in CORS_HEADERS.items():
+                resp.headers[k] = v
+        return resp
+
+    def _preflight() -> Response:
+        resp = Response(b"", 200)
+        resp.headers.update(CORS_HEADERS)
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        resp.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers") or CORS_ALLOW_HEADERS
+        resp.headers["Access-Control-Max-Age"] = "300"
+        resp.headers["Vary"] = "Access-Control-Request-Headers"
         return resp
 
     @app.errorhandler(StripeError)
@@ -1781,7 +2184,11 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
         summary = {
             "counts": {"products": len(fake.products), "prices": len(fake.prices),
                        "payment_links": len(fake.payment_links), "events": len(fake.events),
-                       "requests": len(fake.requests)},
+                       "requests": len(fake.requests),
+                       "payment_intents": len(fake.payment_intents)},
+            "payment_intent_status": {pid: pi["status"]
+                                      for pid, pi in fake.payment_intents.items()},
+            "event_sink_deliveries": fake.event_outbox.describe(),
             "rate_limited": fake.rate_limit.rejected if fake.rate_limit else 0,
             "rate_limit": fake.rate_limit.describe() if fake.rate_limit else None,
             "faults": [f for f in fake.faults if f["count"] > 0],
@@ -1959,7 +2366,30 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
     @app.get("/_test/event_sink")
     @test_api
     def _test_get_event_sink(_b: dict) -> dict:
-        return {"url": fake.event_sink, "timeout": fake.event_sink_timeout}
+        """``{"url", "timeout", "pending", "delivered", "failed", "failures"}``: the counts are
+        those of the payment_intent.* events, POSTed in the background (wait for ``pending``
+        0 before checking what the function did)."""
+        return dict(fake.event_outbox.describe(), url=fake.event_sink,
+                    timeout=fake.event_sink_timeout)
+
+    @app.post("/_test/payment_intents/<pid>/authorize")
+    @test_api
+    def _test_authorize_payment_intent(b: dict, pid: str) -> dict:
+        """``{"payment_method": "pm_card_visa"}`` (the default): confirms the PaymentIntent as
+        the buyer's browser would, without a key.  Answers the PaymentIntent afterwards (a
+        decline: ``requires_payment_method`` with ``last_payment_error``); same events as
+        ``POST /v1/payment_intents/{id}/confirm``, with no API request behind them."""
+        pi = fake.payment_intents.get(pid)
+        if pi is None:
+            raise TestApiError(f"no such payment_intent: {pid}", 404)
+        pm = b.get("payment_method", "pm_card_visa")
+        if pm not in TEST_PAYMENT_METHODS:
+            raise TestApiError(f"payment_method must be one of {sorted(TEST_PAYMENT_METHODS)}")
+        if pi["status"] not in CONFIRMABLE:
+            raise TestApiError(f"payment intent {pid} is {pi['status']}; it can be confirmed "
+                               f"only when {', '.join(CONFIRMABLE)}", 409)
+        fake.confirm_payment_intent(pi, pm, None)
+        return copy.deepcopy(pi)
 
     @app.get("/pay/<lid>")
     def pay_page(lid: str) -> Response:
@@ -2251,13 +2681,23 @@ def _result_page(view: dict, refunds: list[dict], delivery: Optional[dict],
 
 
 def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
-               auth_err: Optional[StripeError], req_id: str) -> Response:
+               auth_err: Optional[StripeError], req_id: str,
+               publishable: bool = False) -> Response:
     """Auth -> faults -> idempotency -> routing -> handler.  Called with the lock held."""
     base_headers = {"Request-Id": req_id, "Stripe-Version": entry["stripe_version"] or
                     "fake-stripe"}
     if auth_err is not None:
         return _json(auth_err.body(), auth_err.status, base_headers)
     method, path = entry["method"], entry["path"]
+    if publishable:
+        route = next((h for m, rx, h in ROUTES if m == method and rx.match(path)), None)
+        if route not in PUBLISHABLE_OK:
+            entry["auth"] = "invalid"  # a publishable key is no key for this endpoint
+            entry.pop("auth_key", None)
+            err = StripeError(401, "This API call cannot be made with a publishable API key. "
+                              "Please use a secret API key. You can find a list of your API "
+                              "keys at https://dashboard.stripe.com/account/apikeys.")
+            return _json(err.body(), err.status, base_headers)
 
     if fake.rate_limit is not None and not fake.rate_limit.take():
         err = _fault_error(429)
@@ -2305,7 +2745,8 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
                                             "Idempotency-Key": idem})
             return _json(saved["body"], saved["status"], headers)
 
-    status, body = _dispatch(fake, entry, live, {"id": req_id, "idempotency_key": idem})
+    status, body = _dispatch(fake, entry, live, {"id": req_id, "idempotency_key": idem},
+                             publishable)
     headers = dict(base_headers)
     if method == "POST" and idem is not None:
         headers["Idempotency-Key"] = idem
@@ -2345,7 +2786,7 @@ def _saved_for_idempotency(status: int, body: dict) -> bool:
 
 
 def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool],
-              req: Optional[dict] = None) -> tuple[int, dict]:
+              req: Optional[dict] = None, publishable: bool = False) -> tuple[int, dict]:
     method, path = entry["method"], entry["path"]
     for m, rx, handler in ROUTES:
         match = rx.match(path)
@@ -2359,7 +2800,8 @@ def _dispatch(fake: FakeStripe, entry: dict, live: Optional[bool],
             try:
                 flat = entry["form"] if method == "POST" else entry["query"]
                 ctx = {"fake": fake, "params": nest_form(flat), "query": entry["query"],
-                       "live": bool(live), "host_url": request.host_url, "req": req}
+                       "live": bool(live), "host_url": request.host_url, "req": req,
+                       "publishable": publishable}
                 return 200, handler(ctx, *match.groups())
             except StripeError as e:
                 return e.status, e.body()

@@ -7,6 +7,8 @@ CLI (normally via ``scripts/stack``)::
                                 [--no-lambda] [--ready-timeout 30] [--lambda-timeout 60]
                                 [--stripe-fixtures PATH] [--mosquitto PATH] [--verbose]
                                 [--catalog-sync-binary target/debug/catalog-sync]
+                                [--checkout-binary target/debug/checkout]
+                                [--sweeper-binary target/debug/sweeper] [--sweep-every 60]
 
 Starts, in order:
 
@@ -23,6 +25,22 @@ Starts, in order:
    inventory's env plus ``STRIPE_MAX_RPS=20``) and ``devstack.catalog_pipe`` (the table's stream
    and the Stripe catalog events -> SQS -> that function); the fake Stripe's catalog event sink
    is then pointed at the pipe's ``/events``
+5. checkout -- only if its binary exists (CLI default ``target/debug/checkout``; Python API:
+   ``checkout_binary=``) and --no-lambda is not given: a lambda_driver (``checkout_driver``,
+   function ``checkout``, 4 workers, log ``checkout.log``, the inventory's env plus
+   ``CHECKOUT_ALLOWED_ORIGINS=*`` and ``CHECKOUT_HOLD_SECONDS=900``, both overridable with
+   ``extra_lambda_env``) and ``devstack.function_url`` in front of it (``checkout_url``: the
+   Function URL, payload format 2.0); exported as ``STOCKBRIDGE_CHECKOUT_URL`` (the Function
+   URL's base URL) and ``STOCKBRIDGE_CHECKOUT_LAMBDA_URL`` (its driver)
+6. sweeper -- only if its binary exists (CLI default ``target/debug/sweeper``; Python API:
+   ``sweeper_binary=``) and --no-lambda is not given: a lambda_driver (``sweeper_driver``,
+   function ``sweeper``, 1 worker, log ``sweeper.log``, the inventory's env), exported as
+   ``STOCKBRIDGE_SWEEPER_LAMBDA_URL``; with ``sweep_every=N`` (CLI ``--sweep-every N``, default
+   60 like production's schedule; 0 = off; Python API default: off) a background thread
+   invokes it every N seconds with an EventBridge Scheduler event (``SCHEDULED_EVENT``:
+   source ``aws.scheduler``, detail-type ``Scheduled Event``, detail ``{}``); a failed run is
+   logged on stderr and counted (``sweep_stats``), never fatal.  ``Stack.sweep()`` runs one
+   invocation synchronously and returns the function's JSON result
 
 waits until each is ready, writes a shell-sourceable env file (``export NAME=value``),
 prints it, and stays in the foreground until SIGINT/SIGTERM; then it stops every child
@@ -41,6 +59,12 @@ Python API (e.g. a pytest session fixture)::
     with Stack(catalog_sync_binary="target/debug/catalog-sync") as stack:
         stack.urls["catalog_pipe"], stack.env["CATALOG_SYNC_QUEUE_URL"]
         stack.wait_catalog_idle()                # events delivered, queue drained
+
+    with Stack(checkout_binary="target/debug/checkout",
+               sweeper_binary="target/debug/sweeper", sweep_every=None) as stack:
+        stack.env["STOCKBRIDGE_CHECKOUT_URL"]    # POST {url}/... -> the checkout function
+        stack.sweep()                            # one sweeper run -> its JSON result
+        stack.wait_stripe_events()               # payment_intent.* events delivered
 """
 
 from __future__ import annotations
@@ -63,6 +87,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -70,11 +95,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 DEFAULT_INVENTORY_BINARY = REPO_ROOT / "target" / "debug" / "inventory"
 DEFAULT_CATALOG_SYNC_BINARY = REPO_ROOT / "target" / "debug" / "catalog-sync"
+DEFAULT_CHECKOUT_BINARY = REPO_ROOT / "target" / "debug" / "checkout"
+DEFAULT_SWEEPER_BINARY = REPO_ROOT / "target" / "debug" / "sweeper"
+DEFAULT_SWEEP_EVERY_S = 60.0  # production's schedule (rate(1 minute))
+# What the checkout function gets on top of the inventory's environment (extra_lambda_env wins).
+CHECKOUT_ENV = {"CHECKOUT_ALLOWED_ORIGINS": "*", "CHECKOUT_HOLD_SECONDS": "900"}
+# What an EventBridge Scheduler schedule hands the sweeper (time and id filled in per run).
+SCHEDULED_EVENT = {"version": "0", "id": "", "detail-type": "Scheduled Event",
+                   "source": "aws.scheduler", "account": "123456789012",
+                   "time": "", "region": "us-east-1",
+                   "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/"
+                                 "stockbridge-sweeper"],
+                   "detail": {}}
 CATALOG_QUEUE_NAME = "stockbridge-catalog-sync"
 MOTO_ACCOUNT = "123456789012"  # moto's default account id
 # Stop order: the pipe first (it invokes the drivers), then the drivers (they need their grace
 # period to stop their own workers), then the rest.
-DRIVERS = ("lambda_driver", "catalog_sync_driver")
+DRIVERS = ("lambda_driver", "catalog_sync_driver", "checkout_driver", "sweeper_driver")
+# What invokes the drivers: stopped before them.
+FRONTS = ("catalog_pipe", "checkout_url")
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
 MQTT_BRIDGE_USER = "bridge"
@@ -270,6 +309,10 @@ class Stack:
     * ``lambda_started`` -- whether the lambda_driver runs
     * ``catalog_started`` -- whether the catalog-sync driver and the catalog pipe run
       (``urls["catalog_pipe"]``, ``urls["catalog_sync"]``; ``wait_catalog_idle()``)
+    * ``checkout_started`` -- whether the checkout driver and its Function URL run
+      (``urls["checkout"]`` = the Function URL, ``urls["checkout_lambda"]`` = its driver)
+    * ``sweeper_started`` -- whether the sweeper driver runs (``urls["sweeper"]``; ``sweep()``;
+      ``sweep_stats`` of the periodic trigger)
     * ``logs``  -- {child name: log path}; ``state_dir``; ``env_file``
     * ``dead_children()`` -- [(name, returncode)] of children that exited
     """
@@ -291,6 +334,9 @@ class Stack:
         catalog_sync_binary: Union[str, Path, None] = None,
         catalog_visibility_timeout: int = 10,
         catalog_max_receive_count: int = 5,
+        checkout_binary: Union[str, Path, None] = None,
+        sweeper_binary: Union[str, Path, None] = None,
+        sweep_every: Optional[float] = None,
     ) -> None:
         self._temp_state_dir = state_dir is None
         self.state_dir = Path(state_dir).resolve() if state_dir else None
@@ -312,6 +358,17 @@ class Stack:
         self.catalog_max_receive_count = catalog_max_receive_count
         self.catalog_started = False
         self.catalog_queue: dict[str, str] = {}
+        self.checkout_binary = Path(checkout_binary).resolve() if checkout_binary else None
+        self.sweeper_binary = Path(sweeper_binary).resolve() if sweeper_binary else None
+        if sweep_every is not None and sweep_every < 0:
+            raise ValueError("sweep_every must be a positive number of seconds (or None/0)")
+        self.sweep_every = sweep_every or None
+        self.checkout_started = False
+        self.sweeper_started = False
+        self.sweep_stats: dict = {"runs": 0, "ok": 0, "failures": 0, "last_error": None,
+                                  "last_result": None}
+        self._sweep_stop = threading.Event()
+        self._sweep_thread: Optional[threading.Thread] = None
 
         self.env: dict[str, str] = {}
         self.urls: dict[str, str] = {}
@@ -350,8 +407,16 @@ class Stack:
                 self._start_lambda()
             if self._should_start_catalog():
                 self._start_catalog()
+            if self._should_start(self.checkout_binary):
+                self._start_checkout()
+            if self._should_start(self.sweeper_binary):
+                self._start_sweeper()
             self._build_env()
             self._write_env_file()
+            if self.sweeper_started and self.sweep_every:
+                self._sweep_thread = threading.Thread(target=self._sweep_loop,
+                                                      name="sweep-schedule", daemon=True)
+                self._sweep_thread.start()
         except BaseException:
             self.stop()
             raise
@@ -362,11 +427,15 @@ class Stack:
             if self._stopped:
                 return
             self._stopped = True
+        self._sweep_stop.set()
+        if self._sweep_thread is not None:
+            self._sweep_thread.join(self.lambda_timeout + 5.0)
         children = list(reversed(self._children))
-        # The lambda driver first: it needs its grace period to stop its own workers.
-        pipes = [c for c in children if c.name == "catalog_pipe"]
+        # What invokes the drivers first, then the drivers (they need their grace period to
+        # stop their own workers), then the rest.
+        pipes = [c for c in children if c.name in FRONTS]
         drivers = [c for c in children if c.name in DRIVERS]
-        others = [c for c in children if c.name not in DRIVERS and c.name != "catalog_pipe"]
+        others = [c for c in children if c.name not in DRIVERS and c.name not in FRONTS]
         self._terminate(pipes, STOP_GRACE_S)
         self._terminate(drivers, STOP_GRACE_S + 3.0)
         self._terminate(others, STOP_GRACE_S)
@@ -379,7 +448,8 @@ class Stack:
                 pass
         if self.state_dir is not None:
             for name in ("moto.port", "iot_bridge.port", "stripe.port", "lambda.port",
-                         "catalog_sync.port", "catalog_pipe.port", "mosquitto.passwd"):
+                         "catalog_sync.port", "catalog_pipe.port", "checkout.port",
+                         "checkout_url.port", "sweeper.port", "mosquitto.passwd"):
                 try:
                     (self.state_dir / name).unlink()
                 except FileNotFoundError:
@@ -408,6 +478,61 @@ class Stack:
     def _should_start_catalog(self) -> bool:
         return bool(self.lambda_enabled and self.catalog_sync_binary
                     and self.catalog_sync_binary.exists())
+
+    def _should_start(self, binary: Optional[Path]) -> bool:
+        return bool(self.lambda_enabled and binary and binary.exists())
+
+    def sweep(self, timeout: Optional[float] = None) -> object:
+        """One synchronous sweeper invocation with a scheduler event; returns the function's
+        JSON result.  Raises StackError when the function fails."""
+        if not self.sweeper_started:
+            raise StackError("the sweeper is not running")
+        out = self._invoke_sweeper(timeout)
+        if not out.get("ok"):
+            raise StackError(f"sweeper failed: {json.dumps(out.get('error'))}")
+        return out.get("response")
+
+    def _invoke_sweeper(self, timeout: Optional[float] = None) -> dict:
+        from devstack.lambda_driver import invoke
+        event = dict(SCHEDULED_EVENT, id=str(uuid.uuid4()),
+                     time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return invoke(self.urls["sweeper"], event,
+                      timeout=timeout if timeout is not None else self.lambda_timeout + 10.0)
+
+    def _sweep_loop(self) -> None:
+        """The schedule: every sweep_every seconds, one invocation; failures are logged and
+        counted, never fatal."""
+        assert self.sweep_every
+        while not self._sweep_stop.wait(self.sweep_every):
+            try:
+                out = self._invoke_sweeper()
+                error = None if out.get("ok") else out.get("error")
+            except Exception as exc:  # driver gone, timeout, ...
+                out, error = {}, f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self.sweep_stats["runs"] += 1
+                if error is None:
+                    self.sweep_stats["ok"] += 1
+                    self.sweep_stats["last_result"] = out.get("response")
+                else:
+                    self.sweep_stats["failures"] += 1
+                    self.sweep_stats["last_error"] = error
+            if error is not None and not self._sweep_stop.is_set():
+                print(f"stack: scheduled sweep failed: {json.dumps(error)}", file=sys.stderr,
+                      flush=True)
+
+    def wait_stripe_events(self, timeout: float = 60.0) -> dict:
+        """Waits until the fake Stripe has POSTed every payment_intent.* event to its event
+        sink (each POST returns once the function handled it).  Returns its
+        ``GET /_test/event_sink``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sink = _get_json(self.urls["stripe"] + "/_test/event_sink")
+            if sink.get("pending") == 0:
+                return sink
+            if time.monotonic() > deadline:
+                raise StackError(f"stripe events still pending after {timeout:.0f}s: {sink}")
+            time.sleep(0.05)
 
     def wait_catalog_idle(self, timeout: float = 60.0) -> dict:
         """Waits until the fake Stripe has posted every catalog event to the pipe and the pipe
@@ -622,6 +747,53 @@ class Stack:
                    {"url": self.urls["catalog_pipe"] + "/events"})
         self.catalog_started = True
 
+    def _start_driver(self, name: str, key: str, binary: Path, function: str, workers: int,
+                      log: str, env: dict[str, str]) -> str:
+        """A lambda_driver for ``binary``; returns its base URL."""
+        assert self.state_dir is not None
+        rf = self.state_dir / f"{key}.port"
+        rf.unlink(missing_ok=True)
+        child = self._python_module(
+            name, "devstack.lambda_driver",
+            ["--host", HOST, "--port", "0", "--binary", str(binary), "--workers", str(workers),
+             "--function-name", function, "--timeout", str(self.lambda_timeout),
+             "--log-file", str(self.state_dir / log), "--ready-file", str(rf)],
+            env=env,
+        )
+        self.logs[function] = self.state_dir / log
+        self._wait({name: (child, lambda: self._port_ready(rf))}, self.ready_timeout)
+        return f"http://{HOST}:{read_ready_file(rf)}"
+
+    def _function_env(self, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        env.update(self._lambda_env())
+        env.update(extra or {})
+        env.update(self.extra_lambda_env)  # the caller's overrides win
+        return env
+
+    def _start_checkout(self) -> None:
+        """The checkout function behind its driver, and its Function URL."""
+        assert self.state_dir is not None and self.checkout_binary is not None
+        self.urls["checkout_lambda"] = self._start_driver(
+            "checkout_driver", "checkout", self.checkout_binary, "checkout", 4, "checkout.log",
+            self._function_env(CHECKOUT_ENV))
+        rf = self.state_dir / "checkout_url.port"
+        rf.unlink(missing_ok=True)
+        gateway = self._python_module(
+            "checkout_url", "devstack.function_url",
+            ["--host", HOST, "--port", "0", "--ready-file", str(rf),
+             "--lambda-url", self.urls["checkout_lambda"]])
+        self._wait({"checkout_url": (gateway, lambda: self._port_ready(rf))}, self.ready_timeout)
+        self.urls["checkout"] = f"http://{HOST}:{read_ready_file(rf)}"
+        self.checkout_started = True
+
+    def _start_sweeper(self) -> None:
+        assert self.sweeper_binary is not None
+        self.urls["sweeper"] = self._start_driver(
+            "sweeper_driver", "sweeper", self.sweeper_binary, "sweeper", 1, "sweeper.log",
+            self._function_env())
+        self.sweeper_started = True
+
     def _build_env(self) -> None:
         env = self._lambda_env()
         env.update({
@@ -639,6 +811,11 @@ class Stack:
             env["STOCKBRIDGE_CATALOG_SYNC_LAMBDA_URL"] = self.urls["catalog_sync"]
             env["CATALOG_SYNC_QUEUE_URL"] = self.catalog_queue["queue_url"]
             env["CATALOG_SYNC_DLQ_URL"] = self.catalog_queue["dlq_url"]
+        if self.checkout_started:
+            env["STOCKBRIDGE_CHECKOUT_URL"] = self.urls["checkout"]
+            env["STOCKBRIDGE_CHECKOUT_LAMBDA_URL"] = self.urls["checkout_lambda"]
+        if self.sweeper_started:
+            env["STOCKBRIDGE_SWEEPER_LAMBDA_URL"] = self.urls["sweeper"]
         env["STOCKBRIDGE_STATE_DIR"] = str(self.state_dir)
         self.env = env
 
@@ -702,6 +879,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         lambda_timeout=args.lambda_timeout, stripe_fixtures=args.stripe_fixtures,
         mosquitto=args.mosquitto, verbose=args.verbose,
         catalog_sync_binary=Path(args.catalog_sync_binary).resolve(),
+        checkout_binary=Path(args.checkout_binary).resolve(),
+        sweeper_binary=Path(args.sweeper_binary).resolve(),
+        sweep_every=args.sweep_every or None,
     )
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -719,6 +899,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             why = "--no-lambda given" if args.no_lambda else \
                 f"{args.catalog_sync_binary} does not exist (cargo build -p catalog-sync)"
             print(f"# catalog sync (driver + pipe) not started: {why}", flush=True)
+        if not stack.checkout_started:
+            why = "--no-lambda given" if args.no_lambda else \
+                f"{args.checkout_binary} does not exist (cargo build -p checkout)"
+            print(f"# checkout (driver + Function URL) not started: {why}", flush=True)
+        if not stack.sweeper_started:
+            why = "--no-lambda given" if args.no_lambda else \
+                f"{args.sweeper_binary} does not exist (cargo build -p sweeper)"
+            print(f"# sweeper not started: {why}", flush=True)
+        elif stack.sweep_every:
+            print(f"# sweeper scheduled every {stack.sweep_every:g}s", flush=True)
         sys.stdout.write(stack.env_lines())
         print(f"# env file: {stack.env_file}   (source it: . {shlex.quote(str(stack.env_file))})")
         print(f"# logs: {stack.state_dir}/*.log")
@@ -751,6 +941,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--inventory-binary", default=str(DEFAULT_INVENTORY_BINARY))
     up.add_argument("--catalog-sync-binary", default=str(DEFAULT_CATALOG_SYNC_BINARY),
                     help="started (with the catalog pipe) only if it exists")
+    up.add_argument("--checkout-binary", default=str(DEFAULT_CHECKOUT_BINARY),
+                    help="started (behind a local Function URL) only if it exists")
+    up.add_argument("--sweeper-binary", default=str(DEFAULT_SWEEPER_BINARY),
+                    help="started only if it exists")
+    up.add_argument("--sweep-every", type=float, default=DEFAULT_SWEEP_EVERY_S,
+                    metavar="SECONDS", help="invoke the sweeper on this schedule "
+                    "(default: %(default)s, like production; 0 = never)")
     up.add_argument("--workers", type=int, default=4, help="lambda worker processes")
     up.add_argument("--no-lambda", action="store_true", help="do not start the lambda_driver")
     up.add_argument("--ready-timeout", type=float, default=30.0, help="seconds per component")
@@ -759,6 +956,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--mosquitto", help="mosquitto binary (default: PATH, /usr/sbin/mosquitto)")
     up.add_argument("--verbose", action="store_true", help="servers log every request")
     args = parser.parse_args(argv)
+    if args.command == "up" and args.sweep_every < 0:
+        parser.error("--sweep-every must be >= 0 (0 = never)")
     if args.command == "up":
         return cmd_up(args)
     return 2

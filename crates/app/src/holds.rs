@@ -330,7 +330,7 @@ where
                             unreachable!("a hold creates its record")
                         };
                         info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
-                        break r;
+                        break Box::new(r);
                     }
                     Err(StoreError::Conflict) if attempt < 20 => {
                         attempt += 1;

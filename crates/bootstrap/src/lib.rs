@@ -397,6 +397,43 @@ impl ReconcilerSettings {
     }
 }
 
+/// The checkout function's settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct CheckoutSettings {
+    /// `CHECKOUT_MAX_QUANTITY` (10), `CHECKOUT_MAX_LINES` (20), `CHECKOUT_HOLD_SECONDS` (900).
+    pub limits: stockbridge_app::holds::CheckoutLimits,
+    /// `CHECKOUT_ALLOWED_ORIGINS`: comma-separated origins allowed to call it from a browser,
+    /// or `*` (default: none — only same-origin and server calls).
+    pub allowed_origins: Vec<String>,
+    /// `CHECKOUT_MAX_BODY_BYTES` (16384).
+    pub max_body_bytes: usize,
+}
+
+impl CheckoutSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            limits: stockbridge_app::holds::CheckoutLimits {
+                max_quantity: number("CHECKOUT_MAX_QUANTITY", 10, 1)?,
+                max_lines: number("CHECKOUT_MAX_LINES", 20, 1)?,
+                hold_seconds: number("CHECKOUT_HOLD_SECONDS", 900, 10)?,
+            },
+            allowed_origins: var("CHECKOUT_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            max_body_bytes: number("CHECKOUT_MAX_BODY_BYTES", 16_384, 256)?,
+        })
+    }
+}
+
 /// The EventBridge notifier on the configured bus.
 pub async fn notifier(settings: &ReconcilerSettings) -> EventBridgeNotifier {
     EventBridgeNotifier::new(

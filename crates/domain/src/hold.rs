@@ -14,11 +14,11 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldDecision {
     /// The hold already exists (a retry with the same Idempotency-Key): answer with it.
-    Existing(OrderRecord),
+    Existing(Box<OrderRecord>),
     /// Not enough stock: nothing is written; answer 409 with what is available.
     Short(Vec<Shortfall>),
     /// Reserve every line in one transaction.
-    Reserve(Decision),
+    Reserve(Box<Decision>),
 }
 
 /// Reserves every line of a checkout (all or none) until `expires_at`.
@@ -30,7 +30,7 @@ pub fn decide_hold(
     now: Timestamp,
 ) -> HoldDecision {
     if let Some(order) = existing {
-        return HoldDecision::Existing(order.clone());
+        return HoldDecision::Existing(Box::new(order.clone()));
     }
     let held = CheckoutFacts {
         payment: PaymentState::Awaiting,
@@ -42,7 +42,7 @@ pub fn decide_hold(
             if let Some(OrderWrite::Create(record)) = &mut decision.write.order {
                 record.hold = Some(HoldTerms { expires_at });
             }
-            HoldDecision::Reserve(decision)
+            HoldDecision::Reserve(Box::new(decision))
         }
         Outcome::Oversold(shortfalls) => HoldDecision::Short(shortfalls.clone()),
         // Unknown products are refused before deciding; treat anything else as short.
@@ -307,7 +307,7 @@ mod tests {
                 Timestamp(900),
                 Timestamp(0)
             ),
-            HoldDecision::Existing(existing)
+            HoldDecision::Existing(Box::new(existing))
         );
     }
 

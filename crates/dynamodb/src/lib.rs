@@ -212,6 +212,10 @@ fn order_attrs(r: &OrderRecord) -> Result<Attrs, StoreError> {
     }
     a.insert("created_at".into(), n(r.created_at.0));
     a.insert("updated_at".into(), n(r.updated_at.0));
+    if let Some(h) = &r.hold {
+        // For the sweeper's scan.
+        a.insert("hold_expires_at".into(), n(h.expires_at.0));
+    }
     Ok(a)
 }
 
@@ -742,6 +746,31 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
             None => scan.filter_expression("kind = :order AND #status = :oversold"),
         };
         let mut pages = scan.into_paginator().items().send();
+        let mut out = Vec::new();
+        while let Some(a) = pages.next().await {
+            out.push(parse_order(&a.map_err(sdk_error)?)?);
+        }
+        Ok(out)
+    }
+
+    /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
+    /// scan reads the whole table each run: fine for thousands of orders; beyond that, a sparse
+    /// index on `hold_expires_at` (only pending holds carry it) is the next step (see
+    /// docs/checkout.md).
+    async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .expression_attribute_names("#status", "status")
+            .filter_expression("kind = :order AND #status = :pending AND hold_expires_at <= :now")
+            .expression_attribute_values(":order", s("order"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now.0))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
         while let Some(a) = pages.next().await {
             out.push(parse_order(&a.map_err(sdk_error)?)?);

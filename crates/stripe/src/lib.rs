@@ -16,11 +16,11 @@ use std::time::Duration;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
-    EventLog, LinkDirectory, LinkSummary, LoggedEvent, Payments, PaymentsError, SessionLine,
-    SessionLog, SessionSummary,
+    CreatedPaymentIntent, EventLog, LinkDirectory, LinkSummary, LoggedEvent, NewPaymentIntent,
+    Payments, PaymentsError, SessionLine, SessionLog, SessionSummary,
 };
 use stockbridge_domain::{
-    OrderId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
+    OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
 };
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 
@@ -29,6 +29,10 @@ pub mod transport;
 
 use stripe_checkout::checkout_session::{ListCheckoutSession, ListLineItemsCheckoutSession};
 use stripe_core::event::ListEvent;
+use stripe_core::payment_intent::{
+    CancelPaymentIntent, CapturePaymentIntent, CreatePaymentIntent,
+    CreatePaymentIntentAutomaticPaymentMethods,
+};
 use stripe_core::refund::CreateRefund;
 use stripe_payment::payment_link::{
     ListLineItemsPaymentLink, RetrievePaymentLink, UpdatePaymentLink,
@@ -198,6 +202,8 @@ fn classify(operation: &'static str, e: TransportError) -> PaymentsError {
                 PaymentsError::NotFound { operation, message }
             } else if code.as_deref() == Some("charge_already_refunded") {
                 PaymentsError::AlreadyRefunded
+            } else if code.as_deref() == Some("payment_intent_unexpected_state") {
+                PaymentsError::UnexpectedState { operation, message }
             } else {
                 PaymentsError::Rejected {
                     operation,
@@ -294,6 +300,87 @@ impl Payments for StripePayments {
             req = req.inactive_message(m);
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
+        Ok(())
+    }
+
+    async fn create_payment_intent(
+        &self,
+        request: &NewPaymentIntent,
+    ) -> Result<CreatedPaymentIntent, PaymentsError> {
+        const OP: &str = "create payment intent";
+        let invalid = |message: String| PaymentsError::Invalid {
+            operation: OP,
+            message,
+        };
+        let currency = request
+            .currency
+            .parse::<stripe_types::Currency>()
+            .map_err(|_| invalid(format!("currency {}", request.currency)))?;
+        let amount = i64::try_from(request.amount).map_err(|_| invalid("amount".into()))?;
+        let mut req = CreatePaymentIntent::new(amount, currency)
+            .capture_method(stripe_shared::PaymentIntentCaptureMethod::Manual)
+            .automatic_payment_methods(CreatePaymentIntentAutomaticPaymentMethods::new(true))
+            .metadata(std::collections::HashMap::from([
+                ("hold_id".to_owned(), request.hold_id.to_string()),
+                ("store_id".to_owned(), request.store_id.to_string()),
+            ]));
+        if let Some(e) = &request.receipt_email {
+            req = req.receipt_email(e.clone());
+        }
+        let key = IdempotencyKey::new(&request.idempotency_key)
+            .map_err(|e| invalid(format!("idempotency key: {e:?}")))?;
+        let pi = self
+            .with_retry(OP, || {
+                req.customize()
+                    .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                    .send(&self.client)
+            })
+            .await?;
+        Ok(CreatedPaymentIntent {
+            id: PaymentIntentId::parse(pi.id.as_str()).map_err(|e| invalid(e.to_string()))?,
+            client_secret: pi
+                .client_secret
+                .ok_or_else(|| invalid("no client_secret in the answer".into()))?,
+        })
+    }
+
+    async fn capture_payment_intent(
+        &self,
+        payment_intent: &PaymentIntentId,
+        idempotency_key: &str,
+    ) -> Result<(), PaymentsError> {
+        const OP: &str = "capture payment intent";
+        let key = IdempotencyKey::new(idempotency_key).map_err(|e| PaymentsError::Invalid {
+            operation: OP,
+            message: format!("idempotency key: {e:?}"),
+        })?;
+        let req = CapturePaymentIntent::new(payment_intent.as_str());
+        self.with_retry(OP, || {
+            req.customize()
+                .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                .send(&self.client)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn cancel_payment_intent(
+        &self,
+        payment_intent: &PaymentIntentId,
+        idempotency_key: &str,
+    ) -> Result<(), PaymentsError> {
+        const OP: &str = "cancel payment intent";
+        let key = IdempotencyKey::new(idempotency_key).map_err(|e| PaymentsError::Invalid {
+            operation: OP,
+            message: format!("idempotency key: {e:?}"),
+        })?;
+        let req = CancelPaymentIntent::new(payment_intent.as_str());
+        self.with_retry(OP, || {
+            req.customize()
+                .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                .send(&self.client)
+        })
+        .await?;
         Ok(())
     }
 }

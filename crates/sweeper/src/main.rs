@@ -1,0 +1,36 @@
+//! The `sweeper` Lambda (EventBridge Scheduler, every minute): releases checkout holds still
+//! pending after their expiry; their stock returns and is published. DynamoDB TTL is not used:
+//! it can lag by days. Each release is conditional on the hold still pending, so a payment
+//! authorised at the same moment resolves to exactly one outcome. Logic: `stockbridge-app`
+//! (`holds::sweep_expired_holds`).
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use stockbridge_bootstrap::{Config, LiveInventory};
+
+async fn handle(
+    inventory: &LiveInventory,
+    _event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic> {
+    let report = inventory.sweep_expired_holds().await.map_err(|e| {
+        tracing::error!(error = %e, "sweep failed; the next run retries");
+        Diagnostic {
+            error_type: "stockbridge.Retryable".into(),
+            error_message: e.to_string(),
+        }
+    })?;
+    tracing::info!(?report, "sweep");
+    serde_json::to_value(&report).map_err(|e| Diagnostic {
+        error_type: "stockbridge.Internal".into(),
+        error_message: e.to_string(),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let inventory = stockbridge_bootstrap::inventory(&config).await?;
+    let inventory = &inventory;
+    lambda_runtime::run(service_fn(move |event| handle(inventory, event))).await
+}
