@@ -332,7 +332,7 @@ where
                         info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
                         break Box::new(r);
                     }
-                    Err(StoreError::Conflict) if attempt < 20 => {
+                    Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
                         attempt += 1;
                         backoff(attempt).await;
                     }
