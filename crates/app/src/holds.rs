@@ -210,6 +210,9 @@ pub enum CheckoutReply {
     },
     /// 409: not enough stock; nothing held.
     Short(Vec<Shortfall>),
+    /// 410: this key's hold was released (expired or its payment failed): start a new checkout
+    /// with a new key.
+    Released(OrderId),
     /// 400.
     Invalid(RequestError),
 }
@@ -316,6 +319,13 @@ where
                             "Idempotency-Key",
                             "already used for a different checkout: use a new key per checkout",
                         )));
+                    }
+                    if matches!(
+                        order.status,
+                        stockbridge_domain::OrderStatus::Released
+                            | stockbridge_domain::OrderStatus::Failed
+                    ) {
+                        return Ok(CheckoutReply::Released(order.order_id.clone()));
                     }
                     break order;
                 }

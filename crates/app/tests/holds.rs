@@ -338,3 +338,19 @@ fn bad_requests_name_their_field() {
         "merged lines over the maximum"
     );
 }
+
+#[tokio::test]
+async fn a_retry_after_the_hold_was_released_is_told_to_start_again() {
+    let (inv, _, _, clock) = setup(2).await;
+    let limits = CheckoutLimits {
+        hold_seconds: 60,
+        ..CheckoutLimits::default()
+    };
+    held(&inv.checkout(&request(1), "k", &limits).await.unwrap());
+    clock.0.fetch_add(61_000, Ordering::SeqCst);
+    inv.sweep_expired_holds().await.unwrap();
+    assert!(matches!(
+        inv.checkout(&request(1), "k", &limits).await.unwrap(),
+        CheckoutReply::Released(_)
+    ));
+}

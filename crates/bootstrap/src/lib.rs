@@ -403,7 +403,8 @@ pub struct CheckoutSettings {
     /// `CHECKOUT_MAX_QUANTITY` (10), `CHECKOUT_MAX_LINES` (20), `CHECKOUT_HOLD_SECONDS` (900).
     pub limits: stockbridge_app::holds::CheckoutLimits,
     /// `CHECKOUT_ALLOWED_ORIGINS`: comma-separated origins allowed to call it from a browser,
-    /// or `*` (default: none — only same-origin and server calls).
+    /// or `*`. Default none: browsers send `Origin` on every POST, so an empty list refuses
+    /// every browser call; calls without `Origin` (servers, curl) are always served.
     pub allowed_origins: Vec<String>,
     /// `CHECKOUT_MAX_BODY_BYTES` (16384).
     pub max_body_bytes: usize,

@@ -55,6 +55,10 @@ impl Function {
             HeaderValue::from_str(origin).ok()?,
         );
         out.insert("vary", HeaderValue::from_static("Origin"));
+        out.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("retry-after"),
+        );
         Some(out)
     }
 
@@ -173,6 +177,11 @@ impl Function {
                     &cors,
                 ),
                 Ok(CheckoutReply::Short(s)) => response(409, &shortfall_body(&s), &cors),
+                Ok(CheckoutReply::Released(hold)) => response(
+                    410,
+                    &json!({"error": "hold_released", "hold_id": hold.as_str(), "message": "this checkout's hold was released (it expired or its payment failed): start a new checkout with a new Idempotency-Key"}),
+                    &cors,
+                ),
                 Ok(CheckoutReply::Invalid(e)) => response(400, &invalid(&e), &cors),
                 Err(e) => {
                     tracing::error!(error = %e, request_id = %event.context.request_id, "checkout failed");

@@ -754,9 +754,9 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
     }
 
     /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
-    /// scan reads the whole table each run: fine for thousands of orders; beyond that, a sparse
-    /// index on `hold_expires_at` (only pending holds carry it) is the next step (see
-    /// docs/checkout.md).
+    /// scan reads the whole table each run: fine for thousands of orders. Beyond that, a sparse
+    /// index is the next step: it needs an attribute only pending holds carry (today settled
+    /// holds keep `hold_expires_at`), removed when the hold settles.
     async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
         let mut pages = self
             .client
@@ -910,6 +910,38 @@ fn entry_of(
 }
 
 impl DynamoStore {
+    /// Puts `item` if no record has its key (`expected` is `None`) or the stored `field` is
+    /// still `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the condition fails.
+    async fn put_versioned(
+        &self,
+        item: Attrs,
+        field: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("#f = :v")
+                .expression_attribute_names("#f", field)
+                .expression_attribute_values(":v", n(v)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
     /// Reads the mappings of the products in `details` and pairs them.
     async fn with_mappings(
         &self,
@@ -983,24 +1015,8 @@ impl stockbridge_app::ports::CatalogStore for DynamoStore {
         item.insert("kind".into(), s("details"));
         item.insert("revision".into(), n(details.revision));
         item.insert("doc".into(), to_doc(details, &pk)?);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match expected_revision {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(r) => put
-                .condition_expression("revision = :r")
-                .expression_attribute_values(":r", n(r)),
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        self.put_versioned(item, "revision", expected_revision)
+            .await
     }
 
     async fn save_mapping(
@@ -1014,24 +1030,12 @@ impl stockbridge_app::ports::CatalogStore for DynamoStore {
         item.insert("kind".into(), s("stripe_mapping"));
         item.insert("version".into(), n(mapping.version));
         item.insert("doc".into(), to_doc(mapping, &pk)?);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = if expected_version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("version = :v")
-                .expression_attribute_values(":v", n(expected_version))
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        self.put_versioned(
+            item,
+            "version",
+            (expected_version > 0).then_some(expected_version),
+        )
+        .await
     }
 
     async fn scan_entries(

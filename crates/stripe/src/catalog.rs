@@ -7,7 +7,7 @@ use stockbridge_domain::{
     Money, PaymentLinkId, PriceId, ProductFields, ProductId, StoreId, StripeLink, StripePrice,
     StripeProduct,
 };
-use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+
 use stripe_payment::payment_link::{
     CreatePaymentLink, CreatePaymentLinkLineItems, ListPaymentLink, RetrievePaymentLink,
 };
@@ -24,12 +24,6 @@ fn invalid(operation: &'static str, message: impl Into<String>) -> PaymentsError
         operation,
         message: message.into(),
     }
-}
-
-fn key(operation: &'static str, k: &str) -> Result<RequestStrategy, PaymentsError> {
-    IdempotencyKey::new(k)
-        .map(RequestStrategy::Idempotent)
-        .map_err(|e| invalid(operation, format!("idempotency key: {e:?}")))
 }
 
 fn not_found_is_none<T>(r: Result<T, PaymentsError>) -> Result<Option<T>, PaymentsError> {
@@ -154,14 +148,7 @@ impl StripeCatalog for StripePayments {
         if !fields.images.is_empty() {
             req = req.images(fields.images.clone());
         }
-        let strategy = key(OP, idempotency_key)?;
-        let p = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(strategy.clone())
-                    .send(&self.client)
-            })
-            .await?;
+        let p = self.send_keyed(OP, &req, idempotency_key).await?;
         product_view(OP, &p)
     }
 
@@ -183,14 +170,7 @@ impl StripeCatalog for StripePayments {
         if let Some(p) = default_price {
             req = req.default_price(p.as_str());
         }
-        let strategy = key(OP, idempotency_key)?;
-        let p = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(strategy.clone())
-                    .send(&self.client)
-            })
-            .await?;
+        let p = self.send_keyed(OP, &req, idempotency_key).await?;
         product_view(OP, &p)
     }
 
@@ -245,14 +225,7 @@ impl StripeCatalog for StripePayments {
                 "stockbridge".to_owned(),
                 "catalog".to_owned(),
             )]));
-        let strategy = key(OP, idempotency_key)?;
-        let p = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(strategy.clone())
-                    .send(&self.client)
-            })
-            .await?;
+        let p = self.send_keyed(OP, &req, idempotency_key).await?;
         price_view(OP, &p)
     }
 
@@ -288,14 +261,7 @@ impl StripeCatalog for StripePayments {
                 ("product_id".to_owned(), product.to_string()),
             ]))
             .expand(vec!["line_items".to_owned()]);
-        let strategy = key(OP, idempotency_key)?;
-        let l = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(strategy.clone())
-                    .send(&self.client)
-            })
-            .await?;
+        let l = self.send_keyed(OP, &req, idempotency_key).await?;
         let mut view = link_view(OP, &l)?;
         if view.prices.is_empty() {
             view.prices = vec![price.clone()];

@@ -135,6 +135,29 @@ impl StripePayments {
         })
     }
 
+    /// Sends a typed request with an idempotency key on every attempt (retried like any call).
+    async fn send_keyed<R>(
+        &self,
+        operation: &'static str,
+        req: &R,
+        idempotency_key: &str,
+    ) -> Result<R::Output, PaymentsError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize,
+    {
+        let key = IdempotencyKey::new(idempotency_key).map_err(|e| PaymentsError::Invalid {
+            operation,
+            message: format!("idempotency key: {e:?}"),
+        })?;
+        self.with_retry(operation, || {
+            req.customize()
+                .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                .send(&self.client)
+        })
+        .await
+    }
+
     async fn with_retry<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -269,19 +292,8 @@ impl Payments for StripePayments {
 
     async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
         const OP: &str = "create refund";
-        let key =
-            IdempotencyKey::new(&request.idempotency_key).map_err(|e| PaymentsError::Invalid {
-                operation: OP,
-                message: format!("idempotency key: {e:?}"),
-            })?;
         let req = CreateRefund::new().payment_intent(request.payment_intent.as_str());
-        let refund = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(RequestStrategy::Idempotent(key.clone()))
-                    .send(&self.client)
-            })
-            .await?;
+        let refund = self.send_keyed(OP, &req, &request.idempotency_key).await?;
         RefundId::parse(refund.id.as_str()).map_err(|e| PaymentsError::Invalid {
             operation: OP,
             message: e.to_string(),
@@ -327,15 +339,7 @@ impl Payments for StripePayments {
         if let Some(e) = &request.receipt_email {
             req = req.receipt_email(e.clone());
         }
-        let key = IdempotencyKey::new(&request.idempotency_key)
-            .map_err(|e| invalid(format!("idempotency key: {e:?}")))?;
-        let pi = self
-            .with_retry(OP, || {
-                req.customize()
-                    .request_strategy(RequestStrategy::Idempotent(key.clone()))
-                    .send(&self.client)
-            })
-            .await?;
+        let pi = self.send_keyed(OP, &req, &request.idempotency_key).await?;
         Ok(CreatedPaymentIntent {
             id: PaymentIntentId::parse(pi.id.as_str()).map_err(|e| invalid(e.to_string()))?,
             client_secret: pi
@@ -349,19 +353,10 @@ impl Payments for StripePayments {
         payment_intent: &PaymentIntentId,
         idempotency_key: &str,
     ) -> Result<(), PaymentsError> {
-        const OP: &str = "capture payment intent";
-        let key = IdempotencyKey::new(idempotency_key).map_err(|e| PaymentsError::Invalid {
-            operation: OP,
-            message: format!("idempotency key: {e:?}"),
-        })?;
         let req = CapturePaymentIntent::new(payment_intent.as_str());
-        self.with_retry(OP, || {
-            req.customize()
-                .request_strategy(RequestStrategy::Idempotent(key.clone()))
-                .send(&self.client)
-        })
-        .await?;
-        Ok(())
+        self.send_keyed("capture payment intent", &req, idempotency_key)
+            .await
+            .map(|_| ())
     }
 
     async fn cancel_payment_intent(
@@ -369,19 +364,10 @@ impl Payments for StripePayments {
         payment_intent: &PaymentIntentId,
         idempotency_key: &str,
     ) -> Result<(), PaymentsError> {
-        const OP: &str = "cancel payment intent";
-        let key = IdempotencyKey::new(idempotency_key).map_err(|e| PaymentsError::Invalid {
-            operation: OP,
-            message: format!("idempotency key: {e:?}"),
-        })?;
         let req = CancelPaymentIntent::new(payment_intent.as_str());
-        self.with_retry(OP, || {
-            req.customize()
-                .request_strategy(RequestStrategy::Idempotent(key.clone()))
-                .send(&self.client)
-        })
-        .await?;
-        Ok(())
+        self.send_keyed("cancel payment intent", &req, idempotency_key)
+            .await
+            .map(|_| ())
     }
 }
 

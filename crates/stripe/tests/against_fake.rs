@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use stockbridge_app::ports::{Payments, PaymentsError};
-use stockbridge_domain::{OrderId, PaymentIntentId, PaymentLinkId, RefundRequest};
+use stockbridge_domain::{OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundRequest};
 use stockbridge_stripe::{RetryPolicy, StripeConfig, StripePayments};
 
 fn base() -> String {
@@ -241,4 +241,132 @@ async fn a_rate_limit_answer_is_retried_no_sooner_than_retry_after() {
         started.elapsed()
     );
     assert_eq!(p.link_active(&id).await.unwrap(), Some(false));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_hold_payment_intent_is_created_once_per_key_captured_once_and_cancel_refused_after() {
+    use stockbridge_app::ports::NewPaymentIntent;
+    let p = client();
+    let hold = OrderId::parse(unique("hold_")).unwrap();
+    let request = NewPaymentIntent {
+        amount: 3000,
+        currency: "usd".into(),
+        hold_id: hold.clone(),
+        store_id: stockbridge_domain::StoreId::parse("s1").unwrap(),
+        receipt_email: Some("buyer@example.com".into()),
+        idempotency_key: format!("stockbridge-checkout-{hold}"),
+    };
+    let a = p.create_payment_intent(&request).await.unwrap();
+    let b = p.create_payment_intent(&request).await.unwrap();
+    assert_eq!(a, b, "the same key gives the same PaymentIntent");
+    assert!(a.client_secret.starts_with(&format!("{}_secret_", a.id)));
+    let pi: Value = std::process::Command::new("curl")
+        .args(["-sf", "-H", "Authorization: Bearer sk_test_adapter"])
+        .arg(format!("{}/v1/payment_intents/{}", base(), a.id))
+        .output()
+        .map(|o| serde_json::from_slice(&o.stdout).unwrap())
+        .unwrap();
+    assert_eq!(pi["capture_method"], "manual");
+    assert_eq!(pi["metadata"]["hold_id"], hold.as_str());
+    assert_eq!(pi["amount"], 3000);
+    // Capturing before authorisation is refused for the state.
+    assert!(matches!(
+        p.capture_payment_intent(&a.id, "k-early").await,
+        Err(PaymentsError::UnexpectedState { .. })
+    ));
+    control(
+        &format!("/_test/payment_intents/{}/authorize", a.id),
+        json!({}),
+    );
+    let key = format!("stockbridge-capture-{hold}");
+    p.capture_payment_intent(&a.id, &key).await.unwrap();
+    p.capture_payment_intent(&a.id, &key).await.unwrap();
+    let captures: Vec<_> = requests(&format!("/v1/payment_intents/{}/capture", a.id))
+        .into_iter()
+        .filter(|r| r["status"] == 200)
+        .collect();
+    assert_eq!(captures.len(), 2);
+    assert_eq!(
+        captures
+            .iter()
+            .filter(|r| r["replayed"] == json!(true))
+            .count(),
+        1,
+        "the second is a replay"
+    );
+    assert!(matches!(
+        p.cancel_payment_intent(&a.id, "k-cancel").await,
+        Err(PaymentsError::UnexpectedState { .. })
+    ));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn catalog_objects_are_created_with_our_ids_and_listed() {
+    use stockbridge_app::ports::StripeCatalog;
+    use stockbridge_domain::{Money, ProductFields, StoreId};
+    let p = client();
+    let id = ProductId::parse(unique("cat_")).unwrap();
+    let fields = ProductFields {
+        name: "Adapter tee".into(),
+        description: Some("Soft".into()),
+        images: vec!["https://img.example/t.png".into()],
+        active: true,
+        metadata: [("color".to_owned(), "blue".to_owned())]
+            .into_iter()
+            .collect(),
+        metadata_removed: Default::default(),
+    };
+    let made = p
+        .create_product(&id, &fields, &format!("k-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (made.id.clone(), made.name.as_str()),
+        (id.clone(), "Adapter tee")
+    );
+    let price = p
+        .create_price(&id, &Money::new(1234, "eur").unwrap(), &format!("kp-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (price.amount, price.currency.as_str(), price.active),
+        (Some(1234), "eur", true)
+    );
+    let mut renamed = fields.clone();
+    renamed.name = "Renamed".into();
+    renamed.metadata.clear();
+    renamed.metadata_removed = ["color".to_owned()].into_iter().collect();
+    let updated = p
+        .update_product(&id, &renamed, Some(&price.id), &format!("ku-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Renamed");
+    assert_eq!(updated.default_price.as_ref(), Some(&price.id));
+    assert!(
+        !updated.metadata.contains_key("color"),
+        "removed keys are unset"
+    );
+    let store = StoreId::parse("s1").unwrap();
+    let link = p
+        .create_link(&price.id, &store, &id, &format!("kl-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(link.prices, vec![price.id.clone()]);
+    assert_eq!(link.products, vec![id.clone()]);
+    assert_eq!(link.store_id.as_ref(), Some(&store));
+    let read = p.link(&link.id).await.unwrap().unwrap();
+    assert_eq!(read.prices, vec![price.id.clone()]);
+    assert_eq!(p.active_prices(&id).await.unwrap().len(), 1);
+    p.archive_price(&price.id).await.ok();
+    // Stripe refuses to archive a default price; the sync moves the default first.
+    let page = p.prices_page(None).await.unwrap();
+    assert!(page.items.len() <= 100);
+    assert!(
+        p.product(&ProductId::parse(unique("none_")).unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
