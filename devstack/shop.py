@@ -54,7 +54,9 @@ from flask import Flask, Response, abort, send_from_directory
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from devstack.stack import (
+    DEFAULT_CHECKOUT_BINARY,
     DEFAULT_INVENTORY_BINARY,
+    DEFAULT_SWEEPER_BINARY,
     HOST,
     SCRUBBED_ENV,
     REPO_ROOT,
@@ -68,6 +70,8 @@ WEB_DIST = REPO_ROOT / "web" / "dist"
 ASSETS_DIR = Path(__file__).resolve().parent / "demo_assets"
 DEFAULT_STORE = "store_demo"
 STRIPE_KEY = "sk_test_local_fake"
+# What the checkout page (web/checkout.html) confirms with at the fake Stripe (config.json).
+STRIPE_PUBLISHABLE_KEY = "pk_test_local"
 
 # name, description, price (usd cents), stock, image
 DEMO_CATALOG = [
@@ -102,6 +106,9 @@ class Shop:
         cli: Union[str, Path] = DEFAULT_CLI,
         web_dist: Union[str, Path] = WEB_DIST,
         verbose: bool = False,
+        checkout_binary: Union[str, Path, None] = DEFAULT_CHECKOUT_BINARY,
+        sweeper_binary: Union[str, Path, None] = DEFAULT_SWEEPER_BINARY,
+        sweep_every: Optional[float] = 60.0,
     ) -> None:
         self.port = port
         self.store = store
@@ -111,6 +118,11 @@ class Shop:
         self.cli_path = Path(cli)
         self.web_dist = Path(web_dist)
         self.verbose = verbose
+        # The checkout API (and the sweeper that releases expired holds) run when their binaries
+        # exist (Stack skips a missing one): config.json then has checkoutUrl.
+        self.checkout_binary = checkout_binary
+        self.sweeper_binary = sweeper_binary
+        self.sweep_every = sweep_every
         self.stack: Optional[Stack] = None
         self.url = ""  # storefront base URL, with trailing slash
         self.stripe_url = ""
@@ -142,7 +154,9 @@ class Shop:
         self.url = f"http://{HOST}:{self.port}/"
         try:
             self.stack = Stack(state_dir=self.state_dir, inventory_binary=self.inventory_binary,
-                               workers=self.workers, lambda_enabled=True, verbose=self.verbose)
+                               workers=self.workers, lambda_enabled=True, verbose=self.verbose,
+                               checkout_binary=self.checkout_binary,
+                               sweeper_binary=self.sweeper_binary, sweep_every=self.sweep_every)
             self.stack.start()
             if not self.stack.lambda_started:
                 raise ShopError("the Lambda driver did not start")
@@ -210,8 +224,12 @@ class Shop:
             link = r.json()
             self.products[pid] = {"name": name, "stock": stock, "amount": amount,
                                   "link": link["id"], "link_url": link["url"]}
+            # unit_amount/currency (and the rest of the details, the same as at Stripe) give the
+            # product a catalog price: the checkout API sells only products that have one.
             rows.append({"product_id": pid, "store_id": self.store, "name": name,
-                         "stock": stock, "payment_links": [link["id"]]})
+                         "stock": stock, "payment_links": [link["id"]],
+                         "unit_amount": amount, "currency": "usd", "description": description,
+                         "images": [f"{self.url}assets/demo/{image}"]})
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="shop-catalog-",
                                          delete=False) as f:
             json.dump(rows, f)
@@ -228,9 +246,17 @@ class Shop:
 
     def config(self) -> dict:
         assert self.stack is not None
-        return {"store_id": self.store, "topic_prefix": self.topic_prefix,
-                "catalog_url": f"catalog/{self.store}.json",
-                "mqtt": {"auth": "none", "url": self.stack.urls["mqtt_ws"]}}
+        doc = {"store_id": self.store, "topic_prefix": self.topic_prefix,
+               "catalog_url": f"catalog/{self.store}.json",
+               "mqtt": {"auth": "none", "url": self.stack.urls["mqtt_ws"]}}
+        checkout_url = self.stack.env.get("STOCKBRIDGE_CHECKOUT_URL")
+        if checkout_url:
+            # The checkout page: POST {checkoutUrl}/checkout, then confirm with a test card
+            # directly at the fake Stripe (stripeApiBase: local only, Stripe.js is never loaded).
+            doc["checkoutUrl"] = checkout_url
+            doc["stripePublishableKey"] = STRIPE_PUBLISHABLE_KEY
+            doc["stripeApiBase"] = self.stack.env["STOCKBRIDGE_STRIPE_URL"]
+        return doc
 
     def catalog(self, store: Optional[str] = None) -> tuple[dict, str]:
         """(document, source): ``stockbridge catalog export`` when the CLI has it, else the
@@ -329,10 +355,17 @@ class Shop:
                 return no_store(send_from_directory(self.web_dist, "index.html"))
             return no_store(self._plain_index())
 
+        @app.get("/checkout")
+        def checkout_page() -> Response:
+            if (self.web_dist / "checkout.html").is_file():
+                return no_store(send_from_directory(self.web_dist, "checkout.html"))
+            abort(404)
+
         @app.get("/<path:path>")
         def static_file(path: str) -> Response:
             if self.web_dist.is_dir() and (self.web_dist / path).is_file():
-                return send_from_directory(self.web_dist, path)
+                resp = send_from_directory(self.web_dist, path)
+                return no_store(resp) if path.endswith(".html") else resp
             abort(404)
 
         return app
@@ -514,6 +547,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"Storefront:  {shop.url}", flush=True)
         print(f"Fake Stripe: {shop.stripe_url}   (state: {shop.stripe_url}/_test/state)")
         print(f"MQTT (WebSocket, subscribe-only): {shop.stack.urls['mqtt_ws']}")
+        if shop.stack.checkout_started:
+            print(f"Checkout API: {shop.stack.urls['checkout']}/checkout   (page: {shop.url}checkout"
+                  "?product=<id>, or \"Buy with reserved stock\" on a card)")
         print(f"Stack env:   . {shop.stack.env_file}   (logs: {shop.stack.state_dir}/*.log)")
         for pid, p in shop.products.items():
             print(f"  {p['name']:<18} {p['stock']} in stock  {p['link_url']}")
@@ -523,6 +559,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             Path(tmp).write_text(json.dumps({
                 "url": shop.url, "stripe_url": shop.stripe_url, "lambda_url": shop.lambda_url,
                 "mqtt_ws": shop.stack.urls["mqtt_ws"], "store": shop.store, "pid": os.getpid(),
+                "checkout_url": shop.stack.urls.get("checkout"),
                 "stack_pids": shop.stack.pids(), "products": shop.products}))
             os.replace(tmp, args.ready_file)
         if args.simulate:

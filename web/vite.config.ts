@@ -44,6 +44,13 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     sourcemap: false,
+    // Two pages: the storefront and the checkout (which shares config/money code, nothing else).
+    rolldownOptions: {
+      input: {
+        index: resolve(here, 'index.html'),
+        checkout: resolve(here, 'checkout.html'),
+      },
+    },
   },
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },

@@ -254,3 +254,65 @@ export async function fetchJson(url: string, fetchImpl: typeof fetch = fetch): P
     throw new ConfigError(`${url}: not JSON`);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checkout (optional config fields)
+
+/**
+ * The optional checkout fields of `config.json`:
+ *
+ * - `checkoutUrl`: base URL of the checkout API (`POST {checkoutUrl}/checkout`); relative URLs
+ *   resolve against the config file's URL. Without it there is no checkout page.
+ * - `stripePublishableKey`: `pk_…`, for Stripe.js (or the local fake Stripe).
+ * - `stripeApiBase`: local development only: the fake Stripe's base URL. With it the checkout
+ *   page confirms with Stripe's test cards directly against that API and never loads Stripe.js.
+ *
+ * A field that is present but unusable is dropped (and reported in `problems`), never fatal:
+ * the product list must work whatever the checkout settings say.
+ */
+export interface CheckoutSettings {
+  checkoutUrl: string | null;
+  stripePublishableKey: string | null;
+  stripeApiBase: string | null;
+  problems: string[];
+}
+
+function httpUrl(v: unknown, base: string): string | null {
+  if (typeof v !== 'string' || v.trim() === '') return null;
+  try {
+    const u = new URL(v.trim(), base);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+export function parseCheckoutSettings(raw: unknown, base: string): CheckoutSettings {
+  const out: CheckoutSettings = { checkoutUrl: null, stripePublishableKey: null, stripeApiBase: null, problems: [] };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return out;
+  const c = raw as Record<string, unknown>;
+  const url = (key: 'checkoutUrl' | 'stripeApiBase') => {
+    if (c[key] === undefined || c[key] === null) return null;
+    const u = httpUrl(c[key], base);
+    if (u === null) out.problems.push(`${key}: must be an http(s) URL; ignored`);
+    return u;
+  };
+  out.checkoutUrl = url('checkoutUrl');
+  out.stripeApiBase = url('stripeApiBase');
+  const pk = c.stripePublishableKey;
+  if (pk !== undefined && pk !== null) {
+    if (typeof pk === 'string' && /^pk_(test|live)_[A-Za-z0-9_]+$/.test(pk.trim())) out.stripePublishableKey = pk.trim();
+    else out.problems.push('stripePublishableKey: must be a publishable key (pk_test_… or pk_live_…); ignored');
+  }
+  return out;
+}
+
+/** The page URL of the checkout for one product (relative to the storefront page). */
+export function checkoutPageHref(pageUrl: string, storeId: string, productId: string): string {
+  const page = new URL(pageUrl);
+  const q = new URLSearchParams({ store: storeId, product: productId });
+  // Carry a (same-origin, validated again there) config override over to the checkout page.
+  const cfg = page.searchParams.get('config');
+  if (cfg !== null && cfg.trim() !== '') q.set('config', cfg);
+  return `checkout.html?${q.toString()}`;
+}

@@ -6,9 +6,11 @@ import './style.css';
 import {
   ConfigError,
   DEFAULT_TOPIC_PREFIX,
+  checkoutPageHref,
   configUrl,
   fetchJson,
   parseCatalog,
+  parseCheckoutSettings,
   parseConfig,
   type Config,
 } from './config';
@@ -47,8 +49,17 @@ async function boot(): Promise<void> {
   let subscriptions: StockSubscriptions;
   try {
     const cfgUrl = configUrl(window.location.href);
-    config = parseConfig(await fetchJson(cfgUrl), cfgUrl);
-    ui = new StorefrontUi(root, { title: config.title ?? 'Shop' });
+    const rawConfig = await fetchJson(cfgUrl);
+    config = parseConfig(rawConfig, cfgUrl);
+    const checkout = parseCheckoutSettings(rawConfig, cfgUrl);
+    for (const p of checkout.problems) console.warn(`[stockbridge] config: ${p}`);
+    const storeId = config.store_id;
+    ui = new StorefrontUi(root, {
+      title: config.title ?? 'Shop',
+      checkoutHref: checkout.checkoutUrl
+        ? (productId) => checkoutPageHref(window.location.href, storeId, productId)
+        : undefined,
+    });
     const catalog = parseCatalog(await fetchJson(config.catalog_url), config.catalog_url);
     for (const why of catalog.skipped) console.warn(`[stockbridge] catalog: ${why}`);
     if (catalog.store_id && catalog.store_id !== config.store_id) {

@@ -435,3 +435,29 @@ describe('Announcer', () => {
     }
   });
 });
+
+describe('StorefrontUi: "Buy with reserved stock"', () => {
+  it('is absent without a checkout API', () => {
+    document.body.innerHTML = '<div id="app"></div>';
+    const ui = new StorefrontUi(document.getElementById('app')!, { title: 'Shop', qr: async () => '<svg></svg>' });
+    ui.renderCatalog(catalog(), initialState(STORE, catalog().products));
+    expect(document.querySelector('[data-testid="reserve-link"]')).toBeNull();
+  });
+
+  it('links each card to the checkout page, and is switched off while sold out', () => {
+    document.body.innerHTML = '<div id="app"></div>';
+    const ui = new StorefrontUi(document.getElementById('app')!, {
+      title: 'Shop',
+      qr: async () => '<svg></svg>',
+      checkoutHref: (id) => `checkout.html?store=${STORE}&product=${id}`,
+    });
+    const state = initialState(STORE, catalog().products);
+    ui.renderCatalog(catalog(), state);
+    const mug = document.querySelector<HTMLAnchorElement>('[data-product-id="prod_1"] [data-testid="reserve-link"]')!;
+    expect(mug.getAttribute('href')).toBe('checkout.html?store=store_demo&product=prod_1');
+    expect(mug.textContent).toBe('Buy with reserved stock: Mug');
+    const pin = document.querySelector<HTMLAnchorElement>('[data-product-id="prod_2"] [data-testid="reserve-link"]')!;
+    expect(pin.hasAttribute('href')).toBe(false);
+    expect(pin.getAttribute('aria-disabled')).toBe('true');
+  });
+});

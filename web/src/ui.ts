@@ -170,6 +170,9 @@ interface Card {
   qr: HTMLElement;
   link: HTMLAnchorElement;
   note: HTMLElement;
+  /** "Buy with reserved stock" (the checkout page), when the shop has a checkout API. */
+  reserve: HTMLAnchorElement | null;
+  reserveHref: string | null;
   qrFor: string | null;
   /** What the card shows now, to touch the DOM only on change. */
   shown: string;
@@ -183,6 +186,11 @@ export interface UiOptions {
   qr?: QrRenderer;
   /** Throttling of the stock announcements (tests). */
   announcer?: AnnouncerOptions;
+  /**
+   * The checkout page's URL for a product (config `checkoutUrl` set), or `null`/absent: then the
+   * cards have no "Buy with reserved stock" link.
+   */
+  checkoutHref?: (productId: string) => string | null;
 }
 
 export class StorefrontUi {
@@ -341,12 +349,20 @@ export class StorefrontUi {
     const link = el(d, 'a', { class: 'buy-link', 'data-testid': 'buy-link' }, 'Buy');
     link.append(el(d, 'span', { class: 'visually-hidden' }, ` ${p.name}`));
     const note = el(d, 'p', { class: 'buy-note' });
-    buy.append(qr, link, note);
+    buy.append(qr, link);
+    const reserveHref = this.opts.checkoutHref?.(p.product_id) ?? null;
+    let reserve: HTMLAnchorElement | null = null;
+    if (reserveHref !== null) {
+      reserve = el(d, 'a', { class: 'reserve-link', 'data-testid': 'reserve-link', href: reserveHref }, 'Buy with reserved stock');
+      reserve.append(el(d, 'span', { class: 'visually-hidden' }, `: ${p.name}`));
+      buy.append(reserve);
+    }
+    buy.append(note);
     body.append(buy);
 
     article.append(figure, body);
     root.append(article);
-    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, qrFor: null, shown: '', tracked: false };
+    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, reserve, reserveHref, qrFor: null, shown: '', tracked: false };
   }
 
   private updateCard(card: Card, state: StoreState): void {
@@ -395,6 +411,19 @@ export class StorefrontUi {
     }
 
     card.freshness.textContent = s.live ? 'Live' : 'Last known';
+
+    // The checkout API holds stock itself: only "sold out" switches this link off.
+    if (card.reserve && card.reserveHref !== null) {
+      if (s.sold_out) {
+        card.reserve.removeAttribute('href');
+        card.reserve.setAttribute('aria-disabled', 'true');
+        card.reserve.setAttribute('role', 'link');
+      } else {
+        card.reserve.href = card.reserveHref;
+        card.reserve.removeAttribute('aria-disabled');
+        card.reserve.removeAttribute('role');
+      }
+    }
     card.freshness.classList.toggle('is-live', s.live);
 
     if (buyable && link) {
