@@ -262,6 +262,7 @@ class CatalogPipe:
     def _stream_loop(self) -> None:
         streams = self.client("dynamodbstreams")
         iterators: dict[str, Optional[str]] = {}  # shard id -> iterator (None: shard closed)
+        last_seq: dict[str, str] = {}  # shard id -> sequence number of the last record read
         last_check = 0.0
         while not self.stopping.is_set():
             started = time.monotonic()
@@ -276,7 +277,7 @@ class CatalogPipe:
                         _log(f"following stream {arn} of table {self.table}")
                     elif self.stream_arn is not None:
                         _log(f"table {self.table} (or its stream) is gone; waiting for it")
-                    self.stream_arn, iterators = arn, {}
+                    self.stream_arn, iterators, last_seq = arn, {}, {}
                 if self.stream_arn is not None:
                     try:
                         desc = streams.describe_stream(StreamArn=self.stream_arn)
@@ -284,13 +285,25 @@ class CatalogPipe:
                         if "ResourceNotFound" not in str(e):
                             raise
                         desc = None
-                        self.stream_arn, iterators = None, {}
+                        self.stream_arn, iterators, last_seq = None, {}, {}
                     for shard in (desc or {}).get("StreamDescription", {}).get("Shards", []):
                         if shard["ShardId"] not in iterators:
                             iterators[shard["ShardId"]] = streams.get_shard_iterator(
                                 StreamArn=self.stream_arn, ShardId=shard["ShardId"],
                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             for shard_id, it in list(iterators.items()):
+                # A fresh iterator after the last record seen, every poll: moto swaps in a copy
+                # of the table (and its stream shard) when a transaction fails, and an iterator
+                # held across that keeps reading the discarded copy, silently.
+                if it is not None and shard_id in last_seq:
+                    try:
+                        it = streams.get_shard_iterator(
+                            StreamArn=self.stream_arn, ShardId=shard_id,
+                            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                            SequenceNumber=last_seq[shard_id])["ShardIterator"]
+                    except Exception as e:  # the stream went away: the table check handles it
+                        _log(f"cannot reopen shard {shard_id}: {e}")
+                        continue
                 while it is not None and not self.stopping.is_set():
                     out = streams.get_records(ShardIterator=it, Limit=1000)
                     records = out.get("Records", [])
@@ -298,6 +311,7 @@ class CatalogPipe:
                     iterators[shard_id] = it
                     if not records:
                         break
+                    last_seq[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
                     found += len(records)
                     self._forward(records)
             with self.lock:

@@ -19,6 +19,14 @@ Environment knobs:
   STOCKBRIDGE_E2E_INVENTORY  inventory binary (default target/debug/inventory)
   STOCKBRIDGE_E2E_CLI        CLI binary (default target/debug/stockbridge)
   STOCKBRIDGE_E2E_CATALOG_SYNC  catalog-sync binary (default target/debug/catalog-sync)
+  STOCKBRIDGE_E2E_CHECKOUT   checkout binary (default target/debug/checkout)
+  STOCKBRIDGE_E2E_SWEEPER    sweeper binary (default target/debug/sweeper)
+
+The stack also runs the checkout function behind its local Function URL
+(``E2E.checkout_url``, ``E2E.post_checkout``) and the sweeper (not scheduled: tests call
+``E2E.sweep()``).  The ``payment_events`` fixture points the fake Stripe's event sink at the
+inventory Lambda for one test (payment_intent.* events are delivered in the background:
+``E2E.wait_stripe_events()``).
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "ta
 CLI_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CLI", REPO_ROOT / "target" / "debug" / "stockbridge"))
 CATALOG_SYNC_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CATALOG_SYNC",
                                        REPO_ROOT / "target" / "debug" / "catalog-sync"))
+CHECKOUT_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CHECKOUT", REPO_ROOT / "target" / "debug" / "checkout"))
+SWEEPER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_SWEEPER", REPO_ROOT / "target" / "debug" / "sweeper"))
 MOTO_ACCOUNT = "123456789012"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TOPIC_PREFIX = "stockbridge"
@@ -471,6 +481,122 @@ class E2E:
             return ""
         return "inventory log tail:\n" + "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
 
+    def log_tail(self, function: str, lines: int = 30, grep: Optional[str] = None) -> str:
+        """The last ``lines`` lines (containing ``grep``, if given) of a function's log
+        (``inventory``, ``checkout``, ``sweeper``, ``catalog-sync``), without ANSI colours."""
+        path = self.stack.logs.get(function)
+        if not path or not Path(path).exists():
+            return f"({function}: no log)"
+        text = ANSI.sub("", Path(path).read_text(errors="replace")).splitlines()
+        if grep is not None:
+            text = [line for line in text if grep in line]
+        return f"{function} log ({path}) tail:\n" + "\n".join(text[-lines:])
+
+    def logs_about(self, needle: str, lines: int = 20) -> str:
+        """The lines of the inventory, checkout and sweeper logs mentioning ``needle``."""
+        return "\n".join(self.log_tail(f, lines, grep=needle) for f in ("checkout", "inventory", "sweeper"))
+
+    # ------------------------------------------------------------------ checkout and sweeper
+    @property
+    def checkout_url(self) -> str:
+        """The checkout function's Function URL (base, no path)."""
+        return self.stack.urls["checkout"]
+
+    def post_checkout(self, body: Any = None, *, key: Optional[str] = "auto", path: str = "/checkout",
+                      method: str = "POST", headers: Optional[dict[str, str]] = None,
+                      data: Optional[bytes] = None, timeout: float = 120) -> requests.Response:
+        """One request to the checkout Function URL.  ``body`` is sent as JSON (``data``: raw
+        bytes instead); ``key="auto"`` sends a fresh Idempotency-Key, None sends none."""
+        h = {"Content-Type": "application/json"}
+        if key == "auto":
+            key = f"e2e-{uuid.uuid4()}"
+        if key is not None:
+            h["Idempotency-Key"] = key
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        if data is None and body is not None:
+            data = json.dumps(body).encode()
+        # A fresh connection per call: callers use this from many threads at once.
+        return requests.request(method, self.checkout_url + path, data=data, headers=h, timeout=timeout)
+
+    def sellable(self, store: str, products: dict[str, tuple[int, int]], currency: str = "usd") -> None:
+        """Catalog rows with a price, through `stockbridge catalog import`:
+        {product_id: (stock, unit_amount)} in ``store``; waits for catalog sync to settle."""
+        rows = [{"product_id": p, "store_id": store, "name": f"E2E {p}", "stock": stock,
+                 "unit_amount": amount, "currency": currency, "payment_links": []}
+                for p, (stock, amount) in products.items()]
+        self.import_catalog(rows)
+        self.wait_catalog_idle()
+
+    def sweep(self) -> dict:
+        """One sweeper run: {"expired", "released", "raced", "failed"}."""
+        return self.stack.sweep()
+
+    def wait_stripe_events(self, timeout: float = 60.0) -> dict:
+        """Every payment_intent.* event POSTed to the event sink (and handled)."""
+        return self.stack.wait_stripe_events(timeout=timeout)
+
+    def set_event_sink(self, url: Optional[str]) -> None:
+        self.stripe("POST", "/_test/event_sink", {"url": url})
+
+    def pi_status(self, pi: str) -> Optional[str]:
+        return self.stripe("GET", "/_test/state", summary=1)["payment_intent_status"].get(pi)
+
+    def payment_intent(self, pi: str) -> dict:
+        return self.stripe_state()["payment_intents"][pi]
+
+    def stripe_events_for(self, pi: str, type_: Optional[str] = None) -> list[dict]:
+        """Events about PaymentIntent ``pi`` (oldest first), optionally of one type."""
+        return [e for e in self.stripe_state()["events"]
+                if e["type"].startswith("payment_intent.") and e["data"]["object"].get("id") == pi
+                and (type_ is None or e["type"] == type_)]
+
+    def event_deliveries_for(self, pi: str) -> list[dict]:
+        return [d for d in self.stripe_state()["event_deliveries"] if d.get("payment_intent") == pi]
+
+    def authorize(self, pi: str, payment_method: str = "pm_card_visa") -> dict:
+        """Confirms ``pi`` as the buyer's browser would (no key, no API request logged)."""
+        return self.stripe("POST", f"/_test/payment_intents/{pi}/authorize", {"payment_method": payment_method})
+
+    def confirm_as_browser(self, pi: str, client_secret: str, payment_method: str) -> requests.Response:
+        """``POST /v1/payment_intents/{pi}/confirm`` with a publishable key + client_secret."""
+        return self.http.post(f"{self.stripe_url}/v1/payment_intents/{pi}/confirm",
+                              data={"client_secret": client_secret, "payment_method": payment_method},
+                              headers={"Authorization": "Bearer pk_test_e2e"})
+
+    def hold_orders(self, store: str) -> list[dict]:
+        """Every checkout hold's order record (pk ``ORDER#hold_...``) of ``store``."""
+        return [self._order_plain(o) for o in self.scan_prefix("ORDER#hold_", store_id=store)]
+
+    @staticmethod
+    def _order_plain(o: dict) -> dict:
+        o = dict(o)
+        if isinstance(o.get("record"), str):
+            o["record"] = json.loads(o["record"])
+        o["order_id"] = o["pk"].split("#", 1)[1]
+        return o
+
+    def expire_hold(self, hold_id: str, ago_ms: int = 60_000) -> int:
+        """Moves a pending hold's expiry ``ago_ms`` into the past (``hold_expires_at`` and the
+        record's ``hold.expires_at``), as if its time had run out.  Returns the new expiry."""
+        key = {"pk": {"S": f"ORDER#{hold_id}"}, "sk": {"S": "ORDER"}}
+        got = self.ddb.get_item(TableName=self.table, ConsistentRead=True, Key=key).get("Item")
+        assert got is not None, f"no order record for {hold_id}"
+        old = got["record"]["S"]
+        record = json.loads(old)
+        assert record.get("hold") and "expires_at" in record["hold"], record
+        assert int(got["hold_expires_at"]["N"]) == record["hold"]["expires_at"], got
+        expires = int(time.time() * 1000) - ago_ms
+        record["hold"]["expires_at"] = expires
+        self.ddb.update_item(
+            TableName=self.table, Key=key,
+            UpdateExpression="SET hold_expires_at = :e, #r = :new",
+            ConditionExpression="#r = :old",
+            ExpressionAttributeNames={"#r": "record"},
+            ExpressionAttributeValues={":e": {"N": str(expires)}, ":new": {"S": json.dumps(record)},
+                                       ":old": {"S": old}})
+        return expires
+
 
 _EVENT_CACHE: dict[str, dict] = {}
 
@@ -492,7 +618,8 @@ def stack(tmp_path_factory) -> Iterable[Stack]:
         pytest.exit(f"{CATALOG_SYNC_BIN} is not built (cargo build -p stockbridge-catalog-sync)", returncode=2)
     state = tmp_path_factory.mktemp("stack")
     s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
-                      ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN)
+                      ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN,
+                      checkout_binary=CHECKOUT_BIN, sweeper_binary=SWEEPER_BIN, sweep_every=None)
     s.start()
     try:
         assert s.lambda_started, "the lambda driver did not start"
@@ -537,6 +664,29 @@ def crash_driver(e2e) -> Iterable[LambdaDriver]:
         yield driver
     finally:
         driver.stop()
+
+
+@pytest.fixture
+def checkout_stack(e2e) -> E2E:
+    """The checkout function and the sweeper are running (missing binaries fail, never skip)."""
+    assert e2e.stack.checkout_started, f"checkout did not start: is {CHECKOUT_BIN} built?"
+    assert e2e.stack.sweeper_started, f"the sweeper did not start: is {SWEEPER_BIN} built?"
+    return e2e
+
+
+@pytest.fixture
+def payment_events(checkout_stack) -> Iterable[E2E]:
+    """For one test, the fake Stripe's event sink is the inventory Lambda (payment_intent.*
+    events, delivered in the background); afterwards every event is delivered and the sink unset."""
+    e2e = checkout_stack
+    e2e.set_event_sink(f"{e2e.lambda_url}/_invoke")
+    try:
+        yield e2e
+    finally:
+        try:
+            e2e.wait_stripe_events()
+        finally:
+            e2e.set_event_sink(None)
 
 
 @pytest.fixture

@@ -101,10 +101,19 @@ pub fn parse_request(
         serde_json::from_slice(body).map_err(|e| bad("body", format!("not JSON: {e}")))?;
     let raw: RawRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
-        bad(
-            if path == "." { "body".to_owned() } else { path },
-            e.into_inner().to_string(),
-        )
+        let message = e.into_inner().to_string();
+        // A missing field is reported at its parent: name the field itself.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .map(str::to_owned);
+        let field = match (path.as_str(), missing) {
+            (".", Some(f)) => f,
+            (".", None) => "body".to_owned(),
+            (p, Some(f)) => format!("{p}.{f}"),
+            (p, None) => p.to_owned(),
+        };
+        bad(field, message)
     })?;
     let store_id = StoreId::parse(raw.store_id).map_err(|e| bad("store_id", e.to_string()))?;
     if raw.items.is_empty() {

@@ -300,7 +300,13 @@ fn bad_requests_name_their_field() {
     let limits = CheckoutLimits::default();
     let field = |body: &str| parse_request(body.as_bytes(), &limits).unwrap_err().field;
     assert_eq!(field("nope"), "body");
-    assert_eq!(field(r#"{"items": []}"#), "body");
+    assert_eq!(field(r#"{"items": []}"#), "store_id");
+    assert_eq!(field(r#"{"store_id": "s1"}"#), "items");
+    assert_eq!(
+        field(r#"{"store_id": "s1", "items": [{"product_id": "tee"}]}"#),
+        "items[0].quantity"
+    );
+    assert_eq!(field("[]"), "body");
     assert_eq!(field(r#"{"store_id": "s1", "items": []}"#), "items");
     assert_eq!(
         field(r#"{"store_id": "s1", "items": [{"product_id": "tee", "quantity": 0}]}"#),
