@@ -13,7 +13,7 @@ use stockbridge_domain::{
     ProductId, Quantity, Shortfall, StoreId, StripeEventId, Timestamp, decide_authorized,
     decide_hold, decide_hold_expired, decide_payment_failed, merge_lines,
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::effects::run_effects;
 use crate::events::{IntentEvent, IntentKind};
@@ -388,7 +388,7 @@ where
     Y: Payments,
     C: Clock,
 {
-    /// Decides with fresh state and commits, again on a conflict; then runs the effects.
+    /// Decides with fresh state, commits (again on a conflict), then runs the effects.
     async fn commit_decision<F, Fut>(
         &self,
         order_id: &OrderId,
@@ -402,43 +402,16 @@ where
             order_id: order_id.clone(),
             source,
         };
-        let mut attempt = 0;
-        let decision = loop {
-            let Some(decision) = decide(self.clock.now()).await.map_err(store_err)? else {
-                return Ok(None);
-            };
-            if decision.write.is_empty() {
-                break decision;
-            }
-            match self.store.commit(&decision.write).await {
-                Ok(()) => break decision,
-                Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
-                    attempt += 1;
-                    debug!(order_id = %order_id, attempt, "conflict: deciding again");
-                    backoff(attempt).await;
-                }
-                Err(StoreError::Conflict) => {
-                    return Err(HandleError::Contention {
-                        order_id: order_id.clone(),
-                        attempts: attempt + 1,
-                    });
-                }
-                Err(e) => return Err(store_err(e)),
-            }
-        };
-        run_effects(
-            &self.store,
-            &self.publisher,
-            &self.payments,
-            &decision.effects,
-            self.clock.now(),
-        )
-        .await
-        .map_err(|source| HandleError::Effect {
-            order_id: order_id.clone(),
-            source,
-        })?;
-        Ok(Some(decision))
+        let decision = self
+            .decide_and_commit(order_id, |now| {
+                let f = decide(now);
+                async move { f.await.map_err(store_err) }
+            })
+            .await?;
+        if let Some(d) = &decision {
+            self.run_decision_effects(order_id, d).await?;
+        }
+        Ok(decision)
     }
 
     async fn hold_and_items(

@@ -217,59 +217,101 @@ where
             order_id: order_id.clone(),
             source,
         };
-        let mut lines: Option<Vec<OrderLine>> = None;
-        let mut attempt = 0;
-        let decision = loop {
-            let now = self.clock.now();
-            let decision = match event.kind {
-                CheckoutKind::Completed => {
-                    let payment = match event.session.payment_status {
-                        SessionPaymentStatus::Unpaid => PaymentState::Awaiting,
-                        SessionPaymentStatus::Paid | SessionPaymentStatus::NoPaymentRequired => {
-                            PaymentState::Paid
-                        }
-                    };
-                    self.decide_new(event, &store_id, payment, &mut lines, now)
-                        .await?
-                }
-                CheckoutKind::AsyncPaymentSucceeded => {
-                    match self.store.load_order(order_id).await.map_err(store_err)? {
-                        Some(order) => {
-                            let items = self.items_of(&order).await.map_err(store_err)?;
-                            decide_payment_succeeded(&order, &event.event_id, &items, now)
-                        }
-                        // Overtook `completed`: apply it as a paid order now.
-                        None => {
-                            self.decide_new(event, &store_id, PaymentState::Paid, &mut lines, now)
-                                .await?
+        // Listed once per event, kept across conflict retries.
+        let lines: std::sync::Mutex<Option<Vec<OrderLine>>> = std::sync::Mutex::new(None);
+        let take_lines = || lines.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let keep_lines = |l: Option<Vec<OrderLine>>| {
+            *lines.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        };
+        let store_id_ref = &store_id;
+        let decision = self
+            .decide_and_commit(order_id, |now| async move {
+                Ok(Some(match event.kind {
+                    CheckoutKind::Completed => {
+                        let payment = match event.session.payment_status {
+                            SessionPaymentStatus::Unpaid => PaymentState::Awaiting,
+                            SessionPaymentStatus::Paid
+                            | SessionPaymentStatus::NoPaymentRequired => PaymentState::Paid,
+                        };
+                        let mut l = take_lines();
+                        let d = self
+                            .decide_new(event, store_id_ref, payment, &mut l, now)
+                            .await;
+                        keep_lines(l);
+                        d?
+                    }
+                    CheckoutKind::AsyncPaymentSucceeded => {
+                        match self.store.load_order(order_id).await.map_err(store_err)? {
+                            Some(order) => {
+                                let items = self.items_of(&order).await.map_err(store_err)?;
+                                decide_payment_succeeded(&order, &event.event_id, &items, now)
+                            }
+                            // Overtook `completed`: apply it as a paid order now.
+                            None => {
+                                let mut l = take_lines();
+                                let d = self
+                                    .decide_new(
+                                        event,
+                                        store_id_ref,
+                                        PaymentState::Paid,
+                                        &mut l,
+                                        now,
+                                    )
+                                    .await;
+                                keep_lines(l);
+                                d?
+                            }
                         }
                     }
-                }
-                CheckoutKind::AsyncPaymentFailed => {
-                    let existing = self.store.load_order(order_id).await.map_err(store_err)?;
-                    let items = match &existing {
-                        Some(order) => self.items_of(order).await.map_err(store_err)?,
-                        None => Items::new(),
-                    };
-                    decide_payment_failed(
-                        existing.as_ref(),
-                        order_id,
-                        &store_id,
-                        &event.event_id,
-                        &items,
-                        now,
-                    )
-                }
+                    CheckoutKind::AsyncPaymentFailed => {
+                        let existing = self.store.load_order(order_id).await.map_err(store_err)?;
+                        let items = match &existing {
+                            Some(order) => self.items_of(order).await.map_err(store_err)?,
+                            None => Items::new(),
+                        };
+                        decide_payment_failed(
+                            existing.as_ref(),
+                            order_id,
+                            store_id_ref,
+                            &event.event_id,
+                            &items,
+                            now,
+                        )
+                    }
+                }))
+            })
+            .await?
+            .expect("every checkout event decides");
+        self.log_outcome(event, &store_id, &decision);
+        self.run_decision_effects(order_id, &decision).await?;
+        Ok(decision.outcome)
+    }
+
+    /// Decides with fresh state and commits, deciding again on a conflict (up to
+    /// `max_attempts`). `None` from `decide`: nothing to do.
+    pub(crate) async fn decide_and_commit<F, Fut>(
+        &self,
+        order_id: &OrderId,
+        mut decide: F,
+    ) -> Result<Option<Decision>, HandleError>
+    where
+        F: FnMut(stockbridge_domain::Timestamp) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Decision>, HandleError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let Some(decision) = decide(self.clock.now()).await? else {
+                return Ok(None);
             };
             if decision.write.is_empty() {
-                break decision;
+                return Ok(Some(decision));
             }
             match self.store.commit(&decision.write).await {
                 Ok(()) => {
                     if let Some(hook) = &self.after_commit {
                         hook();
                     }
-                    break decision;
+                    return Ok(Some(decision));
                 }
                 Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
                     attempt += 1;
@@ -282,24 +324,34 @@ where
                         attempts: attempt + 1,
                     });
                 }
-                Err(e) => return Err(store_err(e)),
+                Err(source) => {
+                    return Err(HandleError::Store {
+                        order_id: order_id.clone(),
+                        source,
+                    });
+                }
             }
-        };
-        self.log_outcome(event, &store_id, &decision);
-        let now = self.clock.now();
+        }
+    }
+
+    /// Runs a committed decision's effects.
+    pub(crate) async fn run_decision_effects(
+        &self,
+        order_id: &OrderId,
+        decision: &Decision,
+    ) -> Result<(), HandleError> {
         run_effects(
             &self.store,
             &self.publisher,
             &self.payments,
             &decision.effects,
-            now,
+            self.clock.now(),
         )
         .await
         .map_err(|source| HandleError::Effect {
             order_id: order_id.clone(),
             source,
-        })?;
-        Ok(decision.outcome)
+        })
     }
 
     /// Lists the session's lines (once per event, kept across conflict retries), loads the

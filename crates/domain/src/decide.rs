@@ -366,6 +366,31 @@ pub(crate) fn move_stock(
     }
 }
 
+/// Returns every held line's units to its item (a released hold or a failed delayed payment).
+pub(crate) fn return_stock(
+    order: &OrderRecord,
+    items: &Items,
+    cause: &Cause,
+    now: Timestamp,
+    write: &mut WriteSet,
+    effects: &mut Effects,
+) {
+    for line in &order.lines {
+        // A held line's item always exists: items are never deleted while orders hold them.
+        let Some(item) = items.get(&line.product_id) else {
+            continue;
+        };
+        let m = move_stock(
+            item,
+            item.available.saturating_add(line.quantity.get()),
+            None,
+            cause.clone(),
+            now,
+        );
+        add_movement(write, effects, m);
+    }
+}
+
 pub(crate) fn add_movement(write: &mut WriteSet, effects: &mut Effects, m: Movement) {
     write.items.push(m.update);
     write.ledger.push(m.entry);
@@ -693,26 +718,13 @@ pub fn decide_payment_failed(
     let mut effects = Effects::default();
     let outcome = if order.status == OrderStatus::Pending {
         record.status = OrderStatus::Released;
-        for line in &order.lines {
-            // A held line's item always exists: items are never deleted while orders hold them.
-            let Some(item) = items.get(&line.product_id) else {
-                continue;
-            };
-            let cause = Cause {
-                kind: CauseKind::Release,
-                stripe_event_id: Some(event_id.clone()),
-                order_id: Some(order.order_id.clone()),
-                actor: None,
-            };
-            let m = move_stock(
-                item,
-                item.available.saturating_add(line.quantity.get()),
-                None,
-                cause,
-                now,
-            );
-            add_movement(&mut write, &mut effects, m);
-        }
+        let cause = Cause {
+            kind: CauseKind::Release,
+            stripe_event_id: Some(event_id.clone()),
+            order_id: Some(order.order_id.clone()),
+            actor: None,
+        };
+        return_stock(order, items, &cause, now, &mut write, &mut effects);
         Outcome::Released
     } else {
         Outcome::PaymentFailed

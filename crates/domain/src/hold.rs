@@ -3,7 +3,9 @@
 //! expires. Every transition is conditional on the order's status, so an authorisation racing
 //! the sweeper resolves to exactly one outcome.
 
-use crate::decide::{Decision, OrderWrite, Outcome, WriteSet, add_movement, move_stock};
+use crate::decide::{
+    Decision, OrderWrite, Outcome, WriteSet, add_movement, move_stock, return_stock,
+};
 use crate::{
     Cause, CauseKind, CheckoutFacts, Effects, HoldTerms, Items, OrderRecord, OrderStatus,
     PaymentIntentId, PaymentState, Shortfall, StripeEventId, Timestamp, decide_checkout,
@@ -47,30 +49,6 @@ pub fn decide_hold(
         Outcome::Oversold(shortfalls) => HoldDecision::Short(shortfalls.clone()),
         // Unknown products are refused before deciding; treat anything else as short.
         _ => HoldDecision::Short(Vec::new()),
-    }
-}
-
-fn release(
-    order: &OrderRecord,
-    items: &Items,
-    cause: &Cause,
-    now: Timestamp,
-    write: &mut WriteSet,
-    effects: &mut Effects,
-) {
-    for line in &order.lines {
-        // A held line's item always exists: items are never deleted while orders hold them.
-        let Some(item) = items.get(&line.product_id) else {
-            continue;
-        };
-        let m = move_stock(
-            item,
-            item.available.saturating_add(line.quantity.get()),
-            None,
-            cause.clone(),
-            now,
-        );
-        add_movement(write, effects, m);
     }
 }
 
@@ -194,7 +172,7 @@ pub fn decide_hold_expired(order: &OrderRecord, items: &Items, now: Timestamp) -
         order_id: Some(order.order_id.clone()),
         actor: Some("sweeper".into()),
     };
-    release(order, items, &cause, now, &mut write, &mut effects);
+    return_stock(order, items, &cause, now, &mut write, &mut effects);
     write.order = Some(OrderWrite::Update {
         record,
         expected_status: order.status,
