@@ -208,11 +208,8 @@ where
                 revision: 1,
                 updated_at: self.clock.now(),
             };
-            match self.store.put_details(&details, None).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-            // Stripe already matches: the sync's stream message finds nothing to do.
+            // The mapping first (the pipe ignores it): when the details' stream message reaches
+            // the sync, Stripe already matches and it does nothing — even after a crash here.
             let mapping = StripeMapping {
                 price_id: Some(price.id.clone()),
                 price: Some(money),
@@ -223,6 +220,10 @@ where
                 ..StripeMapping::default()
             };
             match self.store.save_mapping(&product.id, &mapping, 0).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match self.store.put_details(&details, None).await {
                 Ok(()) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }

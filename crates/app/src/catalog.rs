@@ -60,12 +60,19 @@ pub enum SyncError {
     /// Stripe failed.
     #[error("Stripe: {0}")]
     Stripe(#[from] PaymentsError),
+    /// Another sync of the product is under way; retry later.
+    #[error("another sync of this product is under way")]
+    Busy,
 }
+
+/// How long a sync may hold a product (longer than the function's timeout).
+const LEASE_MS: i64 = 60_000;
 
 impl SyncError {
     /// Whether a later attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Self::Busy => true,
             Self::Store(e) => e.is_retryable(),
             Self::Stripe(e) => e.is_retryable(),
         }
@@ -114,6 +121,53 @@ where
             report.up_to_date = true;
             return Ok(report);
         }
+        // One sync per product at a time: claim the mapping before any Stripe write.
+        let now = self.clock.now();
+        if mapping.lease_until.is_some_and(|l| l.0 > now.0) {
+            return Err(SyncError::Busy);
+        }
+        let claimed = StripeMapping {
+            lease_until: Some(stockbridge_domain::Timestamp(now.0 + LEASE_MS)),
+            version: mapping.version + 1,
+            ..mapping.clone()
+        };
+        match self
+            .store
+            .save_mapping(product, &claimed, mapping.version)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(SyncError::Busy),
+            Err(e) => return Err(e.into()),
+        }
+        let result = self
+            .sync_claimed(product, trigger, details, mapping, claimed.version, report)
+            .await;
+        if result.is_err() {
+            // Free the product for the next attempt at once (a crash frees it at expiry).
+            let freed = StripeMapping {
+                lease_until: None,
+                version: claimed.version + 1,
+                ..claimed.clone()
+            };
+            let _ = self
+                .store
+                .save_mapping(product, &freed, claimed.version)
+                .await;
+        }
+        result
+    }
+
+    /// The sync proper, under the product's lease (`claimed`: the mapping's version now).
+    async fn sync_claimed(
+        &self,
+        product: &ProductId,
+        trigger: Trigger,
+        details: stockbridge_domain::ProductDetails,
+        mapping: StripeMapping,
+        claimed: u64,
+        mut report: SyncReport,
+    ) -> Result<SyncReport, SyncError> {
         let rev = details.revision;
         let drift_possible = is_drift(&details, &mapping);
         let fields = product_fields(&details, &mapping);
@@ -206,10 +260,6 @@ where
                 .await?;
             report.updated.push("product".into());
         }
-        if let Some(old) = mapped.as_ref().filter(|p| p.id != price_id && p.active) {
-            self.stripe.archive_price(&old.id).await?;
-            report.updated.push("price_archived".into());
-        }
 
         // 4. One link per store.
         let mut links = mapping.links.clone();
@@ -229,8 +279,16 @@ where
                     id
                 }
                 LinkPlan::Create => {
-                    self.new_link(store, product, &details.name, &price_id, None, &mut report)
-                        .await?
+                    self.new_link(
+                        store,
+                        product,
+                        &details.name,
+                        &price_id,
+                        None,
+                        mapping.synced_revision,
+                        &mut report,
+                    )
+                    .await?
                 }
                 LinkPlan::Replace(old) => {
                     self.new_link(
@@ -239,6 +297,7 @@ where
                         &details.name,
                         &price_id,
                         Some(&old),
+                        mapping.synced_revision,
                         &mut report,
                     )
                     .await?
@@ -255,6 +314,12 @@ where
             }
         }
 
+        // The old price is archived once no link of ours sells it any more.
+        if let Some(old) = mapped.as_ref().filter(|p| p.id != price_id && p.active) {
+            self.stripe.archive_price(&old.id).await?;
+            report.updated.push("price_archived".into());
+        }
+
         // 5. The mapping, last: until it is written, a redelivery redoes the steps above with
         //    the same keys.
         let next = StripeMapping {
@@ -265,11 +330,10 @@ where
             synced_revision: rev,
             stripe_metadata: stripe_owned_metadata(&fields, &stripe_product),
             stripe_updated: Some(stripe_product.updated),
-            version: mapping.version + 1,
+            version: claimed + 1,
+            lease_until: None,
         };
-        self.store
-            .save_mapping(product, &next, mapping.version)
-            .await?;
+        self.store.save_mapping(product, &next, claimed).await?;
 
         let now = self.clock.now();
         for d in &report.drift {
@@ -295,6 +359,7 @@ where
     /// Makes a link (or reuses the one an earlier attempt made: same key), puts it on the
     /// store's item in place of `replacing`, switches it off if the item is sold out, then
     /// switches `replacing` off.
+    #[allow(clippy::too_many_arguments)] // private: one call site per link plan
     async fn new_link(
         &self,
         store: &StoreId,
@@ -302,9 +367,17 @@ where
         name: &str,
         price: &PriceId,
         replacing: Option<&PaymentLinkId>,
+        generation: u64,
         report: &mut SyncReport,
     ) -> Result<PaymentLinkId, SyncError> {
-        let key = sync_key(product, &format!("link-{store}"), 0, price.as_str());
+        // The last synced revision tells a link made again later (a store re-added by a later
+        // change) from a retry of this one.
+        let key = sync_key(
+            product,
+            &format!("link-{store}"),
+            0,
+            &format!("{price}|{generation}"),
+        );
         let link = self.stripe.create_link(price, store, product, &key).await?;
         report.created.push(format!("link:{store}"));
         self.attach_link(store, product, name, &link.id, replacing)
@@ -1262,9 +1335,18 @@ where
         report: &mut CatalogCheckReport,
     ) -> Result<(), SyncError> {
         let now = self.clock.now();
+        let mut repaired = false;
         if !dry_run {
-            self.sync_product(product, Trigger::Reconcile).await?;
-            report.repaired += 1;
+            // One product that cannot be repaired must not stop the check of the others.
+            match self.sync_product(product, Trigger::Reconcile).await {
+                Ok(_) => {
+                    repaired = true;
+                    report.repaired += 1;
+                }
+                Err(e) => {
+                    warn!(product = %product, error = %e, "repair failed: recorded, the next run tries again");
+                }
+            }
         }
         for d in diffs {
             warn!(product = %product, field = %d.field, expected = %d.expected, found = %d.found, dry_run, "catalog and Stripe disagree");
@@ -1280,7 +1362,7 @@ where
                     "no catalog-sync message fixed it: a lost stream record or Stripe event, or a message in the dead-letter queue",
                 ),
             };
-            self.store.record(now, &discrepancy, !dry_run).await?;
+            self.store.record(now, &discrepancy, repaired).await?;
             report.discrepancies.push(discrepancy);
         }
         Ok(())

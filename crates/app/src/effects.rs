@@ -96,9 +96,17 @@ where
                 Ok(())
             }
             // Already captured (a capture made outside this key's 24 hours, or by hand).
-            Err(PaymentsError::UnexpectedState { message, .. }) => {
-                warn!(hold = %c.order_id, payment_intent = %c.payment_intent, %message, "capture refused for the PaymentIntent's state: nothing more to do");
+            Err(PaymentsError::UnexpectedState { message, .. })
+                if message.contains("status of succeeded") =>
+            {
+                warn!(hold = %c.order_id, payment_intent = %c.payment_intent, "already captured");
                 Ok(())
+            }
+            // Cancelled or expired authorisation: the sale cannot be paid. Fail loudly (the event
+            // is retried, then dead-lettered) rather than count it as captured.
+            Err(e @ PaymentsError::UnexpectedState { .. }) => {
+                tracing::error!(hold = %c.order_id, payment_intent = %c.payment_intent, error = %e, "the sale's PaymentIntent cannot be captured");
+                Err(e.into())
             }
             Err(e) => Err(e.into()),
         };

@@ -3,7 +3,6 @@
 //! (captured) or release it; the sweeper releases expired holds. See the README's *Checkout with
 //! reservations* for the sequence.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde::Deserialize;
@@ -201,13 +200,23 @@ pub fn hold_id(store: &StoreId, key: &str) -> OrderId {
     .expect("a valid id")
 }
 
+/// A PaymentIntent's client secret: shown to the buyer's browser, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(..)")
+    }
+}
+
 /// What `POST /checkout` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckoutReply {
     /// 200: the stock is held and the PaymentIntent created.
     Held {
-        /// For Stripe Elements / `confirmPayment` (never logged).
-        client_secret: String,
+        /// For Stripe Elements / `confirmPayment`.
+        client_secret: ClientSecret,
         /// The hold.
         hold_id: OrderId,
         /// When the hold lapses.
@@ -219,7 +228,7 @@ pub enum CheckoutReply {
     },
     /// 409: not enough stock; nothing held.
     Short(Vec<Shortfall>),
-    /// 410: this key's hold was released (expired or its payment failed): start a new checkout
+    /// 410: this key's hold is settled (released, paid or cancelled): start a new checkout
     /// with a new key.
     Released(OrderId),
     /// 400.
@@ -329,11 +338,9 @@ where
                             "already used for a different checkout: use a new key per checkout",
                         )));
                     }
-                    if matches!(
-                        order.status,
-                        stockbridge_domain::OrderStatus::Released
-                            | stockbridge_domain::OrderStatus::Failed
-                    ) {
+                    // Settled one way or another (released, paid, cancelled): a new checkout
+                    // needs a new key; never a second PaymentIntent for this hold.
+                    if order.status != stockbridge_domain::OrderStatus::Pending {
                         return Ok(CheckoutReply::Released(order.order_id.clone()));
                     }
                     break order;
@@ -372,7 +379,7 @@ where
             })
             .await?;
         Ok(CheckoutReply::Held {
-            client_secret: intent.client_secret,
+            client_secret: ClientSecret(intent.client_secret),
             hold_id: hold,
             expires_at: record.hold.map_or(record.created_at, |h| h.expires_at),
             amount,
@@ -535,23 +542,19 @@ where
 
 /// The JSON body of a 409: what is available for each short line.
 pub fn shortfall_body(shortfalls: &[Shortfall]) -> Value {
-    let available: BTreeMap<&str, Value> = shortfalls
+    let available: Vec<Value> = shortfalls
         .iter()
         .map(|s| {
-            (
-                s.product_id.as_str(),
-                serde_json::json!({"requested": s.requested, "available": s.available}),
-            )
+            serde_json::json!({
+                "product_id": s.product_id.as_str(),
+                "requested": s.requested,
+                "available": s.available,
+            })
         })
         .collect();
     serde_json::json!({
         "error": "insufficient_stock",
         "message": "not enough stock for every line: nothing was held",
-        "available": shortfalls.iter().map(|s| serde_json::json!({
-            "product_id": s.product_id.as_str(),
-            "requested": s.requested,
-            "available": s.available,
-        })).collect::<Vec<_>>(),
-        "by_product": available,
+        "available": available,
     })
 }

@@ -631,6 +631,8 @@ pub struct MemoryCatalog {
     pub entries: BTreeMap<ProductId, crate::ports::CatalogEntry>,
     /// Named checkpoints.
     pub checkpoints: HashMap<String, String>,
+    /// Mappings written before their product's details (as DynamoDB allows).
+    pub orphan_mappings: BTreeMap<ProductId, stockbridge_domain::StripeMapping>,
 }
 
 impl MemoryStore {
@@ -672,11 +674,13 @@ impl crate::ports::CatalogStore for MemoryStore {
         if current != expected_revision {
             return Err(StoreError::Conflict);
         }
-        let mapping = c
-            .entries
-            .get(&details.product_id)
-            .map(|e| e.mapping.clone())
-            .unwrap_or_default();
+        let mapping = match c.entries.get(&details.product_id) {
+            Some(e) => e.mapping.clone(),
+            None => c
+                .orphan_mappings
+                .remove(&details.product_id)
+                .unwrap_or_default(),
+        };
         c.entries.insert(
             details.product_id.clone(),
             crate::ports::CatalogEntry {
@@ -694,14 +698,14 @@ impl crate::ports::CatalogStore for MemoryStore {
         expected_version: u64,
     ) -> Result<(), StoreError> {
         let mut c = lock(&self.catalog);
-        let e = c
-            .entries
-            .get_mut(product)
-            .ok_or_else(|| StoreError::NotFound(product.to_string()))?;
-        if e.mapping.version != expected_version {
+        let current = match c.entries.get_mut(product) {
+            Some(e) => &mut e.mapping,
+            None => c.orphan_mappings.entry(product.clone()).or_default(),
+        };
+        if current.version != expected_version {
             return Err(StoreError::Conflict);
         }
-        e.mapping = mapping.clone();
+        *current = mapping.clone();
         Ok(())
     }
 

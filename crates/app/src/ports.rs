@@ -267,12 +267,20 @@ pub struct NewPaymentIntent {
 }
 
 /// The created PaymentIntent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CreatedPaymentIntent {
     /// Its id.
     pub id: PaymentIntentId,
     /// What the browser confirms it with (never logged).
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for CreatedPaymentIntent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedPaymentIntent")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The current time.

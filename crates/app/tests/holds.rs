@@ -107,7 +107,7 @@ fn held(r: &CheckoutReply) -> (String, String, u64) {
             client_secret,
             amount,
             ..
-        } => (hold_id.to_string(), client_secret.clone(), *amount),
+        } => (hold_id.to_string(), client_secret.0.clone(), *amount),
         other => panic!("not held: {other:?}"),
     }
 }

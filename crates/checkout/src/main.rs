@@ -168,7 +168,7 @@ impl Function {
                 }) => response(
                     200,
                     &json!({
-                        "client_secret": client_secret,
+                        "client_secret": client_secret.0,
                         "hold_id": hold_id.as_str(),
                         "expires_at": rfc3339(expires_at),
                         "amount": amount,
@@ -179,7 +179,7 @@ impl Function {
                 Ok(CheckoutReply::Short(s)) => response(409, &shortfall_body(&s), &cors),
                 Ok(CheckoutReply::Released(hold)) => response(
                     410,
-                    &json!({"error": "hold_released", "hold_id": hold.as_str(), "message": "this checkout's hold was released (it expired or its payment failed): start a new checkout with a new Idempotency-Key"}),
+                    &json!({"error": "hold_released", "hold_id": hold.as_str(), "message": "this checkout's hold is settled (released, paid or cancelled): start a new checkout with a new Idempotency-Key"}),
                     &cors,
                 ),
                 Ok(CheckoutReply::Invalid(e)) => response(400, &invalid(&e), &cors),

@@ -170,6 +170,10 @@ pub struct StripeMapping {
     pub stripe_updated: Option<i64>,
     /// Increases on every write, for compare-and-set.
     pub version: u64,
+    /// A sync of this product is under way until then (ms since epoch): one sync per product at
+    /// a time, so two revisions synced at once never leave an old price or link selling.
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
 }
 
 /// A Stripe Product, as read.
@@ -419,9 +423,16 @@ pub fn sync_key(product: &ProductId, step: &str, revision: u64, fingerprint: &st
     let hash = fingerprint.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    let mut key = format!("sb-{step}-r{revision}-{hash:016x}-{product}");
-    key.truncate(255);
-    key
+    let key = format!("sb-{step}-r{revision}-{hash:016x}-{product}");
+    if key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) {
+        return key;
+    }
+    // Long or non-ASCII ids (a header carries only ASCII): one hash of everything instead.
+    let all = format!("{step}\n{product}\n{fingerprint}");
+    let hash = all.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("sb-h-r{revision}-{hash:016x}")
 }
 
 #[cfg(test)]
@@ -626,5 +637,9 @@ mod tests {
         assert_ne!(a, sync_key(&p, "price", 3, "1600 usd"));
         let long = ProductId::parse("x".repeat(200)).unwrap();
         assert!(sync_key(&long, "product-update", u64::MAX, "f").len() <= 255);
+        let wide = ProductId::parse("é".repeat(150)).unwrap();
+        let k = sync_key(&wide, "link-störe", 1, "f");
+        assert!(k.len() <= 255 && k.is_ascii(), "{k}");
+        assert_ne!(k, sync_key(&wide, "link-störe", 1, "g"));
     }
 }
