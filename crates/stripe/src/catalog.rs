@@ -107,6 +107,10 @@ fn link_view(
     })
 }
 
+fn skipped(id: &impl std::fmt::Display, e: &PaymentsError) {
+    tracing::warn!(id = %id, error = %e, "Stripe object skipped: stockbridge cannot read it");
+}
+
 /// Metadata to send: the catalog's keys, and "" (Stripe's "unset") for keys it dropped.
 fn metadata(fields: &ProductFields) -> HashMap<String, String> {
     fields
@@ -291,7 +295,11 @@ impl StripeCatalog for StripePayments {
                     format!("price {} came without its product", p.id),
                 ));
             };
-            items.push((price_view(OP, p)?, product_view(OP, product)?));
+            // One object stockbridge cannot read (an id it refuses) must not stop the listing.
+            match (price_view(OP, p), product_view(OP, product)) {
+                (Ok(price), Ok(product)) => items.push((price, product)),
+                (Err(e), _) | (_, Err(e)) => skipped(&p.id, &e),
+            }
         }
         Ok(Page {
             items,
@@ -314,10 +322,13 @@ impl StripeCatalog for StripePayments {
         let mut items = Vec::with_capacity(page.data.len());
         for p in &page.data {
             let price = match &p.default_price {
-                Some(Expandable::Object(price)) => Some(price_view(OP, price)?),
+                Some(Expandable::Object(price)) => price_view(OP, price).ok(),
                 _ => None,
             };
-            items.push((product_view(OP, p)?, price));
+            match product_view(OP, p) {
+                Ok(product) => items.push((product, price)),
+                Err(e) => skipped(&p.id, &e),
+            }
         }
         Ok(Page {
             items,
@@ -337,12 +348,15 @@ impl StripeCatalog for StripePayments {
             req = req.starting_after(a.as_str());
         }
         let page = self.with_retry(OP, || req.send(&self.client)).await?;
+        let mut items = Vec::with_capacity(page.data.len());
+        for l in &page.data {
+            match link_view(OP, l) {
+                Ok(link) => items.push(link),
+                Err(e) => skipped(&l.id, &e),
+            }
+        }
         Ok(Page {
-            items: page
-                .data
-                .iter()
-                .map(|l| link_view(OP, l))
-                .collect::<Result<_, _>>()?,
+            items,
             has_more: page.has_more,
         })
     }
