@@ -332,7 +332,7 @@ class Stack:
         verbose: bool = False,
         extra_lambda_env: Optional[dict[str, str]] = None,
         catalog_sync_binary: Union[str, Path, None] = None,
-        catalog_visibility_timeout: int = 10,
+        catalog_visibility_timeout: int = 30,
         catalog_max_receive_count: int = 5,
         checkout_binary: Union[str, Path, None] = None,
         sweeper_binary: Union[str, Path, None] = None,

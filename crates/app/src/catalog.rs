@@ -65,8 +65,9 @@ pub enum SyncError {
     Busy,
 }
 
-/// How long a sync may hold a product (longer than the function's timeout).
-const LEASE_MS: i64 = 60_000;
+/// How long a sync may hold a product: longer than the catalog-sync function's timeout (30 s),
+/// which bounds a sync (it hands its batch back before the deadline).
+const LEASE_MS: i64 = 35_000;
 
 impl SyncError {
     /// Whether a later attempt may succeed.
@@ -1023,9 +1024,15 @@ where
                 }
             },
         };
-        self.sync_product(&product, trigger)
-            .await
-            .map_err(retry_or_poison)
+        match self.sync_product(&product, trigger).await {
+            // A Stripe event while a sync of the product runs: that sync is already making
+            // Stripe match the catalog (drift it misses is found by the reconciler's check).
+            Err(SyncError::Busy) if trigger == Trigger::StripeChange => {
+                info!(product = %product, "Stripe event while a sync of the product runs: left to it");
+                Ok(SyncReport::default())
+            }
+            r => r.map_err(retry_or_poison),
+        }
     }
 }
 
