@@ -700,6 +700,18 @@ impl InventoryStore for DynamoStore {
     }
 }
 
+/// Every item a scan returns, all pages.
+async fn scan_all(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+) -> Result<Vec<Attrs>, StoreError> {
+    let mut pages = scan.into_paginator().items().send();
+    let mut out = Vec::new();
+    while let Some(a) = pages.next().await {
+        out.push(a.map_err(sdk_error)?);
+    }
+    Ok(out)
+}
+
 impl DynamoStore {
     async fn scan_items(&self, store_id: Option<&StoreId>) -> Result<Vec<CatalogItem>, StoreError> {
         let mut scan = self
@@ -713,10 +725,9 @@ impl DynamoStore {
                 .expression_attribute_values(":store", s(store.as_str())),
             None => scan.filter_expression("kind = :item"),
         };
-        let mut pages = scan.into_paginator().items().send();
         let mut out = Vec::new();
-        while let Some(a) = pages.next().await {
-            out.push(parse_item(&a.map_err(sdk_error)?)?);
+        for a in scan_all(scan).await? {
+            out.push(parse_item(&a)?);
         }
         out.sort_by(|a, b| (&a.store_id, &a.product_id).cmp(&(&b.store_id, &b.product_id)));
         Ok(out)
@@ -745,12 +756,7 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
                 .expression_attribute_values(":store", s(store.as_str())),
             None => scan.filter_expression("kind = :order AND #status = :oversold"),
         };
-        let mut pages = scan.into_paginator().items().send();
-        let mut out = Vec::new();
-        while let Some(a) = pages.next().await {
-            out.push(parse_order(&a.map_err(sdk_error)?)?);
-        }
-        Ok(out)
+        scan_all(scan).await?.iter().map(parse_order).collect()
     }
 
     /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
@@ -758,7 +764,7 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
     /// index is the next step: it needs an attribute only pending holds carry (today settled
     /// holds keep `hold_expires_at`), removed when the hold settles.
     async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut pages = self
+        let scan = self
             .client
             .scan()
             .table_name(&self.table)
@@ -767,15 +773,8 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
             .expression_attribute_values(":order", s("order"))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":now", n(now.0))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(a) = pages.next().await {
-            out.push(parse_order(&a.map_err(sdk_error)?)?);
-        }
-        Ok(out)
+            .consistent_read(true);
+        scan_all(scan).await?.iter().map(parse_order).collect()
     }
 
     /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
