@@ -855,6 +855,14 @@ impl MemoryPayments {
     }
 }
 
+/// One Stripe list page (100) of `items`, saying whether more follow.
+fn page_of<T>(items: impl Iterator<Item = T>) -> crate::ports::Page<T> {
+    let mut items: Vec<T> = items.take(101).collect();
+    let has_more = items.len() > 100;
+    items.truncate(100);
+    crate::ports::Page { items, has_more }
+}
+
 fn memory_link(
     c: &MemoryStripeCatalog,
     links: &HashMap<PaymentLinkId, bool>,
@@ -1048,17 +1056,12 @@ impl crate::ports::StripeCatalog for MemoryPayments {
         let start = starting_after
             .and_then(|a| c.prices.iter().position(|p| &p.id == a))
             .map_or(0, |i| i + 1);
-        let active: Vec<_> = c.prices[start..]
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| c.products.get(&p.product).map(|pr| (p.clone(), pr.clone())))
-            .take(101)
-            .collect();
-        let has_more = active.len() > 100;
-        Ok(crate::ports::Page {
-            items: active.into_iter().take(100).collect(),
-            has_more,
-        })
+        Ok(page_of(
+            c.prices[start..]
+                .iter()
+                .filter(|p| p.active)
+                .filter_map(|p| c.products.get(&p.product).map(|pr| (p.clone(), pr.clone()))),
+        ))
     }
 
     async fn products_page(
@@ -1074,24 +1077,18 @@ impl crate::ports::StripeCatalog for MemoryPayments {
         self.call("list_products");
         self.page_fault()?;
         let c = lock(&self.catalog);
-        let items: Vec<_> = c
-            .products
-            .values()
-            .filter(|p| starting_after.is_none_or(|a| p.id > *a))
-            .take(101)
-            .map(|p| {
-                let price = p
-                    .default_price
-                    .as_ref()
-                    .and_then(|d| c.prices.iter().find(|x| &x.id == d).cloned());
-                (p.clone(), price)
-            })
-            .collect();
-        let has_more = items.len() > 100;
-        Ok(crate::ports::Page {
-            items: items.into_iter().take(100).collect(),
-            has_more,
-        })
+        Ok(page_of(
+            c.products
+                .values()
+                .filter(|p| starting_after.is_none_or(|a| p.id > *a))
+                .map(|p| {
+                    let price = p
+                        .default_price
+                        .as_ref()
+                        .and_then(|d| c.prices.iter().find(|x| &x.id == d).cloned());
+                    (p.clone(), price)
+                }),
+        ))
     }
 
     async fn links_page(
@@ -1105,16 +1102,11 @@ impl crate::ports::StripeCatalog for MemoryPayments {
         let start = starting_after
             .and_then(|a| c.links.iter().position(|l| &l.id == a))
             .map_or(0, |i| i + 1);
-        let items: Vec<_> = c.links[start..]
-            .iter()
-            .take(101)
-            .filter_map(|l| memory_link(&c, &links, &l.id))
-            .collect();
-        let has_more = items.len() > 100;
-        Ok(crate::ports::Page {
-            items: items.into_iter().take(100).collect(),
-            has_more,
-        })
+        Ok(page_of(
+            c.links[start..]
+                .iter()
+                .filter_map(|l| memory_link(&c, &links, &l.id)),
+        ))
     }
 }
 
