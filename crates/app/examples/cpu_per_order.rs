@@ -29,6 +29,7 @@ async fn main() {
         payment_links: vec![PaymentLinkId::parse("plink_a").unwrap()],
         deactivated_links: vec![],
         updated_at: Timestamp(0),
+        managed_since: stockbridge_domain::Timestamp(0),
     });
     let base: serde_json::Value = serde_json::from_str(include_str!(
         "../../../testdata/stripe/eventbridge-envelope.json"

@@ -10,7 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 use stockbridge_domain::{
-    IdError, OrderId, PaymentIntentId, PaymentLinkId, StoreId, StripeEventId,
+    IdError, OrderId, PaidAt, PaymentIntentId, PaymentLinkId, StoreId, StripeEventId, Timestamp,
 };
 
 /// `checkout.session.completed`.
@@ -136,6 +136,10 @@ pub struct CheckoutEvent {
     pub event_id: StripeEventId,
     /// The session.
     pub session: CheckoutSession,
+    /// When the order was paid, as far as the event tells: its `created` (the moment Stripe
+    /// recorded the completion or the cleared payment). Compared with each item's management
+    /// boundary, so history from before stockbridge never moves stock.
+    pub paid_at: PaidAt,
 }
 
 /// What an envelope turned out to be.
@@ -198,6 +202,7 @@ struct EventHead {
     #[serde(rename = "type")]
     event_type: String,
     livemode: bool,
+    created: i64,
     #[serde(default)]
     data: Value,
 }
@@ -411,6 +416,7 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
         kind,
         event_id,
         session,
+        paid_at: PaidAt::At(Timestamp(head.created.saturating_mul(1000))),
     }))
 }
 

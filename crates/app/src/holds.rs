@@ -314,6 +314,8 @@ where
             payment_intent: None,
             payment_link: None,
             event_id: StripeEventId::parse(format!("checkout-api-{hold}")).expect("valid id"),
+            // A hold is made by stockbridge itself, now: never history.
+            paid_at: stockbridge_domain::PaidAt::At(self.clock.now()),
         };
         let mut attempt = 0;
         let record = loop {

@@ -180,6 +180,27 @@ where
             .await
     }
 
+    /// Applies a paid Checkout Session found without any event (by the reconciler), given as
+    /// the `checkout.session.completed` event it should have had, `created` = the session's
+    /// opening. That is only a lower bound on when it was paid, so a session opened before an
+    /// item's management boundary is left alone ([`Outcome::PaidTimeUnknown`], nothing written):
+    /// its real event, which carries the time, decides if it ever comes.
+    ///
+    /// # Errors
+    /// [`HandleError`]; see [`HandleError::is_retryable`].
+    pub async fn apply_session_without_event(&self, event: &Value) -> Result<Handled, HandleError> {
+        let decoded = match events::decode_event(event, "event", &self.config.filter)? {
+            Decoded::Checkout(mut c) => {
+                if let stockbridge_domain::PaidAt::At(t) = c.paid_at {
+                    c.paid_at = stockbridge_domain::PaidAt::NotBefore(t);
+                }
+                Decoded::Checkout(c)
+            }
+            other => other,
+        };
+        self.handle_decoded(decoded).await
+    }
+
     async fn handle_decoded(&self, decoded: Decoded) -> Result<Handled, HandleError> {
         match decoded {
             Decoded::Refused { event_id, refusal } => {
@@ -409,6 +430,7 @@ where
             payment_intent: event.session.payment_intent.clone(),
             payment_link: event.session.payment_link.clone(),
             event_id: event.event_id.clone(),
+            paid_at: event.paid_at,
         };
         Ok(match event.kind {
             CheckoutKind::AsyncPaymentSucceeded => {
@@ -474,6 +496,12 @@ where
             Outcome::Oversold(short) => {
                 warn!(stripe_event_id = event_id, order_id, store_id = %store_id, ?short, "order oversold: nothing taken, refunding if paid");
             }
+            Outcome::Predates => {
+                warn!(stripe_event_id = event_id, order_id, store_id = %store_id, "order paid before stockbridge managed its products' stock (their import, backfill or last stock set): recorded as predates; no stock moved, nothing refunded");
+            }
+            Outcome::PaidTimeUnknown => {
+                warn!(stripe_event_id = event_id, order_id, store_id = %store_id, "session opened before stockbridge managed its products' stock, payment time unknown: left alone");
+            }
             Outcome::AlreadyApplied(status) => {
                 info!(
                     stripe_event_id = event_id,
@@ -484,6 +512,13 @@ where
             }
             outcome => {
                 info!(stripe_event_id = event_id, order_id, store_id = %store_id, ?outcome, "order applied")
+            }
+        }
+        if let Some(r) = created.filter(|r| !r.predating.is_empty() && !r.lines.is_empty()) {
+            let products: Vec<&str> = r.predating.iter().map(|l| l.product_id.as_str()).collect();
+            warn!(stripe_event_id = event_id, order_id, store_id = %store_id, ?products, "order has lines paid before stockbridge managed their stock: those lines moved nothing");
+            if r.status == stockbridge_domain::OrderStatus::Oversold {
+                error!(stripe_event_id = event_id, order_id, store_id = %store_id, "short order with lines from before stockbridge: not refunded in full (the merchant ships those lines); refund the short lines by hand");
             }
         }
         if let Some(r) = created.filter(|r| !r.unmatched.is_empty() && !r.lines.is_empty()) {

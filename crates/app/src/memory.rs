@@ -130,6 +130,7 @@ impl InventoryStore for MemoryStore {
                 i.version = u.version;
                 i.deactivated_links = u.deactivated_links.clone();
                 i.updated_at = u.at;
+                i.managed_since = u.managed_since;
             }
         }
         s.ledger.extend(write.ledger.iter().cloned());

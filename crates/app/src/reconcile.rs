@@ -51,6 +51,9 @@ pub struct CheckReport {
     pub oversold_orders: usize,
     /// Completed Checkout Sessions examined.
     pub sessions: usize,
+    /// The earliest management boundary of the items examined (ms): sessions opened before it
+    /// are history from before stockbridge and are not examined.
+    pub managed_since: Option<i64>,
     /// Discrepancies found.
     pub discrepancies: Vec<Discrepancy>,
     /// How many were repaired.
@@ -105,6 +108,7 @@ where
         };
         let mut report = CheckReport {
             items: items.len(),
+            managed_since: items.iter().map(|i| i.managed_since.0).min(),
             ..CheckReport::default()
         };
         for item in items {
@@ -206,6 +210,14 @@ where
             self.store.record(now, &d, !dry_run).await?;
             report.discrepancies.push(d);
         }
+        // Sessions opened before every item's management boundary are history the merchant's
+        // counts include: not examined (and, with no item at all, there is nothing to apply).
+        let sessions = sessions
+            .zip(report.managed_since)
+            .map(|(w, since)| SessionWindow {
+                from: w.from.max(since.div_euclid(1000)),
+                ..w
+            });
         if let Some(window) = sessions {
             self.check_paid_sessions(store, window, dry_run, &mut report)
                 .await?;
@@ -264,7 +276,7 @@ where
         report: &mut CheckReport,
     ) -> Result<(), CheckError> {
         for session in self.payments.completed_sessions_since(window.from).await? {
-            if session.created > window.to {
+            if session.created > window.to || session.created < window.from {
                 continue;
             }
             let paid = matches!(
@@ -308,7 +320,28 @@ where
                     "created": session.created,
                     "data": {"object": session.object},
                 });
-                match self.handle_stripe_event(&event).await {
+                match self.apply_session_without_event(&event).await {
+                    Ok(Handled::Applied {
+                        outcome: stockbridge_domain::Outcome::PaidTimeUnknown,
+                        ..
+                    }) => {
+                        let left = Discrepancy {
+                            what: "paid_session_before_boundary",
+                            found: "none, and it was opened before stockbridge managed a product \
+                                    of it: it may be history, so it was left alone"
+                                .to_owned(),
+                            action: Repair::LeaveAlone,
+                            cause: Some(
+                                "opened before the product's import, backfill or last stock set; \
+                                 Stripe's session shows when it opened, not when it was paid",
+                            ),
+                            ..d
+                        };
+                        warn!(subject = %left.subject, "paid session opened before the management boundary: left alone");
+                        self.store.record(now, &left, false).await?;
+                        report.discrepancies.push(left);
+                        continue;
+                    }
                     Ok(Handled::Applied { .. }) => report.repaired += 1,
                     Ok(_) => {}
                     Err(source) => {

@@ -46,6 +46,7 @@ fn item(s: &str, available: u64) -> CatalogItem {
         payment_links: vec![],
         deactivated_links: vec![],
         updated_at: Timestamp(0),
+        managed_since: stockbridge_domain::Timestamp(0),
     }
 }
 

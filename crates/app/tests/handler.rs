@@ -35,6 +35,7 @@ fn world(stock: &[(&str, u64)]) -> World {
             payment_links: vec![PaymentLinkId::parse(format!("plink_{p}")).unwrap()],
             deactivated_links: vec![],
             updated_at: Timestamp(0),
+            managed_since: stockbridge_domain::Timestamp(0),
         });
     }
     let publisher = Arc::new(MemoryPublisher::default());
@@ -818,6 +819,7 @@ mod refund_invariant {
             payment_intent: Some(stockbridge_domain::PaymentIntentId::parse("pi_lost").unwrap()),
             payment_link: None,
             event_id: stockbridge_domain::StripeEventId::parse("evt_lost").unwrap(),
+            paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
         };
         let s = StoreId::parse(STORE).unwrap();
         let (_, items) = w

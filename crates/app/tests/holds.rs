@@ -43,6 +43,7 @@ async fn setup(
         payment_links: vec![],
         deactivated_links: vec![],
         updated_at: Timestamp(0),
+        managed_since: stockbridge_domain::Timestamp(0),
     });
     store
         .put_details(

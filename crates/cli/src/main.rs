@@ -269,6 +269,9 @@ struct ItemView<'a> {
     payment_links: Vec<&'a str>,
     deactivated_links: Vec<&'a str>,
     updated_at: String,
+    /// Orders paid before this moment never move the stock (`null`: no boundary, an item
+    /// stored before stockbridge kept one; a `stock set` gives it one).
+    managed_since: Option<String>,
 }
 
 fn view(i: &CatalogItem) -> ItemView<'_> {
@@ -286,6 +289,7 @@ fn view(i: &CatalogItem) -> ItemView<'_> {
             .map(PaymentLinkId::as_str)
             .collect(),
         updated_at: rfc3339(i.updated_at),
+        managed_since: (i.managed_since.0 > 0).then(|| rfc3339(i.managed_since)),
     }
 }
 

@@ -108,6 +108,9 @@ pub struct ItemUpdate {
     pub deactivated_links: Vec<PaymentLinkId>,
     /// When.
     pub at: Timestamp,
+    /// The item's management boundary after the write ([`CatalogItem::managed_since`]): moved
+    /// to `at` by an absolute set, unchanged otherwise.
+    pub managed_since: Timestamp,
 }
 
 /// A write to the order record.
@@ -223,6 +226,13 @@ pub enum Outcome {
     Oversold(Vec<Shortfall>),
     /// No product of the order is in the catalog.
     Unmatched,
+    /// The order was paid before stockbridge began managing its products' stock: recorded,
+    /// nothing taken, nothing refunded.
+    Predates,
+    /// The order's payment time is only bounded from below, and the bound is before some
+    /// product's management boundary: whether it is a new sale cannot be told, so nothing is
+    /// written (the reconciler reports it; its event, which carries the time, decides).
+    PaidTimeUnknown,
     /// A held order's payment failed; its stock came back.
     Released,
     /// A payment failed before any stock was held.
@@ -261,6 +271,18 @@ pub struct CheckoutFacts {
     pub payment_link: Option<PaymentLinkId>,
     /// The Stripe event.
     pub event_id: StripeEventId,
+    /// When the order was paid (or completed, for a delayed payment still clearing).
+    pub paid_at: PaidAt,
+}
+
+/// When an order was paid, as far as the fact tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaidAt {
+    /// Known: the `created` of the Stripe event that reported the payment.
+    At(Timestamp),
+    /// Only a lower bound is known: the reconciler sees a session's opening time, not when it
+    /// was paid.
+    NotBefore(Timestamp),
 }
 
 /// The catalog items an order names, by product.
@@ -288,6 +310,7 @@ pub fn record_links_off(item: &CatalogItem, links: Vec<PaymentLinkId>) -> ItemUp
         expected_deactivated_links: item.deactivated_links.clone(),
         deactivated_links: links,
         at: item.updated_at,
+        managed_since: item.managed_since,
     }
 }
 
@@ -334,6 +357,14 @@ pub(crate) fn move_stock(
         )
     };
     let delta = i128::from(available) - i128::from(item.available);
+    // An absolute set is a count the merchant made now: it already includes every sale paid
+    // before it, so it starts a new management boundary. An adjustment is relative to what
+    // stockbridge tracked, so the boundary stays.
+    let managed_since = if cause.kind == CauseKind::Set {
+        now
+    } else {
+        item.managed_since
+    };
     Movement {
         update: ItemUpdate {
             store_id: item.store_id.clone(),
@@ -344,6 +375,7 @@ pub(crate) fn move_stock(
             expected_deactivated_links: item.deactivated_links.clone(),
             deactivated_links,
             at: now,
+            managed_since,
         },
         entry: LedgerEntry {
             store_id: item.store_id.clone(),
@@ -463,6 +495,11 @@ pub fn already_applied(order: &OrderRecord, items: &Items) -> Decision {
 /// - No line is in the catalog: recorded `Unmatched`; nothing taken, nothing refunded (the products
 ///   are not stockbridge's to manage). Lines for unknown products in a mixed order are kept in
 ///   `unmatched` and otherwise ignored.
+/// - Paid before an item's management boundary ([`CatalogItem::managed_since`]): that line is
+///   history the merchant's count already includes. It is kept in `predating` and never moves
+///   stock; an order with only such lines is recorded `Predates` (nothing taken, nothing
+///   refunded). When the payment time is only bounded from below ([`PaidAt::NotBefore`]) and the
+///   bound is before a boundary, nothing is decided: [`Outcome::PaidTimeUnknown`], no write.
 pub fn decide_checkout(
     existing: Option<&OrderRecord>,
     facts: &CheckoutFacts,
@@ -477,6 +514,13 @@ pub fn decide_checkout(
         .iter()
         .cloned()
         .partition(|l| items.contains_key(&l.product_id));
+    let Some((known, predating)) = split_at_boundary(known, facts, items) else {
+        return Decision {
+            write: WriteSet::default(),
+            effects: Effects::default(),
+            outcome: Outcome::PaidTimeUnknown,
+        };
+    };
     let mut record = OrderRecord {
         order_id: facts.order_id.clone(),
         store_id: facts.store_id.clone(),
@@ -493,15 +537,22 @@ pub fn decide_checkout(
         created_at: now,
         updated_at: now,
         hold: None,
+        predating,
     };
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
     if known.is_empty() {
+        let outcome = if record.predating.is_empty() {
+            Outcome::Unmatched
+        } else {
+            record.status = OrderStatus::Predates;
+            Outcome::Predates
+        };
         write.order = Some(OrderWrite::Create(record));
         return Decision {
             write,
             effects,
-            outcome: Outcome::Unmatched,
+            outcome,
         };
     }
 
@@ -601,6 +652,28 @@ pub fn decide_checkout(
     }
 }
 
+/// Splits an order's catalog lines into those to apply and those paid before their item's
+/// management boundary (history). `None` when the payment time is only bounded and the bound
+/// falls before a boundary (it cannot be told which side the payment is on).
+///
+/// Only a payment is a sale: a delayed payment still clearing holds stock whenever its session
+/// completed, and becomes a sale when it clears, after the boundary.
+fn split_at_boundary(
+    known: Vec<OrderLine>,
+    facts: &CheckoutFacts,
+    items: &Items,
+) -> Option<(Vec<OrderLine>, Vec<OrderLine>)> {
+    if facts.payment != PaymentState::Paid {
+        return Some((known, Vec::new()));
+    }
+    let starts_after = |l: &OrderLine, t: Timestamp| items[&l.product_id].managed_since > t;
+    match facts.paid_at {
+        PaidAt::At(t) => Some(known.into_iter().partition(|l| !starts_after(l, t))),
+        PaidAt::NotBefore(t) if known.iter().any(|l| starts_after(l, t)) => None,
+        PaidAt::NotBefore(_) => Some((known, Vec::new())),
+    }
+}
+
 /// A delayed payment cleared (`checkout.session.async_payment_succeeded`) for a recorded order.
 /// (When no order is recorded yet, the caller applies it as a paid [`decide_checkout`].)
 ///
@@ -697,6 +770,7 @@ pub fn decide_payment_failed(
             created_at: now,
             updated_at: now,
             hold: None,
+            predating: Vec::new(),
         };
         return Decision {
             write: WriteSet {
@@ -867,6 +941,7 @@ pub fn decide_new_item(
         payment_links,
         deactivated_links,
         updated_at: now,
+        managed_since: now,
     };
     let entry = LedgerEntry {
         store_id: item.store_id.clone(),
@@ -896,3 +971,6 @@ pub fn decide_new_item(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod boundary_tests;

@@ -200,6 +200,7 @@ mod tests {
             payment_links: vec![],
             deactivated_links: vec![],
             updated_at: Timestamp(0),
+            managed_since: Timestamp(0),
         }
     }
 
@@ -221,6 +222,7 @@ mod tests {
             payment_intent: None,
             payment_link: None,
             event_id: StripeEventId::parse("api-hold_1").unwrap(),
+            paid_at: crate::PaidAt::At(Timestamp(0)),
         }
     }
 

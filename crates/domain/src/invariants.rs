@@ -41,6 +41,8 @@ pub enum Repair {
         /// The product.
         product: crate::ProductId,
     },
+    /// Nothing: reported for a person to look at (the repair could harm).
+    LeaveAlone,
     /// Refund an oversold, paid order in full (with the order's idempotency key).
     Refund {
         /// The order.
@@ -115,6 +117,7 @@ mod tests {
             ],
             deactivated_links: vec![],
             updated_at: Timestamp(0),
+            managed_since: Timestamp(0),
         }
     }
 
@@ -169,6 +172,7 @@ mod tests {
             payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
             payment_link: None,
             event_id: crate::StripeEventId::parse("evt_1").unwrap(),
+            paid_at: crate::PaidAt::At(Timestamp(0)),
         };
         let record =
             |payment| match crate::decide_checkout(None, &facts(payment), &stock, Timestamp(0))

@@ -36,6 +36,16 @@ pub use quantity::*;
 /// A point in time, as milliseconds since the Unix epoch. The domain never reads a clock: callers
 /// pass `now` in.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Timestamp(pub i64);

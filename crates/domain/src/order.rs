@@ -30,6 +30,10 @@ pub enum OrderStatus {
     Unmatched,
     /// The held stock was returned because the payment failed.
     Released,
+    /// Paid before stockbridge began managing its products' stock (their import, backfill or
+    /// last `stock set`): the merchant's count already included it. Nothing taken, nothing
+    /// refunded.
+    Predates,
     /// The payment failed before any stock was held; nothing will be.
     Failed,
 }
@@ -43,6 +47,7 @@ impl OrderStatus {
             Self::Oversold => "oversold",
             Self::Unmatched => "unmatched",
             Self::Released => "released",
+            Self::Predates => "predates",
             Self::Failed => "failed",
         }
     }
@@ -55,6 +60,7 @@ impl OrderStatus {
             "oversold" => Self::Oversold,
             "unmatched" => Self::Unmatched,
             "released" => Self::Released,
+            "predates" => Self::Predates,
             "failed" => Self::Failed,
             _ => return None,
         })
@@ -140,6 +146,11 @@ pub struct OrderRecord {
     /// only once the hold became a sale (cancelled, never refunded, when it cannot).
     #[serde(default)]
     pub hold: Option<HoldTerms>,
+    /// Catalog lines paid before their item's management boundary: history the merchant's count
+    /// already included. Never decremented; an order with any is never refunded in full by
+    /// stockbridge (the merchant ships those lines).
+    #[serde(default)]
+    pub predating: Vec<OrderLine>,
 }
 
 /// The terms of a checkout-API hold.
@@ -154,6 +165,7 @@ impl OrderRecord {
     /// PaymentIntent to refund.
     pub fn refund_due(&self) -> bool {
         self.hold.is_none()
+            && self.predating.is_empty()
             && self.status == OrderStatus::Oversold
             && self.payment == PaymentState::Paid
             && self.refund_id.is_none()
@@ -250,6 +262,7 @@ mod tests {
             OrderStatus::Oversold,
             OrderStatus::Unmatched,
             OrderStatus::Released,
+            OrderStatus::Predates,
             OrderStatus::Failed,
         ] {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));

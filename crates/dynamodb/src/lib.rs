@@ -166,6 +166,11 @@ fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
         payment_links: get_links(a, "payment_links", &pk)?,
         deactivated_links: get_links(a, "deactivated_links", &pk)?,
         updated_at: Timestamp(get_n(a, "updated_at", &pk)?),
+        // Items written before the boundary existed have none: 0, no boundary.
+        managed_since: Timestamp(match a.get("managed_since") {
+            None => 0,
+            Some(_) => get_n(a, "managed_since", &pk)?,
+        }),
     })
 }
 
@@ -183,6 +188,7 @@ fn item_attrs(item: &CatalogItem) -> Attrs {
         links_attr(&item.deactivated_links),
     );
     a.insert("updated_at".into(), n(item.updated_at.0));
+    a.insert("managed_since".into(), n(item.managed_since.0));
     a
 }
 
@@ -523,7 +529,7 @@ impl InventoryStore for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
                 .update_expression(
-                    "SET available = :a, version = :v, deactivated_links = :d, updated_at = :t",
+                    "SET available = :a, version = :v, deactivated_links = :d, updated_at = :t, managed_since = :m",
                 )
                 .condition_expression("version = :seen AND deactivated_links = :seen_links")
                 .expression_attribute_values(
@@ -534,6 +540,7 @@ impl InventoryStore for DynamoStore {
                 .expression_attribute_values(":v", n(u.version))
                 .expression_attribute_values(":d", links_attr(&u.deactivated_links))
                 .expression_attribute_values(":t", n(u.at.0))
+                .expression_attribute_values(":m", n(u.managed_since.0))
                 .expression_attribute_values(":seen", n(u.expected_version));
             actions.push(
                 TransactWriteItem::builder()

@@ -41,6 +41,7 @@ fn item(p: &str, available: u64) -> CatalogItem {
         payment_links: vec![PaymentLinkId::parse("plink_1").unwrap()],
         deactivated_links: vec![],
         updated_at: Timestamp(1),
+        managed_since: stockbridge_domain::Timestamp(0),
     }
 }
 
@@ -76,6 +77,7 @@ fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
         payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
         payment_link: None,
         event_id: StripeEventId::parse("evt_1").unwrap(),
+        paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
     }
 }
 

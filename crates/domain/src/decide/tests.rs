@@ -5,17 +5,17 @@ use proptest::prelude::*;
 use super::*;
 use crate::{PaymentLinkId, Quantity};
 
-const NOW: Timestamp = Timestamp(1_700_000_000_000);
+pub(super) const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-fn pid(s: &str) -> ProductId {
+pub(super) fn pid(s: &str) -> ProductId {
     ProductId::parse(s).unwrap()
 }
 
-fn link(s: &str) -> PaymentLinkId {
+pub(super) fn link(s: &str) -> PaymentLinkId {
     PaymentLinkId::parse(s).unwrap()
 }
 
-fn item(product: &str, available: u64, version: u64) -> CatalogItem {
+pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
     CatalogItem {
         store_id: StoreId::parse("store_1").unwrap(),
         product_id: pid(product),
@@ -25,16 +25,17 @@ fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         payment_links: vec![link(&format!("plink_{product}"))],
         deactivated_links: Vec::new(),
         updated_at: Timestamp(0),
+        managed_since: Timestamp(0),
     }
 }
 
-fn items(list: &[CatalogItem]) -> Items {
+pub(super) fn items(list: &[CatalogItem]) -> Items {
     list.iter()
         .map(|i| (i.product_id.clone(), i.clone()))
         .collect()
 }
 
-fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFacts {
+pub(super) fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFacts {
     CheckoutFacts {
         order_id: OrderId::parse("cs_test_1").unwrap(),
         store_id: StoreId::parse("store_1").unwrap(),
@@ -49,10 +50,11 @@ fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFacts {
         payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
         payment_link: Some(link("plink_session")),
         event_id: StripeEventId::parse("evt_1").unwrap(),
+        paid_at: crate::PaidAt::At(Timestamp(0)),
     }
 }
 
-fn created(d: &Decision) -> &OrderRecord {
+pub(super) fn created(d: &Decision) -> &OrderRecord {
     match &d.write.order {
         Some(OrderWrite::Create(r)) => r,
         other => panic!("expected a created order, got {other:?}"),
