@@ -2114,6 +2114,10 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
             raise TestApiError(f"checkout session {b['id']} exists", 409)
         if b.get("payment_intent") in fake.payment_intents:
             raise TestApiError(f"payment intent {b['payment_intent']} exists", 409)
+        created = b.get("created")
+        if created is not None and (not isinstance(created, int) or isinstance(created, bool)
+                                    or created <= 0):
+            raise TestApiError("created must be a positive integer (Unix seconds)")
         live = bool(b.get("livemode", False))
         currency = b.get("currency")
         items = []
@@ -2142,6 +2146,14 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
             payment_intent=pi["id"], payment_link=b.get("payment_link"),
             metadata=b.get("metadata"), livemode=live,
             client_reference_id=b.get("client_reference_id"))
+        if created is not None:  # history: a session from before the test (or the deploy)
+            s.update(created=created, expires_at=created + 24 * 3600)
+        if b.get("event"):  # its completed event, kept for GET /v1/events but never delivered
+            ev = fake.make_event("checkout.session.completed", s)
+            if created is not None:
+                ev["created"] = created
+            fake.event_deliveries.append({"event": ev["id"], "session": s["id"],
+                                          "url": None, "ok": None})
         return copy.deepcopy(s)
 
     @app.get("/_test/requests")

@@ -56,7 +56,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from devstack.lambda_driver import LambdaDriver, invoke  # noqa: E402
-from devstack.stack import CATALOG_QUEUE_NAME, SCRUBBED_ENV, Stack  # noqa: E402
+from devstack.stack import CATALOG_QUEUE_NAME, SCHEDULED_EVENT, SCRUBBED_ENV, Stack  # noqa: E402
 
 EVENTS_DIR = REPO_ROOT / "events"
 INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "target" / "debug" / "inventory"))
@@ -65,6 +65,7 @@ CATALOG_SYNC_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CATALOG_SYNC",
                                        REPO_ROOT / "target" / "debug" / "catalog-sync"))
 CHECKOUT_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CHECKOUT", REPO_ROOT / "target" / "debug" / "checkout"))
 SWEEPER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_SWEEPER", REPO_ROOT / "target" / "debug" / "sweeper"))
+RECONCILER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_RECONCILER", REPO_ROOT / "target" / "debug" / "reconciler"))
 MOTO_ACCOUNT = "123456789012"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TOPIC_PREFIX = "stockbridge"
@@ -378,7 +379,10 @@ class E2E:
 
     def stripe_session(self, lines: list[tuple[str, int]], store: str, paid: bool = True,
                        payment_link: Optional[str] = None, cs_id: Optional[str] = None,
-                       pi_id: Optional[str] = None) -> dict:
+                       pi_id: Optional[str] = None, created: Optional[int] = None,
+                       event: bool = False) -> dict:
+        """A session at the fake Stripe; `created` backdates it (history), `event` also stores
+        its completed event for /v1/events without delivering it."""
         body = {
             "id": cs_id or f"cs_test_e2e_{uid()}",
             "payment_intent": pi_id or f"pi_e2e_{uid()}",
@@ -388,6 +392,10 @@ class E2E:
         }
         if payment_link:
             body["payment_link"] = payment_link
+        if created is not None:
+            body["created"] = created
+        if event:
+            body["event"] = True
         return self.stripe("POST", "/_test/checkout_sessions", body)
 
     def stripe_requests(self, path_prefix: str = "", method: str = "") -> list[dict]:
@@ -458,6 +466,10 @@ class E2E:
         ev = copy.deepcopy(_EVENT_CACHE[kind])
         ev["id"] = envelope_id or str(uuid.uuid4())
         ev["detail"]["id"] = evt_id
+        # Paid now (an event from before the catalog's import would be history, never a sale).
+        now = int(time.time())
+        ev["detail"]["created"] = now
+        ev["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         obj = ev["detail"]["data"]["object"]
         obj["id"] = cs_id
         obj["payment_intent"] = payment_intent
@@ -664,6 +676,27 @@ def crash_driver(e2e) -> Iterable[LambdaDriver]:
         yield driver
     finally:
         driver.stop()
+
+
+@pytest.fixture(scope="session")
+def reconciler(e2e) -> Iterable[LambdaDriver]:
+    """The `reconciler` Lambda on the same services (all stores, no grace period, no catalog
+    check), invoked with `reconciler.invoke(scheduled_event())`."""
+    assert RECONCILER_BIN.exists(), f"{RECONCILER_BIN} is not built"
+    env = dict(e2e.env, RECONCILER_SESSION_GRACE_SECS="0", RECONCILER_CATALOG_SEGMENTS="0")
+    driver = LambdaDriver(str(RECONCILER_BIN), workers=1,
+                          log_file=str(Path(e2e.stack.state_dir) / "reconciler.log"),
+                          timeout=120, function_name="reconciler", extra_env=env)
+    driver.start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+def scheduled_event() -> bytes:
+    """What EventBridge Scheduler sends the reconciler."""
+    return json.dumps(dict(SCHEDULED_EVENT, id=str(uuid.uuid4()))).encode()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import pytest
 
 from conftest import EVENTS_DIR, UNIT_AMOUNT, load_event, stock_topic, uid
 
+SETTLE_SECS = 5  # stockbridge_app::recovery::SETTLE_SECS
+
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -557,14 +559,15 @@ def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):
         assert e2e.item(cat.store, product)["available"] == 4
         assert e2e.order(dropped) is None
 
+        time.sleep(SETTLE_SECS + 1)  # the replay never reads the newest seconds of the log
         out = reconcile()
         assert (out["recovered"], out["recovered_orders"]) == (1, [dropped]), out
         assert e2e.item(cat.store, product)["available"] == 3
         assert e2e.order(dropped)["status"] == "fulfilled"
         assert e2e.order(delivered)["status"] == "fulfilled"
 
-        again = reconcile()
-        assert (again["listed"], again["recovered"]) == (0, 0), again
+        again = reconcile()  # re-lists its overlap: both again, each a no-op
+        assert again["recovered"] == 0 and again["already_applied"] >= 2, again
         assert e2e.item(cat.store, product)["available"] == 3
         orders = [e["order_id"] for e in e2e.ledger(cat.store, product) if e.get("order_id")]
         assert sorted(orders) == sorted([delivered, dropped]), "each order moved stock exactly once"

@@ -18,7 +18,6 @@ use stockbridge_domain::{
     PaymentLinkId, ProductDetails, ProductId, StoreId, StripeMapping, StripeProduct,
 };
 
-use crate::events::HANDLED_EVENT_TYPES;
 use crate::inventory::Inventory;
 use crate::ports::{
     CatalogStore, Clock, CursorStore, EventLog, InventoryStore, Payments, PaymentsError,
@@ -165,16 +164,17 @@ where
         if self.store.cursor().await?.is_some() {
             return Ok(None);
         }
-        let Some(newest) = self.payments.newest_event(&HANDLED_EVENT_TYPES).await? else {
-            return Ok(None);
-        };
+        // Events from now on are replayed by the reconciler; what came before is in the counts
+        // the backfill imports.
         let cursor = crate::ports::Cursor {
-            event_id: newest.id.clone(),
-            created: newest.created,
+            created: self.clock.now().0.div_euclid(1000),
+            event_id: None,
         };
         match self.store.advance_cursor(None, &cursor).await {
             // Set by a reconciler run meanwhile: that one is as good.
-            Ok(()) | Err(StoreError::Conflict) => Ok(Some(newest.id.to_string())),
+            Ok(()) | Err(StoreError::Conflict) => Ok(Some(crate::message::rfc3339(
+                stockbridge_domain::Timestamp(cursor.created * 1000),
+            ))),
             Err(e) => Err(e.into()),
         }
     }

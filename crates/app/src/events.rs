@@ -136,9 +136,13 @@ pub struct CheckoutEvent {
     pub event_id: StripeEventId,
     /// The session.
     pub session: CheckoutSession,
-    /// When the order was paid, as far as the event tells: its `created` (the moment Stripe
-    /// recorded the completion or the cleared payment). Compared with each item's management
-    /// boundary, so history from before stockbridge never moves stock.
+    /// The event's `created` (Unix seconds): when Stripe recorded the completion or the cleared
+    /// payment.
+    pub created: i64,
+    /// When the order was paid, as far as the event tells: the end of its `created` second
+    /// (Stripe gives whole seconds, so a payment in the same second as an item's management
+    /// boundary counts as a sale, never as history). Compared with each item's boundary, so
+    /// history from before stockbridge never moves stock.
     pub paid_at: PaidAt,
 }
 
@@ -416,7 +420,10 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
         kind,
         event_id,
         session,
-        paid_at: PaidAt::At(Timestamp(head.created.saturating_mul(1000))),
+        created: head.created,
+        paid_at: PaidAt::At(Timestamp(
+            head.created.saturating_mul(1000).saturating_add(999),
+        )),
     }))
 }
 

@@ -161,6 +161,11 @@ where
         &self.store
     }
 
+    /// The clock port (for tests that move time).
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     /// Handles one EventBridge envelope.
     ///
     /// # Errors
@@ -180,6 +185,39 @@ where
             .await
     }
 
+    /// Handles a Stripe event listed from `/v1/events` by the replay. An event whose order
+    /// already took it costs one read of the order record: no Stripe call and no effect re-run
+    /// (its delivery ran them; the reconciler's checks repair what a crash left undone). Anything
+    /// else is handled as [`Self::handle`] handles it.
+    ///
+    /// # Errors
+    /// [`HandleError`]; see [`HandleError::is_retryable`].
+    pub async fn replay_stripe_event(&self, event: &Value) -> Result<Handled, HandleError> {
+        let decoded = events::decode_event(event, "event", &self.config.filter)?;
+        if let Decoded::Checkout(c) = &decoded {
+            let order_id = &c.session.id;
+            let existing =
+                self.store
+                    .load_order(order_id)
+                    .await
+                    .map_err(|source| HandleError::Store {
+                        order_id: order_id.clone(),
+                        source,
+                    })?;
+            if let Some(order) = existing {
+                let taken =
+                    c.kind == CheckoutKind::Completed || order.payment != PaymentState::Awaiting;
+                if taken {
+                    return Ok(Handled::Applied {
+                        order_id: order.order_id,
+                        outcome: Outcome::AlreadyApplied(order.status),
+                    });
+                }
+            }
+        }
+        self.handle_decoded(decoded).await
+    }
+
     /// Applies a paid Checkout Session found without any event (by the reconciler), given as
     /// the `checkout.session.completed` event it should have had, `created` = the session's
     /// opening. That is only a lower bound on when it was paid, so a session opened before an
@@ -191,9 +229,9 @@ where
     pub async fn apply_session_without_event(&self, event: &Value) -> Result<Handled, HandleError> {
         let decoded = match events::decode_event(event, "event", &self.config.filter)? {
             Decoded::Checkout(mut c) => {
-                if let stockbridge_domain::PaidAt::At(t) = c.paid_at {
-                    c.paid_at = stockbridge_domain::PaidAt::NotBefore(t);
-                }
+                c.paid_at = stockbridge_domain::PaidAt::NotBefore(stockbridge_domain::Timestamp(
+                    c.created.saturating_mul(1000),
+                ));
                 Decoded::Checkout(c)
             }
             other => other,

@@ -463,44 +463,26 @@ pub struct MemoryEventLog {
 }
 
 impl crate::ports::EventLog for MemoryEventLog {
-    async fn events_after(
+    async fn events_between(
         &self,
-        after: &stockbridge_domain::StripeEventId,
         types: &[&str],
-        limit: u32,
+        from: i64,
+        to: i64,
     ) -> Result<Vec<crate::ports::LoggedEvent>, PaymentsError> {
-        let events = lock(&self.events);
-        let start = events
-            .iter()
-            .position(|e| &e.id == after)
-            .map_or(0, |i| i + 1);
-        Ok(events[start..]
+        let mut out: Vec<_> = lock(&self.events)
             .iter()
             .filter(|e| {
-                e.event
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .is_some_and(|t| types.contains(&t))
+                (from..=to).contains(&e.created)
+                    && e.event
+                        .get("type")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| types.contains(&t))
             })
-            .take(limit as usize)
             .cloned()
-            .collect())
-    }
-
-    async fn newest_event(
-        &self,
-        types: &[&str],
-    ) -> Result<Option<crate::ports::LoggedEvent>, PaymentsError> {
-        Ok(lock(&self.events)
-            .iter()
-            .rev()
-            .find(|e| {
-                e.event
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .is_some_and(|t| types.contains(&t))
-            })
-            .cloned())
+            .collect();
+        // Stable: events of one second keep the log's order.
+        out.sort_by_key(|e| e.created);
+        Ok(out)
     }
 }
 
@@ -1126,19 +1108,12 @@ impl crate::ports::CursorStore for MemoryStore {
 }
 
 impl crate::ports::EventLog for MemoryPayments {
-    async fn events_after(
+    async fn events_between(
         &self,
-        after: &stockbridge_domain::StripeEventId,
         types: &[&str],
-        limit: u32,
+        from: i64,
+        to: i64,
     ) -> Result<Vec<crate::ports::LoggedEvent>, PaymentsError> {
-        crate::ports::EventLog::events_after(&self.event_log, after, types, limit).await
-    }
-
-    async fn newest_event(
-        &self,
-        types: &[&str],
-    ) -> Result<Option<crate::ports::LoggedEvent>, PaymentsError> {
-        crate::ports::EventLog::newest_event(&self.event_log, types).await
+        crate::ports::EventLog::events_between(&self.event_log, types, from, to).await
     }
 }

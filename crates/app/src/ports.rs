@@ -488,30 +488,25 @@ pub struct LoggedEvent {
     pub event: serde_json::Value,
 }
 
-/// Stripe's event log (`/v1/events`, kept 30 days).
+/// Stripe's event log (`/v1/events`, kept 30 days, eventually consistent).
 pub trait EventLog: Send + Sync {
-    /// Up to `limit` events of `types` created after the event `after`, oldest first.
-    fn events_after(
+    /// Every event of `types` created from `from` to `to` (Unix seconds, both included), oldest
+    /// first (every page).
+    fn events_between(
         &self,
-        after: &StripeEventId,
         types: &[&str],
-        limit: u32,
+        from: i64,
+        to: i64,
     ) -> impl Future<Output = Result<Vec<LoggedEvent>, PaymentsError>> + Send;
-
-    /// The newest event of `types`, if any.
-    fn newest_event(
-        &self,
-        types: &[&str],
-    ) -> impl Future<Output = Result<Option<LoggedEvent>, PaymentsError>> + Send;
 }
 
-/// Where event replay stands: the last Stripe event applied.
+/// Where event replay stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    /// The last event applied.
-    pub event_id: StripeEventId,
-    /// Its creation time (Unix seconds).
+    /// Every handled event created up to this second (Unix seconds) has been replayed.
     pub created: i64,
+    /// The last event replayed, if any (for people: the replay reads only `created`).
+    pub event_id: Option<StripeEventId>,
 }
 
 /// Stores the replay cursor.
@@ -932,19 +927,13 @@ impl<T: CursorStore> CursorStore for std::sync::Arc<T> {
 }
 
 impl<T: EventLog> EventLog for std::sync::Arc<T> {
-    fn events_after(
+    fn events_between(
         &self,
-        after: &StripeEventId,
         types: &[&str],
-        limit: u32,
+        from: i64,
+        to: i64,
     ) -> impl Future<Output = Result<Vec<LoggedEvent>, PaymentsError>> + Send {
-        (**self).events_after(after, types, limit)
-    }
-    fn newest_event(
-        &self,
-        types: &[&str],
-    ) -> impl Future<Output = Result<Option<LoggedEvent>, PaymentsError>> + Send {
-        (**self).newest_event(types)
+        (**self).events_between(types, from, to)
     }
 }
 

@@ -489,6 +489,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Events replayed at most.
     pub max_events: usize,
+    /// Seconds re-listed before the replay cursor (`/v1/events` is eventually consistent).
+    pub event_overlap_secs: u32,
     /// Paid sessions to check for an order.
     pub sessions: Option<SessionWindow>,
     /// Parallel scan segments of the catalog check (0: skip the catalog check).
@@ -557,7 +559,12 @@ where
     } else {
         Some(
             inventory
-                .recover_missed_events(&inventory.payments, &inventory.store, options.max_events)
+                .recover_missed_events(
+                    &inventory.payments,
+                    &inventory.store,
+                    options.max_events,
+                    options.event_overlap_secs,
+                )
                 .await?,
         )
     };

@@ -1,11 +1,20 @@
 //! Missed-event recovery: replays Stripe's event log (`/v1/events`) through the same idempotent
 //! handler the EventBridge path uses, so an event lost on the way (a failed delivery, an outage,
-//! a bug) is applied late instead of never. Events already applied are no-ops.
+//! a bug) is applied late instead of never.
 //!
-//! The cursor is the last event applied. Each run lists the handled event types created after
-//! it, oldest first, applies them one by one and moves the cursor after each success — never past
-//! an event that failed, so the next run retries it. Stripe keeps events 30 days: a cursor older
-//! than [`STALE_CURSOR_DAYS`] is warned about.
+//! The cursor is a time: every handled event created up to it (Unix seconds) has been seen. Each
+//! run lists the handled event types created from `cursor - overlap` up to `now - SETTLE_SECS`,
+//! in chunks of at most [`CHUNK_SECS`], oldest first, and hands each to the handler. Two facts
+//! about `/v1/events` shape this:
+//! - it is eventually consistent: an event can become visible after a newer one, and several
+//!   share a second. So each run re-lists an overlap before the cursor (default 60 s) and never
+//!   reads the newest [`SETTLE_SECS`]; an event seen twice costs one read of its order record
+//!   and no Stripe call ([`Inventory::replay_stripe_event`]);
+//! - it keeps events 30 days: a cursor older than [`STALE_CURSOR_DAYS`] is warned about.
+//!
+//! The first run (no cursor) sets the cursor at its own time, even when Stripe has no event yet,
+//! so everything after it is replayed by the next runs; a backfill sets it before it starts. The
+//! cursor never moves past an event that failed: the next run retries it.
 
 use stockbridge_domain::{Outcome, Timestamp};
 use tracing::{info, warn};
@@ -20,28 +29,42 @@ use crate::ports::{
 /// Stripe keeps events 30 days; warn well before the cursor falls off the end.
 pub const STALE_CURSOR_DAYS: i64 = 25;
 
-const PAGE: u32 = 100;
+/// The newest seconds of the log are never read: events created then may still be on their
+/// way into `/v1/events` (Sequin, which reads it for a living, waits about 5 s).
+pub const SETTLE_SECS: i64 = 5;
+
+/// One listing covers at most this span, so a cursor that fell far behind is caught up in
+/// bounded steps, oldest first.
+pub const CHUNK_SECS: i64 = 3600;
+
+/// The overlap re-listed before the cursor by default (Unix seconds).
+pub const DEFAULT_OVERLAP_SECS: u32 = 60;
+
+/// Listings per run at most: a cursor days behind catches up over several runs.
+pub const MAX_CHUNKS_PER_RUN: usize = 20;
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RecoveryReport {
-    /// Events read from the log.
+    /// Events read from the log (the overlap included).
     pub listed: usize,
     /// Events that changed an order (they had been missed).
     pub recovered: usize,
     /// Events already applied (no-ops).
     pub already_applied: usize,
+    /// Orders paid before stockbridge managed their stock, recorded as history.
+    pub history: usize,
     /// Events refused or ignored by the handler.
     pub skipped: usize,
     /// Recovered order ids (a recovered event is a sign the delivery path dropped it).
     pub recovered_orders: Vec<String>,
-    /// The cursor after the run.
+    /// The cursor after the run: the last event replayed, or the time it stands at.
     pub cursor: Option<String>,
-    /// Age of the cursor's event in days, when known.
+    /// Age of the cursor in days.
     pub cursor_age_days: Option<i64>,
     /// True when the cursor was created by this run (no replay yet).
     pub initialized: bool,
-    /// True when the run stopped at its event budget with more to read.
+    /// True when the run stopped at its event or listing budget with more to read.
     pub more: bool,
 }
 
@@ -69,6 +92,30 @@ fn age_days(now: Timestamp, created: i64) -> i64 {
     (now.0 / 1000 - created) / 86_400
 }
 
+fn describe(cursor: &Cursor) -> String {
+    match &cursor.event_id {
+        Some(id) => id.to_string(),
+        None => crate::message::rfc3339(Timestamp(cursor.created.saturating_mul(1000))),
+    }
+}
+
+/// Moves the cursor; a concurrent run that moved it first wins (`Conflict` is not an error: the
+/// events are idempotent, and that run's cursor is as good).
+async fn advance<K: CursorStore>(
+    cursors: &K,
+    from: &Cursor,
+    to: Cursor,
+) -> Result<Cursor, StoreError> {
+    if to == *from {
+        return Ok(to);
+    }
+    match cursors.advance_cursor(Some(from), &to).await {
+        Ok(()) => Ok(to),
+        Err(StoreError::Conflict) => Ok(cursors.cursor().await?.unwrap_or(to)),
+        Err(e) => Err(e),
+    }
+}
+
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
     S: InventoryStore,
@@ -76,8 +123,8 @@ where
     Y: Payments,
     C: Clock,
 {
-    /// Replays missed events: at most `budget` events per run. Without a cursor the run only
-    /// sets it at the newest event (a backfill or an operator sets an earlier one on purpose).
+    /// Replays missed events: at most `budget` events per run, re-listing `overlap_secs` before
+    /// the cursor. Without a cursor the run only sets it at its own time.
     ///
     /// # Errors
     /// [`RecoveryError`]; the cursor never moves past an event that failed.
@@ -86,67 +133,98 @@ where
         log: &L,
         cursors: &K,
         budget: usize,
+        overlap_secs: u32,
     ) -> Result<RecoveryReport, RecoveryError> {
         let mut report = RecoveryReport::default();
+        let upto = self.clock.now().0.div_euclid(1000) - SETTLE_SECS;
         let Some(mut cursor) = cursors.cursor().await? else {
-            if let Some(newest) = log.newest_event(&HANDLED_EVENT_TYPES).await? {
-                let next = Cursor {
-                    event_id: newest.id,
-                    created: newest.created,
-                };
-                cursors.advance_cursor(None, &next).await?;
-                info!(cursor = %next.event_id, "event replay cursor initialised at the newest event");
-                report.cursor = Some(next.event_id.to_string());
+            let first = Cursor {
+                created: upto,
+                event_id: None,
+            };
+            match cursors.advance_cursor(None, &first).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
             }
+            info!(cursor = %describe(&first), "event replay cursor initialised at this run");
+            report.cursor = Some(describe(&first));
             report.initialized = true;
             return Ok(report);
         };
-        while report.listed < budget {
-            let page = log
-                .events_after(&cursor.event_id, &HANDLED_EVENT_TYPES, PAGE)
-                .await?;
-            if page.is_empty() {
-                break;
-            }
-            for event in page {
+        let mut chunks = 0;
+        // At least one listing per run: the overlap is re-read even when no time has passed.
+        loop {
+            chunks += 1;
+            let to = upto.min(cursor.created + CHUNK_SECS).max(cursor.created);
+            let from = cursor.created - i64::from(overlap_secs);
+            let mut next = Cursor {
+                created: to,
+                event_id: cursor.event_id.clone(),
+            };
+            for event in log.events_between(&HANDLED_EVENT_TYPES, from, to).await? {
+                // Everything created before this event has been handled: the cursor may stand
+                // just before it.
+                let before = Cursor {
+                    created: cursor.created.max(event.created - 1),
+                    event_id: next.event_id.clone(),
+                };
                 if report.listed == budget {
                     report.more = true;
+                    next = before;
                     break;
                 }
                 report.listed += 1;
-                let handled = self
-                    .handle_stripe_event(&event.event)
-                    .await
-                    .map_err(|source| RecoveryError::Event {
-                        event_id: event.id.to_string(),
-                        source,
-                    })?;
-                match handled {
-                    Handled::Applied {
-                        outcome: Outcome::AlreadyApplied(_),
-                        ..
-                    } => report.already_applied += 1,
-                    Handled::Applied { order_id, outcome } => {
-                        warn!(stripe_event_id = %event.id, order_id = %order_id, ?outcome, "missed event recovered: the delivery path dropped it");
-                        report.recovered += 1;
-                        report.recovered_orders.push(order_id.to_string());
+                match self.replay_stripe_event(&event.event).await {
+                    Ok(handled) => self.count(&mut report, &event.id, handled),
+                    Err(source) => {
+                        advance(cursors, &cursor, before).await?;
+                        return Err(RecoveryError::Event {
+                            event_id: event.id.to_string(),
+                            source,
+                        });
                     }
-                    Handled::Refused | Handled::Ignored => report.skipped += 1,
                 }
-                let next = Cursor {
-                    event_id: event.id,
-                    created: event.created,
-                };
-                cursors.advance_cursor(Some(&cursor), &next).await?;
-                cursor = next;
+                next.event_id = Some(event.id.clone());
+            }
+            cursor = advance(cursors, &cursor, next).await?;
+            if cursor.created >= upto || report.more {
+                break;
+            }
+            if chunks == MAX_CHUNKS_PER_RUN {
+                report.more = true;
+                break;
             }
         }
         let age = age_days(self.clock.now(), cursor.created);
         if age >= STALE_CURSOR_DAYS {
-            warn!(cursor = %cursor.event_id, age_days = age, "the event replay cursor is {age} days old: Stripe keeps events 30 days");
+            warn!(cursor = %describe(&cursor), age_days = age, "the event replay cursor is {age} days old: Stripe keeps events 30 days");
         }
-        report.cursor = Some(cursor.event_id.to_string());
+        report.cursor = Some(describe(&cursor));
         report.cursor_age_days = Some(age);
         Ok(report)
+    }
+
+    fn count(
+        &self,
+        report: &mut RecoveryReport,
+        event_id: &stockbridge_domain::StripeEventId,
+        handled: Handled,
+    ) {
+        match handled {
+            Handled::Applied {
+                outcome: Outcome::AlreadyApplied(_),
+                ..
+            } => report.already_applied += 1,
+            Handled::Applied {
+                outcome: Outcome::Predates,
+                ..
+            } => report.history += 1,
+            Handled::Applied { order_id, outcome } => {
+                warn!(stripe_event_id = %event_id, order_id = %order_id, ?outcome, "missed event recovered: the delivery path dropped it");
+                report.recovered += 1;
+                report.recovered_orders.push(order_id.to_string());
+            }
+            Handled::Refused | Handled::Ignored => report.skipped += 1,
+        }
     }
 }

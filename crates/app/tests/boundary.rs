@@ -3,109 +3,14 @@
 //! history the merchant's count already includes — whether it arrives as a late event or is
 //! found by a repair, it never moves stock and is never refunded.
 
-use std::sync::Arc;
+mod support;
 
-use serde_json::{Value, json};
-use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Handled, Inventory, InventoryConfig};
-use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
-use stockbridge_app::ports::{SessionLine, SessionSummary};
+use serde_json::json;
+use stockbridge_app::inventory::Handled;
+use stockbridge_app::ports::SessionSummary;
 use stockbridge_app::reconcile::SessionWindow;
-use stockbridge_domain::{
-    CatalogItem, OrderId, OrderStatus, Outcome, PaymentLinkId, ProductId, StoreId, Timestamp,
-};
-
-type App = Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
-
-const STORE: &str = "store_chicago";
-/// The sample event's `created` (Unix seconds): when its order was paid.
-const PAID: i64 = 1_761_935_276;
-
-struct World {
-    app: App,
-    store: Arc<MemoryStore>,
-    publisher: Arc<MemoryPublisher>,
-    payments: Arc<MemoryPayments>,
-}
-
-/// Items with their stock and management boundary (Unix seconds).
-fn world(stock: &[(&str, u64, i64)]) -> World {
-    let store = Arc::new(MemoryStore::default());
-    for (p, n, since) in stock {
-        store.put_item(CatalogItem {
-            store_id: StoreId::parse(STORE).unwrap(),
-            product_id: ProductId::parse(*p).unwrap(),
-            name: p.to_string(),
-            available: *n,
-            version: 1,
-            payment_links: vec![PaymentLinkId::parse(format!("plink_{p}")).unwrap()],
-            deactivated_links: vec![],
-            updated_at: Timestamp(since * 1000),
-            managed_since: Timestamp(since * 1000),
-        });
-    }
-    let (publisher, payments) = (Arc::default(), Arc::<MemoryPayments>::default());
-    let config = InventoryConfig {
-        filter: EventFilter {
-            source_prefix: "aws.partner/stripe.com/".into(),
-            livemode: false,
-        },
-        default_store: StoreId::parse("default").unwrap(),
-        max_attempts: 10,
-    };
-    let app = Inventory::new(
-        store.clone(),
-        Arc::clone(&publisher),
-        payments.clone(),
-        TickingClock::default(),
-        config,
-    );
-    World {
-        app,
-        store,
-        publisher,
-        payments,
-    }
-}
-
-fn session(w: &World, id: &str, lines: &[(&str, u64)]) {
-    w.payments.add_session(
-        &OrderId::parse(id).unwrap(),
-        lines
-            .iter()
-            .map(|(p, q)| SessionLine {
-                product_id: ProductId::parse(*p).unwrap(),
-                quantity: *q,
-            })
-            .collect(),
-    );
-}
-
-fn completed(event_id: &str, session: &str) -> Value {
-    let mut v: Value = serde_json::from_str(include_str!(
-        "../../../testdata/stripe/eventbridge-envelope.json"
-    ))
-    .unwrap();
-    v["detail"]["id"] = json!(event_id);
-    v["detail"]["data"]["object"]["id"] = json!(session);
-    v["detail"]["data"]["object"]["payment_status"] = json!("paid");
-    v["detail"]["data"]["object"]["payment_intent"] = json!(format!("pi_{session}"));
-    v["detail"]["data"]["object"]["metadata"] = json!({"store_id": STORE});
-    v
-}
-
-fn available(w: &World, p: &str) -> u64 {
-    w.store.snapshot().items[&(StoreId::parse(STORE).unwrap(), ProductId::parse(p).unwrap())]
-        .available
-}
-
-fn order(w: &World, id: &str) -> Option<stockbridge_domain::OrderRecord> {
-    w.store
-        .snapshot()
-        .orders
-        .get(&OrderId::parse(id).unwrap())
-        .cloned()
-}
+use stockbridge_domain::{OrderId, OrderStatus, Outcome, PaymentLinkId};
+use support::{PAID, STORE, World, available, completed, order, session, world};
 
 fn nothing_refunded_or_switched(w: &World) {
     assert!(w.payments.refunds.lock().unwrap().is_empty(), "refunds");

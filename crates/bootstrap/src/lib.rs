@@ -333,6 +333,9 @@ pub struct ReconcilerSettings {
     /// `RECONCILER_MAX_EVENTS`: events replayed per run at most (default 1000; the next run
     /// continues from the cursor).
     pub max_events: usize,
+    /// `RECONCILER_EVENT_OVERLAP_SECS`: seconds re-listed before the replay cursor, for events
+    /// that become visible in `/v1/events` after newer ones (default 60).
+    pub event_overlap_secs: u32,
     /// `RECONCILER_SESSION_HOURS`: paid sessions of the last hours that must have an order
     /// (default 24; 0 skips the check).
     pub session_hours: u32,
@@ -375,6 +378,11 @@ impl ReconcilerSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             max_events: number("RECONCILER_MAX_EVENTS", 1000, 1)?,
+            event_overlap_secs: number(
+                "RECONCILER_EVENT_OVERLAP_SECS",
+                stockbridge_app::recovery::DEFAULT_OVERLAP_SECS,
+                0,
+            )?,
             session_hours: number("RECONCILER_SESSION_HOURS", 24, 0)?,
             session_grace_secs: number("RECONCILER_SESSION_GRACE_SECS", 600, 0)?,
             catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,
@@ -389,6 +397,7 @@ impl ReconcilerSettings {
             store: None,
             dry_run: false,
             max_events: self.max_events,
+            event_overlap_secs: self.event_overlap_secs,
             sessions: SessionWindow::last_hours(now, self.session_hours, self.session_grace_secs),
             catalog_segments: self.catalog_segments,
             catalog_grace_ms: i64::from(self.session_grace_secs) * 1000,

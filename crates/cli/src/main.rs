@@ -53,6 +53,10 @@ enum Command {
         /// Replay at most this many events (the next run continues from the cursor).
         #[arg(long, default_value_t = 1000)]
         max_events: usize,
+        /// Re-list this many seconds before the cursor (`/v1/events` can show an event after a
+        /// newer one).
+        #[arg(long, default_value_t = stockbridge_app::recovery::DEFAULT_OVERLAP_SECS)]
+        event_overlap_secs: u32,
         /// Only report: replay no event and repair nothing.
         #[arg(long)]
         dry_run: bool,
@@ -506,6 +510,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Reconcile {
             max_events,
+            event_overlap_secs,
             dry_run,
             store,
             session_hours,
@@ -519,6 +524,7 @@ async fn run(cli: Cli) -> Result<()> {
                 &config,
                 ops::ReconcileArgs {
                     max_events,
+                    event_overlap_secs,
                     dry_run,
                     store,
                     session_hours,

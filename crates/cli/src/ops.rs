@@ -15,6 +15,7 @@ use stockbridge_domain::StoreId;
 /// `stockbridge reconcile`.
 pub struct ReconcileArgs {
     pub max_events: usize,
+    pub event_overlap_secs: u32,
     pub dry_run: bool,
     pub store: Option<StoreId>,
     pub session_hours: u32,
@@ -33,6 +34,7 @@ pub async fn reconcile(config: &Config, a: ReconcileArgs) -> Result<()> {
         store: a.store,
         dry_run: a.dry_run,
         max_events: a.max_events,
+        event_overlap_secs: a.event_overlap_secs,
         sessions: stockbridge_app::reconcile::SessionWindow::last_hours(
             now,
             a.session_hours,
@@ -223,7 +225,7 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "cursor": cursor.as_ref().map(|c| serde_json::json!({"event_id": c.event_id.as_str(), "created": c.created, "age_secs": cursor_age_secs})),
+                "cursor": cursor.as_ref().map(|c| serde_json::json!({"event_id": c.event_id.as_ref().map(|e| e.as_str()), "created": c.created, "age_secs": cursor_age_secs})),
                 "last_reconcile": last,
                 "backfill": backfill,
                 "queues": queues,
@@ -235,7 +237,12 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         (Some(c), Some(age)) => {
             println!(
                 "replay cursor: {} ({} old){}",
-                c.event_id,
+                c.event_id.as_ref().map_or_else(
+                    || stockbridge_app::message::rfc3339(stockbridge_domain::Timestamp(
+                        c.created * 1000
+                    )),
+                    ToString::to_string
+                ),
                 human(age),
                 if age > 25 * 86_400 {
                     " — WARNING: Stripe keeps events 30 days; run the reconciler"

@@ -806,9 +806,15 @@ impl stockbridge_app::ports::CursorStore for DynamoStore {
             .await
             .map_err(sdk_error)?;
         let Some(a) = r.item() else { return Ok(None) };
+        let event_id = match a.get("event_id") {
+            None => None,
+            Some(_) => Some(
+                StripeEventId::parse(get_s(a, "event_id", CURSOR_PK)?)
+                    .map_err(|e| corrupt(CURSOR_PK, e.to_string()))?,
+            ),
+        };
         Ok(Some(stockbridge_app::ports::Cursor {
-            event_id: StripeEventId::parse(get_s(a, "event_id", CURSOR_PK)?)
-                .map_err(|e| corrupt(CURSOR_PK, e.to_string()))?,
+            event_id,
             created: get_n(a, "created", CURSOR_PK)?,
         }))
     }
@@ -820,7 +826,9 @@ impl stockbridge_app::ports::CursorStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let mut item = key(CURSOR_PK.to_owned(), "CURSOR");
         item.insert("kind".into(), s("cursor"));
-        item.insert("event_id".into(), s(next.event_id.as_str()));
+        if let Some(id) = &next.event_id {
+            item.insert("event_id".into(), s(id.as_str()));
+        }
         item.insert("created".into(), n(next.created));
         let put = self
             .client
@@ -829,9 +837,10 @@ impl stockbridge_app::ports::CursorStore for DynamoStore {
             .set_item(Some(item));
         let put = match previous {
             None => put.condition_expression("attribute_not_exists(pk)"),
+            // The time is what the replay reads; a run that moved it first wins.
             Some(p) => put
-                .condition_expression("event_id = :prev")
-                .expression_attribute_values(":prev", s(p.event_id.as_str())),
+                .condition_expression("created = :prev")
+                .expression_attribute_values(":prev", n(p.created)),
         };
         put.send().await.map_err(sdk_error)?;
         Ok(())

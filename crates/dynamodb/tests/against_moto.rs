@@ -248,11 +248,11 @@ async fn the_replay_cursor_only_moves_from_where_it_was_read() {
     let s = store().await;
     assert_eq!(s.cursor().await.unwrap(), None);
     let a = Cursor {
-        event_id: StripeEventId::parse("evt_a").unwrap(),
+        event_id: None,
         created: 10,
     };
     let b = Cursor {
-        event_id: StripeEventId::parse("evt_b").unwrap(),
+        event_id: Some(StripeEventId::parse("evt_b").unwrap()),
         created: 20,
     };
     s.advance_cursor(None, &a).await.unwrap();
@@ -268,7 +268,17 @@ async fn the_replay_cursor_only_moves_from_where_it_was_read() {
         ),
         "a stale run cannot move it"
     );
-    assert_eq!(s.cursor().await.unwrap(), Some(b));
+    assert_eq!(s.cursor().await.unwrap(), Some(b.clone()));
+    let c = Cursor {
+        event_id: None,
+        created: 30,
+    };
+    s.advance_cursor(Some(&b), &c).await.unwrap();
+    assert_eq!(
+        s.cursor().await.unwrap(),
+        Some(c),
+        "a time-only cursor keeps no event id"
+    );
 }
 
 fn details(p: &str, revision: u64) -> ProductDetails {

@@ -438,29 +438,43 @@ fn logged(e: stripe_shared::Event) -> Result<LoggedEvent, PaymentsError> {
 }
 
 impl EventLog for StripePayments {
-    async fn events_after(
+    async fn events_between(
         &self,
-        after: &StripeEventId,
         types: &[&str],
-        limit: u32,
+        from: i64,
+        to: i64,
     ) -> Result<Vec<LoggedEvent>, PaymentsError> {
         const OP: &str = "list events";
-        // Stripe lists newest first; `ending_before` gives the page just newer than the cursor.
-        let req = ListEvent::new()
-            .types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
-            .limit(i64::from(limit.clamp(1, 100)))
-            .ending_before(after.as_str());
-        let page = self.with_retry(OP, || req.send(&self.client)).await?;
-        page.data.into_iter().rev().map(logged).collect()
-    }
-
-    async fn newest_event(&self, types: &[&str]) -> Result<Option<LoggedEvent>, PaymentsError> {
-        const OP: &str = "list events";
-        let req = ListEvent::new()
-            .types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
-            .limit(1);
-        let page = self.with_retry(OP, || req.send(&self.client)).await?;
-        page.data.into_iter().next().map(logged).transpose()
+        let range = stripe_types::RangeQueryTs::Bounds(stripe_types::RangeBoundsTs {
+            gte: Some(from),
+            lte: Some(to),
+            ..Default::default()
+        });
+        // Stripe lists newest first; every page is read, then the whole turned oldest first.
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListEvent::new()
+                .types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
+                .created(range)
+                .limit(100);
+            if let Some(a) = &after {
+                req = req.starting_after(a.clone());
+            }
+            let page = self.with_retry(OP, || req.send(&self.client)).await?;
+            after = page.data.last().map(|e| e.id.as_str().to_owned());
+            for e in page.data {
+                out.push(logged(e)?);
+            }
+            if !page.has_more || after.is_none() {
+                break;
+            }
+        }
+        out.reverse();
+        // Newest-first pages reversed are oldest first; a stable sort by time makes it so even
+        // where Stripe's order within a listing is not strictly by `created`.
+        out.sort_by_key(|e| e.created);
+        Ok(out)
     }
 }
 

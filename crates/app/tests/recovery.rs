@@ -1,0 +1,229 @@
+//! Missed-event replay from `/v1/events` through the handler: a time cursor with an overlap
+//! (the log is eventually consistent), the newest seconds never read, a first run that sets the
+//! cursor even before any event exists, replays that cost no Stripe call.
+
+mod support;
+
+use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
+use stockbridge_app::ports::{Cursor, LoggedEvent};
+use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, SETTLE_SECS};
+use stockbridge_domain::{OrderStatus, StripeEventId};
+use support::{PAID, World, available, completed, order, session, world};
+
+/// The clock's time (Unix seconds): the in-memory clock starts at the sample event's `created`.
+const NOW: i64 = PAID;
+
+fn logged(event_id: &str, session: &str, created: i64) -> LoggedEvent {
+    let mut detail = completed(event_id, session)["detail"].clone();
+    detail["created"] = created.into();
+    LoggedEvent {
+        id: StripeEventId::parse(event_id).unwrap(),
+        created,
+        event: detail,
+    }
+}
+
+fn at(created: i64) -> MemoryCursor {
+    MemoryCursor(std::sync::Mutex::new(Some(Cursor {
+        created,
+        event_id: None,
+    })))
+}
+
+fn stored(cursor: &MemoryCursor) -> Cursor {
+    cursor.0.lock().unwrap().clone().expect("a cursor")
+}
+
+fn stripe_calls(w: &World) -> usize {
+    w.payments.calls.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_costs_no_stripe_call()
+{
+    let w = world(&[("prod_a", 5, 0)]);
+    session(&w, "cs_seen", &[("prod_a", 1)]);
+    session(&w, "cs_dropped", &[("prod_a", 2)]);
+    let log = MemoryEventLog::default();
+    log.events.lock().unwrap().extend([
+        logged("evt_seen", "cs_seen", NOW - 50),
+        logged("evt_dropped", "cs_dropped", NOW - 40),
+    ]);
+    // The seen order came through EventBridge; the dropped one never arrived.
+    w.app
+        .handle(&completed("evt_seen", "cs_seen"))
+        .await
+        .unwrap();
+    let calls = stripe_calls(&w);
+    let cursor = at(NOW - 100);
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.listed, r.recovered, r.already_applied),
+        (2, 1, 1),
+        "{r:?}"
+    );
+    assert_eq!(r.recovered_orders, vec!["cs_dropped"]);
+    assert_eq!(available(&w, "prod_a"), 2);
+    assert_eq!(
+        stripe_calls(&w) - calls,
+        1,
+        "only the dropped order's line items"
+    );
+    assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
+    assert_eq!(r.cursor.as_deref(), Some("evt_dropped"));
+    // The next run re-lists its overlap: both again, no Stripe call, nothing changed.
+    let calls = stripe_calls(&w);
+    let again = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.listed, again.recovered, again.already_applied),
+        (2, 0, 2)
+    );
+    assert_eq!(stripe_calls(&w), calls, "a replay costs no Stripe call");
+    assert_eq!(available(&w, "prod_a"), 2);
+}
+
+#[tokio::test]
+async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_overlap() {
+    let w = world(&[("prod_a", 5, 0)]);
+    session(&w, "cs_late", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    let cursor = at(NOW - 100);
+    w.app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
+    // Created before the cursor, visible only now (Stripe's list is eventually consistent).
+    log.events
+        .lock()
+        .unwrap()
+        .push(logged("evt_late", "cs_late", NOW - 30));
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(r.recovered_orders, vec!["cs_late"]);
+    assert_eq!(available(&w, "prod_a"), 4);
+}
+
+#[tokio::test]
+async fn the_newest_seconds_are_never_read() {
+    let w = world(&[("prod_a", 5, 0)]);
+    session(&w, "cs_fresh", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    log.events
+        .lock()
+        .unwrap()
+        .push(logged("evt_fresh", "cs_fresh", NOW - 1));
+    let r = w
+        .app
+        .recover_missed_events(&log, &at(NOW - 100), 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(r.listed, 0, "{r:?}");
+    assert_eq!(available(&w, "prod_a"), 5);
+}
+
+#[tokio::test]
+async fn a_failing_event_keeps_the_cursor_before_it() {
+    let w = world(&[("prod_a", 5, 0)]);
+    // No line items for cs_broken in "Stripe": the handler fails on it.
+    session(&w, "cs_ok", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    log.events.lock().unwrap().extend([
+        logged("evt_ok", "cs_ok", NOW - 50),
+        logged("evt_broken", "cs_broken", NOW - 40),
+    ]);
+    let cursor = at(NOW - 100);
+    let err = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("evt_broken"), "{err}");
+    assert_eq!(
+        stored(&cursor).created,
+        NOW - 41,
+        "stops before the failure"
+    );
+    assert_eq!(available(&w, "prod_a"), 4);
+}
+
+#[tokio::test]
+async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
+    let w = world(&[("prod_a", 5, 0)]);
+    let log = MemoryEventLog::default();
+    let cursor = MemoryCursor::default();
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert!(r.initialized);
+    assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
+    // An event after it, dropped by the delivery path, is replayed by the next run.
+    session(&w, "cs_1", &[("prod_a", 1)]);
+    log.events
+        .lock()
+        .unwrap()
+        .push(logged("evt_1", "cs_1", NOW - 2));
+    w.app
+        .clock()
+        .0
+        .fetch_add(60_000, std::sync::atomic::Ordering::Relaxed);
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(r.recovered_orders, vec!["cs_1"]);
+    assert_eq!(available(&w, "prod_a"), 4);
+}
+
+#[tokio::test]
+async fn a_replayed_order_from_before_the_import_is_history_not_a_recovery() {
+    let w = world(&[("prod_a", 0, NOW - 60)]);
+    session(&w, "cs_old", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    log.events
+        .lock()
+        .unwrap()
+        .push(logged("evt_old", "cs_old", NOW - 90));
+    let r = w
+        .app
+        .recover_missed_events(&log, &at(NOW - 100), 100, 60)
+        .await
+        .unwrap();
+    assert_eq!((r.history, r.recovered), (1, 0), "{r:?}");
+    assert_eq!(order(&w, "cs_old").unwrap().status, OrderStatus::Predates);
+    assert!(w.payments.refunds.lock().unwrap().is_empty());
+    assert_eq!(available(&w, "prod_a"), 0);
+}
+
+#[tokio::test]
+async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps() {
+    let w = world(&[]);
+    let log = MemoryEventLog::default();
+    let cursor = at(NOW - 26 * 86_400);
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, 100, 60)
+        .await
+        .unwrap();
+    assert!(r.more, "{r:?}");
+    let moved = stored(&cursor).created - (NOW - 26 * 86_400);
+    assert_eq!(
+        moved,
+        i64::try_from(MAX_CHUNKS_PER_RUN).unwrap() * stockbridge_app::recovery::CHUNK_SECS
+    );
+    assert_eq!(r.cursor_age_days, Some(25));
+}

@@ -1,0 +1,85 @@
+"""End-to-end: repairs never harm (issue 9). A merchant points stockbridge at an account that has
+sold for years: whatever arrives about history — a late event, a replay from /v1/events, a paid
+session found by the reconciler — never moves stock, never refunds anyone and never switches a
+link. Through the real binaries: `stockbridge` (CLI), `inventory` and `reconciler`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import UNIT_AMOUNT, scheduled_event
+from devstack.fake_stripe import eventbridge_envelope
+
+
+def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, reconciler):
+    store, u = ids["store"], ids["u"]
+    product = f"prod_history_{u}"
+    link = e2e.stripe("POST", "/_test/payment_links",
+                      {"id": f"plink_history_{u}", "product": product, "unit_amount": UNIT_AMOUNT,
+                       "metadata": {"store_id": store}})["id"]
+    # GIVEN three sessions paid two hours before stockbridge, each with its completed event in
+    # Stripe's log (never delivered: nothing was listening yet)
+    before = int(time.time()) - 7200
+    sessions = [e2e.stripe_session([(product, 1)], store, payment_link=link, created=before, event=True)
+                for _ in range(3)]
+    ids_ = {s["id"] for s in sessions}
+    pis = [s["payment_intent"] for s in sessions]
+    events = [e for e in e2e.stripe_state()["events"]
+              if e["type"] == "checkout.session.completed" and e["data"]["object"]["id"] in ids_]
+    assert len(events) == 3 and all(e["created"] == before for e in events)
+    # AND the merchant imports the count left after them: 2
+    e2e.seed(store, [{"product_id": product, "name": "E2E history", "stock": 2, "payment_links": [link]}])
+    item = e2e.item(store, product)
+    assert item["available"] == 2 and item["managed_since"], item
+
+    def untouched(when: str) -> None:
+        it = e2e.item(store, product)
+        assert (it["available"], it["version"]) == (2, 1), f"{when}: {it}"
+        assert [e["cause"] for e in e2e.ledger(store, product)] == ["set"], when
+        assert e2e.refunds_for(pis) == [], f"{when}: a customer from before the deploy was refunded"
+        assert e2e.stripe_state()["payment_links"][link]["active"] is True, when
+
+    # WHEN the reconciler runs from the CLI (no grace period: every session is examined)
+    out = json.loads(e2e.cli("reconcile", "--store", store, "--session-grace-secs", "0", "--json").stdout)
+    untouched("reconcile (CLI)")
+    assert not [d for d in out["links"]["discrepancies"] if d["subject"].startswith(f"{store}/cs_")], out
+    # AND as the scheduled Lambda (all stores)
+    code, res = reconciler.invoke(scheduled_event())
+    assert code == 200 and res["ok"], res
+    untouched("reconciler Lambda")
+    # AND the events arrive late (EventBridge retries for 24 hours)
+    for ev in events:
+        got = e2e.invoke_ok(eventbridge_envelope(ev))
+        assert got["outcome"] in ("Predates", "AlreadyApplied(Predates)"), got
+    untouched("late events")
+    # THEN each is recorded as history, and nothing else happened
+    for s in sessions:
+        assert e2e.order(s["id"])["status"] == "predates"
+
+    # A sale after the import is a sale.
+    now = e2e.stripe_session([(product, 1)], store, payment_link=link)
+    ev = e2e.event("completed", cs_id=now["id"], evt_id=f"evt_e2e_after_{u}", store=store,
+                   payment_intent=now["payment_intent"], payment_link=link, payment_status="paid")
+    assert e2e.invoke_ok(ev)["outcome"] == "Fulfilled"
+    assert e2e.item(store, product)["available"] == 1
+
+
+def test_a_stock_set_starts_a_new_boundary(e2e, ids):
+    store, u = ids["store"], ids["u"]
+    product = f"prod_recount_{u}"
+    e2e.seed(store, [{"product_id": product, "name": "E2E recount", "stock": 5}])
+    first = e2e.item(store, product)["managed_since"]
+    # A session paid now, whose event is delayed past a recount.
+    s = e2e.stripe_session([(product, 1)], store)
+    ev = e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_recount_{u}", store=store,
+                   payment_intent=s["payment_intent"], payment_status="paid")
+    ev["detail"]["created"] = int(time.time()) - 2
+    time.sleep(0.1)
+    e2e.cli("stock", "set", product, "--store", store, "3")  # the recount includes that sale
+    assert e2e.item(store, product)["managed_since"] > first
+    assert e2e.invoke_ok(ev)["outcome"] == "Predates"
+    assert e2e.item(store, product)["available"] == 3
+    e2e.cli("stock", "adjust", product, "--store", store, "--", "-1")
+    assert e2e.item(store, product)["available"] == 2
