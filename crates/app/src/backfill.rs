@@ -270,6 +270,12 @@ where
             state.links_skipped += 1;
             return Ok(());
         };
+        // Only a link that sells now, at the product's current price: an inactive or old-price
+        // link is history — a restock would switch it on and sell at an old price.
+        if !link.active || entry.mapping.price_id.as_ref() != link.prices.first() {
+            state.links_skipped += 1;
+            return Ok(());
+        }
         let store = link
             .store_id
             .clone()
@@ -287,8 +293,8 @@ where
         }
         // A link on the mapped price is the store's link from now on.
         let mut mapping = entry.mapping.clone();
-        if mapping.price_id.as_ref() == link.prices.first() && !mapping.links.contains_key(&store) {
-            mapping.links.insert(store, link.id.clone());
+        if let std::collections::btree_map::Entry::Vacant(slot) = mapping.links.entry(store) {
+            slot.insert(link.id.clone());
             mapping.version += 1;
             match self
                 .store

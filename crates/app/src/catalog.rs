@@ -421,6 +421,9 @@ where
                 .update_item_details(store, product, name, &links)
                 .await?;
         }
+        if let Some(old) = replacing {
+            self.forget_switched_off(store, product, old).await?;
+        }
         if item.available == 0 && !item.deactivated_links.contains(link) {
             self.switch_off_sold_out(&item, link).await?;
         }
@@ -474,15 +477,51 @@ where
                     .update_item_details(store, product, &item.name, &links)
                     .await?;
             }
+            self.forget_switched_off(store, product, link).await?;
         }
         match self
             .stripe
             .set_link_active(link, false, Some(REPLACED_MESSAGE))
             .await
         {
-            Ok(()) | Err(PaymentsError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(PaymentsError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A replaced or retired link leaves the item's record of links stockbridge switched off as
+    /// well as its links, so a restock never switches an old-price link back on.
+    async fn forget_switched_off(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        link: &PaymentLinkId,
+    ) -> Result<(), SyncError> {
+        for _ in 0..5 {
+            let Some(item) = self.store.item(store, product).await? else {
+                return Ok(());
+            };
+            if !item.deactivated_links.contains(link) {
+                return Ok(());
+            }
+            let rest = item
+                .deactivated_links
+                .iter()
+                .filter(|l| *l != link)
+                .cloned()
+                .collect();
+            let write = WriteSet {
+                items: vec![record_links_off(&item, rest)],
+                ..WriteSet::default()
+            };
+            match self.store.commit(&write).await {
+                Ok(()) => return Ok(()),
+                // A stock change in between: read it again.
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
     }
 
     /// The product a Stripe catalog object belongs to: a Product is itself, a Price names its

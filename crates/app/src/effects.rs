@@ -2,7 +2,9 @@
 //! crash or a redelivery is safe; all are attempted even when one fails, and the first failure is
 //! returned so the invocation fails and is retried.
 
-use stockbridge_domain::{Effects, OrderId, RefundId, Timestamp};
+use stockbridge_domain::{
+    Deactivation, Effects, OrderId, RefundId, Timestamp, WriteSet, record_links_off,
+};
 use tracing::{info, warn};
 
 use crate::ports::{
@@ -53,24 +55,31 @@ where
     for level in &effects.publish {
         keep(publisher.publish(level).await.map_err(Into::into));
     }
-    for link in &effects.deactivate {
-        let r = payments
-            .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
-            .await;
-        if r.is_ok() {
-            info!(payment_link = %link, "payment link switched off: sold out");
-        }
-        keep(r.map_err(Into::into));
+    for d in &effects.deactivate {
+        keep(switch_off(store, payments, d).await);
     }
     for r in &effects.reactivate {
+        // The level at call time decides: sold out again since, the sell-out owns the links
+        // (a switch-on landing after its switch-off would sell stock that is gone).
+        match store.item(&r.store_id, &r.product_id).await {
+            Ok(Some(item)) if item.available == 0 => {
+                info!(product_id = %r.product_id, "sold out again since the restock: links left off");
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                keep(Err(e.into()));
+                continue;
+            }
+        }
         let mut all_on = true;
         for link in &r.links {
             let res = payments.set_link_active(link, true, None).await;
-            if res.is_ok() {
+            if res.as_ref().is_ok_and(|changed| *changed) {
                 info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");
             }
             all_on &= res.is_ok();
-            keep(res.map_err(Into::into));
+            keep(res.map(|_| ()).map_err(Into::into));
         }
         // Only once every link is back on does stockbridge forget them as switched off: a failed
         // switch stays recorded and the next run (redelivery, CLI retry, reconciler) retries it.
@@ -130,6 +139,60 @@ where
         keep(r);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Switches off an item's links at sell-out, if it is still sold out. A link found already off
+/// when the decision had just recorded it was switched off by someone else: it is forgotten, so
+/// a restock never switches it on.
+async fn switch_off<S: InventoryStore, Y: Payments>(
+    store: &S,
+    payments: &Y,
+    d: &Deactivation,
+) -> Result<(), EffectError> {
+    let Some(item) = store.item(&d.store_id, &d.product_id).await? else {
+        return Ok(());
+    };
+    // The level at call time decides: restocked since, the restock owns the links.
+    if item.available > 0 {
+        info!(product_id = %d.product_id, "restocked since the sell-out: links left on");
+        return Ok(());
+    }
+    let mut first = None;
+    let mut not_ours = Vec::new();
+    for link in &d.links {
+        match payments
+            .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+            .await
+        {
+            Ok(true) => info!(payment_link = %link, "payment link switched off: sold out"),
+            Ok(false) if d.just_recorded => not_ours.push(link.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(payment_link = %link, error = %e, "switching a sold-out link off failed");
+                first.get_or_insert(e);
+            }
+        }
+    }
+    if !not_ours.is_empty() {
+        info!(product_id = %d.product_id, links = ?not_ours, "payment links were already off at the sell-out: someone else's, left off and not recorded as stockbridge's");
+        let remaining = item
+            .deactivated_links
+            .iter()
+            .filter(|l| !not_ours.contains(l))
+            .cloned()
+            .collect();
+        let write = WriteSet {
+            items: vec![record_links_off(&item, remaining)],
+            ..WriteSet::default()
+        };
+        // Changed since (another decision wrote the item): the record stays as that decision
+        // left it; this run's switch-offs stand either way.
+        match store.commit(&write).await {
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    first.map_or(Ok(()), |e| Err(e.into()))
 }
 
 async fn refund<S: InventoryStore, Y: Payments>(

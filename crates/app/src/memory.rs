@@ -324,7 +324,11 @@ impl Payments for MemoryPayments {
         link: &PaymentLinkId,
         active: bool,
         _msg: Option<&str>,
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<bool, PaymentsError> {
+        lock(&self.calls).push("read_link");
+        if self.link_active(link) == active {
+            return Ok(false);
+        }
         lock(&self.calls).push("set_link_active");
         if self
             .fail_links
@@ -337,7 +341,7 @@ impl Payments for MemoryPayments {
             });
         }
         lock(&self.links).insert(link.clone(), active);
-        Ok(())
+        Ok(true)
     }
 
     async fn create_payment_intent(

@@ -220,13 +220,16 @@ pub trait Payments: Send + Sync {
         request: &RefundRequest,
     ) -> impl Future<Output = Result<RefundId, PaymentsError>> + Send;
 
-    /// Switches a Payment Link on or off (with a message shown to buyers when off).
+    /// Switches a Payment Link on or off (with a message shown to buyers when off), unless it
+    /// already is: `true` when this call changed it. Its state is read first, so a switch that
+    /// would change nothing is never sent, and a caller knows whether the link was off before
+    /// (stockbridge records as its own only the links it switched itself).
     fn set_link_active(
         &self,
         link: &PaymentLinkId,
         active: bool,
         inactive_message: Option<&str>,
-    ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+    ) -> impl Future<Output = Result<bool, PaymentsError>> + Send;
 
     /// Creates a PaymentIntent with `capture_method=manual` (authorise now, capture later).
     fn create_payment_intent(
@@ -388,7 +391,7 @@ impl<T: Payments> Payments for std::sync::Arc<T> {
         l: &PaymentLinkId,
         a: bool,
         m: Option<&str>,
-    ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
+    ) -> impl Future<Output = Result<bool, PaymentsError>> + Send {
         (**self).set_link_active(l, a, m)
     }
     fn create_payment_intent(

@@ -4,7 +4,8 @@
 
 use stockbridge_domain::invariants::{Discrepancy, Repair, check_links, check_refund};
 use stockbridge_domain::{
-    Effects, RefundRequest, StoreId, WriteSet, record_links_off, refund_idempotency_key,
+    CatalogItem, Effects, RefundRequest, StoreId, WriteSet, record_links_off,
+    refund_idempotency_key,
 };
 use tracing::warn;
 
@@ -122,42 +123,68 @@ where
             for d in check_links(&item, &states) {
                 warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
                 let now = self.clock.now();
-                if !dry_run {
-                    let Repair::SetLinkActive { link, active } = &d.action else {
-                        continue;
-                    };
-                    let message = (!active).then_some(SOLD_OUT_MESSAGE);
-                    self.payments
-                        .set_link_active(link, *active, message)
-                        .await?;
-                    if *active {
-                        self.store
-                            .clear_deactivated(
-                                &item.store_id,
-                                &item.product_id,
-                                std::slice::from_ref(link),
-                            )
-                            .await?;
-                    } else if !item.deactivated_links.contains(link) {
-                        let mut links = item.deactivated_links.clone();
-                        links.push(link.clone());
-                        let record = WriteSet {
-                            items: vec![record_links_off(&item, links)],
-                            ..WriteSet::default()
-                        };
-                        // A concurrent change wins; the next run checks again.
-                        match self.store.commit(&record).await {
-                            Ok(()) | Err(StoreError::Conflict) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    report.repaired += 1;
-                }
-                self.store.record(now, &d, !dry_run).await?;
+                let repaired = !dry_run && self.repair_link(&item, &d.action).await?;
+                report.repaired += usize::from(repaired);
+                self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
             }
         }
         Ok(report)
+    }
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory,
+    C: Clock,
+{
+    /// Carries out a link repair on the item as it is now (re-read: a sale or a restock since
+    /// the check may have settled it). A link switched off here is recorded as stockbridge's
+    /// only when this call switched it; one switched on is forgotten as such. Whether it acted.
+    async fn repair_link(
+        &self,
+        checked: &CatalogItem,
+        action: &Repair,
+    ) -> Result<bool, CheckError> {
+        let Repair::SetLinkActive { link, active } = action else {
+            return Ok(false);
+        };
+        let Some(item) = self
+            .store
+            .item(&checked.store_id, &checked.product_id)
+            .await?
+            .filter(|i| (i.available > 0) == *active)
+        else {
+            return Ok(false);
+        };
+        if *active && !item.deactivated_links.contains(link) {
+            return Ok(false); // forgotten since: no longer stockbridge's to switch on
+        }
+        let message = (!active).then_some(SOLD_OUT_MESSAGE);
+        let changed = self
+            .payments
+            .set_link_active(link, *active, message)
+            .await?;
+        if *active {
+            self.store
+                .clear_deactivated(&item.store_id, &item.product_id, std::slice::from_ref(link))
+                .await?;
+        } else if changed && !item.deactivated_links.contains(link) {
+            let mut links = item.deactivated_links.clone();
+            links.push(link.clone());
+            let record = WriteSet {
+                items: vec![record_links_off(&item, links)],
+                ..WriteSet::default()
+            };
+            // A concurrent change wins; the next run checks again.
+            match self.store.commit(&record).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -116,3 +116,48 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn backfill_attaches_only_active_links_on_the_current_price() {
+    let store = Arc::new(MemoryStore::default());
+    let payments = Arc::new(MemoryPayments::default());
+    let product = ProductId::parse("prod_tee").unwrap();
+    let price = payments.add_stripe_product("prod_tee", "Tee", 2500);
+    payments.add_foreign_link("plink_live", &price, &product);
+    payments.add_foreign_link("plink_paused", &price, &product);
+    let old = stockbridge_domain::PriceId::parse("price_old").unwrap();
+    payments.add_foreign_link("plink_old_price", &old, &product);
+    // Switched off by the merchant: not stockbridge's to switch on.
+    payments.links.lock().unwrap().insert(
+        stockbridge_domain::PaymentLinkId::parse("plink_paused").unwrap(),
+        false,
+    );
+    let inventory = Inventory::new(
+        store.clone(),
+        Arc::new(MemoryPublisher::default()),
+        payments.clone(),
+        Arc::new(TickingClock::default()),
+        InventoryConfig {
+            filter: stockbridge_app::events::EventFilter {
+                source_prefix: "aws.partner/stripe.com/".into(),
+                livemode: false,
+            },
+            default_store: StoreId::parse("s1").unwrap(),
+            max_attempts: 5,
+        },
+    );
+    let done = inventory.backfill(&options(), |_| {}).await.unwrap();
+    assert_eq!((done.links, done.links_skipped), (1, 2), "{done:?}");
+    let item = store
+        .item(&StoreId::parse("s1").unwrap(), &product)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        item.payment_links
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>(),
+        ["plink_live"]
+    );
+}

@@ -423,3 +423,33 @@ async fn a_store_without_a_stock_record_gets_its_link_once_the_record_exists() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_replaced_link_leaves_the_sold_out_record_so_a_restock_never_switches_it_on() {
+    // GIVEN a sold-out product whose link stockbridge switched off
+    let sync = setup(&[("s1", 0)]);
+    change(&sync, details(1, 4500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    let read = || async {
+        sync.store
+            .item(&store("s1"), &pid())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let old = read().await.payment_links[0].clone();
+    assert_eq!(read().await.deactivated_links, vec![old.clone()]);
+    // WHEN its price changes (a new link replaces the old one)
+    change(&sync, details(2, 5200, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    // THEN only the new link is recorded: a restock switches on the new price alone
+    let item = read().await;
+    assert_eq!(item.payment_links.len(), 1);
+    assert_ne!(item.payment_links[0], old);
+    assert_eq!(item.deactivated_links, item.payment_links);
+    assert!(!sync.stripe.link_active(&old));
+}

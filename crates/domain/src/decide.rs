@@ -171,6 +171,45 @@ impl Reactivation {
     }
 }
 
+/// Links of one item to switch off because it sold out. The switch acts on the item's level at
+/// call time: a restock committed since owns the links, so a late switch-off never lands after
+/// its switch-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deactivation {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The links.
+    pub links: Vec<PaymentLinkId>,
+    /// True when the decision has just recorded `links` as switched off by stockbridge: one
+    /// found already off at Stripe was switched off by someone else, so it is forgotten again
+    /// (stockbridge switches back on only what it switched off itself). False when re-running
+    /// for links recorded earlier: found off, that was stockbridge's own switch.
+    pub just_recorded: bool,
+}
+
+impl Deactivation {
+    fn of(item: &CatalogItem, links: Vec<PaymentLinkId>, just_recorded: bool) -> Option<Self> {
+        (!links.is_empty()).then(|| Self {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            links,
+            just_recorded,
+        })
+    }
+}
+
+impl Effects {
+    /// Every link to switch off, whatever its item.
+    pub fn links_off(&self) -> Vec<PaymentLinkId> {
+        self.deactivate
+            .iter()
+            .flat_map(|d| d.links.iter().cloned())
+            .collect()
+    }
+}
+
 /// A refund to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
@@ -187,8 +226,8 @@ pub struct RefundRequest {
 pub struct Effects {
     /// Stock levels to publish.
     pub publish: Vec<StockLevel>,
-    /// Payment links to switch off (sold out).
-    pub deactivate: Vec<PaymentLinkId>,
+    /// Payment links to switch off (sold out), per item.
+    pub deactivate: Vec<Deactivation>,
     /// Payment links to switch back on (restocked). Each item keeps them recorded as switched
     /// off until they are back on, so a failed switch is retried by the next run.
     pub reactivate: Vec<Reactivation>,
@@ -331,7 +370,7 @@ pub(crate) struct Movement {
     update: ItemUpdate,
     entry: LedgerEntry,
     level: StockLevel,
-    deactivate: Vec<PaymentLinkId>,
+    deactivate: Vec<Deactivation>,
     reactivate: Option<Reactivation>,
 }
 
@@ -348,7 +387,16 @@ pub(crate) fn move_stock(
     // back on; they stay recorded until that succeeds.
     let (deactivated_links, deactivate, reactivate) = if available == 0 {
         let links = sold_out_links(item, session_link);
-        (links.clone(), links, None)
+        let fresh = links
+            .iter()
+            .filter(|l| !item.deactivated_links.contains(l))
+            .cloned()
+            .collect();
+        let off = [
+            Deactivation::of(item, fresh, true),
+            Deactivation::of(item, item.deactivated_links.clone(), false),
+        ];
+        (links, off.into_iter().flatten().collect(), None)
     } else {
         (
             item.deactivated_links.clone(),
@@ -440,9 +488,11 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
         if let Some(item) = items.get(product) {
             effects.publish.push(item.level());
             if item.available == 0 {
-                effects
-                    .deactivate
-                    .extend(item.deactivated_links.iter().cloned());
+                effects.deactivate.extend(Deactivation::of(
+                    item,
+                    item.deactivated_links.clone(),
+                    false,
+                ));
             } else {
                 effects.reactivate.extend(Reactivation::of(item));
             }
@@ -615,12 +665,14 @@ pub fn decide_checkout(
             // the product out (or its redelivery) owns those, and repeating them for every losing
             // buyer would spend Stripe's rate limit during a rush.
             let links = sold_out_links(item, facts.payment_link.as_ref());
-            effects.deactivate.extend(
-                links
-                    .iter()
-                    .filter(|l| !item.deactivated_links.contains(l))
-                    .cloned(),
-            );
+            let fresh = links
+                .iter()
+                .filter(|l| !item.deactivated_links.contains(l))
+                .cloned()
+                .collect();
+            effects
+                .deactivate
+                .extend(Deactivation::of(item, fresh, true));
             if links != item.deactivated_links {
                 write.items.push(record_links_off(item, links));
                 continue;
@@ -959,7 +1011,9 @@ pub fn decide_new_item(
     };
     let effects = Effects {
         publish: vec![item.level()],
-        deactivate: item.deactivated_links.clone(),
+        deactivate: Deactivation::of(&item, item.deactivated_links.clone(), true)
+            .into_iter()
+            .collect(),
         ..Effects::default()
     };
     Ok(NewItem {

@@ -73,28 +73,46 @@ pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
     })
 }
 
-/// A product's payment links are active if and only if it has stock: a link found off while
-/// stock exists is switched on, a link found on at 0 is switched off. `active` is each link's
-/// state at Stripe (links Stripe does not know are not reported here).
+/// A product's payment links are active if and only if it has stock: a link found on at 0 is
+/// switched off; a link found off while stock exists is switched back on only if stockbridge
+/// switched it off (it is in the item's `deactivated_links`) — one switched off by someone else
+/// is reported and left alone. `active` is each link's state at Stripe (links Stripe does not
+/// know are not reported here).
 pub fn check_links(item: &CatalogItem, active: &[(PaymentLinkId, bool)]) -> Vec<Discrepancy> {
     let want = item.available > 0;
     active
         .iter()
         .filter(|(link, is)| *is != want && item.payment_links.contains(link))
-        .map(|(link, is)| Discrepancy {
-            what: "link_active_iff_in_stock",
-            subject: format!("{}/{}/{}", item.store_id, item.product_id, link),
-            expected: format!("active={want} (stock {})", item.available),
-            found: format!("active={is}"),
-            action: Repair::SetLinkActive {
-                link: link.clone(),
-                active: want,
-            },
-            cause: Some(if want {
-                "switched off by someone else, or a reactivation that failed"
-            } else {
-                "switched on by someone else, or a sold-out switch that failed"
-            }),
+        .map(|(link, is)| {
+            let ours = item.deactivated_links.contains(link);
+            let (action, cause) = match (want, ours) {
+                (false, _) => (
+                    Repair::SetLinkActive {
+                        link: link.clone(),
+                        active: false,
+                    },
+                    "switched on by someone else, or a sold-out switch that failed",
+                ),
+                (true, true) => (
+                    Repair::SetLinkActive {
+                        link: link.clone(),
+                        active: true,
+                    },
+                    "a reactivation that failed",
+                ),
+                (true, false) => (
+                    Repair::LeaveAlone,
+                    "switched off by someone else: stockbridge switches on only what it switched off",
+                ),
+            };
+            Discrepancy {
+                what: "link_active_iff_in_stock",
+                subject: format!("{}/{}/{}", item.store_id, item.product_id, link),
+                expected: format!("active={want} (stock {})", item.available),
+                found: format!("active={is}"),
+                action,
+                cause: Some(cause),
+            }
         })
         .collect()
 }
@@ -143,11 +161,17 @@ mod tests {
     }
 
     #[test]
-    fn a_link_off_while_stock_exists_is_switched_on() {
-        let d = check_links(
-            &item(4),
-            &[(link("plink_a"), true), (link("plink_b"), false)],
-        );
+    fn a_link_someone_else_switched_off_is_reported_and_left_off() {
+        let d = check_links(&item(4), &[(link("plink_b"), false)]);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].action, Repair::LeaveAlone);
+    }
+
+    #[test]
+    fn a_link_stockbridge_switched_off_is_switched_on_while_stock_exists() {
+        let mut it = item(4);
+        it.deactivated_links = vec![link("plink_b")];
+        let d = check_links(&it, &[(link("plink_a"), true), (link("plink_b"), false)]);
         assert_eq!(d.len(), 1);
         assert_eq!(
             d[0].action,

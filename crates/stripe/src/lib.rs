@@ -305,14 +305,24 @@ impl Payments for StripePayments {
         link: &PaymentLinkId,
         active: bool,
         inactive_message: Option<&str>,
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<bool, PaymentsError> {
         const OP: &str = "update payment link";
+        // Read first: a switch that changes nothing is never sent (rate budget), and the answer
+        // says whether the link was already in that state — for a switch-off, whether someone
+        // else had switched it off (then it is not stockbridge's to switch back on).
+        let retrieve = RetrievePaymentLink::new(link.as_str());
+        let current = self
+            .with_retry("read payment link", || retrieve.send(&self.client))
+            .await?;
+        if current.active == active {
+            return Ok(false);
+        }
         let mut req = UpdatePaymentLink::new(link.as_str()).active(active);
         if let Some(m) = inactive_message {
             req = req.inactive_message(m);
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn create_payment_intent(

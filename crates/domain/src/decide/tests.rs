@@ -88,7 +88,7 @@ fn the_last_unit_sold_switches_off_the_product_links_and_the_session_link() {
     let d = decide_checkout(None, &facts(&[("a", 2)], PaymentState::Paid), &stock, NOW);
     assert_eq!(d.outcome, Outcome::Fulfilled);
     assert_eq!(
-        d.effects.deactivate,
+        d.effects.links_off(),
         vec![link("plink_a"), link("plink_session")]
     );
     assert_eq!(
@@ -152,7 +152,7 @@ fn an_order_racing_for_a_sold_out_product_records_the_session_link_as_switched_o
         vec![link("plink_a"), link("plink_session")]
     );
     assert_eq!(
-        d.effects.deactivate,
+        d.effects.links_off(),
         vec![link("plink_session")],
         "only the link not yet switched off"
     );
@@ -378,7 +378,7 @@ fn an_adjustment_below_zero_is_refused() {
         StockChangeError::BelowZero { available: 3, .. }
     ));
     let d = decide_stock_change(&item("a", 3, 0), StockChange::Adjust(-3), "cli", NOW).unwrap();
-    assert_eq!(d.effects.deactivate, vec![link("plink_a")]);
+    assert_eq!(d.effects.links_off(), vec![link("plink_a")]);
 }
 
 /// Applies decisions to a model store the way the transaction does: all or nothing, refused when
@@ -521,7 +521,7 @@ fn an_item_created_at_zero_has_its_links_switched_off() {
     )
     .unwrap();
     assert_eq!(n.item.deactivated_links, vec![link("plink_a")]);
-    assert_eq!(n.effects.deactivate, vec![link("plink_a")]);
+    assert_eq!(n.effects.links_off(), vec![link("plink_a")]);
     assert_eq!(n.effects.publish[0].available, 0);
     let n = decide_new_item(
         StoreId::parse("s").unwrap(),

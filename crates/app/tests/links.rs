@@ -1,0 +1,149 @@
+//! Payment links: stockbridge switches back on only the links it switched off itself, never
+//! re-sends a switch that changes nothing, and a late switch acts on the level at call time.
+
+mod support;
+
+use stockbridge_app::effects::run_effects;
+use stockbridge_domain::{
+    Deactivation, Effects, PaymentLinkId, ProductId, Reactivation, StockChange, StoreId, Timestamp,
+};
+use support::{STORE, World, available, completed, session, world};
+
+fn link(s: &str) -> PaymentLinkId {
+    PaymentLinkId::parse(s).unwrap()
+}
+
+fn ids() -> (StoreId, ProductId) {
+    (
+        StoreId::parse(STORE).unwrap(),
+        ProductId::parse("prod_a").unwrap(),
+    )
+}
+
+fn calls(w: &World, op: &str) -> usize {
+    w.payments
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| **c == op)
+        .count()
+}
+
+/// A paid order for prod_a through its own link.
+fn sale(event_id: &str, session: &str) -> serde_json::Value {
+    let mut v = completed(event_id, session);
+    v["detail"]["data"]["object"]["payment_link"] = "plink_prod_a".into();
+    v
+}
+
+fn recorded(w: &World) -> Vec<PaymentLinkId> {
+    w.store.snapshot().items[&ids()].deactivated_links.clone()
+}
+
+/// prod_a with 1 unit sold through plink_prod_a, and a second link a person switched off.
+fn two_links(w: &World) -> PaymentLinkId {
+    let mut item = w.store.snapshot().items[&ids()].clone();
+    let human = link("plink_human");
+    item.payment_links.push(human.clone());
+    w.store.put_item(item);
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(human.clone(), false);
+    human
+}
+
+#[tokio::test]
+async fn a_link_someone_switched_off_before_the_sell_out_stays_off_at_the_restock() {
+    let w = world(&[("prod_a", 1, 0)]);
+    let human = two_links(&w);
+    session(&w, "cs_last", &[("prod_a", 1)]);
+    w.app.handle(&sale("evt_last", "cs_last")).await.unwrap();
+    assert_eq!(available(&w, "prod_a"), 0);
+    assert!(!w.payments.link_active(&link("plink_prod_a")));
+    assert_eq!(
+        recorded(&w),
+        vec![link("plink_prod_a")],
+        "only the link stockbridge switched"
+    );
+    let (s, p) = ids();
+    w.app
+        .change_stock(&s, &p, StockChange::Set(5), None, "test")
+        .await
+        .unwrap();
+    assert!(w.payments.link_active(&link("plink_prod_a")));
+    assert!(
+        !w.payments.link_active(&human),
+        "a person's choice is not undone"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_sell_out_re_sends_no_switch_and_keeps_its_own_record() {
+    let w = world(&[("prod_a", 1, 0)]);
+    session(&w, "cs_last", &[("prod_a", 1)]);
+    let event = sale("evt_last", "cs_last");
+    w.app.handle(&event).await.unwrap();
+    let switches = calls(&w, "set_link_active");
+    w.app.handle(&event).await.unwrap();
+    assert_eq!(
+        calls(&w, "set_link_active"),
+        switches,
+        "nothing to change: nothing sent"
+    );
+    assert_eq!(
+        recorded(&w),
+        vec![link("plink_prod_a")],
+        "found off: its own switch"
+    );
+}
+
+#[tokio::test]
+async fn a_late_switch_on_does_not_land_after_a_sell_out() {
+    // The item sold out again after a restock whose switch-on is only running now.
+    let w = world(&[("prod_a", 0, 0)]);
+    let (s, p) = ids();
+    let mut item = w.store.snapshot().items[&(s.clone(), p.clone())].clone();
+    item.deactivated_links = vec![link("plink_prod_a")];
+    w.store.put_item(item);
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(link("plink_prod_a"), false);
+    let late = Effects {
+        reactivate: vec![Reactivation {
+            store_id: s,
+            product_id: p,
+            links: vec![link("plink_prod_a")],
+        }],
+        ..Effects::default()
+    };
+    run_effects(&*w.store, &*w.publisher, &*w.payments, &late, Timestamp(0))
+        .await
+        .unwrap();
+    assert!(!w.payments.link_active(&link("plink_prod_a")));
+    assert_eq!(recorded(&w), vec![link("plink_prod_a")]);
+}
+
+#[tokio::test]
+async fn a_late_switch_off_does_not_land_after_a_restock() {
+    let w = world(&[("prod_a", 3, 0)]);
+    let (s, p) = ids();
+    let late = Effects {
+        deactivate: vec![Deactivation {
+            store_id: s,
+            product_id: p,
+            links: vec![link("plink_prod_a")],
+            just_recorded: true,
+        }],
+        ..Effects::default()
+    };
+    run_effects(&*w.store, &*w.publisher, &*w.payments, &late, Timestamp(0))
+        .await
+        .unwrap();
+    assert!(w.payments.link_active(&link("plink_prod_a")));
+    assert_eq!(calls(&w, "set_link_active"), 0);
+}
