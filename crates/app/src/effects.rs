@@ -8,7 +8,7 @@ use stockbridge_domain::{
 use tracing::{info, warn};
 
 use crate::ports::{
-    InventoryStore, Payments, PaymentsError, PublishError, StockPublisher, StoreError,
+    Controls, InventoryStore, Payments, PaymentsError, PublishError, StockPublisher, StoreError,
 };
 
 /// A side effect that failed after the commit. The committed state is safe; the effect is re-run
@@ -24,6 +24,17 @@ pub enum EffectError {
     /// Recording the refund failed.
     #[error("recording the refund failed: {0}")]
     Store(#[from] StoreError),
+}
+
+impl EffectError {
+    /// Whether running the effect again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Publish(_) => true,
+            Self::Payments(e) => e.is_retryable(),
+            Self::Store(e) => e.is_retryable(),
+        }
+    }
 }
 
 /// The message Stripe shows on a link stockbridge switched off.
@@ -55,10 +66,36 @@ where
     for level in &effects.publish {
         keep(publisher.publish(level).await.map_err(Into::into));
     }
-    for d in &effects.deactivate {
+    // The operator's switches (`stockbridge pause`), read only when they matter.
+    let controls = if effects.deactivate.is_empty()
+        && effects.reactivate.is_empty()
+        && effects.refund.is_none()
+    {
+        Controls::default()
+    } else {
+        match store.controls().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Unknown switches: act on nothing they govern; the retry reads them again.
+                keep(Err(e.into()));
+                Controls {
+                    links_paused: true,
+                    refunds_paused: true,
+                    repairs_paused: true,
+                }
+            }
+        }
+    };
+    let links = !(effects.deactivate.is_empty() && effects.reactivate.is_empty());
+    if controls.links_paused && links {
+        warn!(
+            "payment link switches are paused (`stockbridge resume links`): none made; the reconciler makes them after resume"
+        );
+    }
+    for d in effects.deactivate.iter().filter(|_| !controls.links_paused) {
         keep(switch_off(store, payments, d).await);
     }
-    for r in &effects.reactivate {
+    for r in effects.reactivate.iter().filter(|_| !controls.links_paused) {
         // The level at call time decides: sold out again since, the sell-out owns the links
         // (a switch-on landing after its switch-off would sell stock that is gone).
         match store.item(&r.store_id, &r.product_id).await {
@@ -93,7 +130,11 @@ where
         }
     }
     if let Some(req) = &effects.refund {
-        keep(refund(store, payments, &req.order_id, req, now).await);
+        if controls.refunds_paused {
+            warn!(order_id = %req.order_id, "refunds are paused (`stockbridge resume refunds`): the order stays due; the reconciler refunds it after resume");
+        } else {
+            keep(refund(store, payments, &req.order_id, req, now).await);
+        }
     }
     if let Some(c) = &effects.capture {
         let r = match payments

@@ -229,8 +229,10 @@ where
     pub async fn apply_session_without_event(&self, event: &Value) -> Result<Handled, HandleError> {
         let decoded = match events::decode_event(event, "event", &self.config.filter)? {
             Decoded::Checkout(mut c) => {
+                // Stripe gives whole seconds; nobody pays through Checkout within the second the
+                // session opened, so the end of that second is still a lower bound.
                 c.paid_at = stockbridge_domain::PaidAt::NotBefore(stockbridge_domain::Timestamp(
-                    c.created.saturating_mul(1000),
+                    c.created.saturating_mul(1000).saturating_add(999),
                 ));
                 Decoded::Checkout(c)
             }

@@ -16,6 +16,7 @@
 //! - [`storefront`]: the catalog document a static storefront loads.
 //! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
 //! - [`reconcile`]: invariant checks and repairs (links active iff in stock).
+//! - [`parking`]: replayed events and repairs that failed, set aside with their reason.
 //! - [`backfill`]: importing an existing Stripe account into the catalog.
 //! - [`catalog`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
 //! - [`effects`]: running a decision's side effects.
@@ -28,6 +29,7 @@ pub mod events;
 pub mod holds;
 pub mod inventory;
 pub mod message;
+pub mod parking;
 pub mod ports;
 pub mod reconcile;
 pub mod recovery;

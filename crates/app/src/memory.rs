@@ -39,6 +39,10 @@ pub struct MemoryStore {
     pub commits: AtomicUsize,
     /// Number of `commit` calls refused for a conflict.
     pub conflicts: AtomicUsize,
+    /// The operator's switches.
+    pub controls: Mutex<crate::ports::Controls>,
+    /// Parked and retrying items (as a [`crate::parking::ParkingLot`]).
+    pub parking: Mutex<BTreeMap<String, crate::parking::Parked>>,
     recorded: Mutex<Vec<Recorded>>,
     catalog: Mutex<MemoryCatalog>,
     /// The replay cursor (as a [`crate::ports::CursorStore`]).
@@ -59,7 +63,18 @@ impl MemoryStore {
     }
 }
 
+impl crate::ports::ControlStore for MemoryStore {
+    async fn set_controls(&self, controls: &crate::ports::Controls) -> Result<(), StoreError> {
+        *lock(&self.controls) = *controls;
+        Ok(())
+    }
+}
+
 impl InventoryStore for MemoryStore {
+    async fn controls(&self) -> Result<crate::ports::Controls, StoreError> {
+        Ok(*lock(&self.controls))
+    }
+
     async fn load(
         &self,
         order_id: &OrderId,
@@ -274,6 +289,8 @@ pub struct MemoryPayments {
     pub event_log: MemoryEventLog,
     /// PaymentIntents by idempotency key.
     pub intents: Mutex<HashMap<String, MemoryIntent>>,
+    /// PaymentIntents Stripe refuses to refund (a disputed charge, a method that cannot refund).
+    pub refuse_refunds: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl MemoryPayments {
@@ -302,6 +319,12 @@ impl Payments for MemoryPayments {
 
     async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
         lock(&self.calls).push("refund");
+        if lock(&self.refuse_refunds).contains(request.payment_intent.as_str()) {
+            return Err(PaymentsError::Rejected {
+                operation: "refund",
+                message: format!("Charge for {} has been disputed", request.payment_intent),
+            });
+        }
         let mut refunds = lock(&self.refunds);
         if let Some((_, id)) = refunds.get(&request.idempotency_key) {
             return Ok(id.clone());
@@ -1094,6 +1117,22 @@ impl crate::ports::StripeCatalog for MemoryPayments {
                 .iter()
                 .filter_map(|l| memory_link(&c, &links, &l.id)),
         ))
+    }
+}
+
+impl crate::parking::ParkingLot for MemoryStore {
+    async fn parked(&self) -> Result<Vec<crate::parking::Parked>, StoreError> {
+        Ok(lock(&self.parking).values().cloned().collect())
+    }
+
+    async fn save_parked(&self, record: &crate::parking::Parked) -> Result<(), StoreError> {
+        lock(&self.parking).insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn remove_parked(&self, id: &str) -> Result<(), StoreError> {
+        lock(&self.parking).remove(id);
+        Ok(())
     }
 }
 

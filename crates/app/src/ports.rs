@@ -44,8 +44,39 @@ impl StoreError {
     }
 }
 
+/// The operator's switches (`stockbridge pause repairs|links|refunds`, `resume`), kept in the
+/// table and honoured by every function within a few seconds: for a sale that goes wrong, stop
+/// one kind of action everywhere without a deploy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Controls {
+    /// The reconciler computes and records every repair and carries none out (no replay, no
+    /// link switch, no refund, no session applied).
+    #[serde(default)]
+    pub repairs_paused: bool,
+    /// No Payment Link is switched on or off for stock (the switches are recorded and made by
+    /// the reconciler after `resume`).
+    #[serde(default)]
+    pub links_paused: bool,
+    /// No refund is made (oversold orders stay due; the reconciler refunds them after
+    /// `resume`).
+    #[serde(default)]
+    pub refunds_paused: bool,
+}
+
+/// Writes the operator's switches.
+pub trait ControlStore: Send + Sync {
+    /// Stores them (every function sees them within a few seconds).
+    fn set_controls(
+        &self,
+        controls: &Controls,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Orders, stock and the ledger.
 pub trait InventoryStore: Send + Sync {
+    /// The operator's switches, as stored at most a few seconds ago.
+    fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
+
     /// Reads an order record (if any) and the catalog items of `products` in `store_id`, with
     /// strongly consistent reads. Products missing from the catalog are absent from the map.
     fn load(
@@ -309,6 +340,9 @@ impl Clock for SystemClock {
 // Shared ports: an `Arc` of a port is the port.
 
 impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
+    fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send {
+        (**self).controls()
+    }
     fn load(
         &self,
         o: &OrderId,

@@ -12,6 +12,7 @@ use tracing::warn;
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::Inventory;
 use crate::inventory::{HandleError, Handled};
+use crate::parking::{Failure, Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
     ReconciliationLog, SessionLog, StockPublisher, StoreError,
@@ -59,6 +60,10 @@ pub struct CheckReport {
     pub discrepancies: Vec<Discrepancy>,
     /// How many were repaired.
     pub repaired: usize,
+    /// Repairs parked by this run (`{kind}:{id}`): they failed for good and wait for a person.
+    pub parked: Vec<String>,
+    /// Checks that could not run to the end (the others still ran).
+    pub errors: Vec<String>,
 }
 
 /// Why a check stopped.
@@ -86,7 +91,7 @@ pub enum CheckError {
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog,
+    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
     P: StockPublisher,
     Y: Payments + LinkDirectory,
     C: Clock,
@@ -103,18 +108,33 @@ where
         store: Option<&StoreId>,
         dry_run: bool,
     ) -> Result<CheckReport, CheckError> {
+        let mut failures = Failures::load(&self.store).await?;
+        let mut report = CheckReport::default();
+        self.check_links(store, dry_run, &mut failures, &mut report)
+            .await?;
+        Ok(report)
+    }
+
+    async fn check_links(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+        failures: &mut Failures<'_, S>,
+        report: &mut CheckReport,
+    ) -> Result<(), CheckError> {
         let items = match store {
             Some(s) => self.store.store_items(s).await?,
             None => self.store.all_items().await?,
         };
-        let mut report = CheckReport {
-            items: items.len(),
-            managed_since: items.iter().map(|i| i.managed_since.0).min(),
-            ..CheckReport::default()
-        };
+        report.items = items.len();
+        report.managed_since = items.iter().map(|i| i.managed_since.0).min();
+        let act = !dry_run && !self.store.controls().await?.links_paused;
         for item in items {
             let mut states = Vec::with_capacity(item.payment_links.len());
             for link in &item.payment_links {
+                if failures.set_aside(&format!("link:{link}")) {
+                    continue;
+                }
                 if let Some(active) = self.payments.link_active(link).await? {
                     states.push((link.clone(), active));
                 }
@@ -123,19 +143,56 @@ where
             for d in check_links(&item, &states) {
                 warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
                 let now = self.clock.now();
-                let repaired = !dry_run && self.repair_link(&item, &d.action).await?;
+                let repaired = act && self.repair_or_park(&item, &d, failures, report).await?;
                 report.repaired += usize::from(repaired);
                 self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
             }
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// [`Self::repair_link`], a failure recorded (and parked when it cannot succeed).
+    async fn repair_or_park(
+        &self,
+        item: &CatalogItem,
+        d: &Discrepancy,
+        failures: &mut Failures<'_, S>,
+        report: &mut CheckReport,
+    ) -> Result<bool, CheckError> {
+        let Repair::SetLinkActive { link, .. } = &d.action else {
+            return Ok(false);
+        };
+        let key = format!("link:{link}");
+        match self.repair_link(item, &d.action).await {
+            Ok(done) => {
+                failures.succeeded(&key).await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let retryable = match &e {
+                    CheckError::Payments(p) => p.is_retryable(),
+                    CheckError::Store(s) => s.is_retryable(),
+                    _ => true,
+                };
+                let failure = Failure {
+                    id: key.clone(),
+                    reason: e.to_string(),
+                    retryable,
+                    event: None,
+                };
+                if failures.fail(failure, self.clock.now()).await? {
+                    report.parked.push(key);
+                }
+                Ok(false)
+            }
+        }
     }
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog,
+    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
     P: StockPublisher,
     Y: Payments + LinkDirectory,
     C: Clock,
@@ -190,7 +247,7 @@ where
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog,
+    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
     P: StockPublisher,
     Y: Payments + LinkDirectory + SessionLog,
     C: Clock,
@@ -208,16 +265,65 @@ where
         sessions: Option<SessionWindow>,
         dry_run: bool,
     ) -> Result<CheckReport, CheckError> {
-        let mut report = self.check_link_invariants(store, dry_run).await?;
+        let mut failures = Failures::load(&self.store).await?;
+        let mut report = CheckReport::default();
+        // Refunds first: money owed to a customer comes before everything else. Each check that
+        // cannot run to its end is reported, and the next one still runs.
+        if let Err(e) = self
+            .check_refunds(store, dry_run, &mut failures, &mut report)
+            .await
+        {
+            tracing::error!(error = %e, "refund check stopped; the other checks go on");
+            report.errors.push(format!("refunds: {e}"));
+        }
+        if let Err(e) = self
+            .check_links(store, dry_run, &mut failures, &mut report)
+            .await
+        {
+            tracing::error!(error = %e, "link check stopped; the other checks go on");
+            report.errors.push(format!("links: {e}"));
+        }
+        // Sessions opened before every item's management boundary are history the merchant's
+        // counts include: not examined (and, with no item at all, there is nothing to apply).
+        let sessions = sessions
+            .zip(report.managed_since)
+            .map(|(w, since)| SessionWindow {
+                from: w.from.max(since.div_euclid(1000)),
+                ..w
+            });
+        if let Some(window) = sessions
+            && let Err(e) = self
+                .check_paid_sessions(store, window, dry_run, &mut failures, &mut report)
+                .await
+        {
+            tracing::error!(error = %e, "session check stopped; the other checks go on");
+            report.errors.push(format!("sessions: {e}"));
+        }
+        Ok(report)
+    }
+
+    async fn check_refunds(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+        failures: &mut Failures<'_, S>,
+        report: &mut CheckReport,
+    ) -> Result<(), CheckError> {
+        let act = !dry_run && !self.store.controls().await?.refunds_paused;
         let orders = self.store.oversold_orders(store).await?;
         report.oversold_orders = orders.len();
         for order in orders {
             let Some(d) = check_refund(&order) else {
                 continue;
             };
+            let key = format!("refund:{}", order.order_id);
+            if failures.set_aside(&key) {
+                continue;
+            }
             warn!(what = d.what, subject = %d.subject, dry_run, "invariant violated");
             let now = self.clock.now();
-            if !dry_run
+            let mut repaired = false;
+            if act
                 && let Repair::Refund {
                     order_id,
                     payment_intent,
@@ -231,25 +337,30 @@ where
                     }),
                     ..Effects::default()
                 };
-                run_effects(&self.store, &self.publisher, &self.payments, &effects, now).await?;
-                report.repaired += 1;
+                match run_effects(&self.store, &self.publisher, &self.payments, &effects, now).await
+                {
+                    Ok(()) => {
+                        failures.succeeded(&key).await?;
+                        repaired = true;
+                    }
+                    Err(e) => {
+                        let failure = Failure {
+                            id: key.clone(),
+                            reason: e.to_string(),
+                            retryable: e.is_retryable(),
+                            event: None,
+                        };
+                        if failures.fail(failure, now).await? {
+                            report.parked.push(key);
+                        }
+                    }
+                }
             }
-            self.store.record(now, &d, !dry_run).await?;
+            report.repaired += usize::from(repaired);
+            self.store.record(now, &d, repaired).await?;
             report.discrepancies.push(d);
         }
-        // Sessions opened before every item's management boundary are history the merchant's
-        // counts include: not examined (and, with no item at all, there is nothing to apply).
-        let sessions = sessions
-            .zip(report.managed_since)
-            .map(|(w, since)| SessionWindow {
-                from: w.from.max(since.div_euclid(1000)),
-                ..w
-            });
-        if let Some(window) = sessions {
-            self.check_paid_sessions(store, window, dry_run, &mut report)
-                .await?;
-        }
-        Ok(report)
+        Ok(())
     }
 }
 
@@ -273,6 +384,8 @@ pub fn emf_line(
                     {"Name": "Discrepancies", "Unit": "Count"},
                     {"Name": "Repaired", "Unit": "Count"},
                     {"Name": "PipelineBroken", "Unit": "Count"},
+                    {"Name": "Parked", "Unit": "Count"},
+                    {"Name": "Errors", "Unit": "Count"},
                 ],
             }],
         },
@@ -281,13 +394,15 @@ pub fn emf_line(
         "Discrepancies": summary.discrepancies,
         "Repaired": summary.repaired,
         "PipelineBroken": u8::from(summary.pipeline_broken),
+        "Parked": summary.parked,
+        "Errors": summary.errors.len(),
     })
     .to_string()
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog,
+    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
     P: StockPublisher,
     Y: Payments + LinkDirectory + SessionLog,
     C: Clock,
@@ -300,6 +415,7 @@ where
         store: Option<&StoreId>,
         window: SessionWindow,
         dry_run: bool,
+        failures: &mut Failures<'_, S>,
         report: &mut CheckReport,
     ) -> Result<(), CheckError> {
         for session in self.payments.completed_sessions_since(window.from).await? {
@@ -323,7 +439,8 @@ where
                 continue;
             }
             report.sessions += 1;
-            if self.store.load_order(&session.id).await?.is_some() {
+            let key = format!("session:{}", session.id);
+            if failures.set_aside(&key) || self.store.load_order(&session.id).await?.is_some() {
                 continue;
             }
             let d = Discrepancy {
@@ -369,13 +486,21 @@ where
                         report.discrepancies.push(left);
                         continue;
                     }
-                    Ok(Handled::Applied { .. }) => report.repaired += 1,
+                    Ok(Handled::Applied { .. }) => {
+                        failures.succeeded(&key).await?;
+                        report.repaired += 1;
+                    }
                     Ok(_) => {}
                     Err(source) => {
-                        return Err(CheckError::Apply {
-                            session: session.id.to_string(),
-                            source,
-                        });
+                        let failure = Failure {
+                            id: key.clone(),
+                            reason: source.to_string(),
+                            retryable: source.is_retryable(),
+                            event: None,
+                        };
+                        if failures.fail(failure, now).await? {
+                            report.parked.push(key);
+                        }
                     }
                 }
             }
@@ -460,6 +585,16 @@ pub struct RunSummary {
     pub pipeline_broken: bool,
     /// The first findings (at most 20), for the notification.
     pub findings: Vec<String>,
+    /// Replayed events and repairs parked now (they failed for good and wait for a person:
+    /// `stockbridge parked list`).
+    #[serde(default)]
+    pub parked: usize,
+    /// Phases or checks that could not run to their end (the others still ran).
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// The operator's switches during the run (`stockbridge pause`).
+    #[serde(default)]
+    pub controls: crate::ports::Controls,
 }
 
 impl RunSummary {
@@ -503,6 +638,9 @@ impl RunSummary {
                     )
                 })
                 .collect(),
+            parked: 0,
+            errors: Vec::new(),
+            controls: crate::ports::Controls::default(),
         }
     }
 }
@@ -541,19 +679,11 @@ pub struct RunReport {
     pub summary: RunSummary,
 }
 
-/// Why a run stopped (the next run starts over; repairs made stay made).
+/// Why a run could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Replaying events failed.
-    #[error("event replay: {0}")]
-    Replay(#[from] crate::recovery::RecoveryError),
-    /// A check failed.
-    #[error("invariant check: {0}")]
-    Check(#[from] CheckError),
-    /// The catalog check failed.
-    #[error("catalog check: {0}")]
-    Catalog(#[from] crate::catalog::SyncError),
-    /// Recording the summary failed.
+    /// Reading the parking lot or recording the summary failed. (A phase that fails is
+    /// reported in the summary's `errors`; the others still run.)
     #[error("recording the summary: {0}")]
     Store(#[from] StoreError),
 }
@@ -575,49 +705,82 @@ where
         + CatalogReader
         + ReconciliationLog
         + crate::ports::CatalogStore
-        + crate::ports::CursorStore,
+        + crate::ports::CursorStore
+        + ParkingLot,
     P: StockPublisher,
     Y: Payments + LinkDirectory + SessionLog + crate::ports::EventLog + crate::ports::StripeCatalog,
     C: Clock,
     N: crate::ports::Notifier,
 {
+    // `stockbridge pause repairs`: everything is computed and recorded, nothing carried out.
+    let controls = inventory.store.controls().await?;
+    let options = &RunOptions {
+        dry_run: options.dry_run || controls.repairs_paused,
+        ..options.clone()
+    };
+    if controls.repairs_paused {
+        warn!("repairs are paused (`stockbridge resume repairs`): this run only reports");
+    }
+    // Each phase that cannot run to its end is reported; the next one still runs.
+    let mut errors = Vec::new();
+    let mut failed = |phase: &str, e: &dyn std::fmt::Display| {
+        tracing::error!(phase, error = %e, "reconciler phase stopped; the others go on");
+        errors.push(format!("{phase}: {e}"));
+    };
     let events = if options.dry_run {
         None
     } else {
-        Some(
-            inventory
-                .recover_missed_events(
-                    &inventory.payments,
-                    &inventory.store,
-                    options.max_events,
-                    options.event_overlap_secs,
-                )
-                .await?,
-        )
+        inventory
+            .recover_missed_events(
+                &inventory.payments,
+                &inventory.store,
+                &inventory.store,
+                options.max_events,
+                options.event_overlap_secs,
+            )
+            .await
+            .inspect_err(|e| failed("event replay", e))
+            .ok()
     };
     let links = inventory
         .check_invariants(options.store.as_ref(), options.sessions, options.dry_run)
-        .await?;
+        .await
+        .inspect_err(|e| failed("checks", e))
+        .unwrap_or_default();
     let catalog = if options.store.is_none() && options.catalog_segments > 0 {
-        Some(
-            sync.check_catalog(
-                options.dry_run,
-                options.catalog_segments,
-                options.catalog_grace_ms,
-                options.catalog_max_pages,
-            )
-            .await?,
+        sync.check_catalog(
+            options.dry_run,
+            options.catalog_segments,
+            options.catalog_grace_ms,
+            options.catalog_max_pages,
         )
+        .await
+        .inspect_err(|e| failed("catalog check", e))
+        .ok()
     } else {
         None
     };
-    let summary = RunSummary::of(
+    let parked = ParkingLot::parked(&inventory.store)
+        .await?
+        .iter()
+        .filter(|p| p.state == crate::parking::ParkedState::Parked)
+        .count();
+    let mut summary = RunSummary::of(
         inventory.clock.now(),
         options.dry_run,
         events.as_ref(),
         &links,
         catalog.as_ref(),
     );
+    summary.parked = parked;
+    summary.controls = controls;
+    summary.errors = errors;
+    summary.errors.extend(links.errors.iter().cloned());
+    if let Some(stop) = events.as_ref().and_then(|e| e.stopped.clone()) {
+        summary
+            .errors
+            .push(format!("event replay stopped at {stop}"));
+    }
     let json = serde_json::to_string(&summary).map_err(|e| StoreError::Other(Box::new(e)))?;
     inventory
         .store

@@ -13,14 +13,18 @@
 //! - it keeps events 30 days: a cursor older than [`STALE_CURSOR_DAYS`] is warned about.
 //!
 //! The first run (no cursor) sets the cursor at its own time, even when Stripe has no event yet,
-//! so everything after it is replayed by the next runs; a backfill sets it before it starts. The
-//! cursor never moves past an event that failed: the next run retries it.
+//! so everything after it is replayed by the next runs; a backfill sets it before it starts.
+//!
+//! An event that fails stops the replay with the cursor before it, so the next run retries it —
+//! unless it cannot succeed (malformed, refused) or has failed [`crate::parking::MAX_ATTEMPTS`]
+//! runs: then it is parked with its reason ([`crate::parking`]) and the replay goes on past it.
 
 use stockbridge_domain::{Outcome, Timestamp};
 use tracing::{info, warn};
 
 use crate::events::HANDLED_EVENT_TYPES;
-use crate::inventory::{HandleError, Handled, Inventory};
+use crate::inventory::{Handled, Inventory};
+use crate::parking::{Failure, Failures, ParkingLot};
 use crate::ports::{
     Clock, Cursor, CursorStore, EventLog, InventoryStore, Payments, PaymentsError, StockPublisher,
     StoreError,
@@ -56,6 +60,12 @@ pub struct RecoveryReport {
     pub history: usize,
     /// Events refused or ignored by the handler.
     pub skipped: usize,
+    /// Events parked by this run (the replay went on past them).
+    pub parked: usize,
+    /// Events skipped because they were parked earlier.
+    pub set_aside: usize,
+    /// Why the replay stopped early, when an event failed and is to be retried by the next run.
+    pub stopped: Option<String>,
     /// Recovered order ids (a recovered event is a sign the delivery path dropped it).
     pub recovered_orders: Vec<String>,
     /// The cursor after the run: the last event replayed, or the time it stands at.
@@ -74,18 +84,9 @@ pub enum RecoveryError {
     /// Listing events failed.
     #[error("listing Stripe events failed: {0}")]
     Log(#[from] PaymentsError),
-    /// Reading or moving the cursor failed.
-    #[error("the replay cursor: {0}")]
+    /// Reading or moving the cursor, or recording a failure, failed.
+    #[error("the replay cursor or the parking lot: {0}")]
     Cursor(#[from] StoreError),
-    /// An event failed; the cursor stays before it and the next run retries it.
-    #[error("event {event_id} failed (the cursor stays before it): {source}")]
-    Event {
-        /// The event.
-        event_id: String,
-        /// The cause.
-        #[source]
-        source: HandleError,
-    },
 }
 
 fn age_days(now: Timestamp, created: i64) -> i64 {
@@ -124,14 +125,17 @@ where
     C: Clock,
 {
     /// Replays missed events: at most `budget` events per run, re-listing `overlap_secs` before
-    /// the cursor. Without a cursor the run only sets it at its own time.
+    /// the cursor. Without a cursor the run only sets it at its own time. Failures are recorded
+    /// in `lot`; a parked event is passed over.
     ///
     /// # Errors
-    /// [`RecoveryError`]; the cursor never moves past an event that failed.
-    pub async fn recover_missed_events<L: EventLog, K: CursorStore>(
+    /// [`RecoveryError`] when Stripe cannot be listed or the table cannot be written; the
+    /// cursor never moves past an event that failed and was not parked.
+    pub async fn recover_missed_events<L: EventLog, K: CursorStore, Q: ParkingLot>(
         &self,
         log: &L,
         cursors: &K,
+        lot: &Q,
         budget: usize,
         overlap_secs: u32,
     ) -> Result<RecoveryReport, RecoveryError> {
@@ -151,6 +155,7 @@ where
             report.initialized = true;
             return Ok(report);
         };
+        let mut failures = Failures::load(lot).await?;
         let mut chunks = 0;
         // At least one listing per run: the overlap is re-read even when no time has passed.
         loop {
@@ -174,20 +179,37 @@ where
                     break;
                 }
                 report.listed += 1;
+                let key = format!("event:{}", event.id);
+                if failures.set_aside(&key) {
+                    report.set_aside += 1;
+                    continue;
+                }
                 match self.replay_stripe_event(&event.event).await {
-                    Ok(handled) => self.count(&mut report, &event.id, handled),
+                    Ok(handled) => {
+                        failures.succeeded(&key).await?;
+                        self.count(&mut report, &event.id, handled);
+                    }
                     Err(source) => {
-                        advance(cursors, &cursor, before).await?;
-                        return Err(RecoveryError::Event {
-                            event_id: event.id.to_string(),
-                            source,
-                        });
+                        let failure = Failure {
+                            id: key,
+                            reason: source.to_string(),
+                            retryable: source.is_retryable(),
+                            event: Some(&event.event),
+                        };
+                        if failures.fail(failure, self.clock.now()).await? {
+                            report.parked += 1;
+                        } else {
+                            // Retried by the next run: the cursor stays before it.
+                            report.stopped = Some(format!("event {}: {source}", event.id));
+                            next = before;
+                            break;
+                        }
                     }
                 }
                 next.event_id = Some(event.id.clone());
             }
             cursor = advance(cursors, &cursor, next).await?;
-            if cursor.created >= upto || report.more {
+            if cursor.created >= upto || report.more || report.stopped.is_some() {
                 break;
             }
             if chunks == MAX_CHUNKS_PER_RUN {

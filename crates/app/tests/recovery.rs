@@ -5,6 +5,7 @@
 mod support;
 
 use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
+use stockbridge_app::parking::ParkedState;
 use stockbridge_app::ports::{Cursor, LoggedEvent};
 use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, SETTLE_SECS};
 use stockbridge_domain::{OrderStatus, StripeEventId};
@@ -58,7 +59,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
     let cursor = at(NOW - 100);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(
@@ -79,7 +80,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
     let calls = stripe_calls(&w);
     let again = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(
@@ -97,7 +98,7 @@ async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_ove
     let log = MemoryEventLog::default();
     let cursor = at(NOW - 100);
     w.app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
@@ -108,7 +109,7 @@ async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_ove
         .push(logged("evt_late", "cs_late", NOW - 30));
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(r.recovered_orders, vec!["cs_late"]);
@@ -126,7 +127,7 @@ async fn the_newest_seconds_are_never_read() {
         .push(logged("evt_fresh", "cs_fresh", NOW - 1));
     let r = w
         .app
-        .recover_missed_events(&log, &at(NOW - 100), 100, 60)
+        .recover_missed_events(&log, &at(NOW - 100), &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(r.listed, 0, "{r:?}");
@@ -134,28 +135,91 @@ async fn the_newest_seconds_are_never_read() {
 }
 
 #[tokio::test]
-async fn a_failing_event_keeps_the_cursor_before_it() {
+async fn an_event_that_cannot_succeed_is_parked_and_the_replay_goes_on_past_it() {
     let w = world(&[("prod_a", 5, 0)]);
-    // No line items for cs_broken in "Stripe": the handler fails on it.
+    // No line items for cs_broken in "Stripe": Stripe refuses, which no retry changes.
+    session(&w, "cs_after", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    log.events.lock().unwrap().extend([
+        logged("evt_broken", "cs_broken", NOW - 50),
+        logged("evt_after", "cs_after", NOW - 40),
+    ]);
+    let cursor = at(NOW - 100);
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!((r.parked, r.recovered), (1, 1), "{r:?}");
+    assert_eq!(available(&w, "prod_a"), 4, "the event after it was applied");
+    assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
+    let parked = w.store.parking.lock().unwrap().clone();
+    let record = &parked["event:evt_broken"];
+    assert_eq!(record.state, ParkedState::Parked);
+    assert!(record.reason.contains("cs_broken"), "{record:?}");
+    assert_eq!(
+        record.event.as_ref().unwrap()["id"],
+        "evt_broken",
+        "kept to retry"
+    );
+    // The next run re-reads the overlap and leaves the parked event alone.
+    let calls = stripe_calls(&w);
+    let again = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!((again.set_aside, again.parked), (1, 0), "{again:?}");
+    assert_eq!(stripe_calls(&w), calls);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
+    let w = world(&[("prod_a", 5, 0)]);
     session(&w, "cs_ok", &[("prod_a", 1)]);
+    session(&w, "cs_flaky", &[("prod_a", 1)]);
     let log = MemoryEventLog::default();
     log.events.lock().unwrap().extend([
         logged("evt_ok", "cs_ok", NOW - 50),
-        logged("evt_broken", "cs_broken", NOW - 40),
+        logged("evt_flaky", "cs_flaky", NOW - 40),
     ]);
     let cursor = at(NOW - 100);
-    let err = w
-        .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+    // The first publish works (evt_ok), the second fails after the commit: retryable.
+    w.publisher
+        .fail_next
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    w.app
+        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("evt_broken"), "{err}");
+        .unwrap();
+    w.publisher
+        .fail_next
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .await
+        .unwrap();
+    assert!(
+        r.stopped.as_deref().unwrap_or("").contains("evt_flaky"),
+        "{r:?}"
+    );
     assert_eq!(
         stored(&cursor).created,
         NOW - 41,
         "stops before the failure"
     );
-    assert_eq!(available(&w, "prod_a"), 4);
+    let parked = w.store.parking.lock().unwrap().clone();
+    assert_eq!(parked["event:evt_flaky"].state, ParkedState::Retrying);
+    // The next run gets past it and forgets the failure.
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .await
+        .unwrap();
+    assert_eq!(r.stopped, None, "{r:?}");
+    assert!(w.store.parking.lock().unwrap().is_empty());
+    assert_eq!(available(&w, "prod_a"), 3);
 }
 
 #[tokio::test]
@@ -165,7 +229,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
     let cursor = MemoryCursor::default();
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert!(r.initialized);
@@ -182,7 +246,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
         .fetch_add(60_000, std::sync::atomic::Ordering::Relaxed);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!(r.recovered_orders, vec!["cs_1"]);
@@ -200,7 +264,7 @@ async fn a_replayed_order_from_before_the_import_is_history_not_a_recovery() {
         .push(logged("evt_old", "cs_old", NOW - 90));
     let r = w
         .app
-        .recover_missed_events(&log, &at(NOW - 100), 100, 60)
+        .recover_missed_events(&log, &at(NOW - 100), &*w.store, 100, 60)
         .await
         .unwrap();
     assert_eq!((r.history, r.recovered), (1, 0), "{r:?}");
@@ -216,7 +280,7 @@ async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps()
     let cursor = at(NOW - 26 * 86_400);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
         .await
         .unwrap();
     assert!(r.more, "{r:?}");

@@ -350,6 +350,26 @@ pub struct ReconcilerSettings {
     pub catalog_max_pages: usize,
     /// `RECONCILIATION_EVENT_BUS`: where the summary event goes (default `default`).
     pub event_bus: String,
+    /// `STOCKBRIDGE_REPAIRS=report`: every repair is computed, recorded and alarmed on, none is
+    /// carried out (default `act`). See [`report_only`].
+    pub report_only: bool,
+}
+
+/// `STOCKBRIDGE_REPAIRS`: `act` (default) or `report` — the safe way to connect an account
+/// that sold before stockbridge: the reconciler replays nothing and repairs nothing, but
+/// records (and alarms on) everything it would have done.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for any other value.
+pub fn report_only() -> Result<bool, ConfigError> {
+    match var("STOCKBRIDGE_REPAIRS").as_deref().map(str::trim) {
+        None | Some("act") => Ok(false),
+        Some("report") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "STOCKBRIDGE_REPAIRS",
+            message: format!("{other:?} is neither \"act\" nor \"report\""),
+        }),
+    }
 }
 
 fn number<T: std::str::FromStr + PartialOrd + Copy>(
@@ -388,6 +408,7 @@ impl ReconcilerSettings {
             catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,
             catalog_max_pages: number("RECONCILER_CATALOG_MAX_PAGES", 1500, 0)?,
             event_bus: var("RECONCILIATION_EVENT_BUS").unwrap_or_else(|| "default".into()),
+            report_only: report_only()?,
         })
     }
 
@@ -395,7 +416,7 @@ impl ReconcilerSettings {
     pub fn options(&self, now: stockbridge_domain::Timestamp) -> RunOptions {
         RunOptions {
             store: None,
-            dry_run: false,
+            dry_run: self.report_only,
             max_events: self.max_events,
             event_overlap_secs: self.event_overlap_secs,
             sessions: SessionWindow::last_hours(now, self.session_hours, self.session_grace_secs),

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 mod ops;
+mod parked;
+mod switches;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -101,6 +103,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop one kind of action everywhere, mid-sale, without a deploy (every function sees it
+    /// within a few seconds): `repairs` (the reconciler only reports), `links` (no Payment
+    /// Link switches), `refunds` (oversold orders stay due), or `all`.
+    Pause {
+        /// What to pause.
+        #[arg(value_enum)]
+        what: switches::Switch,
+    },
+    /// Undo `pause` (the reconciler then makes the switches and refunds left undone).
+    Resume {
+        /// What to resume.
+        #[arg(value_enum)]
+        what: switches::Switch,
+    },
+    /// Replayed events and repairs the reconciler set aside after they failed for good.
+    Parked {
+        #[command(subcommand)]
+        command: ParkedCommand,
+        /// Print JSON (`list`).
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// An item's orders and ledger.
     History {
         /// Product id (the Stripe product id).
@@ -111,6 +135,22 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ParkedCommand {
+    /// Every parked (and still retrying, or skipped) item with its reason.
+    List,
+    /// Try it again: an event now, through the inventory handler; a repair at the next run.
+    Retry {
+        /// As listed (`event:evt_…`, `refund:cs_…`, `link:plink_…`, `session:cs_…`).
+        id: String,
+    },
+    /// Never try it again (it stays listed as skipped).
+    Skip {
+        /// As listed.
+        id: String,
     },
 }
 
@@ -553,6 +593,16 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
         }
         Command::Status { json } => ops::status(&config, json).await?,
+        Command::Pause { what } => switches::set(&config, what, true).await?,
+        Command::Resume { what } => switches::set(&config, what, false).await?,
+        Command::Parked { command, json } => {
+            let action = match command {
+                ParkedCommand::List => parked::Action::List,
+                ParkedCommand::Retry { id } => parked::Action::Retry(id),
+                ParkedCommand::Skip { id } => parked::Action::Skip(id),
+            };
+            parked::run(&config, action, json).await?;
+        }
         Command::History {
             product,
             store,

@@ -32,7 +32,7 @@ pub async fn reconcile(config: &Config, a: ReconcileArgs) -> Result<()> {
     let now = SystemClock.now();
     let options = RunOptions {
         store: a.store,
-        dry_run: a.dry_run,
+        dry_run: a.dry_run || stockbridge_bootstrap::report_only()?,
         max_events: a.max_events,
         event_overlap_secs: a.event_overlap_secs,
         sessions: stockbridge_app::reconcile::SessionWindow::last_hours(
@@ -220,6 +220,15 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
             },
         });
     }
+    let controls = stockbridge_app::ports::InventoryStore::controls(&store)
+        .await
+        .context("reading the pause switches")?;
+    let parked = stockbridge_app::parking::ParkingLot::parked(&store)
+        .await
+        .context("reading the parked items")?
+        .iter()
+        .filter(|p| p.state == stockbridge_app::parking::ParkedState::Parked)
+        .count();
     let cursor_age_secs = cursor.as_ref().map(|c| now.0 / 1000 - c.created);
     if json {
         println!(
@@ -229,6 +238,8 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
                 "last_reconcile": last,
                 "backfill": backfill,
                 "queues": queues,
+                "parked": parked,
+                "controls": controls,
             }))?
         );
         return Ok(());
@@ -254,6 +265,14 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         _ => println!(
             "replay cursor: not set (the first reconciler run or `stockbridge backfill` sets it)"
         ),
+    }
+    println!("switches: {}", crate::switches::describe(&controls));
+    if parked > 0 {
+        println!(
+            "parked: {parked} — events or repairs that failed for good (`stockbridge parked list`)"
+        );
+    } else {
+        println!("parked: none");
     }
     match &last {
         Some(s) => {

@@ -11,6 +11,7 @@
 //! | replay cursor | `CURSOR#stripe-events` | `CURSOR` |
 //! | named checkpoint (backfill, last reconcile) | `CHECKPOINT#{name}` | `CHECKPOINT` |
 //! | discrepancy found by the reconciler | `RECON#{yyyy-mm-dd}` | `{ms:013}#{subject}` |
+//! | parked event or repair | `PARKED` | `{kind}:{id}` |
 //!
 //! Ids never contain `#` (the domain refuses it), so keys cannot collide. A decision's write set
 //! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
@@ -26,7 +27,7 @@ use aws_sdk_dynamodb::types::{
     KeysAndAttributes, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
     TransactWriteItem, Update,
 };
-use stockbridge_app::ports::{InventoryStore, StoreError};
+use stockbridge_app::ports::{Controls, InventoryStore, StoreError};
 use stockbridge_domain::{
     CatalogItem, Cause, CauseKind, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite,
     PaymentLinkId, ProductId, RefundId, StoreId, StripeEventId, Timestamp, WriteSet,
@@ -40,7 +41,15 @@ type Attrs = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The operator's switches as last read, and when: read again after [`CONTROLS_TTL`].
+    controls: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Controls)>>>,
 }
+
+/// How long a function trusts the switches it read (`stockbridge pause` takes effect within it).
+pub const CONTROLS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The operator's switches: `pk = CONTROL`, `sk = CONTROL`, as JSON in `doc`.
+const CONTROL_PK: &str = "CONTROL";
 
 fn item_pk(store: &StoreId, product: &ProductId) -> String {
     format!("ITEM#{store}#{product}")
@@ -290,6 +299,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            controls: std::sync::Arc::default(),
         }
     }
 
@@ -454,7 +464,49 @@ impl DynamoStore {
     }
 }
 
+impl stockbridge_app::ports::ControlStore for DynamoStore {
+    async fn set_controls(&self, controls: &Controls) -> Result<(), StoreError> {
+        let mut item = key(CONTROL_PK.to_owned(), CONTROL_PK);
+        item.insert("kind".into(), s("control"));
+        item.insert(
+            "doc".into(),
+            s(serde_json::to_string(controls).map_err(|e| corrupt(CONTROL_PK, e.to_string()))?),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        *self.controls.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+}
+
 impl InventoryStore for DynamoStore {
+    async fn controls(&self) -> Result<Controls, StoreError> {
+        let cached = *self.controls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = cached.filter(|(at, _)| at.elapsed() < CONTROLS_TTL) {
+            return Ok(c);
+        }
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(CONTROL_PK.to_owned(), CONTROL_PK)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let c = match r.item() {
+            Some(a) => parse_doc(a, CONTROL_PK)?,
+            None => Controls::default(),
+        };
+        *self.controls.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), c));
+        Ok(c)
+    }
+
     async fn load(
         &self,
         order_id: &OrderId,
@@ -881,6 +933,61 @@ impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+/// Parked events and repairs: one partition `PARKED`, `sk = {kind}:{id}`, the record as JSON
+/// in `doc` (a few items: they are failures waiting for a person).
+const PARKED_PK: &str = "PARKED";
+
+impl stockbridge_app::parking::ParkingLot for DynamoStore {
+    async fn parked(&self) -> Result<Vec<stockbridge_app::parking::Parked>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(PARKED_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(a) = pages.next().await {
+            out.push(parse_doc(&a.map_err(sdk_error)?, PARKED_PK)?);
+        }
+        Ok(out)
+    }
+
+    async fn save_parked(
+        &self,
+        record: &stockbridge_app::parking::Parked,
+    ) -> Result<(), StoreError> {
+        let mut item = key(PARKED_PK.to_owned(), &record.id);
+        item.insert("kind".into(), s("parked"));
+        item.insert(
+            "doc".into(),
+            s(serde_json::to_string(record).map_err(|e| corrupt(&record.id, e.to_string()))?),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn remove_parked(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(PARKED_PK.to_owned(), id)))
             .send()
             .await
             .map_err(sdk_error)?;

@@ -373,3 +373,46 @@ async fn catalog_details_and_mappings_are_compare_and_set_and_scanned_in_segment
         Some("prod_9")
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn parked_items_and_the_pause_switches_round_trip() {
+    use stockbridge_app::parking::{Parked, ParkedState, ParkingLot};
+    use stockbridge_app::ports::{ControlStore, Controls, InventoryStore};
+    let s = store().await;
+    assert!(s.parked().await.unwrap().is_empty());
+    let record = Parked {
+        id: "event:evt_bad".into(),
+        reason: "detail.data.object.metadata.store_id: invalid".into(),
+        attempts: 1,
+        state: ParkedState::Parked,
+        first_failed: Timestamp(1),
+        last_failed: Timestamp(2),
+        event: Some(serde_json::json!({"id": "evt_bad"})),
+    };
+    s.save_parked(&record).await.unwrap();
+    assert_eq!(s.parked().await.unwrap(), vec![record.clone()]);
+    s.remove_parked(&record.id).await.unwrap();
+    assert!(s.parked().await.unwrap().is_empty());
+
+    assert_eq!(s.controls().await.unwrap(), Controls::default());
+    let paused = Controls {
+        links_paused: true,
+        ..Controls::default()
+    };
+    s.set_controls(&paused).await.unwrap();
+    assert_eq!(
+        s.controls().await.unwrap(),
+        paused,
+        "the writer sees it at once"
+    );
+    let other = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await),
+        s.table(),
+    );
+    assert_eq!(
+        other.controls().await.unwrap(),
+        paused,
+        "another function reads it"
+    );
+}

@@ -9,8 +9,9 @@
 //!
 //! Configuration: as `inventory`, plus `RECONCILER_MAX_EVENTS` (default 1000),
 //! `RECONCILER_SESSION_HOURS` (24), `RECONCILER_SESSION_GRACE_SECS` (600),
-//! `RECONCILER_CATALOG_SEGMENTS` (4; 0 skips the catalog check) and `RECONCILIATION_EVENT_BUS`
-//! (`default`).
+//! `RECONCILER_CATALOG_SEGMENTS` (4; 0 skips the catalog check), `RECONCILIATION_EVENT_BUS`
+//! (`default`), `RECONCILER_EVENT_OVERLAP_SECS` (60) and `STOCKBRIDGE_REPAIRS` (`act`, or `report`:
+//! record every repair, carry none out).
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -28,11 +29,8 @@ struct Function {
 
 impl Function {
     async fn handle(&self, _event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-        let options = RunOptions {
-            store: None,
-            dry_run: false,
-            ..self.settings.options(SystemClock.now())
-        };
+        // Every store; `STOCKBRIDGE_REPAIRS=report` makes it a report-only run.
+        let options: RunOptions = self.settings.options(SystemClock.now());
         let report = run(&self.inventory, &self.sync, &self.notifier, &options)
             .await
             .map_err(|e| {

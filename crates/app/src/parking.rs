@@ -1,0 +1,186 @@
+//! Parking: one failure never disables the rest.
+//!
+//! A replayed event or a repair that fails is recorded with its reason. A non-retryable failure
+//! (malformed data, a refusal from Stripe) is *parked* at once; a retryable one (a throttle, an
+//! outage, a conflict) is retried by the next runs and parked after [`MAX_ATTEMPTS`]. A parked
+//! item is skipped by every later run — the replay cursor moves past a parked event, the checks go
+//! on with the next order or link — is counted in the run's summary (`Parked`, alarmed on) and
+//! logged at error, and waits for a person: `stockbridge parked list | retry ID | skip ID`.
+//!
+//! # Layout
+//! - [`ParkingLot`]: the port (one record per item, keyed `{kind}:{id}`).
+//! - [`Failures`]: a run's view of it: what to skip, what to record.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use stockbridge_domain::Timestamp;
+use tracing::{error, warn};
+
+use crate::ports::StoreError;
+
+/// Runs a retryable failure is retried before it is parked.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkedState {
+    /// Failed, retryable: the next runs try again.
+    Retrying,
+    /// Set aside: skipped by every run until a person retries or skips it.
+    Parked,
+    /// A person decided to leave it: never tried again.
+    Skipped,
+}
+
+/// A replayed event or a repair that failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Parked {
+    /// `{kind}:{id}`: `event:evt_…`, `refund:cs_…`, `link:plink_…`, `session:cs_…`.
+    pub id: String,
+    /// Why it failed last.
+    pub reason: String,
+    /// Failures so far.
+    pub attempts: u32,
+    /// Where it stands.
+    pub state: ParkedState,
+    /// When it first failed (ms).
+    pub first_failed: Timestamp,
+    /// When it failed last (ms).
+    pub last_failed: Timestamp,
+    /// A replayed event itself, so it can be retried after the cursor moved past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+}
+
+impl Parked {
+    /// The kind: the part of the id before `:`.
+    pub fn kind(&self) -> &str {
+        self.id.split_once(':').map_or(self.id.as_str(), |(k, _)| k)
+    }
+}
+
+/// Stores parked and retrying items.
+pub trait ParkingLot: Send + Sync {
+    /// Every record (a few: they are failures).
+    fn parked(&self) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send;
+
+    /// Writes (or overwrites) a record.
+    fn save_parked(&self, record: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a record (it succeeded, or a person retries it).
+    fn remove_parked(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<T: ParkingLot> ParkingLot for std::sync::Arc<T> {
+    fn parked(&self) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
+        (**self).parked()
+    }
+    fn save_parked(&self, r: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_parked(r)
+    }
+    fn remove_parked(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remove_parked(id)
+    }
+}
+
+/// A failure to record.
+#[derive(Debug)]
+pub struct Failure<'a> {
+    /// `{kind}:{id}`.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+    /// Whether a later attempt may succeed.
+    pub retryable: bool,
+    /// The event, for a replayed one.
+    pub event: Option<&'a serde_json::Value>,
+}
+
+/// One run's view of the parking lot: read once, updated as the run goes.
+#[derive(Debug)]
+pub struct Failures<'a, L> {
+    lot: &'a L,
+    records: BTreeMap<String, Parked>,
+    /// Items parked by this run.
+    pub newly_parked: Vec<String>,
+}
+
+impl<'a, L: ParkingLot> Failures<'a, L> {
+    /// Reads the lot.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it cannot be read.
+    pub async fn load(lot: &'a L) -> Result<Self, StoreError> {
+        Ok(Self {
+            lot,
+            records: lot
+                .parked()
+                .await?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            newly_parked: Vec::new(),
+        })
+    }
+
+    /// True when `id` is parked or skipped: the run leaves it alone.
+    pub fn set_aside(&self, id: &str) -> bool {
+        self.records
+            .get(id)
+            .is_some_and(|p| p.state != ParkedState::Retrying)
+    }
+
+    /// Records a failure. Returns true when the item is parked now (the caller moves on past
+    /// it); false when it is to be retried by a later run.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the record cannot be written.
+    pub async fn fail(&mut self, failure: Failure<'_>, now: Timestamp) -> Result<bool, StoreError> {
+        let previous = self.records.get(&failure.id);
+        let attempts = previous.map_or(0, |p| p.attempts) + 1;
+        let park = !failure.retryable || attempts >= MAX_ATTEMPTS;
+        let record = Parked {
+            id: failure.id.clone(),
+            reason: failure.reason,
+            attempts,
+            state: if park {
+                ParkedState::Parked
+            } else {
+                ParkedState::Retrying
+            },
+            first_failed: previous.map_or(now, |p| p.first_failed),
+            last_failed: now,
+            event: failure.event.cloned(),
+        };
+        self.lot.save_parked(&record).await?;
+        if park {
+            error!(parked = %record.id, reason = %record.reason, attempts, "parked: skipped by every run until `stockbridge parked retry` or `skip`");
+            self.newly_parked.push(record.id.clone());
+        } else {
+            warn!(failed = %record.id, reason = %record.reason, attempts, "failed; the next run retries it");
+        }
+        self.records.insert(record.id.clone(), record);
+        Ok(park)
+    }
+
+    /// An item that had failed before succeeded: its record goes.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the record cannot be removed.
+    pub async fn succeeded(&mut self, id: &str) -> Result<(), StoreError> {
+        if self.records.remove(id).is_some() {
+            self.lot.remove_parked(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Items parked (not skipped) now.
+    pub fn parked_count(&self) -> usize {
+        self.records
+            .values()
+            .filter(|p| p.state == ParkedState::Parked)
+            .count()
+    }
+}
