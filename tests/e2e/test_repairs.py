@@ -138,3 +138,19 @@ def test_one_bad_event_is_parked_and_the_replay_goes_on_past_it(e2e, ids):
     e2e.cli("parked", "skip", mine["id"])
     (after,) = [p for p in json.loads(e2e.cli("parked", "list", "--json").stdout) if p["id"] == mine["id"]]
     assert after["state"] == "skipped"
+
+
+def test_a_short_mixed_order_refunds_only_the_catalog_lines(e2e, ids):
+    store, u = ids["store"], ids["u"]
+    mine, theirs = f"prod_short_{u}", f"prod_other_system_{u}"
+    e2e.seed(store, [{"product_id": mine, "name": "E2E short", "stock": 1}])
+    s = e2e.stripe_session([(mine, 2), (theirs, 1)], store)  # 2 wanted, 1 left; the other ships
+    ev = e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_short_{u}", store=store,
+                   payment_intent=s["payment_intent"], payment_status="paid")
+    assert e2e.invoke_ok(ev)["outcome"].startswith("Oversold"), ev
+    (refund,) = e2e.refunds_for([s["payment_intent"]])
+    assert refund["amount"] == 2 * UNIT_AMOUNT, refund
+    assert e2e.order(s["id"])["record"]["refund_amount"] == 2 * UNIT_AMOUNT
+    # A redelivery refunds nothing more.
+    e2e.invoke_ok(ev)
+    assert len(e2e.refunds_for([s["payment_intent"]])) == 1

@@ -43,6 +43,7 @@ async fn main() {
                 vec![SessionLine {
                     product_id: ProductId::parse("prod_a").unwrap(),
                     quantity: 1,
+                    amount_total: None,
                 }],
             );
             let mut e = base.clone();

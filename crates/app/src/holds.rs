@@ -316,6 +316,8 @@ where
             event_id: StripeEventId::parse(format!("checkout-api-{hold}")).expect("valid id"),
             // A hold is made by stockbridge itself, now: never history.
             paid_at: stockbridge_domain::PaidAt::At(self.clock.now()),
+            // A hold that cannot be filled is cancelled, never refunded.
+            amounts: std::collections::BTreeMap::new(),
         };
         let mut attempt = 0;
         let record = loop {

@@ -35,6 +35,12 @@ pub struct InventoryConfig {
     pub max_attempts: u32,
 }
 
+/// What a product's lines cost, as Stripe charged them (minor units).
+type Amounts = std::collections::BTreeMap<ProductId, u64>;
+
+/// A session's lines (merged per product) and their amounts, listed once per event.
+type Listed = (Vec<OrderLine>, Amounts);
+
 /// Called right after a commit, before any effect. Tests use it to inject a crash.
 pub type AfterCommitHook = Arc<dyn Fn() + Send + Sync>;
 
@@ -279,9 +285,9 @@ where
             source,
         };
         // Listed once per event, kept across conflict retries.
-        let lines: std::sync::Mutex<Option<Vec<OrderLine>>> = std::sync::Mutex::new(None);
+        let lines: std::sync::Mutex<Option<Listed>> = std::sync::Mutex::new(None);
         let take_lines = || lines.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let keep_lines = |l: Option<Vec<OrderLine>>| {
+        let keep_lines = |l: Option<Listed>| {
             *lines.lock().unwrap_or_else(|e| e.into_inner()) = l;
         };
         let store_id_ref = &store_id;
@@ -422,7 +428,7 @@ where
         event: &CheckoutEvent,
         store_id: &StoreId,
         payment: PaymentState,
-        lines: &mut Option<Vec<OrderLine>>,
+        lines: &mut Option<Listed>,
         now: stockbridge_domain::Timestamp,
     ) -> Result<Decision, HandleError> {
         let order_id = &event.session.id;
@@ -450,7 +456,7 @@ where
                 }
             }
         }
-        let lines = lines.clone().unwrap_or_default();
+        let (lines, amounts) = lines.clone().unwrap_or_default();
         let products: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();
         let (existing, items) = self
             .store
@@ -471,6 +477,7 @@ where
             payment_link: event.session.payment_link.clone(),
             event_id: event.event_id.clone(),
             paid_at: event.paid_at,
+            amounts,
         };
         Ok(match event.kind {
             CheckoutKind::AsyncPaymentSucceeded => {
@@ -480,7 +487,7 @@ where
         })
     }
 
-    async fn lines(&self, order_id: &OrderId) -> Result<Vec<OrderLine>, HandleError> {
+    async fn lines(&self, order_id: &OrderId) -> Result<Listed, HandleError> {
         let raw =
             self.payments
                 .line_items(order_id)
@@ -490,7 +497,14 @@ where
                     source,
                 })?;
         let mut lines = Vec::with_capacity(raw.len());
+        // Per product; a product with a line of unknown amount has none (no partial refund of it).
+        let mut amounts = Amounts::new();
+        let mut unknown = Vec::new();
         for (index, l) in raw.into_iter().enumerate() {
+            match l.amount_total {
+                Some(a) => *amounts.entry(l.product_id.clone()).or_default() += a,
+                None => unknown.push(l.product_id.clone()),
+            }
             let quantity = Quantity::new(l.quantity).map_err(|e| HandleError::BadLineItem {
                 order_id: order_id.clone(),
                 index,
@@ -501,11 +515,15 @@ where
                 quantity,
             });
         }
-        merge_lines(lines).map_err(|e| HandleError::BadLineItem {
+        for p in unknown {
+            amounts.remove(&p);
+        }
+        let lines = merge_lines(lines).map_err(|e| HandleError::BadLineItem {
             order_id: order_id.clone(),
             index: 0,
             message: e.to_string(),
-        })
+        })?;
+        Ok((lines, amounts))
     }
 
     async fn items_of(&self, order: &OrderRecord) -> Result<Items, StoreError> {
@@ -557,9 +575,13 @@ where
         if let Some(r) = created.filter(|r| !r.predating.is_empty() && !r.lines.is_empty()) {
             let products: Vec<&str> = r.predating.iter().map(|l| l.product_id.as_str()).collect();
             warn!(stripe_event_id = event_id, order_id, store_id = %store_id, ?products, "order has lines paid before stockbridge managed their stock: those lines moved nothing");
-            if r.status == stockbridge_domain::OrderStatus::Oversold {
-                error!(stripe_event_id = event_id, order_id, store_id = %store_id, "short order with lines from before stockbridge: not refunded in full (the merchant ships those lines); refund the short lines by hand");
-            }
+        }
+        if created.is_some_and(|r| {
+            r.status == stockbridge_domain::OrderStatus::Oversold
+                && r.payment == PaymentState::Paid
+                && r.refund_amount == Some(0)
+        }) {
+            error!(stripe_event_id = event_id, order_id, store_id = %store_id, "short order with other lines, and a line of unknown amount: nothing refunded automatically; refund the undelivered lines by hand");
         }
         if let Some(r) = created.filter(|r| !r.unmatched.is_empty() && !r.lines.is_empty()) {
             let products: Vec<&str> = r.unmatched.iter().map(|l| l.product_id.as_str()).collect();

@@ -289,6 +289,8 @@ pub struct MemoryPayments {
     pub event_log: MemoryEventLog,
     /// PaymentIntents by idempotency key.
     pub intents: Mutex<HashMap<String, MemoryIntent>>,
+    /// The amount of each refund by idempotency key (`None`: in full).
+    pub refund_amounts: Mutex<BTreeMap<String, Option<u64>>>,
     /// PaymentIntents Stripe refuses to refund (a disputed charge, a method that cannot refund).
     pub refuse_refunds: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -339,6 +341,7 @@ impl Payments for MemoryPayments {
             request.idempotency_key.clone(),
             (request.payment_intent.to_string(), id.clone()),
         );
+        lock(&self.refund_amounts).insert(request.idempotency_key.clone(), request.amount);
         Ok(id)
     }
 

@@ -171,6 +171,8 @@ pub struct SessionLine {
     pub product_id: ProductId,
     /// Units (Stripe may omit it; absent is an error upstream).
     pub quantity: u64,
+    /// What the line cost (`amount_total`: after discounts, with tax), minor units.
+    pub amount_total: Option<u64>,
 }
 
 /// Why a Stripe call failed.

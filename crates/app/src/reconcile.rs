@@ -327,12 +327,14 @@ where
                 && let Repair::Refund {
                     order_id,
                     payment_intent,
+                    amount,
                 } = &d.action
             {
                 let effects = Effects {
                     refund: Some(RefundRequest {
                         order_id: order_id.clone(),
                         payment_intent: payment_intent.clone(),
+                        amount: *amount,
                         idempotency_key: refund_idempotency_key(order_id),
                     }),
                     ..Effects::default()

@@ -99,6 +99,7 @@ fn session(w: &World, id: &str, lines: &[(&str, u64)]) {
             .map(|(p, q)| SessionLine {
                 product_id: ProductId::parse(*p).unwrap(),
                 quantity: *q,
+                amount_total: None,
             })
             .collect(),
     );
@@ -671,6 +672,7 @@ mod refund_invariant {
             payment_link: None,
             event_id: stockbridge_domain::StripeEventId::parse("evt_lost").unwrap(),
             paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
+            amounts: std::collections::BTreeMap::new(),
         };
         let s = StoreId::parse(STORE).unwrap();
         let (_, items) = w

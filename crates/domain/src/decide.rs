@@ -215,8 +215,10 @@ impl Effects {
 pub struct RefundRequest {
     /// The order.
     pub order_id: OrderId,
-    /// What to refund, in full.
+    /// The payment to refund.
     pub payment_intent: PaymentIntentId,
+    /// How much, in minor units (`None`: in full).
+    pub amount: Option<u64>,
     /// Derived from the order, so a retry never refunds twice.
     pub idempotency_key: String,
 }
@@ -312,6 +314,9 @@ pub struct CheckoutFacts {
     pub event_id: StripeEventId,
     /// When the order was paid (or completed, for a delayed payment still clearing).
     pub paid_at: PaidAt,
+    /// Each product's `amount_total` as Stripe charged it (minor units; absent when unknown):
+    /// what a partial refund returns.
+    pub amounts: BTreeMap<ProductId, u64>,
 }
 
 /// When an order was paid, as far as the fact tells.
@@ -498,16 +503,7 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
             }
         }
     }
-    if order.refund_due() {
-        effects.refund = order
-            .payment_intent
-            .clone()
-            .map(|payment_intent| RefundRequest {
-                order_id: order.order_id.clone(),
-                payment_intent,
-                idempotency_key: order.refund_idempotency_key(),
-            });
-    }
+    effects.refund = order.refund_request();
     if let (Some(_), Some(pi)) = (&order.hold, &order.payment_intent) {
         let action = |what: &str| IntentAction {
             order_id: order.order_id.clone(),
@@ -588,6 +584,7 @@ pub fn decide_checkout(
         updated_at: now,
         hold: None,
         predating,
+        refund_amount: None,
     };
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
@@ -686,16 +683,17 @@ pub fn decide_checkout(
                 .push((item.store_id.clone(), item.product_id.clone(), item.version));
         }
     }
-    if record.refund_due() {
-        effects.refund = record
-            .payment_intent
-            .clone()
-            .map(|payment_intent| RefundRequest {
-                order_id: record.order_id.clone(),
-                payment_intent,
-                idempotency_key: record.refund_idempotency_key(),
-            });
+    // Only what stockbridge could not deliver goes back: with lines of other products or from
+    // before the boundary, those lines ship (and the shipping with them), so the refund is the
+    // catalog lines' own total as Stripe charged it.
+    if !record.unmatched.is_empty() || !record.predating.is_empty() {
+        let amounts: Option<u64> = known
+            .iter()
+            .map(|l| facts.amounts.get(&l.product_id).copied())
+            .sum();
+        record.refund_amount = Some(amounts.unwrap_or(0));
     }
+    effects.refund = record.refund_request();
     write.order = Some(OrderWrite::Create(record));
     Decision {
         write,
@@ -823,6 +821,7 @@ pub fn decide_payment_failed(
             updated_at: now,
             hold: None,
             predating: Vec::new(),
+            refund_amount: None,
         };
         return Decision {
             write: WriteSet {

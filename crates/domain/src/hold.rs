@@ -223,6 +223,7 @@ mod tests {
             payment_link: None,
             event_id: StripeEventId::parse("api-hold_1").unwrap(),
             paid_at: crate::PaidAt::At(Timestamp(0)),
+            amounts: std::collections::BTreeMap::new(),
         }
     }
 

@@ -43,12 +43,15 @@ pub enum Repair {
     },
     /// Nothing: reported for a person to look at (the repair could harm).
     LeaveAlone,
-    /// Refund an oversold, paid order in full (with the order's idempotency key).
+    /// Refund an oversold, paid order — in full, or the part that was stockbridge's (with the
+    /// order's idempotency key).
     Refund {
         /// The order.
         order_id: OrderId,
         /// The PaymentIntent.
         payment_intent: PaymentIntentId,
+        /// Minor units (`None`: in full).
+        amount: Option<u64>,
     },
 }
 
@@ -56,18 +59,19 @@ pub enum Repair {
 /// after every retry, or the process died before it) is refunded — with the order's own
 /// idempotency key, so a refund that did happen is replayed, never repeated.
 pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
-    let payment_intent = order
-        .payment_intent
-        .clone()
-        .filter(|_| order.refund_due())?;
+    let request = order.refund_request()?;
     Some(Discrepancy {
         what: "oversold_order_refunded",
         subject: format!("{}/{}", order.store_id, order.order_id),
-        expected: "refunded in full".to_owned(),
+        expected: match request.amount {
+            None => "refunded in full".to_owned(),
+            Some(a) => format!("{a} (minor units) refunded: the lines not delivered"),
+        },
         found: "oversold and paid, no refund recorded".to_owned(),
         action: Repair::Refund {
-            order_id: order.order_id.clone(),
-            payment_intent,
+            order_id: request.order_id,
+            payment_intent: request.payment_intent,
+            amount: request.amount,
         },
         cause: Some("the refund failed after every retry, or the process stopped before it"),
     })
@@ -197,6 +201,7 @@ mod tests {
             payment_link: None,
             event_id: crate::StripeEventId::parse("evt_1").unwrap(),
             paid_at: crate::PaidAt::At(Timestamp(0)),
+            amounts: std::collections::BTreeMap::new(),
         };
         let record =
             |payment| match crate::decide_checkout(None, &facts(payment), &stock, Timestamp(0))
@@ -212,7 +217,8 @@ mod tests {
             d.action,
             Repair::Refund {
                 order_id: paid.order_id.clone(),
-                payment_intent: PaymentIntentId::parse("pi_1").unwrap()
+                payment_intent: PaymentIntentId::parse("pi_1").unwrap(),
+                amount: None,
             }
         );
         paid.refund_id = Some(crate::RefundId::parse("re_1").unwrap());

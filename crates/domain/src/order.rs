@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    OrderId, PaymentIntentId, PaymentLinkId, ProductId, Quantity, RefundId, StoreId, StripeEventId,
-    Timestamp,
+    OrderId, PaymentIntentId, PaymentLinkId, ProductId, Quantity, RefundId, RefundRequest, StoreId,
+    StripeEventId, Timestamp,
 };
 
 /// One product and how many of it.
@@ -147,10 +147,16 @@ pub struct OrderRecord {
     #[serde(default)]
     pub hold: Option<HoldTerms>,
     /// Catalog lines paid before their item's management boundary: history the merchant's count
-    /// already included. Never decremented; an order with any is never refunded in full by
-    /// stockbridge (the merchant ships those lines).
+    /// already included. Never decremented, never refunded (the merchant ships those lines).
     #[serde(default)]
     pub predating: Vec<OrderLine>,
+    /// What to refund of a short order, in the payment's minor units, when only part of the
+    /// payment is stockbridge's to return: the undelivered catalog lines of an order that also
+    /// has lines of other products or from before the boundary (those ship, and so does the
+    /// shipping). `None`: in full. `Some(0)`: nothing automatic (a line's amount was unknown);
+    /// logged for a person.
+    #[serde(default)]
+    pub refund_amount: Option<u64>,
 }
 
 /// The terms of a checkout-API hold.
@@ -165,7 +171,7 @@ impl OrderRecord {
     /// PaymentIntent to refund.
     pub fn refund_due(&self) -> bool {
         self.hold.is_none()
-            && self.predating.is_empty()
+            && self.refund_amount != Some(0)
             && self.status == OrderStatus::Oversold
             && self.payment == PaymentState::Paid
             && self.refund_id.is_none()
@@ -176,6 +182,18 @@ impl OrderRecord {
     /// redelivery or reconciler run can ever refund twice.
     pub fn refund_idempotency_key(&self) -> String {
         refund_idempotency_key(&self.order_id)
+    }
+
+    /// The refund this order is due, if any: in full, or the part
+    /// [`Self::refund_amount`] says, with the order's own idempotency key.
+    pub fn refund_request(&self) -> Option<RefundRequest> {
+        let payment_intent = self.payment_intent.clone().filter(|_| self.refund_due())?;
+        Some(RefundRequest {
+            order_id: self.order_id.clone(),
+            payment_intent,
+            amount: self.refund_amount,
+            idempotency_key: self.refund_idempotency_key(),
+        })
     }
 
     /// Every product the order names (matched lines only).

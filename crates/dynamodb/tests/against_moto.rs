@@ -78,6 +78,7 @@ fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
         payment_link: None,
         event_id: StripeEventId::parse("evt_1").unwrap(),
         paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
+        amounts: std::collections::BTreeMap::new(),
     }
 }
 

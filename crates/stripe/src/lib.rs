@@ -281,6 +281,7 @@ impl Payments for StripePayments {
                 lines.push(SessionLine {
                     product_id,
                     quantity,
+                    amount_total: u64::try_from(item.amount_total).ok(),
                 });
             }
             match (page.has_more, page.data.last()) {
@@ -292,7 +293,13 @@ impl Payments for StripePayments {
 
     async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
         const OP: &str = "create refund";
-        let req = CreateRefund::new().payment_intent(request.payment_intent.as_str());
+        let mut req = CreateRefund::new().payment_intent(request.payment_intent.as_str());
+        if let Some(amount) = request.amount {
+            req = req.amount(i64::try_from(amount).map_err(|e| PaymentsError::Invalid {
+                operation: OP,
+                message: format!("refund amount {amount}: {e}"),
+            })?);
+        }
         let refund = self.send_keyed(OP, &req, &request.idempotency_key).await?;
         RefundId::parse(refund.id.as_str()).map_err(|e| PaymentsError::Invalid {
             operation: OP,

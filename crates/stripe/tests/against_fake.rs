@@ -113,6 +113,7 @@ async fn a_refund_is_made_once_however_often_it_is_sent() {
     let req = RefundRequest {
         order_id: OrderId::parse(id.clone()).unwrap(),
         payment_intent: PaymentIntentId::parse(pi.clone()).unwrap(),
+        amount: None,
         idempotency_key: format!("stockbridge-refund-{id}"),
     };
     let c = client();

@@ -72,6 +72,7 @@ pub fn session(w: &World, id: &str, lines: &[(&str, u64)]) {
             .map(|(p, q)| SessionLine {
                 product_id: ProductId::parse(*p).unwrap(),
                 quantity: *q,
+                amount_total: None,
             })
             .collect(),
     );

@@ -88,14 +88,17 @@ fn an_order_applies_only_the_lines_paid_after_their_own_item_boundary() {
 }
 
 #[test]
-fn a_short_order_with_predating_lines_is_never_refunded_in_full() {
+fn a_short_order_with_predating_lines_refunds_only_the_lines_not_delivered() {
     // The merchant ships the predating line; refunding the whole payment would give it away.
     let stock = items(&[managed("a", 0, Timestamp(0)), managed("b", 5, BOUNDARY)]);
     let before = PaidAt::At(Timestamp(BOUNDARY.0 - 1));
-    let d = decide_checkout(None, &paid_at(&[("a", 1), ("b", 1)], before), &stock, NOW);
+    let facts = CheckoutFacts {
+        amounts: [(pid("a"), 1_200), (pid("b"), 3_000)].into_iter().collect(),
+        ..paid_at(&[("a", 1), ("b", 1)], before)
+    };
+    let d = decide_checkout(None, &facts, &stock, NOW);
     assert!(matches!(d.outcome, Outcome::Oversold(_)));
-    assert!(d.effects.refund.is_none());
-    assert!(!created(&d).refund_due());
+    assert_eq!(d.effects.refund.expect("a refund").amount, Some(1_200));
 }
 
 #[test]

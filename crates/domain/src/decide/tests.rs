@@ -51,6 +51,7 @@ pub(super) fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFac
         payment_link: Some(link("plink_session")),
         event_id: StripeEventId::parse("evt_1").unwrap(),
         paid_at: crate::PaidAt::At(Timestamp(0)),
+        amounts: std::collections::BTreeMap::new(),
     }
 }
 
@@ -592,4 +593,46 @@ proptest! {
             prop_assert_eq!(available, 5);
         }
     }
+}
+
+#[test]
+fn a_short_mixed_order_refunds_only_its_catalog_lines_and_keeps_the_shipping() {
+    // b is another system's product: its line ships, and so does the shipping.
+    let stock = items(&[item("a", 0, 1)]);
+    let facts = CheckoutFacts {
+        amounts: [(pid("a"), 2_500), (pid("b"), 4_000)].into_iter().collect(),
+        ..facts(&[("a", 1), ("b", 1)], PaymentState::Paid)
+    };
+    let d = decide_checkout(None, &facts, &stock, NOW);
+    assert!(matches!(d.outcome, Outcome::Oversold(_)));
+    assert_eq!(created(&d).refund_amount, Some(2_500), "kept for a retry");
+    assert_eq!(d.effects.refund.expect("a refund").amount, Some(2_500));
+}
+
+#[test]
+fn a_short_order_of_catalog_lines_only_is_refunded_in_full() {
+    let stock = items(&[item("a", 0, 1)]);
+    let facts = CheckoutFacts {
+        amounts: [(pid("a"), 2_500)].into_iter().collect(),
+        ..facts(&[("a", 1)], PaymentState::Paid)
+    };
+    let d = decide_checkout(None, &facts, &stock, NOW);
+    assert_eq!(
+        d.effects.refund.expect("a refund").amount,
+        None,
+        "in full, shipping too"
+    );
+}
+
+#[test]
+fn a_short_mixed_order_with_an_unknown_line_amount_refunds_nothing_automatically() {
+    let stock = items(&[item("a", 0, 1)]);
+    let d = decide_checkout(
+        None,
+        &facts(&[("a", 1), ("b", 1)], PaymentState::Paid),
+        &stock,
+        NOW,
+    );
+    assert!(d.effects.refund.is_none());
+    assert_eq!(created(&d).refund_amount, Some(0));
 }
