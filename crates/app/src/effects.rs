@@ -3,12 +3,13 @@
 //! returned so the invocation fails and is retried.
 
 use stockbridge_domain::{
-    Deactivation, Effects, OrderId, RefundId, Timestamp, WriteSet, record_links_off,
+    Deactivation, Effects, OrderId, Reactivation, RefundId, Timestamp, WriteSet, record_links_off,
 };
 use tracing::{info, warn};
 
 use crate::ports::{
-    Controls, InventoryStore, Payments, PaymentsError, PublishError, StockPublisher, StoreError,
+    Controls, InventoryStore, LinkSwitch, Payments, PaymentsError, PublishError, StockPublisher,
+    StoreError,
 };
 
 /// A side effect that failed after the commit. The committed state is safe; the effect is re-run
@@ -96,38 +97,7 @@ where
         keep(switch_off(store, payments, d).await);
     }
     for r in effects.reactivate.iter().filter(|_| !controls.links_paused) {
-        // The level at call time decides: sold out again since, the sell-out owns the links
-        // (a switch-on landing after its switch-off would sell stock that is gone).
-        match store.item(&r.store_id, &r.product_id).await {
-            Ok(Some(item)) if item.available == 0 => {
-                info!(product_id = %r.product_id, "sold out again since the restock: links left off");
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                keep(Err(e.into()));
-                continue;
-            }
-        }
-        let mut all_on = true;
-        for link in &r.links {
-            let res = payments.set_link_active(link, true, None).await;
-            if res.as_ref().is_ok_and(|changed| *changed) {
-                info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");
-            }
-            all_on &= res.is_ok();
-            keep(res.map(|_| ()).map_err(Into::into));
-        }
-        // Only once every link is back on does stockbridge forget them as switched off: a failed
-        // switch stays recorded and the next run (redelivery, CLI retry, reconciler) retries it.
-        if all_on {
-            keep(
-                store
-                    .clear_deactivated(&r.store_id, &r.product_id, &r.links)
-                    .await
-                    .map_err(Into::into),
-            );
-        }
+        keep(switch_on(store, payments, r).await);
     }
     if let Some(req) = &effects.refund {
         if controls.refunds_paused {
@@ -182,6 +152,68 @@ where
     first.map_or(Ok(()), Err)
 }
 
+/// Switches an item's recorded links back on at restock, if it is still in stock, and forgets
+/// those that are on. A sell-out that commits between the read and the switch finds the link
+/// still off and does nothing, so the level is read again afterwards: sold out by then, the
+/// links go back off (and stay recorded).
+async fn switch_on<S: InventoryStore, Y: Payments>(
+    store: &S,
+    payments: &Y,
+    r: &Reactivation,
+) -> Result<(), EffectError> {
+    let Some(item) = store.item(&r.store_id, &r.product_id).await? else {
+        return Ok(());
+    };
+    // The level at call time decides: sold out again since, the sell-out owns the links.
+    if item.available == 0 {
+        info!(product_id = %r.product_id, "sold out again since the restock: links left off");
+        return Ok(());
+    }
+    let mut first = None;
+    let mut on = Vec::new();
+    // Only links still recorded as stockbridge's: one replaced since (an old price) or found to
+    // be someone else's stays as it is.
+    for link in r
+        .links
+        .iter()
+        .filter(|l| item.deactivated_links.contains(l))
+    {
+        match payments.set_link_active(link, true, None).await {
+            Ok(s) => {
+                if s.switched() {
+                    info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");
+                }
+                on.push(link.clone());
+            }
+            Err(e) => {
+                warn!(payment_link = %link, error = %e, "switching a restocked link on failed");
+                first.get_or_insert(EffectError::from(e));
+            }
+        }
+    }
+    if on.is_empty() {
+        return first.map_or(Ok(()), Err);
+    }
+    if store
+        .item(&r.store_id, &r.product_id)
+        .await?
+        .is_some_and(|now| now.available == 0)
+    {
+        warn!(product_id = %r.product_id, "sold out while its links were switched on: switching them off again");
+        for link in &on {
+            payments
+                .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+                .await?;
+        }
+        return first.map_or(Ok(()), Err);
+    }
+    // A link whose switch failed stays recorded: the next run retries it.
+    store
+        .clear_deactivated(&r.store_id, &r.product_id, &on)
+        .await?;
+    first.map_or(Ok(()), Err)
+}
+
 /// Switches off an item's links at sell-out, if it is still sold out. A link found already off
 /// when the decision had just recorded it was switched off by someone else: it is forgotten, so
 /// a restock never switches it on.
@@ -205,9 +237,18 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await
         {
-            Ok(true) => info!(payment_link = %link, "payment link switched off: sold out"),
-            Ok(false) if d.just_recorded => not_ours.push(link.clone()),
-            Ok(false) => {}
+            Ok(LinkSwitch::Switched) => {
+                info!(payment_link = %link, "payment link switched off: sold out");
+            }
+            // Found off with another message: someone else switched it off. (Off with
+            // stockbridge's own message: a concurrent sell-out, the reconciler or the catalog
+            // sync switched it — it stays recorded.)
+            Ok(LinkSwitch::Unchanged { inactive_message })
+                if d.just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) =>
+            {
+                not_ours.push(link.clone());
+            }
+            Ok(LinkSwitch::Unchanged { .. }) => {}
             Err(e) => {
                 warn!(payment_link = %link, error = %e, "switching a sold-out link off failed");
                 first.get_or_insert(e);

@@ -273,6 +273,8 @@ pub struct MemoryPayments {
     pub sessions: Mutex<HashMap<OrderId, Vec<SessionLine>>>,
     /// Active flag per link (absent = active).
     pub links: Mutex<HashMap<PaymentLinkId, bool>>,
+    /// The message each link shows while off, as the last switch set it.
+    pub link_messages: Mutex<HashMap<PaymentLinkId, String>>,
     /// Refunds by idempotency key: (payment intent, refund id).
     pub refunds: Mutex<BTreeMap<String, (String, RefundId)>>,
     /// Calls made, by operation.
@@ -349,11 +351,13 @@ impl Payments for MemoryPayments {
         &self,
         link: &PaymentLinkId,
         active: bool,
-        _msg: Option<&str>,
-    ) -> Result<bool, PaymentsError> {
+        msg: Option<&str>,
+    ) -> Result<crate::ports::LinkSwitch, PaymentsError> {
         lock(&self.calls).push("read_link");
         if self.link_active(link) == active {
-            return Ok(false);
+            return Ok(crate::ports::LinkSwitch::Unchanged {
+                inactive_message: lock(&self.link_messages).get(link).cloned(),
+            });
         }
         lock(&self.calls).push("set_link_active");
         if self
@@ -367,7 +371,11 @@ impl Payments for MemoryPayments {
             });
         }
         lock(&self.links).insert(link.clone(), active);
-        Ok(true)
+        match msg.filter(|_| !active) {
+            Some(m) => lock(&self.link_messages).insert(link.clone(), m.to_owned()),
+            None => lock(&self.link_messages).remove(link),
+        };
+        Ok(crate::ports::LinkSwitch::Switched)
     }
 
     async fn create_payment_intent(

@@ -175,6 +175,25 @@ pub struct SessionLine {
     pub amount_total: Option<u64>,
 }
 
+/// What a link switch found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSwitch {
+    /// The link was in the other state; this call switched it.
+    Switched,
+    /// The link already was in the wanted state; nothing was sent.
+    Unchanged {
+        /// The message it shows buyers while off (stockbridge's own says it switched it).
+        inactive_message: Option<String>,
+    },
+}
+
+impl LinkSwitch {
+    /// True when this call changed the link.
+    pub fn switched(&self) -> bool {
+        matches!(self, Self::Switched)
+    }
+}
+
 /// Why a Stripe call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentsError {
@@ -254,15 +273,15 @@ pub trait Payments: Send + Sync {
     ) -> impl Future<Output = Result<RefundId, PaymentsError>> + Send;
 
     /// Switches a Payment Link on or off (with a message shown to buyers when off), unless it
-    /// already is: `true` when this call changed it. Its state is read first, so a switch that
-    /// would change nothing is never sent, and a caller knows whether the link was off before
-    /// (stockbridge records as its own only the links it switched itself).
+    /// already is. Its state is read first, so a switch that would change nothing is never
+    /// sent, and a caller learns how it found the link (stockbridge records as its own only the
+    /// links it switched off itself).
     fn set_link_active(
         &self,
         link: &PaymentLinkId,
         active: bool,
         inactive_message: Option<&str>,
-    ) -> impl Future<Output = Result<bool, PaymentsError>> + Send;
+    ) -> impl Future<Output = Result<LinkSwitch, PaymentsError>> + Send;
 
     /// Creates a PaymentIntent with `capture_method=manual` (authorise now, capture later).
     fn create_payment_intent(
@@ -427,7 +446,7 @@ impl<T: Payments> Payments for std::sync::Arc<T> {
         l: &PaymentLinkId,
         a: bool,
         m: Option<&str>,
-    ) -> impl Future<Output = Result<bool, PaymentsError>> + Send {
+    ) -> impl Future<Output = Result<LinkSwitch, PaymentsError>> + Send {
         (**self).set_link_active(l, a, m)
     }
     fn create_payment_intent(

@@ -219,12 +219,29 @@ where
         if *active && !item.deactivated_links.contains(link) {
             return Ok(false); // forgotten since: no longer stockbridge's to switch on
         }
+        // Paused since the run began (`stockbridge pause links`): leave it.
+        if self.store.controls().await?.links_paused {
+            return Ok(false);
+        }
         let message = (!active).then_some(SOLD_OUT_MESSAGE);
         let changed = self
             .payments
             .set_link_active(link, *active, message)
-            .await?;
+            .await?
+            .switched();
         if *active {
+            // A sale may have sold it out between the read and the switch.
+            if self
+                .store
+                .item(&item.store_id, &item.product_id)
+                .await?
+                .is_some_and(|now| now.available == 0)
+            {
+                self.payments
+                    .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+                    .await?;
+                return Ok(false);
+            }
             self.store
                 .clear_deactivated(&item.store_id, &item.product_id, std::slice::from_ref(link))
                 .await?;

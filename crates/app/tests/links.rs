@@ -147,3 +147,122 @@ async fn a_late_switch_off_does_not_land_after_a_restock() {
     assert!(w.payments.link_active(&link("plink_prod_a")));
     assert_eq!(calls(&w, "set_link_active"), 0);
 }
+
+#[tokio::test]
+async fn a_link_off_with_stockbridges_own_message_stays_recorded_at_the_sell_out() {
+    // The reconciler (or another item's sell-out) switched it off between the commit and the
+    // effect: found off, but with stockbridge's message — still stockbridge's to switch on.
+    let w = world(&[("prod_a", 1, 0)]);
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(link("plink_prod_a"), false);
+    w.payments.link_messages.lock().unwrap().insert(
+        link("plink_prod_a"),
+        stockbridge_app::effects::SOLD_OUT_MESSAGE.to_owned(),
+    );
+    session(&w, "cs_last", &[("prod_a", 1)]);
+    w.app.handle(&sale("evt_last", "cs_last")).await.unwrap();
+    assert_eq!(recorded(&w), vec![link("plink_prod_a")]);
+    let (s, p) = ids();
+    w.app
+        .change_stock(&s, &p, StockChange::Set(2), None, "test")
+        .await
+        .unwrap();
+    assert!(w.payments.link_active(&link("plink_prod_a")));
+}
+
+/// Payments whose link switch-on lets a sell-out commit first (a concurrent Lambda).
+struct SellOutDuringSwitchOn {
+    inner: std::sync::Arc<stockbridge_app::memory::MemoryPayments>,
+    store: std::sync::Arc<stockbridge_app::memory::MemoryStore>,
+}
+
+impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
+    async fn line_items(
+        &self,
+        s: &stockbridge_domain::OrderId,
+    ) -> Result<Vec<stockbridge_app::ports::SessionLine>, stockbridge_app::ports::PaymentsError>
+    {
+        self.inner.line_items(s).await
+    }
+    async fn refund(
+        &self,
+        r: &stockbridge_domain::RefundRequest,
+    ) -> Result<stockbridge_domain::RefundId, stockbridge_app::ports::PaymentsError> {
+        self.inner.refund(r).await
+    }
+    async fn set_link_active(
+        &self,
+        l: &PaymentLinkId,
+        active: bool,
+        m: Option<&str>,
+    ) -> Result<stockbridge_app::ports::LinkSwitch, stockbridge_app::ports::PaymentsError> {
+        if active {
+            let mut item = self.store.snapshot().items[&ids()].clone();
+            item.available = 0;
+            self.store.put_item(item);
+        }
+        self.inner.set_link_active(l, active, m).await
+    }
+    async fn create_payment_intent(
+        &self,
+        r: &stockbridge_app::ports::NewPaymentIntent,
+    ) -> Result<stockbridge_app::ports::CreatedPaymentIntent, stockbridge_app::ports::PaymentsError>
+    {
+        self.inner.create_payment_intent(r).await
+    }
+    async fn capture_payment_intent(
+        &self,
+        pi: &stockbridge_domain::PaymentIntentId,
+        key: &str,
+    ) -> Result<(), stockbridge_app::ports::PaymentsError> {
+        self.inner.capture_payment_intent(pi, key).await
+    }
+    async fn cancel_payment_intent(
+        &self,
+        pi: &stockbridge_domain::PaymentIntentId,
+        key: &str,
+    ) -> Result<(), stockbridge_app::ports::PaymentsError> {
+        self.inner.cancel_payment_intent(pi, key).await
+    }
+}
+
+#[tokio::test]
+async fn a_sell_out_during_a_restock_switch_on_leaves_the_links_off() {
+    let w = world(&[("prod_a", 4, 0)]);
+    let (s, p) = ids();
+    let mut item = w.store.snapshot().items[&(s.clone(), p.clone())].clone();
+    item.deactivated_links = vec![link("plink_prod_a")];
+    w.store.put_item(item);
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(link("plink_prod_a"), false);
+    let racy = SellOutDuringSwitchOn {
+        inner: w.payments.clone(),
+        store: w.store.clone(),
+    };
+    let restock = Effects {
+        reactivate: vec![Reactivation {
+            store_id: s,
+            product_id: p,
+            links: vec![link("plink_prod_a")],
+        }],
+        ..Effects::default()
+    };
+    run_effects(&*w.store, &*w.publisher, &racy, &restock, Timestamp(0))
+        .await
+        .unwrap();
+    assert!(
+        !w.payments.link_active(&link("plink_prod_a")),
+        "switched back off: the product sold out meanwhile"
+    );
+    assert_eq!(
+        recorded(&w),
+        vec![link("plink_prod_a")],
+        "still stockbridge's"
+    );
+}

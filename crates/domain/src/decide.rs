@@ -658,9 +658,10 @@ pub fn decide_checkout(
         let item = &items[&line.product_id];
         effects.publish.push(item.level());
         if item.available == 0 {
-            // Switch off only links not already recorded as switched off: the order that sold
-            // the product out (or its redelivery) owns those, and repeating them for every losing
-            // buyer would spend Stripe's rate limit during a rush.
+            // A sale that finds the product at 0 makes sure its links are off: links not yet
+            // recorded are switched off and recorded; recorded ones are checked (a late restock
+            // switch-on may have landed after the sell-out). A switch reads the link first, so a
+            // link already off costs one read and no write, even in a rush of losing buyers.
             let links = sold_out_links(item, facts.payment_link.as_ref());
             let fresh = links
                 .iter()
@@ -670,6 +671,11 @@ pub fn decide_checkout(
             effects
                 .deactivate
                 .extend(Deactivation::of(item, fresh, true));
+            effects.deactivate.extend(Deactivation::of(
+                item,
+                item.deactivated_links.clone(),
+                false,
+            ));
             if links != item.deactivated_links {
                 write.items.push(record_links_off(item, links));
                 continue;

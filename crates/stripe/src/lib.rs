@@ -16,8 +16,8 @@ use std::time::Duration;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
-    CreatedPaymentIntent, EventLog, LinkDirectory, LinkSummary, LoggedEvent, NewPaymentIntent,
-    Payments, PaymentsError, SessionLine, SessionLog, SessionSummary,
+    CreatedPaymentIntent, EventLog, LinkDirectory, LinkSummary, LinkSwitch, LoggedEvent,
+    NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog, SessionSummary,
 };
 use stockbridge_domain::{
     OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
@@ -312,7 +312,7 @@ impl Payments for StripePayments {
         link: &PaymentLinkId,
         active: bool,
         inactive_message: Option<&str>,
-    ) -> Result<bool, PaymentsError> {
+    ) -> Result<LinkSwitch, PaymentsError> {
         const OP: &str = "update payment link";
         // Read first: a switch that changes nothing is never sent (rate budget), and the answer
         // says whether the link was already in that state — for a switch-off, whether someone
@@ -322,14 +322,16 @@ impl Payments for StripePayments {
             .with_retry("read payment link", || retrieve.send(&self.client))
             .await?;
         if current.active == active {
-            return Ok(false);
+            return Ok(LinkSwitch::Unchanged {
+                inactive_message: current.inactive_message.clone(),
+            });
         }
         let mut req = UpdatePaymentLink::new(link.as_str()).active(active);
         if let Some(m) = inactive_message {
             req = req.inactive_message(m);
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
-        Ok(true)
+        Ok(LinkSwitch::Switched)
     }
 
     async fn create_payment_intent(
