@@ -200,28 +200,41 @@ where
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn replay_stripe_event(&self, event: &Value) -> Result<Handled, HandleError> {
         let decoded = events::decode_event(event, "event", &self.config.filter)?;
-        if let Decoded::Checkout(c) = &decoded {
-            let order_id = &c.session.id;
-            let existing =
-                self.store
-                    .load_order(order_id)
-                    .await
-                    .map_err(|source| HandleError::Store {
-                        order_id: order_id.clone(),
-                        source,
-                    })?;
-            if let Some(order) = existing {
-                let taken =
-                    c.kind == CheckoutKind::Completed || order.payment != PaymentState::Awaiting;
-                if taken {
-                    return Ok(Handled::Applied {
-                        order_id: order.order_id,
-                        outcome: Outcome::AlreadyApplied(order.status),
-                    });
-                }
-            }
+        if let Some(order) = self.taken_by(&decoded).await? {
+            return Ok(Handled::Applied {
+                order_id: order.order_id,
+                outcome: Outcome::AlreadyApplied(order.status),
+            });
         }
         self.handle_decoded(decoded).await
+    }
+
+    /// Whether the order of a Stripe event (from `/v1/events`) already took it.
+    ///
+    /// # Errors
+    /// [`HandleError`] when it cannot be decoded or the order cannot be read.
+    pub async fn order_took(&self, event: &Value) -> Result<bool, HandleError> {
+        let decoded = events::decode_event(event, "event", &self.config.filter)?;
+        Ok(self.taken_by(&decoded).await?.is_some())
+    }
+
+    /// The order that already took a checkout event, if any.
+    async fn taken_by(&self, decoded: &Decoded) -> Result<Option<OrderRecord>, HandleError> {
+        let Decoded::Checkout(c) = decoded else {
+            return Ok(None);
+        };
+        let order_id = &c.session.id;
+        let existing =
+            self.store
+                .load_order(order_id)
+                .await
+                .map_err(|source| HandleError::Store {
+                    order_id: order_id.clone(),
+                    source,
+                })?;
+        Ok(existing.filter(|order| {
+            c.kind == CheckoutKind::Completed || order.payment != PaymentState::Awaiting
+        }))
     }
 
     /// Applies a paid Checkout Session found without any event (by the reconciler), given as

@@ -125,6 +125,13 @@ impl<'a, L: ParkingLot> Failures<'a, L> {
         })
     }
 
+    /// True when `id` failed before and is still retried.
+    pub fn retrying(&self, id: &str) -> bool {
+        self.records
+            .get(id)
+            .is_some_and(|p| p.state == ParkedState::Retrying)
+    }
+
     /// True when `id` is parked or skipped: the run leaves it alone.
     pub fn set_aside(&self, id: &str) -> bool {
         self.records

@@ -291,3 +291,39 @@ async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps()
     );
     assert_eq!(r.cursor_age_days, Some(25));
 }
+
+#[tokio::test]
+async fn a_small_budget_always_moves_the_cursor_even_through_a_busy_second() {
+    let w = world(&[("prod_a", 10, 0)]);
+    let log = MemoryEventLog::default();
+    for i in 0..3 {
+        session(&w, &format!("cs_burst{i}"), &[("prod_a", 1)]);
+        log.events.lock().unwrap().push(logged(
+            &format!("evt_burst{i}"),
+            &format!("cs_burst{i}"),
+            NOW - 40,
+        ));
+    }
+    session(&w, "cs_later", &[("prod_a", 1)]);
+    log.events
+        .lock()
+        .unwrap()
+        .push(logged("evt_later", "cs_later", NOW - 30));
+    let cursor = at(NOW - 50);
+    // A budget of one: the busy second is finished, then the run stops before the next one.
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
+        .await
+        .unwrap();
+    assert_eq!((r.recovered, r.more), (3, true), "{r:?}");
+    assert_eq!(stored(&cursor).created, NOW - 31);
+    // The next run re-reads those three (cheap, outside the budget) and gets the later one.
+    let r = w
+        .app
+        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
+        .await
+        .unwrap();
+    assert_eq!((r.recovered, r.already_applied), (1, 3), "{r:?}");
+    assert_eq!(available(&w, "prod_a"), 6);
+}
