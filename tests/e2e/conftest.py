@@ -459,17 +459,19 @@ class E2E:
     @staticmethod
     def event(kind: str, *, cs_id: str, evt_id: str, store: Optional[str],
               payment_intent: Optional[str] = None, payment_link: Optional[str] = None,
-              payment_status: Optional[str] = None, envelope_id: Optional[str] = None) -> dict:
-        """An EventBridge envelope built from events/<sample>.json with this test's ids."""
+              payment_status: Optional[str] = None, envelope_id: Optional[str] = None,
+              created: Optional[int] = None) -> dict:
+        """An EventBridge envelope built from events/<sample>.json with this test's ids, `created`
+        (when it was paid) now unless given: an event from before the product's import, or its
+        last `stock set --recount`, is history and moves nothing."""
         if kind not in _EVENT_CACHE:
             _EVENT_CACHE[kind] = load_event(EVENT_FILES[kind])
         ev = copy.deepcopy(_EVENT_CACHE[kind])
         ev["id"] = envelope_id or str(uuid.uuid4())
         ev["detail"]["id"] = evt_id
-        # Paid now (an event from before the catalog's import would be history, never a sale).
-        now = int(time.time())
-        ev["detail"]["created"] = now
-        ev["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        paid = int(time.time()) if created is None else created
+        ev["detail"]["created"] = paid
+        ev["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(paid))
         obj = ev["detail"]["data"]["object"]
         obj["id"] = cs_id
         obj["payment_intent"] = payment_intent

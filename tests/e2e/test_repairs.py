@@ -12,6 +12,9 @@ import time
 from conftest import UNIT_AMOUNT, scheduled_event
 from devstack.fake_stripe import eventbridge_envelope
 
+AUTH = {"Authorization": "Bearer sk_test_e2e"}
+SETTLE_SECS = 5  # stockbridge_app::recovery::SETTLE_SECS
+
 
 def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, reconciler):
     store, u = ids["store"], ids["u"]
@@ -19,17 +22,20 @@ def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, re
     link = e2e.stripe("POST", "/_test/payment_links",
                       {"id": f"plink_history_{u}", "product": product, "unit_amount": UNIT_AMOUNT,
                        "metadata": {"store_id": store}})["id"]
-    # GIVEN three sessions paid two hours before stockbridge, each with its completed event in
-    # Stripe's log (never delivered: nothing was listening yet)
-    before = int(time.time()) - 7200
-    sessions = [e2e.stripe_session([(product, 1)], store, payment_link=link, created=before, event=True)
-                for _ in range(3)]
+    e2e.cli("reconcile", "--store", store, "--catalog-segments", "0", "--json")  # a cursor exists
+    # GIVEN three sessions paid before stockbridge manages the product: two hours ago (past the
+    # replay's overlap) and 30 seconds ago (inside it), each with its completed event in
+    # Stripe's log, never delivered (nothing was listening yet)
+    now = int(time.time())
+    sessions = [e2e.stripe_session([(product, 1)], store, payment_link=link, created=created, event=True)
+                for created in (now - 7200, now - 30, now - 30)]
     ids_ = {s["id"] for s in sessions}
     pis = [s["payment_intent"] for s in sessions]
     events = [e for e in e2e.stripe_state()["events"]
               if e["type"] == "checkout.session.completed" and e["data"]["object"]["id"] in ids_]
-    assert len(events) == 3 and all(e["created"] == before for e in events)
+    assert len(events) == 3
     # AND the merchant imports the count left after them: 2
+    time.sleep(1)
     e2e.seed(store, [{"product_id": product, "name": "E2E history", "stock": 2, "payment_links": [link]}])
     item = e2e.item(store, product)
     assert item["available"] == 2 and item["managed_since"], item
@@ -41,9 +47,12 @@ def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, re
         assert e2e.refunds_for(pis) == [], f"{when}: a customer from before the deploy was refunded"
         assert e2e.stripe_state()["payment_links"][link]["active"] is True, when
 
-    # WHEN the reconciler runs from the CLI (no grace period: every session is examined)
-    out = json.loads(e2e.cli("reconcile", "--store", store, "--session-grace-secs", "0", "--json").stdout)
+    # WHEN the reconciler runs from the CLI (replay and session check, no grace period)
+    time.sleep(SETTLE_SECS + 1)
+    out = json.loads(e2e.cli("reconcile", "--store", store, "--session-grace-secs", "0",
+                             "--catalog-segments", "0", "--json").stdout)
     untouched("reconcile (CLI)")
+    assert out["events"]["history"] == 2, out["events"]  # the two inside the overlap, replayed
     assert not [d for d in out["links"]["discrepancies"] if d["subject"].startswith(f"{store}/cs_")], out
     # AND as the scheduled Lambda (all stores)
     code, res = reconciler.invoke(scheduled_event())
@@ -59,35 +68,39 @@ def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, re
         assert e2e.order(s["id"])["status"] == "predates"
 
     # A sale after the import is a sale.
-    now = e2e.stripe_session([(product, 1)], store, payment_link=link)
-    ev = e2e.event("completed", cs_id=now["id"], evt_id=f"evt_e2e_after_{u}", store=store,
-                   payment_intent=now["payment_intent"], payment_link=link, payment_status="paid")
+    after = e2e.stripe_session([(product, 1)], store, payment_link=link)
+    ev = e2e.event("completed", cs_id=after["id"], evt_id=f"evt_e2e_after_{u}", store=store,
+                   payment_intent=after["payment_intent"], payment_link=link, payment_status="paid")
     assert e2e.invoke_ok(ev)["outcome"] == "Fulfilled"
     assert e2e.item(store, product)["available"] == 1
 
 
-def test_a_stock_set_starts_a_new_boundary(e2e, ids):
+def test_a_recount_starts_a_new_boundary_and_a_restock_does_not(e2e, ids):
     store, u = ids["store"], ids["u"]
     product = f"prod_recount_{u}"
     e2e.seed(store, [{"product_id": product, "name": "E2E recount", "stock": 5}])
     first = e2e.item(store, product)["managed_since"]
-    # A session paid now, whose event is delayed past a recount.
-    s = e2e.stripe_session([(product, 1)], store)
-    ev = e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_recount_{u}", store=store,
-                   payment_intent=s["payment_intent"], payment_status="paid")
-    ev["detail"]["created"] = int(time.time()) - 2
-    time.sleep(0.1)
-    e2e.cli("stock", "set", product, "--store", store, "3")  # the recount includes that sale
+    time.sleep(2)
+
+    def paid_now(tag: str) -> dict:
+        s = e2e.stripe_session([(product, 1)], store)
+        return e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_{tag}_{u}", store=store,
+                         payment_intent=s["payment_intent"], payment_status="paid")
+
+    # Paid now, delivered after a restock (`stock set`): still a sale.
+    restocked = paid_now("restock")
+    time.sleep(1.1)
+    e2e.cli("stock", "set", product, "--store", store, "8")
+    assert e2e.item(store, product)["managed_since"] == first
+    assert e2e.invoke_ok(restocked)["outcome"] == "Fulfilled"
+    assert e2e.item(store, product)["available"] == 7
+    # Paid now, delivered after a recount that already includes it: history.
+    recounted = paid_now("recount")
+    time.sleep(1.1)
+    e2e.cli("stock", "set", product, "--store", store, "--recount", "3")
     assert e2e.item(store, product)["managed_since"] > first
-    assert e2e.invoke_ok(ev)["outcome"] == "Predates"
+    assert e2e.invoke_ok(recounted)["outcome"] == "Predates"
     assert e2e.item(store, product)["available"] == 3
-    e2e.cli("stock", "adjust", product, "--store", store, "--", "-1")
-    assert e2e.item(store, product)["available"] == 2
-
-
-AUTH = {"Authorization": "Bearer sk_test_e2e"}
-SETTLE_SECS = 5  # stockbridge_app::recovery::SETTLE_SECS
-
 
 def test_a_link_a_person_switched_off_stays_off_through_a_sell_out_and_a_restock(e2e, ids):
     store, u = ids["store"], ids["u"]

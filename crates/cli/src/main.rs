@@ -211,6 +211,11 @@ enum StockCommand {
         /// Only if the item is still at this version (from `stock show`).
         #[arg(long)]
         expect_version: Option<u64>,
+        /// The units are a count just made that already includes every sale paid so far: an
+        /// order paid before now that arrives late moves nothing (a new management boundary).
+        /// Without it, a late order still takes its unit or is refunded.
+        #[arg(long)]
+        recount: bool,
     },
     /// Add (or with a negative number, remove) units. Use `--` before a negative number.
     Adjust {
@@ -519,13 +524,18 @@ async fn run(cli: Cli) -> Result<()> {
                     units,
                     store,
                     expect_version,
+                    recount,
                 },
         } => {
             change(
                 &config,
                 store,
                 product,
-                StockChange::Set(units),
+                if recount {
+                    StockChange::Recount(units)
+                } else {
+                    StockChange::Set(units)
+                },
                 expect_version,
             )
             .await?;

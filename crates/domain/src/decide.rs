@@ -410,14 +410,6 @@ pub(crate) fn move_stock(
         )
     };
     let delta = i128::from(available) - i128::from(item.available);
-    // An absolute set is a count the merchant made now: it already includes every sale paid
-    // before it, so it starts a new management boundary. An adjustment is relative to what
-    // stockbridge tracked, so the boundary stays.
-    let managed_since = if cause.kind == CauseKind::Set {
-        now
-    } else {
-        item.managed_since
-    };
     Movement {
         update: ItemUpdate {
             store_id: item.store_id.clone(),
@@ -428,7 +420,7 @@ pub(crate) fn move_stock(
             expected_deactivated_links: item.deactivated_links.clone(),
             deactivated_links,
             at: now,
-            managed_since,
+            managed_since: item.managed_since,
         },
         entry: LedgerEntry {
             store_id: item.store_id.clone(),
@@ -875,8 +867,12 @@ pub fn decide_payment_failed(
 /// An operator's change to a level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockChange {
-    /// Set the level to this many units.
+    /// Set the level to this many units (a restock): the management boundary stays, so an
+    /// order paid before it and delivered late still counts.
     Set(u64),
+    /// Set the level to a count the merchant just made that already includes every sale paid
+    /// before it: the item's management boundary moves to now.
+    Recount(u64),
     /// Add (or, negative, remove) units.
     Adjust(i64),
 }
@@ -918,7 +914,7 @@ pub fn decide_stock_change(
     now: Timestamp,
 ) -> Result<Decision, StockChangeError> {
     let (available, kind) = match change {
-        StockChange::Set(n) => (n, CauseKind::Set),
+        StockChange::Set(n) | StockChange::Recount(n) => (n, CauseKind::Set),
         StockChange::Adjust(delta) => {
             let new = i128::from(item.available) + i128::from(delta);
             if new < 0 {
@@ -943,11 +939,14 @@ pub fn decide_stock_change(
     };
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
-    add_movement(
-        &mut write,
-        &mut effects,
-        move_stock(item, available, None, cause, now),
-    );
+    let mut m = move_stock(item, available, None, cause, now);
+    // A recount already includes every sale paid before it: a new management boundary. A
+    // restock or an adjustment is relative to what stockbridge tracked: the boundary stays,
+    // and an order paid before it that arrives late still takes its unit (or is refunded).
+    if matches!(change, StockChange::Recount(_)) {
+        m.update.managed_since = now;
+    }
+    add_movement(&mut write, &mut effects, m);
     Ok(Decision {
         write,
         effects,

@@ -143,10 +143,13 @@ fn a_delayed_payment_completed_before_the_boundary_still_holds_stock() {
 }
 
 #[test]
-fn an_absolute_set_moves_the_boundary_and_an_adjustment_keeps_it() {
+fn a_recount_moves_the_boundary_and_a_restock_or_adjustment_keeps_it() {
     let it = managed("a", 3, BOUNDARY);
+    let recount = decide_stock_change(&it, StockChange::Recount(7), "cli", NOW).unwrap();
+    assert_eq!(recount.write.items[0].managed_since, NOW);
+    assert_eq!(recount.write.items[0].available, 7);
     let set = decide_stock_change(&it, StockChange::Set(7), "cli", NOW).unwrap();
-    assert_eq!(set.write.items[0].managed_since, NOW);
+    assert_eq!(set.write.items[0].managed_since, BOUNDARY);
     let adjust = decide_stock_change(&it, StockChange::Adjust(2), "cli", NOW).unwrap();
     assert_eq!(adjust.write.items[0].managed_since, BOUNDARY);
     let sale = decide_checkout(
