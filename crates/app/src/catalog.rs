@@ -435,6 +435,10 @@ where
         item: &CatalogItem,
         link: &PaymentLinkId,
     ) -> Result<(), SyncError> {
+        if self.store.controls().await?.links_paused {
+            warn!(payment_link = %link, "link switches are paused: the new link of a sold-out product stays on until the reconciler runs after `stockbridge resume links`");
+            return Ok(());
+        }
         self.stripe
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await?;

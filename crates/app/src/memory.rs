@@ -64,8 +64,17 @@ impl MemoryStore {
 }
 
 impl crate::ports::ControlStore for MemoryStore {
-    async fn set_controls(&self, controls: &crate::ports::Controls) -> Result<(), StoreError> {
-        *lock(&self.controls) = *controls;
+    async fn set_control(
+        &self,
+        control: crate::ports::Control,
+        paused: bool,
+    ) -> Result<(), StoreError> {
+        let mut c = lock(&self.controls);
+        match control {
+            crate::ports::Control::Repairs => c.repairs_paused = paused,
+            crate::ports::Control::Links => c.links_paused = paused,
+            crate::ports::Control::Refunds => c.refunds_paused = paused,
+        }
         Ok(())
     }
 }

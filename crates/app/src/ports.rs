@@ -63,12 +63,36 @@ pub struct Controls {
     pub refunds_paused: bool,
 }
 
+/// One of the operator's switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// [`Controls::repairs_paused`].
+    Repairs,
+    /// [`Controls::links_paused`].
+    Links,
+    /// [`Controls::refunds_paused`].
+    Refunds,
+}
+
+impl Control {
+    /// Its stored name.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Self::Repairs => "repairs_paused",
+            Self::Links => "links_paused",
+            Self::Refunds => "refunds_paused",
+        }
+    }
+}
+
 /// Writes the operator's switches.
 pub trait ControlStore: Send + Sync {
-    /// Stores them (every function sees them within a few seconds).
-    fn set_controls(
+    /// Sets one switch, leaving the others as they are (two operators pausing two things at
+    /// once both win). Every function sees it within a few seconds.
+    fn set_control(
         &self,
-        controls: &Controls,
+        control: Control,
+        paused: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

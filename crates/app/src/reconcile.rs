@@ -132,11 +132,25 @@ where
         for item in items {
             let mut states = Vec::with_capacity(item.payment_links.len());
             for link in &item.payment_links {
-                if failures.set_aside(&format!("link:{link}")) {
+                let key = format!("link:{link}");
+                if failures.set_aside(&key) {
                     continue;
                 }
-                if let Some(active) = self.payments.link_active(link).await? {
-                    states.push((link.clone(), active));
+                // One link Stripe cannot be asked about is recorded; the others go on.
+                match self.payments.link_active(link).await {
+                    Ok(Some(active)) => states.push((link.clone(), active)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let failure = Failure {
+                            id: key.clone(),
+                            reason: format!("reading the link: {e}"),
+                            retryable: e.is_retryable(),
+                            event: None,
+                        };
+                        if failures.fail(failure, self.clock.now()).await? {
+                            report.parked.push(key);
+                        }
+                    }
                 }
             }
             report.links += states.len();
@@ -308,6 +322,11 @@ where
                 from: w.from.max(since.div_euclid(1000)),
                 ..w
             });
+        if sessions.is_some() && report.managed_since.is_none() && !report.errors.is_empty() {
+            report
+                .errors
+                .push("sessions: not checked (the catalog could not be read)".to_owned());
+        }
         if let Some(window) = sessions
             && let Err(e) = self
                 .check_paid_sessions(store, window, dry_run, &mut failures, &mut report)
@@ -405,6 +424,7 @@ pub fn emf_line(
                     {"Name": "PipelineBroken", "Unit": "Count"},
                     {"Name": "Parked", "Unit": "Count"},
                     {"Name": "Errors", "Unit": "Count"},
+                    {"Name": "LeftAlone", "Unit": "Count"},
                 ],
             }],
         },
@@ -415,6 +435,7 @@ pub fn emf_line(
         "PipelineBroken": u8::from(summary.pipeline_broken),
         "Parked": summary.parked,
         "Errors": summary.errors.len(),
+        "LeftAlone": summary.left_alone,
     })
     .to_string()
 }
@@ -459,8 +480,25 @@ where
             }
             report.sessions += 1;
             let key = format!("session:{}", session.id);
-            if failures.set_aside(&key) || self.store.load_order(&session.id).await?.is_some() {
+            if failures.set_aside(&key) {
                 continue;
+            }
+            match self.store.load_order(&session.id).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                // One order that cannot be read is recorded; the other sessions go on.
+                Err(e) => {
+                    let failure = Failure {
+                        id: key.clone(),
+                        reason: format!("reading the order: {e}"),
+                        retryable: e.is_retryable(),
+                        event: None,
+                    };
+                    if failures.fail(failure, self.clock.now()).await? {
+                        report.parked.push(key);
+                    }
+                    continue;
+                }
             }
             let d = Discrepancy {
                 what: "paid_session_has_order",
@@ -592,8 +630,12 @@ pub struct RunSummary {
     pub cursor: Option<String>,
     /// Age of the cursor's event in days.
     pub cursor_age_days: Option<i64>,
-    /// Discrepancies found (all checks).
+    /// Discrepancies found that call for a repair (all checks).
     pub discrepancies: usize,
+    /// Findings reported and left alone on purpose (a link someone else switched off, a
+    /// session that may be history): recorded, not alarmed on.
+    #[serde(default)]
+    pub left_alone: usize,
     /// Discrepancies repaired.
     pub repaired: usize,
     /// Discrepancies per check (`link_active_iff_in_stock`, ...).
@@ -635,13 +677,18 @@ impl RunSummary {
             *by_check.entry(d.what.to_owned()).or_insert(0) += 1;
         }
         let recovered = events.map_or(0, |e| e.recovered);
+        let left_alone = all
+            .iter()
+            .filter(|d| d.action == Repair::LeaveAlone)
+            .count();
         Self {
             at: crate::message::rfc3339(at),
             dry_run,
             events_recovered: recovered,
             cursor: events.and_then(|e| e.cursor.clone()),
             cursor_age_days: events.and_then(|e| e.cursor_age_days),
-            discrepancies: all.len(),
+            discrepancies: all.len() - left_alone,
+            left_alone,
             repaired: checks.repaired + catalog.map_or(0, |c| c.repaired),
             pipeline_broken: recovered > 0
                 || by_check.contains_key("paid_session_has_order")
@@ -747,6 +794,12 @@ where
         errors.push(format!("{phase}: {e}"));
     };
     let events = if options.dry_run {
+        // Setting the cursor is not a repair: events from now on stay replayable.
+        if let Err(e) =
+            crate::recovery::ensure_cursor(&inventory.store, inventory.clock.now()).await
+        {
+            failed("event replay cursor", &e);
+        }
         None
     } else {
         inventory

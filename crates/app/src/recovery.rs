@@ -100,6 +100,33 @@ fn describe(cursor: &Cursor) -> String {
     }
 }
 
+/// Sets the cursor at `now` (less [`SETTLE_SECS`]) when none is stored yet, so every event
+/// from then on is replayable; returns the cursor that stands. A report-only run sets it too.
+///
+/// # Errors
+/// [`StoreError`] when the cursor cannot be read or written.
+pub async fn ensure_cursor<K: CursorStore>(
+    cursors: &K,
+    now: Timestamp,
+) -> Result<Cursor, StoreError> {
+    if let Some(c) = cursors.cursor().await? {
+        return Ok(c);
+    }
+    let first = Cursor {
+        created: now.0.div_euclid(1000) - SETTLE_SECS,
+        event_id: None,
+    };
+    match cursors.advance_cursor(None, &first).await {
+        Ok(()) => {
+            info!(cursor = %describe(&first), "event replay cursor initialised");
+            Ok(first)
+        }
+        // Set concurrently: that one stands.
+        Err(StoreError::Conflict) => Ok(cursors.cursor().await?.unwrap_or(first)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Moves the cursor; a concurrent run that moved it first wins (`Conflict` is not an error: the
 /// events are idempotent, and that run's cursor is as good).
 async fn advance<K: CursorStore>(
@@ -142,15 +169,7 @@ where
         let mut report = RecoveryReport::default();
         let upto = self.clock.now().0.div_euclid(1000) - SETTLE_SECS;
         let Some(mut cursor) = cursors.cursor().await? else {
-            let first = Cursor {
-                created: upto,
-                event_id: None,
-            };
-            match cursors.advance_cursor(None, &first).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-            info!(cursor = %describe(&first), "event replay cursor initialised at this run");
+            let first = ensure_cursor(cursors, self.clock.now()).await?;
             report.cursor = Some(describe(&first));
             report.initialized = true;
             return Ok(report);

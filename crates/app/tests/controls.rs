@@ -117,6 +117,10 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
     assert!(r.summary.dry_run && r.summary.controls.repairs_paused);
     assert_eq!(r.summary.discrepancies, 1, "found and recorded");
     assert!(order(&w, "cs_lost").is_none(), "not applied");
+    assert!(
+        w.store.cursor.0.lock().unwrap().is_some(),
+        "the replay cursor is set all the same: events from now on stay replayable"
+    );
     pause(&w, Controls::default());
     let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
     assert_eq!(r.summary.repaired, 1);

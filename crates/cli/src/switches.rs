@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::ValueEnum;
-use stockbridge_app::ports::{ControlStore, Controls, InventoryStore};
+use stockbridge_app::ports::{Control, ControlStore, Controls, InventoryStore};
 use stockbridge_bootstrap::Config;
 
 /// What to pause or resume.
@@ -20,16 +20,14 @@ pub enum Switch {
     All,
 }
 
-fn apply(controls: &mut Controls, switch: Switch, paused: bool) {
-    let all = switch == Switch::All;
-    if all || switch == Switch::Repairs {
-        controls.repairs_paused = paused;
-    }
-    if all || switch == Switch::Links {
-        controls.links_paused = paused;
-    }
-    if all || switch == Switch::Refunds {
-        controls.refunds_paused = paused;
+impl Switch {
+    fn controls(self) -> &'static [Control] {
+        match self {
+            Self::Repairs => &[Control::Repairs],
+            Self::Links => &[Control::Links],
+            Self::Refunds => &[Control::Refunds],
+            Self::All => &[Control::Repairs, Control::Links, Control::Refunds],
+        }
     }
 }
 
@@ -52,9 +50,10 @@ pub fn describe(c: &Controls) -> String {
 
 pub async fn set(config: &Config, switch: Switch, paused: bool) -> Result<()> {
     let store = stockbridge_bootstrap::store(config).await;
-    let mut controls = store.controls().await?;
-    apply(&mut controls, switch, paused);
-    store.set_controls(&controls).await?;
+    for control in switch.controls() {
+        store.set_control(*control, paused).await?;
+    }
+    let controls = store.controls().await?;
     println!(
         "{} (every function sees it within {} s)",
         describe(&controls),
@@ -68,21 +67,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pausing_all_then_resuming_one_leaves_the_others_paused() {
-        let mut c = Controls::default();
-        apply(&mut c, Switch::All, true);
-        apply(&mut c, Switch::Links, false);
-        assert_eq!(
-            c,
-            Controls {
-                repairs_paused: true,
-                links_paused: false,
-                refunds_paused: true
-            }
-        );
+    fn the_switches_read_as_a_sentence() {
+        let c = Controls {
+            repairs_paused: true,
+            links_paused: false,
+            refunds_paused: true,
+        };
         assert_eq!(
             describe(&c),
             "PAUSED: repairs, refunds (`stockbridge resume ...`)"
         );
+        assert_eq!(describe(&Controls::default()), "nothing paused");
+        assert_eq!(Switch::All.controls().len(), 3);
     }
 }

@@ -48,7 +48,7 @@ pub struct DynamoStore {
 /// How long a function trusts the switches it read (`stockbridge pause` takes effect within it).
 pub const CONTROLS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The operator's switches: `pk = CONTROL`, `sk = CONTROL`, as JSON in `doc`.
+/// The operator's switches: `pk = CONTROL`, `sk = CONTROL`, one boolean attribute each.
 const CONTROL_PK: &str = "CONTROL";
 
 fn item_pk(store: &StoreId, product: &ProductId) -> String {
@@ -465,17 +465,21 @@ impl DynamoStore {
 }
 
 impl stockbridge_app::ports::ControlStore for DynamoStore {
-    async fn set_controls(&self, controls: &Controls) -> Result<(), StoreError> {
-        let mut item = key(CONTROL_PK.to_owned(), CONTROL_PK);
-        item.insert("kind".into(), s("control"));
-        item.insert(
-            "doc".into(),
-            s(serde_json::to_string(controls).map_err(|e| corrupt(CONTROL_PK, e.to_string()))?),
-        );
+    async fn set_control(
+        &self,
+        control: stockbridge_app::ports::Control,
+        paused: bool,
+    ) -> Result<(), StoreError> {
+        // One attribute per switch, set on its own: no read-modify-write to lose another's.
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(key(CONTROL_PK.to_owned(), CONTROL_PK)))
+            .update_expression("SET #k = :k, #c = :c")
+            .expression_attribute_names("#k", "kind")
+            .expression_attribute_names("#c", control.attribute())
+            .expression_attribute_values(":k", s("control"))
+            .expression_attribute_values(":c", AttributeValue::Bool(paused))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -495,12 +499,21 @@ impl InventoryStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(CONTROL_PK.to_owned(), CONTROL_PK)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(sdk_error)?;
-        let c = match r.item() {
-            Some(a) => parse_doc(a, CONTROL_PK)?,
-            None => Controls::default(),
+        let flag = |name: &str| {
+            r.item()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false)
+        };
+        let c = Controls {
+            repairs_paused: flag("repairs_paused"),
+            links_paused: flag("links_paused"),
+            refunds_paused: flag("refunds_paused"),
         };
         *self.controls.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((std::time::Instant::now(), c));

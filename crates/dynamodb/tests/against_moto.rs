@@ -379,7 +379,7 @@ async fn catalog_details_and_mappings_are_compare_and_set_and_scanned_in_segment
 #[ignore = "needs the local stack: run scripts/test"]
 async fn parked_items_and_the_pause_switches_round_trip() {
     use stockbridge_app::parking::{Parked, ParkedState, ParkingLot};
-    use stockbridge_app::ports::{ControlStore, Controls, InventoryStore};
+    use stockbridge_app::ports::{Control, ControlStore, Controls, InventoryStore};
     let s = store().await;
     assert!(s.parked().await.unwrap().is_empty());
     let record = Parked {
@@ -397,11 +397,13 @@ async fn parked_items_and_the_pause_switches_round_trip() {
     assert!(s.parked().await.unwrap().is_empty());
 
     assert_eq!(s.controls().await.unwrap(), Controls::default());
+    s.set_control(Control::Links, true).await.unwrap();
+    s.set_control(Control::Refunds, true).await.unwrap();
+    s.set_control(Control::Refunds, false).await.unwrap();
     let paused = Controls {
         links_paused: true,
         ..Controls::default()
     };
-    s.set_controls(&paused).await.unwrap();
     assert_eq!(
         s.controls().await.unwrap(),
         paused,
