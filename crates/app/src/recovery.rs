@@ -163,7 +163,7 @@ where
         log: &L,
         cursors: &K,
         lot: &Q,
-        budget: usize,
+        (budget, time): (usize, &crate::reconcile::Budget),
         overlap_secs: u32,
     ) -> Result<RecoveryReport, RecoveryError> {
         let mut report = RecoveryReport::default();
@@ -197,7 +197,8 @@ where
                     event_id: next.event_id.clone(),
                 };
                 let new = event.created > cursor.created;
-                if new && fresh >= budget && last_second != Some(event.created) {
+                let over = fresh >= budget || time.spent();
+                if new && over && last_second != Some(event.created) {
                     report.more = true;
                     next = before;
                     break;
@@ -253,7 +254,7 @@ where
             if cursor.created >= upto || report.more || report.stopped.is_some() {
                 break;
             }
-            if chunks == MAX_CHUNKS_PER_RUN {
+            if chunks == MAX_CHUNKS_PER_RUN || time.spent() {
                 report.more = true;
                 break;
             }

@@ -112,6 +112,7 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
         catalog_segments: 0,
         catalog_grace_ms: 0,
         catalog_max_pages: 0,
+        budget: stockbridge_app::reconcile::Budget::unlimited(),
     };
     let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
     assert!(r.summary.dry_run && r.summary.controls.repairs_paused);
@@ -125,4 +126,36 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
     let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
     assert_eq!(r.summary.repaired, 1);
     assert_eq!(available(&w, "prod_a"), 4);
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_reports_every_unfinished_phase_and_still_records_its_summary() {
+    let w = world(&[("prod_a", 0, 0)]);
+    let sync = CatalogSync {
+        store: w.store.clone(),
+        stripe: w.payments.clone(),
+        clock: TickingClock::default(),
+    };
+    let options = RunOptions {
+        store: None,
+        dry_run: false,
+        max_events: 10,
+        event_overlap_secs: 60,
+        sessions: Some(SessionWindow {
+            from: 0,
+            to: i64::MAX,
+        }),
+        catalog_segments: 0,
+        catalog_grace_ms: 0,
+        catalog_max_pages: 0,
+        budget: stockbridge_app::reconcile::Budget::until(std::time::Instant::now()),
+    };
+    let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
+    assert!(
+        r.summary.unfinished.contains(&"links".to_owned()),
+        "{:?}",
+        r.summary
+    );
+    assert!(w.payments.link_active(&link_a()), "no time: nothing done");
+    assert!(w.store.catalog().checkpoints.contains_key("last_reconcile"));
 }

@@ -7,6 +7,7 @@ mod support;
 use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
 use stockbridge_app::parking::ParkedState;
 use stockbridge_app::ports::{Cursor, LoggedEvent};
+use stockbridge_app::reconcile::Budget;
 use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, SETTLE_SECS};
 use stockbridge_domain::{OrderStatus, StripeEventId};
 use support::{PAID, World, available, completed, order, session, world};
@@ -59,7 +60,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
     let cursor = at(NOW - 100);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(
@@ -80,7 +81,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
     let calls = stripe_calls(&w);
     let again = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(
@@ -98,7 +99,7 @@ async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_ove
     let log = MemoryEventLog::default();
     let cursor = at(NOW - 100);
     w.app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
@@ -109,7 +110,7 @@ async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_ove
         .push(logged("evt_late", "cs_late", NOW - 30));
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(r.recovered_orders, vec!["cs_late"]);
@@ -127,7 +128,13 @@ async fn the_newest_seconds_are_never_read() {
         .push(logged("evt_fresh", "cs_fresh", NOW - 1));
     let r = w
         .app
-        .recover_missed_events(&log, &at(NOW - 100), &*w.store, 100, 60)
+        .recover_missed_events(
+            &log,
+            &at(NOW - 100),
+            &*w.store,
+            (100, &Budget::unlimited()),
+            60,
+        )
         .await
         .unwrap();
     assert_eq!(r.listed, 0, "{r:?}");
@@ -147,7 +154,7 @@ async fn an_event_that_cannot_succeed_is_parked_and_the_replay_goes_on_past_it()
     let cursor = at(NOW - 100);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!((r.parked, r.recovered), (1, 1), "{r:?}");
@@ -166,7 +173,7 @@ async fn an_event_that_cannot_succeed_is_parked_and_the_replay_goes_on_past_it()
     let calls = stripe_calls(&w);
     let again = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!((again.set_aside, again.parked), (1, 0), "{again:?}");
@@ -189,7 +196,7 @@ async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
         .fail_next
         .store(0, std::sync::atomic::Ordering::SeqCst);
     w.app
-        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
         .await
         .unwrap();
     w.publisher
@@ -197,7 +204,7 @@ async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
         .store(1, std::sync::atomic::Ordering::SeqCst);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert!(
@@ -214,7 +221,7 @@ async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
     // The next run gets past it and forgets the failure.
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(r.stopped, None, "{r:?}");
@@ -229,7 +236,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
     let cursor = MemoryCursor::default();
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert!(r.initialized);
@@ -246,7 +253,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
         .fetch_add(60_000, std::sync::atomic::Ordering::Relaxed);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!(r.recovered_orders, vec!["cs_1"]);
@@ -264,7 +271,13 @@ async fn a_replayed_order_from_before_the_import_is_history_not_a_recovery() {
         .push(logged("evt_old", "cs_old", NOW - 90));
     let r = w
         .app
-        .recover_missed_events(&log, &at(NOW - 100), &*w.store, 100, 60)
+        .recover_missed_events(
+            &log,
+            &at(NOW - 100),
+            &*w.store,
+            (100, &Budget::unlimited()),
+            60,
+        )
         .await
         .unwrap();
     assert_eq!((r.history, r.recovered), (1, 0), "{r:?}");
@@ -280,7 +293,7 @@ async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps()
     let cursor = at(NOW - 26 * 86_400);
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 100, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert!(r.more, "{r:?}");
@@ -313,7 +326,7 @@ async fn a_small_budget_always_moves_the_cursor_even_through_a_busy_second() {
     // A budget of one: the busy second is finished, then the run stops before the next one.
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!((r.recovered, r.more), (3, true), "{r:?}");
@@ -321,7 +334,7 @@ async fn a_small_budget_always_moves_the_cursor_even_through_a_busy_second() {
     // The next run re-reads those three (cheap, outside the budget) and gets the later one.
     let r = w
         .app
-        .recover_missed_events(&log, &cursor, &*w.store, 1, 60)
+        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
         .await
         .unwrap();
     assert_eq!((r.recovered, r.already_applied), (1, 3), "{r:?}");

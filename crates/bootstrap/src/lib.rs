@@ -412,8 +412,13 @@ impl ReconcilerSettings {
         })
     }
 
-    /// The run options they give at `now` (every store, repairs on).
-    pub fn options(&self, now: stockbridge_domain::Timestamp) -> RunOptions {
+    /// The run options they give at `now` (every store; repairs on unless
+    /// `STOCKBRIDGE_REPAIRS=report`), the run's time shared out until `deadline`.
+    pub fn options(
+        &self,
+        now: stockbridge_domain::Timestamp,
+        deadline: Option<std::time::Instant>,
+    ) -> RunOptions {
         RunOptions {
             store: None,
             dry_run: self.report_only,
@@ -423,6 +428,10 @@ impl ReconcilerSettings {
             catalog_segments: self.catalog_segments,
             catalog_grace_ms: i64::from(self.session_grace_secs) * 1000,
             catalog_max_pages: self.catalog_max_pages,
+            budget: deadline.map_or_else(
+                stockbridge_app::reconcile::Budget::unlimited,
+                stockbridge_app::reconcile::Budget::until,
+            ),
         }
     }
 }

@@ -20,6 +20,9 @@ use stockbridge_app::reconcile::{RunOptions, emf_line, run};
 use stockbridge_bootstrap::{Config, LiveCatalogSync, LiveInventory, ReconcilerSettings};
 use stockbridge_eventbridge::EventBridgeNotifier;
 
+/// Kept back from the invocation's time to record and publish the run's summary.
+const SUMMARY_MARGIN_MS: i64 = 15_000;
+
 struct Function {
     inventory: LiveInventory,
     sync: LiveCatalogSync,
@@ -28,9 +31,17 @@ struct Function {
 }
 
 impl Function {
-    async fn handle(&self, _event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-        // Every store; `STOCKBRIDGE_REPAIRS=report` makes it a report-only run.
-        let options: RunOptions = self.settings.options(SystemClock.now());
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+        // Every store; `STOCKBRIDGE_REPAIRS=report` makes it a report-only run. The phases share
+        // the invocation's time, less a margin to record and publish the summary.
+        let now = SystemClock.now();
+        let left_ms = i64::try_from(event.context.deadline)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(now.0)
+            .saturating_sub(SUMMARY_MARGIN_MS);
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        let options: RunOptions = self.settings.options(now, Some(deadline));
         let report = run(&self.inventory, &self.sync, &self.notifier, &options)
             .await
             .map_err(|e| {

@@ -1,0 +1,249 @@
+//! One reconciler run: every phase under its share of the time, each failure isolated.
+
+use stockbridge_domain::StoreId;
+use tracing::warn;
+
+use super::summary::{LAST_RUN_CHECKPOINT, RunSummary};
+use super::{Budget, CheckReport, LINKS_CHECKPOINT, SessionWindow};
+use crate::inventory::Inventory;
+use crate::parking::{Failures, ParkingLot};
+use crate::ports::{
+    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
+    StockPublisher, StoreError,
+};
+
+/// What one reconciler run covers.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Only this store (the catalog check, which is per product, is skipped).
+    pub store: Option<StoreId>,
+    /// Report only: no replay, no repair.
+    pub dry_run: bool,
+    /// Events replayed at most.
+    pub max_events: usize,
+    /// Seconds re-listed before the replay cursor (`/v1/events` is eventually consistent).
+    pub event_overlap_secs: u32,
+    /// Paid sessions to check for an order.
+    pub sessions: Option<SessionWindow>,
+    /// Parallel scan segments of the catalog check (0: skip the catalog check).
+    pub catalog_segments: u32,
+    /// Catalog changes younger than this are left to the sync (ms).
+    pub catalog_grace_ms: i64,
+    /// Stripe list requests of the catalog check per run (0: no limit).
+    pub catalog_max_pages: usize,
+    /// The run's time, shared out among its phases.
+    pub budget: Budget,
+}
+
+/// Everything a run found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Event replay (`None` in a dry run).
+    pub events: Option<crate::recovery::RecoveryReport>,
+    /// Links, refunds and sessions.
+    pub links: CheckReport,
+    /// Catalog against Stripe (`None` when skipped).
+    pub catalog: Option<crate::catalog::CatalogCheckReport>,
+    /// The summary.
+    pub summary: RunSummary,
+}
+
+/// Why a run could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the parking lot or recording the summary failed. (A phase that fails is
+    /// reported in the summary's `errors`; the others still run.)
+    #[error("recording the summary: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One reconciler run: replay missed events, check links / refunds / sessions, check the
+/// catalog against Stripe, then record the summary (checkpoint `last_reconcile`) and publish
+/// it. A failed publish is logged, not fatal: the summary is recorded and the metrics printed.
+///
+/// # Errors
+/// [`RunError`].
+pub async fn run<S, P, Y, C, N>(
+    inventory: &Inventory<S, P, Y, C>,
+    sync: &crate::catalog::CatalogSync<S, Y, C>,
+    notifier: &N,
+    options: &RunOptions,
+) -> Result<RunReport, RunError>
+where
+    S: InventoryStore
+        + CatalogReader
+        + ReconciliationLog
+        + crate::ports::CatalogStore
+        + crate::ports::CursorStore
+        + ParkingLot,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory + SessionLog + crate::ports::EventLog + crate::ports::StripeCatalog,
+    C: Clock,
+    N: crate::ports::Notifier,
+{
+    // `stockbridge pause repairs`: everything is computed and recorded, nothing carried out.
+    let controls = inventory.store.controls().await?;
+    let options = &RunOptions {
+        dry_run: options.dry_run || controls.repairs_paused,
+        ..options.clone()
+    };
+    if controls.repairs_paused {
+        warn!("repairs are paused (`stockbridge resume repairs`): this run only reports");
+    }
+    // Each phase that cannot run to its end is reported; the next one still runs. Each gets an
+    // equal share of the time left, refunds first: money owed to a customer.
+    let mut errors = Vec::new();
+    let failed = |errors: &mut Vec<String>, phase: &str, e: &dyn std::fmt::Display| {
+        tracing::error!(phase, error = %e, "reconciler phase stopped; the others go on");
+        errors.push(format!("{phase}: {e}"));
+    };
+    let store = options.store.as_ref();
+    let dry_run = options.dry_run;
+    let mut failures = Failures::load(&inventory.store).await?;
+    let mut checks = CheckReport::default();
+    if let Err(e) = inventory
+        .check_refunds(
+            store,
+            dry_run,
+            &mut failures,
+            &mut checks,
+            &options.budget.share(5),
+        )
+        .await
+    {
+        failed(&mut errors, "refunds", &e);
+    }
+    let events = if dry_run {
+        // Setting the cursor is not a repair: events from now on stay replayable.
+        if let Err(e) =
+            crate::recovery::ensure_cursor(&inventory.store, inventory.clock.now()).await
+        {
+            failed(&mut errors, "event replay cursor", &e);
+        }
+        None
+    } else {
+        inventory
+            .recover_missed_events(
+                &inventory.payments,
+                &inventory.store,
+                &inventory.store,
+                (options.max_events, &options.budget.share(4)),
+                options.event_overlap_secs,
+            )
+            .await
+            .inspect_err(|e| failed(&mut errors, "event replay", e))
+            .ok()
+    };
+    // The link check goes on where the last run's share ran out (every store only).
+    let resume = match store {
+        None => inventory
+            .store
+            .checkpoint(LINKS_CHECKPOINT)
+            .await?
+            .filter(|k| !k.is_empty()),
+        Some(_) => None,
+    };
+    if let Err(e) = inventory
+        .check_links(
+            store,
+            dry_run,
+            &mut failures,
+            &mut checks,
+            (&options.budget.share(3), resume.as_deref()),
+        )
+        .await
+    {
+        failed(&mut errors, "links", &e);
+    }
+    if store.is_none() && (resume.is_some() || checks.links_resume_after.is_some()) {
+        let next = checks.links_resume_after.clone().unwrap_or_default();
+        inventory
+            .store
+            .save_checkpoint(LINKS_CHECKPOINT, &next)
+            .await?;
+    }
+    // Sessions opened before every item's management boundary are history: not examined.
+    match options.sessions.zip(checks.managed_since) {
+        Some((w, since)) => {
+            let window = SessionWindow {
+                from: w.from.max(since.div_euclid(1000)),
+                ..w
+            };
+            if let Err(e) = inventory
+                .check_paid_sessions(
+                    store,
+                    window,
+                    dry_run,
+                    &mut failures,
+                    &mut checks,
+                    &options.budget.share(2),
+                )
+                .await
+            {
+                failed(&mut errors, "sessions", &e);
+            }
+        }
+        None if options.sessions.is_some() && !errors.is_empty() => {
+            errors.push("sessions: not checked (the catalog could not be read)".to_owned());
+        }
+        None => {}
+    }
+    checks.parked.extend(failures.newly_parked.iter().cloned());
+    checks.parked.dedup();
+    let links = checks;
+    let catalog = if store.is_none() && options.catalog_segments > 0 {
+        sync.check_catalog(
+            dry_run,
+            options.catalog_segments,
+            options.catalog_grace_ms,
+            options.catalog_max_pages,
+        )
+        .await
+        .inspect_err(|e| failed(&mut errors, "catalog check", e))
+        .ok()
+    } else {
+        None
+    };
+    let parked = ParkingLot::parked(&inventory.store)
+        .await?
+        .iter()
+        .filter(|p| p.state == crate::parking::ParkedState::Parked)
+        .count();
+    let mut summary = RunSummary::of(
+        inventory.clock.now(),
+        options.dry_run,
+        events.as_ref(),
+        &links,
+        catalog.as_ref(),
+    );
+    summary.parked = parked;
+    summary.controls = controls;
+    summary.errors = errors;
+    summary.errors.extend(links.errors.iter().cloned());
+    summary.unfinished = links.unfinished.iter().map(|p| (*p).to_owned()).collect();
+    if events.as_ref().is_some_and(|e| e.more) {
+        summary.unfinished.push("event replay".to_owned());
+    }
+    if let Some(stop) = events.as_ref().and_then(|e| e.stopped.clone()) {
+        summary
+            .errors
+            .push(format!("event replay stopped at {stop}"));
+    }
+    let json = serde_json::to_string(&summary).map_err(|e| StoreError::Other(Box::new(e)))?;
+    inventory
+        .store
+        .save_checkpoint(LAST_RUN_CHECKPOINT, &json)
+        .await?;
+    if summary.pipeline_broken {
+        tracing::error!(events_recovered = summary.events_recovered, by_check = ?summary.by_check, "the reconciler fixed what an event should have: check the event pipeline");
+    }
+    if let Err(e) = notifier.notify(&summary).await {
+        warn!(error = %e, "the reconciliation summary was not published");
+    }
+    Ok(RunReport {
+        events,
+        links,
+        catalog,
+        summary,
+    })
+}

@@ -1,0 +1,146 @@
+//! The reconciler's session check: every paid Checkout Session has an order.
+
+use stockbridge_domain::StoreId;
+use stockbridge_domain::invariants::{Discrepancy, Repair};
+use tracing::warn;
+
+use super::{CheckError, CheckReport, SessionWindow};
+use crate::inventory::{Handled, Inventory};
+use crate::parking::{Failure, Failures, ParkingLot};
+use crate::ports::{
+    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
+    StockPublisher,
+};
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory + SessionLog,
+    C: Clock,
+{
+    /// Every paid, completed Checkout Session since `since` has an order record; a missing one
+    /// is applied through the same handler (a session recovered without any event is a sign
+    /// the event pipeline — delivery and `/v1/events` replay — is broken, logged as an error).
+    pub(crate) async fn check_paid_sessions(
+        &self,
+        store: Option<&StoreId>,
+        window: SessionWindow,
+        dry_run: bool,
+        failures: &mut Failures<'_, S>,
+        report: &mut CheckReport,
+        budget: &super::Budget,
+    ) -> Result<(), CheckError> {
+        for session in self.payments.completed_sessions_since(window.from).await? {
+            if budget.spent() {
+                report.unfinished.push("sessions");
+                break;
+            }
+            if session.created > window.to || session.created < window.from {
+                continue;
+            }
+            let paid = matches!(
+                session
+                    .object
+                    .get("payment_status")
+                    .and_then(|v| v.as_str()),
+                Some("paid" | "no_payment_required")
+            );
+            let session_store = session
+                .object
+                .pointer("/metadata/store_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or(self.config.default_store.as_str())
+                .to_owned();
+            if !paid || store.is_some_and(|s| s.as_str() != session_store) {
+                continue;
+            }
+            report.sessions += 1;
+            let key = format!("session:{}", session.id);
+            if failures.set_aside(&key) {
+                continue;
+            }
+            match self.store.load_order(&session.id).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                // One order that cannot be read is recorded; the other sessions go on.
+                Err(e) => {
+                    let failure = Failure {
+                        id: key.clone(),
+                        reason: format!("reading the order: {e}"),
+                        retryable: e.is_retryable(),
+                        event: None,
+                    };
+                    if failures.fail(failure, self.clock.now()).await? {
+                        report.parked.push(key);
+                    }
+                    continue;
+                }
+            }
+            let d = Discrepancy {
+                what: "paid_session_has_order",
+                subject: format!("{session_store}/{}", session.id),
+                expected: "an order record".to_owned(),
+                found: "none: no event for it was applied".to_owned(),
+                action: Repair::ApplySession {
+                    session: session.id.clone(),
+                },
+                cause: Some("no event for it reached stockbridge, not even through /v1/events"),
+            };
+            tracing::error!(subject = %d.subject, dry_run, "paid checkout session without an order: the event pipeline lost it");
+            let now = self.clock.now();
+            if !dry_run {
+                let event = serde_json::json!({
+                    "id": format!("reconcile_{}", session.id),
+                    "object": "event",
+                    "type": crate::events::CHECKOUT_COMPLETED,
+                    "livemode": session.object.get("livemode").cloned().unwrap_or(serde_json::Value::Bool(false)),
+                    "created": session.created,
+                    "data": {"object": session.object},
+                });
+                match self.apply_session_without_event(&event).await {
+                    Ok(Handled::Applied {
+                        outcome: stockbridge_domain::Outcome::PaidTimeUnknown,
+                        ..
+                    }) => {
+                        let left = Discrepancy {
+                            what: "paid_session_before_boundary",
+                            found: "none, and it was opened before stockbridge managed a product \
+                                    of it: it may be history, so it was left alone"
+                                .to_owned(),
+                            action: Repair::LeaveAlone,
+                            cause: Some(
+                                "opened before the product's import, backfill or last stock set; \
+                                 Stripe's session shows when it opened, not when it was paid",
+                            ),
+                            ..d
+                        };
+                        warn!(subject = %left.subject, "paid session opened before the management boundary: left alone");
+                        self.store.record(now, &left, false).await?;
+                        report.discrepancies.push(left);
+                        continue;
+                    }
+                    Ok(Handled::Applied { .. }) => {
+                        failures.succeeded(&key).await?;
+                        report.repaired += 1;
+                    }
+                    Ok(_) => {}
+                    Err(source) => {
+                        let failure = Failure {
+                            id: key.clone(),
+                            reason: source.to_string(),
+                            retryable: source.is_retryable(),
+                            event: None,
+                        };
+                        if failures.fail(failure, now).await? {
+                            report.parked.push(key);
+                        }
+                    }
+                }
+            }
+            self.store.record(now, &d, !dry_run).await?;
+            report.discrepancies.push(d);
+        }
+        Ok(())
+    }
+}
