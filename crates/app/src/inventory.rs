@@ -288,11 +288,7 @@ where
 
     async fn apply(&self, event: &CheckoutEvent) -> Result<Outcome, HandleError> {
         let order_id = &event.session.id;
-        let store_id = event
-            .session
-            .store_id
-            .clone()
-            .unwrap_or_else(|| self.config.default_store.clone());
+        let store_id = self.store_of(&event.session).await?;
         let store_err = |source| HandleError::Store {
             order_id: order_id.clone(),
             source,
@@ -365,6 +361,31 @@ where
         self.log_outcome(event, &store_id, &decision);
         self.run_decision_effects(order_id, &decision).await?;
         Ok(decision.outcome)
+    }
+
+    /// The store a session's stock comes from: its `metadata.store_id`; else the store its
+    /// Payment Link was attached to (a link from `backfill` or `catalog import` carries no
+    /// store metadata); else `DEFAULT_STORE_ID`.
+    async fn store_of(
+        &self,
+        session: &crate::events::CheckoutSession,
+    ) -> Result<StoreId, HandleError> {
+        if let Some(s) = &session.store_id {
+            return Ok(s.clone());
+        }
+        if let Some(link) = &session.payment_link
+            && let Some(s) =
+                self.store
+                    .link_store(link)
+                    .await
+                    .map_err(|source| HandleError::Store {
+                        order_id: session.id.clone(),
+                        source,
+                    })?
+        {
+            return Ok(s);
+        }
+        Ok(self.config.default_store.clone())
     }
 
     /// Decides with fresh state and commits, deciding again on a conflict (up to

@@ -29,6 +29,8 @@ pub struct MemoryState {
     pub orders: BTreeMap<OrderId, OrderRecord>,
     /// Ledger entries in commit order.
     pub ledger: Vec<LedgerEntry>,
+    /// The store each Payment Link was attached to.
+    pub link_stores: BTreeMap<PaymentLinkId, StoreId>,
 }
 
 /// An in-memory [`InventoryStore`].
@@ -212,6 +214,9 @@ impl InventoryStore for MemoryStore {
         if s.items.contains_key(&key) {
             return Err(StoreError::Conflict);
         }
+        for l in &item.payment_links {
+            s.link_stores.insert(l.clone(), item.store_id.clone());
+        }
         s.items.insert(key, item.clone());
         s.ledger.push(entry.clone());
         Ok(())
@@ -231,7 +236,14 @@ impl InventoryStore for MemoryStore {
             .ok_or_else(|| StoreError::NotFound(format!("{store_id}/{product_id}")))?;
         i.name = name.to_owned();
         i.payment_links = links.to_vec();
+        for l in links {
+            s.link_stores.insert(l.clone(), store_id.clone());
+        }
         Ok(())
+    }
+
+    async fn link_store(&self, link: &PaymentLinkId) -> Result<Option<StoreId>, StoreError> {
+        Ok(lock(&self.state).link_stores.get(link).cloned())
     }
 }
 

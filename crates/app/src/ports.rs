@@ -158,7 +158,15 @@ pub trait InventoryStore: Send + Sync {
         entry: &LedgerEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Updates an item's name and payment links, not its stock.
+    /// The store whose item a Payment Link was attached to (by `catalog import`, `backfill` or
+    /// the catalog sync), for sessions that do not say their store.
+    fn link_store(
+        &self,
+        link: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<StoreId>, StoreError>> + Send;
+
+    /// Updates an item's name and payment links, not its stock, and remembers each link's
+    /// store ([`Self::link_store`]).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the item does not exist.
@@ -385,6 +393,12 @@ impl Clock for SystemClock {
 // Shared ports: an `Arc` of a port is the port.
 
 impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
+    fn link_store(
+        &self,
+        l: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<StoreId>, StoreError>> + Send {
+        (**self).link_store(l)
+    }
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send {
         (**self).controls()
     }

@@ -266,3 +266,22 @@ async fn a_sell_out_during_a_restock_switch_on_leaves_the_links_off() {
         "still stockbridge's"
     );
 }
+
+#[tokio::test]
+async fn a_session_that_names_no_store_takes_stock_from_the_store_its_link_was_attached_to() {
+    // A link backfilled into store_chicago carries no metadata.store_id, so neither do its
+    // sessions: without the link's record they would draw on DEFAULT_STORE_ID.
+    use stockbridge_app::ports::InventoryStore;
+    let w = world(&[("prod_a", 3, 0)]);
+    let (s, p) = ids();
+    w.store
+        .update_item_details(&s, &p, "prod_a", &[link("plink_backfilled")])
+        .await
+        .unwrap();
+    session(&w, "cs_nostore", &[("prod_a", 1)]);
+    let mut ev = completed("evt_nostore", "cs_nostore");
+    ev["detail"]["data"]["object"]["metadata"] = serde_json::json!({});
+    ev["detail"]["data"]["object"]["payment_link"] = "plink_backfilled".into();
+    w.app.handle(&ev).await.unwrap();
+    assert_eq!(available(&w, "prod_a"), 2);
+}

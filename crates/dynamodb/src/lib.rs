@@ -12,6 +12,8 @@
 //! | named checkpoint (backfill, last reconcile) | `CHECKPOINT#{name}` | `CHECKPOINT` |
 //! | discrepancy found by the reconciler | `RECON#{yyyy-mm-dd}` | `{ms:013}#{subject}` |
 //! | parked event or repair | `PARKED` | `{kind}:{id}` |
+//! | a payment link's store | `LINK#{payment_link_id}` | `LINK` |
+//! | the operator's pause switches | `CONTROL` | `CONTROL` |
 //!
 //! Ids never contain `#` (the domain refuses it), so keys cannot collide. A decision's write set
 //! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
@@ -53,6 +55,10 @@ const CONTROL_PK: &str = "CONTROL";
 
 fn item_pk(store: &StoreId, product: &ProductId) -> String {
     format!("ITEM#{store}#{product}")
+}
+
+fn link_pk(link: &PaymentLinkId) -> String {
+    format!("LINK#{link}")
 }
 
 fn order_pk(order: &OrderId) -> String {
@@ -488,6 +494,30 @@ impl stockbridge_app::ports::ControlStore for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// `LINK#{link}` → its store, for sessions that do not say theirs (links attached by
+    /// `backfill` or `catalog import` carry no `metadata.store_id`).
+    async fn remember_link_stores(
+        &self,
+        store: &StoreId,
+        links: &[PaymentLinkId],
+    ) -> Result<(), StoreError> {
+        for link in links {
+            let mut item = key(link_pk(link), "LINK");
+            item.insert("kind".into(), s("link"));
+            item.insert("store_id".into(), s(store.as_str()));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(())
+    }
+}
+
 impl InventoryStore for DynamoStore {
     async fn controls(&self) -> Result<Controls, StoreError> {
         let cached = *self.controls.lock().unwrap_or_else(|e| e.into_inner());
@@ -701,7 +731,26 @@ impl InventoryStore for DynamoStore {
             TransactWriteItem::builder().put(put_item).build(),
             TransactWriteItem::builder().put(put_entry).build(),
         ])
-        .await
+        .await?;
+        self.remember_link_stores(&item.store_id, &item.payment_links)
+            .await
+    }
+
+    async fn link_store(&self, link: &PaymentLinkId) -> Result<Option<StoreId>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(link_pk(link), "LINK")))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.item()
+            .map(|a| {
+                StoreId::parse(get_s(a, "store_id", &link_pk(link))?)
+                    .map_err(|e| corrupt(&link_pk(link), e.to_string()))
+            })
+            .transpose()
     }
 
     /// Updates an item's name and payment links (not its stock).
@@ -730,7 +779,8 @@ impl InventoryStore for DynamoStore {
         match r.map_err(sdk_error) {
             Err(StoreError::Conflict) => Err(StoreError::NotFound(format!("{store}/{product}"))),
             other => other.map(|_| ()),
-        }
+        }?;
+        self.remember_link_stores(store, payment_links).await
     }
 
     async fn clear_deactivated(

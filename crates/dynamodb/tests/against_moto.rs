@@ -419,3 +419,33 @@ async fn parked_items_and_the_pause_switches_round_trip() {
         "another function reads it"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn an_item_remembers_its_links_store_and_its_management_boundary() {
+    let s = store().await;
+    let link = PaymentLinkId::parse("plink_1").unwrap();
+    assert_eq!(s.link_store(&link).await.unwrap(), None);
+    let mut i = item("mug", 3);
+    i.managed_since = Timestamp(1_700_000_000_000);
+    s.create_item(&i, &entry(&i)).await.unwrap();
+    assert_eq!(
+        s.link_store(&link).await.unwrap(),
+        Some(StoreId::parse("s1").unwrap())
+    );
+    let read = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
+    assert_eq!(read.managed_since, Timestamp(1_700_000_000_000));
+    let other = PaymentLinkId::parse("plink_2").unwrap();
+    s.update_item_details(
+        &i.store_id,
+        &i.product_id,
+        "Mug",
+        std::slice::from_ref(&other),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.link_store(&other).await.unwrap(),
+        Some(StoreId::parse("s1").unwrap())
+    );
+}
