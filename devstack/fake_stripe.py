@@ -2156,6 +2156,26 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
                                           "url": None, "ok": None})
         return copy.deepcopy(s)
 
+    @app.post("/_test/checkout_sessions/<sid>/settle")
+    @test_api
+    def _test_settle_session(b: dict, sid: str) -> dict:
+        """A delayed payment clears or fails at the bank: the session and its PaymentIntent change,
+        and no event is sent (a lost ``checkout.session.async_payment_*``)."""
+        s = fake.checkout_sessions.get(sid)
+        if s is None:
+            raise TestApiError(f"no checkout session {sid}", 404)
+        outcome = b.get("outcome")
+        if outcome not in ("succeeded", "failed"):
+            raise TestApiError('outcome must be "succeeded" or "failed"')
+        pi = fake.payment_intents.get(s.get("payment_intent") or "")
+        if outcome == "succeeded":
+            s["payment_status"] = "paid"
+            if pi is not None:
+                pi.update(status="succeeded", amount_received=pi["amount"])
+        elif pi is not None:
+            pi["status"] = "requires_payment_method"
+        return copy.deepcopy(s)
+
     @app.get("/_test/requests")
     @test_api
     def _test_requests(_b: dict) -> dict:

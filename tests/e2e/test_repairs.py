@@ -167,3 +167,22 @@ def test_a_short_mixed_order_refunds_only_the_catalog_lines(e2e, ids):
     # A redelivery refunds nothing more.
     e2e.invoke_ok(ev)
     assert len(e2e.refunds_for([s["payment_intent"]])) == 1
+
+
+def test_a_delayed_payment_settled_without_its_event_is_settled_by_the_reconciler(e2e, ids):
+    store, u = ids["store"], ids["u"]
+    product = f"prod_debit_{u}"
+    e2e.seed(store, [{"product_id": product, "name": "E2E debit", "stock": 2}])
+    s = e2e.stripe_session([(product, 1)], store, paid=False)
+    ev = e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_debit_{u}", store=store,
+                   payment_intent=s["payment_intent"], payment_status="unpaid")
+    assert e2e.invoke_ok(ev)["outcome"] == "Held"
+    # The bank debit clears; its async_payment_succeeded event is lost on the way.
+    e2e.stripe("POST", f"/_test/checkout_sessions/{s['id']}/settle", {"outcome": "succeeded"})
+    out = json.loads(e2e.cli("reconcile", "--store", store, "--session-grace-secs", "0",
+                             "--catalog-segments", "0", "--json").stdout)["links"]
+    (d,) = [d for d in out["discrepancies"] if d["what"] == "awaiting_order_settled"]
+    assert s["id"] in d["subject"] and out["repaired"] >= 1, out
+    o = e2e.order(s["id"])
+    assert (o["status"], o["payment"]) == ("fulfilled", "paid"), o
+    assert e2e.item(store, product)["available"] == 1, "the held unit is the sale"

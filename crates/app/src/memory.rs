@@ -302,6 +302,8 @@ pub struct MemoryPayments {
     pub calls: Mutex<Vec<&'static str>>,
     /// While > 0, link switches fail (and decrement it).
     pub fail_links: AtomicUsize,
+    /// Where each session's payment stands (absent: still pending).
+    pub session_payments: Mutex<HashMap<OrderId, crate::ports::SessionPayment>>,
     /// Completed sessions, as Stripe would list them.
     pub completed: Mutex<Vec<crate::ports::SessionSummary>>,
     /// Products, prices and links.
@@ -597,6 +599,22 @@ impl crate::ports::CatalogReader for MemoryStore {
             .collect())
     }
 
+    async fn awaiting_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(lock(&self.state)
+            .orders
+            .values()
+            .filter(|o| {
+                o.payment == stockbridge_domain::PaymentState::Awaiting
+                    && o.hold.is_none()
+                    && store_id.is_none_or(|s| &o.store_id == s)
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
         Ok(lock(&self.state)
             .orders
@@ -663,6 +681,17 @@ impl crate::ports::SessionLog for MemoryPayments {
             .filter(|s| s.created >= since)
             .cloned()
             .collect())
+    }
+
+    async fn session_payment(
+        &self,
+        session: &OrderId,
+    ) -> Result<crate::ports::SessionPayment, PaymentsError> {
+        lock(&self.calls).push("read_session");
+        Ok(lock(&self.session_payments)
+            .get(session)
+            .copied()
+            .unwrap_or(crate::ports::SessionPayment::Pending))
     }
 }
 

@@ -532,6 +532,13 @@ pub trait CatalogReader: Send + Sync {
         store_id: Option<&StoreId>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 
+    /// Every Checkout Session order whose delayed payment is still awaited (of one store, or
+    /// all): held, or oversold and waiting to be refunded once it clears.
+    fn awaiting_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
     /// Checkout holds still pending whose expiry is at or before `now` (for the sweeper).
     fn expired_holds(
         &self,
@@ -646,6 +653,12 @@ impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
         (**self).oversold_orders(s)
     }
+    fn awaiting_orders(
+        &self,
+        s: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        (**self).awaiting_orders(s)
+    }
     fn expired_holds(
         &self,
         now: Timestamp,
@@ -699,9 +712,33 @@ pub trait SessionLog: Send + Sync {
         &self,
         since: i64,
     ) -> impl Future<Output = Result<Vec<SessionSummary>, PaymentsError>> + Send;
+
+    /// Where a session's payment stands now (its `payment_status`, and its PaymentIntent's
+    /// status for a delayed method).
+    fn session_payment(
+        &self,
+        session: &OrderId,
+    ) -> impl Future<Output = Result<SessionPayment, PaymentsError>> + Send;
+}
+
+/// Where a Checkout Session's payment stands at Stripe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionPayment {
+    /// Paid (or nothing to pay).
+    Paid,
+    /// A delayed method still clearing.
+    Pending,
+    /// The delayed payment failed (its PaymentIntent wants another method, or was cancelled).
+    Failed,
 }
 
 impl<T: SessionLog> SessionLog for std::sync::Arc<T> {
+    fn session_payment(
+        &self,
+        s: &OrderId,
+    ) -> impl Future<Output = Result<SessionPayment, PaymentsError>> + Send {
+        (**self).session_payment(s)
+    }
     fn completed_sessions_since(
         &self,
         since: i64,

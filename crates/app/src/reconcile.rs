@@ -5,9 +5,11 @@
 //! # Layout
 //! - this module: refunds of oversold orders, payment links vs stock ([`Inventory::check_invariants`]);
 //! - `sessions`: paid Checkout Sessions without an order;
+//! - `awaiting`: orders whose delayed payment settled at Stripe without its event;
 //! - `run`: one reconciler run — every phase under its share of the time ([`run`]);
 //! - `summary`: what a run reports (`stockbridge status`, the EventBridge event, the metrics).
 
+mod awaiting;
 mod run;
 mod sessions;
 mod summary;
@@ -16,11 +18,12 @@ pub use run::{RunError, RunOptions, RunReport, run};
 
 /// Where the link check stopped for time (the next run goes on after it).
 pub const LINKS_CHECKPOINT: &str = "reconcile_links";
+pub use awaiting::AWAITING_WINDOW_MS;
 pub use summary::{LAST_RUN_CHECKPOINT, RunSummary, emf_line};
 
 use stockbridge_domain::invariants::{Discrepancy, Repair, check_links, check_refund};
 use stockbridge_domain::{
-    CatalogItem, Effects, RefundRequest, StoreId, WriteSet, record_links_off,
+    CatalogItem, Effects, RefundRequest, StoreId, Timestamp, WriteSet, record_links_off,
     refund_idempotency_key,
 };
 use tracing::warn;
@@ -69,6 +72,8 @@ pub struct CheckReport {
     pub oversold_orders: usize,
     /// Completed Checkout Sessions examined.
     pub sessions: usize,
+    /// Orders awaiting a delayed payment compared with Stripe.
+    pub awaiting_orders: usize,
     /// The earliest management boundary of the items examined (ms): sessions opened before it
     /// are history from before stockbridge and are not examined.
     pub managed_since: Option<i64>,
@@ -426,7 +431,30 @@ where
             tracing::error!(error = %e, "session check stopped; the other checks go on");
             report.errors.push(format!("sessions: {e}"));
         }
+        let cutoff = self.awaiting_cutoff(sessions);
+        if let Err(e) = self
+            .check_awaiting(
+                (store, cutoff),
+                dry_run,
+                &mut failures,
+                &mut report,
+                &unlimited,
+            )
+            .await
+        {
+            tracing::error!(error = %e, "awaiting-order check stopped; the other checks go on");
+            report.errors.push(format!("awaiting: {e}"));
+        }
         Ok(report)
+    }
+
+    /// Orders awaiting a delayed payment since before this are compared with Stripe: the end of
+    /// the session window (its grace period), or ten minutes ago.
+    pub(crate) fn awaiting_cutoff(&self, sessions: Option<SessionWindow>) -> Timestamp {
+        sessions.map_or_else(
+            || Timestamp(self.clock.now().0 - 600_000),
+            |w| Timestamp(w.to.saturating_mul(1000).saturating_add(999)),
+        )
     }
 
     pub(crate) async fn check_refunds(

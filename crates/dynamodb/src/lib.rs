@@ -881,6 +881,30 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         scan_all(scan).await?.iter().map(parse_order).collect()
     }
 
+    async fn awaiting_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        // Delayed payments are rare (bank debits): a filtered scan, like the oversold orders.
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .expression_attribute_values(":order", s("order"))
+            .expression_attribute_values(":awaiting", s("awaiting"));
+        scan = match store_id {
+            Some(store) => scan
+                .filter_expression(
+                    "kind = :order AND payment = :awaiting AND attribute_not_exists(hold_expires_at) AND store_id = :store",
+                )
+                .expression_attribute_values(":store", s(store.as_str())),
+            None => scan.filter_expression(
+                "kind = :order AND payment = :awaiting AND attribute_not_exists(hold_expires_at)",
+            ),
+        };
+        scan_all(scan).await?.iter().map(parse_order).collect()
+    }
+
     /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
     /// scan reads the whole table each run: fine for thousands of orders. Beyond that, a sparse
     /// index is the next step: it needs an attribute only pending holds carry (today settled

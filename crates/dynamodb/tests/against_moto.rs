@@ -449,3 +449,40 @@ async fn an_item_remembers_its_links_store_and_its_management_boundary() {
         Some(StoreId::parse("s1").unwrap())
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn orders_awaiting_a_delayed_payment_are_listed() {
+    use stockbridge_app::ports::CatalogReader;
+    let s = store().await;
+    let i = item("mug", 3);
+    s.create_item(&i, &entry(&i)).await.unwrap();
+    let mut f = facts("cs_debit", &[("mug", 1)]);
+    f.payment = stockbridge_domain::PaymentState::Awaiting;
+    let d = decide_checkout(
+        None,
+        &f,
+        &std::collections::BTreeMap::from([(i.product_id.clone(), i.clone())]),
+        Timestamp(5),
+    );
+    s.commit(&d.write).await.unwrap();
+    let paid = decide_checkout(
+        None,
+        &facts("cs_paid", &[("mug", 1)]),
+        &std::collections::BTreeMap::from([(
+            i.product_id.clone(),
+            s.item(&i.store_id, &i.product_id).await.unwrap().unwrap(),
+        )]),
+        Timestamp(6),
+    );
+    s.commit(&paid.write).await.unwrap();
+    let awaiting = s.awaiting_orders(None).await.unwrap();
+    assert_eq!(
+        awaiting
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect::<Vec<_>>(),
+        ["cs_debit"]
+    );
+    assert_eq!(s.awaiting_orders(Some(&i.store_id)).await.unwrap().len(), 1);
+}

@@ -17,7 +17,8 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
     CreatedPaymentIntent, EventLog, LinkDirectory, LinkSummary, LinkSwitch, LoggedEvent,
-    NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog, SessionSummary,
+    NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog, SessionPayment,
+    SessionSummary,
 };
 use stockbridge_domain::{
     OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
@@ -27,7 +28,9 @@ use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 pub mod catalog;
 pub mod transport;
 
-use stripe_checkout::checkout_session::{ListCheckoutSession, ListLineItemsCheckoutSession};
+use stripe_checkout::checkout_session::{
+    ListCheckoutSession, ListLineItemsCheckoutSession, RetrieveCheckoutSession,
+};
 use stripe_core::event::ListEvent;
 use stripe_core::payment_intent::{
     CancelPaymentIntent, CapturePaymentIntent, CreatePaymentIntent,
@@ -498,6 +501,26 @@ impl EventLog for StripePayments {
 }
 
 impl SessionLog for StripePayments {
+    async fn session_payment(&self, session: &OrderId) -> Result<SessionPayment, PaymentsError> {
+        const OP: &str = "read checkout session";
+        let req = RetrieveCheckoutSession::new(session.as_str())
+            .expand(vec!["payment_intent".to_owned()]);
+        let s = self.with_retry(OP, || req.send(&self.client)).await?;
+        use stripe_shared::CheckoutSessionPaymentStatus as P;
+        if matches!(s.payment_status, P::Paid | P::NoPaymentRequired) {
+            return Ok(SessionPayment::Paid);
+        }
+        use stripe_shared::PaymentIntentStatus as I;
+        Ok(match s.payment_intent.as_ref() {
+            Some(Expandable::Object(pi)) => match pi.status {
+                I::Succeeded => SessionPayment::Paid,
+                I::RequiresPaymentMethod | I::Canceled => SessionPayment::Failed,
+                _ => SessionPayment::Pending,
+            },
+            _ => SessionPayment::Pending,
+        })
+    }
+
     async fn completed_sessions_since(
         &self,
         since: i64,

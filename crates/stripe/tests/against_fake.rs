@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stockbridge_app::ports::{Payments, PaymentsError};
+use stockbridge_app::ports::{LinkSwitch, Payments, PaymentsError, SessionLog, SessionPayment};
 use stockbridge_domain::{OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundRequest};
 use stockbridge_stripe::{RetryPolicy, StripeConfig, StripePayments};
 
@@ -180,9 +180,28 @@ async fn a_payment_link_is_switched_off_and_on() {
     let link = control("/_test/payment_links", json!({"product": pid}));
     let lid = PaymentLinkId::parse(link["id"].as_str().unwrap()).unwrap();
     let c = client();
-    c.set_link_active(&lid, false, Some("Sold out"))
-        .await
-        .unwrap();
+    let posts = || {
+        requests(&format!("/v1/payment_links/{lid}"))
+            .iter()
+            .filter(|r| r["method"] == json!("POST"))
+            .count()
+    };
+    assert_eq!(
+        c.set_link_active(&lid, false, Some("Sold out"))
+            .await
+            .unwrap(),
+        LinkSwitch::Switched
+    );
+    assert_eq!(
+        c.set_link_active(&lid, false, Some("Sold out"))
+            .await
+            .unwrap(),
+        LinkSwitch::Unchanged {
+            inactive_message: Some("Sold out".into())
+        },
+        "found off, with the message that says who switched it"
+    );
+    assert_eq!(posts(), 1, "a switch that changes nothing is never sent");
     let state = |l: &PaymentLinkId| {
         let out = std::process::Command::new("curl")
             .args(["-sf", &format!("{}/_test/state", base())])
@@ -369,5 +388,40 @@ async fn catalog_objects_are_created_with_our_ids_and_listed() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_delayed_payment_is_read_as_pending_paid_or_failed() {
+    let c = client();
+    let mut seen = Vec::new();
+    for outcome in ["succeeded", "failed", ""] {
+        let id = unique("cs_test");
+        control(
+            "/_test/checkout_sessions",
+            json!({"id": id, "payment_status": "unpaid", "payment_intent": unique("pi"),
+                   "line_items": [{"product": "prod_debit", "quantity": 1, "unit_amount": 900}]}),
+        );
+        let session = OrderId::parse(id.clone()).unwrap();
+        assert_eq!(
+            c.session_payment(&session).await.unwrap(),
+            SessionPayment::Pending
+        );
+        if !outcome.is_empty() {
+            control(
+                &format!("/_test/checkout_sessions/{id}/settle"),
+                json!({"outcome": outcome}),
+            );
+        }
+        seen.push(c.session_payment(&session).await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        [
+            SessionPayment::Paid,
+            SessionPayment::Failed,
+            SessionPayment::Pending
+        ]
     );
 }

@@ -107,7 +107,7 @@ where
             dry_run,
             &mut failures,
             &mut checks,
-            &options.budget.share(5),
+            &options.budget.share(6),
         )
         .await
     {
@@ -127,7 +127,7 @@ where
                 &inventory.payments,
                 &inventory.store,
                 &inventory.store,
-                (options.max_events, &options.budget.share(4)),
+                (options.max_events, &options.budget.share(5)),
                 options.event_overlap_secs,
             )
             .await
@@ -149,7 +149,7 @@ where
             dry_run,
             &mut failures,
             &mut checks,
-            (&options.budget.share(3), resume.as_deref()),
+            (&options.budget.share(4), resume.as_deref()),
         )
         .await
     {
@@ -176,7 +176,7 @@ where
                     dry_run,
                     &mut failures,
                     &mut checks,
-                    &options.budget.share(2),
+                    &options.budget.share(3),
                 )
                 .await
             {
@@ -187,6 +187,19 @@ where
             errors.push("sessions: not checked (the catalog could not be read)".to_owned());
         }
         None => {}
+    }
+    let cutoff = inventory.awaiting_cutoff(options.sessions);
+    if let Err(e) = inventory
+        .check_awaiting(
+            (store, cutoff),
+            dry_run,
+            &mut failures,
+            &mut checks,
+            &options.budget.share(2),
+        )
+        .await
+    {
+        failed(&mut errors, "awaiting orders", &e);
     }
     checks.parked.extend(failures.newly_parked.iter().cloned());
     checks.parked.dedup();

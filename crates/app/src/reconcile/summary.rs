@@ -87,6 +87,7 @@ impl RunSummary {
             repaired: checks.repaired + catalog.map_or(0, |c| c.repaired),
             pipeline_broken: recovered > 0
                 || by_check.contains_key("paid_session_has_order")
+                || by_check.contains_key("awaiting_order_settled")
                 || by_check.contains_key("catalog_matches_stripe"),
             by_check,
             findings: all
