@@ -172,6 +172,27 @@ impl<'a, L: ParkingLot> Failures<'a, L> {
         Ok(park)
     }
 
+    /// Records a failure of a repair (see [`Self::fail`]); returns its id when it is parked
+    /// now, for the run's report.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the record cannot be written.
+    pub async fn note(
+        &mut self,
+        id: String,
+        reason: impl std::fmt::Display,
+        retryable: bool,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        let failure = Failure {
+            id: id.clone(),
+            reason: reason.to_string(),
+            retryable,
+            event: None,
+        };
+        Ok(self.fail(failure, now).await?.then_some(id))
+    }
+
     /// An item that had failed before succeeded: its record goes.
     ///
     /// # Errors

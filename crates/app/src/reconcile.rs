@@ -31,7 +31,7 @@ use tracing::warn;
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::HandleError;
 use crate::inventory::Inventory;
-use crate::parking::{Failure, Failures, ParkingLot};
+use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
     ReconciliationLog, SessionLog, StockPublisher, StoreError,
@@ -223,15 +223,16 @@ where
                     Ok(Some(active)) => states.push((link.clone(), active)),
                     Ok(None) => {}
                     Err(e) => {
-                        let failure = Failure {
-                            id: key.clone(),
-                            reason: format!("reading the link: {e}"),
-                            retryable: e.is_retryable(),
-                            event: None,
-                        };
-                        if failures.fail(failure, self.clock.now()).await? {
-                            report.parked.push(key);
-                        }
+                        report.parked.extend(
+                            failures
+                                .note(
+                                    key.clone(),
+                                    format!("reading the link: {e}"),
+                                    e.is_retryable(),
+                                    self.clock.now(),
+                                )
+                                .await?,
+                        );
                     }
                 }
             }
@@ -271,15 +272,9 @@ where
                     CheckError::Store(s) => s.is_retryable(),
                     _ => true,
                 };
-                let failure = Failure {
-                    id: key.clone(),
-                    reason: e.to_string(),
-                    retryable,
-                    event: None,
-                };
-                if failures.fail(failure, self.clock.now()).await? {
-                    report.parked.push(key);
-                }
+                report
+                    .parked
+                    .extend(failures.note(key, e, retryable, self.clock.now()).await?);
                 Ok(false)
             }
         }
@@ -506,15 +501,11 @@ where
                         repaired = true;
                     }
                     Err(e) => {
-                        let failure = Failure {
-                            id: key.clone(),
-                            reason: e.to_string(),
-                            retryable: e.is_retryable(),
-                            event: None,
-                        };
-                        if failures.fail(failure, now).await? {
-                            report.parked.push(key);
-                        }
+                        report.parked.extend(
+                            failures
+                                .note(key.clone(), e.to_string(), e.is_retryable(), now)
+                                .await?,
+                        );
                     }
                 }
             }

@@ -495,6 +495,18 @@ impl stockbridge_app::ports::ControlStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Writes one record as it is (no condition).
+    async fn put(&self, item: Attrs) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
     /// `LINK#{link}` → its store, for sessions that do not say theirs (links attached by
     /// `backfill` or `catalog import` carry no `metadata.store_id`).
     async fn remember_link_stores(
@@ -506,13 +518,7 @@ impl DynamoStore {
             let mut item = key(link_pk(link), "LINK");
             item.insert("kind".into(), s("link"));
             item.insert("store_id".into(), s(store.as_str()));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(sdk_error)?;
+            self.put(item).await?;
         }
         Ok(())
     }
@@ -1016,14 +1022,7 @@ impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
             item.insert("cause".into(), s(cause));
         }
         item.insert("at".into(), n(at.0));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put(item).await
     }
 }
 
@@ -1060,14 +1059,7 @@ impl stockbridge_app::parking::ParkingLot for DynamoStore {
             "doc".into(),
             s(serde_json::to_string(record).map_err(|e| corrupt(&record.id, e.to_string()))?),
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn remove_parked(&self, id: &str) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@ use tracing::{error, warn};
 use super::{Budget, CheckError, CheckReport};
 use crate::events::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
 use crate::inventory::Inventory;
-use crate::parking::{Failure, Failures, ParkingLot};
+use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
     SessionPayment, StockPublisher,
@@ -53,15 +53,16 @@ where
             let payment = match self.payments.session_payment(&order.order_id).await {
                 Ok(p) => p,
                 Err(e) => {
-                    let failure = Failure {
-                        id: key.clone(),
-                        reason: format!("reading the session: {e}"),
-                        retryable: e.is_retryable(),
-                        event: None,
-                    };
-                    if failures.fail(failure, now).await? {
-                        report.parked.push(key);
-                    }
+                    report.parked.extend(
+                        failures
+                            .note(
+                                key.clone(),
+                                format!("reading the session: {e}"),
+                                e.is_retryable(),
+                                now,
+                            )
+                            .await?,
+                    );
                     continue;
                 }
             };
@@ -86,15 +87,11 @@ where
                             repaired = true;
                         }
                         Err(e) => {
-                            let failure = Failure {
-                                id: key.clone(),
-                                reason: e.to_string(),
-                                retryable: e.is_retryable(),
-                                event: None,
-                            };
-                            if failures.fail(failure, now).await? {
-                                report.parked.push(key);
-                            }
+                            report.parked.extend(
+                                failures
+                                    .note(key.clone(), e.to_string(), e.is_retryable(), now)
+                                    .await?,
+                            );
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::{CheckError, CheckReport, SessionWindow};
 use crate::inventory::{Handled, Inventory};
-use crate::parking::{Failure, Failures, ParkingLot};
+use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
     StockPublisher,
@@ -65,15 +65,16 @@ where
                 Ok(None) => {}
                 // One order that cannot be read is recorded; the other sessions go on.
                 Err(e) => {
-                    let failure = Failure {
-                        id: key.clone(),
-                        reason: format!("reading the order: {e}"),
-                        retryable: e.is_retryable(),
-                        event: None,
-                    };
-                    if failures.fail(failure, self.clock.now()).await? {
-                        report.parked.push(key);
-                    }
+                    report.parked.extend(
+                        failures
+                            .note(
+                                key.clone(),
+                                format!("reading the order: {e}"),
+                                e.is_retryable(),
+                                self.clock.now(),
+                            )
+                            .await?,
+                    );
                     continue;
                 }
             }
@@ -126,15 +127,11 @@ where
                     }
                     Ok(_) => {}
                     Err(source) => {
-                        let failure = Failure {
-                            id: key.clone(),
-                            reason: source.to_string(),
-                            retryable: source.is_retryable(),
-                            event: None,
-                        };
-                        if failures.fail(failure, now).await? {
-                            report.parked.push(key);
-                        }
+                        report.parked.extend(
+                            failures
+                                .note(key.clone(), source.to_string(), source.is_retryable(), now)
+                                .await?,
+                        );
                     }
                 }
             }
