@@ -439,9 +439,16 @@ where
             warn!(payment_link = %link, "link switches are paused: the new link of a sold-out product stays on until the reconciler runs after `stockbridge resume links`");
             return Ok(());
         }
-        self.stripe
+        let found = self
+            .stripe
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await?;
+        // Already off with another message: someone else's choice, not stockbridge's to undo.
+        if let crate::ports::LinkSwitch::Unchanged { inactive_message } = &found
+            && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE)
+        {
+            return Ok(());
+        }
         let Some(fresh) = self
             .store
             .item(&item.store_id, &item.product_id)

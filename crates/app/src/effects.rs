@@ -201,9 +201,12 @@ async fn switch_on<S: InventoryStore, Y: Payments>(
     {
         warn!(product_id = %r.product_id, "sold out while its links were switched on: switching them off again");
         for link in &on {
-            payments
+            if let Err(e) = payments
                 .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
-                .await?;
+                .await
+            {
+                first.get_or_insert(EffectError::from(e));
+            }
         }
         return first.map_or(Ok(()), Err);
     }

@@ -394,9 +394,11 @@ impl Payments for MemoryPayments {
             });
         }
         lock(&self.links).insert(link.clone(), active);
+        // As the Stripe adapter: switching on clears the message, switching off sets it.
         match msg.filter(|_| !active) {
             Some(m) => lock(&self.link_messages).insert(link.clone(), m.to_owned()),
-            None => lock(&self.link_messages).remove(link),
+            None if active => lock(&self.link_messages).remove(link),
+            None => None,
         };
         Ok(crate::ports::LinkSwitch::Switched)
     }

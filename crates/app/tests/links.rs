@@ -285,3 +285,34 @@ async fn a_session_that_names_no_store_takes_stock_from_the_store_its_link_was_a
     w.app.handle(&ev).await.unwrap();
     assert_eq!(available(&w, "prod_a"), 2);
 }
+
+#[tokio::test]
+async fn a_link_a_person_switched_off_after_a_restock_stays_off_at_the_next_one() {
+    let w = world(&[("prod_a", 1, 0)]);
+    let (s, p) = ids();
+    session(&w, "cs_1", &[("prod_a", 1)]);
+    w.app.handle(&sale("evt_1", "cs_1")).await.unwrap();
+    w.app
+        .change_stock(&s, &p, StockChange::Set(1), None, "test")
+        .await
+        .unwrap();
+    assert!(w.payments.link_active(&link("plink_prod_a")));
+    // A person switches it off in the Dashboard (Stripe keeps whatever message it had).
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(link("plink_prod_a"), false);
+    session(&w, "cs_2", &[("prod_a", 1)]);
+    w.app.handle(&sale("evt_2", "cs_2")).await.unwrap();
+    assert!(
+        recorded(&w).is_empty(),
+        "not stockbridge's switch: {:?}",
+        recorded(&w)
+    );
+    w.app
+        .change_stock(&s, &p, StockChange::Set(3), None, "test")
+        .await
+        .unwrap();
+    assert!(!w.payments.link_active(&link("plink_prod_a")));
+}

@@ -172,6 +172,8 @@ impl OrderRecord {
     pub fn refund_due(&self) -> bool {
         self.hold.is_none()
             && self.refund_amount != Some(0)
+            // Recorded before partial refunds existed: never in full (those lines shipped).
+            && (self.predating.is_empty() || self.refund_amount.is_some())
             && self.status == OrderStatus::Oversold
             && self.payment == PaymentState::Paid
             && self.refund_id.is_none()

@@ -330,8 +330,12 @@ impl Payments for StripePayments {
             });
         }
         let mut req = UpdatePaymentLink::new(link.as_str()).active(active);
-        if let Some(m) = inactive_message {
-            req = req.inactive_message(m);
+        // Switching on clears the message shown while off: Stripe would keep it, and the message
+        // is how a later switch-off is told apart (stockbridge's own, or someone else's).
+        match (active, inactive_message) {
+            (true, _) => req = req.inactive_message(""),
+            (false, Some(m)) => req = req.inactive_message(m),
+            (false, None) => {}
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
         Ok(LinkSwitch::Switched)

@@ -213,6 +213,11 @@ async fn a_payment_link_is_switched_off_and_on() {
     assert_eq!(state(&lid)["inactive_message"], json!("Sold out"));
     c.set_link_active(&lid, true, None).await.unwrap();
     assert_eq!(state(&lid)["active"], json!(true));
+    assert_eq!(
+        state(&lid)["inactive_message"],
+        Value::Null,
+        "switching on clears the sold-out message: a later switch-off by a person has none"
+    );
 }
 
 #[tokio::test]

@@ -109,8 +109,9 @@ where
 /// The discrepancy between an awaiting order and its payment at Stripe, if any.
 fn settled(order: &OrderRecord, payment: SessionPayment, now: Timestamp) -> Option<Discrepancy> {
     let subject = format!("{}/{}", order.store_id, order.order_id);
-    let (found, action, cause) = match payment {
+    let (what, found, action, cause) = match payment {
         SessionPayment::Pending if now.0 - order.created_at.0 > AWAITING_WINDOW_MS => (
+            "awaiting_order_overdue",
             format!(
                 "still clearing at Stripe after {} days",
                 (now.0 - order.created_at.0) / 86_400_000
@@ -120,6 +121,7 @@ fn settled(order: &OrderRecord, payment: SessionPayment, now: Timestamp) -> Opti
         ),
         SessionPayment::Pending => return None,
         SessionPayment::Paid | SessionPayment::Failed => (
+            "awaiting_order_settled",
             format!(
                 "still awaiting here, {} at Stripe",
                 if payment == SessionPayment::Paid {
@@ -135,7 +137,7 @@ fn settled(order: &OrderRecord, payment: SessionPayment, now: Timestamp) -> Opti
         ),
     };
     Some(Discrepancy {
-        what: "awaiting_order_settled",
+        what,
         subject,
         expected: "settled as its payment at Stripe".to_owned(),
         found,
