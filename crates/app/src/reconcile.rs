@@ -122,6 +122,11 @@ impl Budget {
         }
     }
 
+    /// True when the run has a deadline (the Lambda); the CLI's runs have none.
+    pub fn is_limited(&self) -> bool {
+        self.deadline.is_some()
+    }
+
     /// True once the time is up.
     pub fn spent(&self) -> bool {
         self.deadline
@@ -206,9 +211,10 @@ where
             items.partition_point(|i| key(i).as_str() <= after)
         });
         for (n, item) in items.iter().enumerate().skip(start) {
-            if budget.spent() {
+            // At least one item per run, so every run moves on; `links_resume_after` holds the
+            // last item done, on every way out (time, or an error).
+            if n > start && budget.spent() {
                 report.unfinished.push("links");
-                report.links_resume_after = n.checked_sub(1).map(|p| key(&items[p]));
                 break;
             }
             let item = item.clone();
@@ -245,6 +251,10 @@ where
                 self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
             }
+            report.links_resume_after = Some(key(&item));
+        }
+        if !report.unfinished.contains(&"links") {
+            report.links_resume_after = None; // done to the end: the next run starts over
         }
         Ok(())
     }

@@ -130,7 +130,7 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
 
 #[tokio::test]
 async fn a_run_out_of_time_reports_every_unfinished_phase_and_still_records_its_summary() {
-    let w = world(&[("prod_a", 0, 0)]);
+    let w = world(&[("prod_a", 0, 0), ("prod_b", 0, 0)]);
     let sync = CatalogSync {
         store: w.store.clone(),
         stripe: w.payments.clone(),
@@ -156,6 +156,46 @@ async fn a_run_out_of_time_reports_every_unfinished_phase_and_still_records_its_
         "{:?}",
         r.summary
     );
-    assert!(w.payments.link_active(&link_a()), "no time: nothing done");
+    assert_eq!(
+        r.summary.repaired, 1,
+        "no time: one item all the same, so the run still moves on"
+    );
     assert!(w.store.catalog().checkpoints.contains_key("last_reconcile"));
+}
+
+#[tokio::test]
+async fn a_link_check_out_of_time_goes_on_where_it_stopped_at_the_next_run() {
+    // Two sold-out products whose links someone switched back on.
+    let w = world(&[("prod_a", 0, 0), ("prod_b", 0, 0)]);
+    let sync = CatalogSync {
+        store: w.store.clone(),
+        stripe: w.payments.clone(),
+        clock: TickingClock::default(),
+    };
+    let spent = RunOptions {
+        store: None,
+        dry_run: false,
+        max_events: 10,
+        event_overlap_secs: 60,
+        sessions: None,
+        catalog_segments: 0,
+        catalog_grace_ms: 0,
+        catalog_max_pages: 0,
+        budget: stockbridge_app::reconcile::Budget::until(std::time::Instant::now()),
+    };
+    let link_b = PaymentLinkId::parse("plink_prod_b").unwrap();
+    run(&w.app, &sync, &NoNotifier, &spent).await.unwrap();
+    assert!(
+        !w.payments.link_active(&link_a()),
+        "one item per run at least"
+    );
+    assert!(
+        w.payments.link_active(&link_b),
+        "out of time before the second"
+    );
+    run(&w.app, &sync, &NoNotifier, &spent).await.unwrap();
+    assert!(
+        !w.payments.link_active(&link_b),
+        "the next run went on from there"
+    );
 }

@@ -134,14 +134,17 @@ where
             .inspect_err(|e| failed(&mut errors, "event replay", e))
             .ok()
     };
-    // The link check goes on where the last run's share ran out (every store only).
-    let resume = match store {
-        None => inventory
+    // The link check goes on where the last run's share ran out (the scheduled run over every
+    // store; a CLI run, which has no deadline, checks everything).
+    let checkpointed = store.is_none() && options.budget.is_limited();
+    let resume = if checkpointed {
+        inventory
             .store
             .checkpoint(LINKS_CHECKPOINT)
             .await?
-            .filter(|k| !k.is_empty()),
-        Some(_) => None,
+            .filter(|k| !k.is_empty())
+    } else {
+        None
     };
     if let Err(e) = inventory
         .check_links(
@@ -155,7 +158,7 @@ where
     {
         failed(&mut errors, "links", &e);
     }
-    if store.is_none() && (resume.is_some() || checks.links_resume_after.is_some()) {
+    if checkpointed && (resume.is_some() || checks.links_resume_after.is_some()) {
         let next = checks.links_resume_after.clone().unwrap_or_default();
         inventory
             .store
