@@ -284,13 +284,15 @@ where
             state.links_skipped += 1;
             return Ok(());
         };
-        if !item.payment_links.contains(&link.id) {
-            let mut links = item.payment_links.clone();
+        // Written even when the link is on the item already: it also records the link's store
+        // (for sessions that carry none), which items attached by an earlier version lack.
+        let mut links = item.payment_links.clone();
+        if !links.contains(&link.id) {
             links.push(link.id.clone());
-            self.store
-                .update_item_details(&store, product, &item.name, &links)
-                .await?;
         }
+        self.store
+            .update_item_details(&store, product, &item.name, &links)
+            .await?;
         // A link on the mapped price is the store's link from now on.
         let mut mapping = entry.mapping.clone();
         if let std::collections::btree_map::Entry::Vacant(slot) = mapping.links.entry(store) {

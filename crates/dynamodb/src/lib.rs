@@ -61,6 +61,13 @@ fn link_pk(link: &PaymentLinkId) -> String {
     format!("LINK#{link}")
 }
 
+fn link_attrs(link: &PaymentLinkId, store: &StoreId) -> Attrs {
+    let mut item = key(link_pk(link), "LINK");
+    item.insert("kind".into(), s("link"));
+    item.insert("store_id".into(), s(store.as_str()));
+    item
+}
+
 fn order_pk(order: &OrderId) -> String {
     format!("ORDER#{order}")
 }
@@ -515,10 +522,7 @@ impl DynamoStore {
         links: &[PaymentLinkId],
     ) -> Result<(), StoreError> {
         for link in links {
-            let mut item = key(link_pk(link), "LINK");
-            item.insert("kind".into(), s("link"));
-            item.insert("store_id".into(), s(store.as_str()));
-            self.put(item).await?;
+            self.put(link_attrs(link, store)).await?;
         }
         Ok(())
     }
@@ -733,13 +737,23 @@ impl InventoryStore for DynamoStore {
                 .set_item(Some(ledger_attrs(entry)))
                 .build(),
         )?;
-        self.transact(vec![
+        let mut actions = vec![
             TransactWriteItem::builder().put(put_item).build(),
             TransactWriteItem::builder().put(put_entry).build(),
-        ])
-        .await?;
-        self.remember_link_stores(&item.store_id, &item.payment_links)
-            .await
+        ];
+        // Each link's store, in the same transaction (a transaction holds 100 actions).
+        for link in item.payment_links.iter().take(98) {
+            let put = build(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(link_attrs(link, &item.store_id)))
+                    .build(),
+            )?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        self.transact(actions).await?;
+        let rest = item.payment_links.get(98..).unwrap_or_default();
+        self.remember_link_stores(&item.store_id, rest).await
     }
 
     async fn link_store(&self, link: &PaymentLinkId) -> Result<Option<StoreId>, StoreError> {

@@ -36,7 +36,7 @@ use stripe_core::payment_intent::{
     CancelPaymentIntent, CapturePaymentIntent, CreatePaymentIntent,
     CreatePaymentIntentAutomaticPaymentMethods,
 };
-use stripe_core::refund::CreateRefund;
+use stripe_core::refund::{CreateRefund, ListRefund};
 use stripe_payment::payment_link::{
     ListLineItemsPaymentLink, RetrievePaymentLink, UpdatePaymentLink,
 };
@@ -296,7 +296,30 @@ impl Payments for StripePayments {
 
     async fn refund(&self, request: &RefundRequest) -> Result<RefundId, PaymentsError> {
         const OP: &str = "create refund";
-        let mut req = CreateRefund::new().payment_intent(request.payment_intent.as_str());
+        // The idempotency key guards a retry for 24 hours; past that (a refund retried after a
+        // pause, a parked repair retried by hand), the refund this order already got is found
+        // by its metadata, so a partial refund is never made twice.
+        let list = ListRefund::new()
+            .payment_intent(request.payment_intent.as_str())
+            .limit(100);
+        let made = self
+            .with_retry("list refunds", || list.send(&self.client))
+            .await?;
+        let order = request.order_id.as_str();
+        if let Some(r) = made.data.iter().find(|r| {
+            r.metadata
+                .as_ref()
+                .and_then(|m| m.get(REFUND_ORDER_KEY))
+                .is_some_and(|o| o == order)
+        }) {
+            return RefundId::parse(r.id.as_str()).map_err(|e| PaymentsError::Invalid {
+                operation: OP,
+                message: e.to_string(),
+            });
+        }
+        let mut req = CreateRefund::new()
+            .payment_intent(request.payment_intent.as_str())
+            .metadata([(REFUND_ORDER_KEY.to_owned(), order.to_owned())]);
         if let Some(amount) = request.amount {
             req = req.amount(i64::try_from(amount).map_err(|e| PaymentsError::Invalid {
                 operation: OP,
@@ -503,6 +526,9 @@ impl EventLog for StripePayments {
         Ok(out)
     }
 }
+
+/// The refund metadata key naming the order a refund was made for.
+const REFUND_ORDER_KEY: &str = "stockbridge_order";
 
 impl SessionLog for StripePayments {
     async fn session_payment(&self, session: &OrderId) -> Result<SessionPayment, PaymentsError> {

@@ -119,14 +119,31 @@ async fn a_refund_is_made_once_however_often_it_is_sent() {
     let c = client();
     let first = c.refund(&req).await.unwrap();
     let again = c.refund(&req).await.unwrap();
-    assert_eq!(first, again, "the idempotency key replays the first refund");
+    assert_eq!(first, again, "the order's refund is the same refund");
     let sent = requests("/v1/refunds");
     let mine: Vec<&Value> = sent
         .iter()
         .filter(|r| r["idempotency_key"] == json!(req.idempotency_key))
         .collect();
-    assert_eq!(mine.len(), 2);
-    assert_eq!(mine[1]["replayed"], json!(true));
+    assert_eq!(
+        mine.len(),
+        1,
+        "the second call finds the order's refund and sends none"
+    );
+    // Past the key's 24 hours (a new key): the order's refund is found, not made again.
+    let later = RefundRequest {
+        amount: Some(200),
+        idempotency_key: format!("stockbridge-refund-{id}-after-a-day"),
+        ..req
+    };
+    assert_eq!(c.refund(&later).await.unwrap(), first);
+    let made: Vec<Value> = requests("/v1/refunds")
+        .into_iter()
+        .filter(|r| {
+            r["method"] == json!("POST") && r["idempotency_key"] == json!(later.idempotency_key)
+        })
+        .collect();
+    assert!(made.is_empty(), "no second refund was sent: {made:?}");
 }
 
 #[tokio::test]
