@@ -197,7 +197,8 @@ where
                     event_id: next.event_id.clone(),
                 };
                 let new = event.created > cursor.created;
-                let over = fresh >= budget || time.spent();
+                // Out of events or time, but never before one new event: every run moves on.
+                let over = fresh >= budget || (fresh > 0 && time.spent());
                 if new && over && last_second != Some(event.created) {
                     report.more = true;
                     next = before;
