@@ -11,8 +11,8 @@
 use stockbridge_domain::invariants::{Discrepancy, Repair};
 use stockbridge_domain::{
     CatalogItem, FieldDiff, LinkPlan, PaymentLinkId, PriceChoice, PriceId, ProductId, StoreId,
-    StripeMapping, StripeProduct, WriteSet, choose_price, is_drift, plan_link, product_diffs,
-    product_fields, record_links_off, stripe_owned_metadata, sync_key,
+    StripeMapping, StripeProduct, WriteSet, choose_price, forget_links_off, is_drift, plan_link,
+    product_diffs, product_fields, record_links_off, stripe_owned_metadata, sync_key,
 };
 use tracing::{info, warn};
 
@@ -512,17 +512,11 @@ where
             let Some(item) = self.store.item(store, product).await? else {
                 return Ok(());
             };
-            if !item.deactivated_links.contains(link) {
+            let Some(forget) = forget_links_off(&item, std::slice::from_ref(link)) else {
                 return Ok(());
-            }
-            let rest = item
-                .deactivated_links
-                .iter()
-                .filter(|l| *l != link)
-                .cloned()
-                .collect();
+            };
             let write = WriteSet {
-                items: vec![record_links_off(&item, rest)],
+                items: vec![forget],
                 ..WriteSet::default()
             };
             match self.store.commit(&write).await {

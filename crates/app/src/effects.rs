@@ -3,7 +3,7 @@
 //! returned so the invocation fails and is retried.
 
 use stockbridge_domain::{
-    Deactivation, Effects, OrderId, Reactivation, RefundId, Timestamp, WriteSet, record_links_off,
+    Deactivation, Effects, OrderId, Reactivation, RefundId, Timestamp, WriteSet, forget_links_off,
 };
 use tracing::{info, warn};
 
@@ -258,16 +258,10 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
             }
         }
     }
-    if !not_ours.is_empty() {
+    if let Some(forget) = forget_links_off(&item, &not_ours) {
         info!(product_id = %d.product_id, links = ?not_ours, "payment links were already off at the sell-out: someone else's, left off and not recorded as stockbridge's");
-        let remaining = item
-            .deactivated_links
-            .iter()
-            .filter(|l| !not_ours.contains(l))
-            .cloned()
-            .collect();
         let write = WriteSet {
-            items: vec![record_links_off(&item, remaining)],
+            items: vec![forget],
             ..WriteSet::default()
         };
         // Changed since (another decision wrote the item): the record stays as that decision

@@ -589,7 +589,7 @@ where
                 warn!(stripe_event_id = event_id, order_id, store_id = %store_id, ?short, "order oversold: nothing taken, refunding if paid");
             }
             Outcome::Predates => {
-                warn!(stripe_event_id = event_id, order_id, store_id = %store_id, "order paid before stockbridge managed its products' stock (their import, backfill or last stock set): recorded as predates; no stock moved, nothing refunded");
+                warn!(stripe_event_id = event_id, order_id, store_id = %store_id, "order paid before stockbridge managed its products' stock (their import, backfill or last stock set --recount): recorded as predates; no stock moved, nothing refunded");
             }
             Outcome::PaidTimeUnknown => {
                 warn!(stripe_event_id = event_id, order_id, store_id = %store_id, "session opened before stockbridge managed its products' stock, payment time unknown: left alone");

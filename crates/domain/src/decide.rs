@@ -109,7 +109,7 @@ pub struct ItemUpdate {
     /// When.
     pub at: Timestamp,
     /// The item's management boundary after the write ([`CatalogItem::managed_since`]): moved
-    /// to `at` by an absolute set, unchanged otherwise.
+    /// to `at` by a recount ([`StockChange::Recount`]), unchanged otherwise.
     pub managed_since: Timestamp,
 }
 
@@ -369,6 +369,36 @@ fn sold_out_links(item: &CatalogItem, session_link: Option<&PaymentLinkId>) -> V
     )
 }
 
+/// The switch-offs for `item` at 0, given every link that should be off: those not yet recorded
+/// (recorded by this decision, forgotten again if found off with someone else's message) and
+/// those recorded earlier (made sure of: a late switch-on may have landed).
+fn sold_out_switches(item: &CatalogItem, links: &[PaymentLinkId]) -> Vec<Deactivation> {
+    let fresh = links
+        .iter()
+        .filter(|l| !item.deactivated_links.contains(l))
+        .cloned()
+        .collect();
+    [
+        Deactivation::of(item, fresh, true),
+        Deactivation::of(item, item.deactivated_links.clone(), false),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Forgets `links` as switched off by stockbridge for `item` (someone else's, or replaced),
+/// without a stock change, conditional on the record it read; `None` when none is recorded.
+pub fn forget_links_off(item: &CatalogItem, links: &[PaymentLinkId]) -> Option<ItemUpdate> {
+    let rest: Vec<PaymentLinkId> = item
+        .deactivated_links
+        .iter()
+        .filter(|l| !links.contains(l))
+        .cloned()
+        .collect();
+    (rest != item.deactivated_links).then(|| record_links_off(item, rest))
+}
+
 /// A stock movement on one item: the update, its ledger entry, the level to publish and the
 /// links to switch off or on when the level crosses zero.
 pub(crate) struct Movement {
@@ -392,16 +422,8 @@ pub(crate) fn move_stock(
     // back on; they stay recorded until that succeeds.
     let (deactivated_links, deactivate, reactivate) = if available == 0 {
         let links = sold_out_links(item, session_link);
-        let fresh = links
-            .iter()
-            .filter(|l| !item.deactivated_links.contains(l))
-            .cloned()
-            .collect();
-        let off = [
-            Deactivation::of(item, fresh, true),
-            Deactivation::of(item, item.deactivated_links.clone(), false),
-        ];
-        (links, off.into_iter().flatten().collect(), None)
+        let off = sold_out_switches(item, &links);
+        (links, off, None)
     } else {
         (
             item.deactivated_links.clone(),
@@ -655,19 +677,7 @@ pub fn decide_checkout(
             // switch-on may have landed after the sell-out). A switch reads the link first, so a
             // link already off costs one read and no write, even in a rush of losing buyers.
             let links = sold_out_links(item, facts.payment_link.as_ref());
-            let fresh = links
-                .iter()
-                .filter(|l| !item.deactivated_links.contains(l))
-                .cloned()
-                .collect();
-            effects
-                .deactivate
-                .extend(Deactivation::of(item, fresh, true));
-            effects.deactivate.extend(Deactivation::of(
-                item,
-                item.deactivated_links.clone(),
-                false,
-            ));
+            effects.deactivate.extend(sold_out_switches(item, &links));
             if links != item.deactivated_links {
                 write.items.push(record_links_off(item, links));
                 continue;

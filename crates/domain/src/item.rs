@@ -24,10 +24,10 @@ pub struct CatalogItem {
     /// When the stock last changed.
     pub updated_at: Timestamp,
     /// When stockbridge began managing this level: the item's import or backfill, or the last
-    /// absolute `stock set`. The count the merchant gave then already includes every sale paid
+    /// `stock set --recount`. The count the merchant gave then already includes every sale paid
     /// before it, so an order paid earlier never moves this stock and is never refunded by
     /// stockbridge (see [`crate::decide_checkout`]). Items stored before this field existed read
-    /// as 0: no boundary until their next `stock set`.
+    /// as 0: no boundary until their next `stock set --recount`.
     #[serde(default)]
     pub managed_since: Timestamp,
 }

@@ -31,7 +31,7 @@ pub enum OrderStatus {
     /// The held stock was returned because the payment failed.
     Released,
     /// Paid before stockbridge began managing its products' stock (their import, backfill or
-    /// last `stock set`): the merchant's count already included it. Nothing taken, nothing
+    /// last `stock set --recount`): the merchant's count already included it. Nothing taken, nothing
     /// refunded.
     Predates,
     /// The payment failed before any stock was held; nothing will be.

@@ -111,7 +111,7 @@ where
                                 .to_owned(),
                             action: Repair::LeaveAlone,
                             cause: Some(
-                                "opened before the product's import, backfill or last stock set; \
+                                "opened before the product's import, backfill or last recount; \
                                  Stripe's session shows when it opened, not when it was paid",
                             ),
                             ..d

@@ -653,3 +653,14 @@ fn a_short_mixed_order_with_an_unknown_line_amount_refunds_nothing_automatically
     assert!(d.effects.refund.is_none());
     assert_eq!(created(&d).refund_amount, Some(0));
 }
+
+#[test]
+fn forgetting_links_keeps_the_others_and_changes_nothing_when_none_is_recorded() {
+    let mut it = item("a", 0, 3);
+    it.deactivated_links = vec![link("plink_a"), link("plink_b")];
+    let u = forget_links_off(&it, &[link("plink_a")]).expect("one forgotten");
+    assert_eq!(u.deactivated_links, vec![link("plink_b")]);
+    assert_eq!((u.expected_version, u.version), (3, 3), "no stock change");
+    assert_eq!(u.expected_deactivated_links, it.deactivated_links);
+    assert!(forget_links_off(&it, &[link("plink_other")]).is_none());
+}
