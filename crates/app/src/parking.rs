@@ -54,13 +54,6 @@ pub struct Parked {
     pub event: Option<serde_json::Value>,
 }
 
-impl Parked {
-    /// The kind: the part of the id before `:`.
-    pub fn kind(&self) -> &str {
-        self.id.split_once(':').map_or(self.id.as_str(), |(k, _)| k)
-    }
-}
-
 /// Stores parked and retrying items.
 pub trait ParkingLot: Send + Sync {
     /// Every record (a few: they are failures).
@@ -103,8 +96,6 @@ pub struct Failure<'a> {
 pub struct Failures<'a, L> {
     lot: &'a L,
     records: BTreeMap<String, Parked>,
-    /// Items parked by this run.
-    pub newly_parked: Vec<String>,
 }
 
 impl<'a, L: ParkingLot> Failures<'a, L> {
@@ -121,7 +112,6 @@ impl<'a, L: ParkingLot> Failures<'a, L> {
                 .into_iter()
                 .map(|p| (p.id.clone(), p))
                 .collect(),
-            newly_parked: Vec::new(),
         })
     }
 
@@ -164,7 +154,6 @@ impl<'a, L: ParkingLot> Failures<'a, L> {
         self.lot.save_parked(&record).await?;
         if park {
             error!(parked = %record.id, reason = %record.reason, attempts, "parked: skipped by every run until `stockbridge parked retry` or `skip`");
-            self.newly_parked.push(record.id.clone());
         } else {
             warn!(failed = %record.id, reason = %record.reason, attempts, "failed; the next run retries it");
         }
@@ -203,12 +192,18 @@ impl<'a, L: ParkingLot> Failures<'a, L> {
         }
         Ok(())
     }
+}
 
-    /// Items parked (not skipped) now.
-    pub fn parked_count(&self) -> usize {
-        self.records
-            .values()
-            .filter(|p| p.state == ParkedState::Parked)
-            .count()
-    }
+/// How many items are parked now (not retrying, not skipped): the `Parked` metric and
+/// `stockbridge status`.
+///
+/// # Errors
+/// [`StoreError`] when the lot cannot be read.
+pub async fn count_parked<L: ParkingLot>(lot: &L) -> Result<usize, StoreError> {
+    Ok(lot
+        .parked()
+        .await?
+        .iter()
+        .filter(|p| p.state == ParkedState::Parked)
+        .count())
 }

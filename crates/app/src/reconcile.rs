@@ -91,6 +91,45 @@ pub struct CheckReport {
     pub links_resume_after: Option<String>,
 }
 
+/// Runs one phase of the checks: one that fails is logged and named in `errors`, and the next
+/// still runs.
+pub(crate) async fn phase<T, E: std::fmt::Display>(
+    errors: &mut Vec<String>,
+    name: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match work.await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(phase = name, error = %e, "reconciler phase stopped; the others go on");
+            errors.push(format!("{name}: {e}"));
+            None
+        }
+    }
+}
+
+/// The sessions to check: those opened after the earliest management boundary of the items the
+/// link check read (sessions opened before it are history the merchant's counts include). `None`
+/// without a window, or when no item was read — then, if the catalog could not be read (a phase
+/// failed), `errors` says the session check was skipped.
+pub(crate) fn sessions_to_check(
+    window: Option<SessionWindow>,
+    managed_since: Option<i64>,
+    errors: &mut Vec<String>,
+) -> Option<SessionWindow> {
+    let w = window?;
+    let Some(since) = managed_since else {
+        if !errors.is_empty() {
+            errors.push("sessions: not checked (the catalog could not be read)".to_owned());
+        }
+        return None;
+    };
+    Some(SessionWindow {
+        from: w.from.max(since.div_euclid(1000)),
+        ..w
+    })
+}
+
 /// How much time a run has, shared out among its phases: a phase with more work than time
 /// stops (where it has a checkpoint, the next run goes on from there) and the phases after it
 /// still run, so successive runs always reach every check.
@@ -385,71 +424,38 @@ where
     ) -> Result<CheckReport, CheckError> {
         let mut failures = Failures::load(&self.store).await?;
         let mut report = CheckReport::default();
+        let mut errors = Vec::new();
         let unlimited = Budget::unlimited();
-        // Refunds first: money owed to a customer comes before everything else. Each check that
-        // cannot run to its end is reported, and the next one still runs.
-        if let Err(e) = self
-            .check_refunds(store, dry_run, &mut failures, &mut report, &unlimited)
-            .await
-        {
-            tracing::error!(error = %e, "refund check stopped; the other checks go on");
-            report.errors.push(format!("refunds: {e}"));
-        }
-        if let Err(e) = self
-            .check_links(
-                store,
-                dry_run,
-                &mut failures,
-                &mut report,
-                (&unlimited, None),
+        let f = &mut failures;
+        // Refunds first: money owed to a customer comes before everything else.
+        phase(
+            &mut errors,
+            "refunds",
+            self.check_refunds(store, dry_run, f, &mut report, &unlimited),
+        )
+        .await;
+        phase(
+            &mut errors,
+            "links",
+            self.check_links(store, dry_run, f, &mut report, (&unlimited, None)),
+        )
+        .await;
+        if let Some(window) = sessions_to_check(sessions, report.managed_since, &mut errors) {
+            phase(
+                &mut errors,
+                "sessions",
+                self.check_paid_sessions(store, window, dry_run, f, &mut report, &unlimited),
             )
-            .await
-        {
-            tracing::error!(error = %e, "link check stopped; the other checks go on");
-            report.errors.push(format!("links: {e}"));
-        }
-        // Sessions opened before every item's management boundary are history the merchant's
-        // counts include: not examined (and, with no item at all, there is nothing to apply).
-        let sessions = sessions
-            .zip(report.managed_since)
-            .map(|(w, since)| SessionWindow {
-                from: w.from.max(since.div_euclid(1000)),
-                ..w
-            });
-        if sessions.is_some() && report.managed_since.is_none() && !report.errors.is_empty() {
-            report
-                .errors
-                .push("sessions: not checked (the catalog could not be read)".to_owned());
-        }
-        if let Some(window) = sessions
-            && let Err(e) = self
-                .check_paid_sessions(
-                    store,
-                    window,
-                    dry_run,
-                    &mut failures,
-                    &mut report,
-                    &unlimited,
-                )
-                .await
-        {
-            tracing::error!(error = %e, "session check stopped; the other checks go on");
-            report.errors.push(format!("sessions: {e}"));
+            .await;
         }
         let cutoff = self.awaiting_cutoff(sessions);
-        if let Err(e) = self
-            .check_awaiting(
-                (store, cutoff),
-                dry_run,
-                &mut failures,
-                &mut report,
-                &unlimited,
-            )
-            .await
-        {
-            tracing::error!(error = %e, "awaiting-order check stopped; the other checks go on");
-            report.errors.push(format!("awaiting: {e}"));
-        }
+        phase(
+            &mut errors,
+            "awaiting orders",
+            self.check_awaiting((store, cutoff), dry_run, f, &mut report, &unlimited),
+        )
+        .await;
+        report.errors = errors;
         Ok(report)
     }
 

@@ -224,12 +224,9 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
     let controls = stockbridge_app::ports::InventoryStore::controls(&store)
         .await
         .context("reading the pause switches")?;
-    let parked = stockbridge_app::parking::ParkingLot::parked(&store)
+    let parked = stockbridge_app::parking::count_parked(&store)
         .await
-        .context("reading the parked items")?
-        .iter()
-        .filter(|p| p.state == stockbridge_app::parking::ParkedState::Parked)
-        .count();
+        .context("reading the parked items")?;
     let cursor_age_secs = cursor.as_ref().map(|c| now.0 / 1000 - c.created);
     if json {
         println!(

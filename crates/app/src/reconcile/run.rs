@@ -4,7 +4,7 @@ use stockbridge_domain::StoreId;
 use tracing::warn;
 
 use super::summary::{LAST_RUN_CHECKPOINT, RunSummary};
-use super::{Budget, CheckReport, LINKS_CHECKPOINT, SessionWindow};
+use super::{Budget, CheckReport, LINKS_CHECKPOINT, SessionWindow, phase, sessions_to_check};
 use crate::inventory::Inventory;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
@@ -93,50 +93,45 @@ where
     // Each phase that cannot run to its end is reported; the next one still runs. Each gets an
     // equal share of the time left, refunds first: money owed to a customer.
     let mut errors = Vec::new();
-    let failed = |errors: &mut Vec<String>, phase: &str, e: &dyn std::fmt::Display| {
-        tracing::error!(phase, error = %e, "reconciler phase stopped; the others go on");
-        errors.push(format!("{phase}: {e}"));
-    };
     let store = options.store.as_ref();
     let dry_run = options.dry_run;
+    let budget = &options.budget;
     let mut failures = Failures::load(&inventory.store).await?;
+    let f = &mut failures;
     let mut checks = CheckReport::default();
-    if let Err(e) = inventory
-        .check_refunds(
-            store,
-            dry_run,
-            &mut failures,
-            &mut checks,
-            &options.budget.share(6),
-        )
-        .await
-    {
-        failed(&mut errors, "refunds", &e);
-    }
+    phase(
+        &mut errors,
+        "refunds",
+        inventory.check_refunds(store, dry_run, f, &mut checks, &budget.share(6)),
+    )
+    .await;
     let events = if dry_run {
         // Setting the cursor is not a repair: events from now on stay replayable.
-        if let Err(e) =
-            crate::recovery::ensure_cursor(&inventory.store, inventory.clock.now()).await
-        {
-            failed(&mut errors, "event replay cursor", &e);
-        }
+        phase(
+            &mut errors,
+            "event replay cursor",
+            crate::recovery::ensure_cursor(&inventory.store, inventory.clock.now()),
+        )
+        .await;
         None
     } else {
-        inventory
-            .recover_missed_events(
+        let limits = (options.max_events, &budget.share(5));
+        phase(
+            &mut errors,
+            "event replay",
+            inventory.recover_missed_events(
                 &inventory.payments,
                 &inventory.store,
                 &inventory.store,
-                (options.max_events, &options.budget.share(5)),
+                limits,
                 options.event_overlap_secs,
-            )
-            .await
-            .inspect_err(|e| failed(&mut errors, "event replay", e))
-            .ok()
+            ),
+        )
+        .await
     };
     // The link check goes on where the last run's share ran out (the scheduled run over every
     // store; a CLI run, which has no deadline, checks everything).
-    let checkpointed = store.is_none() && options.budget.is_limited();
+    let checkpointed = store.is_none() && budget.is_limited();
     let resume = if checkpointed {
         inventory
             .store
@@ -146,18 +141,13 @@ where
     } else {
         None
     };
-    if let Err(e) = inventory
-        .check_links(
-            store,
-            dry_run,
-            &mut failures,
-            &mut checks,
-            (&options.budget.share(4), resume.as_deref()),
-        )
-        .await
-    {
-        failed(&mut errors, "links", &e);
-    }
+    let links_budget = (&budget.share(4), resume.as_deref());
+    phase(
+        &mut errors,
+        "links",
+        inventory.check_links(store, dry_run, f, &mut checks, links_budget),
+    )
+    .await;
     if checkpointed && (resume.is_some() || checks.links_resume_after.is_some()) {
         let next = checks.links_resume_after.clone().unwrap_or_default();
         inventory
@@ -165,66 +155,38 @@ where
             .save_checkpoint(LINKS_CHECKPOINT, &next)
             .await?;
     }
-    // Sessions opened before every item's management boundary are history: not examined.
-    match options.sessions.zip(checks.managed_since) {
-        Some((w, since)) => {
-            let window = SessionWindow {
-                from: w.from.max(since.div_euclid(1000)),
-                ..w
-            };
-            if let Err(e) = inventory
-                .check_paid_sessions(
-                    store,
-                    window,
-                    dry_run,
-                    &mut failures,
-                    &mut checks,
-                    &options.budget.share(3),
-                )
-                .await
-            {
-                failed(&mut errors, "sessions", &e);
-            }
-        }
-        None if options.sessions.is_some() && !errors.is_empty() => {
-            errors.push("sessions: not checked (the catalog could not be read)".to_owned());
-        }
-        None => {}
+    if let Some(window) = sessions_to_check(options.sessions, checks.managed_since, &mut errors) {
+        phase(
+            &mut errors,
+            "sessions",
+            inventory.check_paid_sessions(store, window, dry_run, f, &mut checks, &budget.share(3)),
+        )
+        .await;
     }
     let cutoff = inventory.awaiting_cutoff(options.sessions);
-    if let Err(e) = inventory
-        .check_awaiting(
-            (store, cutoff),
-            dry_run,
-            &mut failures,
-            &mut checks,
-            &options.budget.share(2),
-        )
-        .await
-    {
-        failed(&mut errors, "awaiting orders", &e);
-    }
-    checks.parked.extend(failures.newly_parked.iter().cloned());
-    checks.parked.dedup();
+    phase(
+        &mut errors,
+        "awaiting orders",
+        inventory.check_awaiting((store, cutoff), dry_run, f, &mut checks, &budget.share(2)),
+    )
+    .await;
     let links = checks;
     let catalog = if store.is_none() && options.catalog_segments > 0 {
-        sync.check_catalog(
-            dry_run,
-            options.catalog_segments,
-            options.catalog_grace_ms,
-            options.catalog_max_pages,
+        phase(
+            &mut errors,
+            "catalog check",
+            sync.check_catalog(
+                dry_run,
+                options.catalog_segments,
+                options.catalog_grace_ms,
+                options.catalog_max_pages,
+            ),
         )
         .await
-        .inspect_err(|e| failed(&mut errors, "catalog check", e))
-        .ok()
     } else {
         None
     };
-    let parked = ParkingLot::parked(&inventory.store)
-        .await?
-        .iter()
-        .filter(|p| p.state == crate::parking::ParkedState::Parked)
-        .count();
+    let parked = crate::parking::count_parked(&inventory.store).await?;
     let mut summary = RunSummary::of(
         inventory.clock.now(),
         options.dry_run,
