@@ -572,6 +572,22 @@ impl crate::ports::CursorStore for MemoryCursor {
     }
 }
 
+impl MemoryStore {
+    /// Every order matching `keep`, of one store or all.
+    fn orders_where(
+        &self,
+        store_id: Option<&StoreId>,
+        keep: impl Fn(&OrderRecord) -> bool,
+    ) -> Vec<OrderRecord> {
+        lock(&self.state)
+            .orders
+            .values()
+            .filter(|o| store_id.is_none_or(|s| &o.store_id == s) && keep(o))
+            .cloned()
+            .collect()
+    }
+}
+
 impl crate::ports::CatalogReader for MemoryStore {
     async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
         Ok(lock(&self.state)
@@ -590,31 +606,18 @@ impl crate::ports::CatalogReader for MemoryStore {
         &self,
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        Ok(lock(&self.state)
-            .orders
-            .values()
-            .filter(|o| {
-                o.status == stockbridge_domain::OrderStatus::Oversold
-                    && store_id.is_none_or(|s| &o.store_id == s)
-            })
-            .cloned()
-            .collect())
+        Ok(self.orders_where(store_id, |o| {
+            o.status == stockbridge_domain::OrderStatus::Oversold
+        }))
     }
 
     async fn awaiting_orders(
         &self,
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        Ok(lock(&self.state)
-            .orders
-            .values()
-            .filter(|o| {
-                o.payment == stockbridge_domain::PaymentState::Awaiting
-                    && o.hold.is_none()
-                    && store_id.is_none_or(|s| &o.store_id == s)
-            })
-            .cloned()
-            .collect())
+        Ok(self.orders_where(store_id, |o| {
+            o.payment == stockbridge_domain::PaymentState::Awaiting && o.hold.is_none()
+        }))
     }
 
     async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {

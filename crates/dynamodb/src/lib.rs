@@ -502,6 +502,28 @@ impl stockbridge_app::ports::ControlStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Every order matching `condition` (its values already on `scan`), of one store or all: a
+    /// filtered scan of the whole table.
+    async fn orders_where(
+        &self,
+        scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+        condition: &str,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let scan = scan
+            .table_name(&self.table)
+            .expression_attribute_values(":order", s("order"));
+        let scan = match store_id {
+            Some(store) => scan
+                .filter_expression(format!(
+                    "kind = :order AND {condition} AND store_id = :store"
+                ))
+                .expression_attribute_values(":store", s(store.as_str())),
+            None => scan.filter_expression(format!("kind = :order AND {condition}")),
+        };
+        scan_all(scan).await?.iter().map(parse_order).collect()
+    }
+
     /// Writes one record as it is (no condition).
     async fn put(&self, item: Attrs) -> Result<(), StoreError> {
         self.client
@@ -885,20 +907,13 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         &self,
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut scan = self
+        let scan = self
             .client
             .scan()
-            .table_name(&self.table)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":order", s("order"))
             .expression_attribute_values(":oversold", s("oversold"));
-        scan = match store_id {
-            Some(store) => scan
-                .filter_expression("kind = :order AND #status = :oversold AND store_id = :store")
-                .expression_attribute_values(":store", s(store.as_str())),
-            None => scan.filter_expression("kind = :order AND #status = :oversold"),
-        };
-        scan_all(scan).await?.iter().map(parse_order).collect()
+        self.orders_where(scan, "#status = :oversold", store_id)
+            .await
     }
 
     async fn awaiting_orders(
@@ -906,23 +921,12 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
         // Delayed payments are rare (bank debits): a filtered scan, like the oversold orders.
-        let mut scan = self
+        let scan = self
             .client
             .scan()
-            .table_name(&self.table)
-            .expression_attribute_values(":order", s("order"))
             .expression_attribute_values(":awaiting", s("awaiting"));
-        scan = match store_id {
-            Some(store) => scan
-                .filter_expression(
-                    "kind = :order AND payment = :awaiting AND attribute_not_exists(hold_expires_at) AND store_id = :store",
-                )
-                .expression_attribute_values(":store", s(store.as_str())),
-            None => scan.filter_expression(
-                "kind = :order AND payment = :awaiting AND attribute_not_exists(hold_expires_at)",
-            ),
-        };
-        scan_all(scan).await?.iter().map(parse_order).collect()
+        let awaiting = "payment = :awaiting AND attribute_not_exists(hold_expires_at)";
+        self.orders_where(scan, awaiting, store_id).await
     }
 
     /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
