@@ -3,10 +3,13 @@
 
 mod support;
 
+use std::sync::Arc;
 use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::memory::TickingClock;
 use stockbridge_app::ports::{Controls, NoNotifier};
-use stockbridge_app::reconcile::{RunOptions, SessionWindow, run};
+
+use stockbridge_app::memory::{MemoryPayments, MemoryStore};
+use stockbridge_app::reconcile::{Budget, RunOptions, SessionWindow, run};
 use stockbridge_domain::{OrderStatus, PaymentLinkId};
 use support::{World, available, completed, order, session, world};
 
@@ -20,6 +23,32 @@ fn link_a() -> PaymentLinkId {
 
 fn refunds(w: &World) -> usize {
     w.payments.refunds.lock().unwrap().len()
+}
+
+fn sync(w: &World) -> CatalogSync<Arc<MemoryStore>, Arc<MemoryPayments>, TickingClock> {
+    CatalogSync {
+        store: w.store.clone(),
+        stripe: w.payments.clone(),
+        clock: TickingClock::default(),
+    }
+}
+
+/// A run over every store, with or without the session check over all time.
+fn options(sessions: bool, budget: Budget) -> RunOptions {
+    RunOptions {
+        store: None,
+        dry_run: false,
+        max_events: 10,
+        event_overlap_secs: 60,
+        sessions: sessions.then_some(SessionWindow {
+            from: 0,
+            to: i64::MAX,
+        }),
+        catalog_segments: 0,
+        catalog_grace_ms: 0,
+        catalog_max_pages: 0,
+        budget,
+    }
 }
 
 #[tokio::test]
@@ -95,25 +124,8 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
             ..Controls::default()
         },
     );
-    let sync = CatalogSync {
-        store: w.store.clone(),
-        stripe: w.payments.clone(),
-        clock: TickingClock::default(),
-    };
-    let options = RunOptions {
-        store: None,
-        dry_run: false,
-        max_events: 10,
-        event_overlap_secs: 60,
-        sessions: Some(SessionWindow {
-            from: 0,
-            to: i64::MAX,
-        }),
-        catalog_segments: 0,
-        catalog_grace_ms: 0,
-        catalog_max_pages: 0,
-        budget: stockbridge_app::reconcile::Budget::unlimited(),
-    };
+    let sync = sync(&w);
+    let options = options(true, Budget::unlimited());
     let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
     assert!(r.summary.dry_run && r.summary.controls.repairs_paused);
     assert_eq!(r.summary.discrepancies, 1, "found and recorded");
@@ -131,25 +143,8 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
 #[tokio::test]
 async fn a_run_out_of_time_reports_every_unfinished_phase_and_still_records_its_summary() {
     let w = world(&[("prod_a", 0, 0), ("prod_b", 0, 0)]);
-    let sync = CatalogSync {
-        store: w.store.clone(),
-        stripe: w.payments.clone(),
-        clock: TickingClock::default(),
-    };
-    let options = RunOptions {
-        store: None,
-        dry_run: false,
-        max_events: 10,
-        event_overlap_secs: 60,
-        sessions: Some(SessionWindow {
-            from: 0,
-            to: i64::MAX,
-        }),
-        catalog_segments: 0,
-        catalog_grace_ms: 0,
-        catalog_max_pages: 0,
-        budget: stockbridge_app::reconcile::Budget::until(std::time::Instant::now()),
-    };
+    let sync = sync(&w);
+    let options = options(true, Budget::until(std::time::Instant::now()));
     let r = run(&w.app, &sync, &NoNotifier, &options).await.unwrap();
     assert!(
         r.summary.unfinished.contains(&"links".to_owned()),
@@ -167,22 +162,8 @@ async fn a_run_out_of_time_reports_every_unfinished_phase_and_still_records_its_
 async fn a_link_check_out_of_time_goes_on_where_it_stopped_at_the_next_run() {
     // Two sold-out products whose links someone switched back on.
     let w = world(&[("prod_a", 0, 0), ("prod_b", 0, 0)]);
-    let sync = CatalogSync {
-        store: w.store.clone(),
-        stripe: w.payments.clone(),
-        clock: TickingClock::default(),
-    };
-    let spent = RunOptions {
-        store: None,
-        dry_run: false,
-        max_events: 10,
-        event_overlap_secs: 60,
-        sessions: None,
-        catalog_segments: 0,
-        catalog_grace_ms: 0,
-        catalog_max_pages: 0,
-        budget: stockbridge_app::reconcile::Budget::until(std::time::Instant::now()),
-    };
+    let sync = sync(&w);
+    let spent = options(false, Budget::until(std::time::Instant::now()));
     let link_b = PaymentLinkId::parse("plink_prod_b").unwrap();
     run(&w.app, &sync, &NoNotifier, &spent).await.unwrap();
     assert!(

@@ -41,6 +41,18 @@ fn recorded(w: &World) -> Vec<PaymentLinkId> {
     w.store.snapshot().items[&ids()].deactivated_links.clone()
 }
 
+/// plink_prod_a off, recorded as switched off by stockbridge, with nothing else changed.
+fn switched_off_by_stockbridge(w: &World) {
+    let mut item = w.store.snapshot().items[&ids()].clone();
+    item.deactivated_links = vec![link("plink_prod_a")];
+    w.store.put_item(item);
+    w.payments
+        .links
+        .lock()
+        .unwrap()
+        .insert(link("plink_prod_a"), false);
+}
+
 /// prod_a with 1 unit sold through plink_prod_a, and a second link a person switched off.
 fn two_links(w: &World) -> PaymentLinkId {
     let mut item = w.store.snapshot().items[&ids()].clone();
@@ -104,15 +116,8 @@ async fn a_redelivered_sell_out_re_sends_no_switch_and_keeps_its_own_record() {
 async fn a_late_switch_on_does_not_land_after_a_sell_out() {
     // The item sold out again after a restock whose switch-on is only running now.
     let w = world(&[("prod_a", 0, 0)]);
+    switched_off_by_stockbridge(&w);
     let (s, p) = ids();
-    let mut item = w.store.snapshot().items[&(s.clone(), p.clone())].clone();
-    item.deactivated_links = vec![link("plink_prod_a")];
-    w.store.put_item(item);
-    w.payments
-        .links
-        .lock()
-        .unwrap()
-        .insert(link("plink_prod_a"), false);
     let late = Effects {
         reactivate: vec![Reactivation {
             store_id: s,
@@ -232,15 +237,8 @@ impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
 #[tokio::test]
 async fn a_sell_out_during_a_restock_switch_on_leaves_the_links_off() {
     let w = world(&[("prod_a", 4, 0)]);
+    switched_off_by_stockbridge(&w);
     let (s, p) = ids();
-    let mut item = w.store.snapshot().items[&(s.clone(), p.clone())].clone();
-    item.deactivated_links = vec![link("plink_prod_a")];
-    w.store.put_item(item);
-    w.payments
-        .links
-        .lock()
-        .unwrap()
-        .insert(link("plink_prod_a"), false);
     let racy = SellOutDuringSwitchOn {
         inner: w.payments.clone(),
         store: w.store.clone(),

@@ -8,7 +8,7 @@ use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
 use stockbridge_app::parking::ParkedState;
 use stockbridge_app::ports::{Cursor, LoggedEvent};
 use stockbridge_app::reconcile::Budget;
-use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, SETTLE_SECS};
+use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, RecoveryReport, SETTLE_SECS};
 use stockbridge_domain::{OrderStatus, StripeEventId};
 use support::{PAID, World, available, completed, order, session, world};
 
@@ -36,6 +36,19 @@ fn stored(cursor: &MemoryCursor) -> Cursor {
     cursor.0.lock().unwrap().clone().expect("a cursor")
 }
 
+/// One replay run over `log` with an event budget, the default overlap and no time limit.
+async fn replay(
+    w: &World,
+    log: &MemoryEventLog,
+    cursor: &MemoryCursor,
+    budget: usize,
+) -> RecoveryReport {
+    w.app
+        .recover_missed_events(log, cursor, &*w.store, (budget, &Budget::unlimited()), 60)
+        .await
+        .unwrap()
+}
+
 fn stripe_calls(w: &World) -> usize {
     w.payments.calls.lock().unwrap().len()
 }
@@ -58,11 +71,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
         .unwrap();
     let calls = stripe_calls(&w);
     let cursor = at(NOW - 100);
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert_eq!(
         (r.listed, r.recovered, r.already_applied),
         (2, 1, 1),
@@ -79,11 +88,7 @@ async fn a_dropped_event_is_recovered_exactly_once_and_a_replay_of_a_seen_one_co
     assert_eq!(r.cursor.as_deref(), Some("evt_dropped"));
     // The next run re-lists its overlap: both again, no Stripe call, nothing changed.
     let calls = stripe_calls(&w);
-    let again = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let again = replay(&w, &log, &cursor, 100).await;
     assert_eq!(
         (again.listed, again.recovered, again.already_applied),
         (2, 0, 2)
@@ -98,21 +103,14 @@ async fn an_event_that_shows_up_late_in_the_log_is_still_replayed_within_the_ove
     session(&w, "cs_late", &[("prod_a", 1)]);
     let log = MemoryEventLog::default();
     let cursor = at(NOW - 100);
-    w.app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    replay(&w, &log, &cursor, 100).await;
     assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
     // Created before the cursor, visible only now (Stripe's list is eventually consistent).
     log.events
         .lock()
         .unwrap()
         .push(logged("evt_late", "cs_late", NOW - 30));
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert_eq!(r.recovered_orders, vec!["cs_late"]);
     assert_eq!(available(&w, "prod_a"), 4);
 }
@@ -126,17 +124,7 @@ async fn the_newest_seconds_are_never_read() {
         .lock()
         .unwrap()
         .push(logged("evt_fresh", "cs_fresh", NOW - 1));
-    let r = w
-        .app
-        .recover_missed_events(
-            &log,
-            &at(NOW - 100),
-            &*w.store,
-            (100, &Budget::unlimited()),
-            60,
-        )
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &at(NOW - 100), 100).await;
     assert_eq!(r.listed, 0, "{r:?}");
     assert_eq!(available(&w, "prod_a"), 5);
 }
@@ -152,11 +140,7 @@ async fn an_event_that_cannot_succeed_is_parked_and_the_replay_goes_on_past_it()
         logged("evt_after", "cs_after", NOW - 40),
     ]);
     let cursor = at(NOW - 100);
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert_eq!((r.parked, r.recovered), (1, 1), "{r:?}");
     assert_eq!(available(&w, "prod_a"), 4, "the event after it was applied");
     assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
@@ -171,11 +155,7 @@ async fn an_event_that_cannot_succeed_is_parked_and_the_replay_goes_on_past_it()
     );
     // The next run re-reads the overlap and leaves the parked event alone.
     let calls = stripe_calls(&w);
-    let again = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let again = replay(&w, &log, &cursor, 100).await;
     assert_eq!((again.set_aside, again.parked), (1, 0), "{again:?}");
     assert_eq!(stripe_calls(&w), calls);
 }
@@ -195,18 +175,11 @@ async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
     w.publisher
         .fail_next
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    w.app
-        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    replay(&w, &log, &cursor, 1).await;
     w.publisher
         .fail_next
         .store(1, std::sync::atomic::Ordering::SeqCst);
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert!(
         r.stopped.as_deref().unwrap_or("").contains("evt_flaky"),
         "{r:?}"
@@ -219,11 +192,7 @@ async fn a_retryable_failure_keeps_the_cursor_before_it_until_a_later_run() {
     let parked = w.store.parking.lock().unwrap().clone();
     assert_eq!(parked["event:evt_flaky"].state, ParkedState::Retrying);
     // The next run gets past it and forgets the failure.
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert_eq!(r.stopped, None, "{r:?}");
     assert!(w.store.parking.lock().unwrap().is_empty());
     assert_eq!(available(&w, "prod_a"), 3);
@@ -234,11 +203,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
     let w = world(&[("prod_a", 5, 0)]);
     let log = MemoryEventLog::default();
     let cursor = MemoryCursor::default();
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert!(r.initialized);
     assert_eq!(stored(&cursor).created, NOW - SETTLE_SECS);
     // An event after it, dropped by the delivery path, is replayed by the next run.
@@ -251,11 +216,7 @@ async fn the_first_run_sets_the_cursor_even_before_any_event_exists() {
         .clock()
         .0
         .fetch_add(60_000, std::sync::atomic::Ordering::Relaxed);
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert_eq!(r.recovered_orders, vec!["cs_1"]);
     assert_eq!(available(&w, "prod_a"), 4);
 }
@@ -269,17 +230,7 @@ async fn a_replayed_order_from_before_the_import_is_history_not_a_recovery() {
         .lock()
         .unwrap()
         .push(logged("evt_old", "cs_old", NOW - 90));
-    let r = w
-        .app
-        .recover_missed_events(
-            &log,
-            &at(NOW - 100),
-            &*w.store,
-            (100, &Budget::unlimited()),
-            60,
-        )
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &at(NOW - 100), 100).await;
     assert_eq!((r.history, r.recovered), (1, 0), "{r:?}");
     assert_eq!(order(&w, "cs_old").unwrap().status, OrderStatus::Predates);
     assert!(w.payments.refunds.lock().unwrap().is_empty());
@@ -291,11 +242,7 @@ async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps()
     let w = world(&[]);
     let log = MemoryEventLog::default();
     let cursor = at(NOW - 26 * 86_400);
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (100, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 100).await;
     assert!(r.more, "{r:?}");
     let moved = stored(&cursor).created - (NOW - 26 * 86_400);
     assert_eq!(
@@ -324,19 +271,11 @@ async fn a_small_budget_always_moves_the_cursor_even_through_a_busy_second() {
         .push(logged("evt_later", "cs_later", NOW - 30));
     let cursor = at(NOW - 50);
     // A budget of one: the busy second is finished, then the run stops before the next one.
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 1).await;
     assert_eq!((r.recovered, r.more), (3, true), "{r:?}");
     assert_eq!(stored(&cursor).created, NOW - 31);
     // The next run re-reads those three (cheap, outside the budget) and gets the later one.
-    let r = w
-        .app
-        .recover_missed_events(&log, &cursor, &*w.store, (1, &Budget::unlimited()), 60)
-        .await
-        .unwrap();
+    let r = replay(&w, &log, &cursor, 1).await;
     assert_eq!((r.recovered, r.already_applied), (1, 3), "{r:?}");
     assert_eq!(available(&w, "prod_a"), 6);
 }
