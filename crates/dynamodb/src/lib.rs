@@ -1319,13 +1319,6 @@ impl stockbridge_app::ports::CatalogStore for DynamoStore {
         let mut item = key(format!("CHECKPOINT#{name}"), "CHECKPOINT");
         item.insert("kind".into(), s("checkpoint"));
         item.insert("value".into(), s(value));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put(item).await
     }
 }
