@@ -235,7 +235,8 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
     }
     let mut first = None;
     let mut not_ours = Vec::new();
-    for link in &d.links {
+    let fresh = d.fresh.iter().map(|l| (l, true));
+    for (link, just_recorded) in fresh.chain(d.recorded.iter().map(|l| (l, false))) {
         match payments
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await
@@ -247,7 +248,7 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
             // stockbridge's own message: a concurrent sell-out, the reconciler or the catalog
             // sync switched it — it stays recorded.)
             Ok(LinkSwitch::Unchanged { inactive_message })
-                if d.just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) =>
+                if just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) =>
             {
                 not_ours.push(link.clone());
             }

@@ -141,8 +141,8 @@ async fn a_late_switch_off_does_not_land_after_a_restock() {
         deactivate: vec![Deactivation {
             store_id: s,
             product_id: p,
-            links: vec![link("plink_prod_a")],
-            just_recorded: true,
+            fresh: vec![link("plink_prod_a")],
+            recorded: Vec::new(),
         }],
         ..Effects::default()
     };

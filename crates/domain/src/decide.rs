@@ -180,22 +180,26 @@ pub struct Deactivation {
     pub store_id: StoreId,
     /// The product.
     pub product_id: ProductId,
-    /// The links.
-    pub links: Vec<PaymentLinkId>,
-    /// True when the decision has just recorded `links` as switched off by stockbridge: one
-    /// found already off at Stripe was switched off by someone else, so it is forgotten again
-    /// (stockbridge switches back on only what it switched off itself). False when re-running
-    /// for links recorded earlier: found off, that was stockbridge's own switch.
-    pub just_recorded: bool,
+    /// Links the decision has just recorded as switched off by stockbridge: one found already
+    /// off at Stripe with someone else's message was switched off by someone else, so it is
+    /// forgotten again (stockbridge switches back on only what it switched off itself).
+    pub fresh: Vec<PaymentLinkId>,
+    /// Links recorded earlier, made sure of (a late switch-on may have landed): found off, that
+    /// was stockbridge's own switch.
+    pub recorded: Vec<PaymentLinkId>,
 }
 
 impl Deactivation {
-    fn of(item: &CatalogItem, links: Vec<PaymentLinkId>, just_recorded: bool) -> Option<Self> {
-        (!links.is_empty()).then(|| Self {
+    fn of(
+        item: &CatalogItem,
+        fresh: Vec<PaymentLinkId>,
+        recorded: Vec<PaymentLinkId>,
+    ) -> Option<Self> {
+        (!fresh.is_empty() || !recorded.is_empty()).then(|| Self {
             store_id: item.store_id.clone(),
             product_id: item.product_id.clone(),
-            links,
-            just_recorded,
+            fresh,
+            recorded,
         })
     }
 }
@@ -205,7 +209,7 @@ impl Effects {
     pub fn links_off(&self) -> Vec<PaymentLinkId> {
         self.deactivate
             .iter()
-            .flat_map(|d| d.links.iter().cloned())
+            .flat_map(|d| d.fresh.iter().chain(&d.recorded).cloned())
             .collect()
     }
 }
@@ -372,19 +376,13 @@ fn sold_out_links(item: &CatalogItem, session_link: Option<&PaymentLinkId>) -> V
 /// The switch-offs for `item` at 0, given every link that should be off: those not yet recorded
 /// (recorded by this decision, forgotten again if found off with someone else's message) and
 /// those recorded earlier (made sure of: a late switch-on may have landed).
-fn sold_out_switches(item: &CatalogItem, links: &[PaymentLinkId]) -> Vec<Deactivation> {
+fn sold_out_switches(item: &CatalogItem, links: &[PaymentLinkId]) -> Option<Deactivation> {
     let fresh = links
         .iter()
         .filter(|l| !item.deactivated_links.contains(l))
         .cloned()
         .collect();
-    [
-        Deactivation::of(item, fresh, true),
-        Deactivation::of(item, item.deactivated_links.clone(), false),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    Deactivation::of(item, fresh, item.deactivated_links.clone())
 }
 
 /// Forgets `links` as switched off by stockbridge for `item` (someone else's, or replaced),
@@ -422,7 +420,7 @@ pub(crate) fn move_stock(
     // back on; they stay recorded until that succeeds.
     let (deactivated_links, deactivate, reactivate) = if available == 0 {
         let links = sold_out_links(item, session_link);
-        let off = sold_out_switches(item, &links);
+        let off = sold_out_switches(item, &links).into_iter().collect();
         (links, off, None)
     } else {
         (
@@ -509,8 +507,8 @@ pub fn effects_for_existing(order: &OrderRecord, items: &Items) -> Effects {
             if item.available == 0 {
                 effects.deactivate.extend(Deactivation::of(
                     item,
+                    Vec::new(),
                     item.deactivated_links.clone(),
-                    false,
                 ));
             } else {
                 effects.reactivate.extend(Reactivation::of(item));
@@ -1025,7 +1023,7 @@ pub fn decide_new_item(
     };
     let effects = Effects {
         publish: vec![item.level()],
-        deactivate: Deactivation::of(&item, item.deactivated_links.clone(), true)
+        deactivate: Deactivation::of(&item, item.deactivated_links.clone(), Vec::new())
             .into_iter()
             .collect(),
         ..Effects::default()

@@ -152,25 +152,15 @@ fn an_order_racing_for_a_sold_out_product_records_the_session_link_as_switched_o
         d.write.items[0].deactivated_links,
         vec![link("plink_a"), link("plink_session")]
     );
-    let fresh: Vec<_> = d
-        .effects
-        .deactivate
-        .iter()
-        .filter(|x| x.just_recorded)
-        .collect();
+    let off = &d.effects.deactivate;
+    assert_eq!(off.len(), 1, "one switch-off per item: {off:?}");
     assert_eq!(
-        fresh[0].links,
+        off[0].fresh,
         vec![link("plink_session")],
         "recorded now: only the link not yet switched off"
     );
-    let check: Vec<_> = d
-        .effects
-        .deactivate
-        .iter()
-        .filter(|x| !x.just_recorded)
-        .collect();
     assert_eq!(
-        check[0].links,
+        off[0].recorded,
         vec![link("plink_a")],
         "a recorded link is made sure of (a late switch-on may have landed), never forgotten"
     );
