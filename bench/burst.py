@@ -57,6 +57,10 @@ def main() -> None:
             e = json.loads(json.dumps(base))
             e["id"] = str(uuid.uuid4())
             e["detail"]["id"] = f"evt_bench_{i}"
+            # Paid now, after the catalog import (an event from before it would be history).
+            paid = int(time.time())
+            e["detail"]["created"] = paid
+            e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(paid))
             o = e["detail"]["data"]["object"]
             o.update({"id": s["id"], "payment_intent": s["payment_intent"], "payment_link": link, "metadata": {"store_id": "bench"}})
             events.append(e)
