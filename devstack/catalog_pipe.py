@@ -140,6 +140,7 @@ class CatalogPipe:
                       "messages_deleted": 0, "item_failures": 0, "function_errors": 0}
         self.in_flight = 0      # invocations running
         self.receiving = 0      # ReceiveMessage calls under way
+        self.received = 0       # ReceiveMessage calls that returned messages, ever
         self.stream_round = 0   # completed stream poll rounds
         self.caught_up_at = 0.0  # start (monotonic) of the last round that found nothing new
         self.round_done = threading.Condition(self.lock)
@@ -369,6 +370,7 @@ class CatalogPipe:
                 with self.lock:
                     if msgs:  # counted busy before it stops counting as receiving
                         self.in_flight += 1
+                        self.received += 1
                     self.receiving -= 1
             if not msgs:
                 with self.lock:
@@ -464,15 +466,25 @@ class CatalogPipe:
             while self.caught_up_at < asked and time.monotonic() < deadline:
                 self.round_done.wait(max(0.0, deadline - time.monotonic()))
             caught_up = self.caught_up_at >= asked
-            local_busy = self.in_flight + self.receiving
+            busy_before, received_before = self.in_flight + self.receiving, self.received
         sqs = self.client("sqs")
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed"]
-        q = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        # Two reads, in this order: moto counts each attribute at its own instant, so in one
+        # read a message whose visibility timeout ends between the two counts is neither
+        # visible nor in flight.  Hidden and delayed messages only turn visible by themselves;
+        # a visible one turns hidden only by our own receive, which `received` records.
+        hidden = ["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        q = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=hidden)["Attributes"]
+        invisible, delayed = (int(q.get(n, 0)) for n in hidden)
+        visible = int(sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"].get("ApproximateNumberOfMessages", 0))
+        names = ["ApproximateNumberOfMessages"] + hidden
         d = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=names)["Attributes"]
-        visible, invisible, delayed = (int(q.get(n, 0)) for n in names)
+        with self.lock:
+            local_busy = max(busy_before, self.in_flight + self.receiving)
+            quiet = self.received == received_before
         return {"idle": caught_up and visible == 0 and invisible == 0 and delayed == 0
-                and local_busy == 0,
+                and local_busy == 0 and quiet,
                 "stream_caught_up": caught_up, "queue_visible": visible,
                 "queue_in_flight": invisible, "queue_delayed": delayed,
                 "invocations_in_flight": local_busy,

@@ -250,6 +250,7 @@ def _event(detail_type: str, text: str) -> dict:
 
 def test_batch_item_failures_retry_then_dlq_while_the_rest_is_deleted(bed):
     marker = uuid.uuid4().hex
+    bed.wait_idle()  # the counters below move only for this test's messages
     before = bed.stats()
     for text in (f"{marker} ok", f"{marker} MARK-FAIL", f"{marker} MARK-FLAKY"):
         assert requests.post(f"{bed.pipe.url}/events",
@@ -272,6 +273,7 @@ def test_batch_item_failures_retry_then_dlq_while_the_rest_is_deleted(bed):
 
 def test_function_error_deletes_nothing(bed):
     marker = uuid.uuid4().hex
+    bed.wait_idle()  # the counters below move only for this test's messages
     before = bed.stats()
     requests.post(f"{bed.pipe.url}/events", json=_event("product.created", f"{marker} MARK-ERROR"))
     bed.wait_idle(timeout=40)
@@ -365,3 +367,44 @@ def test_stack_runs_catalog_sync_behind_the_pipe(tmp_path):
     assert not env_file.exists()
     time.sleep(0.2)
     assert not [p for p in pids.values() if _pid_alive(p)]
+
+
+class _TurningVisibleSqs:
+    """An SQS queue holding one in-flight message whose visibility timeout ends after the first
+    attribute moto counts, as it can in moto (each attribute is counted at its own instant)."""
+
+    def __init__(self) -> None:
+        self.counted = 0
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict:
+        out = {}
+        for name in AttributeNames:
+            hidden = QueueUrl == "main" and self.counted == 0
+            visible = QueueUrl == "main" and not hidden
+            if QueueUrl == "main":
+                self.counted += 1
+            out[name] = str(int({"ApproximateNumberOfMessages": visible,
+                                 "ApproximateNumberOfMessagesNotVisible": hidden}.get(name, 0)))
+        return {"Attributes": out}
+
+
+@pytest.mark.parametrize("first", ["ApproximateNumberOfMessages",
+                                   "ApproximateNumberOfMessagesNotVisible"])
+def test_idle_never_misses_a_message_whose_visibility_ends_while_counting(monkeypatch, first):
+    """The CI flake of test_function_error_deletes_nothing: `idle` answered true between two
+    receives of a failing message, so the test read one receive of two."""
+    from devstack.catalog_pipe import CatalogPipe
+
+    pipe = CatalogPipe(TABLE, "http://127.0.0.1:9")
+    pipe.queue_url, pipe.dlq_url, pipe.caught_up_at = "main", "dlq", float("inf")
+    sqs = _TurningVisibleSqs()
+    real_get = sqs.get_queue_attributes
+
+    def in_order(QueueUrl: str, AttributeNames: list[str]) -> dict:
+        # Whatever order the pipe asks in, let the message be hidden at the first count.
+        names = sorted(AttributeNames, key=lambda n: n != first)
+        return real_get(QueueUrl, names)
+
+    monkeypatch.setattr(sqs, "get_queue_attributes", in_order)
+    monkeypatch.setattr(pipe, "client", lambda service: sqs)
+    assert pipe.idle()["idle"] is False
