@@ -134,7 +134,8 @@ result (success or error) is stored and replayed with ``Idempotent-Replayed: tru
 the same key with other parameters, or on another endpoint, is a 400
 ``idempotency_error``.  Injected faults (``/_test/faults``) happen *before* the
 idempotency layer, like Stripe's rate limiter, so a retry with the same key after a
-faulted 429/5xx runs the request for real.  A fault ``{"status", "path_regex"?, "method"?,
+faulted 429/5xx runs the request for real (a 400 stands for a refusal by Stripe's own
+validation, ``invalid_request_error``).  A fault ``{"status", "path_regex"?, "method"?,
 "count"?, "skip"?, "retry_after"?, "should_retry"?}`` lets its first ``skip`` (default 0)
 matching requests pass untouched, then fails the next ``count`` (default 1) matching ones
 (e.g. ``skip: 1`` fails page 2 of a listing, not page 1).
@@ -181,7 +182,7 @@ DEFAULT_FIXTURES = REPO_ROOT / "testdata" / "stripe" / "fixtures3.json"
 
 _BASE62 = string.digits + string.ascii_letters
 _DOCS = "https://stripe.com/docs/error-codes/"
-FAULT_STATUSES = {409, 429, 500, 502, 503, 504}
+FAULT_STATUSES = {400, 409, 429, 500, 502, 503, 504}
 # Top-level parameters Stripe accepts on the endpoints we serve.  Parameters that are
 # valid at Stripe but not modelled here are accepted and ignored; anything else is
 # rejected like Stripe does, so encoding bugs in the adapter show up in tests.
@@ -1943,6 +1944,9 @@ def _fault_error(status: int) -> StripeError:
     if status == 429:
         return StripeError(429, "Request rate limit exceeded. Learn more about rate limits "
                            "here https://stripe.com/docs/rate-limits.", code="rate_limit")
+    if status == 400:  # a refusal the caller cannot retry its way out of
+        return StripeError(400, "The request was refused by an injected fault (as Stripe's "
+                           "own validation would refuse it).", code="parameter_invalid_empty")
     if status == 409:
         return StripeError(409, "This object cannot be accessed right now because another API "
                            "request or Stripe process is currently accessing it.",
@@ -2204,7 +2208,8 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
         fault = {"method": (b.get("method") or "").upper() or None, "path_regex": rx.pattern,
                  "status": status, "count": count, "skip": skip,
                  "retry_after": b.get("retry_after"),
-                 "should_retry": b.get("should_retry", True)}
+                 # Stripe never asks for a retry of its own validation's refusal.
+                 "should_retry": b.get("should_retry", None if status == 400 else True)}
         fake.faults.append(fault)
         return {"fault": dict(fault), "pending": len(fake.faults)}
 

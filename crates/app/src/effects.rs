@@ -3,13 +3,14 @@
 //! returned so the invocation fails and is retried.
 
 use stockbridge_domain::{
-    Deactivation, Effects, OrderId, Reactivation, RefundId, Timestamp, WriteSet, forget_links_off,
+    Deactivation, Effects, IntentAction, OrderId, Reactivation, RefundId, Timestamp, WriteSet,
+    forget_links_off,
 };
 use tracing::{info, warn};
 
 use crate::ports::{
-    Controls, InventoryStore, LinkSwitch, Payments, PaymentsError, PublishError, StockPublisher,
-    StoreError,
+    Controls, IntentStatus, InventoryStore, LinkSwitch, Payments, PaymentsError, PublishError,
+    StockPublisher, StoreError,
 };
 
 /// A side effect that failed after the commit. The committed state is safe; the effect is re-run
@@ -25,6 +26,13 @@ pub enum EffectError {
     /// Recording the refund failed.
     #[error("recording the refund failed: {0}")]
     Store(#[from] StoreError),
+    /// Stripe refused for good to capture a sale's PaymentIntent: it is no longer capturable
+    /// (`status`), so the sale cannot be paid. The caller returns the stock.
+    #[error("the PaymentIntent cannot be captured any more (status {status})")]
+    CaptureRefused {
+        /// Its Stripe status.
+        status: String,
+    },
 }
 
 impl EffectError {
@@ -34,6 +42,7 @@ impl EffectError {
             Self::Publish(_) => true,
             Self::Payments(e) => e.is_retryable(),
             Self::Store(e) => e.is_retryable(),
+            Self::CaptureRefused { .. } => false,
         }
     }
 }
@@ -107,30 +116,7 @@ where
         }
     }
     if let Some(c) = &effects.capture {
-        let r = match payments
-            .capture_payment_intent(&c.payment_intent, &c.idempotency_key)
-            .await
-        {
-            Ok(()) => {
-                info!(hold = %c.order_id, payment_intent = %c.payment_intent, "payment captured: the hold is a sale");
-                Ok(())
-            }
-            // Already captured (a capture made outside this key's 24 hours, or by hand).
-            Err(PaymentsError::UnexpectedState { message, .. })
-                if message.contains("status of succeeded") =>
-            {
-                warn!(hold = %c.order_id, payment_intent = %c.payment_intent, "already captured");
-                Ok(())
-            }
-            // Cancelled or expired authorisation: the sale cannot be paid. Fail loudly (the event
-            // is retried, then dead-lettered) rather than count it as captured.
-            Err(e @ PaymentsError::UnexpectedState { .. }) => {
-                tracing::error!(hold = %c.order_id, payment_intent = %c.payment_intent, error = %e, "the sale's PaymentIntent cannot be captured");
-                Err(e.into())
-            }
-            Err(e) => Err(e.into()),
-        };
-        keep(r);
+        keep(capture(payments, c).await);
     }
     if let Some(c) = &effects.cancel {
         let r = match payments
@@ -150,6 +136,34 @@ where
         keep(r);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Captures a sale's PaymentIntent. A refusal is judged by the PaymentIntent's `status`, read
+/// back, never by Stripe's error text: `succeeded` is a capture already made (outside this
+/// key's 24 hours, or by hand); `requires_capture` is a refusal worth retrying; anything else
+/// ([`EffectError::CaptureRefused`]) can never be captured.
+async fn capture<Y: Payments>(payments: &Y, c: &IntentAction) -> Result<(), EffectError> {
+    let refusal = match payments
+        .capture_payment_intent(&c.payment_intent, &c.idempotency_key)
+        .await
+    {
+        Ok(()) => {
+            info!(hold = %c.order_id, payment_intent = %c.payment_intent, "payment captured: the hold is a sale");
+            return Ok(());
+        }
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => e,
+    };
+    match payments.payment_intent_status(&c.payment_intent).await? {
+        IntentStatus::Succeeded => {
+            warn!(hold = %c.order_id, payment_intent = %c.payment_intent, "already captured");
+            Ok(())
+        }
+        IntentStatus::RequiresCapture => Err(refusal.into()),
+        other => Err(EffectError::CaptureRefused {
+            status: other.as_str().to_owned(),
+        }),
+    }
 }
 
 /// Switches an item's recorded links back on at restock, if it is still in stock, and forgets

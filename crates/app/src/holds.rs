@@ -1,204 +1,36 @@
 //! The checkout API with reservations: `POST /checkout` holds stock before payment and creates
 //! a PaymentIntent with manual capture; the PaymentIntent's events make the hold a sale
-//! (captured) or release it; the sweeper releases expired holds. See the README's *Checkout with
-//! reservations* for the sequence.
+//! (captured) or release it; the sweeper releases expired holds. See docs/checkout.md for the
+//! sequence and the states.
+//!
+//! # Layout
+//! - this file: the `POST /checkout` use case;
+//! - [`request`]: what a request may contain, the hold id, what Stripe would refuse;
+//! - `intents`: the PaymentIntent's events and the sweeper.
 
-use std::future::Future;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::Value;
 use stockbridge_domain::{
-    CheckoutFacts, Decision, HoldDecision, Items, OrderId, OrderLine, OrderRecord, PaymentState,
-    ProductId, Quantity, Shortfall, StoreId, StripeEventId, Timestamp, decide_authorized,
-    decide_hold, decide_hold_expired, decide_payment_failed, merge_lines,
+    CheckoutFacts, HoldDecision, HoldTerms, OrderId, OrderRecord, OrderStatus, OrderWrite,
+    PaymentState, ProductId, Shortfall, StripeEventId, Timestamp, decide_hold,
+    decide_hold_released,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::effects::run_effects;
-use crate::events::{IntentEvent, IntentKind};
-use crate::inventory::{HandleError, Inventory};
+use crate::inventory::Inventory;
 use crate::ports::{
-    CatalogReader, CatalogStore, Clock, InventoryStore, NewPaymentIntent, Payments, PaymentsError,
-    StockPublisher, StoreError,
+    CatalogStore, Clock, InventoryStore, NewPaymentIntent, Payments, PaymentsError, StockPublisher,
+    StoreError,
 };
 use crate::retry::backoff;
 
-/// Limits of the checkout API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckoutLimits {
-    /// Units of one product per request (`CHECKOUT_MAX_QUANTITY`, default 10).
-    pub max_quantity: u64,
-    /// Lines per request (`CHECKOUT_MAX_LINES`, default 20).
-    pub max_lines: usize,
-    /// How long a hold lasts (`CHECKOUT_HOLD_SECONDS`, default 900).
-    pub hold_seconds: u32,
-}
+mod intents;
+pub mod request;
 
-impl Default for CheckoutLimits {
-    fn default() -> Self {
-        Self {
-            max_quantity: 10,
-            max_lines: 20,
-            hold_seconds: 900,
-        }
-    }
-}
-
-/// A checkout request, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutRequest {
-    /// The store.
-    pub store_id: StoreId,
-    /// Lines, merged per product.
-    pub lines: Vec<OrderLine>,
-    /// For the receipt.
-    pub customer_email: Option<String>,
-}
-
-/// A refused request: 400 with the field and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
-#[error("{field}: {message}")]
-pub struct RequestError {
-    /// The field (`items[2].quantity`, `Idempotency-Key`, ...).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
-    RequestError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRequest {
-    store_id: String,
-    items: Vec<RawLine>,
-    #[serde(default)]
-    customer_email: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLine {
-    product_id: String,
-    quantity: i64,
-}
-
-/// Parses and validates a `POST /checkout` body.
-///
-/// # Errors
-/// [`RequestError`] naming the field.
-pub fn parse_request(
-    body: &[u8],
-    limits: &CheckoutLimits,
-) -> Result<CheckoutRequest, RequestError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| bad("body", format!("not JSON: {e}")))?;
-    let raw: RawRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // A missing field is reported at its parent: name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next())
-            .map(str::to_owned);
-        let field = match (path.as_str(), missing) {
-            (".", Some(f)) => f,
-            (".", None) => "body".to_owned(),
-            (p, Some(f)) => format!("{p}.{f}"),
-            (p, None) => p.to_owned(),
-        };
-        bad(field, message)
-    })?;
-    let store_id = StoreId::parse(raw.store_id).map_err(|e| bad("store_id", e.to_string()))?;
-    if raw.items.is_empty() {
-        return Err(bad("items", "at least one line is required"));
-    }
-    if raw.items.len() > limits.max_lines {
-        return Err(bad(
-            "items",
-            format!("at most {} lines per checkout", limits.max_lines),
-        ));
-    }
-    let mut lines = Vec::with_capacity(raw.items.len());
-    for (i, l) in raw.items.into_iter().enumerate() {
-        let product_id = ProductId::parse(l.product_id)
-            .map_err(|e| bad(format!("items[{i}].product_id"), e.to_string()))?;
-        if l.quantity <= 0 || l.quantity as u64 > limits.max_quantity {
-            return Err(bad(
-                format!("items[{i}].quantity"),
-                format!("must be between 1 and {}", limits.max_quantity),
-            ));
-        }
-        let quantity = Quantity::new(l.quantity as u64)
-            .map_err(|e| bad(format!("items[{i}].quantity"), e.to_string()))?;
-        lines.push(OrderLine {
-            product_id,
-            quantity,
-        });
-    }
-    let lines = merge_lines(lines).map_err(|e| bad("items", e.to_string()))?;
-    if lines.iter().any(|l| l.quantity.get() > limits.max_quantity) {
-        return Err(bad(
-            "items",
-            format!(
-                "at most {} units of one product per checkout",
-                limits.max_quantity
-            ),
-        ));
-    }
-    let customer_email = match raw.customer_email.map(|e| e.trim().to_owned()) {
-        None => None,
-        Some(e) if e.is_empty() => None,
-        Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
-            return Err(bad("customer_email", "not an e-mail address"));
-        }
-        Some(e) => Some(e),
-    };
-    Ok(CheckoutRequest {
-        store_id,
-        lines,
-        customer_email,
-    })
-}
-
-/// Validates the `Idempotency-Key` header (required).
-///
-/// # Errors
-/// [`RequestError`] on `Idempotency-Key`.
-pub fn idempotency_key(header: Option<&str>) -> Result<String, RequestError> {
-    match header.map(str::trim) {
-        None | Some("") => Err(bad(
-            "Idempotency-Key",
-            "the header is required (a random UUID per checkout attempt; send the same one when retrying)",
-        )),
-        Some(k) if k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => Err(bad(
-            "Idempotency-Key",
-            "at most 255 printable ASCII characters",
-        )),
-        Some(k) => Ok(k.to_owned()),
-    }
-}
-
-/// The hold id for a request: derived from the store and the client's Idempotency-Key, so a
-/// retry finds the same hold (and, through the hold's key, the same PaymentIntent).
-pub fn hold_id(store: &StoreId, key: &str) -> OrderId {
-    let fnv = |seed: u64| {
-        format!("{store}\n{key}").bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
-    };
-    OrderId::parse(format!(
-        "hold_{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x6c62_272e_07bb_0142)
-    ))
-    .expect("a valid id")
-}
+pub use intents::SweepReport;
+pub use request::*;
 
 /// A PaymentIntent's client secret: shown to the buyer's browser, never logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -221,7 +53,7 @@ pub enum CheckoutReply {
         hold_id: OrderId,
         /// When the hold lapses.
         expires_at: Timestamp,
-        /// Total in minor units, from the catalog's prices.
+        /// Total in minor units, from the catalog's prices when the stock was held.
         amount: u64,
         /// Currency.
         currency: String,
@@ -233,6 +65,9 @@ pub enum CheckoutReply {
     Released(OrderId),
     /// 400.
     Invalid(RequestError),
+    /// 402: Stripe refused to create the payment for this cart (its own validation); the hold
+    /// was released at once, nothing is held. The reason is in the log, not in the answer.
+    Refused(OrderId),
 }
 
 /// Why a checkout failed (5xx: retry with the same Idempotency-Key).
@@ -241,12 +76,18 @@ pub enum CheckoutError {
     /// The store failed.
     #[error("the store: {0}")]
     Store(#[from] StoreError),
-    /// Stripe failed.
+    /// Stripe failed (retryable: a throttle or an outage).
     #[error("Stripe: {0}")]
     Stripe(#[from] PaymentsError),
-    /// The stock kept changing under us.
+    /// The stock kept changing under us until the time for this request ran out.
     #[error("the stock kept changing; retry with the same Idempotency-Key")]
     Contention,
+}
+
+/// What one request prices to, from the catalog (never from the client).
+struct Priced {
+    amount: u64,
+    currency: String,
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
@@ -256,7 +97,10 @@ where
     Y: Payments,
     C: Clock,
 {
-    /// `POST /checkout`: holds every line (all or none) and creates the PaymentIntent.
+    /// `POST /checkout`: holds every line (all or none), then creates the PaymentIntent for what
+    /// the hold recorded. Conflicts are retried while `time` allows (the Lambda passes what is
+    /// left of its timeout, less the Stripe call), so a busy item answers 503 with CORS headers
+    /// instead of timing out.
     ///
     /// # Errors
     /// [`CheckoutError`]: nothing or only the hold was written; a retry with the same
@@ -266,9 +110,60 @@ where
         request: &CheckoutRequest,
         key: &str,
         limits: &CheckoutLimits,
+        time: Duration,
     ) -> Result<CheckoutReply, CheckoutError> {
         let hold = hold_id(&request.store_id, key);
-        // Prices come from the catalog, never from the client.
+        let priced = match self.price(request).await? {
+            Ok(p) => p,
+            Err(e) => return Ok(CheckoutReply::Invalid(e)),
+        };
+        let record = match self.hold(request, &hold, &priced, limits, time).await? {
+            Ok(r) => r,
+            Err(reply) => return Ok(reply),
+        };
+        let terms = record.hold.clone().unwrap_or_default();
+        // What the hold recorded, so a retry sends Stripe identical parameters even if a price
+        // changed meanwhile (else: an idempotency error, and the stock held for nothing).
+        let amount = terms.amount.unwrap_or(priced.amount);
+        let currency = terms.currency.clone().unwrap_or(priced.currency);
+        let created = self
+            .payments
+            .create_payment_intent(&NewPaymentIntent {
+                amount,
+                currency: currency.clone(),
+                hold_id: hold.clone(),
+                store_id: request.store_id.clone(),
+                receipt_email: terms
+                    .email
+                    .clone()
+                    .or_else(|| request.customer_email.clone()),
+                idempotency_key: format!("stockbridge-checkout-{hold}"),
+            })
+            .await;
+        match created {
+            Ok(intent) => Ok(CheckoutReply::Held {
+                client_secret: ClientSecret(intent.client_secret),
+                hold_id: hold,
+                expires_at: terms.expires_at,
+                amount,
+                currency,
+            }),
+            Err(e) if e.is_retryable() => Err(e.into()),
+            // Stripe refused the request itself: a retry would be refused the same way, so the
+            // stock goes back now rather than at expiry.
+            Err(e) => {
+                error!(hold = %hold, error = %e, "Stripe refused the hold's PaymentIntent: releasing the hold");
+                self.release_refused(&hold, time).await?;
+                Ok(CheckoutReply::Refused(hold))
+            }
+        }
+    }
+
+    /// The request's total from the catalog's prices, or what is wrong with it.
+    async fn price(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<Result<Priced, RequestError>, CheckoutError> {
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let entries = self.store.entries(&products).await?;
         let mut amount: u64 = 0;
@@ -279,33 +174,41 @@ where
                 .get(&line.product_id)
                 .filter(|e| e.details.active && e.details.stores.contains(&request.store_id))
             else {
-                return Ok(CheckoutReply::Invalid(bad(
-                    field,
-                    format!(
-                        "{} is not for sale in store {}",
-                        line.product_id, request.store_id
-                    ),
-                )));
+                let message = format!(
+                    "{} is not for sale in store {}",
+                    line.product_id, request.store_id
+                );
+                return Ok(Err(bad(field, message)));
             };
             let price = &entry.details.price;
             if currency.get_or_insert_with(|| price.currency.clone()) != &price.currency {
-                return Ok(CheckoutReply::Invalid(bad(
-                    field,
-                    "its currency differs from the other lines': check out separately",
-                )));
+                let message = "its currency differs from the other lines': check out separately";
+                return Ok(Err(bad(field, message)));
             }
             amount = price
                 .amount
-                .checked_mul(line.quantity.get())
-                .and_then(|a| a.checked_add(amount))
-                .ok_or_else(|| {
-                    CheckoutError::Stripe(PaymentsError::Invalid {
-                        operation: "checkout",
-                        message: "the total overflows".into(),
-                    })
-                })?;
+                .saturating_mul(line.quantity.get())
+                .saturating_add(amount);
         }
         let currency = currency.unwrap_or_else(|| "usd".into());
+        if let Some(problem) = amount_problem(amount, &currency) {
+            return Ok(Err(bad("items", problem)));
+        }
+        Ok(Ok(Priced { amount, currency }))
+    }
+
+    /// Finds this key's pending hold, or holds the stock (one transaction, retried on conflicts
+    /// while `time` lasts). `Err(reply)`: answer that instead.
+    async fn hold(
+        &self,
+        request: &CheckoutRequest,
+        hold: &OrderId,
+        priced: &Priced,
+        limits: &CheckoutLimits,
+        time: Duration,
+    ) -> Result<Result<Box<OrderRecord>, CheckoutReply>, CheckoutError> {
+        let started = Instant::now();
+        let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let facts = CheckoutFacts {
             order_id: hold.clone(),
             store_id: request.store_id.clone(),
@@ -320,228 +223,109 @@ where
             amounts: std::collections::BTreeMap::new(),
         };
         let mut attempt = 0;
-        let record = loop {
+        loop {
             let now = self.clock.now();
-            let expires_at = Timestamp(now.0 + i64::from(limits.hold_seconds) * 1000);
-            let (existing, items) = self.store.load(&hold, &request.store_id, &products).await?;
-            if items.len() < products.len() {
-                let missing = products
-                    .iter()
-                    .position(|p| !items.contains_key(p))
-                    .unwrap_or(0);
-                return Ok(CheckoutReply::Invalid(bad(
+            let terms = HoldTerms {
+                expires_at: Timestamp(now.0 + i64::from(limits.hold_seconds) * 1000),
+                amount: Some(priced.amount),
+                currency: Some(priced.currency.clone()),
+                email: request.customer_email.clone(),
+            };
+            let (existing, items) = self.store.load(hold, &request.store_id, &products).await?;
+            if let Some(missing) = products.iter().position(|p| !items.contains_key(p)) {
+                let message = format!("no stock record in store {}", request.store_id);
+                return Ok(Err(CheckoutReply::Invalid(bad(
                     format!("items[{missing}].product_id"),
-                    format!("no stock record in store {}", request.store_id),
-                )));
+                    message,
+                ))));
             }
-            match decide_hold(existing.as_ref(), &facts, &items, expires_at, now) {
-                HoldDecision::Existing(order) => {
-                    if order.store_id != request.store_id || order.lines != request.lines {
-                        return Ok(CheckoutReply::Invalid(bad(
-                            "Idempotency-Key",
-                            "already used for a different checkout: use a new key per checkout",
-                        )));
-                    }
-                    // Settled one way or another (released, paid, cancelled): a new checkout
-                    // needs a new key; never a second PaymentIntent for this hold.
-                    if order.status != stockbridge_domain::OrderStatus::Pending {
-                        return Ok(CheckoutReply::Released(order.order_id.clone()));
-                    }
-                    break order;
+            let decision = match decide_hold(existing.as_ref(), &facts, &items, terms, now) {
+                HoldDecision::Existing(order) => return Ok(existing_hold(order, request)),
+                HoldDecision::Short(s) => return Ok(Err(CheckoutReply::Short(s))),
+                HoldDecision::Reserve(decision) => decision,
+            };
+            match self.store.commit(&decision.write).await {
+                Ok(()) => {
+                    run_effects(&self.store, &self.publisher, &self.payments, &decision.effects, now)
+                        .await
+                        .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the hold failed; the next change or the reconciler repeats it"));
+                    let Some(OrderWrite::Create(r)) = decision.write.order else {
+                        unreachable!("a hold creates its record")
+                    };
+                    info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
+                    return Ok(Ok(Box::new(r)));
                 }
-                HoldDecision::Short(s) => return Ok(CheckoutReply::Short(s)),
-                HoldDecision::Reserve(decision) => match self.store.commit(&decision.write).await {
-                    Ok(()) => {
-                        run_effects(&self.store, &self.publisher, &self.payments, &decision.effects, now)
-                            .await
-                            .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the hold failed; the next change or the reconciler repeats it"));
-                        let Some(stockbridge_domain::OrderWrite::Create(r)) = decision.write.order
-                        else {
-                            unreachable!("a hold creates its record")
-                        };
-                        info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
-                        break Box::new(r);
-                    }
-                    Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
-                        attempt += 1;
-                        backoff(attempt).await;
-                    }
-                    Err(StoreError::Conflict) => return Err(CheckoutError::Contention),
-                    Err(e) => return Err(e.into()),
-                },
+                Err(StoreError::Conflict) if self.may_retry(attempt, started, time) => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                Err(StoreError::Conflict) => return Err(CheckoutError::Contention),
+                Err(e) => return Err(e.into()),
             }
-        };
-        let intent = self
-            .payments
-            .create_payment_intent(&NewPaymentIntent {
-                amount,
-                currency: currency.clone(),
-                hold_id: hold.clone(),
-                store_id: request.store_id.clone(),
-                receipt_email: request.customer_email.clone(),
-                idempotency_key: format!("stockbridge-checkout-{hold}"),
-            })
-            .await?;
-        Ok(CheckoutReply::Held {
-            client_secret: ClientSecret(intent.client_secret),
-            hold_id: hold,
-            expires_at: record.hold.map_or(record.created_at, |h| h.expires_at),
-            amount,
-            currency,
-        })
-    }
-}
-
-impl<S, P, Y, C> Inventory<S, P, Y, C>
-where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
-{
-    /// Decides with fresh state, commits (again on a conflict), then runs the effects.
-    async fn commit_decision<F, Fut>(
-        &self,
-        order_id: &OrderId,
-        mut decide: F,
-    ) -> Result<Option<Decision>, HandleError>
-    where
-        F: FnMut(Timestamp) -> Fut,
-        Fut: Future<Output = Result<Option<Decision>, StoreError>>,
-    {
-        let store_err = |source| HandleError::Store {
-            order_id: order_id.clone(),
-            source,
-        };
-        let decision = self
-            .decide_and_commit(order_id, |now| {
-                let f = decide(now);
-                async move { f.await.map_err(store_err) }
-            })
-            .await?;
-        if let Some(d) = &decision {
-            self.run_decision_effects(order_id, d).await?;
         }
-        Ok(decision)
     }
 
-    async fn hold_and_items(
-        &self,
-        hold: &OrderId,
-    ) -> Result<Option<(OrderRecord, Items)>, StoreError> {
-        let Some(order) = self.store.load_order(hold).await? else {
-            return Ok(None);
-        };
-        let products: Vec<ProductId> = order.products().cloned().collect();
-        let (order, items) = self.store.load(hold, &order.store_id, &products).await?;
-        Ok(order.map(|o| (o, items)))
+    /// Whether another conflict retry fits: under the attempt limit, and the longest backoff
+    /// still ends within `time`.
+    fn may_retry(&self, attempt: u32, started: Instant, time: Duration) -> bool {
+        attempt + 1 < self.config.max_attempts
+            && started.elapsed() + Duration::from_millis(400) < time
     }
 
-    /// A hold's PaymentIntent event: authorised -> sale and capture (or cancel when it cannot be
-    /// filled); failed or cancelled -> the hold is released.
-    pub(crate) async fn apply_intent(
-        &self,
-        event: &IntentEvent,
-    ) -> Result<stockbridge_domain::Outcome, HandleError> {
-        let decision = self
-            .commit_decision(&event.hold_id, |now| async move {
-                let Some((order, items)) = self.hold_and_items(&event.hold_id).await? else {
-                    return Ok(None);
-                };
-                Ok(Some(match event.kind {
-                    IntentKind::Authorized => decide_authorized(
-                        &order,
-                        &event.payment_intent,
-                        &event.event_id,
-                        &items,
-                        now,
-                    ),
-                    IntentKind::Failed | IntentKind::Canceled => decide_payment_failed(
-                        Some(&order),
-                        &order.order_id,
-                        &order.store_id,
-                        &event.event_id,
-                        &items,
-                        now,
-                    ),
-                }))
-            })
-            .await?;
-        match decision {
-            Some(d) => {
-                info!(hold = %event.hold_id, payment_intent = %event.payment_intent, kind = ?event.kind, outcome = ?d.outcome, "hold payment event applied");
-                Ok(d.outcome)
-            }
-            None => {
-                // The hold is written before the PaymentIntent exists, so this is not a race:
-                // the PaymentIntent names a hold this table never had.
-                warn!(hold = %event.hold_id, payment_intent = %event.payment_intent, "PaymentIntent event for an unknown hold: ignored");
-                Ok(stockbridge_domain::Outcome::AlreadyApplied(
-                    stockbridge_domain::OrderStatus::Failed,
-                ))
+    /// Releases a hold Stripe refused to make a payment for (its stock back now).
+    async fn release_refused(&self, hold: &OrderId, time: Duration) -> Result<(), CheckoutError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let Some(order) = self.store.load_order(hold).await? else {
+                return Ok(());
+            };
+            let products: Vec<ProductId> = order.products().cloned().collect();
+            let (order, items) = self.store.load(hold, &order.store_id, &products).await?;
+            let now = self.clock.now();
+            let Some(decision) =
+                order.and_then(|o| decide_hold_released(&o, &items, "checkout", now))
+            else {
+                return Ok(());
+            };
+            match self.store.commit(&decision.write).await {
+                Ok(()) => {
+                    run_effects(&self.store, &self.publisher, &self.payments, &decision.effects, now)
+                        .await
+                        .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the release failed; the next change or the reconciler repeats it"));
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) if self.may_retry(attempt, started, time) => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                // The sweeper releases it at expiry.
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-/// What a sweep did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SweepReport {
-    /// Expired holds found.
-    pub expired: usize,
-    /// Released now.
-    pub released: usize,
-    /// Settled otherwise meanwhile (authorised or failed first).
-    pub raced: usize,
-    /// Failed (retried next run).
-    pub failed: usize,
-}
-
-impl<S, P, Y, C> Inventory<S, P, Y, C>
-where
-    S: InventoryStore + CatalogReader,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
-{
-    /// The sweeper: releases every hold still pending after its expiry; the stock returns and is
-    /// published. Each release is conditional on the hold still pending, so an authorisation
-    /// racing it resolves to exactly one outcome.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the holds cannot be listed.
-    pub async fn sweep_expired_holds(&self) -> Result<SweepReport, StoreError> {
-        let holds = self.store.expired_holds(self.clock.now()).await?;
-        let mut report = SweepReport {
-            expired: holds.len(),
-            ..SweepReport::default()
-        };
-        for hold in holds {
-            let r = self
-                .commit_decision(&hold.order_id, |now| {
-                    let id = hold.order_id.clone();
-                    async move {
-                        let Some((order, items)) = self.hold_and_items(&id).await? else {
-                            return Ok(None);
-                        };
-                        Ok(decide_hold_expired(&order, &items, now))
-                    }
-                })
-                .await;
-            match r {
-                Ok(Some(_)) => {
-                    info!(hold = %hold.order_id, "expired hold released");
-                    report.released += 1;
-                }
-                Ok(None) => report.raced += 1,
-                Err(e) => {
-                    warn!(hold = %hold.order_id, error = %e, "releasing an expired hold failed: the next sweep retries");
-                    report.failed += 1;
-                }
-            }
-        }
-        Ok(report)
+/// A retry's hold: the same cart, still pending — else what to answer.
+fn existing_hold(
+    order: Box<OrderRecord>,
+    request: &CheckoutRequest,
+) -> Result<Box<OrderRecord>, CheckoutReply> {
+    let email = order.hold.as_ref().and_then(|h| h.email.clone());
+    let same_email =
+        order.hold.as_ref().is_none_or(|h| h.amount.is_none()) || email == request.customer_email;
+    if order.store_id != request.store_id || order.lines != request.lines || !same_email {
+        return Err(CheckoutReply::Invalid(bad(
+            "Idempotency-Key",
+            "already used for a different checkout: use a new key per checkout",
+        )));
     }
+    // Settled one way or another (released, paid, cancelled): a new checkout needs a new key;
+    // never a second PaymentIntent for this hold.
+    if order.status != OrderStatus::Pending {
+        return Err(CheckoutReply::Released(order.order_id.clone()));
+    }
+    Ok(order)
 }
 
 /// The JSON body of a 409: what is available for each short line.

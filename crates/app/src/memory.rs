@@ -41,6 +41,8 @@ pub struct MemoryStore {
     pub commits: AtomicUsize,
     /// Number of `commit` calls refused for a conflict.
     pub conflicts: AtomicUsize,
+    /// While > 0, `commit` is refused for a conflict (and decrements it): a busy item.
+    pub inject_conflicts: AtomicUsize,
     /// The operator's switches.
     pub controls: Mutex<crate::ports::Controls>,
     /// Parked and retrying items (as a [`crate::parking::ParkingLot`]).
@@ -114,6 +116,13 @@ impl InventoryStore for MemoryStore {
             self.conflicts.fetch_add(1, Ordering::Relaxed);
             Err(StoreError::Conflict)
         };
+        if self
+            .inject_conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return conflict();
+        }
         match &write.order {
             Some(OrderWrite::Create(r)) if s.orders.contains_key(&r.order_id) => return conflict(),
             Some(OrderWrite::Update {
@@ -318,6 +327,10 @@ pub struct MemoryPayments {
     pub refund_amounts: Mutex<BTreeMap<String, Option<u64>>>,
     /// PaymentIntents Stripe refuses to refund (a disputed charge, a method that cannot refund).
     pub refuse_refunds: Mutex<std::collections::BTreeSet<String>>,
+    /// Set: Stripe refuses to create PaymentIntents with this message (a 400).
+    pub refuse_intents: Mutex<Option<String>>,
+    /// While > 0, creating a PaymentIntent fails as an outage would (and decrements it).
+    pub fail_intents: AtomicUsize,
 }
 
 impl MemoryPayments {
@@ -408,6 +421,22 @@ impl Payments for MemoryPayments {
         request: &crate::ports::NewPaymentIntent,
     ) -> Result<crate::ports::CreatedPaymentIntent, PaymentsError> {
         lock(&self.calls).push("create_payment_intent");
+        if let Some(message) = lock(&self.refuse_intents).clone() {
+            return Err(PaymentsError::Rejected {
+                operation: "create payment intent",
+                message,
+            });
+        }
+        if self
+            .fail_intents
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PaymentsError::Unavailable {
+                operation: "create payment intent",
+                message: "injected outage".into(),
+            });
+        }
         let mut intents = lock(&self.intents);
         let n = intents.len();
         let entry = intents
@@ -441,6 +470,19 @@ impl Payments for MemoryPayments {
         lock(&self.calls).push("cancel");
         self.intent_transition(payment_intent, "canceled")
     }
+
+    async fn payment_intent_status(
+        &self,
+        payment_intent: &stockbridge_domain::PaymentIntentId,
+    ) -> Result<crate::ports::IntentStatus, PaymentsError> {
+        lock(&self.calls).push("read_intent");
+        self.intent_status(payment_intent)
+            .map(crate::ports::IntentStatus::parse)
+            .ok_or_else(|| PaymentsError::NotFound {
+                operation: "read payment intent",
+                message: payment_intent.to_string(),
+            })
+    }
 }
 
 /// A PaymentIntent as [`MemoryPayments`] keeps it.
@@ -459,6 +501,14 @@ impl MemoryPayments {
     pub fn authorize(&self, id: &stockbridge_domain::PaymentIntentId) {
         if let Some(i) = lock(&self.intents).values_mut().find(|i| &i.id == id) {
             i.status = "requires_capture";
+        }
+    }
+
+    /// Sets a PaymentIntent's status as Stripe would on its own (an authorisation that lapsed:
+    /// `canceled`).
+    pub fn set_intent_status(&self, id: &stockbridge_domain::PaymentIntentId, to: &'static str) {
+        if let Some(i) = lock(&self.intents).values_mut().find(|i| &i.id == id) {
+            i.status = to;
         }
     }
 
@@ -626,7 +676,7 @@ impl crate::ports::CatalogReader for MemoryStore {
             .values()
             .filter(|o| {
                 o.status == stockbridge_domain::OrderStatus::Pending
-                    && o.hold.is_some_and(|h| h.expires_at <= now)
+                    && o.hold.as_ref().is_some_and(|h| h.expires_at <= now)
             })
             .cloned()
             .collect())

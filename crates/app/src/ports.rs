@@ -97,7 +97,7 @@ pub trait ControlStore: Send + Sync {
 }
 
 /// Orders, stock and the ledger.
-pub trait InventoryStore: Send + Sync {
+pub trait InventoryStore: crate::parking::ParkingLot + Send + Sync {
     /// The operator's switches, as stored at most a few seconds ago.
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
 
@@ -334,6 +334,47 @@ pub trait Payments: Send + Sync {
         payment_intent: &PaymentIntentId,
         idempotency_key: &str,
     ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
+
+    /// A PaymentIntent's `status` as Stripe has it now (never its error texts: those change).
+    fn payment_intent_status(
+        &self,
+        payment_intent: &PaymentIntentId,
+    ) -> impl Future<Output = Result<IntentStatus, PaymentsError>> + Send;
+}
+
+/// Where a PaymentIntent stands at Stripe (its `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentStatus {
+    /// Authorised, not captured yet: capturable.
+    RequiresCapture,
+    /// Captured (or paid).
+    Succeeded,
+    /// Cancelled (by someone, or its authorisation lapsed): never capturable again.
+    Canceled,
+    /// Any other status (`requires_payment_method`, `processing`, ...).
+    Other(String),
+}
+
+impl IntentStatus {
+    /// From Stripe's `status` string.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "requires_capture" => Self::RequiresCapture,
+            "succeeded" => Self::Succeeded,
+            "canceled" => Self::Canceled,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Stripe's `status` string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::RequiresCapture => "requires_capture",
+            Self::Succeeded => "succeeded",
+            Self::Canceled => "canceled",
+            Self::Other(s) => s,
+        }
+    }
 }
 
 /// A PaymentIntent to create for a hold.
@@ -506,6 +547,12 @@ impl<T: Payments> Payments for std::sync::Arc<T> {
         k: &str,
     ) -> impl Future<Output = Result<(), PaymentsError>> + Send {
         (**self).cancel_payment_intent(p, k)
+    }
+    fn payment_intent_status(
+        &self,
+        p: &PaymentIntentId,
+    ) -> impl Future<Output = Result<IntentStatus, PaymentsError>> + Send {
+        (**self).payment_intent_status(p)
     }
 }
 

@@ -1,117 +1,14 @@
 //! The checkout API with reservations against the in-memory ports.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, CheckoutRequest, parse_request};
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
-use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
-use stockbridge_app::ports::{CatalogStore, InventoryStore};
-use stockbridge_domain::{
-    CatalogItem, Money, OrderLine, OrderStatus, PaymentIntentId, ProductDetails, ProductId,
-    Quantity, StoreId, Timestamp,
-};
+use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, parse_request};
+use stockbridge_app::ports::InventoryStore;
+use stockbridge_domain::{OrderStatus, PaymentIntentId};
 
-type Inv =
-    Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, Arc<TickingClock>>;
+mod holds_support;
 
-fn pid(p: &str) -> ProductId {
-    ProductId::parse(p).unwrap()
-}
-
-fn s1() -> StoreId {
-    StoreId::parse("s1").unwrap()
-}
-
-async fn setup(
-    stock: u64,
-) -> (
-    Inv,
-    Arc<MemoryStore>,
-    Arc<MemoryPayments>,
-    Arc<TickingClock>,
-) {
-    let store = Arc::new(MemoryStore::default());
-    let payments = Arc::new(MemoryPayments::default());
-    let clock = Arc::new(TickingClock::default());
-    store.put_item(CatalogItem {
-        store_id: s1(),
-        product_id: pid("tee"),
-        name: "Tee".into(),
-        available: stock,
-        version: 1,
-        payment_links: vec![],
-        deactivated_links: vec![],
-        updated_at: Timestamp(0),
-        managed_since: stockbridge_domain::Timestamp(0),
-    });
-    store
-        .put_details(
-            &ProductDetails {
-                product_id: pid("tee"),
-                name: "Tee".into(),
-                description: None,
-                images: vec![],
-                price: Money::new(1500, "usd").unwrap(),
-                active: true,
-                metadata: Default::default(),
-                stores: [s1()].into_iter().collect(),
-                revision: 1,
-                updated_at: Timestamp(0),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let inv = Inventory::new(
-        store.clone(),
-        Arc::new(MemoryPublisher::default()),
-        payments.clone(),
-        clock.clone(),
-        InventoryConfig {
-            filter: stockbridge_app::events::EventFilter {
-                source_prefix: "aws.partner/stripe.com/".into(),
-                livemode: false,
-            },
-            default_store: s1(),
-            max_attempts: 50,
-        },
-    );
-    (inv, store, payments, clock)
-}
-
-fn request(q: u64) -> CheckoutRequest {
-    CheckoutRequest {
-        store_id: s1(),
-        lines: vec![OrderLine {
-            product_id: pid("tee"),
-            quantity: Quantity::new(q).unwrap(),
-        }],
-        customer_email: None,
-    }
-}
-
-fn intent_event(kind: &str, pi: &str, hold: &str, evt: &str) -> serde_json::Value {
-    serde_json::json!({
-        "version": "0", "id": format!("eb-{evt}"), "detail-type": kind,
-        "source": "aws.partner/stripe.com/ed_test", "account": "1", "time": "2026-11-23T00:00:00Z",
-        "region": "us-east-1", "resources": [],
-        "detail": {"id": evt, "object": "event", "type": kind, "livemode": false, "created": 1,
-            "data": {"object": {"id": pi, "object": "payment_intent", "metadata": {"hold_id": hold}}}}
-    })
-}
-
-fn held(r: &CheckoutReply) -> (String, String, u64) {
-    match r {
-        CheckoutReply::Held {
-            hold_id,
-            client_secret,
-            amount,
-            ..
-        } => (hold_id.to_string(), client_secret.0.clone(), *amount),
-        other => panic!("not held: {other:?}"),
-    }
-}
+use holds_support::*;
 
 #[tokio::test]
 async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
@@ -120,7 +17,8 @@ async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
     let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
     let req = request(1);
     let replies =
-        futures_util::future::join_all(keys.iter().map(|k| inv.checkout(&req, k, &limits))).await;
+        futures_util::future::join_all(keys.iter().map(|k| inv.checkout(&req, k, &limits, TIME)))
+            .await;
     let held = replies
         .iter()
         .filter(|r| matches!(r, Ok(CheckoutReply::Held { .. })))
@@ -138,8 +36,16 @@ async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
 async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
     let (inv, store, payments, _) = setup(5).await;
     let limits = CheckoutLimits::default();
-    let a = held(&inv.checkout(&request(2), "k1", &limits).await.unwrap());
-    let b = held(&inv.checkout(&request(2), "k1", &limits).await.unwrap());
+    let a = held(
+        &inv.checkout(&request(2), "k1", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+    let b = held(
+        &inv.checkout(&request(2), "k1", &limits, TIME)
+            .await
+            .unwrap(),
+    );
     assert_eq!(a, b);
     assert_eq!(a.2, 3000, "the amount comes from the catalog");
     assert_eq!(
@@ -155,7 +61,7 @@ async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
     assert_eq!(payments.intents.lock().unwrap().len(), 1);
     // The same key with another request is refused.
     assert!(matches!(
-        inv.checkout(&request(1), "k1", &limits).await.unwrap(),
+        inv.checkout(&request(1), "k1", &limits, TIME).await.unwrap(),
         CheckoutReply::Invalid(e) if e.field == "Idempotency-Key"
     ));
 }
@@ -164,7 +70,7 @@ async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
 async fn an_authorised_hold_is_captured_once_and_a_duplicate_event_changes_nothing() {
     let (inv, store, payments, _) = setup(5).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default())
+        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -208,7 +114,7 @@ async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled
         hold_seconds: 60,
         ..CheckoutLimits::default()
     };
-    let (hold, _, _) = held(&inv.checkout(&request(2), "k", &limits).await.unwrap());
+    let (hold, _, _) = held(&inv.checkout(&request(2), "k", &limits, TIME).await.unwrap());
     assert_eq!(
         store
             .item(&s1(), &pid("tee"))
@@ -236,7 +142,11 @@ async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled
         2
     );
     // Sold elsewhere meanwhile.
-    let (_, _, _) = held(&inv.checkout(&request(2), "other", &limits).await.unwrap());
+    let (_, _, _) = held(
+        &inv.checkout(&request(2), "other", &limits, TIME)
+            .await
+            .unwrap(),
+    );
     let pi = PaymentIntentId::parse("pi_1").unwrap();
     payments.authorize(&pi);
     inv.handle(&intent_event(
@@ -273,7 +183,7 @@ async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled
 async fn a_failed_payment_releases_the_hold() {
     let (inv, store, _, _) = setup(3).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(3), "k", &CheckoutLimits::default())
+        &inv.checkout(&request(3), "k", &CheckoutLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -353,11 +263,11 @@ async fn a_retry_after_the_hold_was_released_is_told_to_start_again() {
         hold_seconds: 60,
         ..CheckoutLimits::default()
     };
-    held(&inv.checkout(&request(1), "k", &limits).await.unwrap());
+    held(&inv.checkout(&request(1), "k", &limits, TIME).await.unwrap());
     clock.0.fetch_add(61_000, Ordering::SeqCst);
     inv.sweep_expired_holds().await.unwrap();
     assert!(matches!(
-        inv.checkout(&request(1), "k", &limits).await.unwrap(),
+        inv.checkout(&request(1), "k", &limits, TIME).await.unwrap(),
         CheckoutReply::Released(_)
     ));
 }

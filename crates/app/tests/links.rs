@@ -232,6 +232,12 @@ impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
     ) -> Result<(), stockbridge_app::ports::PaymentsError> {
         self.inner.cancel_payment_intent(pi, key).await
     }
+    async fn payment_intent_status(
+        &self,
+        pi: &stockbridge_domain::PaymentIntentId,
+    ) -> Result<stockbridge_app::ports::IntentStatus, stockbridge_app::ports::PaymentsError> {
+        self.inner.payment_intent_status(pi).await
+    }
 }
 
 #[tokio::test]

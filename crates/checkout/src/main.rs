@@ -153,10 +153,12 @@ impl Function {
             Ok(r) => r,
             Err(e) => return Ok(response(400, &invalid(&e), &cors)),
         };
+        let request_id = event.context.request_id.clone();
+        let time = time_for_holding(event.context.deadline);
         Ok(
             match self
                 .inventory
-                .checkout(&request, &key, &self.settings.limits)
+                .checkout(&request, &key, &self.settings.limits, time)
                 .await
             {
                 Ok(CheckoutReply::Held {
@@ -183,11 +185,18 @@ impl Function {
                     &cors,
                 ),
                 Ok(CheckoutReply::Invalid(e)) => response(400, &invalid(&e), &cors),
+                // Stripe's reason is in the log (with the request id), never in the answer.
+                Ok(CheckoutReply::Refused(hold)) => response(
+                    402,
+                    &json!({"error": "payment_refused", "hold_id": hold.as_str(), "request_id": request_id, "message": "the payment for this cart could not be set up; nothing is held. Check the e-mail address and the cart, then start a new checkout with a new Idempotency-Key"}),
+                    &cors,
+                ),
                 Err(e) => {
-                    tracing::error!(error = %e, request_id = %event.context.request_id, "checkout failed");
+                    // Internals (AWS and Stripe messages, names) stay in the log.
+                    tracing::error!(error = %e, %request_id, "checkout failed");
                     let mut r = response(
                         503,
-                        &json!({"error": "unavailable", "message": format!("{e}; retry with the same Idempotency-Key")}),
+                        &json!({"error": "unavailable", "request_id": request_id, "message": "the checkout is busy or unavailable; retry with the same Idempotency-Key"}),
                         &cors,
                     );
                     r.headers
@@ -197,6 +206,17 @@ impl Function {
             },
         )
     }
+}
+
+/// How long the hold may retry conflicts: what is left of the invocation, less time for the
+/// Stripe call and the answer. `deadline` is the Lambda's, in ms since the epoch.
+fn time_for_holding(deadline: u64) -> std::time::Duration {
+    /// Kept for creating the PaymentIntent (the Stripe client's own timeout) and answering.
+    const RESERVE_MS: u64 = 6_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    std::time::Duration::from_millis(deadline.saturating_sub(now).saturating_sub(RESERVE_MS))
 }
 
 #[tokio::main]

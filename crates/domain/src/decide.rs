@@ -282,6 +282,10 @@ pub enum Outcome {
     Released,
     /// A payment failed before any stock was held.
     PaymentFailed,
+    /// A hold's PaymentIntent was cancelled: terminal, any stock it still took came back.
+    Canceled,
+    /// Stripe refused for good to capture a hold's sale: its stock came back.
+    CaptureRefused,
     /// The fact was already applied; only effects are re-run.
     AlreadyApplied(OrderStatus),
     /// An operator changed a level.

@@ -2,6 +2,16 @@
 //! made a sale when the PaymentIntent is authorised, released when the payment fails or the hold
 //! expires. Every transition is conditional on the order's status, so an authorisation racing
 //! the sweeper resolves to exactly one outcome.
+//!
+//! The PaymentIntent's life cycle, as this module follows it:
+//! - `amount_capturable_updated` (authorised): a pending hold becomes a sale and is captured. A
+//!   hold already released is taken again only when Stripe confirms the PaymentIntent is still
+//!   `requires_capture` (the caller asks; an event can be late or replayed).
+//! - `payment_failed`: the buyer may try again with the same PaymentIntent, so a pending hold is
+//!   released but a later authorisation can still take the stock again.
+//! - `canceled`: terminal. A hold in any state but a refused sale becomes [`OrderStatus::Canceled`];
+//!   stock still taken goes back; nothing is ever captured afterwards.
+//! - A capture Stripe refuses for good: [`OrderStatus::CaptureFailed`], the stock goes back.
 
 use crate::decide::{
     Decision, OrderWrite, Outcome, WriteSet, add_movement, move_stock, return_stock,
@@ -23,12 +33,12 @@ pub enum HoldDecision {
     Reserve(Box<Decision>),
 }
 
-/// Reserves every line of a checkout (all or none) until `expires_at`.
+/// Reserves every line of a checkout (all or none) on `terms` (until `terms.expires_at`).
 pub fn decide_hold(
     existing: Option<&OrderRecord>,
     facts: &CheckoutFacts,
     items: &Items,
-    expires_at: Timestamp,
+    terms: HoldTerms,
     now: Timestamp,
 ) -> HoldDecision {
     if let Some(order) = existing {
@@ -42,7 +52,7 @@ pub fn decide_hold(
     match &decision.outcome {
         Outcome::Held => {
             if let Some(OrderWrite::Create(record)) = &mut decision.write.order {
-                record.hold = Some(HoldTerms { expires_at });
+                record.hold = Some(terms);
             }
             HoldDecision::Reserve(Box::new(decision))
         }
@@ -57,9 +67,11 @@ pub fn decide_hold(
 /// - Still held: the hold becomes a sale (`Fulfilled`) and the PaymentIntent is captured.
 /// - Released (expired and swept, or an earlier payment attempt failed): the stock is taken
 ///   again if it is all there — then captured — else the order is `Oversold` and the
-///   PaymentIntent cancelled, never captured.
+///   PaymentIntent cancelled, never captured. The caller has confirmed with Stripe that the
+///   PaymentIntent is `requires_capture` (a late event for a cancelled one must not take stock).
 /// - Already a sale or oversold: already applied (the capture or cancel is re-run, with the
 ///   same key).
+/// - Cancelled, or its capture refused: terminal, nothing is done.
 pub fn decide_authorized(
     order: &OrderRecord,
     payment_intent: &PaymentIntentId,
@@ -75,6 +87,13 @@ pub fn decide_authorized(
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
     let outcome = match order.status {
+        OrderStatus::Canceled | OrderStatus::CaptureFailed => {
+            return Decision {
+                write: WriteSet::default(),
+                effects: Effects::default(),
+                outcome: Outcome::AlreadyApplied(order.status),
+            };
+        }
         OrderStatus::Pending => {
             record.status = OrderStatus::Fulfilled;
             Outcome::Confirmed
@@ -157,32 +176,133 @@ pub fn decide_authorized(
 /// The sweeper: a hold still pending at `expires_at` is released, its stock returned.
 /// `None` when there is nothing to do (not a pending hold, or not expired yet).
 pub fn decide_hold_expired(order: &OrderRecord, items: &Items, now: Timestamp) -> Option<Decision> {
-    let terms = order.hold?;
-    if order.status != OrderStatus::Pending || terms.expires_at > now {
+    let terms = order.hold.as_ref()?;
+    if terms.expires_at > now {
         return None;
     }
-    let mut record = order.clone();
-    record.status = OrderStatus::Released;
-    record.updated_at = now;
-    let mut write = WriteSet::default();
-    let mut effects = Effects::default();
+    decide_hold_released(order, items, "sweeper", now)
+}
+
+/// Releases a pending hold now, its stock returned: the sweeper at expiry, or the checkout when
+/// Stripe refused to create its PaymentIntent. `None` when it is not a pending hold.
+pub fn decide_hold_released(
+    order: &OrderRecord,
+    items: &Items,
+    actor: &str,
+    now: Timestamp,
+) -> Option<Decision> {
+    if order.hold.is_none() || order.status != OrderStatus::Pending {
+        return None;
+    }
     let cause = Cause {
         kind: CauseKind::Release,
         stripe_event_id: None,
         order_id: Some(order.order_id.clone()),
-        actor: Some("sweeper".into()),
+        actor: Some(actor.into()),
     };
-    return_stock(order, items, &cause, now, &mut write, &mut effects);
+    Some(settle(
+        order,
+        OrderStatus::Released,
+        true,
+        &cause,
+        items,
+        now,
+    ))
+}
+
+/// `payment_intent.canceled` for a hold: terminal. Stock still taken (a pending hold, or a sale
+/// whose capture never happened) goes back; a released or failed hold only records it. An
+/// order the cancel came from (`Oversold`: stockbridge cancelled it) or already terminal is
+/// already applied.
+pub fn decide_hold_canceled(
+    order: &OrderRecord,
+    event_id: &StripeEventId,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    let taken = match order.status {
+        OrderStatus::Pending | OrderStatus::Fulfilled => true,
+        OrderStatus::Released | OrderStatus::Failed => false,
+        _ => {
+            return Decision {
+                write: WriteSet::default(),
+                effects: Effects::default(),
+                outcome: Outcome::AlreadyApplied(order.status),
+            };
+        }
+    };
+    let cause = Cause {
+        kind: CauseKind::Release,
+        stripe_event_id: Some(event_id.clone()),
+        order_id: Some(order.order_id.clone()),
+        actor: None,
+    };
+    let mut d = settle(order, OrderStatus::Canceled, taken, &cause, items, now);
+    if let Some(OrderWrite::Update { record, .. }) = &mut d.write.order {
+        record.last_event = event_id.clone();
+    }
+    d
+}
+
+/// Stripe refused for good to capture a hold that became a sale (its authorisation was
+/// cancelled or lapsed): the sale cannot be paid, so its stock goes back and the order is
+/// `CaptureFailed`. `None` unless it is a sale of a hold.
+pub fn decide_capture_refused(
+    order: &OrderRecord,
+    items: &Items,
+    now: Timestamp,
+) -> Option<Decision> {
+    if order.hold.is_none() || order.status != OrderStatus::Fulfilled {
+        return None;
+    }
+    let cause = Cause {
+        kind: CauseKind::Release,
+        stripe_event_id: None,
+        order_id: Some(order.order_id.clone()),
+        actor: Some("capture-refused".into()),
+    };
+    Some(settle(
+        order,
+        OrderStatus::CaptureFailed,
+        true,
+        &cause,
+        items,
+        now,
+    ))
+}
+
+/// Moves a hold to `status`, returning its stock when `taken`; conditional on the status and
+/// payment it was decided from.
+fn settle(
+    order: &OrderRecord,
+    status: OrderStatus,
+    taken: bool,
+    cause: &Cause,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    let mut record = order.clone();
+    record.status = status;
+    record.updated_at = now;
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    if taken {
+        return_stock(order, items, cause, now, &mut write, &mut effects);
+    }
     write.order = Some(OrderWrite::Update {
         record,
         expected_status: order.status,
         expected_payment: order.payment,
     });
-    Some(Decision {
+    Decision {
         write,
         effects,
-        outcome: Outcome::Released,
-    })
+        outcome: match status {
+            OrderStatus::Canceled => Outcome::Canceled,
+            OrderStatus::CaptureFailed => Outcome::CaptureRefused,
+            _ => Outcome::Released,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -228,19 +348,24 @@ mod tests {
     }
 
     fn held(q: u64, available: u64) -> OrderRecord {
-        let HoldDecision::Reserve(d) = decide_hold(
-            None,
-            &facts(q),
-            &items(available),
-            Timestamp(900),
-            Timestamp(0),
-        ) else {
+        let HoldDecision::Reserve(d) =
+            decide_hold(None, &facts(q), &items(available), terms(), Timestamp(0))
+        else {
             panic!("reserved")
         };
         let Some(OrderWrite::Create(r)) = d.write.order else {
             panic!("created")
         };
         r
+    }
+
+    fn terms() -> HoldTerms {
+        HoldTerms {
+            expires_at: Timestamp(900),
+            amount: Some(2000),
+            currency: Some("usd".into()),
+            email: None,
+        }
     }
 
     fn pi() -> PaymentIntentId {
@@ -254,7 +379,7 @@ mod tests {
     #[test]
     fn a_hold_reserves_all_lines_or_answers_what_is_short() {
         let HoldDecision::Reserve(d) =
-            decide_hold(None, &facts(2), &items(5), Timestamp(900), Timestamp(0))
+            decide_hold(None, &facts(2), &items(5), terms(), Timestamp(0))
         else {
             panic!()
         };
@@ -263,31 +388,19 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (r.status, r.hold),
-            (
-                OrderStatus::Pending,
-                Some(HoldTerms {
-                    expires_at: Timestamp(900)
-                })
-            )
+            (r.status, r.hold.clone()),
+            (OrderStatus::Pending, Some(terms()))
         );
         assert!(d.effects.capture.is_none() && d.effects.refund.is_none());
 
-        let HoldDecision::Short(s) =
-            decide_hold(None, &facts(6), &items(5), Timestamp(900), Timestamp(0))
+        let HoldDecision::Short(s) = decide_hold(None, &facts(6), &items(5), terms(), Timestamp(0))
         else {
             panic!()
         };
         assert_eq!((s[0].requested, s[0].available), (6, 5));
         let existing = held(2, 5);
         assert_eq!(
-            decide_hold(
-                Some(&existing),
-                &facts(2),
-                &items(3),
-                Timestamp(900),
-                Timestamp(0)
-            ),
+            decide_hold(Some(&existing), &facts(2), &items(3), terms(), Timestamp(0)),
             HoldDecision::Existing(Box::new(existing))
         );
     }
@@ -348,5 +461,69 @@ mod tests {
         assert_eq!(back.outcome, Outcome::Fulfilled);
         assert_eq!(back.write.items[0].available, 2);
         assert!(back.effects.capture.is_some());
+    }
+
+    fn updated(d: &Decision) -> OrderRecord {
+        let Some(OrderWrite::Update { record, .. }) = &d.write.order else {
+            panic!("an update")
+        };
+        record.clone()
+    }
+
+    #[test]
+    fn a_cancelled_payment_intent_is_terminal_and_returns_only_stock_still_taken() {
+        // Pending: the stock goes back.
+        let d = decide_hold_canceled(&held(2, 5), &evt(), &items(3), Timestamp(10));
+        assert_eq!(d.outcome, Outcome::Canceled);
+        assert_eq!(d.write.items[0].available, 5);
+        let canceled = updated(&d);
+        assert_eq!(canceled.status, OrderStatus::Canceled);
+        // A late authorisation for it never takes stock or captures.
+        let late = decide_authorized(&canceled, &pi(), &evt(), &items(5), Timestamp(11));
+        assert!(late.write.is_empty() && late.effects.capture.is_none());
+        assert_eq!(late.outcome, Outcome::AlreadyApplied(OrderStatus::Canceled));
+        // Released by the sweeper first: recorded, nothing moves.
+        let released =
+            updated(&decide_hold_expired(&held(2, 5), &items(3), Timestamp(900)).unwrap());
+        let d = decide_hold_canceled(&released, &evt(), &items(5), Timestamp(901));
+        assert!(d.write.items.is_empty());
+        assert_eq!(updated(&d).status, OrderStatus::Canceled);
+        // A sale whose capture never happened: its stock goes back.
+        let sale = updated(&decide_authorized(
+            &held(2, 5),
+            &pi(),
+            &evt(),
+            &items(3),
+            Timestamp(5),
+        ));
+        let d = decide_hold_canceled(&sale, &evt(), &items(3), Timestamp(6));
+        assert_eq!(d.write.items[0].available, 5);
+        // Cancelled by stockbridge itself (oversold): already applied.
+        let again = decide_hold_canceled(&updated(&d), &evt(), &items(5), Timestamp(7));
+        assert!(again.write.is_empty());
+    }
+
+    #[test]
+    fn a_capture_refused_for_good_returns_the_sales_stock_once() {
+        let sale = updated(&decide_authorized(
+            &held(2, 5),
+            &pi(),
+            &evt(),
+            &items(3),
+            Timestamp(5),
+        ));
+        let d = decide_capture_refused(&sale, &items(3), Timestamp(6)).unwrap();
+        assert_eq!(d.outcome, Outcome::CaptureRefused);
+        assert_eq!(d.write.items[0].available, 5);
+        assert_eq!(
+            d.write.ledger[0].cause.actor.as_deref(),
+            Some("capture-refused")
+        );
+        let failed = updated(&d);
+        assert_eq!(failed.status, OrderStatus::CaptureFailed);
+        assert!(decide_capture_refused(&failed, &items(5), Timestamp(7)).is_none());
+        assert!(decide_capture_refused(&held(2, 5), &items(3), Timestamp(7)).is_none());
+        let dup = decide_authorized(&failed, &pi(), &evt(), &items(5), Timestamp(8));
+        assert!(dup.write.is_empty() && dup.effects.capture.is_none());
     }
 }

@@ -36,6 +36,14 @@ pub enum OrderStatus {
     Predates,
     /// The payment failed before any stock was held; nothing will be.
     Failed,
+    /// A checkout hold whose PaymentIntent was cancelled (by stockbridge, a person or Stripe):
+    /// terminal. Its stock went back if it was still taken; a late authorisation never takes
+    /// it again and nothing is ever captured.
+    Canceled,
+    /// A checkout hold that became a sale whose capture Stripe refused for good (the
+    /// authorisation was cancelled or lapsed): its stock went back, the order is parked
+    /// (`capture:{hold}`) for a person.
+    CaptureFailed,
 }
 
 impl OrderStatus {
@@ -49,6 +57,8 @@ impl OrderStatus {
             Self::Released => "released",
             Self::Predates => "predates",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::CaptureFailed => "capture_failed",
         }
     }
 
@@ -62,6 +72,8 @@ impl OrderStatus {
             "released" => Self::Released,
             "predates" => Self::Predates,
             "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            "capture_failed" => Self::CaptureFailed,
             _ => return None,
         })
     }
@@ -160,10 +172,21 @@ pub struct OrderRecord {
 }
 
 /// The terms of a checkout-API hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct HoldTerms {
     /// When the reserved stock goes back if the payment has not been authorised.
     pub expires_at: Timestamp,
+    /// What the PaymentIntent is created for, fixed when the stock is held: a retry with the
+    /// same key sends Stripe identical parameters even if a price changed meanwhile. `None`
+    /// for holds made before these were stored (a retry then prices from the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    /// The currency of `amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The buyer's e-mail (the PaymentIntent's `receipt_email`, the per-e-mail caps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl OrderRecord {
@@ -284,6 +307,8 @@ mod tests {
             OrderStatus::Released,
             OrderStatus::Predates,
             OrderStatus::Failed,
+            OrderStatus::Canceled,
+            OrderStatus::CaptureFailed,
         ] {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }

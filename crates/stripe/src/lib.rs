@@ -16,9 +16,9 @@ use std::time::Duration;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
-    CreatedPaymentIntent, EventLog, LinkDirectory, LinkSummary, LinkSwitch, LoggedEvent,
-    NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog, SessionPayment,
-    SessionSummary,
+    CreatedPaymentIntent, EventLog, IntentStatus, LinkDirectory, LinkSummary, LinkSwitch,
+    LoggedEvent, NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog,
+    SessionPayment, SessionSummary,
 };
 use stockbridge_domain::{
     OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundId, RefundRequest, StripeEventId,
@@ -34,7 +34,7 @@ use stripe_checkout::checkout_session::{
 use stripe_core::event::ListEvent;
 use stripe_core::payment_intent::{
     CancelPaymentIntent, CapturePaymentIntent, CreatePaymentIntent,
-    CreatePaymentIntentAutomaticPaymentMethods,
+    CreatePaymentIntentAutomaticPaymentMethods, RetrievePaymentIntent,
 };
 use stripe_core::refund::{CreateRefund, ListRefund};
 use stripe_payment::payment_link::{
@@ -417,6 +417,17 @@ impl Payments for StripePayments {
         self.send_keyed("cancel payment intent", &req, idempotency_key)
             .await
             .map(|_| ())
+    }
+
+    async fn payment_intent_status(
+        &self,
+        payment_intent: &PaymentIntentId,
+    ) -> Result<IntentStatus, PaymentsError> {
+        let req = RetrievePaymentIntent::new(payment_intent.as_str());
+        let pi = self
+            .with_retry("read payment intent", || req.send(&self.client))
+            .await?;
+        Ok(IntentStatus::parse(pi.status.as_str()))
     }
 }
 

@@ -1,0 +1,264 @@
+//! A hold's PaymentIntent events and the sweeper (see [`crate::holds`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use stockbridge_domain::{
+    Decision, Items, OrderId, OrderRecord, OrderStatus, Outcome, ProductId, Timestamp,
+    already_applied, decide_authorized, decide_capture_refused, decide_hold_canceled,
+    decide_hold_expired, decide_payment_failed,
+};
+use tracing::{info, warn};
+
+use crate::effects::EffectError;
+use crate::events::{IntentEvent, IntentKind};
+use crate::inventory::{HandleError, Inventory};
+use crate::parking::{Parked, ParkedState};
+use crate::ports::{
+    CatalogReader, Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError,
+};
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore,
+    P: StockPublisher,
+    Y: Payments,
+    C: Clock,
+{
+    /// Decides with fresh state, commits (again on a conflict), then runs the effects.
+    async fn commit_decision<F, Fut>(
+        &self,
+        order_id: &OrderId,
+        mut decide: F,
+    ) -> Result<Option<Decision>, HandleError>
+    where
+        F: FnMut(Timestamp) -> Fut,
+        Fut: Future<Output = Result<Option<Decision>, StoreError>>,
+    {
+        let store_err = |source| HandleError::Store {
+            order_id: order_id.clone(),
+            source,
+        };
+        let decision = self
+            .decide_and_commit(order_id, |now| {
+                let f = decide(now);
+                async move { f.await.map_err(store_err) }
+            })
+            .await?;
+        if let Some(d) = &decision {
+            self.run_decision_effects(order_id, d).await?;
+        }
+        Ok(decision)
+    }
+
+    async fn hold_and_items(
+        &self,
+        hold: &OrderId,
+    ) -> Result<Option<(OrderRecord, Items)>, StoreError> {
+        let Some(order) = self.store.load_order(hold).await? else {
+            return Ok(None);
+        };
+        let products: Vec<ProductId> = order.products().cloned().collect();
+        let (order, items) = self.store.load(hold, &order.store_id, &products).await?;
+        Ok(order.map(|o| (o, items)))
+    }
+
+    /// A hold's PaymentIntent event:
+    /// - authorised: the hold becomes a sale and is captured (cancelled when it cannot be
+    ///   filled). A hold already released is taken again only if Stripe says the PaymentIntent
+    ///   is still `requires_capture`: the event may be late, replayed, or older than a cancel.
+    /// - failed: a pending hold is released (the buyer may still pay with this PaymentIntent).
+    /// - cancelled: terminal ([`decide_hold_canceled`]).
+    ///
+    /// A capture Stripe refuses for good (the PaymentIntent is no longer capturable) returns the
+    /// sale's stock ([`decide_capture_refused`]) and parks `capture:{hold}` for a person,
+    /// instead of failing the event for ever.
+    pub(crate) async fn apply_intent(&self, event: &IntentEvent) -> Result<Outcome, HandleError> {
+        let payments_err = |source| HandleError::Payments {
+            order_id: event.hold_id.clone(),
+            source,
+        };
+        // Set when Stripe confirmed the PaymentIntent is capturable (asked at most once).
+        let mut capturable: Option<IntentStatus> = None;
+        loop {
+            let needs_check = AtomicBool::new(false);
+            let confirmed = capturable.as_ref();
+            let decision = self
+                .commit_decision(&event.hold_id, |now| {
+                    let needs_check = &needs_check;
+                    async move {
+                        let Some((order, items)) = self.hold_and_items(&event.hold_id).await? else {
+                            return Ok(None);
+                        };
+                        Ok(Some(match (event.kind, order.status, confirmed) {
+                            (IntentKind::Canceled, ..)
+                            | (IntentKind::Authorized, _, Some(IntentStatus::Canceled)) => {
+                                decide_hold_canceled(&order, &event.event_id, &items, now)
+                            }
+                            (
+                                IntentKind::Authorized,
+                                OrderStatus::Released | OrderStatus::Failed,
+                                None,
+                            ) => {
+                                needs_check.store(true, Ordering::Relaxed);
+                                return Ok(None);
+                            }
+                            (
+                                IntentKind::Authorized,
+                                OrderStatus::Released | OrderStatus::Failed,
+                                Some(s),
+                            ) if *s != IntentStatus::RequiresCapture => {
+                                info!(hold = %event.hold_id, payment_intent = %event.payment_intent, status = ?s, "authorisation for a released hold that Stripe no longer holds: stock not taken again");
+                                return Ok(Some(already_applied(&order, &items)));
+                            }
+                            (IntentKind::Authorized, ..) => decide_authorized(
+                                &order,
+                                &event.payment_intent,
+                                &event.event_id,
+                                &items,
+                                now,
+                            ),
+                            (IntentKind::Failed, ..) => decide_payment_failed(
+                                Some(&order),
+                                &order.order_id,
+                                &order.store_id,
+                                &event.event_id,
+                                &items,
+                                now,
+                            ),
+                        }))
+                    }
+                })
+                .await;
+            if needs_check.load(Ordering::Relaxed) && capturable.is_none() {
+                let status = self
+                    .payments
+                    .payment_intent_status(&event.payment_intent)
+                    .await
+                    .map_err(payments_err)?;
+                capturable = Some(status);
+                continue;
+            }
+            return match decision {
+                Ok(Some(d)) => {
+                    info!(hold = %event.hold_id, payment_intent = %event.payment_intent, kind = ?event.kind, outcome = ?d.outcome, "hold payment event applied");
+                    Ok(d.outcome)
+                }
+                Ok(None) => {
+                    // The hold is written before the PaymentIntent exists, so this is not a
+                    // race: the PaymentIntent names a hold this table never had.
+                    warn!(hold = %event.hold_id, payment_intent = %event.payment_intent, "PaymentIntent event for an unknown hold: ignored");
+                    Ok(Outcome::AlreadyApplied(OrderStatus::Failed))
+                }
+                Err(HandleError::Effect {
+                    source: EffectError::CaptureRefused { status },
+                    ..
+                }) => self.capture_refused(event, &status).await,
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// The sale's capture was refused for good: its stock goes back, and the order is parked
+    /// for a person (the buyer was never charged; the merchant must not ship).
+    async fn capture_refused(
+        &self,
+        event: &IntentEvent,
+        status: &str,
+    ) -> Result<Outcome, HandleError> {
+        let decision = self
+            .commit_decision(&event.hold_id, |now| async move {
+                let Some((order, items)) = self.hold_and_items(&event.hold_id).await? else {
+                    return Ok(None);
+                };
+                Ok(decide_capture_refused(&order, &items, now))
+            })
+            .await?;
+        let now = self.clock.now();
+        let reason = format!(
+            "Stripe refused to capture PaymentIntent {} (status {status}): the sale's stock went back; do not ship, the buyer was not charged",
+            event.payment_intent
+        );
+        tracing::error!(hold = %event.hold_id, payment_intent = %event.payment_intent, %status, "capture refused for good: stock returned, order parked");
+        self.store
+            .save_parked(&Parked {
+                id: format!("capture:{}", event.hold_id),
+                reason,
+                attempts: 1,
+                state: ParkedState::Parked,
+                first_failed: now,
+                last_failed: now,
+                event: None,
+            })
+            .await
+            .map_err(|source| HandleError::Store {
+                order_id: event.hold_id.clone(),
+                source,
+            })?;
+        Ok(
+            decision.map_or(Outcome::AlreadyApplied(OrderStatus::CaptureFailed), |d| {
+                d.outcome
+            }),
+        )
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    /// Expired holds found.
+    pub expired: usize,
+    /// Released now.
+    pub released: usize,
+    /// Settled otherwise meanwhile (authorised or failed first).
+    pub raced: usize,
+    /// Failed (retried next run).
+    pub failed: usize,
+}
+
+impl<S, P, Y, C> Inventory<S, P, Y, C>
+where
+    S: InventoryStore + CatalogReader,
+    P: StockPublisher,
+    Y: Payments,
+    C: Clock,
+{
+    /// The sweeper: releases every hold still pending after its expiry; the stock returns and is
+    /// published. Each release is conditional on the hold still pending, so an authorisation
+    /// racing it resolves to exactly one outcome.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the holds cannot be listed.
+    pub async fn sweep_expired_holds(&self) -> Result<SweepReport, StoreError> {
+        let holds = self.store.expired_holds(self.clock.now()).await?;
+        let mut report = SweepReport {
+            expired: holds.len(),
+            ..SweepReport::default()
+        };
+        for hold in holds {
+            let r = self
+                .commit_decision(&hold.order_id, |now| {
+                    let id = hold.order_id.clone();
+                    async move {
+                        let Some((order, items)) = self.hold_and_items(&id).await? else {
+                            return Ok(None);
+                        };
+                        Ok(decide_hold_expired(&order, &items, now))
+                    }
+                })
+                .await;
+            match r {
+                Ok(Some(_)) => {
+                    info!(hold = %hold.order_id, "expired hold released");
+                    report.released += 1;
+                }
+                Ok(None) => report.raced += 1,
+                Err(e) => {
+                    warn!(hold = %hold.order_id, error = %e, "releasing an expired hold failed: the next sweep retries");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
