@@ -633,7 +633,11 @@ def stack(tmp_path_factory) -> Iterable[Stack]:
     state = tmp_path_factory.mktemp("stack")
     s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
                       ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN,
-                      checkout_binary=CHECKOUT_BIN, sweeper_binary=SWEEPER_BIN, sweep_every=None)
+                      checkout_binary=CHECKOUT_BIN, sweeper_binary=SWEEPER_BIN, sweep_every=None,
+                      # The suite's reservation races hold every unit of items that also have
+                      # Payment Links; test_checkout_hoarder.py runs a checkout with the
+                      # template's share of 50 %.
+                      extra_lambda_env={"CHECKOUT_HOLD_SHARE_PERCENT": "100"})
     s.start()
     try:
         assert s.lambda_started, "the lambda driver did not start"

@@ -80,7 +80,8 @@ def test_a_capture_refused_for_good_returns_the_stock_and_parks_the_order(quiet_
     assert order_status(e2e, hold["hold_id"]) == "capture_failed"
     assert shop.available(product) == 3, "the sale's stock came back"
     ledger = e2e.ledger(shop.store, product)
-    assert len(ledger) == ledger_before + 1, ledger  # the hold's -2, then its return
+    # After the hold's -2: the sale (held 2 -> 0, available unchanged), then its return.
+    assert [(e["delta"], e["held"]) for e in ledger[ledger_before:]] == [(0, 0), (2, 0)], ledger
     assert ledger[-1]["delta"] == 2 and ledger[-1]["actor"] == "capture-refused", ledger[-1]
     parked = json.loads(e2e.cli("parked", "list", "--json").stdout)
     (mine,) = [p for p in parked if p["id"] == f"capture:{hold['hold_id']}"]
@@ -121,3 +122,27 @@ def test_a_503_names_no_internals(quiet_shop):
     for internal in ("Stripe", "stripe", "payment_intents", "arn:", "DynamoDB", "500"):
         assert internal not in json.dumps(body), body
     assert body["request_id"] in e2e.log_tail("checkout", lines=200), "the log has the details"
+
+
+def test_held_units_are_kept_apart_so_a_recount_never_makes_phantom_stock(quiet_shop):
+    shop, e2e = quiet_shop, quiet_shop.e2e
+    product = shop.product("held", stock=3)
+    hold = shop.checkout((product, 3))
+    item = e2e.item(shop.store, product)
+    assert (item["available"], item["held"], item["on_hand"]) == (0, 3, 3), item
+    retained = e2e.retained(shop.store, product)
+    assert (retained["available"], retained["held"]) == (0, 3), retained
+
+    # The merchant counts the shelf: 3, the held units among them.
+    e2e.cli("stock", "set", product, "--store", shop.store, "3")
+    assert (e2e.item(shop.store, product)["available"], e2e.item(shop.store, product)["held"]) == (0, 3)
+    below = e2e.cli("stock", "set", product, "--store", shop.store, "2", check=False)
+    assert below.returncode != 0 and "held by pending checkouts" in below.stderr, below.stderr
+
+    e2e.expire_hold(hold["hold_id"])
+    assert e2e.sweep()["released"] == 1
+    item = e2e.item(shop.store, product)
+    assert (item["available"], item["held"], item["on_hand"]) == (3, 0, 3), "3 in all, not 6"
+    history = e2e.history(shop.store, product)
+    assert [(e["delta"], e["level"], e["held"]) for e in history["ledger"]][-3:] == \
+        [(-3, 0, 3), (0, 0, 3), (3, 3, 0)], history["ledger"]

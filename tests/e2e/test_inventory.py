@@ -302,9 +302,11 @@ def test_unpaid_completed_holds_then_async_success_confirms(e2e, cat):
     assert e2e.invoke_ok(succeeded)["outcome"] == "Confirmed"
 
     item = e2e.item(cat.store, product)
-    assert (item["available"], item["version"]) == (0, 2)  # taken once, at the hold
+    # Taken from `available` once, at the hold; the confirmation sells the held units.
+    assert (item["available"], item["held"], item["version"]) == (0, 0, 3)
     assert e2e.order(session["id"])["status"] == "fulfilled"
-    assert len(order_entries(e2e.ledger(cat.store, product))) == 1
+    entries = order_entries(e2e.ledger(cat.store, product))
+    assert [(e["delta"], e["level"], e["held"]) for e in entries] == [(-2, 0, 2), (0, 0, 0)], entries
 
 
 # ---------------------------------------------------------------------- (e) crash after commit

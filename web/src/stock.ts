@@ -2,7 +2,8 @@
  * The storefront's stock state: pure functions, no DOM, no network, never throws.
  *
  * The contract (README "The stock topic"): topic `{prefix}/{store_id}/products/{product_id}/stock`,
- * QoS 1, retained, payload `{"product_id","store_id","available","sold_out","version","updated_at"}`.
+ * QoS 1, retained, payload `{"product_id","store_id","available","sold_out","version","updated_at","held"}`
+ * (`held`: units pending checkouts hold; optional, older publishers omit it).
  * `version` strictly increases per item; a message whose version is not newer than the one shown
  * is dropped. A count is *live* only if it was received (or re-confirmed by a retained message of
  * the same version) during the current connection; every other count is "last known".

@@ -25,6 +25,7 @@ async fn main() {
         product_id: ProductId::parse("prod_a").unwrap(),
         name: "a".into(),
         available: u64::MAX / 2,
+        held: 0,
         version: 1,
         payment_links: vec![PaymentLinkId::parse("plink_a").unwrap()],
         deactivated_links: vec![],

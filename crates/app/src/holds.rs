@@ -22,10 +22,11 @@ use crate::effects::run_effects;
 use crate::inventory::Inventory;
 use crate::ports::{
     CatalogStore, Clock, InventoryStore, NewPaymentIntent, Payments, PaymentsError, StockPublisher,
-    StoreError,
+    StoreError, Window,
 };
 use crate::retry::backoff;
 
+pub mod caps;
 mod intents;
 pub mod request;
 
@@ -68,6 +69,13 @@ pub enum CheckoutReply {
     /// 402: Stripe refused to create the payment for this cart (its own validation); the hold
     /// was released at once, nothing is held. The reason is in the log, not in the answer.
     Refused(OrderId),
+    /// 429: a cap on this e-mail or client address is reached ([`caps`]); nothing is held.
+    Limited {
+        /// Seconds until the window that refused ends (`Retry-After`).
+        retry_after: u32,
+        /// Which cap, in words a buyer can act on.
+        reason: &'static str,
+    },
 }
 
 /// Why a checkout failed (5xx: retry with the same Idempotency-Key).
@@ -117,6 +125,12 @@ where
             Ok(p) => p,
             Err(e) => return Ok(CheckoutReply::Invalid(e)),
         };
+        // A retry of a hold already made is not a new hold: it never counts against the caps.
+        if self.store.load_order(&hold).await?.is_none()
+            && let Some(limited) = self.check_caps(request, limits).await?
+        {
+            return Ok(limited);
+        }
         let record = match self.hold(request, &hold, &priced, limits, time).await? {
             Ok(r) => r,
             Err(reply) => return Ok(reply),
@@ -230,6 +244,7 @@ where
                 amount: Some(priced.amount),
                 currency: Some(priced.currency.clone()),
                 email: request.customer_email.clone(),
+                client: request.client.clone(),
             };
             let (existing, items) = self.store.load(hold, &request.store_id, &products).await?;
             if let Some(missing) = products.iter().position(|p| !items.contains_key(p)) {
@@ -239,7 +254,8 @@ where
                     message,
                 ))));
             }
-            let decision = match decide_hold(existing.as_ref(), &facts, &items, terms, now) {
+            let share = limits.hold_share_percent;
+            let decision = match decide_hold(existing.as_ref(), &facts, &items, terms, share, now) {
                 HoldDecision::Existing(order) => return Ok(existing_hold(order, request)),
                 HoldDecision::Short(s) => return Ok(Err(CheckoutReply::Short(s))),
                 HoldDecision::Reserve(decision) => decision,
@@ -263,6 +279,47 @@ where
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The caps on who asks ([`caps`]): failed authorisations in the hour first (counted, not
+    /// taken), then one more hold for the e-mail and for the client address. `Some`: refused.
+    async fn check_caps(
+        &self,
+        request: &CheckoutRequest,
+        limits: &CheckoutLimits,
+    ) -> Result<Option<CheckoutReply>, CheckoutError> {
+        let now = self.clock.now();
+        let email = request.customer_email.as_deref().map(caps::email_key);
+        let who: Vec<&String> = email.iter().chain(request.client.iter()).collect();
+        for key in &who {
+            let w = Window::containing(format!("fails:{key}"), now, caps::FAILURE_WINDOW_SECONDS);
+            if self.store.count(&w).await? >= limits.failures_per_hour {
+                info!(key = %w.key, "checkout refused: too many failed payments");
+                let reason = "too many failed payments from here: try again later";
+                return Ok(Some(limited(&w, now, reason)));
+            }
+        }
+        let takes = [
+            (
+                email.as_ref(),
+                limits.holds_per_email,
+                "too many checkouts for this e-mail address: finish or let one lapse first",
+            ),
+            (
+                request.client.as_ref(),
+                limits.holds_per_client,
+                "too many checkouts from this network: try again later",
+            ),
+        ];
+        for (key, cap, reason) in takes {
+            let Some(key) = key else { continue };
+            let w = Window::containing(format!("holds:{key}"), now, limits.hold_seconds);
+            if !self.store.take(&w, cap).await? {
+                info!(key = %w.key, cap, "checkout refused: cap reached");
+                return Ok(Some(limited(&w, now, reason)));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether another conflict retry fits: under the attempt limit, and the longest backoff
@@ -303,6 +360,13 @@ where
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+fn limited(w: &Window, now: Timestamp, reason: &'static str) -> CheckoutReply {
+    CheckoutReply::Limited {
+        retry_after: w.retry_after(now),
+        reason,
     }
 }
 

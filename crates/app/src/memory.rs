@@ -43,6 +43,8 @@ pub struct MemoryStore {
     pub conflicts: AtomicUsize,
     /// While > 0, `commit` is refused for a conflict (and decrements it): a busy item.
     pub inject_conflicts: AtomicUsize,
+    /// Counts per (key, window start) (as [`crate::ports::Counters`]).
+    pub counters: Mutex<BTreeMap<(String, i64), u32>>,
     /// The operator's switches.
     pub controls: Mutex<crate::ports::Controls>,
     /// Parked and retrying items (as a [`crate::parking::ParkingLot`]).
@@ -162,6 +164,7 @@ impl InventoryStore for MemoryStore {
         for u in &write.items {
             if let Some(i) = s.items.get_mut(&(u.store_id.clone(), u.product_id.clone())) {
                 i.available = u.available;
+                i.held = u.held;
                 i.version = u.version;
                 i.deactivated_links = u.deactivated_links.clone();
                 i.updated_at = u.at;
@@ -1233,6 +1236,32 @@ impl crate::ports::StripeCatalog for MemoryPayments {
                 .iter()
                 .filter_map(|l| memory_link(&c, &links, &l.id)),
         ))
+    }
+}
+
+impl crate::ports::Counters for MemoryStore {
+    async fn take(&self, w: &crate::ports::Window, cap: u32) -> Result<bool, StoreError> {
+        let mut counters = lock(&self.counters);
+        let n = counters.entry((w.key.clone(), w.start.0)).or_default();
+        if *n >= cap {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+
+    async fn count(&self, w: &crate::ports::Window) -> Result<u32, StoreError> {
+        Ok(lock(&self.counters)
+            .get(&(w.key.clone(), w.start.0))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn add(&self, w: &crate::ports::Window) -> Result<(), StoreError> {
+        *lock(&self.counters)
+            .entry((w.key.clone(), w.start.0))
+            .or_default() += 1;
+        Ok(())
     }
 }
 

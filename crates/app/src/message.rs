@@ -2,8 +2,10 @@
 //!
 //! Topic: `{prefix}/{store_id}/products/{product_id}/stock` (prefix default `stockbridge`).
 //! Payload (JSON, QoS 1, retained):
-//! `{"product_id","store_id","available","sold_out","version","updated_at"}` where `version`
-//! strictly increases per item and `updated_at` is RFC 3339 (UTC, milliseconds).
+//! `{"product_id","store_id","available","sold_out","version","updated_at","held"}` where
+//! `version` strictly increases per item, `updated_at` is RFC 3339 (UTC, milliseconds) and
+//! `held` counts units pending checkouts hold (not available, not sold yet; added after the
+//! others, so older readers ignore it).
 
 use stockbridge_domain::{ProductId, StockLevel, StoreId, Timestamp};
 
@@ -32,6 +34,9 @@ pub struct StockMessage {
     pub version: u64,
     /// RFC 3339.
     pub updated_at: String,
+    /// Units held by pending checkouts.
+    #[serde(default)]
+    pub held: u64,
 }
 
 impl From<&StockLevel> for StockMessage {
@@ -43,6 +48,7 @@ impl From<&StockLevel> for StockMessage {
             sold_out: l.sold_out(),
             version: l.version,
             updated_at: rfc3339(l.updated_at),
+            held: l.held,
         }
     }
 }
@@ -91,13 +97,14 @@ mod tests {
             product_id: ProductId::parse("prod_1").unwrap(),
             store_id: StoreId::parse("s").unwrap(),
             available: 0,
+            held: 2,
             version: 12,
             updated_at: Timestamp(1_761_935_276_123),
         };
         let v: serde_json::Value = serde_json::from_slice(&stock_payload(&level)).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"product_id":"prod_1","store_id":"s","available":0,"sold_out":true,"version":12,"updated_at":"2025-10-31T18:27:56.123Z"})
+            serde_json::json!({"product_id":"prod_1","store_id":"s","available":0,"sold_out":true,"version":12,"updated_at":"2025-10-31T18:27:56.123Z","held":2})
         );
     }
 }

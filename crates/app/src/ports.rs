@@ -97,7 +97,7 @@ pub trait ControlStore: Send + Sync {
 }
 
 /// Orders, stock and the ledger.
-pub trait InventoryStore: crate::parking::ParkingLot + Send + Sync {
+pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
     /// The operator's switches, as stored at most a few seconds ago.
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
 
@@ -340,6 +340,66 @@ pub trait Payments: Send + Sync {
         &self,
         payment_intent: &PaymentIntentId,
     ) -> impl Future<Output = Result<IntentStatus, PaymentsError>> + Send;
+}
+
+/// One count in one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// What is counted and for whom: `holds:email:{hash}`, `fails:client:{hash}`, ...
+    pub key: String,
+    /// The window's start (ms), a multiple of its length.
+    pub start: Timestamp,
+    /// Its length in seconds.
+    pub seconds: u32,
+}
+
+impl Window {
+    /// The window of `seconds` that contains `now`.
+    pub fn containing(key: String, now: Timestamp, seconds: u32) -> Self {
+        let len = i64::from(seconds.max(1)) * 1000;
+        Self {
+            key,
+            start: Timestamp(now.0 - now.0.rem_euclid(len)),
+            seconds: seconds.max(1),
+        }
+    }
+
+    /// Seconds from `now` until the window ends (what `Retry-After` says), at least 1.
+    pub fn retry_after(&self, now: Timestamp) -> u32 {
+        let end = self.start.0 + i64::from(self.seconds) * 1000;
+        u32::try_from(((end - now.0) + 999) / 1000)
+            .unwrap_or(self.seconds)
+            .max(1)
+    }
+}
+
+/// Counts in time windows, shared by every instance (the table; expired windows are deleted by
+/// its TTL).
+pub trait Counters: Send + Sync {
+    /// Adds one to the window's count unless it already reached `cap`; whether it was added.
+    fn take(
+        &self,
+        window: &Window,
+        cap: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The window's count.
+    fn count(&self, window: &Window) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Adds one to the window's count, without a cap.
+    fn add(&self, window: &Window) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<T: Counters> Counters for std::sync::Arc<T> {
+    fn take(&self, w: &Window, cap: u32) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).take(w, cap)
+    }
+    fn count(&self, w: &Window) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        (**self).count(w)
+    }
+    fn add(&self, w: &Window) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).add(w)
+    }
 }
 
 /// Where a PaymentIntent stands at Stripe (its `status`).

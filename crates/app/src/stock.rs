@@ -254,12 +254,13 @@ where
                 )
                 .await?;
         }
-        if existing.available == row.stock {
+        // The file counts what is on hand, held units included.
+        if existing.on_hand() == row.stock {
             return Ok(Imported::Updated);
         }
         if !set_stock {
             return Ok(Imported::StockKept {
-                current: existing.available,
+                current: existing.on_hand(),
                 file: row.stock,
             });
         }

@@ -7,7 +7,7 @@
 //!  "products":[{"product_id":"prod_1","name":"Mug","description":null,"images":["https://…"],
 //!    "price":{"amount":1200,"currency":"usd"},
 //!    "payment_link":{"id":"plink_1","url":"https://buy.stripe.com/…","active":true},
-//!    "available":5,"version":3}]}
+//!    "available":5,"held":0,"version":3}]}
 //! ```
 
 use serde::Serialize;
@@ -46,6 +46,8 @@ pub struct CatalogProduct {
     pub payment_link: Option<LinkRef>,
     /// Stock when generated: a snapshot, not live.
     pub available: u64,
+    /// Units pending checkouts held when generated.
+    pub held: u64,
     /// Its version (live messages with a newer version replace it).
     pub version: u64,
 }
@@ -134,6 +136,7 @@ pub async fn export_catalog<R: CatalogReader, L: LinkDirectory>(
                 active: s.active,
             }),
             available: item.available,
+            held: item.held,
             version: item.version,
         });
     }

@@ -42,6 +42,7 @@ fn item(s: &str, available: u64) -> CatalogItem {
         product_id: pid(),
         name: "Tee".into(),
         available,
+        held: 0,
         version: 1,
         payment_links: vec![],
         deactivated_links: vec![],

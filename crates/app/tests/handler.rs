@@ -31,6 +31,7 @@ fn world(stock: &[(&str, u64)]) -> World {
             product_id: ProductId::parse(*p).unwrap(),
             name: p.to_string(),
             available: *n,
+            held: 0,
             version: 1,
             payment_links: vec![PaymentLinkId::parse(format!("plink_{p}")).unwrap()],
             deactivated_links: vec![],

@@ -439,7 +439,10 @@ impl ReconcilerSettings {
 /// The checkout function's settings, from the environment.
 #[derive(Debug, Clone)]
 pub struct CheckoutSettings {
-    /// `CHECKOUT_MAX_QUANTITY` (10), `CHECKOUT_MAX_LINES` (20), `CHECKOUT_HOLD_SECONDS` (900).
+    /// `CHECKOUT_MAX_QUANTITY` (10), `CHECKOUT_MAX_LINES` (20), `CHECKOUT_HOLD_SECONDS` (900),
+    /// `CHECKOUT_MAX_UNITS` (10), `CHECKOUT_HOLD_SHARE_PERCENT` (50, at most 100),
+    /// `CHECKOUT_HOLDS_PER_EMAIL` (3), `CHECKOUT_HOLDS_PER_CLIENT` (300),
+    /// `CHECKOUT_FAILURES_PER_HOUR` (5): see docs/checkout.md, *Caps*.
     pub limits: stockbridge_app::holds::CheckoutLimits,
     /// `CHECKOUT_ALLOWED_ORIGINS`: comma-separated origins allowed to call it from a browser,
     /// or `*`. Default none: browsers send `Origin` on every POST, so an empty list refuses
@@ -460,6 +463,19 @@ impl CheckoutSettings {
                 max_quantity: number("CHECKOUT_MAX_QUANTITY", 10, 1)?,
                 max_lines: number("CHECKOUT_MAX_LINES", 20, 1)?,
                 hold_seconds: number("CHECKOUT_HOLD_SECONDS", 900, 10)?,
+                max_units: number("CHECKOUT_MAX_UNITS", 10, 1)?,
+                hold_share_percent: match number("CHECKOUT_HOLD_SHARE_PERCENT", 50u8, 1)? {
+                    p if p <= 100 => p,
+                    p => {
+                        return Err(ConfigError::Invalid {
+                            name: "CHECKOUT_HOLD_SHARE_PERCENT",
+                            message: format!("{p} is above 100"),
+                        });
+                    }
+                },
+                holds_per_email: number("CHECKOUT_HOLDS_PER_EMAIL", 3, 1)?,
+                holds_per_client: number("CHECKOUT_HOLDS_PER_CLIENT", 300, 1)?,
+                failures_per_hour: number("CHECKOUT_FAILURES_PER_HOUR", 5, 1)?,
             },
             allowed_origins: var("CHECKOUT_ALLOWED_ORIGINS")
                 .map(|v| {

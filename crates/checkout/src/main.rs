@@ -12,6 +12,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
+use stockbridge_app::holds::caps::client_key;
 use stockbridge_app::holds::{
     CheckoutReply, RequestError, idempotency_key, parse_request, shortfall_body,
 };
@@ -149,10 +150,17 @@ impl Function {
             Ok(k) => k,
             Err(e) => return Ok(response(400, &invalid(&e), &cors)),
         };
-        let request = match parse_request(&body, &self.settings.limits) {
+        let mut request = match parse_request(&body, &self.settings.limits) {
             Ok(r) => r,
             Err(e) => return Ok(response(400, &invalid(&e), &cors)),
         };
+        // The TCP peer as Lambda saw it: no header a client could forge (docs/checkout.md).
+        request.client = req
+            .request_context
+            .http
+            .source_ip
+            .as_deref()
+            .and_then(client_key);
         let request_id = event.context.request_id.clone();
         let time = time_for_holding(event.context.deadline);
         Ok(
@@ -185,6 +193,19 @@ impl Function {
                     &cors,
                 ),
                 Ok(CheckoutReply::Invalid(e)) => response(400, &invalid(&e), &cors),
+                Ok(CheckoutReply::Limited {
+                    retry_after,
+                    reason,
+                }) => {
+                    let mut r = response(
+                        429,
+                        &json!({"error": "too_many_checkouts", "message": reason, "retry_after": retry_after}),
+                        &cors,
+                    );
+                    r.headers
+                        .insert("retry-after", HeaderValue::from(retry_after));
+                    r
+                }
                 // Stripe's reason is in the log (with the request id), never in the answer.
                 Ok(CheckoutReply::Refused(hold)) => response(
                     402,

@@ -313,6 +313,10 @@ struct ItemView<'a> {
     store_id: &'a str,
     name: &'a str,
     available: u64,
+    /// Units pending checkouts hold (not available, not sold yet).
+    held: u64,
+    /// `available + held`: what `stock set` sets.
+    on_hand: u64,
     version: u64,
     sold_out: bool,
     payment_links: Vec<&'a str>,
@@ -329,6 +333,8 @@ fn view(i: &CatalogItem) -> ItemView<'_> {
         store_id: i.store_id.as_str(),
         name: &i.name,
         available: i.available,
+        held: i.held,
+        on_hand: i.on_hand(),
         version: i.version,
         sold_out: i.available == 0,
         payment_links: i.payment_links.iter().map(PaymentLinkId::as_str).collect(),
@@ -512,8 +518,14 @@ async fn run(cli: Cli) -> Result<()> {
                     ""
                 };
                 println!(
-                    "{} {} in {}: {} available{state}, version {}",
-                    item.product_id, item.name, item.store_id, item.available, item.version
+                    "{} {} in {}: {} available{state}, {} held, {} on hand, version {}",
+                    item.product_id,
+                    item.name,
+                    item.store_id,
+                    item.available,
+                    item.held,
+                    item.on_hand(),
+                    item.version
                 );
             }
         }
@@ -638,8 +650,8 @@ async fn change(
         .change_stock(&s, &p, change, expect, "cli")
         .await?;
     println!(
-        "{p} in {s}: {} available, version {}",
-        level.available, level.version
+        "{p} in {s}: {} available, {} held, version {}",
+        level.available, level.held, level.version
     );
     Ok(())
 }
@@ -668,7 +680,7 @@ async fn history(
             .iter()
             .map(|e| {
                 serde_json::json!({
-                    "version": e.version, "delta": e.delta, "level": e.level, "cause": e.cause.kind.as_str(),
+                    "version": e.version, "delta": e.delta, "level": e.level, "held": e.held, "cause": e.cause.kind.as_str(),
                     "stripe_event_id": e.cause.stripe_event_id.as_ref().map(|i| i.as_str()),
                     "order_id": e.cause.order_id.as_ref().map(|i| i.as_str()),
                     "actor": e.cause.actor, "at": rfc3339(e.at),
@@ -688,10 +700,11 @@ async fn history(
             ToString::to_string,
         );
         println!(
-            "  v{:<5} {:>+6} -> {:<6} {:<8} {} {}",
+            "  v{:<5} {:>+6} -> {:<6} held {:<5} {:<8} {} {}",
             e.version,
             e.delta,
             e.level,
+            e.held,
             e.cause.kind.as_str(),
             why,
             rfc3339(e.at)

@@ -82,6 +82,8 @@ pub struct LedgerEntry {
     pub delta: i64,
     /// Units available after the movement.
     pub level: u64,
+    /// Units held by pending checkouts after the movement.
+    pub held: u64,
     /// Why.
     pub cause: Cause,
     /// When.
@@ -99,6 +101,8 @@ pub struct ItemUpdate {
     pub expected_version: u64,
     /// The new level.
     pub available: u64,
+    /// The new held units.
+    pub held: u64,
     /// The new version: `expected_version + 1` for a stock change, unchanged otherwise.
     pub version: u64,
     /// The links stockbridge had switched off when the decision read the item; the write is
@@ -358,6 +362,7 @@ pub fn record_links_off(item: &CatalogItem, links: Vec<PaymentLinkId>) -> ItemUp
         product_id: item.product_id.clone(),
         expected_version: item.version,
         available: item.available,
+        held: item.held,
         version: item.version,
         expected_deactivated_links: item.deactivated_links.clone(),
         deactivated_links: links,
@@ -414,6 +419,7 @@ pub(crate) struct Movement {
 pub(crate) fn move_stock(
     item: &CatalogItem,
     available: u64,
+    held: u64,
     session_link: Option<&PaymentLinkId>,
     cause: Cause,
     now: Timestamp,
@@ -440,6 +446,7 @@ pub(crate) fn move_stock(
             product_id: item.product_id.clone(),
             expected_version: item.version,
             available,
+            held,
             version,
             expected_deactivated_links: item.deactivated_links.clone(),
             deactivated_links,
@@ -452,6 +459,7 @@ pub(crate) fn move_stock(
             version,
             delta: i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX }),
             level: available,
+            held,
             cause,
             at: now,
         },
@@ -459,6 +467,7 @@ pub(crate) fn move_stock(
             product_id: item.product_id.clone(),
             store_id: item.store_id.clone(),
             available,
+            held,
             version,
             updated_at: now,
         },
@@ -467,7 +476,8 @@ pub(crate) fn move_stock(
     }
 }
 
-/// Returns every held line's units to its item (a released hold or a failed delayed payment).
+/// Returns every line's units to its item: from `held` while the order is `Pending` (a released
+/// hold, a failed delayed payment), from the sale otherwise (a sale that cannot be paid).
 pub(crate) fn return_stock(
     order: &OrderRecord,
     items: &Items,
@@ -481,13 +491,41 @@ pub(crate) fn return_stock(
         let Some(item) = items.get(&line.product_id) else {
             continue;
         };
+        let q = line.quantity.get();
+        let held = if order.status == OrderStatus::Pending {
+            // Items stored before `held` existed hold 0 for holds made then: saturate.
+            item.held.saturating_sub(q)
+        } else {
+            item.held
+        };
         let m = move_stock(
             item,
-            item.available.saturating_add(line.quantity.get()),
+            item.available.saturating_add(q),
+            held,
             None,
             cause.clone(),
             now,
         );
+        add_movement(write, effects, m);
+    }
+}
+
+/// A `Pending` order is paid: its held units are sold. `available` is unchanged (they left it
+/// when held); `held` goes down, so each item gets a new version and a ledger entry (delta 0).
+pub(crate) fn sell_held(
+    order: &OrderRecord,
+    items: &Items,
+    cause: &Cause,
+    now: Timestamp,
+    write: &mut WriteSet,
+    effects: &mut Effects,
+) {
+    for line in &order.lines {
+        let Some(item) = items.get(&line.product_id) else {
+            continue;
+        };
+        let held = item.held.saturating_sub(line.quantity.get());
+        let m = move_stock(item, item.available, held, None, cause.clone(), now);
         add_movement(write, effects, m);
     }
 }
@@ -644,9 +682,14 @@ pub fn decide_checkout(
                 order_id: Some(facts.order_id.clone()),
                 actor: None,
             };
+            let held = match record.status {
+                OrderStatus::Pending => item.held.saturating_add(line.quantity.get()),
+                _ => item.held,
+            };
             let m = move_stock(
                 item,
                 item.available - line.quantity.get(),
+                held,
                 facts.payment_link.as_ref(),
                 cause,
                 now,
@@ -752,23 +795,34 @@ pub fn decide_payment_succeeded(
     record.payment = PaymentState::Paid;
     record.last_event = event_id.clone();
     record.updated_at = now;
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
     let outcome = match order.status {
         OrderStatus::Pending => {
             record.status = OrderStatus::Fulfilled;
+            let cause = Cause {
+                kind: CauseKind::Order,
+                stripe_event_id: Some(event_id.clone()),
+                order_id: Some(order.order_id.clone()),
+                actor: None,
+            };
+            sell_held(order, items, &cause, now, &mut write, &mut effects);
             Outcome::Confirmed
         }
         OrderStatus::Oversold => Outcome::Oversold(order.shortfalls.clone()),
         other => Outcome::AlreadyApplied(other),
     };
-    let effects = effects_for_existing(&record, items);
-    let write = WriteSet {
-        order: Some(OrderWrite::Update {
-            record,
-            expected_status: order.status,
-            expected_payment: order.payment,
-        }),
-        ..WriteSet::default()
-    };
+    let after = effects_for_existing(&record, items);
+    if effects.publish.is_empty() {
+        effects = after;
+    } else {
+        effects.refund = after.refund;
+    }
+    write.order = Some(OrderWrite::Update {
+        record,
+        expected_status: order.status,
+        expected_payment: order.payment,
+    });
     Decision {
         write,
         effects,
@@ -904,6 +958,18 @@ pub enum StockChangeError {
         /// The current level.
         available: u64,
     },
+    /// A count below what pending checkouts hold.
+    #[error(
+        "{product_id}: {held} units are held by pending checkouts, so on hand cannot be set to {on_hand}; set at least {held}, or wait for the holds to settle"
+    )]
+    BelowHeld {
+        /// The product.
+        product_id: ProductId,
+        /// The requested count.
+        on_hand: u64,
+        /// Units held now.
+        held: u64,
+    },
     /// The adjustment overflows.
     #[error("adjusting {product_id} by {delta} overflows")]
     Overflow {
@@ -926,7 +992,18 @@ pub fn decide_stock_change(
     now: Timestamp,
 ) -> Result<Decision, StockChangeError> {
     let (available, kind) = match change {
-        StockChange::Set(n) | StockChange::Recount(n) => (n, CauseKind::Set),
+        // The merchant counts what is on the shelf, held units included: those are still
+        // theirs until paid, and come back to `available` if the holds lapse.
+        StockChange::Set(n) | StockChange::Recount(n) => {
+            let available =
+                n.checked_sub(item.held)
+                    .ok_or_else(|| StockChangeError::BelowHeld {
+                        product_id: item.product_id.clone(),
+                        on_hand: n,
+                        held: item.held,
+                    })?;
+            (available, CauseKind::Set)
+        }
         StockChange::Adjust(delta) => {
             let new = i128::from(item.available) + i128::from(delta);
             if new < 0 {
@@ -951,7 +1028,7 @@ pub fn decide_stock_change(
     };
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
-    let mut m = move_stock(item, available, None, cause, now);
+    let mut m = move_stock(item, available, item.held, None, cause, now);
     // A recount already includes every sale paid before it: a new management boundary. A
     // restock or an adjustment is relative to what stockbridge tracked: the boundary stays,
     // and an order paid before it that arrives late still takes its unit (or is refunded).
@@ -1005,6 +1082,7 @@ pub fn decide_new_item(
         product_id,
         name,
         available: stock,
+        held: 0,
         version: 1,
         payment_links,
         deactivated_links,
@@ -1017,6 +1095,7 @@ pub fn decide_new_item(
         version: 1,
         delta,
         level: stock,
+        held: 0,
         cause: Cause {
             kind: CauseKind::Set,
             stripe_event_id: None,
@@ -1044,3 +1123,6 @@ mod tests;
 
 #[cfg(test)]
 mod boundary_tests;
+
+#[cfg(test)]
+mod held_tests;

@@ -14,7 +14,7 @@
 //! - A capture Stripe refuses for good: [`OrderStatus::CaptureFailed`], the stock goes back.
 
 use crate::decide::{
-    Decision, OrderWrite, Outcome, WriteSet, add_movement, move_stock, return_stock,
+    Decision, OrderWrite, Outcome, WriteSet, add_movement, move_stock, return_stock, sell_held,
 };
 use crate::{
     Cause, CauseKind, CheckoutFacts, Effects, HoldTerms, Items, OrderRecord, OrderStatus,
@@ -34,15 +34,38 @@ pub enum HoldDecision {
 }
 
 /// Reserves every line of a checkout (all or none) on `terms` (until `terms.expires_at`).
+///
+/// While an item has Payment Links, pending holds may take at most `share_percent` of its on-hand
+/// stock (rounded down): a line beyond that is short, and the shortfall says how much a hold
+/// could still take. Links go off only when `available` is 0, and with `share_percent < 100`
+/// `available >= on_hand - floor(on_hand * share / 100) >= 1` while anything is on hand, so a
+/// hold alone never switches a link off. An item without links keeps nothing back.
 pub fn decide_hold(
     existing: Option<&OrderRecord>,
     facts: &CheckoutFacts,
     items: &Items,
     terms: HoldTerms,
+    share_percent: u8,
     now: Timestamp,
 ) -> HoldDecision {
     if let Some(order) = existing {
         return HoldDecision::Existing(Box::new(order.clone()));
+    }
+    let over_share: Vec<Shortfall> = facts
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let item = items.get(&l.product_id)?;
+            let holdable = holdable(item, share_percent);
+            (l.quantity.get() > holdable).then(|| Shortfall {
+                product_id: l.product_id.clone(),
+                requested: l.quantity.get(),
+                available: holdable,
+            })
+        })
+        .collect();
+    if !over_share.is_empty() {
+        return HoldDecision::Short(over_share);
     }
     let held = CheckoutFacts {
         payment: PaymentState::Awaiting,
@@ -60,6 +83,17 @@ pub fn decide_hold(
         // Unknown products are refused before deciding; treat anything else as short.
         _ => HoldDecision::Short(Vec::new()),
     }
+}
+
+/// What a new hold may still take of `item`: its available units, and while it has Payment
+/// Links no more than brings held units to `share_percent` of on hand.
+pub fn holdable(item: &crate::CatalogItem, share_percent: u8) -> u64 {
+    if item.payment_links.is_empty() || share_percent >= 100 {
+        return item.available;
+    }
+    let cap = u64::try_from(u128::from(item.on_hand()) * u128::from(share_percent) / 100)
+        .unwrap_or(u64::MAX);
+    cap.saturating_sub(item.held).min(item.available)
 }
 
 /// The hold's PaymentIntent was authorised (`payment_intent.amount_capturable_updated`).
@@ -96,6 +130,13 @@ pub fn decide_authorized(
         }
         OrderStatus::Pending => {
             record.status = OrderStatus::Fulfilled;
+            let cause = Cause {
+                kind: CauseKind::Order,
+                stripe_event_id: Some(event_id.clone()),
+                order_id: Some(order.order_id.clone()),
+                actor: None,
+            };
+            sell_held(order, items, &cause, now, &mut write, &mut effects);
             Outcome::Confirmed
         }
         OrderStatus::Released | OrderStatus::Failed => {
@@ -124,6 +165,7 @@ pub fn decide_authorized(
                     let m = move_stock(
                         item,
                         item.available - line.quantity.get(),
+                        item.held,
                         None,
                         cause.clone(),
                         now,
@@ -316,6 +358,7 @@ mod tests {
             product_id: ProductId::parse("tee").unwrap(),
             name: "Tee".into(),
             available,
+            held: 0,
             version: 3,
             payment_links: vec![],
             deactivated_links: vec![],
@@ -348,9 +391,14 @@ mod tests {
     }
 
     fn held(q: u64, available: u64) -> OrderRecord {
-        let HoldDecision::Reserve(d) =
-            decide_hold(None, &facts(q), &items(available), terms(), Timestamp(0))
-        else {
+        let HoldDecision::Reserve(d) = decide_hold(
+            None,
+            &facts(q),
+            &items(available),
+            terms(),
+            100,
+            Timestamp(0),
+        ) else {
             panic!("reserved")
         };
         let Some(OrderWrite::Create(r)) = d.write.order else {
@@ -365,6 +413,7 @@ mod tests {
             amount: Some(2000),
             currency: Some("usd".into()),
             email: None,
+            client: None,
         }
     }
 
@@ -379,11 +428,11 @@ mod tests {
     #[test]
     fn a_hold_reserves_all_lines_or_answers_what_is_short() {
         let HoldDecision::Reserve(d) =
-            decide_hold(None, &facts(2), &items(5), terms(), Timestamp(0))
+            decide_hold(None, &facts(2), &items(5), terms(), 100, Timestamp(0))
         else {
             panic!()
         };
-        assert_eq!(d.write.items[0].available, 3);
+        assert_eq!((d.write.items[0].available, d.write.items[0].held), (3, 2));
         let Some(OrderWrite::Create(r)) = &d.write.order else {
             panic!()
         };
@@ -393,14 +442,22 @@ mod tests {
         );
         assert!(d.effects.capture.is_none() && d.effects.refund.is_none());
 
-        let HoldDecision::Short(s) = decide_hold(None, &facts(6), &items(5), terms(), Timestamp(0))
+        let HoldDecision::Short(s) =
+            decide_hold(None, &facts(6), &items(5), terms(), 100, Timestamp(0))
         else {
             panic!()
         };
         assert_eq!((s[0].requested, s[0].available), (6, 5));
         let existing = held(2, 5);
         assert_eq!(
-            decide_hold(Some(&existing), &facts(2), &items(3), terms(), Timestamp(0)),
+            decide_hold(
+                Some(&existing),
+                &facts(2),
+                &items(3),
+                terms(),
+                100,
+                Timestamp(0)
+            ),
             HoldDecision::Existing(Box::new(existing))
         );
     }
@@ -408,9 +465,14 @@ mod tests {
     #[test]
     fn an_authorised_hold_becomes_a_sale_and_is_captured_once_per_key() {
         let hold = held(2, 5);
-        let d = decide_authorized(&hold, &pi(), &evt(), &items(3), Timestamp(10));
+        let mut stock = items(3);
+        stock.values_mut().for_each(|i| i.held = 2);
+        let d = decide_authorized(&hold, &pi(), &evt(), &stock, Timestamp(10));
         assert_eq!(d.outcome, Outcome::Confirmed);
-        assert!(d.write.items.is_empty(), "the stock was taken by the hold");
+        // The stock left `available` when held: now it leaves `held`, sold.
+        let u = &d.write.items[0];
+        assert_eq!((u.available, u.held, u.version), (3, 0, 4));
+        assert_eq!((d.write.ledger[0].delta, d.write.ledger[0].held), (0, 0));
         let capture = d.effects.capture.clone().unwrap();
         assert_eq!(capture.idempotency_key, "stockbridge-capture-hold_1");
         assert!(d.effects.cancel.is_none() && d.effects.refund.is_none());

@@ -132,6 +132,7 @@ mod tests {
             product_id: ProductId::parse("p").unwrap(),
             name: "P".into(),
             available,
+            held: 0,
             version: 3,
             payment_links: vec![
                 PaymentLinkId::parse("plink_a").unwrap(),

@@ -11,8 +11,15 @@ pub struct CatalogItem {
     pub product_id: ProductId,
     /// Display name.
     pub name: String,
-    /// Units that can still be sold. Never negative: every write is conditional.
+    /// Units that can still be sold: on hand less what pending holds and pending delayed
+    /// payments hold. Never negative: every write is conditional. Payment Links go off when it
+    /// reaches 0.
     pub available: u64,
+    /// Units held by pending checkout holds and delayed payments: sold if they are paid, back
+    /// in `available` if not. On hand is `available + held`. Items stored before this field
+    /// existed read as 0 (their pending holds return to `available` only).
+    #[serde(default)]
+    pub held: u64,
     /// Increases by one on every stock change, so readers can order messages and writers can
     /// compare-and-set.
     pub version: u64,
@@ -33,12 +40,18 @@ pub struct CatalogItem {
 }
 
 impl CatalogItem {
+    /// Units in the merchant's hands: available plus held.
+    pub fn on_hand(&self) -> u64 {
+        self.available.saturating_add(self.held)
+    }
+
     /// The stock message for the item's current state.
     pub fn level(&self) -> StockLevel {
         StockLevel {
             product_id: self.product_id.clone(),
             store_id: self.store_id.clone(),
             available: self.available,
+            held: self.held,
             version: self.version,
             updated_at: self.updated_at,
         }
@@ -54,6 +67,8 @@ pub struct StockLevel {
     pub store_id: StoreId,
     /// Units available.
     pub available: u64,
+    /// Units held by pending checkouts (not available, not sold yet).
+    pub held: u64,
     /// Strictly increasing per item: a client drops any message older than the one it shows.
     pub version: u64,
     /// When the level was committed.

@@ -187,6 +187,9 @@ pub struct HoldTerms {
     /// The buyer's e-mail (the PaymentIntent's `receipt_email`, the per-e-mail caps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The client's hashed address, so a failed authorisation counts against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl OrderRecord {

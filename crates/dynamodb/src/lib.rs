@@ -36,6 +36,8 @@ use stockbridge_domain::{
 };
 use tracing::debug;
 
+mod counters;
+
 type Attrs = HashMap<String, AttributeValue>;
 
 /// The DynamoDB store.
@@ -148,6 +150,11 @@ fn get_s<'a>(a: &'a Attrs, name: &str, key: &str) -> Result<&'a str, StoreError>
         .ok_or_else(|| corrupt(key, format!("missing string attribute {name}")))
 }
 
+/// A number attribute that older records may lack.
+fn opt_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<Option<T>, StoreError> {
+    a.get(name).map(|_| get_n(a, name, key)).transpose()
+}
+
 fn get_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<T, StoreError> {
     a.get(name)
         .and_then(|v| v.as_n().ok())
@@ -184,6 +191,8 @@ fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
             .cloned()
             .unwrap_or_default(),
         available: get_n(a, "available", &pk)?,
+        // Items written before held stock was kept apart have none: 0.
+        held: opt_n(a, "held", &pk)?.unwrap_or(0),
         version: get_n(a, "version", &pk)?,
         payment_links: get_links(a, "payment_links", &pk)?,
         deactivated_links: get_links(a, "deactivated_links", &pk)?,
@@ -203,6 +212,7 @@ fn item_attrs(item: &CatalogItem) -> Attrs {
     a.insert("product_id".into(), s(item.product_id.as_str()));
     a.insert("name".into(), s(item.name.clone()));
     a.insert("available".into(), n(item.available));
+    a.insert("held".into(), n(item.held));
     a.insert("version".into(), n(item.version));
     a.insert("payment_links".into(), links_attr(&item.payment_links));
     a.insert(
@@ -258,6 +268,7 @@ fn ledger_attrs(e: &LedgerEntry) -> Attrs {
     a.insert("version".into(), n(e.version));
     a.insert("delta".into(), n(e.delta));
     a.insert("level".into(), n(e.level));
+    a.insert("held".into(), n(e.held));
     a.insert("cause".into(), s(e.cause.kind.as_str()));
     if let Some(id) = &e.cause.stripe_event_id {
         a.insert("stripe_event_id".into(), s(id.as_str()));
@@ -282,6 +293,7 @@ fn parse_ledger(a: &Attrs) -> Result<LedgerEntry, StoreError> {
         version: get_n(a, "version", &pk)?,
         delta: get_n(a, "delta", &pk)?,
         level: get_n(a, "level", &pk)?,
+        held: opt_n(a, "held", &pk)?.unwrap_or(0),
         cause: Cause {
             kind: CauseKind::parse(get_s(a, "cause", &pk)?)
                 .ok_or_else(|| corrupt(&pk, "unknown cause"))?,
@@ -656,7 +668,7 @@ impl InventoryStore for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
                 .update_expression(
-                    "SET available = :a, version = :v, deactivated_links = :d, updated_at = :t, managed_since = :m",
+                    "SET available = :a, held = :h, version = :v, deactivated_links = :d, updated_at = :t, managed_since = :m",
                 )
                 .condition_expression("version = :seen AND deactivated_links = :seen_links")
                 .expression_attribute_values(
@@ -664,6 +676,7 @@ impl InventoryStore for DynamoStore {
                     links_attr(&u.expected_deactivated_links),
                 )
                 .expression_attribute_values(":a", n(u.available))
+                .expression_attribute_values(":h", n(u.held))
                 .expression_attribute_values(":v", n(u.version))
                 .expression_attribute_values(":d", links_attr(&u.deactivated_links))
                 .expression_attribute_values(":t", n(u.at.0))

@@ -37,6 +37,7 @@ fn item(p: &str, available: u64) -> CatalogItem {
         product_id: ProductId::parse(p).unwrap(),
         name: "Mug".into(),
         available,
+        held: 0,
         version: 1,
         payment_links: vec![PaymentLinkId::parse("plink_1").unwrap()],
         deactivated_links: vec![],
@@ -52,6 +53,7 @@ fn entry(i: &CatalogItem) -> LedgerEntry {
         version: 1,
         delta: i.available as i64,
         level: i.available,
+        held: i.held,
         cause: Cause {
             kind: CauseKind::Set,
             stripe_event_id: None,

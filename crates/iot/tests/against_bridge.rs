@@ -17,6 +17,7 @@ async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic() {
         "stockbridge",
     );
     let level = StockLevel {
+        held: 0,
         product_id: ProductId::parse("prod_iot").unwrap(),
         store_id: StoreId::parse(store.clone()).unwrap(),
         available: 7,

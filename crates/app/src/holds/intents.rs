@@ -16,6 +16,7 @@ use crate::inventory::{HandleError, Inventory};
 use crate::parking::{Parked, ParkedState};
 use crate::ports::{
     CatalogReader, Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError,
+    Window,
 };
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
@@ -142,6 +143,9 @@ where
             return match decision {
                 Ok(Some(d)) => {
                     info!(hold = %event.hold_id, payment_intent = %event.payment_intent, kind = ?event.kind, outcome = ?d.outcome, "hold payment event applied");
+                    if event.kind == IntentKind::Failed && !d.write.is_empty() {
+                        self.count_failure(&event.hold_id).await;
+                    }
                     Ok(d.outcome)
                 }
                 Ok(None) => {
@@ -156,6 +160,27 @@ where
                 }) => self.capture_refused(event, &status).await,
                 Err(e) => Err(e),
             };
+        }
+    }
+
+    /// A failed authorisation counts against the hold's e-mail and client address for the hour
+    /// (card testing: [`crate::holds::caps`]). Best effort: a lost count never fails the event.
+    async fn count_failure(&self, hold: &OrderId) {
+        let terms = match self.store.load_order(hold).await {
+            Ok(Some(order)) => order.hold.unwrap_or_default(),
+            _ => return,
+        };
+        let email = terms.email.as_deref().map(crate::holds::caps::email_key);
+        let now = self.clock.now();
+        for key in email.iter().chain(terms.client.iter()) {
+            let w = Window::containing(
+                format!("fails:{key}"),
+                now,
+                crate::holds::caps::FAILURE_WINDOW_SECONDS,
+            );
+            if let Err(e) = self.store.add(&w).await {
+                warn!(hold = %hold, error = %e, "counting a failed payment failed");
+            }
         }
     }
 

@@ -16,6 +16,20 @@ pub struct CheckoutLimits {
     pub max_lines: usize,
     /// How long a hold lasts (`CHECKOUT_HOLD_SECONDS`, default 900).
     pub hold_seconds: u32,
+    /// Units in all per request (`CHECKOUT_MAX_UNITS`, default 10).
+    pub max_units: u64,
+    /// The share of an item's on-hand stock that pending holds may take while the item has
+    /// Payment Links, in percent (`CHECKOUT_HOLD_SHARE_PERCENT`, default 50; 100: no share
+    /// kept for links).
+    pub hold_share_percent: u8,
+    /// Holds one e-mail may make per hold period (`CHECKOUT_HOLDS_PER_EMAIL`, default 3).
+    pub holds_per_email: u32,
+    /// Holds one client address (IPv6: its /64) may make per hold period: a backstop, since
+    /// many honest buyers can share one address (`CHECKOUT_HOLDS_PER_CLIENT`, default 300).
+    pub holds_per_client: u32,
+    /// Failed authorisations after which an e-mail or a client address is refused for the rest
+    /// of the hour (`CHECKOUT_FAILURES_PER_HOUR`, default 5).
+    pub failures_per_hour: u32,
 }
 
 impl Default for CheckoutLimits {
@@ -24,6 +38,11 @@ impl Default for CheckoutLimits {
             max_quantity: 10,
             max_lines: 20,
             hold_seconds: 900,
+            max_units: 10,
+            hold_share_percent: 50,
+            holds_per_email: 3,
+            holds_per_client: 300,
+            failures_per_hour: 5,
         }
     }
 }
@@ -37,6 +56,8 @@ pub struct CheckoutRequest {
     pub lines: Vec<OrderLine>,
     /// For the receipt.
     pub customer_email: Option<String>,
+    /// The client's hashed address ([`super::caps::client_key`]), set by the HTTP edge.
+    pub client: Option<String>,
 }
 
 /// A refused request: 400 with the field and what is wrong.
@@ -135,6 +156,13 @@ pub fn parse_request(
             ),
         ));
     }
+    let units: u64 = lines.iter().map(|l| l.quantity.get()).sum();
+    if units > limits.max_units {
+        return Err(bad(
+            "items",
+            format!("at most {} units per checkout", limits.max_units),
+        ));
+    }
     let customer_email = match raw.customer_email.map(|e| e.trim().to_owned()) {
         None => None,
         Some(e) if e.is_empty() => None,
@@ -147,6 +175,7 @@ pub fn parse_request(
         store_id,
         lines,
         customer_email,
+        client: None,
     })
 }
 

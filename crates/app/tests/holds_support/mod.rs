@@ -41,6 +41,7 @@ pub async fn setup(
         product_id: pid("tee"),
         name: "Tee".into(),
         available: stock,
+        held: 0,
         version: 1,
         payment_links: vec![],
         deactivated_links: vec![],
@@ -73,6 +74,7 @@ pub fn request(q: u64) -> CheckoutRequest {
             quantity: Quantity::new(q).unwrap(),
         }],
         customer_email: None,
+        client: None,
     }
 }
 

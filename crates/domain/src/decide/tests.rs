@@ -21,6 +21,7 @@ pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         product_id: pid(product),
         name: product.to_owned(),
         available,
+        held: 0,
         version,
         payment_links: vec![link(&format!("plink_{product}"))],
         deactivated_links: Vec::new(),
@@ -277,7 +278,13 @@ fn a_held_order_is_confirmed_when_its_payment_clears() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(d.write.items.is_empty(), "stock was taken when held");
+    // The units left `available` when held; now they leave `held`, sold.
+    let u = &d.write.items[0];
+    assert_eq!(u.available, stock.values().next().unwrap().available);
+    assert_eq!(
+        u.held,
+        stock.values().next().unwrap().held.saturating_sub(2)
+    );
 }
 
 #[test]

@@ -1,0 +1,85 @@
+//! Caps on the public checkout, so one client cannot take a shop offline, hoard its stock or
+//! test cards through it. Each is enforced by stockbridge itself, in the table (so every
+//! instance of the function sees the same counts):
+//!
+//! - units per hold ([`CheckoutLimits::max_units`], checked with the request);
+//! - the share of an item's on-hand stock pending holds may take while the item has Payment
+//!   Links ([`CheckoutLimits::hold_share_percent`], in [`stockbridge_domain::decide_hold`]):
+//!   the rest stays for link buyers, so a hold alone never switches a link off;
+//! - holds per e-mail and per client address in a window of the hold's length, and failed
+//!   authorisations per e-mail and per address in an hour ([`crate::ports::Counters`]).
+//!
+//! A client is its source address as Lambda reports it (`requestContext.http.sourceIp`, the TCP
+//! peer: no header a client can forge), an IPv6 address by its /64 (one subscriber's network).
+//! Keys are hashed: the table never stores an address or an e-mail in a counter's key.
+//! Hundreds of honest buyers can share one address (a conference's NAT), so the per-address
+//! ceiling is a high backstop; the per-e-mail and per-item caps do the fine work.
+
+use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+
+/// The hashed key of a client address: IPv4 whole, IPv6 by its /64. `None` for anything that
+/// is not an address.
+pub fn client_key(source_ip: &str) -> Option<String> {
+    let prefix = match source_ip.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    };
+    Some(hashed("client", &prefix))
+}
+
+/// The hashed key of an e-mail address (case-insensitive).
+pub fn email_key(email: &str) -> String {
+    hashed("email", &email.trim().to_ascii_lowercase())
+}
+
+fn hashed(kind: &str, value: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(kind.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(value.as_bytes())
+        .finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{kind}:{hex}")
+}
+
+/// Failed authorisations are counted in windows of this length.
+pub const FAILURE_WINDOW_SECONDS: u32 = 3600;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_keys_are_hashed() {
+        let a = client_key("2001:db8:1:2:aaaa::1").unwrap();
+        assert_eq!(a, client_key("2001:db8:1:2:bbbb:cccc:dddd:eeee").unwrap());
+        assert_ne!(a, client_key("2001:db8:1:3::1").unwrap());
+        assert_eq!(
+            client_key("::ffff:192.0.2.7"),
+            client_key("192.0.2.7"),
+            "an IPv4-mapped address is its IPv4"
+        );
+        assert_ne!(client_key("192.0.2.7"), client_key("192.0.2.8"));
+        assert!(!a.contains("2001") && a.starts_with("client:"));
+        assert_eq!(client_key("not an address"), None);
+        assert_eq!(email_key("A@B.co"), email_key(" a@b.co"));
+    }
+
+    #[test]
+    fn a_window_contains_now_and_says_when_it_ends() {
+        use crate::ports::Window;
+        use stockbridge_domain::Timestamp;
+        let w = Window::containing("k".into(), Timestamp(905_500), 900);
+        assert_eq!(w.start, Timestamp(900_000));
+        assert_eq!(w.retry_after(Timestamp(905_500)), 895);
+        assert_eq!(w.retry_after(Timestamp(1_799_999)), 1);
+    }
+}

@@ -1,0 +1,127 @@
+//! The caps on the public checkout (in-memory ports): per e-mail, per client address, failed
+//! payments, and a retry that never counts.
+
+use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, caps};
+
+mod holds_support;
+
+use holds_support::*;
+
+fn with(
+    email: Option<&str>,
+    client: Option<&str>,
+    q: u64,
+) -> stockbridge_app::holds::CheckoutRequest {
+    let mut r = request(q);
+    r.customer_email = email.map(str::to_owned);
+    r.client = client.and_then(caps::client_key);
+    r
+}
+
+fn limited(r: &CheckoutReply) -> bool {
+    matches!(r, CheckoutReply::Limited { retry_after, .. } if *retry_after >= 1)
+}
+
+#[tokio::test]
+async fn an_email_gets_three_holds_a_period_and_a_retry_never_counts() {
+    let (inv, _, _, _) = setup(20).await;
+    let limits = CheckoutLimits::default();
+    let req = with(Some("a@b.co"), None, 1);
+    for key in ["k1", "k2", "k3"] {
+        held(&inv.checkout(&req, key, &limits, TIME).await.unwrap());
+        // The same key again is the same hold, not a new one.
+        held(&inv.checkout(&req, key, &limits, TIME).await.unwrap());
+    }
+    assert!(limited(
+        &inv.checkout(&req, "k4", &limits, TIME).await.unwrap()
+    ));
+    // Another e-mail is not concerned.
+    let other = with(Some("c@d.co"), None, 1);
+    held(&inv.checkout(&other, "k5", &limits, TIME).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_address_is_a_backstop_and_an_ipv6_address_is_its_64() {
+    let (inv, _, _, _) = setup(20).await;
+    let limits = CheckoutLimits {
+        holds_per_client: 2,
+        ..CheckoutLimits::default()
+    };
+    held(
+        &inv.checkout(&with(None, Some("2001:db8::1"), 1), "k1", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+    held(
+        &inv.checkout(&with(None, Some("2001:db8::2"), 1), "k2", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+    let third = inv
+        .checkout(&with(None, Some("2001:db8::3"), 1), "k3", &limits, TIME)
+        .await
+        .unwrap();
+    assert!(limited(&third), "{third:?}");
+    held(
+        &inv.checkout(&with(None, Some("2001:db9::1"), 1), "k4", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn failed_payments_refuse_the_email_and_the_address_for_the_hour() {
+    let (inv, _, _, _) = setup(20).await;
+    let limits = CheckoutLimits {
+        failures_per_hour: 2,
+        holds_per_email: 10,
+        ..CheckoutLimits::default()
+    };
+    for (i, key) in ["k1", "k2"].iter().enumerate() {
+        let (hold, _, _) = held(
+            &inv.checkout(
+                &with(Some("t@e.st"), Some("192.0.2.9"), 1),
+                key,
+                &limits,
+                TIME,
+            )
+            .await
+            .unwrap(),
+        );
+        let pi = format!("pi_{}", i + 1);
+        inv.handle(&intent_event(
+            "payment_intent.payment_failed",
+            &pi,
+            &hold,
+            &format!("evt_{i}"),
+        ))
+        .await
+        .unwrap();
+    }
+    // Same e-mail from elsewhere, and the same address without an e-mail: both refused.
+    let by_email = inv
+        .checkout(
+            &with(Some("t@e.st"), Some("192.0.2.10"), 1),
+            "k3",
+            &limits,
+            TIME,
+        )
+        .await
+        .unwrap();
+    assert!(limited(&by_email), "{by_email:?}");
+    let by_address = inv
+        .checkout(&with(None, Some("192.0.2.9"), 1), "k4", &limits, TIME)
+        .await
+        .unwrap();
+    assert!(limited(&by_address), "{by_address:?}");
+    held(
+        &inv.checkout(
+            &with(Some("ok@e.st"), Some("192.0.2.11"), 1),
+            "k5",
+            &limits,
+            TIME,
+        )
+        .await
+        .unwrap(),
+    );
+}
