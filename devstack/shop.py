@@ -292,7 +292,8 @@ class Shop:
             item = self.stock(pid, store)
             entry: dict[str, Any] = {"product_id": pid, "name": item["name"], "description": None,
                                      "images": [], "price": None, "payment_link": None,
-                                     "available": item["available"], "version": item["version"]}
+                                     "available": item["available"],
+                                     "held": item.get("held", 0), "version": item["version"]}
             if item.get("payment_links"):
                 lid = item["payment_links"][0]
                 pl = self._stripe_get(f"/v1/payment_links/{lid}")

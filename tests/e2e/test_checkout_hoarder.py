@@ -3,9 +3,11 @@
 A "hoarder" loops for a minute from its own loopback address (127.0.0.3), a fresh
 Idempotency-Key per request, no Origin header, every product at the most a request may ask.
 It calls a checkout function of its own (same table, Stripe and broker) with the template's
-caps but a per-address ceiling of 400: 10 units per hold, holds take at most 50 % of an item
-with Payment Links, 3 holds per e-mail per hold period.  (The suite's own checkout lets holds
-take everything, which its reservation races rely on.)
+caps but a per-address ceiling of 3 holds per hold period (300 in the template: a test cannot
+make 300 holds of real stock): 10 units per hold, holds take at most 50 % of an item with
+Payment Links, 3 holds per e-mail per hold period.  (The suite's own checkout lets holds take
+everything, which its reservation races rely on.)  Each cap is shown on its own product and
+addresses first, then the hoarder loops.
 
 It never holds more than the share; every Payment Link stays on (no switch-off is ever sent);
 it is refused with 429 + Retry-After once its address reaches the ceiling; meanwhile an honest
@@ -26,7 +28,7 @@ from test_checkout import Shop
 
 HOARD_SECONDS = 60
 SHARE_PERCENT = 50
-HOLDS_PER_CLIENT = 400
+HOLDS_PER_CLIENT = 3
 
 
 CAPPED_URL: dict[str, str] = {}
@@ -58,12 +60,12 @@ def post_from(e2e, source: str, body: dict, key: str | None = None) -> tuple[int
 
 @pytest.fixture
 def linked_shop(checkout_stack, ids) -> tuple[Shop, dict[str, str]]:
-    """Two products of 10 units, each sold through a Payment Link too."""
+    """Three products of 10 units, each sold through a Payment Link too."""
     e2e = checkout_stack
     e2e.set_event_sink(None)
     shop = Shop(e2e, ids["store"], ids["u"])
     links = {}
-    for name in ("tee", "mug"):
+    for name in ("tee", "mug", "cap"):
         product = shop.product(name, stock=10)
         link = (e2e.item(shop.store, product)["payment_links"] or [None])[0]
         if link is None:
@@ -83,21 +85,26 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
         item = e2e.item(shop.store, p)
         assert item["payment_links"], f"the item sells through a link: {item}"
     seq = e2e.stripe_seq()
-    body = shop.body(*[(p, 5) for p in products])
+    tee, mug, cap = products
 
-    # Three holds per e-mail: the fourth request with the same e-mail is refused.
-    email = {**body, "customer_email": f"hoarder-{uuid.uuid4().hex[:8]}@example.com"}
-    same = [post_from(e2e, "127.0.0.4", email) for _ in range(4)]
-    # The first takes the share of both items, the next two are short, the fourth refused.
-    assert [s for s, _, _ in same] == [200, 409, 409, 429], same
+    # The share: holds take at most half of an item with links, whoever asks.
+    assert post_from(e2e, "127.0.0.5", shop.body((tee, 5)))[0] == 200
+    status, _, short = post_from(e2e, "127.0.0.6", shop.body((tee, 1)))
+    assert status == 409 and short["available"][0]["available"] == 0, short
 
+    # Three holds per e-mail, wherever they come from; a short request would not have counted.
+    email = {"customer_email": f"hoarder-{uuid.uuid4().hex[:8]}@example.com"}
+    same = [post_from(e2e, f"127.0.0.{7 + i}", {**shop.body((mug, 1)), **email}) for i in range(4)]
+    assert [s for s, _, _ in same] == [200, 200, 200, 429], same
+
+    # The hoarder: one address, fresh keys, for a minute.
     statuses: dict[int, int] = {}
     worst_held = {p: 0 for p in products}
     limited = None
     deadline = time.monotonic() + HOARD_SECONDS
     n = 0
     while time.monotonic() < deadline:
-        status, headers, out = post_from(e2e, "127.0.0.3", body)
+        status, headers, out = post_from(e2e, "127.0.0.3", shop.body((cap, 1)))
         statuses[status] = statuses.get(status, 0) + 1
         if status == 429 and limited is None:
             limited = (headers, out)
@@ -108,12 +115,15 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
     for p in products:
         item = e2e.item(shop.store, p)
         worst_held[p] = max(worst_held[p], item["held"])
-        assert item["available"] > 0, f"the hoarder sold {p} out for link buyers: {item}"
+        assert item["available"] > 0, f"holds sold {p} out for link buyers: {item}"
     print(f"\n--- hoarder: {n} requests in {HOARD_SECONDS}s from one address: {statuses}; "
           f"worst held {worst_held} ---")
 
-    cap = 10 * SHARE_PERCENT // 100
-    assert all(h <= cap for h in worst_held.values()), worst_held
+    share = 10 * SHARE_PERCENT // 100
+    assert all(h <= share for h in worst_held.values()), worst_held
+    # Windows are fixed (aligned to the hold period), so a minute that spans a window's end
+    # may see the cap twice; never more.
+    assert HOLDS_PER_CLIENT <= statuses.get(200, 0) <= 2 * HOLDS_PER_CLIENT, statuses
     assert limited is not None, f"the address ceiling never refused: {statuses}"
     headers, out = limited
     assert int(headers["retry-after"]) >= 1 and out["error"] == "too_many_checkouts", (headers, out)
@@ -126,7 +136,6 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
     assert all(state[link]["active"] is True for link in links.values()), links
 
     # An honest buyer pays through a link meanwhile.
-    tee = products[0]
     before = e2e.item(shop.store, tee)["available"]
     cs = e2e.stripe_session([(tee, 1)], shop.store, payment_link=links[tee])
     e2e.invoke_ok(e2e.event("completed", cs_id=cs["id"], evt_id=f"evt_{uuid.uuid4().hex}",
@@ -140,6 +149,6 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
         if o["status"] == "pending":
             e2e.expire_hold(o["order_id"])
     e2e.sweep()
-    status, _, out = post_from(e2e, "127.0.0.2", shop.body((tee, 1)))
+    status, _, out = post_from(e2e, "127.0.0.2", shop.body((cap, 1)))
     assert status == 200, out
-    assert post_from(e2e, "127.0.0.3", shop.body((tee, 1)))[0] == 429
+    assert post_from(e2e, "127.0.0.3", shop.body((cap, 1)))[0] == 429

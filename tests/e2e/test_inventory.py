@@ -647,3 +647,20 @@ def test_a_paid_session_without_any_event_is_applied_by_the_reconciler(e2e, cat)
     assert entry["stripe_event_id"] == f"reconcile_{session['id']}", entry
     again = json.loads(e2e.cli("reconcile", "--store", cat.store, "--session-grace-secs", "0", "--json").stdout)["links"]
     assert again["discrepancies"] == [] and e2e.item(cat.store, product)["available"] == 3, again
+
+
+def test_an_operator_operation_rerun_with_its_id_is_applied_once(e2e, cat):
+    product, _ = cat.product("op", stock=5)
+    op = f"op-e2e-{uid()}"
+    first = e2e.cli("stock", "adjust", product, "--store", cat.store, "--op-id", op, "--", "2")
+    assert "already applied" not in first.stdout, first.stdout
+    # The operator did not see the answer (a timeout) and runs the same command again.
+    again = e2e.cli("stock", "adjust", product, "--store", cat.store, "--op-id", op, "--", "2")
+    assert "already applied" in again.stdout, again.stdout
+    item = e2e.item(cat.store, product)
+    assert (item["available"], item["version"]) == (7, 2), item
+    ledger = e2e.ledger(cat.store, product)
+    assert [(e["delta"], e.get("operation")) for e in ledger[1:]] == [(2, op)], ledger
+    # Without an id, one is made and printed, so the operator can rerun with it.
+    made = e2e.cli("stock", "set", product, "--store", cat.store, "9")
+    assert "--op-id op_" in made.stderr, made.stderr

@@ -70,7 +70,13 @@ where
     let mut keep = |r: Result<(), EffectError>| {
         if let Err(e) = r {
             warn!(error = %e, "side effect failed");
-            first.get_or_insert(e);
+            // A refused capture must reach the caller, which returns the stock: it wins over a
+            // failure that a retry repairs.
+            if matches!(e, EffectError::CaptureRefused { .. }) {
+                first = Some(e);
+            } else {
+                first.get_or_insert(e);
+            }
         }
     };
     for level in &effects.publish {
@@ -140,8 +146,9 @@ where
 
 /// Captures a sale's PaymentIntent. A refusal is judged by the PaymentIntent's `status`, read
 /// back, never by Stripe's error text: `succeeded` is a capture already made (outside this
-/// key's 24 hours, or by hand); `requires_capture` is a refusal worth retrying; anything else
-/// ([`EffectError::CaptureRefused`]) can never be captured.
+/// key's 24 hours, or by hand); `canceled` can never be captured
+/// ([`EffectError::CaptureRefused`]); anything else (`requires_capture`, `processing`, ...) is
+/// a refusal worth retrying.
 async fn capture<Y: Payments>(payments: &Y, c: &IntentAction) -> Result<(), EffectError> {
     let refusal = match payments
         .capture_payment_intent(&c.payment_intent, &c.idempotency_key)
@@ -159,10 +166,10 @@ async fn capture<Y: Payments>(payments: &Y, c: &IntentAction) -> Result<(), Effe
             warn!(hold = %c.order_id, payment_intent = %c.payment_intent, "already captured");
             Ok(())
         }
-        IntentStatus::RequiresCapture => Err(refusal.into()),
-        other => Err(EffectError::CaptureRefused {
-            status: other.as_str().to_owned(),
+        IntentStatus::Canceled => Err(EffectError::CaptureRefused {
+            status: IntentStatus::Canceled.as_str().to_owned(),
         }),
+        _ => Err(refusal.into()),
     }
 }
 

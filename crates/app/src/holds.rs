@@ -92,6 +92,9 @@ pub enum CheckoutError {
     Contention,
 }
 
+/// Time kept beyond the hold's deadline for the Stripe call and the answer.
+const STRIPE_RESERVE: Duration = Duration::from_secs(5);
+
 /// What one request prices to, from the catalog (never from the client).
 struct Priced {
     amount: u64,
@@ -120,40 +123,73 @@ where
         limits: &CheckoutLimits,
         time: Duration,
     ) -> Result<CheckoutReply, CheckoutError> {
+        let deadline = Instant::now() + time;
         let hold = hold_id(&request.store_id, key);
-        let priced = match self.price(request).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(CheckoutReply::Invalid(e)),
+        // A retry of a hold already made answers from what the hold recorded: it is neither
+        // priced again (a product repriced or withdrawn meanwhile must not strand the hold) nor
+        // counted against the caps.
+        let existing = self.store.load_order(&hold).await?;
+        let recorded = existing.as_ref().and_then(|o| o.hold.clone());
+        let priced = match (&recorded, self.price(request).await?) {
+            (
+                Some(HoldTerms {
+                    amount: Some(amount),
+                    currency: Some(currency),
+                    ..
+                }),
+                _,
+            ) => Priced {
+                amount: *amount,
+                currency: currency.clone(),
+            },
+            (_, Ok(p)) => p,
+            (_, Err(e)) => return Ok(CheckoutReply::Invalid(e)),
         };
-        // A retry of a hold already made is not a new hold: it never counts against the caps.
-        if self.store.load_order(&hold).await?.is_none()
-            && let Some(limited) = self.check_caps(request, limits).await?
-        {
-            return Ok(limited);
+        let mut taken = Vec::new();
+        if existing.is_none() {
+            match self.take_caps(request, limits).await? {
+                Ok(windows) => taken = windows,
+                Err(limited) => return Ok(limited),
+            }
         }
-        let record = match self.hold(request, &hold, &priced, limits, time).await? {
-            Ok(r) => r,
-            Err(reply) => return Ok(reply),
+        let record = match self.hold(request, &hold, &priced, limits, deadline).await {
+            Ok(Ok(r)) => r,
+            // Nothing was held: the slots this request took go back.
+            Ok(Err(reply)) => {
+                self.give_back(&taken).await;
+                return Ok(reply);
+            }
+            Err(e) => {
+                self.give_back(&taken).await;
+                return Err(e);
+            }
         };
         let terms = record.hold.clone().unwrap_or_default();
         // What the hold recorded, so a retry sends Stripe identical parameters even if a price
         // changed meanwhile (else: an idempotency error, and the stock held for nothing).
         let amount = terms.amount.unwrap_or(priced.amount);
         let currency = terms.currency.clone().unwrap_or(priced.currency);
-        let created = self
-            .payments
-            .create_payment_intent(&NewPaymentIntent {
-                amount,
-                currency: currency.clone(),
-                hold_id: hold.clone(),
-                store_id: request.store_id.clone(),
-                receipt_email: terms
-                    .email
-                    .clone()
-                    .or_else(|| request.customer_email.clone()),
-                idempotency_key: format!("stockbridge-checkout-{hold}"),
-            })
-            .await;
+        let new_intent = NewPaymentIntent {
+            amount,
+            currency: currency.clone(),
+            hold_id: hold.clone(),
+            store_id: request.store_id.clone(),
+            receipt_email: terms
+                .email
+                .clone()
+                .or_else(|| request.customer_email.clone()),
+            idempotency_key: format!("stockbridge-checkout-{hold}"),
+        };
+        let create = self.payments.create_payment_intent(&new_intent);
+        let left = deadline.saturating_duration_since(Instant::now()) + STRIPE_RESERVE;
+        let created = tokio::time::timeout(left, create)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PaymentsError::Unavailable {
+                    operation: "create payment intent",
+                    message: "no time left in this request".into(),
+                })
+            });
         match created {
             Ok(intent) => Ok(CheckoutReply::Held {
                 client_secret: ClientSecret(intent.client_secret),
@@ -162,14 +198,17 @@ where
                 amount,
                 currency,
             }),
-            Err(e) if e.is_retryable() => Err(e.into()),
-            // Stripe refused the request itself: a retry would be refused the same way, so the
-            // stock goes back now rather than at expiry.
-            Err(e) => {
+            // Stripe's validation refused this very request: a retry would be refused the same
+            // way, so the stock goes back now rather than at expiry. Anything else (a throttle,
+            // an outage, a concurrent request with the same key, a key problem) keeps the hold
+            // for a retry with the same key.
+            Err(e @ PaymentsError::Refused { .. }) => {
                 error!(hold = %hold, error = %e, "Stripe refused the hold's PaymentIntent: releasing the hold");
-                self.release_refused(&hold, time).await?;
+                self.release_refused(&hold, deadline + STRIPE_RESERVE)
+                    .await?;
                 Ok(CheckoutReply::Refused(hold))
             }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -219,9 +258,8 @@ where
         hold: &OrderId,
         priced: &Priced,
         limits: &CheckoutLimits,
-        time: Duration,
+        deadline: Instant,
     ) -> Result<Result<Box<OrderRecord>, CheckoutReply>, CheckoutError> {
-        let started = Instant::now();
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let facts = CheckoutFacts {
             order_id: hold.clone(),
@@ -271,7 +309,7 @@ where
                     info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
                     return Ok(Ok(Box::new(r)));
                 }
-                Err(StoreError::Conflict) if self.may_retry(attempt, started, time) => {
+                Err(StoreError::Conflict) if self.may_retry(attempt, deadline) => {
                     attempt += 1;
                     backoff(attempt).await;
                 }
@@ -282,21 +320,26 @@ where
     }
 
     /// The caps on who asks ([`caps`]): failed authorisations in the hour first (counted, not
-    /// taken), then one more hold for the e-mail and for the client address. `Some`: refused.
-    async fn check_caps(
+    /// taken), then one more hold for the e-mail and for the client address. `Ok`: the slots
+    /// taken (given back if no hold is written); `Err`: refused, nothing taken.
+    async fn take_caps(
         &self,
         request: &CheckoutRequest,
         limits: &CheckoutLimits,
-    ) -> Result<Option<CheckoutReply>, CheckoutError> {
+    ) -> Result<Result<Vec<Window>, CheckoutReply>, CheckoutError> {
         let now = self.clock.now();
         let email = request.customer_email.as_deref().map(caps::email_key);
-        let who: Vec<&String> = email.iter().chain(request.client.iter()).collect();
-        for key in &who {
+        let failures = [
+            (email.as_ref(), limits.failures_per_hour),
+            (request.client.as_ref(), limits.failures_per_client_hour),
+        ];
+        for (key, cap) in failures {
+            let Some(key) = key else { continue };
             let w = Window::containing(format!("fails:{key}"), now, caps::FAILURE_WINDOW_SECONDS);
-            if self.store.count(&w).await? >= limits.failures_per_hour {
+            if self.store.count(&w).await? >= cap {
                 info!(key = %w.key, "checkout refused: too many failed payments");
                 let reason = "too many failed payments from here: try again later";
-                return Ok(Some(limited(&w, now, reason)));
+                return Ok(Err(limited(&w, now, reason)));
             }
         }
         let takes = [
@@ -311,27 +354,43 @@ where
                 "too many checkouts from this network: try again later",
             ),
         ];
+        let mut taken = Vec::new();
         for (key, cap, reason) in takes {
             let Some(key) = key else { continue };
             let w = Window::containing(format!("holds:{key}"), now, limits.hold_seconds);
             if !self.store.take(&w, cap).await? {
                 info!(key = %w.key, cap, "checkout refused: cap reached");
-                return Ok(Some(limited(&w, now, reason)));
+                self.give_back(&taken).await;
+                return Ok(Err(limited(&w, now, reason)));
             }
+            taken.push(w);
         }
-        Ok(None)
+        Ok(Ok(taken))
     }
 
     /// Whether another conflict retry fits: under the attempt limit, and the longest backoff
-    /// still ends within `time`.
-    fn may_retry(&self, attempt: u32, started: Instant, time: Duration) -> bool {
+    /// still ends before `deadline`.
+    fn may_retry(&self, attempt: u32, deadline: Instant) -> bool {
         attempt + 1 < self.config.max_attempts
-            && started.elapsed() + Duration::from_millis(400) < time
+            && Instant::now() + Duration::from_millis(400) < deadline
     }
 
-    /// Releases a hold Stripe refused to make a payment for (its stock back now).
-    async fn release_refused(&self, hold: &OrderId, time: Duration) -> Result<(), CheckoutError> {
-        let started = Instant::now();
+    /// Gives back cap slots taken by a request that held nothing (best effort).
+    async fn give_back(&self, taken: &[Window]) {
+        for w in taken {
+            if let Err(e) = self.store.give_back(w).await {
+                warn!(key = %w.key, error = %e, "giving back a cap slot failed");
+            }
+        }
+    }
+
+    /// Releases a hold Stripe refused to make a payment for (its stock back now); the sweeper
+    /// does it at expiry if this runs out of time.
+    async fn release_refused(
+        &self,
+        hold: &OrderId,
+        deadline: Instant,
+    ) -> Result<(), CheckoutError> {
         let mut attempt = 0;
         loop {
             let Some(order) = self.store.load_order(hold).await? else {
@@ -352,7 +411,7 @@ where
                         .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the release failed; the next change or the reconciler repeats it"));
                     return Ok(());
                 }
-                Err(StoreError::Conflict) if self.may_retry(attempt, started, time) => {
+                Err(StoreError::Conflict) if self.may_retry(attempt, deadline) => {
                     attempt += 1;
                     backoff(attempt).await;
                 }

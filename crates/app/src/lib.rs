@@ -9,6 +9,7 @@
 //!   `Payments`, `Clock`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
 //! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
+//! - [`held`]: held units compared with the pending orders, and repaired.
 //! - [`inventory`]: the use case behind the `inventory` Lambda.
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
@@ -26,6 +27,7 @@ pub mod backfill;
 pub mod catalog;
 pub mod effects;
 pub mod events;
+pub mod held;
 pub mod holds;
 pub mod inventory;
 pub mod message;

@@ -31,6 +31,8 @@ pub struct MemoryState {
     pub ledger: Vec<LedgerEntry>,
     /// The store each Payment Link was attached to.
     pub link_stores: BTreeMap<PaymentLinkId, StoreId>,
+    /// Operator operation ids recorded by committed writes.
+    pub operations: std::collections::BTreeSet<String>,
 }
 
 /// An in-memory [`InventoryStore`].
@@ -86,6 +88,10 @@ impl crate::ports::ControlStore for MemoryStore {
 }
 
 impl InventoryStore for MemoryStore {
+    async fn operation_recorded(&self, operation: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).operations.contains(operation))
+    }
+
     async fn controls(&self) -> Result<crate::ports::Controls, StoreError> {
         Ok(*lock(&self.controls))
     }
@@ -122,6 +128,13 @@ impl InventoryStore for MemoryStore {
             .inject_conflicts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
+        {
+            return conflict();
+        }
+        if write
+            .operation
+            .as_ref()
+            .is_some_and(|op| s.operations.contains(op))
         {
             return conflict();
         }
@@ -172,6 +185,9 @@ impl InventoryStore for MemoryStore {
             }
         }
         s.ledger.extend(write.ledger.iter().cloned());
+        if let Some(op) = &write.operation {
+            s.operations.insert(op.clone());
+        }
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -425,7 +441,7 @@ impl Payments for MemoryPayments {
     ) -> Result<crate::ports::CreatedPaymentIntent, PaymentsError> {
         lock(&self.calls).push("create_payment_intent");
         if let Some(message) = lock(&self.refuse_intents).clone() {
-            return Err(PaymentsError::Rejected {
+            return Err(PaymentsError::Refused {
                 operation: "create payment intent",
                 message,
             });
@@ -670,6 +686,15 @@ impl crate::ports::CatalogReader for MemoryStore {
     ) -> Result<Vec<OrderRecord>, StoreError> {
         Ok(self.orders_where(store_id, |o| {
             o.payment == stockbridge_domain::PaymentState::Awaiting && o.hold.is_none()
+        }))
+    }
+
+    async fn pending_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(self.orders_where(store_id, |o| {
+            o.status == stockbridge_domain::OrderStatus::Pending
         }))
     }
 
@@ -1261,6 +1286,13 @@ impl crate::ports::Counters for MemoryStore {
         *lock(&self.counters)
             .entry((w.key.clone(), w.start.0))
             .or_default() += 1;
+        Ok(())
+    }
+
+    async fn give_back(&self, w: &crate::ports::Window) -> Result<(), StoreError> {
+        if let Some(n) = lock(&self.counters).get_mut(&(w.key.clone(), w.start.0)) {
+            *n = n.saturating_sub(1);
+        }
         Ok(())
     }
 }

@@ -116,6 +116,13 @@ pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
         order_id: &OrderId,
     ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
 
+    /// Whether an operator's operation id was recorded by a committed write
+    /// ([`stockbridge_domain::WriteSet::operation`]).
+    fn operation_recorded(
+        &self,
+        operation: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Commits a decision's write set in ONE transaction, all or nothing.
     ///
     /// # Errors
@@ -265,7 +272,17 @@ pub enum PaymentsError {
         /// Stripe's message.
         message: String,
     },
-    /// Stripe refused the request (4xx other than 429).
+    /// Stripe's validation refused this very request (HTTP 400/402, `invalid_request_error` or
+    /// `card_error`): sent again, it is refused again.
+    #[error("Stripe refused {operation} as invalid: {message}")]
+    Refused {
+        /// What we were doing.
+        operation: &'static str,
+        /// Stripe's message.
+        message: String,
+    },
+    /// Stripe refused the request (4xx other than 429, not a validation refusal: a key or
+    /// permission problem, an idempotency error, ...).
     #[error("Stripe refused {operation}: {message}")]
     Rejected {
         /// What we were doing.
@@ -388,6 +405,10 @@ pub trait Counters: Send + Sync {
 
     /// Adds one to the window's count, without a cap.
     fn add(&self, window: &Window) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes one back from the window's count (a slot taken by a request that held nothing);
+    /// never below 0.
+    fn give_back(&self, window: &Window) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<T: Counters> Counters for std::sync::Arc<T> {
@@ -399,6 +420,9 @@ impl<T: Counters> Counters for std::sync::Arc<T> {
     }
     fn add(&self, w: &Window) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).add(w)
+    }
+    fn give_back(&self, w: &Window) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).give_back(w)
     }
 }
 
@@ -516,6 +540,12 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
         o: &OrderId,
     ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send {
         (**self).load_order(o)
+    }
+    fn operation_recorded(
+        &self,
+        op: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).operation_recorded(op)
     }
     fn commit(&self, w: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).commit(w)
@@ -646,6 +676,13 @@ pub trait CatalogReader: Send + Sync {
         store_id: Option<&StoreId>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 
+    /// Every order still `pending` (checkout holds and delayed payments) of one store, or all:
+    /// what holds units.
+    fn pending_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
     /// Checkout holds still pending whose expiry is at or before `now` (for the sweeper).
     fn expired_holds(
         &self,
@@ -765,6 +802,12 @@ impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
         s: Option<&StoreId>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
         (**self).awaiting_orders(s)
+    }
+    fn pending_orders(
+        &self,
+        s: Option<&StoreId>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        (**self).pending_orders(s)
     }
     fn expired_holds(
         &self,

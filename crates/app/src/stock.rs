@@ -94,6 +94,32 @@ where
         expected_version: Option<u64>,
         actor: &str,
     ) -> Result<StockLevel, StockError> {
+        self.apply_operation(store_id, product_id, change, expected_version, actor, None)
+            .await
+            .map(|(level, _)| level)
+    }
+
+    /// [`Self::change_stock`] as an operator's operation with an id: the id is recorded with the
+    /// change, in the same transaction, so running the same operation again (after a timeout or
+    /// an unclear error) applies nothing and answers `true` ("already applied") with the level.
+    ///
+    /// # Errors
+    /// [`StockError`].
+    pub async fn apply_operation(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        change: StockChange,
+        expected_version: Option<u64>,
+        actor: &str,
+        operation: Option<&str>,
+    ) -> Result<(StockLevel, bool), StockError> {
+        let already = |item: &stockbridge_domain::CatalogItem| Ok((item.level(), true));
+        if let Some(op) = operation
+            && self.store.operation_recorded(op).await?
+        {
+            return already(&self.existing_item(store_id, product_id).await?);
+        }
         let mut attempt = 0;
         loop {
             let item = self.existing_item(store_id, product_id).await?;
@@ -105,7 +131,13 @@ where
                 });
             }
             let now = self.clock.now();
-            let decision = decide_stock_change(&item, change, actor, now)?;
+            let mut decision = decide_stock_change(&item, change, actor, now)?;
+            if let Some(op) = operation {
+                decision.write.operation = Some(op.to_owned());
+                for e in &mut decision.write.ledger {
+                    e.operation = Some(op.to_owned());
+                }
+            }
             match self.store.commit(&decision.write).await {
                 Ok(()) => {
                     run_effects(
@@ -116,12 +148,19 @@ where
                         now,
                     )
                     .await?;
-                    return Ok(decision
-                        .effects
-                        .publish
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| item.level()));
+                    let level = decision.effects.publish.first().cloned();
+                    return Ok((level.unwrap_or_else(|| item.level()), false));
+                }
+                // The conflict may be this very operation, committed by an earlier run whose
+                // answer was lost.
+                Err(StoreError::Conflict)
+                    if operation.is_some()
+                        && self
+                            .store
+                            .operation_recorded(operation.unwrap_or_default())
+                            .await? =>
+                {
+                    return already(&self.existing_item(store_id, product_id).await?);
                 }
                 Err(StoreError::Conflict)
                     if expected_version.is_none() && attempt < self.config.max_attempts =>

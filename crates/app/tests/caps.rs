@@ -70,34 +70,40 @@ async fn an_address_is_a_backstop_and_an_ipv6_address_is_its_64() {
 }
 
 #[tokio::test]
-async fn failed_payments_refuse_the_email_and_the_address_for_the_hour() {
+async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address() {
     let (inv, _, _, _) = setup(20).await;
     let limits = CheckoutLimits {
         failures_per_hour: 2,
+        failures_per_client_hour: 2,
         holds_per_email: 10,
         ..CheckoutLimits::default()
     };
-    for (i, key) in ["k1", "k2"].iter().enumerate() {
-        let (hold, _, _) = held(
-            &inv.checkout(
-                &with(Some("t@e.st"), Some("192.0.2.9"), 1),
-                key,
-                &limits,
-                TIME,
-            )
-            .await
-            .unwrap(),
-        );
-        let pi = format!("pi_{}", i + 1);
-        inv.handle(&intent_event(
-            "payment_intent.payment_failed",
-            &pi,
-            &hold,
-            &format!("evt_{i}"),
-        ))
+    let (hold, _, _) = held(
+        &inv.checkout(
+            &with(Some("t@e.st"), Some("192.0.2.9"), 1),
+            "k1",
+            &limits,
+            TIME,
+        )
         .await
-        .unwrap();
-    }
+        .unwrap(),
+    );
+    let failed = |evt: &str| intent_event("payment_intent.payment_failed", "pi_1", &hold, evt);
+    // One card declined, delivered twice: one failure.
+    inv.handle(&failed("evt_a")).await.unwrap();
+    inv.handle(&failed("evt_a")).await.unwrap();
+    held(
+        &inv.checkout(
+            &with(Some("t@e.st"), Some("192.0.2.9"), 1),
+            "k2",
+            &limits,
+            TIME,
+        )
+        .await
+        .unwrap(),
+    );
+    // A second card on the same PaymentIntent: the hold is released already, it still counts.
+    inv.handle(&failed("evt_b")).await.unwrap();
     // Same e-mail from elsewhere, and the same address without an e-mail: both refused.
     let by_email = inv
         .checkout(
@@ -123,5 +129,24 @@ async fn failed_payments_refuse_the_email_and_the_address_for_the_hour() {
         )
         .await
         .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_holds_nothing_gives_its_slots_back() {
+    let (inv, _, _, _) = setup(1).await;
+    let limits = CheckoutLimits::default(); // 3 holds per e-mail
+    let req = with(Some("a@b.co"), None, 2);
+    for key in ["k1", "k2", "k3", "k4"] {
+        let r = inv.checkout(&req, key, &limits, TIME).await.unwrap();
+        assert!(
+            matches!(r, CheckoutReply::Short(_)),
+            "short, never limited: {r:?}"
+        );
+    }
+    held(
+        &inv.checkout(&with(Some("a@b.co"), None, 1), "k5", &limits, TIME)
+            .await
+            .unwrap(),
     );
 }

@@ -245,6 +245,13 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let settings = CheckoutSettings::from_env()?;
+    if std::env::var("CHECKOUT_STRIPE_KEY_SHARED").is_ok_and(|v| v == "true") {
+        // Least privilege: a public function should hold a key that can only make
+        // PaymentIntents (docs/checkout.md, "Its own Stripe key").
+        tracing::warn!(
+            "the checkout runs on the main Stripe key: set CheckoutStripeSecretArn to a restricted key with PaymentIntents: Write only"
+        );
+    }
     let function = Function {
         inventory: stockbridge_bootstrap::inventory(&config).await?,
         settings,

@@ -216,6 +216,24 @@ enum StockCommand {
         /// Without it, a late order still takes its unit or is refunded.
         #[arg(long)]
         recount: bool,
+        /// This operation's id: recorded with the change, so running the command again with
+        /// the same id (after a timeout or an unclear error) never applies it twice. Default: a
+        /// new id, printed before the change is made.
+        #[arg(long)]
+        op_id: Option<String>,
+    },
+    /// Compare each item's held units with the orders still pending (run after a deploy that
+    /// adds or changes held stock: old and new functions side by side can leave it wrong).
+    Held {
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Set the ones that differ (each only if the item did not change meanwhile).
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Add (or with a negative number, remove) units. Use `--` before a negative number.
     Adjust {
@@ -230,6 +248,11 @@ enum StockCommand {
         /// Only if the item is still at this version (from `stock show`).
         #[arg(long)]
         expect_version: Option<u64>,
+        /// This operation's id: recorded with the change, so running the command again with
+        /// the same id (after a timeout or an unclear error) never applies it twice. Default: a
+        /// new id, printed before the change is made.
+        #[arg(long)]
+        op_id: Option<String>,
     },
 }
 
@@ -537,6 +560,7 @@ async fn run(cli: Cli) -> Result<()> {
                     store,
                     expect_version,
                     recount,
+                    op_id,
                 },
         } => {
             change(
@@ -549,8 +573,38 @@ async fn run(cli: Cli) -> Result<()> {
                     StockChange::Set(units)
                 },
                 expect_version,
+                op_id,
             )
             .await?;
+        }
+        Command::Stock {
+            command:
+                StockCommand::Held {
+                    store,
+                    repair,
+                    json,
+                },
+        } => {
+            let store = store_id(&config, store)?;
+            let inventory = stockbridge_bootstrap::inventory(&config).await?;
+            let drifts = inventory.check_held(&store, repair).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&drifts)?);
+            } else if drifts.is_empty() {
+                println!("held units in {store} match the pending orders");
+            } else {
+                for d in &drifts {
+                    let state = match (repair, d.repaired) {
+                        (false, _) => "run with --repair to set it",
+                        (true, true) => "repaired",
+                        (true, false) => "changed meanwhile: run again",
+                    };
+                    println!(
+                        "{}: held {} but pending orders hold {}: {state}",
+                        d.product_id, d.recorded, d.pending
+                    );
+                }
+            }
         }
         Command::Stock {
             command:
@@ -559,6 +613,7 @@ async fn run(cli: Cli) -> Result<()> {
                     delta,
                     store,
                     expect_version,
+                    op_id,
                 },
         } => {
             change(
@@ -567,6 +622,7 @@ async fn run(cli: Cli) -> Result<()> {
                 product,
                 StockChange::Adjust(delta),
                 expect_version,
+                op_id,
             )
             .await?;
         }
@@ -640,20 +696,52 @@ async fn change(
     product: String,
     change: StockChange,
     expect: Option<u64>,
+    op_id: Option<String>,
 ) -> Result<()> {
     let (s, p) = (
         store_id(config, store)?,
         ProductId::parse(product).context("PRODUCT")?,
     );
+    let op = match op_id {
+        Some(op)
+            if !op.is_empty() && op.len() <= 100 && op.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            op
+        }
+        Some(_) => bail!("--op-id: 1 to 100 printable ASCII characters"),
+        None => {
+            let op = format!("op_{:x}{:08x}", SystemClock.now().0, rand_suffix());
+            eprintln!(
+                "operation {op} (if this command fails unclearly, run it again with --op-id {op}: it is never applied twice)"
+            );
+            op
+        }
+    };
     let inventory = stockbridge_bootstrap::inventory(config).await?;
-    let level = inventory
-        .change_stock(&s, &p, change, expect, "cli")
-        .await?;
+    let (level, already) = inventory
+        .apply_operation(&s, &p, change, expect, "cli", Some(&op))
+        .await
+        .with_context(|| {
+            format!("operation {op}: rerun with --op-id {op} to be sure it applies once")
+        })?;
+    let note = if already {
+        " (operation already applied: nothing changed)"
+    } else {
+        ""
+    };
     println!(
-        "{p} in {s}: {} available, {} held, version {}",
+        "{p} in {s}: {} available, {} held, version {}{note}",
         level.available, level.held, level.version
     );
     Ok(())
+}
+
+/// A few random bits for a generated operation id (the time alone can repeat across hosts).
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() as u32
 }
 
 async fn history(
@@ -680,7 +768,7 @@ async fn history(
             .iter()
             .map(|e| {
                 serde_json::json!({
-                    "version": e.version, "delta": e.delta, "level": e.level, "held": e.held, "cause": e.cause.kind.as_str(),
+                    "version": e.version, "delta": e.delta, "level": e.level, "held": e.held, "operation": e.operation, "cause": e.cause.kind.as_str(),
                     "stripe_event_id": e.cause.stripe_event_id.as_ref().map(|i| i.as_str()),
                     "order_id": e.cause.order_id.as_ref().map(|i| i.as_str()),
                     "actor": e.cause.actor, "at": rfc3339(e.at),

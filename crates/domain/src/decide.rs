@@ -84,6 +84,8 @@ pub struct LedgerEntry {
     pub level: u64,
     /// Units held by pending checkouts after the movement.
     pub held: u64,
+    /// The operator's operation id, for a change made by a person.
+    pub operation: Option<String>,
     /// Why.
     pub cause: Cause,
     /// When.
@@ -145,6 +147,9 @@ pub struct WriteSet {
     pub checks: Vec<(StoreId, ProductId, u64)>,
     /// Ledger entries, one per stock movement.
     pub ledger: Vec<LedgerEntry>,
+    /// An operator's operation id: recorded with the write, which is refused if the id was
+    /// recorded before (a rerun after an unclear error never applies the change twice).
+    pub operation: Option<String>,
 }
 
 impl WriteSet {
@@ -460,6 +465,7 @@ pub(crate) fn move_stock(
             delta: i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX }),
             level: available,
             held,
+            operation: None,
             cause,
             at: now,
         },
@@ -1096,6 +1102,7 @@ pub fn decide_new_item(
         delta,
         level: stock,
         held: 0,
+        operation: None,
         cause: Cause {
             kind: CauseKind::Set,
             stripe_event_id: None,

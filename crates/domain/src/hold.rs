@@ -85,6 +85,35 @@ pub fn decide_hold(
     }
 }
 
+/// Sets `item`'s held units to what its pending orders hold (`pending`), `available`
+/// unchanged: the repair of a count left wrong by versions that did not keep `held` (during a
+/// deploy, old and new functions run side by side). `None` when it is right.
+pub fn decide_held_repair(
+    item: &crate::CatalogItem,
+    pending: u64,
+    actor: &str,
+    now: Timestamp,
+) -> Option<Decision> {
+    if item.held == pending {
+        return None;
+    }
+    let cause = Cause {
+        kind: CauseKind::Adjust,
+        stripe_event_id: None,
+        order_id: None,
+        actor: Some(actor.to_owned()),
+    };
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    let m = move_stock(item, item.available, pending, None, cause, now);
+    add_movement(&mut write, &mut effects, m);
+    Some(Decision {
+        write,
+        effects,
+        outcome: Outcome::StockChanged,
+    })
+}
+
 /// What a new hold may still take of `item`: its available units, and while it has Payment
 /// Links no more than brings held units to `share_percent` of on hand.
 pub fn holdable(item: &crate::CatalogItem, share_percent: u8) -> u64 {

@@ -20,6 +20,9 @@ fn expires_at(w: &Window) -> i64 {
 
 impl Counters for DynamoStore {
     async fn take(&self, w: &Window, cap: u32) -> Result<bool, StoreError> {
+        if cap == 0 {
+            return Ok(false);
+        }
         let r = self
             .client
             .update_item()
@@ -71,5 +74,25 @@ impl Counters for DynamoStore {
             .await
             .map_err(sdk_error)
             .map(|_| ())
+    }
+
+    async fn give_back(&self, w: &Window) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(window_key(w)))
+            .update_expression("ADD #n :minus")
+            .condition_expression("#n > :zero")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match r.map_err(sdk_error) {
+            // Nothing to give back (already 0, or the window expired).
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

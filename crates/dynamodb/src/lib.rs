@@ -150,6 +150,11 @@ fn get_s<'a>(a: &'a Attrs, name: &str, key: &str) -> Result<&'a str, StoreError>
         .ok_or_else(|| corrupt(key, format!("missing string attribute {name}")))
 }
 
+/// The partition of an operator's operation record.
+fn operation_pk(op: &str) -> String {
+    format!("OPERATION#{op}")
+}
+
 /// A number attribute that older records may lack.
 fn opt_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<Option<T>, StoreError> {
     a.get(name).map(|_| get_n(a, name, key)).transpose()
@@ -269,6 +274,9 @@ fn ledger_attrs(e: &LedgerEntry) -> Attrs {
     a.insert("delta".into(), n(e.delta));
     a.insert("level".into(), n(e.level));
     a.insert("held".into(), n(e.held));
+    if let Some(op) = &e.operation {
+        a.insert("operation".into(), s(op.clone()));
+    }
     a.insert("cause".into(), s(e.cause.kind.as_str()));
     if let Some(id) = &e.cause.stripe_event_id {
         a.insert("stripe_event_id".into(), s(id.as_str()));
@@ -294,6 +302,7 @@ fn parse_ledger(a: &Attrs) -> Result<LedgerEntry, StoreError> {
         delta: get_n(a, "delta", &pk)?,
         level: get_n(a, "level", &pk)?,
         held: opt_n(a, "held", &pk)?.unwrap_or(0),
+        operation: a.get("operation").and_then(|v| v.as_s().ok()).cloned(),
         cause: Cause {
             kind: CauseKind::parse(get_s(a, "cause", &pk)?)
                 .ok_or_else(|| corrupt(&pk, "unknown cause"))?,
@@ -629,6 +638,19 @@ impl InventoryStore for DynamoStore {
         r.item().map(parse_order).transpose()
     }
 
+    async fn operation_recorded(&self, operation: &str) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(operation_pk(operation), "OPERATION")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(r.item().is_some())
+    }
+
     async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
         let mut actions = Vec::with_capacity(1 + write.items.len() * 2 + write.checks.len());
         match &write.order {
@@ -704,6 +726,22 @@ impl InventoryStore for DynamoStore {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(ledger_attrs(e)))
+                .condition_expression("attribute_not_exists(pk)");
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+            );
+        }
+        if let Some(op) = &write.operation {
+            // Recorded once: a rerun of the same operation is refused (as a conflict; the use
+            // case then finds the record and answers "already applied").
+            let mut a = key(operation_pk(op), "OPERATION");
+            a.insert("kind".into(), s("operation"));
+            a.insert("operation".into(), s(op.clone()));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(a))
                 .condition_expression("attribute_not_exists(pk)");
             actions.push(
                 TransactWriteItem::builder()
@@ -940,6 +978,20 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
             .expression_attribute_values(":awaiting", s("awaiting"));
         let awaiting = "payment = :awaiting AND attribute_not_exists(hold_expires_at)";
         self.orders_where(scan, awaiting, store_id).await
+    }
+
+    async fn pending_orders(
+        &self,
+        store_id: Option<&StoreId>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let scan = self
+            .client
+            .scan()
+            .consistent_read(true)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("pending"));
+        self.orders_where(scan, "#status = :pending", store_id)
+            .await
     }
 
     /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the

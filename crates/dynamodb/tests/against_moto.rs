@@ -54,6 +54,7 @@ fn entry(i: &CatalogItem) -> LedgerEntry {
         delta: i.available as i64,
         level: i.available,
         held: i.held,
+        operation: None,
         cause: Cause {
             kind: CauseKind::Set,
             stripe_event_id: None,

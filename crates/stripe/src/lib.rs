@@ -213,16 +213,19 @@ fn classify(operation: &'static str, e: TransportError) -> PaymentsError {
         TransportError::Api {
             status,
             code,
+            kind,
             message,
             retry_after,
             ..
         } => {
+            // 409: another request with this idempotency key is still running, or a lock
+            // timeout: worth another attempt, never a refusal.
             if status == 429 {
                 PaymentsError::RateLimited {
                     operation,
                     retry_after,
                 }
-            } else if status >= 500 {
+            } else if status >= 500 || status == 409 {
                 PaymentsError::Unavailable { operation, message }
             } else if status == 404 {
                 PaymentsError::NotFound { operation, message }
@@ -230,6 +233,17 @@ fn classify(operation: &'static str, e: TransportError) -> PaymentsError {
                 PaymentsError::AlreadyRefunded
             } else if code.as_deref() == Some("payment_intent_unexpected_state") {
                 PaymentsError::UnexpectedState { operation, message }
+            } else if matches!(status, 400 | 402)
+                && matches!(
+                    kind.as_deref(),
+                    Some("invalid_request_error" | "card_error")
+                )
+            {
+                // Stripe's own validation of this request: the same request is refused again.
+                PaymentsError::Refused {
+                    operation,
+                    message: format!("HTTP {status}: {message}"),
+                }
             } else {
                 PaymentsError::Rejected {
                     operation,

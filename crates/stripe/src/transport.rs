@@ -34,6 +34,8 @@ pub enum TransportError {
         status: u16,
         /// Stripe's error code (`rate_limit`, `resource_missing`, ...).
         code: Option<String>,
+        /// Stripe's error type (`invalid_request_error`, `idempotency_error`, `card_error`, ...).
+        kind: Option<String>,
         /// Stripe's message.
         message: String,
         /// `Retry-After`, if sent.
@@ -226,6 +228,7 @@ impl Transport {
         Err(TransportError::Api {
             status: status.as_u16(),
             code: field("code"),
+            kind: field("type"),
             message: field("message").unwrap_or_else(|| format!("HTTP {status}")),
             retry_after,
             should_retry,

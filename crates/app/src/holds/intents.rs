@@ -143,8 +143,8 @@ where
             return match decision {
                 Ok(Some(d)) => {
                     info!(hold = %event.hold_id, payment_intent = %event.payment_intent, kind = ?event.kind, outcome = ?d.outcome, "hold payment event applied");
-                    if event.kind == IntentKind::Failed && !d.write.is_empty() {
-                        self.count_failure(&event.hold_id).await;
+                    if event.kind == IntentKind::Failed {
+                        self.count_failure(event).await;
                     }
                     Ok(d.outcome)
                 }
@@ -163,15 +163,31 @@ where
         }
     }
 
-    /// A failed authorisation counts against the hold's e-mail and client address for the hour
-    /// (card testing: [`crate::holds::caps`]). Best effort: a lost count never fails the event.
-    async fn count_failure(&self, hold: &OrderId) {
+    /// Every failed authorisation (a buyer may try several cards on one PaymentIntent) counts
+    /// against the hold's e-mail and client address for the hour (card testing:
+    /// [`crate::holds::caps`]), once per Stripe event however often it is delivered. Best
+    /// effort: a lost count never fails the event.
+    async fn count_failure(&self, event: &IntentEvent) {
+        let hold = &event.hold_id;
         let terms = match self.store.load_order(hold).await {
             Ok(Some(order)) => order.hold.unwrap_or_default(),
             _ => return,
         };
-        let email = terms.email.as_deref().map(crate::holds::caps::email_key);
         let now = self.clock.now();
+        let seen = Window::containing(
+            format!("failed-event:{}", event.event_id),
+            now,
+            crate::holds::caps::FAILURE_WINDOW_SECONDS,
+        );
+        match self.store.take(&seen, 1).await {
+            Ok(true) => {}
+            Ok(false) => return, // a redelivery: counted already
+            Err(e) => {
+                warn!(hold = %hold, error = %e, "counting a failed payment failed");
+                return;
+            }
+        }
+        let email = terms.email.as_deref().map(crate::holds::caps::email_key);
         for key in email.iter().chain(terms.client.iter()) {
             let w = Window::containing(
                 format!("fails:{key}"),
@@ -199,6 +215,10 @@ where
                 Ok(decide_capture_refused(&order, &items, now))
             })
             .await?;
+        // Already settled otherwise (cancelled meanwhile): nothing returned, nothing to park.
+        if decision.is_none() {
+            return Ok(Outcome::AlreadyApplied(OrderStatus::Canceled));
+        }
         let now = self.clock.now();
         let reason = format!(
             "Stripe refused to capture PaymentIntent {} (status {status}): the sale's stock went back; do not ship, the buyer was not charged",

@@ -27,9 +27,12 @@ pub struct CheckoutLimits {
     /// Holds one client address (IPv6: its /64) may make per hold period: a backstop, since
     /// many honest buyers can share one address (`CHECKOUT_HOLDS_PER_CLIENT`, default 300).
     pub holds_per_client: u32,
-    /// Failed authorisations after which an e-mail or a client address is refused for the rest
-    /// of the hour (`CHECKOUT_FAILURES_PER_HOUR`, default 5).
+    /// Failed authorisations after which an e-mail is refused for the rest of the hour
+    /// (`CHECKOUT_FAILURES_PER_HOUR`, default 5).
     pub failures_per_hour: u32,
+    /// The same for a client address, higher since many buyers share one
+    /// (`CHECKOUT_FAILURES_PER_CLIENT_HOUR`, default 50).
+    pub failures_per_client_hour: u32,
 }
 
 impl Default for CheckoutLimits {
@@ -43,6 +46,7 @@ impl Default for CheckoutLimits {
             holds_per_email: 3,
             holds_per_client: 300,
             failures_per_hour: 5,
+            failures_per_client_hour: 50,
         }
     }
 }
