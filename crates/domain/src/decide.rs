@@ -516,16 +516,23 @@ pub(crate) fn return_stock(
     }
 }
 
-/// A `Pending` order is paid: its held units are sold. `available` is unchanged (they left it
-/// when held); `held` goes down, so each item gets a new version and a ledger entry (delta 0).
+/// A `Pending` order is paid (`event_id`): its held units are sold. `available` is unchanged
+/// (they left it when held); `held` goes down, so each item gets a new version and a ledger
+/// entry (delta 0).
 pub(crate) fn sell_held(
     order: &OrderRecord,
     items: &Items,
-    cause: &Cause,
+    event_id: &StripeEventId,
     now: Timestamp,
     write: &mut WriteSet,
     effects: &mut Effects,
 ) {
+    let cause = Cause {
+        kind: CauseKind::Order,
+        stripe_event_id: Some(event_id.clone()),
+        order_id: Some(order.order_id.clone()),
+        actor: None,
+    };
     for line in &order.lines {
         let Some(item) = items.get(&line.product_id) else {
             continue;
@@ -806,13 +813,7 @@ pub fn decide_payment_succeeded(
     let outcome = match order.status {
         OrderStatus::Pending => {
             record.status = OrderStatus::Fulfilled;
-            let cause = Cause {
-                kind: CauseKind::Order,
-                stripe_event_id: Some(event_id.clone()),
-                order_id: Some(order.order_id.clone()),
-                actor: None,
-            };
-            sell_held(order, items, &cause, now, &mut write, &mut effects);
+            sell_held(order, items, event_id, now, &mut write, &mut effects);
             Outcome::Confirmed
         }
         OrderStatus::Oversold => Outcome::Oversold(order.shortfalls.clone()),

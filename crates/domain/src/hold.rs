@@ -159,13 +159,7 @@ pub fn decide_authorized(
         }
         OrderStatus::Pending => {
             record.status = OrderStatus::Fulfilled;
-            let cause = Cause {
-                kind: CauseKind::Order,
-                stripe_event_id: Some(event_id.clone()),
-                order_id: Some(order.order_id.clone()),
-                actor: None,
-            };
-            sell_held(order, items, &cause, now, &mut write, &mut effects);
+            sell_held(order, items, event_id, now, &mut write, &mut effects);
             Outcome::Confirmed
         }
         OrderStatus::Released | OrderStatus::Failed => {
@@ -265,12 +259,7 @@ pub fn decide_hold_released(
     if order.hold.is_none() || order.status != OrderStatus::Pending {
         return None;
     }
-    let cause = Cause {
-        kind: CauseKind::Release,
-        stripe_event_id: None,
-        order_id: Some(order.order_id.clone()),
-        actor: Some(actor.into()),
-    };
+    let cause = released_by(order, actor);
     Some(settle(
         order,
         OrderStatus::Released,
@@ -326,12 +315,7 @@ pub fn decide_capture_refused(
     if order.hold.is_none() || order.status != OrderStatus::Fulfilled {
         return None;
     }
-    let cause = Cause {
-        kind: CauseKind::Release,
-        stripe_event_id: None,
-        order_id: Some(order.order_id.clone()),
-        actor: Some("capture-refused".into()),
-    };
+    let cause = released_by(order, "capture-refused");
     Some(settle(
         order,
         OrderStatus::CaptureFailed,
@@ -340,6 +324,16 @@ pub fn decide_capture_refused(
         items,
         now,
     ))
+}
+
+/// Stock returned from `order` by stockbridge itself (`actor`), not by a Stripe event.
+fn released_by(order: &OrderRecord, actor: &str) -> Cause {
+    Cause {
+        kind: CauseKind::Release,
+        stripe_event_id: None,
+        order_id: Some(order.order_id.clone()),
+        actor: Some(actor.into()),
+    }
 }
 
 /// Moves a hold to `status`, returning its stock when `taken`; conditional on the status and

@@ -45,18 +45,9 @@ impl Counters for DynamoStore {
     }
 
     async fn count(&self, w: &Window) -> Result<u32, StoreError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(window_key(w)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        match r.item() {
+        match self.get_consistent(window_key(w)).await? {
             None => Ok(0),
-            Some(a) => crate::get_n(a, "n", &w.key),
+            Some(a) => crate::get_n(&a, "n", &w.key),
         }
     }
 

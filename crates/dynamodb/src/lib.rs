@@ -545,6 +545,20 @@ impl DynamoStore {
         scan_all(scan).await?.iter().map(parse_order).collect()
     }
 
+    /// Reads one record, strongly consistent.
+    async fn get_consistent(&self, k: Attrs) -> Result<Option<Attrs>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(r.item)
+    }
+
     /// Writes one record as it is (no condition).
     async fn put(&self, item: Attrs) -> Result<(), StoreError> {
         self.client
@@ -626,29 +640,17 @@ impl InventoryStore for DynamoStore {
     }
 
     async fn load_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(order_pk(order_id), "ORDER")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        r.item().map(parse_order).transpose()
+        let item = self
+            .get_consistent(key(order_pk(order_id), "ORDER"))
+            .await?;
+        item.as_ref().map(parse_order).transpose()
     }
 
     async fn operation_recorded(&self, operation: &str) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(operation_pk(operation), "OPERATION")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(r.item().is_some())
+        let item = self
+            .get_consistent(key(operation_pk(operation), "OPERATION"))
+            .await?;
+        Ok(item.is_some())
     }
 
     async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {

@@ -1,0 +1,54 @@
+//! The adapter's counters and operation records against a real DynamoDB API (moto, started by
+//! `scripts/test`): conditional `UpdateItem`s, as the checkout's caps use them.
+
+use stockbridge_app::ports::{Counters, InventoryStore, Window};
+use stockbridge_domain::{Timestamp, WriteSet};
+
+mod common;
+
+use common::store;
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_window_counts_up_to_its_cap_gives_back_and_adds() {
+    let s = store().await;
+    let w = Window::containing("holds:email:test".into(), Timestamp(1_800_000_123_456), 900);
+    let other = Window::containing(
+        "holds:email:test".into(),
+        Timestamp(1_800_000_123_456 + 900_000),
+        900,
+    );
+    assert_eq!(s.count(&w).await.unwrap(), 0);
+    assert!(!s.take(&w, 0).await.unwrap(), "a cap of 0 takes nothing");
+    for _ in 0..3 {
+        assert!(s.take(&w, 3).await.unwrap());
+    }
+    assert!(!s.take(&w, 3).await.unwrap(), "the fourth is refused");
+    assert_eq!(s.count(&w).await.unwrap(), 3);
+    s.give_back(&w).await.unwrap();
+    assert_eq!(s.count(&w).await.unwrap(), 2);
+    assert!(s.take(&w, 3).await.unwrap());
+    // The next window starts from 0; giving back an empty one stays at 0.
+    s.give_back(&other).await.unwrap();
+    assert_eq!(s.count(&other).await.unwrap(), 0);
+    s.add(&other).await.unwrap();
+    s.add(&other).await.unwrap();
+    assert_eq!(s.count(&other).await.unwrap(), 2);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn an_operation_is_recorded_once_with_its_write() {
+    let s = store().await;
+    let write = WriteSet {
+        operation: Some("op_adapter".into()),
+        ..WriteSet::default()
+    };
+    assert!(!s.operation_recorded("op_adapter").await.unwrap());
+    s.commit(&write).await.unwrap();
+    assert!(s.operation_recorded("op_adapter").await.unwrap());
+    assert!(matches!(
+        s.commit(&write).await,
+        Err(stockbridge_app::ports::StoreError::Conflict)
+    ));
+}
