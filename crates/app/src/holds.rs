@@ -152,7 +152,19 @@ where
                 Err(limited) => return Ok(limited),
             }
         }
-        let record = match self.hold(request, &hold, &priced, limits, deadline).await {
+        let allowance = taken
+            .iter()
+            .find(|(w, _)| w.key.starts_with("units:"))
+            .map(|(w, n)| stockbridge_domain::Allowance {
+                key: w.key.clone(),
+                start: w.start,
+                seconds: w.seconds,
+                units: *n,
+            });
+        let record = match self
+            .hold(request, &hold, &priced, limits, allowance, deadline)
+            .await
+        {
             Ok(Ok(r)) => r,
             // Nothing was held: the slots this request took go back.
             Ok(Err(reply)) => {
@@ -258,6 +270,7 @@ where
         hold: &OrderId,
         priced: &Priced,
         limits: &CheckoutLimits,
+        allowance: Option<stockbridge_domain::Allowance>,
         deadline: Instant,
     ) -> Result<Result<Box<OrderRecord>, CheckoutReply>, CheckoutError> {
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
@@ -283,6 +296,7 @@ where
                 currency: Some(priced.currency.clone()),
                 email: request.customer_email.clone(),
                 client: request.client.clone(),
+                allowance: allowance.clone(),
             };
             let (existing, items) = self.store.load(hold, &request.store_id, &products).await?;
             if let Some(missing) = products.iter().position(|p| !items.contains_key(p)) {
@@ -326,8 +340,12 @@ where
         &self,
         request: &CheckoutRequest,
         limits: &CheckoutLimits,
-    ) -> Result<Result<Vec<Window>, CheckoutReply>, CheckoutError> {
+    ) -> Result<Result<Vec<(Window, u32)>, CheckoutReply>, CheckoutError> {
         let now = self.clock.now();
+        if limits.units_per_email > 0 && request.customer_email.is_none() {
+            let message = "required: this shop limits the units each buyer may order";
+            return Ok(Err(CheckoutReply::Invalid(bad("customer_email", message))));
+        }
         let email = request.customer_email.as_deref().map(caps::email_key);
         let failures = [
             (email.as_ref(), limits.failures_per_hour),
@@ -355,15 +373,26 @@ where
             ),
         ];
         let mut taken = Vec::new();
-        for (key, cap, reason) in takes {
-            let Some(key) = key else { continue };
-            let w = Window::containing(format!("holds:{key}"), now, limits.hold_seconds);
-            if !self.store.take(&w, cap).await? {
+        let mut takes: Vec<(Window, u32, u32, &str)> = takes
+            .into_iter()
+            .filter_map(|(key, cap, reason)| {
+                let w = Window::containing(format!("holds:{}", key?), now, limits.hold_seconds);
+                Some((w, 1, cap, reason))
+            })
+            .collect();
+        if let (Some(key), limit @ 1..) = (email.as_ref(), limits.units_per_email) {
+            let units: u64 = request.lines.iter().map(|l| l.quantity.get()).sum();
+            let w = units_window(key, now, limits);
+            let reason = "this e-mail address has reached the shop's limit per buyer";
+            takes.push((w, u32::try_from(units).unwrap_or(u32::MAX), limit, reason));
+        }
+        for (w, n, cap, reason) in takes {
+            if !self.store.take(&w, n, cap).await? {
                 info!(key = %w.key, cap, "checkout refused: cap reached");
                 self.give_back(&taken).await;
                 return Ok(Err(limited(&w, now, reason)));
             }
-            taken.push(w);
+            taken.push((w, n));
         }
         Ok(Ok(taken))
     }
@@ -376,9 +405,9 @@ where
     }
 
     /// Gives back cap slots taken by a request that held nothing (best effort).
-    async fn give_back(&self, taken: &[Window]) {
-        for w in taken {
-            if let Err(e) = self.store.give_back(w).await {
+    async fn give_back(&self, taken: &[(Window, u32)]) {
+        for (w, n) in taken {
+            if let Err(e) = self.store.give_back(w, *n).await {
                 warn!(key = %w.key, error = %e, "giving back a cap slot failed");
             }
         }
@@ -420,6 +449,11 @@ where
             }
         }
     }
+}
+
+/// The window of an e-mail's purchase limit that contains `at`.
+pub(crate) fn units_window(email_key: &str, at: Timestamp, limits: &CheckoutLimits) -> Window {
+    Window::containing(format!("units:{email_key}"), at, limits.email_limit_seconds)
 }
 
 fn limited(w: &Window, now: Timestamp, reason: &'static str) -> CheckoutReply {

@@ -1265,13 +1265,13 @@ impl crate::ports::StripeCatalog for MemoryPayments {
 }
 
 impl crate::ports::Counters for MemoryStore {
-    async fn take(&self, w: &crate::ports::Window, cap: u32) -> Result<bool, StoreError> {
+    async fn take(&self, w: &crate::ports::Window, n: u32, cap: u32) -> Result<bool, StoreError> {
         let mut counters = lock(&self.counters);
-        let n = counters.entry((w.key.clone(), w.start.0)).or_default();
-        if *n >= cap {
+        let count = counters.entry((w.key.clone(), w.start.0)).or_default();
+        if count.saturating_add(n) > cap {
             return Ok(false);
         }
-        *n += 1;
+        *count += n;
         Ok(true)
     }
 
@@ -1282,16 +1282,20 @@ impl crate::ports::Counters for MemoryStore {
             .unwrap_or(0))
     }
 
-    async fn add(&self, w: &crate::ports::Window) -> Result<(), StoreError> {
+    async fn add(&self, w: &crate::ports::Window, n: u32) -> Result<(), StoreError> {
         *lock(&self.counters)
             .entry((w.key.clone(), w.start.0))
-            .or_default() += 1;
+            .or_default() += n;
         Ok(())
     }
 
-    async fn give_back(&self, w: &crate::ports::Window) -> Result<(), StoreError> {
-        if let Some(n) = lock(&self.counters).get_mut(&(w.key.clone(), w.start.0)) {
-            *n = n.saturating_sub(1);
+    async fn give_back(&self, w: &crate::ports::Window, n: u32) -> Result<(), StoreError> {
+        // As the table's conditional update: more than there is changes nothing.
+        if let Some(count) = lock(&self.counters)
+            .get_mut(&(w.key.clone(), w.start.0))
+            .filter(|c| **c >= n)
+        {
+            *count -= n;
         }
         Ok(())
     }

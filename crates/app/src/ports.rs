@@ -393,36 +393,47 @@ impl Window {
 /// Counts in time windows, shared by every instance (the table; expired windows are deleted by
 /// its TTL).
 pub trait Counters: Send + Sync {
-    /// Adds one to the window's count unless it already reached `cap`; whether it was added.
+    /// Adds `n` to the window's count unless that would take it past `cap`; whether it was
+    /// added.
     fn take(
         &self,
         window: &Window,
+        n: u32,
         cap: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The window's count.
     fn count(&self, window: &Window) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    /// Adds one to the window's count, without a cap.
-    fn add(&self, window: &Window) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds `n` to the window's count, without a cap.
+    fn add(&self, window: &Window, n: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Takes one back from the window's count (a slot taken by a request that held nothing);
-    /// never below 0.
-    fn give_back(&self, window: &Window) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes `n` back from the window's count (taken by a request that held nothing, or by a
+    /// hold that was never paid); never below 0.
+    fn give_back(
+        &self,
+        window: &Window,
+        n: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<T: Counters> Counters for std::sync::Arc<T> {
-    fn take(&self, w: &Window, cap: u32) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).take(w, cap)
+    fn take(
+        &self,
+        w: &Window,
+        n: u32,
+        cap: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).take(w, n, cap)
     }
     fn count(&self, w: &Window) -> impl Future<Output = Result<u32, StoreError>> + Send {
         (**self).count(w)
     }
-    fn add(&self, w: &Window) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).add(w)
+    fn add(&self, w: &Window, n: u32) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).add(w, n)
     }
-    fn give_back(&self, w: &Window) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).give_back(w)
+    fn give_back(&self, w: &Window, n: u32) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).give_back(w, n)
     }
 }
 

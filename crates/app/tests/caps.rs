@@ -150,3 +150,65 @@ async fn a_request_that_holds_nothing_gives_its_slots_back() {
             .unwrap(),
     );
 }
+
+#[tokio::test]
+async fn a_buyers_purchase_limit_counts_held_and_sold_units_and_returns_unpaid_ones() {
+    let (inv, _, payments, _) = setup(20).await;
+    let limits = CheckoutLimits {
+        units_per_email: 3,
+        ..CheckoutLimits::default()
+    };
+    let no_email = inv
+        .checkout(&with(None, None, 1), "k0", &limits, TIME)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&no_email, CheckoutReply::Invalid(e) if e.field == "customer_email"),
+        "{no_email:?}"
+    );
+    let (first, _, _) = held(
+        &inv.checkout(&with(Some("d@rop.co"), None, 2), "k1", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+    let over = inv
+        .checkout(&with(Some("d@rop.co"), None, 2), "k2", &limits, TIME)
+        .await
+        .unwrap();
+    assert!(limited(&over), "2 + 2 is over 3: {over:?}");
+    // The first payment fails: its 2 units come back to the buyer.
+    inv.handle(&intent_event(
+        "payment_intent.payment_failed",
+        "pi_1",
+        &first,
+        "evt_f",
+    ))
+    .await
+    .unwrap();
+    held(
+        &inv.checkout(&with(Some("d@rop.co"), None, 2), "k3", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+    // The first is paid late after all (Stripe still holds it): its units count again.
+    payments.authorize(&stockbridge_domain::PaymentIntentId::parse("pi_1").unwrap());
+    inv.handle(&intent_event(
+        "payment_intent.amount_capturable_updated",
+        "pi_1",
+        &first,
+        "evt_a",
+    ))
+    .await
+    .unwrap();
+    let one_more = inv
+        .checkout(&with(Some("d@rop.co"), None, 1), "k4", &limits, TIME)
+        .await
+        .unwrap();
+    assert!(limited(&one_more), "4 units held or sold: {one_more:?}");
+    // Another buyer is not concerned.
+    held(
+        &inv.checkout(&with(Some("e@rop.co"), None, 3), "k5", &limits, TIME)
+            .await
+            .unwrap(),
+    );
+}

@@ -442,7 +442,8 @@ pub struct CheckoutSettings {
     /// `CHECKOUT_MAX_QUANTITY` (10), `CHECKOUT_MAX_LINES` (20), `CHECKOUT_HOLD_SECONDS` (900),
     /// `CHECKOUT_MAX_UNITS` (10), `CHECKOUT_HOLD_SHARE_PERCENT` (50, at most 100),
     /// `CHECKOUT_HOLDS_PER_EMAIL` (3), `CHECKOUT_HOLDS_PER_CLIENT` (300),
-    /// `CHECKOUT_FAILURES_PER_HOUR` (5), `CHECKOUT_FAILURES_PER_CLIENT_HOUR` (50): see
+    /// `CHECKOUT_FAILURES_PER_HOUR` (5), `CHECKOUT_FAILURES_PER_CLIENT_HOUR` (50),
+    /// `CHECKOUT_UNITS_PER_EMAIL` (0: none), `CHECKOUT_EMAIL_LIMIT_SECONDS` (86400): see
     /// docs/checkout.md, *Caps*.
     pub limits: stockbridge_app::holds::CheckoutLimits,
     /// `CHECKOUT_ALLOWED_ORIGINS`: comma-separated origins allowed to call it from a browser,
@@ -478,6 +479,8 @@ impl CheckoutSettings {
                 holds_per_client: number("CHECKOUT_HOLDS_PER_CLIENT", 300, 1)?,
                 failures_per_hour: number("CHECKOUT_FAILURES_PER_HOUR", 5, 1)?,
                 failures_per_client_hour: number("CHECKOUT_FAILURES_PER_CLIENT_HOUR", 50, 1)?,
+                units_per_email: number("CHECKOUT_UNITS_PER_EMAIL", 0, 0)?,
+                email_limit_seconds: number("CHECKOUT_EMAIL_LIMIT_SECONDS", 86_400, 60)?,
             },
             allowed_origins: var("CHECKOUT_ALLOWED_ORIGINS")
                 .map(|v| {

@@ -437,6 +437,7 @@ mod tests {
             currency: Some("usd".into()),
             email: None,
             client: None,
+            allowance: None,
         }
     }
 

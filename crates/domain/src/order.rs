@@ -190,6 +190,30 @@ pub struct HoldTerms {
     /// The client's hashed address, so a failed authorisation counts against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The share of a buyer's purchase limit this hold took (`CHECKOUT_UNITS_PER_EMAIL`): given
+    /// back while the hold is neither pending nor a sale, taken again if it becomes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance: Option<Allowance>,
+}
+
+/// Units a hold counted against a buyer's purchase limit, and where (a counter window).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Allowance {
+    /// The counter's key (`units:email:{hash}`).
+    pub key: String,
+    /// Its window's start (ms).
+    pub start: Timestamp,
+    /// Its window's length (s).
+    pub seconds: u32,
+    /// Units counted.
+    pub units: u32,
+}
+
+impl OrderStatus {
+    /// Whether a hold in this state counts against its buyer's purchase limit: held, or sold.
+    pub fn counts_against_limit(self) -> bool {
+        matches!(self, Self::Pending | Self::Fulfilled)
+    }
 }
 
 impl OrderRecord {

@@ -4,7 +4,7 @@
 
 use stockbridge_app::ports::{Counters, StoreError, Window};
 
-use crate::{DynamoStore, key, n, s, sdk_error};
+use crate::{DynamoStore, key, n as num, s, sdk_error};
 
 fn window_key(w: &Window) -> crate::Attrs {
     key(
@@ -19,22 +19,23 @@ fn expires_at(w: &Window) -> i64 {
 }
 
 impl Counters for DynamoStore {
-    async fn take(&self, w: &Window, cap: u32) -> Result<bool, StoreError> {
-        if cap == 0 {
+    async fn take(&self, w: &Window, n: u32, cap: u32) -> Result<bool, StoreError> {
+        // Conditions cannot add: the count may be at most `cap - n` before adding `n`.
+        let Some(room) = cap.checked_sub(n) else {
             return Ok(false);
-        }
+        };
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(window_key(w)))
             .update_expression("SET kind = :kind, expires_at = :ttl ADD #n :one")
-            .condition_expression("attribute_not_exists(#n) OR #n < :cap")
+            .condition_expression("attribute_not_exists(#n) OR #n <= :room")
             .expression_attribute_names("#n", "n")
             .expression_attribute_values(":kind", s("counter"))
-            .expression_attribute_values(":ttl", n(expires_at(w)))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cap", n(cap))
+            .expression_attribute_values(":ttl", num(expires_at(w)))
+            .expression_attribute_values(":one", num(n))
+            .expression_attribute_values(":room", num(room))
             .send()
             .await;
         match r.map_err(sdk_error) {
@@ -51,7 +52,7 @@ impl Counters for DynamoStore {
         }
     }
 
-    async fn add(&self, w: &Window) -> Result<(), StoreError> {
+    async fn add(&self, w: &Window, n: u32) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -59,25 +60,25 @@ impl Counters for DynamoStore {
             .update_expression("SET kind = :kind, expires_at = :ttl ADD #n :one")
             .expression_attribute_names("#n", "n")
             .expression_attribute_values(":kind", s("counter"))
-            .expression_attribute_values(":ttl", n(expires_at(w)))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", num(expires_at(w)))
+            .expression_attribute_values(":one", num(n))
             .send()
             .await
             .map_err(sdk_error)
             .map(|_| ())
     }
 
-    async fn give_back(&self, w: &Window) -> Result<(), StoreError> {
+    async fn give_back(&self, w: &Window, n: u32) -> Result<(), StoreError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(window_key(w)))
             .update_expression("ADD #n :minus")
-            .condition_expression("#n > :zero")
+            .condition_expression("#n >= :n")
             .expression_attribute_names("#n", "n")
-            .expression_attribute_values(":minus", n(-1))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":minus", num(-i64::from(n)))
+            .expression_attribute_values(":n", num(n))
             .send()
             .await;
         match r.map_err(sdk_error) {

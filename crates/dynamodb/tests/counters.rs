@@ -19,20 +19,28 @@ async fn a_window_counts_up_to_its_cap_gives_back_and_adds() {
         900,
     );
     assert_eq!(s.count(&w).await.unwrap(), 0);
-    assert!(!s.take(&w, 0).await.unwrap(), "a cap of 0 takes nothing");
+    assert!(!s.take(&w, 1, 0).await.unwrap(), "a cap of 0 takes nothing");
     for _ in 0..3 {
-        assert!(s.take(&w, 3).await.unwrap());
+        assert!(s.take(&w, 1, 3).await.unwrap());
     }
-    assert!(!s.take(&w, 3).await.unwrap(), "the fourth is refused");
+    assert!(!s.take(&w, 1, 3).await.unwrap(), "the fourth is refused");
     assert_eq!(s.count(&w).await.unwrap(), 3);
-    s.give_back(&w).await.unwrap();
+    s.give_back(&w, 1).await.unwrap();
     assert_eq!(s.count(&w).await.unwrap(), 2);
-    assert!(s.take(&w, 3).await.unwrap());
+    assert!(s.take(&w, 1, 3).await.unwrap());
     // The next window starts from 0; giving back an empty one stays at 0.
-    s.give_back(&other).await.unwrap();
+    s.give_back(&other, 1).await.unwrap();
     assert_eq!(s.count(&other).await.unwrap(), 0);
-    s.add(&other).await.unwrap();
-    s.add(&other).await.unwrap();
+    s.add(&other, 1).await.unwrap();
+    s.add(&other, 1).await.unwrap();
+    assert_eq!(s.count(&other).await.unwrap(), 2);
+    // Several at once: all or nothing against the cap, given back together.
+    assert!(!s.take(&other, 3, 4).await.unwrap(), "2 + 3 is past 4");
+    assert!(s.take(&other, 2, 4).await.unwrap());
+    assert_eq!(s.count(&other).await.unwrap(), 4);
+    s.give_back(&other, 5).await.unwrap(); // more than there is: refused, stays
+    assert_eq!(s.count(&other).await.unwrap(), 4);
+    s.give_back(&other, 2).await.unwrap();
     assert_eq!(s.count(&other).await.unwrap(), 2);
 }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use stockbridge_domain::{
-    Decision, Items, OrderId, OrderRecord, OrderStatus, Outcome, ProductId, Timestamp,
+    Decision, Items, OrderId, OrderRecord, OrderStatus, OrderWrite, Outcome, ProductId, Timestamp,
     already_applied, decide_authorized, decide_capture_refused, decide_hold_canceled,
     decide_hold_expired, decide_payment_failed,
 };
@@ -26,6 +26,40 @@ where
     Y: Payments,
     C: Clock,
 {
+    /// Keeps a buyer's purchase limit in step with a committed transition of their hold: units
+    /// count while the hold is pending or a sale, and come back when it leaves both (released,
+    /// cancelled, capture refused); a late sale of a released hold takes them again. Best
+    /// effort: a lost update never fails the event (a lost give-back errs on the strict side).
+    async fn settle_allowance(&self, d: &Decision) {
+        let Some(OrderWrite::Update {
+            record,
+            expected_status,
+            ..
+        }) = &d.write.order
+        else {
+            return;
+        };
+        let Some(a) = record.hold.as_ref().and_then(|h| h.allowance.as_ref()) else {
+            return;
+        };
+        let w = Window {
+            key: a.key.clone(),
+            start: a.start,
+            seconds: a.seconds,
+        };
+        let r = match (
+            expected_status.counts_against_limit(),
+            record.status.counts_against_limit(),
+        ) {
+            (true, false) => self.store.give_back(&w, a.units).await,
+            (false, true) => self.store.add(&w, a.units).await,
+            _ => return,
+        };
+        if let Err(e) = r {
+            warn!(hold = %record.order_id, error = %e, "keeping the buyer's purchase limit in step failed");
+        }
+    }
+
     /// Decides with fresh state, commits (again on a conflict), then runs the effects.
     async fn commit_decision<F, Fut>(
         &self,
@@ -47,6 +81,7 @@ where
             })
             .await?;
         if let Some(d) = &decision {
+            self.settle_allowance(d).await;
             self.run_decision_effects(order_id, d).await?;
         }
         Ok(decision)
@@ -179,7 +214,7 @@ where
             now,
             crate::holds::caps::FAILURE_WINDOW_SECONDS,
         );
-        match self.store.take(&seen, 1).await {
+        match self.store.take(&seen, 1, 1).await {
             Ok(true) => {}
             Ok(false) => return, // a redelivery: counted already
             Err(e) => {
@@ -194,7 +229,7 @@ where
                 now,
                 crate::holds::caps::FAILURE_WINDOW_SECONDS,
             );
-            if let Err(e) = self.store.add(&w).await {
+            if let Err(e) = self.store.add(&w, 1).await {
                 warn!(hold = %hold, error = %e, "counting a failed payment failed");
             }
         }

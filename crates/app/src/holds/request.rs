@@ -33,6 +33,13 @@ pub struct CheckoutLimits {
     /// The same for a client address, higher since many buyers share one
     /// (`CHECKOUT_FAILURES_PER_CLIENT_HOUR`, default 50).
     pub failures_per_client_hour: u32,
+    /// A purchase limit for drops: units one e-mail may hold or buy through the checkout per
+    /// `email_limit_seconds` (`CHECKOUT_UNITS_PER_EMAIL`, default 0: none). When set, an e-mail
+    /// is required; units of a hold that is never paid come back to the buyer's allowance.
+    pub units_per_email: u32,
+    /// The window of `units_per_email` (`CHECKOUT_EMAIL_LIMIT_SECONDS`, default 86400: per
+    /// UTC day).
+    pub email_limit_seconds: u32,
 }
 
 impl Default for CheckoutLimits {
@@ -47,6 +54,8 @@ impl Default for CheckoutLimits {
             holds_per_client: 300,
             failures_per_hour: 5,
             failures_per_client_hour: 50,
+            units_per_email: 0,
+            email_limit_seconds: 86_400,
         }
     }
 }
