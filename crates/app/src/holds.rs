@@ -165,7 +165,14 @@ where
             .hold(request, &hold, &priced, limits, allowance, deadline)
             .await
         {
-            Ok(Ok(r)) => r,
+            Ok(Ok((r, created))) => {
+                // Made meanwhile by another request with the same key (a double click): this
+                // one holds nothing of its own.
+                if !created {
+                    self.give_back(&taken).await;
+                }
+                r
+            }
             // Nothing was held: the slots this request took go back.
             Ok(Err(reply)) => {
                 self.give_back(&taken).await;
@@ -263,7 +270,7 @@ where
     }
 
     /// Finds this key's pending hold, or holds the stock (one transaction, retried on conflicts
-    /// while `time` lasts). `Err(reply)`: answer that instead.
+    /// until `deadline`); with whether this call wrote it. `Err(reply)`: answer that instead.
     async fn hold(
         &self,
         request: &CheckoutRequest,
@@ -272,7 +279,7 @@ where
         limits: &CheckoutLimits,
         allowance: Option<stockbridge_domain::Allowance>,
         deadline: Instant,
-    ) -> Result<Result<Box<OrderRecord>, CheckoutReply>, CheckoutError> {
+    ) -> Result<Result<(Box<OrderRecord>, bool), CheckoutReply>, CheckoutError> {
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let facts = CheckoutFacts {
             order_id: hold.clone(),
@@ -308,7 +315,9 @@ where
             }
             let share = limits.hold_share_percent;
             let decision = match decide_hold(existing.as_ref(), &facts, &items, terms, share, now) {
-                HoldDecision::Existing(order) => return Ok(existing_hold(order, request)),
+                HoldDecision::Existing(order) => {
+                    return Ok(existing_hold(order, request).map(|o| (o, false)));
+                }
                 HoldDecision::Short(s) => return Ok(Err(CheckoutReply::Short(s))),
                 HoldDecision::Reserve(decision) => decision,
             };
@@ -321,7 +330,7 @@ where
                         unreachable!("a hold creates its record")
                     };
                     info!(hold = %hold, store_id = %request.store_id, lines = r.lines.len(), "stock held");
-                    return Ok(Ok(Box::new(r)));
+                    return Ok(Ok((Box::new(r), true)));
                 }
                 Err(StoreError::Conflict) if self.may_retry(attempt, deadline) => {
                     attempt += 1;
@@ -387,7 +396,14 @@ where
             takes.push((w, u32::try_from(units).unwrap_or(u32::MAX), limit, reason));
         }
         for (w, n, cap, reason) in takes {
-            if !self.store.take(&w, n, cap).await? {
+            let took = match self.store.take(&w, n, cap).await {
+                Ok(took) => took,
+                Err(e) => {
+                    self.give_back(&taken).await;
+                    return Err(e.into());
+                }
+            };
+            if !took {
                 info!(key = %w.key, cap, "checkout refused: cap reached");
                 self.give_back(&taken).await;
                 return Ok(Err(limited(&w, now, reason)));

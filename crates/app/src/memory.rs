@@ -31,8 +31,8 @@ pub struct MemoryState {
     pub ledger: Vec<LedgerEntry>,
     /// The store each Payment Link was attached to.
     pub link_stores: BTreeMap<PaymentLinkId, StoreId>,
-    /// Operator operation ids recorded by committed writes.
-    pub operations: std::collections::BTreeSet<String>,
+    /// Operator operations recorded by committed writes: id -> what.
+    pub operations: BTreeMap<String, String>,
 }
 
 /// An in-memory [`InventoryStore`].
@@ -88,8 +88,8 @@ impl crate::ports::ControlStore for MemoryStore {
 }
 
 impl InventoryStore for MemoryStore {
-    async fn operation_recorded(&self, operation: &str) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).operations.contains(operation))
+    async fn operation_recorded(&self, operation: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.state).operations.get(operation).cloned())
     }
 
     async fn controls(&self) -> Result<crate::ports::Controls, StoreError> {
@@ -134,7 +134,7 @@ impl InventoryStore for MemoryStore {
         if write
             .operation
             .as_ref()
-            .is_some_and(|op| s.operations.contains(op))
+            .is_some_and(|op| s.operations.contains_key(&op.id))
         {
             return conflict();
         }
@@ -186,7 +186,7 @@ impl InventoryStore for MemoryStore {
         }
         s.ledger.extend(write.ledger.iter().cloned());
         if let Some(op) = &write.operation {
-            s.operations.insert(op.clone());
+            s.operations.insert(op.id.clone(), op.what.clone());
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -116,12 +116,12 @@ pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
         order_id: &OrderId,
     ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
 
-    /// Whether an operator's operation id was recorded by a committed write
-    /// ([`stockbridge_domain::WriteSet::operation`]).
+    /// What an operator's operation id was recorded for by a committed write
+    /// ([`stockbridge_domain::WriteSet::operation`]); `None`: not recorded.
     fn operation_recorded(
         &self,
         operation: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// Commits a decision's write set in ONE transaction, all or nothing.
     ///
@@ -555,7 +555,7 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
     fn operation_recorded(
         &self,
         op: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
         (**self).operation_recorded(op)
     }
     fn commit(&self, w: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -53,9 +53,19 @@ pub enum StockError {
     Store(#[from] StoreError),
     /// The change is committed but publishing or switching links failed.
     #[error(
-        "the new level is committed but a side effect failed (run the command again to retry it): {0}"
+        "the new level is committed but a side effect failed (the next change of this item or the reconciler repeats it): {0}"
     )]
     Effect(#[from] EffectError),
+    /// An operation id was reused for another change.
+    #[error(
+        "operation {operation} was already used for another change ({recorded}): use a new --op-id"
+    )]
+    OperationReused {
+        /// The id.
+        operation: String,
+        /// What it was recorded for.
+        recorded: String,
+    },
 }
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
@@ -114,11 +124,23 @@ where
         actor: &str,
         operation: Option<&str>,
     ) -> Result<(StockLevel, bool), StockError> {
-        let already = |item: &stockbridge_domain::CatalogItem| Ok((item.level(), true));
+        let what = format!("{store_id}/{product_id}: {change:?}");
+        // Recorded already: the same change is applied (answer so); another one under the same
+        // id is a mistake the operator must see.
+        let already = |recorded: String, item: &stockbridge_domain::CatalogItem| {
+            if recorded == what {
+                Ok((item.level(), true))
+            } else {
+                Err(StockError::OperationReused {
+                    operation: operation.unwrap_or_default().to_owned(),
+                    recorded,
+                })
+            }
+        };
         if let Some(op) = operation
-            && self.store.operation_recorded(op).await?
+            && let Some(recorded) = self.store.operation_recorded(op).await?
         {
-            return already(&self.existing_item(store_id, product_id).await?);
+            return already(recorded, &self.existing_item(store_id, product_id).await?);
         }
         let mut attempt = 0;
         loop {
@@ -133,7 +155,10 @@ where
             let now = self.clock.now();
             let mut decision = decide_stock_change(&item, change, actor, now)?;
             if let Some(op) = operation {
-                decision.write.operation = Some(op.to_owned());
+                decision.write.operation = Some(stockbridge_domain::Operation {
+                    id: op.to_owned(),
+                    what: what.clone(),
+                });
                 for e in &mut decision.write.ledger {
                     e.operation = Some(op.to_owned());
                 }
@@ -151,24 +176,19 @@ where
                     let level = decision.effects.publish.first().cloned();
                     return Ok((level.unwrap_or_else(|| item.level()), false));
                 }
-                // The conflict may be this very operation, committed by an earlier run whose
-                // answer was lost.
-                Err(StoreError::Conflict)
-                    if operation.is_some()
-                        && self
-                            .store
-                            .operation_recorded(operation.unwrap_or_default())
-                            .await? =>
-                {
-                    return already(&self.existing_item(store_id, product_id).await?);
-                }
-                Err(StoreError::Conflict)
-                    if expected_version.is_none() && attempt < self.config.max_attempts =>
-                {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
                 Err(StoreError::Conflict) => {
+                    // The conflict may be this very operation, committed by an earlier run
+                    // whose answer was lost.
+                    if let Some(op) = operation
+                        && let Some(recorded) = self.store.operation_recorded(op).await?
+                    {
+                        return already(recorded, &self.existing_item(store_id, product_id).await?);
+                    }
+                    if expected_version.is_none() && attempt < self.config.max_attempts {
+                        attempt += 1;
+                        backoff(attempt).await;
+                        continue;
+                    }
                     return Err(match expected_version {
                         Some(expected) => {
                             let found = self

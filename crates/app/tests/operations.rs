@@ -41,7 +41,34 @@ async fn an_operation_rerun_with_its_id_changes_nothing() {
     store.inject_conflicts.store(1, Ordering::SeqCst);
     let (level, already) = adjust("op_2").await.unwrap();
     assert_eq!((level.available, already), (9, true));
-    assert!(store.operation_recorded("op_2").await.unwrap());
+    assert!(store.operation_recorded("op_2").await.unwrap().is_some());
+    // The same id for another change is refused, not answered "already applied".
+    let reused = inv
+        .apply_operation(
+            &store_id,
+            &product,
+            StockChange::Adjust(5),
+            None,
+            "op",
+            Some("op_2"),
+        )
+        .await;
+    assert!(
+        matches!(
+            reused,
+            Err(stockbridge_app::stock::StockError::OperationReused { .. })
+        ),
+        "{reused:?}"
+    );
+    assert_eq!(
+        store
+            .item(&s1(), &pid("tee"))
+            .await
+            .unwrap()
+            .unwrap()
+            .available,
+        9
+    );
 }
 
 #[tokio::test]

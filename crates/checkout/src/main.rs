@@ -247,9 +247,9 @@ async fn main() -> Result<(), Error> {
     let settings = CheckoutSettings::from_env()?;
     if std::env::var("CHECKOUT_STRIPE_KEY_SHARED").is_ok_and(|v| v == "true") {
         // Least privilege: a public function should hold a key that can only make
-        // PaymentIntents (docs/checkout.md, "Its own Stripe key").
+        // PaymentIntents and switch links (docs/checkout.md, "Its own Stripe key").
         tracing::warn!(
-            "the checkout runs on the main Stripe key: set CheckoutStripeSecretArn to a restricted key with PaymentIntents: Write only"
+            "the checkout runs on the main Stripe key: set CheckoutStripeSecretArn to a restricted key (PaymentIntents: Write, Payment Links: Write)"
         );
     }
     let function = Function {

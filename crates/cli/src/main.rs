@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use stockbridge_app::catalog::{DetailsChange, DetailsInput, put_details};
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
-use stockbridge_app::stock::{ImportItem, Imported};
+use stockbridge_app::stock::{ImportItem, Imported, StockError};
 use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::{
@@ -718,12 +718,26 @@ async fn change(
         }
     };
     let inventory = stockbridge_bootstrap::inventory(config).await?;
-    let (level, already) = inventory
+    let (level, already) = match inventory
         .apply_operation(&s, &p, change, expect, "cli", Some(&op))
         .await
-        .with_context(|| {
-            format!("operation {op}: rerun with --op-id {op} to be sure it applies once")
-        })?;
+    {
+        Ok(r) => r,
+        // Refused, or applied with a side effect to repeat: a rerun would change nothing.
+        Err(
+            e @ (StockError::Invalid(_)
+            | StockError::NotFound { .. }
+            | StockError::VersionMismatch { .. }
+            | StockError::Effect(_)
+            | StockError::OperationReused { .. }),
+        ) => return Err(anyhow::Error::new(e).context(format!("operation {op}"))),
+        // Unclear (the store failed, or kept changing): it may or may not be applied.
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "operation {op}: rerun with --op-id {op}; it is applied once at most"
+            )));
+        }
+    };
     let note = if already {
         " (operation already applied: nothing changed)"
     } else {

@@ -147,9 +147,19 @@ pub struct WriteSet {
     pub checks: Vec<(StoreId, ProductId, u64)>,
     /// Ledger entries, one per stock movement.
     pub ledger: Vec<LedgerEntry>,
-    /// An operator's operation id: recorded with the write, which is refused if the id was
+    /// An operator's operation: recorded with the write, which is refused if its id was
     /// recorded before (a rerun after an unclear error never applies the change twice).
-    pub operation: Option<String>,
+    pub operation: Option<Operation>,
+}
+
+/// An operator's operation as recorded: its id, and what it was (so a rerun of the same id
+/// with another change is told apart from a rerun of the same change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// The id the operator gave (or the CLI made).
+    pub id: String,
+    /// What it does: `{store}/{product}: {change}`.
+    pub what: String,
 }
 
 impl WriteSet {

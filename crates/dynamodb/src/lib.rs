@@ -646,11 +646,16 @@ impl InventoryStore for DynamoStore {
         item.as_ref().map(parse_order).transpose()
     }
 
-    async fn operation_recorded(&self, operation: &str) -> Result<bool, StoreError> {
+    async fn operation_recorded(&self, operation: &str) -> Result<Option<String>, StoreError> {
         let item = self
             .get_consistent(key(operation_pk(operation), "OPERATION"))
             .await?;
-        Ok(item.is_some())
+        Ok(item.map(|a| {
+            a.get("what")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        }))
     }
 
     async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
@@ -738,9 +743,10 @@ impl InventoryStore for DynamoStore {
         if let Some(op) = &write.operation {
             // Recorded once: a rerun of the same operation is refused (as a conflict; the use
             // case then finds the record and answers "already applied").
-            let mut a = key(operation_pk(op), "OPERATION");
+            let mut a = key(operation_pk(&op.id), "OPERATION");
             a.insert("kind".into(), s("operation"));
-            a.insert("operation".into(), s(op.clone()));
+            a.insert("operation".into(), s(op.id.clone()));
+            a.insert("what".into(), s(op.what.clone()));
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(a))

@@ -49,12 +49,18 @@ async fn a_window_counts_up_to_its_cap_gives_back_and_adds() {
 async fn an_operation_is_recorded_once_with_its_write() {
     let s = store().await;
     let write = WriteSet {
-        operation: Some("op_adapter".into()),
+        operation: Some(stockbridge_domain::Operation {
+            id: "op_adapter".into(),
+            what: "s/p: Adjust(2)".into(),
+        }),
         ..WriteSet::default()
     };
-    assert!(!s.operation_recorded("op_adapter").await.unwrap());
+    assert_eq!(s.operation_recorded("op_adapter").await.unwrap(), None);
     s.commit(&write).await.unwrap();
-    assert!(s.operation_recorded("op_adapter").await.unwrap());
+    assert_eq!(
+        s.operation_recorded("op_adapter").await.unwrap().as_deref(),
+        Some("s/p: Adjust(2)")
+    );
     assert!(matches!(
         s.commit(&write).await,
         Err(stockbridge_app::ports::StoreError::Conflict)

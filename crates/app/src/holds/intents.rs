@@ -242,18 +242,8 @@ where
         event: &IntentEvent,
         status: &str,
     ) -> Result<Outcome, HandleError> {
-        let decision = self
-            .commit_decision(&event.hold_id, |now| async move {
-                let Some((order, items)) = self.hold_and_items(&event.hold_id).await? else {
-                    return Ok(None);
-                };
-                Ok(decide_capture_refused(&order, &items, now))
-            })
-            .await?;
-        // Already settled otherwise (cancelled meanwhile): nothing returned, nothing to park.
-        if decision.is_none() {
-            return Ok(Outcome::AlreadyApplied(OrderStatus::Canceled));
-        }
+        // Parked first (idempotent, by id): once the sale is `capture_failed`, a redelivered
+        // event is already applied and would never park it.
         let now = self.clock.now();
         let reason = format!(
             "Stripe refused to capture PaymentIntent {} (status {status}): the sale's stock went back; do not ship, the buyer was not charged",
@@ -275,11 +265,15 @@ where
                 order_id: event.hold_id.clone(),
                 source,
             })?;
-        Ok(
-            decision.map_or(Outcome::AlreadyApplied(OrderStatus::CaptureFailed), |d| {
-                d.outcome
-            }),
-        )
+        let decision = self
+            .commit_decision(&event.hold_id, |now| async move {
+                let Some((order, items)) = self.hold_and_items(&event.hold_id).await? else {
+                    return Ok(None);
+                };
+                Ok(decide_capture_refused(&order, &items, now))
+            })
+            .await?;
+        Ok(decision.map_or(Outcome::CaptureRefused, |d| d.outcome))
     }
 }
 
