@@ -29,6 +29,7 @@ from test_checkout import Shop
 HOARD_SECONDS = 60
 SHARE_PERCENT = 50
 HOLDS_PER_CLIENT = 3
+HOLD_SECONDS = 900  # the caps' window: the hold period of the stack
 
 
 CAPPED_URL: dict[str, str] = {}
@@ -94,8 +95,10 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
 
     # Three holds per e-mail, wherever they come from; a short request would not have counted.
     email = {"customer_email": f"hoarder-{uuid.uuid4().hex[:8]}@example.com"}
+    window = int(time.time()) // HOLD_SECONDS
     same = [post_from(e2e, f"127.0.0.{7 + i}", {**shop.body((mug, 1)), **email}) for i in range(4)]
-    assert [s for s, _, _ in same] == [200, 200, 200, 429], same
+    if int(time.time()) // HOLD_SECONDS == window:  # not across a window's end (fixed windows)
+        assert [s for s, _, _ in same] == [200, 200, 200, 429], same
 
     # The hoarder: one address, fresh keys, for a minute.
     statuses: dict[int, int] = {}
@@ -144,11 +147,13 @@ def test_a_hoarder_never_holds_beyond_the_caps_and_every_link_stays_on(linked_sh
     assert e2e.item(shop.store, tee)["available"] == before - 1
 
     # Once the hoarder's holds lapse, a buyer at another address checks out; the hoarder's
-    # address is still refused until its window ends.
+    # address gets at most its ceiling in the current window (the minute may have crossed a
+    # window's end, so it may have some left).
     for o in e2e.hold_orders(shop.store):
         if o["status"] == "pending":
             e2e.expire_hold(o["order_id"])
     e2e.sweep()
     status, _, out = post_from(e2e, "127.0.0.2", shop.body((cap, 1)))
     assert status == 200, out
-    assert post_from(e2e, "127.0.0.3", shop.body((cap, 1)))[0] == 429
+    tries = [post_from(e2e, "127.0.0.3", shop.body((cap, 1)))[0] for _ in range(HOLDS_PER_CLIENT + 1)]
+    assert tries[-1] == 429 and tries.count(200) <= HOLDS_PER_CLIENT, tries
