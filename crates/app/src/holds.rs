@@ -130,20 +130,18 @@ where
         // counted against the caps.
         let existing = self.store.load_order(&hold).await?;
         let recorded = existing.as_ref().and_then(|o| o.hold.clone());
-        let priced = match (&recorded, self.price(request).await?) {
-            (
-                Some(HoldTerms {
-                    amount: Some(amount),
-                    currency: Some(currency),
-                    ..
-                }),
-                _,
-            ) => Priced {
-                amount: *amount,
-                currency: currency.clone(),
+        let recorded_price = recorded.as_ref().and_then(|t| {
+            Some(Priced {
+                amount: t.amount?,
+                currency: t.currency.clone()?,
+            })
+        });
+        let priced = match recorded_price {
+            Some(p) => p,
+            None => match self.price(request).await? {
+                Ok(p) => p,
+                Err(e) => return Ok(CheckoutReply::Invalid(e)),
             },
-            (_, Ok(p)) => p,
-            (_, Err(e)) => return Ok(CheckoutReply::Invalid(e)),
         };
         let mut taken = Vec::new();
         if existing.is_none() {

@@ -241,3 +241,25 @@ async fn an_amount_stripe_would_refuse_is_a_400_before_anything_is_held() {
     assert_eq!(available(&store).await, 3);
     assert!(payments.calls.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_of_a_hold_is_never_priced_again() {
+    let (inv, store, payments, _) = setup(3).await;
+    payments.fail_intents.store(1, Ordering::SeqCst);
+    assert!(
+        inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+            .await
+            .is_err()
+    );
+    // Repriced meanwhile to an amount the checkout would refuse for a new cart.
+    set_price(&store, 10).await;
+    let (_, _, amount) = held(
+        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        amount, 3000,
+        "the hold's own price: the buyer gets its client_secret"
+    );
+}
