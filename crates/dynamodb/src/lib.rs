@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::types::{
 };
 use stockbridge_app::ports::{Controls, InventoryStore, StoreError};
 use stockbridge_domain::{
-    CatalogItem, Cause, CauseKind, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite,
-    PaymentLinkId, ProductId, RefundId, StoreId, StripeEventId, Timestamp, WriteSet,
+    CatalogItem, Cause, CauseKind, Items, LedgerEntry, OrderId, OrderRecord, OrderStatus,
+    OrderWrite, PaymentLinkId, ProductId, RefundId, StoreId, StripeEventId, Timestamp, WriteSet,
 };
 use tracing::debug;
 
@@ -545,6 +545,22 @@ impl DynamoStore {
         scan_all(scan).await?.iter().map(parse_order).collect()
     }
 
+    /// A filtered scan for the orders in one status (of one store, or all).
+    async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        store_id: Option<&StoreId>,
+        consistent: bool,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let scan = self
+            .client
+            .scan()
+            .consistent_read(consistent)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()));
+        self.orders_where(scan, "#status = :status", store_id).await
+    }
+
     /// Reads one record, strongly consistent.
     async fn get_consistent(&self, k: Attrs) -> Result<Option<Attrs>, StoreError> {
         let r = self
@@ -966,12 +982,7 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         &self,
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let scan = self
-            .client
-            .scan()
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":oversold", s("oversold"));
-        self.orders_where(scan, "#status = :oversold", store_id)
+        self.orders_in_status(OrderStatus::Oversold, store_id, false)
             .await
     }
 
@@ -992,13 +1003,8 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
         &self,
         store_id: Option<&StoreId>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let scan = self
-            .client
-            .scan()
-            .consistent_read(true)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"));
-        self.orders_where(scan, "#status = :pending", store_id)
+        // Strongly consistent: `stock held --repair` compares against it.
+        self.orders_in_status(OrderStatus::Pending, store_id, true)
             .await
     }
 
