@@ -139,6 +139,9 @@ def build_app() -> SerializingMiddleware:
     """moto's server WSGI app (as ``python -m moto.server`` builds it), serialised."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
+    from devstack import moto_scaling
+
+    moto_scaling.install()
     return SerializingMiddleware(DomainDispatcherApplication(create_backend_app))
 
 
@@ -161,14 +164,6 @@ def warm_up(app: SerializingMiddleware) -> None:
     )
     if resp.status_code != 200:
         raise RuntimeError(f"moto warm-up failed: {resp.status_code} {resp.get_data(as_text=True)}")
-
-
-
-
-
-
-
-
 
 
 def main(argv: Optional[list[str]] = None) -> None:
