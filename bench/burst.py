@@ -16,13 +16,12 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
 
+from bench.shop_setup import one_product, paid_events
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -41,29 +40,8 @@ def main() -> None:
     with Stack(workers=a.workers, inventory_binary=a.binary, lambda_timeout=600) as stack:
         env = {**os.environ, **stack.env}
         stripe, lam = stack.env["STOCKBRIDGE_STRIPE_URL"], stack.env["STOCKBRIDGE_LAMBDA_URL"]
-        subprocess.run([cli, "table", "create"], env=env, check=True, capture_output=True)
-        p = requests.post(f"{stripe}/_test/products", json={"name": "Burst", "unit_amount": 100, "currency": "usd"}).json()
-        pid = p["product"]["id"]
-        link = requests.post(f"{stripe}/_test/payment_links", json={"price": p["price"]["id"]}).json()["id"]
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump([{"product_id": pid, "store_id": "bench", "name": "Burst", "stock": a.units, "payment_links": [link]}], f)
-        subprocess.run([cli, "catalog", "import", f.name], env=env, check=True, capture_output=True)
-        base = json.loads((ROOT / "events" / "checkout.session.completed.paid.json").read_text())
-        events = []
-        for i in range(a.orders):
-            s = requests.post(f"{stripe}/_test/checkout_sessions", json={
-                "payment_status": "paid", "payment_link": link, "metadata": {"store_id": "bench"},
-                "line_items": [{"product": pid, "quantity": 1}]}).json()
-            e = json.loads(json.dumps(base))
-            e["id"] = str(uuid.uuid4())
-            e["detail"]["id"] = f"evt_bench_{i}"
-            # Paid now, after the catalog import (an event from before it would be history).
-            paid = int(time.time())
-            e["detail"]["created"] = paid
-            e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(paid))
-            o = e["detail"]["data"]["object"]
-            o.update({"id": s["id"], "payment_intent": s["payment_intent"], "payment_link": link, "metadata": {"store_id": "bench"}})
-            events.append(e)
+        pid, link = one_product(cli, env, stripe, a.units)
+        events = paid_events(stripe, pid, link, a.orders)
         requests.post(f"{stack.urls['moto']}/_stats/reset")
         requests.post(f"{stack.urls['iot_bridge']}/_publishes/reset")
         n_stripe_before = len(requests.get(f"{stripe}/_test/requests").json()["requests"])

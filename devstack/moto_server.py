@@ -27,7 +27,7 @@ e.g. ``DynamoDB_20120810.TransactWriteItems``; for query-protocol services the
 
 * ``GET  /_stats``        -> ``{"DynamoDB_20120810.GetItem": n, ...}``
 * ``POST /_stats/reset``  -> resets the counters, answers ``{}``
-* ``GET  /_health``       -> ``{"ok": true}``
+* ``GET  /_health``       -> ``{"ok": true, "rss_kb": n}`` (this process's resident memory)
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs
 
 
+from devstack.dynamo_model import DynamoModel
 from devstack.serving import QueueServer, make_handler, serve_until_signalled
 
 # Fake credentials / region so that nothing in moto (or a library it uses)
@@ -91,7 +92,7 @@ class SerializingMiddleware:
             self.reset_stats()
             return _json_response(start_response, "200 OK", {})
         if path == "/_health" and method == "GET":
-            return _json_response(start_response, "200 OK", {"ok": True})
+            return _json_response(start_response, "200 OK", {"ok": True, "rss_kb": rss_kb()})
 
         op = self.operation_name(environ)
         with self._stats_lock:
@@ -126,6 +127,15 @@ class SerializingMiddleware:
         return [body]
 
 
+def rss_kb() -> int:
+    """Resident set size of this process (Linux), for the benchmarks."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def _json_response(start_response: Callable, status: str, obj: Any) -> list[bytes]:
     body = json.dumps(obj).encode()
     start_response(
@@ -135,21 +145,23 @@ def _json_response(start_response: Callable, status: str, obj: Any) -> list[byte
     return [body]
 
 
-def build_app() -> SerializingMiddleware:
-    """moto's server WSGI app (as ``python -m moto.server`` builds it), serialised."""
+def build_app() -> "DynamoModel":
+    """moto's server WSGI app (as ``python -m moto.server`` builds it), patched to scale
+    (devstack.moto_scaling), serialised, behind the DynamoDB model (devstack.dynamo_model:
+    faults and real DynamoDB's conflicts, off until asked for)."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     from devstack import moto_scaling
 
     moto_scaling.install()
-    return SerializingMiddleware(DomainDispatcherApplication(create_backend_app))
+    return DynamoModel(SerializingMiddleware(DomainDispatcherApplication(create_backend_app)))
 
 
-def warm_up(app: SerializingMiddleware) -> None:
+def warm_up(app: "DynamoModel") -> None:
     """Import/instantiate the DynamoDB backend now, not on the first real request."""
     from werkzeug.test import Client
 
-    client = Client(app.app)  # the inner app: not counted in the stats
+    client = Client(app.app.app)  # moto itself: not counted in the stats
     resp = client.post(
         "/",
         data="{}",

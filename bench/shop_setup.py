@@ -1,0 +1,54 @@
+"""What the benchmarks share: one product with a Payment Link imported into a store, and
+paid Checkout Session events for it, as Stripe's Event Destination delivers them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_product(cli: str, env: dict, stripe: str, units: int, store: str = "bench",
+                name: str = "Burst") -> tuple[str, str]:
+    """Create the table, a product with a Payment Link in the fake Stripe, and import it with
+    ``units`` in stock. Returns (product id, link id)."""
+    subprocess.run([cli, "table", "create"], env=env, check=True, capture_output=True)
+    p = requests.post(f"{stripe}/_test/products",
+                      json={"name": name, "unit_amount": 100, "currency": "usd"}).json()
+    pid = p["product"]["id"]
+    link = requests.post(f"{stripe}/_test/payment_links", json={"price": p["price"]["id"]}).json()["id"]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"product_id": pid, "store_id": store, "name": name, "stock": units,
+                    "payment_links": [link]}], f)
+    subprocess.run([cli, "catalog", "import", f.name], env=env, check=True, capture_output=True)
+    return pid, link
+
+
+def paid_events(stripe: str, pid: str, link: str, n: int, store: str = "bench") -> list[dict]:
+    """``n`` paid Checkout Sessions of one unit each (made in the fake Stripe, so line items
+    and refunds work) and their ``checkout.session.completed`` envelopes, stamped "paid now"
+    (an event from before the catalog import would be history)."""
+    base = json.loads((ROOT / "events" / "checkout.session.completed.paid.json").read_text())
+    events = []
+    for i in range(n):
+        s = requests.post(f"{stripe}/_test/checkout_sessions", json={
+            "payment_status": "paid", "payment_link": link, "metadata": {"store_id": store},
+            "line_items": [{"product": pid, "quantity": 1}]}).json()
+        e = json.loads(json.dumps(base))
+        e["id"] = str(uuid.uuid4())
+        e["detail"]["id"] = f"evt_bench_{uuid.uuid4().hex[:12]}_{i}"
+        paid = int(time.time())
+        e["detail"]["created"] = paid
+        e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(paid))
+        o = e["detail"]["data"]["object"]
+        o.update({"id": s["id"], "payment_intent": s["payment_intent"], "payment_link": link,
+                  "metadata": {"store_id": store}})
+        events.append(e)
+    return events
