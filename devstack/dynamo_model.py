@@ -22,7 +22,8 @@ transaction-apis.html#transaction-conflict-handling):
   "A PutItem, UpdateItem, or DeleteItem request for an item conflicts with an ongoing
    TransactWriteItems request that includes the same item.  An item within a TransactWriteItems
    request is part of another ongoing transaction."
-* Every write takes ``service_ms`` (simulated) during which its items are in flight.
+* Every write takes ``service_ms`` (simulated) during which its items are in flight; its
+  answer leaves when that time is over (moto has applied it at the start).
 * A TransactWriteItems touching an item an ongoing TransactWriteItems holds is cancelled:
   ``TransactionCanceledException``, ``TransactionConflict`` at each such action, ``None`` at the
   others; nothing is written.  (A single write in flight does not cancel a transaction: the
@@ -42,6 +43,9 @@ SIMULATED TIME.  Two cores cannot run 64 instances at DynamoDB's speed, so the m
 slower than the service by ``time_scale`` (wall seconds per simulated second): ``service_ms``
 and the write-unit second are stretched by it.  ``stats`` reports wall and simulated seconds
 since the last reset, so a benchmark can give throughput in both.
+
+``tables`` (a list of table names, default all) limits faults and conflicts to those tables, so
+tests sharing one server stay apart.
 
 STATS count requests, data-plane writes, every refusal by kind, serialised waits, and the SDK's
 own retries (an ``amz-sdk-request: attempt=N`` header with N > 1).
@@ -72,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "time_scale": 1.0,
     "item_wcu_per_s": None,
     "seed": 0,
+    "tables": None,
 }
 
 
@@ -172,19 +177,33 @@ class DynamoModel:
             return {"settings": json.loads(json.dumps(self.settings)), "stats": stats}
 
     # ------------------------------------------------------------------ the decision
-    def admit(self, op: str, body: dict[str, Any], attempt: int) -> float:
-        """Decide one data-plane request: raise ``Refusal``, or return the seconds it must wait
-        (a single write queued behind another write of the same item) before moto runs it."""
+    def applies(self, op: str, body: dict[str, Any]) -> bool:
+        """Whether the settings' ``tables`` (None: all) name a table this request touches."""
+        tables = self.settings["tables"]
+        if tables is None:
+            return True
+        names = {body.get("TableName")} | set(body.get("RequestItems", {}))
+        for action in body.get("TransactItems", []):
+            names |= {op_.get("TableName") for op_ in action.values() if isinstance(op_, dict)}
+        return bool(names & set(tables))
+
+    def admit(self, op: str, body: dict[str, Any], attempt: int) -> tuple[float, float]:
+        """Decide one data-plane request: raise ``Refusal``, or return ``(wait, done_at)``: the
+        seconds it waits before moto runs it (a single write queued behind another write of
+        the same item) and the clock time its answer leaves, when its service time is over (a
+        caller never sees its own write still in flight, as with the real service)."""
         with self._lock:
             self.stats["requests"] += 1
             if attempt > 1:
                 self.stats["sdk_retries"] += 1
+            if not self.applies(op, body):
+                return 0.0, self.clock()
             self._fault(op)
             if op == "TransactWriteItems":
                 return self._transaction(body)
             if op in SINGLE_WRITES:
                 return self._single(op, body)
-            return 0.0
+            return 0.0, self.clock()
 
     def _fault(self, op: str) -> None:
         f = self.settings["faults"]
@@ -202,12 +221,12 @@ class DynamoModel:
     def _service(self) -> float:
         return float(self.settings["service_ms"]) / 1000 * float(self.settings["time_scale"])
 
-    def _transaction(self, body: dict[str, Any]) -> float:
+    def _transaction(self, body: dict[str, Any]) -> tuple[float, float]:
         items = [self._action_key(a) for a in body.get("TransactItems", [])]
         self.stats["transactions"] += 1
-        if not self.settings["conflicts"]:
-            return 0.0
         now = self.clock()
+        if not self.settings["conflicts"]:
+            return 0.0, now
         held = [k is not None and self._tx_until.get(k, 0.0) > now for k in items]
         if any(held):
             self.stats["conflict_transaction_canceled"] += 1
@@ -221,13 +240,13 @@ class DynamoModel:
             if k is not None:
                 self._spend(k, 2 * self._kb(body, len(items)), now)
                 self._tx_until[k] = now + self._service()
-        return 0.0
+        return 0.0, now + self._service()
 
-    def _single(self, op: str, body: dict[str, Any]) -> float:
+    def _single(self, op: str, body: dict[str, Any]) -> tuple[float, float]:
         self.stats["single_writes"] += 1
-        if not self.settings["conflicts"]:
-            return 0.0
         now = self.clock()
+        if not self.settings["conflicts"]:
+            return 0.0, now
         k = self.keys.key(body["TableName"], body["Item"] if op == "PutItem" else body["Key"])
         if self._tx_until.get(k, 0.0) > now:
             self.stats["conflict_single_write"] += 1
@@ -242,7 +261,7 @@ class DynamoModel:
         self._single_until[k] = start + self._service()
         if start > now:
             self.stats["serialised_waits"] += 1
-        return start - now
+        return start - now, start + self._service()
 
     def _action_key(self, action: dict[str, Any]) -> Optional[tuple]:
         kind, op = next(iter(action.items()))
@@ -284,17 +303,21 @@ class DynamoModel:
         raw = _read_body(environ)
         try:
             body = json.loads(raw or b"{}")
-            wait = self.admit(op, body, _attempt(environ))
+            wait, done_at = self.admit(op, body, _attempt(environ))
         except Refusal as r:
             if op == "TransactWriteItems" and r.name == "TransactionCanceledException" \
                     and len(r.body["CancellationReasons"]) != len(body.get("TransactItems", [])):
                 r = canceled(["TransactionConflict"] + [None] * (len(body["TransactItems"]) - 1))
             return _respond(start_response, r.status, r.body)
         except (ValueError, KeyError, TypeError, AttributeError):
-            wait = 0.0  # moto answers a malformed request itself
+            wait, done_at = 0.0, 0.0  # moto answers a malformed request itself
         if wait > 0:
             self.sleep(wait)
-        return self.app(environ, start_response)
+        answer = list(self.app(environ, start_response))
+        rest = done_at - self.clock()
+        if rest > 0:
+            self.sleep(rest)
+        return answer
 
     def _control(self, path: str, method: str, environ: dict, start_response: Callable):
         if path == "/_model" and method == "GET":

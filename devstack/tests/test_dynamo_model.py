@@ -7,6 +7,7 @@ else: first its decisions on a manual clock, then boto3 against moto through the
 from __future__ import annotations
 
 import threading
+import time
 
 import boto3
 import pytest
@@ -61,7 +62,7 @@ def test_a_transaction_on_an_item_another_transaction_holds_is_canceled_at_that_
     assert [c["Code"] for c in r.body["CancellationReasons"]] == ["None", "TransactionConflict"]
     assert r.body["__type"] == "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"
     clock.now += 0.011  # the first transaction is done
-    assert m.admit("TransactWriteItems", tx("b", "a"), 1) == 0.0
+    assert m.admit("TransactWriteItems", tx("b", "a"), 1) == (0.0, pytest.approx(100.021))
     assert m.report()["stats"]["conflict_transaction_canceled"] == 1
 
 
@@ -70,18 +71,18 @@ def test_a_single_write_on_an_item_a_transaction_holds_gets_transaction_conflict
     m.admit("TransactWriteItems", tx("a"), 1)
     r = refusal(m, "PutItem", put("a"))
     assert r.name == "TransactionConflictException"
-    assert m.admit("PutItem", put("b"), 1) == 0.0  # another item is free
+    assert m.admit("PutItem", put("b"), 1)[0] == 0.0  # another item is free
     clock.now += 0.011
-    assert m.admit("UpdateItem", {"TableName": "t", "Key": key("a")}, 1) == 0.0
+    assert m.admit("UpdateItem", {"TableName": "t", "Key": key("a")}, 1)[0] == 0.0
 
 
 def test_single_writes_to_one_item_serialise_without_error_and_do_not_block_a_transaction():
     m, clock = model(conflicts=True, service_ms=10)
-    assert m.admit("PutItem", put("a"), 1) == 0.0
-    assert m.admit("PutItem", put("a"), 1) == pytest.approx(0.010)
-    assert m.admit("DeleteItem", {"TableName": "t", "Key": key("a")}, 1) == pytest.approx(0.020)
+    assert m.admit("PutItem", put("a"), 1) == (0.0, pytest.approx(100.010))
+    assert m.admit("PutItem", put("a"), 1) == (pytest.approx(0.010), pytest.approx(100.020))
+    assert m.admit("DeleteItem", {"TableName": "t", "Key": key("a")}, 1)[0] == pytest.approx(0.020)
     # The guide lists no conflict between a transaction and an ongoing single write.
-    assert m.admit("TransactWriteItems", tx("a"), 1) == 0.0
+    assert m.admit("TransactWriteItems", tx("a"), 1)[0] == 0.0
     assert m.report()["stats"]["serialised_waits"] == 2
 
 
@@ -89,9 +90,9 @@ def test_reads_and_a_condition_check_never_conflict():
     m, _ = model(conflicts=True)
     m.admit("TransactWriteItems", tx("a"), 1)
     for op in ("GetItem", "BatchGetItem", "Query", "Scan"):
-        assert m.admit(op, {"TableName": "t", "Key": key("a")}, 1) == 0.0
+        assert m.admit(op, {"TableName": "t", "Key": key("a")}, 1) == (0.0, 100.0)
     check = {"TransactItems": [{"ConditionCheck": {"TableName": "t", "Key": key("a"), "ConditionExpression": "x"}}]}
-    assert m.admit("TransactWriteItems", check, 1) == 0.0
+    assert m.admit("TransactWriteItems", check, 1)[0] == 0.0
 
 
 def test_time_scale_stretches_the_service_time_and_the_report_gives_both_clocks():
@@ -149,6 +150,16 @@ def test_fault_shares_are_drawn_from_the_seed():
     assert replay == outcomes
 
 
+def test_tables_limit_where_the_model_acts():
+    m, _ = model(conflicts=True, faults={"throughput": 1.0}, tables=["t"])
+    other = {"TableName": "u", "Key": key("a")}
+    assert m.admit("GetItem", other, 1)[0] == 0.0
+    assert m.admit("BatchGetItem", {"RequestItems": {"u": {}}}, 1)[0] == 0.0
+    assert refusal(m, "BatchGetItem", {"RequestItems": {"u": {}, "t": {}}}).name == \
+        "ProvisionedThroughputExceededException"
+    assert refusal(m, "TransactWriteItems", tx("a")).name == "ProvisionedThroughputExceededException"
+
+
 def test_unknown_settings_are_refused():
     m, _ = model()
     with pytest.raises(ValueError):
@@ -185,8 +196,13 @@ def configure(url: str, settings: dict) -> None:
 
 def test_boto3_reads_the_model_s_refusals_as_dynamodb_errors(server):
     url, client = server
-    configure(url, {"conflicts": True, "service_ms": 60_000})
-    client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": {**key("m"), "n": {"N": "1"}}}}])
+    # The first transaction's answer leaves after its 3 s service time: meanwhile it holds "m".
+    configure(url, {"conflicts": True, "service_ms": 3_000})
+    first = threading.Thread(target=lambda: client.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "t", "Item": {**key("m"), "n": {"N": "1"}}}}]))
+    first.start()
+    while requests.get(f"{url}/_model").json()["stats"].get("transactions", 0) < 1:
+        time.sleep(0.01)
     with pytest.raises(ClientError) as e:
         client.transact_write_items(TransactItems=[
             {"Put": {"TableName": "t", "Item": key("other")}},
@@ -197,9 +213,11 @@ def test_boto3_reads_the_model_s_refusals_as_dynamodb_errors(server):
     with pytest.raises(ClientError) as e:
         client.put_item(TableName="t", Item={**key("m"), "n": {"N": "3"}})
     assert e.value.response["Error"]["Code"] == "TransactionConflictException"
-    # Nothing refused reached moto.
+    first.join()
+    # The first transaction committed; nothing refused reached moto.
     assert client.get_item(TableName="t", Key=key("m"))["Item"]["n"] == {"N": "1"}
     assert "Item" not in client.get_item(TableName="t", Key=key("other"))
+    requests.post(f"{url}/_model/reset")
 
 
 def test_boto3_retries_throughput_faults_and_the_model_counts_the_retries(server):

@@ -94,7 +94,8 @@ fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::Other(Box::new(e))
 }
 
-/// Maps an SDK error: throttling and 5xx are retryable, the rest is not.
+/// Maps an SDK error: throttling, 5xx and a write refused because a transaction holds its item
+/// (`TransactionConflictException`, which the SDK does not retry) are retryable, the rest is not.
 fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -112,6 +113,7 @@ where
             | "InternalServerError"
             | "ServiceUnavailable"
             | "TransactionInProgressException"
+            | "TransactionConflictException"
     );
     let message = format!("{code}: {}", e.message().unwrap_or("no message"));
     let boxed: Box<dyn std::error::Error + Send + Sync> = match e {

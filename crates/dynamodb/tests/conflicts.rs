@@ -1,0 +1,119 @@
+//! The adapter against real DynamoDB's conflict behaviour, as the test bed's DynamoDB model
+//! (devstack/dynamo_model.py, in front of moto) imitates it. Run with `scripts/test`.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use stockbridge_app::ports::{InventoryStore, StoreError};
+use stockbridge_domain::*;
+
+mod common;
+
+/// POST a JSON body to the local DynamoDB's model control (`/_model...`), returning the answer.
+fn model(path: &str, body: &str) -> String {
+    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+fn item() -> CatalogItem {
+    CatalogItem {
+        store_id: StoreId::parse("s1").unwrap(),
+        product_id: ProductId::parse("prod_a").unwrap(),
+        name: "Mug".into(),
+        available: 3,
+        held: 0,
+        version: 1,
+        payment_links: vec![],
+        deactivated_links: vec![],
+        updated_at: Timestamp(1),
+        managed_since: Timestamp(0),
+    }
+}
+
+fn paid(order: &str) -> CheckoutFacts {
+    CheckoutFacts {
+        order_id: OrderId::parse(order).unwrap(),
+        store_id: StoreId::parse("s1").unwrap(),
+        lines: vec![OrderLine {
+            product_id: ProductId::parse("prod_a").unwrap(),
+            quantity: Quantity::new(1).unwrap(),
+        }],
+        payment: PaymentState::Paid,
+        payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
+        payment_link: None,
+        event_id: StripeEventId::parse("evt_1").unwrap(),
+        paid_at: PaidAt::At(Timestamp(0)),
+        amounts: std::collections::BTreeMap::new(),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid() {
+    let s = common::store().await;
+    let i = item();
+    let e = LedgerEntry {
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        version: 1,
+        delta: 3,
+        level: 3,
+        held: 0,
+        operation: None,
+        cause: Cause {
+            kind: CauseKind::Set,
+            stripe_event_id: None,
+            order_id: None,
+            actor: Some("test".into()),
+        },
+        at: Timestamp(1),
+    };
+    s.create_item(&i, &e).await.unwrap();
+    let f = paid("cs_held");
+    let (_, items) = s
+        .load(&f.order_id, &f.store_id, &[i.product_id.clone()])
+        .await
+        .unwrap();
+    let d = decide_checkout(None, &f, &items, Timestamp(5));
+
+    // This table only: each write is in flight for 2 s, and answers when it is done.
+    model(
+        "/_model",
+        &format!(
+            r#"{{"conflicts": true, "service_ms": 2000, "tables": ["{}"]}}"#,
+            s.table()
+        ),
+    );
+    let committing = {
+        let (s, w) = (s.clone(), d.write.clone());
+        tokio::spawn(async move { s.commit(&w).await })
+    };
+    while !model("/_model", "").contains(r#""transactions": 1"#) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The order's transaction is ongoing: DynamoDB refuses a write to it for now, which is
+    // worth retrying (a Lambda retry, or the caller's), never a poison event.
+    let r = s
+        .record_refund(&f.order_id, &RefundId::parse("re_1").unwrap(), Timestamp(9))
+        .await;
+    let report = model("/_model", "");
+    model("/_model/reset", "{}");
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(report.contains(r#""conflict_single_write": 1"#), "{report}");
+    committing.await.unwrap().unwrap();
+    s.record_refund(&f.order_id, &RefundId::parse("re_1").unwrap(), Timestamp(9))
+        .await
+        .unwrap();
+}
