@@ -9,9 +9,9 @@ The stack also runs catalog sync: the `catalog-sync` binary behind its own drive
 `devstack.catalog_pipe` (table stream and Stripe catalog events -> SQS -> catalog-sync, DLQ).
 `E2E.wait_catalog_idle()` waits until every catalog event was delivered and the queue drained.
 
-A second, in-process Lambda driver (`crash_driver`) runs the same binary against the same
-services with ``STOCKBRIDGE_FAULT=crash-after-commit``: its workers abort right after their
-first commit.  Redeliveries go to the stack's normal workers.
+A second, in-process Lambda driver (`crash_driver`) runs the same code, built with its test-only
+crash hook (`inventory-crash-hook`, `--features crash-hook`), against the same services with
+``STOCKBRIDGE_FAULT=crash-after-commit``: its workers abort right after their first commit.  Redeliveries go to the stack's normal workers.
 
 Environment knobs:
   STOCKBRIDGE_E2E_CLI_WAIT   seconds to wait at session start for a working `stockbridge` CLI
@@ -60,6 +60,7 @@ from devstack.stack import CATALOG_QUEUE_NAME, SCHEDULED_EVENT, SCRUBBED_ENV, St
 
 EVENTS_DIR = REPO_ROOT / "events"
 INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "target" / "debug" / "inventory"))
+INVENTORY_CRASH_BIN = INVENTORY_BIN.with_name("inventory-crash-hook")
 CLI_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CLI", REPO_ROOT / "target" / "debug" / "stockbridge"))
 CATALOG_SYNC_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CATALOG_SYNC",
                                        REPO_ROOT / "target" / "debug" / "catalog-sync"))
@@ -671,10 +672,14 @@ def _wait_workers_ready(h: E2E, n: int, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="session")
 def crash_driver(e2e) -> Iterable[LambdaDriver]:
-    """The same binary and services, one worker, STOCKBRIDGE_FAULT=crash-after-commit."""
+    """The inventory built with its test-only crash hook (`inventory-crash-hook`, see
+    scripts/test), on the same services, one worker, STOCKBRIDGE_FAULT=crash-after-commit."""
+    assert INVENTORY_CRASH_BIN.exists(), (
+        f"{INVENTORY_CRASH_BIN} is not built: cargo build --workspace "
+        "--features stockbridge-inventory/crash-hook --bin inventory-crash-hook")
     env = dict(e2e.env)
     env["STOCKBRIDGE_FAULT"] = "crash-after-commit"
-    driver = LambdaDriver(str(INVENTORY_BIN), workers=1,
+    driver = LambdaDriver(str(INVENTORY_CRASH_BIN), workers=1,
                           log_file=str(Path(e2e.stack.state_dir) / "inventory-crash.log"),
                           timeout=120, function_name="inventory-crash", extra_env=env)
     driver.start()

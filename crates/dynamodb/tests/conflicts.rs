@@ -83,7 +83,11 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
     s.create_item(&i, &e).await.unwrap();
     let f = paid("cs_held");
     let (_, items) = s
-        .load(&f.order_id, &f.store_id, &[i.product_id.clone()])
+        .load(
+            &f.order_id,
+            &f.store_id,
+            std::slice::from_ref(&i.product_id),
+        )
         .await
         .unwrap();
     let d = decide_checkout(None, &f, &items, Timestamp(5));

@@ -1,54 +1,6 @@
-//! The `inventory` Lambda: Stripe checkout events from EventBridge to exactly-once stock.
-//!
-//! Reads its configuration once, builds the clients once and hands the use case to
-//! `service_fn`. All logic lives in `stockbridge-app`. See the README for configuration.
-
-use std::sync::Arc;
-
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
-use stockbridge_app::inventory::Handled;
-use stockbridge_bootstrap::{Config, LiveInventory};
-
-/// Test-only fault injection: `STOCKBRIDGE_FAULT=crash-after-commit` aborts the process right
-/// after a commit and before any side effect, as a crash would. Used by the end-to-end tests to
-/// prove a redelivery finishes the work. Never set it in production.
-const FAULT_VAR: &str = "STOCKBRIDGE_FAULT";
-
-async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    match inventory.handle(&event.payload).await {
-        Ok(Handled::Applied { order_id, outcome }) => Ok(
-            json!({"status": "applied", "order_id": order_id.as_str(), "outcome": format!("{outcome:?}")}),
-        ),
-        Ok(Handled::Refused) => Ok(json!({"status": "refused"})),
-        Ok(Handled::Ignored) => Ok(json!({"status": "ignored"})),
-        Err(e) => {
-            tracing::error!(error = %e, retryable = e.is_retryable(), request_id = %event.context.request_id, "event failed");
-            // The error type tells a retry worth making from an event to inspect in the DLQ.
-            let error_type = if e.is_retryable() {
-                "stockbridge.Retryable"
-            } else {
-                "stockbridge.Invalid"
-            };
-            Err(Diagnostic {
-                error_type: error_type.to_owned(),
-                error_message: e.to_string(),
-            })
-        }
-    }
-}
+//! The deployed `inventory` Lambda (see the library for what it does).
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let mut inventory = stockbridge_bootstrap::inventory(&config).await?;
-    if std::env::var(FAULT_VAR).as_deref() == Ok("crash-after-commit") {
-        tracing::warn!(
-            "{FAULT_VAR}=crash-after-commit: this process aborts after its first commit"
-        );
-        inventory = inventory.with_after_commit_hook(Arc::new(|| std::process::abort()));
-    }
-    let inventory = &inventory;
-    lambda_runtime::run(service_fn(move |event| handle(inventory, event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stockbridge_inventory::run().await
 }
