@@ -136,9 +136,11 @@ the same key with other parameters, or on another endpoint, is a 400
 idempotency layer, like Stripe's rate limiter, so a retry with the same key after a
 faulted 429/5xx runs the request for real (a 400 stands for a refusal by Stripe's own
 validation, ``invalid_request_error``).  A fault ``{"status", "path_regex"?, "method"?,
-"count"?, "skip"?, "retry_after"?, "should_retry"?}`` lets its first ``skip`` (default 0)
-matching requests pass untouched, then fails the next ``count`` (default 1) matching ones
-(e.g. ``skip: 1`` fails page 2 of a listing, not page 1).
+"count"?, "skip"?, "retry_after"?, "should_retry"?, "after"?}`` lets its first ``skip``
+(default 0) matching requests pass untouched, then fails the next ``count`` (default 1) matching
+ones (e.g. ``skip: 1`` fails page 2 of a listing, not page 1).  With ``after: true`` the request
+is done first (its idempotent result saved) and only its answer replaced by the fault, as when
+Stripe did the work and the connection failed.
 
 The test-control API (JSON, no auth, not under /v1) creates products (``images``,
 ``description`` optional), payment links and completed checkout sessions, sets the event
@@ -2209,7 +2211,10 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
                  "status": status, "count": count, "skip": skip,
                  "retry_after": b.get("retry_after"),
                  # Stripe never asks for a retry of its own validation's refusal.
-                 "should_retry": b.get("should_retry", None if status == 400 else True)}
+                 "should_retry": b.get("should_retry", None if status == 400 else True),
+                 # After: the request is done (and its idempotent result saved), then its
+                 # answer is lost and the fault answered instead (a 500 after the work).
+                 "after": bool(b.get("after", False))}
         fake.faults.append(fault)
         return {"fault": dict(fault), "pending": len(fake.faults)}
 
@@ -2744,6 +2749,7 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
         entry["rate_limited"] = True
         return _json(err.body(), err.status, headers)
 
+    after = None
     for fault in fake.faults:
         if fault["count"] > 0 and (fault["method"] in (None, method)) \
                 and re.search(fault["path_regex"], path):
@@ -2751,15 +2757,31 @@ def _handle_v1(fake: FakeStripe, entry: dict, live: Optional[bool],
                 fault["skip"] -= 1
                 continue
             fault["count"] -= 1
-            err = _fault_error(fault["status"])
-            headers = dict(base_headers)
-            if fault["should_retry"] is not None:
-                headers["Stripe-Should-Retry"] = "true" if fault["should_retry"] else "false"
-            if fault["retry_after"] is not None:
-                headers["Retry-After"] = str(fault["retry_after"])
             fake.faults = [f for f in fake.faults if f["count"] > 0]
-            return _json(err.body(), err.status, headers)
+            if fault.get("after"):
+                after = fault  # do the work, then lose the answer
+                entry["fault_after"] = fault["status"]
+                break
+            return _fault_response(fault, base_headers)
 
+    response = _idempotent_dispatch(fake, entry, live, base_headers, req_id, publishable)
+    return response if after is None else _fault_response(after, base_headers)
+
+
+def _fault_response(fault: dict, base_headers: dict) -> Response:
+    err = _fault_error(fault["status"])
+    headers = dict(base_headers)
+    if fault["should_retry"] is not None:
+        headers["Stripe-Should-Retry"] = "true" if fault["should_retry"] else "false"
+    if fault["retry_after"] is not None:
+        headers["Retry-After"] = str(fault["retry_after"])
+    return _json(err.body(), err.status, headers)
+
+
+def _idempotent_dispatch(fake: FakeStripe, entry: dict, live: Optional[bool], base_headers: dict,
+                         req_id: str, publishable: bool) -> Response:
+    """Idempotency -> routing -> handler."""
+    method, path = entry["method"], entry["path"]
     idem = entry["idempotency_key"]
     if method == "POST" and idem is not None:
         if not idem or len(idem) > 255:

@@ -37,6 +37,7 @@ Test hooks::
     POST /_publishes/reset  -> {}
     GET  /_stats            -> {"publishes": n, "errors": n, "connected": bool}
     GET  /_health           -> {"ok": true, "connected": bool}
+    POST /_faults {"count": n} -> the next n publishes answer 503 without publishing
 
 Read side (as the IoT data plane offers it, answered from what went through
 the bridge)::
@@ -171,6 +172,7 @@ class IotBridge:
         self._retained: dict[str, dict[str, Any]] = {}
         self._n_ok = 0
         self._n_err = 0
+        self._faults = 0
 
     # -- WSGI ----------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -193,6 +195,13 @@ class IotBridge:
                     stats = {"publishes": self._n_ok, "errors": self._n_err}
                 stats["connected"] = self.publisher.connected.is_set()
                 return _json(start_response, 200, stats)
+            if path == "/_faults" and method == "POST":
+                count = json.loads(_read_body(environ) or b"{}").get("count", 1)
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise BadRequest("count must be a non-negative integer")
+                with self._lock:
+                    self._faults += count
+                    return _json(start_response, 200, {"pending": self._faults})
             if path == "/_health" and method == "GET":
                 return _json(start_response, 200, {"ok": True, "connected": self.publisher.connected.is_set()})
             if path.startswith("/retainedMessage/") and method == "GET":
@@ -222,6 +231,10 @@ class IotBridge:
             raise BadRequest(f"invalid qos {qos}: must be 0 or 1")
         retain = parse_bool(query.get("retain", [None])[0])
         payload = _read_body(environ)
+        with self._lock:
+            faulted, self._faults = self._faults > 0, max(0, self._faults - 1)
+        if faulted:
+            raise Unavailable("injected fault: this publish was not made")
 
         self.publisher.publish(topic, payload, qos, retain)
 

@@ -239,6 +239,15 @@ def test_bridge_publish_is_retained_on_mosquitto(bridge, mosquitto):
     assert retained["topic"] == "a/b" and retained["qos"] == 1
 
 
+def test_bridge_faults_fail_the_next_publishes_without_publishing(bridge):
+    requests.post(f"{bridge.url}/_publishes/reset")
+    assert requests.post(f"{bridge.url}/_faults", json={"count": 2}).json() == {"pending": 2}
+    codes = [requests.post(f"{bridge.url}/topics/f%2Fg?qos=1", data=b"x").status_code for _ in range(3)]
+    assert codes == [503, 503, 200]
+    assert len(requests.get(f"{bridge.url}/_publishes").json()["publishes"]) == 1
+    assert requests.post(f"{bridge.url}/_faults", json={"count": -1}).status_code == 400
+
+
 def test_bridge_qos0_not_retained_and_percent_decoding(bridge):
     requests.post(f"{bridge.url}/_publishes/reset")
     r = requests.post(f"{bridge.url}/topics/stockbridge%2Fstores%2Fmy%20store%2Fsku%3A1", data=b"x")

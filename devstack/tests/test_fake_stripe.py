@@ -351,6 +351,20 @@ def test_faults(client):
     assert client.get("/_test/state").json["faults"] == []
 
 
+def test_a_fault_after_the_work_does_it_and_loses_the_answer(client):
+    s = make_session(client)
+    client.post("/_test/faults", json={"method": "POST", "path_regex": "^/v1/refunds$",
+                                       "status": 500, "after": True})
+    h = dict(AUTH, **{"Idempotency-Key": "lost-answer"})
+    rv = client.post("/v1/refunds", headers=h, data={"payment_intent": s["payment_intent"]})
+    stripe_error(rv, 500, type_="api_error")
+    assert len(client.get("/_test/state").json["refunds"]) == 1  # it was made
+    # The retry with the same key gets the saved result: still one refund.
+    rv = client.post("/v1/refunds", headers=h, data={"payment_intent": s["payment_intent"]})
+    assert rv.status_code == 200 and rv.headers["Idempotent-Replayed"] == "true"
+    assert len(client.get("/_test/state").json["refunds"]) == 1
+
+
 def test_fault_skip_lets_the_first_matching_requests_pass(client):
     s = make_session(client)
     url = f"/v1/checkout/sessions/{s['id']}/line_items"
