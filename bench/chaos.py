@@ -1,0 +1,315 @@
+"""The chaos run (issue 11 §3): many instances of the real `inventory` binary, everything that
+goes wrong in production going wrong at once, and the invariants checked only from outside.
+
+    .venv/bin/python -m bench.chaos [--orders 10000] [--workers 6] [--seed 1]   # the long run
+    tests/e2e/test_chaos.py runs a CI-sized one (a few hundred orders) through run_chaos()
+
+What happens:
+* two stores, three products each, each product with its own Payment Link; stock for about
+  half the units ordered, so products sell out, links switch off and orders are refunded;
+* orders of one line (through the product's link) or two lines (no link), 1-2 units a line;
+  a share pays later (``completed`` unpaid, then ``async_payment_succeeded`` or ``_failed``);
+* every event shuffled, a share delivered twice; a delivery that fails is retried, as Lambda
+  retries an asynchronous invocation, up to ``tries`` times;
+* a killer SIGKILLs a random busy instance now and then (the driver restarts it and fails its
+  invocation, which is retried);
+* the DynamoDB model (devstack/dynamo_model.py) adds its conflicts and a share of throughput,
+  transaction-conflict and 500 faults; the fake Stripe answers 429s, 500s before the work and
+  500s after it; the IoT bridge fails publishes.
+
+Invariants, from Stripe's state, `stockbridge stock show`, the Payment Links and the MQTT
+broker only:
+1. per product and store: units taken == units of orders neither refunded nor failed;
+2. no payment refunded twice (or under two keys);  3. no failed payment refunded;
+4. every event eventually applied (each delivery ended with a success);
+5. a Payment Link is off iff its product's stock ended at 0;
+6. the retained message on each stock topic says the final level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import queue
+import random
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import paho.mqtt.client as mqtt
+import requests
+
+from devstack.lambda_driver import invoke
+from devstack.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+STORES = ("chaos_a", "chaos_b")
+
+
+@dataclass
+class Settings:
+    orders: int = 300
+    workers: int = 4
+    clients: int = 12
+    seed: int = 1
+    units_share: float = 0.5       # stock as a share of the units ordered
+    multi_line: float = 0.25
+    delayed: float = 0.2           # of which half fail
+    duplicate: float = 0.15
+    tries: int = 12
+    kill_every_s: float = 2.0
+    stripe_fault_every_s: float = 0.25
+    iot_fault_every_s: float = 0.5
+    dynamodb_faults: dict = field(default_factory=lambda: {
+        "throughput": 0.03, "transaction_conflict": 0.03, "internal_error": 0.02})
+    binary: str = str(ROOT / "target" / "debug" / "inventory")
+
+
+def _event(kind: str, order: dict, link: Optional[str]) -> dict:
+    base = json.loads((ROOT / "events" / f"{kind}.json").read_text())
+    e = json.loads(json.dumps(base))
+    e["id"] = str(uuid.uuid4())
+    e["detail"]["id"] = f"evt_{uuid.uuid4().hex[:20]}"
+    now = int(time.time())
+    e["detail"]["created"] = now
+    e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    o = e["detail"]["data"]["object"]
+    o.update({"id": order["session"], "payment_intent": order["pi"], "payment_link": link,
+              "metadata": {"store_id": order["store"]}})
+    o["payment_status"] = "paid" if kind != "checkout.session.completed.unpaid" and \
+        kind != "checkout.session.async_payment_failed" else "unpaid"
+    return e
+
+
+def _setup(stack: Stack, s: Settings, rng: random.Random, cli: str, env: dict) -> tuple[dict, list]:
+    stripe = stack.urls["stripe"]
+    subprocess.run([cli, "table", "create"], env=env, check=True, capture_output=True)
+    products: dict[tuple[str, str], dict] = {}
+    for store in STORES:
+        for n in range(3):
+            p = requests.post(f"{stripe}/_test/products", json={
+                "name": f"{store} {n}", "unit_amount": 500, "currency": "usd"}).json()
+            link = requests.post(f"{stripe}/_test/payment_links",
+                                 json={"price": p["price"]["id"]}).json()["id"]
+            products[(store, p["product"]["id"])] = {"link": link, "ordered": 0}
+    orders = []
+    for i in range(s.orders):
+        store = rng.choice(STORES)
+        mine = [pid for (st, pid) in products if st == store]
+        multi = rng.random() < s.multi_line
+        lines = [{"product": pid, "quantity": rng.randint(1, 2)}
+                 for pid in (rng.sample(mine, 2) if multi else [rng.choice(mine)])]
+        for line in lines:
+            products[(store, line["product"])]["ordered"] += line["quantity"]
+        link = None if multi else products[(store, lines[0]["product"])]["link"]
+        fate = rng.choice(["succeeds", "fails"]) if rng.random() < s.delayed else "paid"
+        # Stripe's state is the final one (every event is generated before any is delivered):
+        # a delayed payment that succeeds has its charge, one that fails has none.
+        sess = requests.post(f"{stripe}/_test/checkout_sessions", json={
+            "payment_status": "unpaid" if fate == "fails" else "paid", "payment_link": link,
+            "metadata": {"store_id": store}, "line_items": lines}).json()
+        orders.append({"store": store, "lines": lines, "link": link, "session": sess["id"],
+                       "pi": sess["payment_intent"], "fate": fate})
+    catalog = [{"product_id": pid, "store_id": st, "name": f"{st} {pid}",
+                "stock": max(1, int(v["ordered"] * s.units_share)), "payment_links": [v["link"]]}
+               for (st, pid), v in products.items()]
+    for c in catalog:
+        products[(c["store_id"], c["product_id"])]["stock"] = c["stock"]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(catalog, f)
+    subprocess.run([cli, "catalog", "import", f.name], env=env, check=True, capture_output=True)
+    return products, orders
+
+
+def _events(orders: list, s: Settings, rng: random.Random) -> list[dict]:
+    events = []
+    for o in orders:
+        if o["fate"] == "paid":
+            events.append(_event("checkout.session.completed.paid", o, o["link"]))
+        else:
+            events.append(_event("checkout.session.completed.unpaid", o, o["link"]))
+            later = "succeeded" if o["fate"] == "succeeds" else "failed"
+            events.append(_event(f"checkout.session.async_payment_{later}", o, o["link"]))
+    events += [json.loads(json.dumps(e)) for e in events if rng.random() < s.duplicate]
+    rng.shuffle(events)
+    return events
+
+
+class Troublemaker:
+    """Background faults: SIGKILL a busy instance, Stripe faults, IoT publish faults."""
+
+    def __init__(self, stack: Stack, s: Settings, rng: random.Random) -> None:
+        self.stack, self.s, self.rng = stack, s, random.Random(rng.random())
+        self.stop = threading.Event()
+        self.counts = {"kills": 0, "stripe_faults": 0, "iot_faults": 0}
+        self.threads = [threading.Thread(target=self._loop, args=(s.kill_every_s, self._kill), daemon=True),
+                        threading.Thread(target=self._loop, args=(s.stripe_fault_every_s, self._stripe), daemon=True),
+                        threading.Thread(target=self._loop, args=(s.iot_fault_every_s, self._iot), daemon=True)]
+
+    def __enter__(self) -> "Troublemaker":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def _loop(self, every: float, act) -> None:
+        while every > 0 and not self.stop.wait(every * (0.5 + self.rng.random())):
+            act()
+
+    def _kill(self) -> None:
+        workers = requests.get(f"{self.stack.urls['lambda']}/_health").json()["workers"]
+        busy = [w["pid"] for w in workers if w.get("busy") and w.get("pid")]
+        if busy:
+            try:
+                os.kill(self.rng.choice(busy), signal.SIGKILL)
+                self.counts["kills"] += 1
+            except ProcessLookupError:
+                pass
+
+    def _stripe(self) -> None:
+        status, after = self.rng.choice([(429, False), (500, False), (500, True)])
+        requests.post(f"{self.stack.urls['stripe']}/_test/faults", json={
+            "path_regex": "^/v1/", "status": status, "after": after})
+        self.counts["stripe_faults"] += 1
+
+    def _iot(self) -> None:
+        requests.post(f"{self.stack.urls['iot_bridge']}/_faults", json={"count": 1})
+        self.counts["iot_faults"] += 1
+
+
+def _deliver(lam: str, events: list, s: Settings) -> dict:
+    stats = {"deliveries": 0, "retries": 0, "gave_up": []}
+    lock = threading.Lock()
+
+    def one(e: dict) -> None:
+        for attempt in range(s.tries):
+            r = invoke(lam, e, timeout=300)
+            with lock:
+                stats["deliveries"] += 1
+                stats["retries"] += attempt > 0
+            if r["ok"]:
+                return
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
+        with lock:
+            stats["gave_up"].append({"event": e["detail"]["id"], "tries": s.tries, "last": r})
+
+    with cf.ThreadPoolExecutor(s.clients) as pool:
+        list(pool.map(one, events))
+    return stats
+
+
+def _retained(stack: Stack, topics: list[str], timeout: float = 10.0) -> dict[str, dict]:
+    got: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
+    port = stack.mqtt_port
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"chaos-{uuid.uuid4().hex[:8]}")
+    c.on_connect = lambda cl, u, f, rc, p: [cl.subscribe(t, qos=1) for t in topics]
+    c.on_message = lambda cl, u, m: got.put(m)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    out: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < len(topics) and time.monotonic() < deadline:
+            try:
+                m = got.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            out[m.topic] = json.loads(m.payload)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return out
+
+
+def _check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> tuple[list, dict]:
+    state = requests.get(f"{stack.urls['stripe']}/_test/state").json()
+    refunds: dict[str, int] = {}
+    for r in state["refunds"]:
+        refunds[r["payment_intent"]] = refunds.get(r["payment_intent"], 0) + 1
+    violations = []
+    taken: dict[tuple[str, str], int] = {k: 0 for k in products}
+    for o in orders:
+        n = refunds.get(o["pi"], 0)
+        if n > 1:
+            violations.append(f"order {o['session']} refunded {n} times")
+        if o["fate"] == "fails" and n:
+            violations.append(f"failed payment {o['pi']} refunded")
+        if o["fate"] != "fails" and not n:
+            for line in o["lines"]:
+                taken[(o["store"], line["product"])] += line["quantity"]
+    links = {lk["id"]: lk for lk in state["payment_links"]} if isinstance(state["payment_links"], list) \
+        else state["payment_links"]
+    prefix = env.get("IOT_TOPIC_PREFIX", "stockbridge")
+    topics = {f"{prefix}/{st}/products/{pid}/stock": (st, pid) for (st, pid) in products}
+    retained = _retained(stack, list(topics))
+    finals = {}
+    for (store, pid), p in products.items():
+        show = json.loads(subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"],
+                                         env=env, check=True, capture_output=True, text=True).stdout)
+        final = show["available"]
+        finals[f"{store}/{pid}"] = final
+        if p["stock"] - final != taken[(store, pid)]:
+            violations.append(f"{store}/{pid}: took {p['stock'] - final} units, orders kept {taken[(store, pid)]}")
+        active = links[p["link"]]["active"]
+        if active == (final == 0):
+            violations.append(f"{store}/{pid}: link active={active} with {final} left")
+    for topic, (store, pid) in topics.items():
+        msg = retained.get(topic)
+        if msg is None or msg.get("available") != finals[f"{store}/{pid}"]:
+            violations.append(f"{topic}: retained {msg and msg.get('available')}, final {finals[f'{store}/{pid}']}")
+    return violations, {"finals": finals, "refunds": sum(refunds.values())}
+
+
+def run_chaos(s: Settings) -> dict:
+    rng = random.Random(s.seed)
+    cli = str(Path(s.binary).with_name("stockbridge"))
+    with Stack(workers=s.workers, inventory_binary=s.binary, lambda_timeout=300) as stack:
+        env = {**os.environ, **stack.env}
+        products, orders = _setup(stack, s, rng, cli, env)
+        events = _events(orders, s, rng)
+        moto = stack.urls["moto"]
+        requests.post(f"{moto}/_model", json={"conflicts": True, "service_ms": 5, "seed": s.seed,
+                                               "faults": s.dynamodb_faults,
+                                               "tables": [env.get("TABLE_NAME", "stockbridge")]}).raise_for_status()
+        t0 = time.perf_counter()
+        with Troublemaker(stack, s, rng) as trouble:
+            delivery = _deliver(stack.urls["lambda"], events, s)
+        wall = time.perf_counter() - t0
+        model = requests.get(f"{moto}/_model").json()["stats"]
+        requests.post(f"{moto}/_model/reset")
+        violations, seen = _check(stack, products, orders, cli, env)
+        violations += [f"event {g['event']} never applied: {g['last']}" for g in delivery["gave_up"]]
+        return {"orders": s.orders, "events": len(events), "workers": s.workers,
+                "wall_s": round(wall, 1), "violations": violations, **trouble.counts,
+                "deliveries": delivery["deliveries"], "retried_deliveries": delivery["retries"],
+                "refunds": seen["refunds"], "finals": seen["finals"],
+                "dynamodb": {k: v for k, v in model.items() if k != "requests"}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=6)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--binary", default=str(ROOT / "target" / "debug" / "inventory"))
+    a = ap.parse_args()
+    report = run_chaos(Settings(orders=a.orders, workers=a.workers, clients=a.clients,
+                                seed=a.seed, binary=a.binary))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
