@@ -71,6 +71,7 @@ class Settings:
     dynamodb_faults: dict = field(default_factory=lambda: {
         "throughput": 0.03, "transaction_conflict": 0.03, "internal_error": 0.02})
     binary: str = str(ROOT / "target" / "debug" / "inventory")
+    self_check: bool = False       # break the end state afterwards and report what is caught
 
 
 def _event(kind: str, order: dict, link: Optional[str]) -> dict:
@@ -272,6 +273,15 @@ def _check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> t
     return violations, {"finals": finals, "refunds": sum(refunds.values())}
 
 
+def _self_check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> dict:
+    """Break the end state on purpose (one unit more on one product, without an order) and
+    return what the checks then report: a check that cannot fail would report nothing."""
+    (store, pid) = next(iter(products))
+    subprocess.run([cli, "stock", "adjust", pid, "1", "--store", store], env=env, check=True,
+                   capture_output=True)
+    return {"broken": f"{store}/{pid}", "caught": _check(stack, products, orders, cli, env)[0]}
+
+
 def run_chaos(s: Settings) -> dict:
     rng = random.Random(s.seed)
     cli = str(Path(s.binary).with_name("stockbridge"))
@@ -291,11 +301,13 @@ def run_chaos(s: Settings) -> dict:
         requests.post(f"{moto}/_model/reset")
         violations, seen = _check(stack, products, orders, cli, env)
         violations += [f"event {g['event']} never applied: {g['last']}" for g in delivery["gave_up"]]
+        caught = _self_check(stack, products, orders, cli, env) if s.self_check else None
         return {"orders": s.orders, "events": len(events), "workers": s.workers,
                 "wall_s": round(wall, 1), "violations": violations, **trouble.counts,
                 "deliveries": delivery["deliveries"], "retried_deliveries": delivery["retries"],
                 "refunds": seen["refunds"], "finals": seen["finals"],
-                "dynamodb": {k: v for k, v in model.items() if k != "requests"}}
+                "dynamodb": {k: v for k, v in model.items() if k != "requests"},
+                "self_check_caught": caught}
 
 
 def main() -> None:
