@@ -9,8 +9,9 @@ What happens:
   half the units ordered, so products sell out, links switch off and orders are refunded;
 * orders of one line (through the product's link) or two lines (no link), 1-2 units a line;
   a share pays later (``completed`` unpaid, then ``async_payment_succeeded`` or ``_failed``);
-* every event shuffled, a share delivered twice; a delivery that fails is retried, as Lambda
-  retries an asynchronous invocation, up to ``tries`` times;
+* every event shuffled, a share delivered twice; a delivery that fails retryably is delivered
+  again, up to ``tries`` times (EventBridge and Lambda's asynchronous retries, bounded here); an
+  answer that calls a good event invalid (refused, or ``stockbridge.Invalid``) is a violation;
 * a killer SIGKILLs a random busy instance now and then (the driver restarts it and fails its
   invocation, which is retried);
 * the DynamoDB model (devstack/dynamo_model.py) adds its conflicts and a share of throughput,
@@ -20,7 +21,8 @@ What happens:
 Invariants, from Stripe's state, `stockbridge stock show`, the Payment Links and the MQTT
 broker only:
 1. per product and store: units taken == units of orders neither refunded nor failed;
-2. no payment refunded twice (or under two keys);  3. no failed payment refunded;
+2. no payment refunded twice, nor a refund asked under two keys;  3. no refund asked for a
+   failed payment;
 4. every event eventually applied (each delivery ended with a success);
 5. a Payment Link is off iff its product's stock ended at 0;
 6. the retained message on each stock topic says the final level.
@@ -191,7 +193,7 @@ class Troublemaker:
 
 
 def _deliver(lam: str, events: list, s: Settings) -> dict:
-    stats = {"deliveries": 0, "retries": 0, "gave_up": []}
+    stats = {"deliveries": 0, "retries": 0, "gave_up": [], "invalid": []}
     lock = threading.Lock()
 
     def one(e: dict) -> None:
@@ -200,7 +202,15 @@ def _deliver(lam: str, events: list, s: Settings) -> dict:
             with lock:
                 stats["deliveries"] += 1
                 stats["retries"] += attempt > 0
+            if r["ok"] and (r.get("response") or {}).get("status") == "refused":
+                with lock:  # a good event refused as bad: it would sit in the DLQ
+                    stats["invalid"].append({"event": e["detail"]["id"], "answer": r["response"]})
+                return
             if r["ok"]:
+                return
+            if (r.get("error") or {}).get("errorType") == "stockbridge.Invalid":
+                with lock:  # a transient failure called poison: Lambda would not retry it
+                    stats["invalid"].append({"event": e["detail"]["id"], "error": r["error"]})
                 return
             time.sleep(min(2.0, 0.05 * 2 ** attempt))
         with lock:
@@ -235,18 +245,25 @@ def _retained(stack: Stack, topics: list[str], timeout: float = 10.0) -> dict[st
 
 
 def _check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> tuple[list, dict]:
-    state = requests.get(f"{stack.urls['stripe']}/_test/state").json()
+    stripe = stack.urls["stripe"]
+    state = requests.get(f"{stripe}/_test/state").json()
     refunds: dict[str, int] = {}
     for r in state["refunds"]:
         refunds[r["payment_intent"]] = refunds.get(r["payment_intent"], 0) + 1
+    # What was ASKED of Stripe, not only what it did: the fake refuses a second full refund and
+    # any refund of an unpaid PaymentIntent, so its refunds alone could never show a violation.
+    keys: dict[str, set] = {}
+    for r in requests.get(f"{stripe}/_test/requests?path_prefix=/v1/refunds&method=POST").json()["requests"]:
+        pi = (r.get("form") or {}).get("payment_intent")
+        keys.setdefault(pi, set()).add(r.get("idempotency_key"))
     violations = []
     taken: dict[tuple[str, str], int] = {k: 0 for k in products}
     for o in orders:
-        n = refunds.get(o["pi"], 0)
-        if n > 1:
-            violations.append(f"order {o['session']} refunded {n} times")
-        if o["fate"] == "fails" and n:
-            violations.append(f"failed payment {o['pi']} refunded")
+        n, asked = refunds.get(o["pi"], 0), keys.get(o["pi"], set())
+        if n > 1 or len(asked) > 1:
+            violations.append(f"order {o['session']} refunded {n} times under {len(asked)} keys")
+        if o["fate"] == "fails" and asked:
+            violations.append(f"failed payment {o['pi']}: a refund was asked for")
         if o["fate"] != "fails" and not n:
             for line in o["lines"]:
                 taken[(o["store"], line["product"])] += line["quantity"]
@@ -274,12 +291,46 @@ def _check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> t
 
 
 def _self_check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> dict:
-    """Break the end state on purpose (one unit more on one product, without an order) and
-    return what the checks then report: a check that cannot fail would report nothing."""
-    (store, pid) = next(iter(products))
+    """Break the end state on purpose, one invariant at a time, and return what the checks then
+    report for each: a check that cannot fail would report nothing.
+    * units: one unit more on a product, without an order (`stock adjust`);
+    * refund_twice / failed_refunded: a refund asked under a new key for a refunded order, and
+      for a failed payment (the fake refuses both; the request is what counts);
+    * link: a link switched on again at 0 (or off with stock left) behind stockbridge's back;
+    * topic: a retained message with a wrong level."""
+    stripe, auth = stack.urls["stripe"], {"Authorization": f"Bearer {env['STRIPE_API_KEY']}"}
+    requests.post(f"{stack.urls['iot_bridge']}/_faults", json={"count": 0})
+    requests.post(f"{stripe}/_test/faults/clear")
+    keys = list(products)
+    broken: dict[str, str] = {}
+    store, pid = keys[0]
     subprocess.run([cli, "stock", "adjust", pid, "1", "--store", store], env=env, check=True,
                    capture_output=True)
-    return {"broken": f"{store}/{pid}", "caught": _check(stack, products, orders, cli, env)[0]}
+    broken["units"] = f"{store}/{pid}: took"
+    refunded = next((o for o in orders if o["fate"] != "fails" and
+                     any(r["payment_intent"] == o["pi"] for r in
+                         requests.get(f"{stripe}/_test/state").json()["refunds"])), None)
+    failed = next((o for o in orders if o["fate"] == "fails"), None)
+    for name, o in (("refund_twice", refunded), ("failed_refunded", failed)):
+        if o is not None:
+            requests.post(f"{stripe}/v1/refunds", headers={**auth, "Idempotency-Key": f"sabotage-{name}"},
+                          data={"payment_intent": o["pi"]})
+            broken[name] = o["session"] if name == "refund_twice" else o["pi"]
+    store, pid = keys[1]
+    link = products[keys[1]]["link"]
+    final = json.loads(subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"], env=env,
+                                      check=True, capture_output=True, text=True).stdout)["available"]
+    requests.post(f"{stripe}/v1/payment_links/{link}", headers=auth,
+                  data={"active": "true" if final == 0 else "false"})
+    broken["link"] = f"{store}/{pid}: link active"
+    store, pid = keys[2]
+    topic = f"{env.get('IOT_TOPIC_PREFIX', 'stockbridge')}/{store}/products/{pid}/stock"
+    requests.post(f"{stack.urls['iot_bridge']}/topics/{topic.replace('/', '%2F')}?qos=1&retain=true",
+                  data=json.dumps({"available": 987654}).encode())
+    broken["topic"] = f"{topic}: retained 987654"
+    caught = _check(stack, products, orders, cli, env)[0]
+    return {"broken": broken, "caught": caught,
+            "missed": [k for k, v in broken.items() if not any(v in c for c in caught)]}
 
 
 def run_chaos(s: Settings) -> dict:
@@ -296,11 +347,14 @@ def run_chaos(s: Settings) -> dict:
         t0 = time.perf_counter()
         with Troublemaker(stack, s, rng) as trouble:
             delivery = _deliver(stack.urls["lambda"], events, s)
+        requests.post(f"{stack.urls['stripe']}/_test/faults/clear")
+        requests.post(f"{stack.urls['iot_bridge']}/_faults", json={"count": 0})
         wall = time.perf_counter() - t0
         model = requests.get(f"{moto}/_model").json()["stats"]
         requests.post(f"{moto}/_model/reset")
         violations, seen = _check(stack, products, orders, cli, env)
         violations += [f"event {g['event']} never applied: {g['last']}" for g in delivery["gave_up"]]
+        violations += [f"event {i['event']} answered as invalid: {i}" for i in delivery["invalid"]]
         caught = _self_check(stack, products, orders, cli, env) if s.self_check else None
         return {"orders": s.orders, "events": len(events), "workers": s.workers,
                 "wall_s": round(wall, 1), "violations": violations, **trouble.counts,

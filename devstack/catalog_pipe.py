@@ -293,9 +293,10 @@ class CatalogPipe:
                                 StreamArn=self.stream_arn, ShardId=shard["ShardId"],
                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             for shard_id, it in list(iterators.items()):
-                # A fresh iterator after the last record seen, every poll: moto swaps in a copy
-                # of the table (and its stream shard) when a transaction fails, and an iterator
-                # held across that keeps reading the discarded copy, silently.
+                # A fresh iterator after the last record seen, every poll: moto as released
+                # swaps in a copy of the table (and its stream shard) when a transaction fails,
+                # and an iterator held across that keeps reading the discarded copy, silently
+                # (devstack/moto_scaling.py no longer copies, but STOCKBRIDGE_MOTO_STOCK=1 does).
                 if it is not None and shard_id in last_seq:
                     try:
                         it = streams.get_shard_iterator(

@@ -24,14 +24,16 @@ transaction-apis.html#transaction-conflict-handling):
    request is part of another ongoing transaction."
 * Every write takes ``service_ms`` (simulated) during which its items are in flight; its
   answer leaves when that time is over (moto has applied it at the start).
-* A TransactWriteItems touching an item an ongoing TransactWriteItems holds is cancelled:
-  ``TransactionCanceledException``, ``TransactionConflict`` at each such action, ``None`` at the
-  others; nothing is written.  (A single write in flight does not cancel a transaction: the
-  guide does not list that case.)
+* A TransactWriteItems touching an item in flight (its ConditionCheck items included) is
+  cancelled: ``TransactionCanceledException``, ``TransactionConflict`` at each such action,
+  ``None`` at the others; nothing is written.  The guide names only another ongoing
+  transaction; the model also counts an ongoing single write (the issue's reading, the
+  stricter one: code that survives it survives both).
 * A PutItem/UpdateItem/DeleteItem on an item an ongoing transaction holds fails with
   ``TransactionConflictException``; the SDK does not retry either error.
 * Single-item writes to one item serialise without error: the second waits until the first is
-  done, then takes its own ``service_ms``.
+  done, then takes its own ``service_ms``; while it waits its item counts as in flight, so no
+  transaction can take the item from under it.
 * ``item_wcu_per_s`` (optional, e.g. 1000): one item takes that many write units per simulated
   second ("Each partition ... can serve up to ... 1,000 write request units", the guide's
   partition limits, one item never spans partitions); a write costs one unit per started KB of
@@ -78,6 +80,26 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "tables": None,
 }
+
+
+def _validate(settings: dict[str, Any]) -> None:
+    """Refuse settings that would break the model or silently switch it off."""
+    for name, share in settings["faults"].items():
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(f"fault share {name} must be a number from 0 to 1, not {share!r}")
+    for name in ("service_ms", "time_scale"):
+        v = settings[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or \
+                (name == "time_scale" and v == 0):
+            raise ValueError(f"{name} must be a positive number, not {v!r}")
+    ceiling = settings["item_wcu_per_s"]
+    if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1):
+        raise ValueError(f"item_wcu_per_s must be a positive integer or null, not {ceiling!r}")
+    if not isinstance(settings["conflicts"], bool) or not isinstance(settings["seed"], int):
+        raise ValueError("conflicts must be true/false and seed an integer")
+    tables = settings["tables"]
+    if tables is not None and (not isinstance(tables, list) or not all(isinstance(t, str) for t in tables)):
+        raise ValueError("tables must be a list of table names or null")
 
 
 class Refusal(Exception):
@@ -158,15 +180,15 @@ class DynamoModel:
         unknown_faults = set(settings.get("faults", {})) - set(DEFAULTS["faults"])
         if unknown or unknown_faults:
             raise ValueError(f"unknown model settings: {sorted(unknown | unknown_faults)}")
+        new = json.loads(json.dumps(DEFAULTS))
+        new.update({k: v for k, v in settings.items() if k != "faults"})
+        new["faults"].update(settings.get("faults", {}))
+        _validate(new)
         self.reset()
         with self._lock:
-            faults = {**self.settings["faults"], **settings.get("faults", {})}
-            self.settings.update(settings)
-            self.settings["faults"] = faults
-            if float(self.settings["time_scale"]) <= 0:
-                raise ValueError("time_scale must be positive")
-            self._rng = random.Random(self.settings["seed"])
-            return json.loads(json.dumps(self.settings))
+            self.settings = new
+            self._rng = random.Random(new["seed"])
+            return json.loads(json.dumps(new))
 
     def report(self) -> dict[str, Any]:
         with self._lock:
@@ -227,19 +249,18 @@ class DynamoModel:
         now = self.clock()
         if not self.settings["conflicts"]:
             return 0.0, now
-        held = [k is not None and self._tx_until.get(k, 0.0) > now for k in items]
+        held = [max(self._tx_until.get(k, 0.0), self._single_until.get(k, 0.0)) > now
+                for k in items]
         if any(held):
             self.stats["conflict_transaction_canceled"] += 1
             raise canceled(["TransactionConflict" if h else None for h in held])
-        over = [k is not None and not self._has_units(k, 2 * self._kb(body, len(items)), now)
-                for k in items]
+        over = [not self._has_units(k, 2 * self._kb(body, len(items)), now) for k in items]
         if any(over):
             self.stats["throttled_transaction"] += 1
             raise canceled(["ThrottlingError" if o else None for o in over])
         for k in items:
-            if k is not None:
-                self._spend(k, 2 * self._kb(body, len(items)), now)
-                self._tx_until[k] = now + self._service()
+            self._spend(k, 2 * self._kb(body, len(items)), now)
+            self._tx_until[k] = now + self._service()
         return 0.0, now + self._service()
 
     def _single(self, op: str, body: dict[str, Any]) -> tuple[float, float]:
@@ -263,10 +284,9 @@ class DynamoModel:
             self.stats["serialised_waits"] += 1
         return start - now, start + self._service()
 
-    def _action_key(self, action: dict[str, Any]) -> Optional[tuple]:
+    def _action_key(self, action: dict[str, Any]) -> tuple:
+        # A ConditionCheck's item is "within a TransactWriteItems request" too: it is held.
         kind, op = next(iter(action.items()))
-        if kind == "ConditionCheck":
-            return None  # a check reads; the guide's conflicts are about writes
         return self.keys.key(op["TableName"], op["Item"] if kind == "Put" else op["Key"])
 
     @staticmethod

@@ -138,7 +138,8 @@ faulted 429/5xx runs the request for real (a 400 stands for a refusal by Stripe'
 validation, ``invalid_request_error``).  A fault ``{"status", "path_regex"?, "method"?,
 "count"?, "skip"?, "retry_after"?, "should_retry"?, "after"?}`` lets its first ``skip``
 (default 0) matching requests pass untouched, then fails the next ``count`` (default 1) matching
-ones (e.g. ``skip: 1`` fails page 2 of a listing, not page 1).  With ``after: true`` the request
+ones (e.g. ``skip: 1`` fails page 2 of a listing, not page 1); ``POST /_test/faults/clear``
+drops the pending ones.  With ``after: true`` the request
 is done first (its idempotent result saved) and only its answer replaced by the fault, as when
 Stripe did the work and the connection failed.
 
@@ -2217,6 +2218,12 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
                  "after": bool(b.get("after", False))}
         fake.faults.append(fault)
         return {"fault": dict(fault), "pending": len(fake.faults)}
+
+    @app.post("/_test/faults/clear")
+    @test_api
+    def _test_faults_clear(_b: dict) -> dict:
+        cleared, fake.faults = len(fake.faults), []
+        return {"cleared": cleared}
 
     @app.get("/_test/state")
     @test_api

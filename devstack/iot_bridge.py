@@ -37,7 +37,7 @@ Test hooks::
     POST /_publishes/reset  -> {}
     GET  /_stats            -> {"publishes": n, "errors": n, "connected": bool}
     GET  /_health           -> {"ok": true, "connected": bool}
-    POST /_faults {"count": n} -> the next n publishes answer 503 without publishing
+    POST /_faults {"count": n} -> the next n publishes answer 503 without publishing (0 clears)
 
 Read side (as the IoT data plane offers it, answered from what went through
 the bridge)::
@@ -200,7 +200,7 @@ class IotBridge:
                 if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                     raise BadRequest("count must be a non-negative integer")
                 with self._lock:
-                    self._faults += count
+                    self._faults = count
                     return _json(start_response, 200, {"pending": self._faults})
             if path == "/_health" and method == "GET":
                 return _json(start_response, 200, {"ok": True, "connected": self.publisher.connected.is_set()})

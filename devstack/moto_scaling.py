@@ -14,17 +14,17 @@ Measured on moto 5.1 (docs/benchmarks.md, "moto scaling"):
 
 WHAT
 ----
-1. ``transact_write_items`` checks every action's key and condition first, writing nothing
-   (the actions of one transaction name distinct items, so no action's condition can depend on
-   another's write), and answers ``TransactionCanceledException`` with the same reasons moto
-   gives.  Only then does it apply the writes, keeping an undo log of the touched items (a deep
-   copy of ONE item each).  A write that still fails (a type error in an update expression)
-   restores those items and drops the stream records the partial writes produced, so the
-   transaction stays all or nothing, as before, at a cost that does not grow with the table.
+1. ``transact_write_items`` goes action by action exactly as moto does (check the key and the
+   condition, then write), but keeps an undo log of the items it writes (a deep copy of ONE
+   item each) instead of a deep copy of every table.  A failed transaction restores those items
+   and drops the stream records its writes produced, so it stays all or nothing, with moto's
+   errors and cancellation reasons, at a cost that does not grow with the table.
 2. A stream shard keeps only its newest ``MOTO_STREAM_RETAIN`` records (default 10,000).  Real
    DynamoDB keeps them 24 hours; a reader that falls further behind than the window here loses
    the trimmed records (real DynamoDB answers ``TrimmedDataAccessException``); the catalog pipe
-   reads within a second.  Sequence numbers keep counting, so iterators stay valid.
+   reads within a second (a reader asking for trimmed records is warned about on stderr).
+   Sequence numbers keep counting, so iterators stay valid.  moto also keeps every shard
+   iterator ever made; only the newest 1,000 are kept (AWS expires them after 15 minutes).
 
 Both are tested in ``devstack/tests/test_moto_scaling.py`` against moto's own behaviour.
 """
@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from typing import Any, Optional
 
 STOCK_VAR = "STOCKBRIDGE_MOTO_STOCK"
 RETAIN_VAR = "MOTO_STREAM_RETAIN"
 DEFAULT_RETAIN = 10_000
+ITERATORS_KEPT = 1_000
 
 
 class RetainedLog:
@@ -50,6 +52,7 @@ class RetainedLog:
         self.keep = max(1, keep)
         self._items: list[Any] = []
         self._first = 0  # absolute position of self._items[0]
+        self._warned = False
 
     def __len__(self) -> int:
         return self._first + len(self._items)
@@ -72,6 +75,11 @@ class RetainedLog:
             if index < self._first:
                 raise IndexError("stream record trimmed")
             return self._items[index - self._first]
+        if (index.start or 0) < self._first and not self._warned:
+            self._warned = True
+            print(f"moto_scaling: a stream reader asked for records before the newest {self.keep} "
+                  f"(position {index.start}, oldest kept {self._first}): they were trimmed "
+                  "(real DynamoDB answers TrimmedDataAccessException)", file=sys.stderr, flush=True)
         start = max(index.start or 0, self._first)
         stop = len(self) if index.stop is None else min(index.stop, len(self))
         return self._items[start - self._first:max(start, stop) - self._first]
@@ -86,79 +94,36 @@ class RetainedLog:
 
 
 def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-    """moto's ``DynamoDBBackend.transact_write_items`` with an undo log instead of table copies."""
+    """moto's ``DynamoDBBackend.transact_write_items``, action by action exactly as moto does it
+    (check the key and the condition, then write), but undone from a log of the touched items
+    instead of restoring deep copies of whole tables."""
     from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
         MockValidationException,
         MultipleTransactionsException,
         TooManyTransactionsException,
         TransactionCanceledException,
         TransactWriteSingleOpException,
     )
+    from moto.dynamodb.models import get_filter_expression
 
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
-    for action in transact_items:
-        if len(action) > 1:
-            raise TransactWriteSingleOpException
-    errors = _check_actions(self, transact_items)
-    if any(code is not None for code, _, _ in errors):
-        raise TransactionCanceledException(errors)
-
     undo: list[tuple[Any, Any, Any, Optional[Any]]] = []
     streams: dict[int, tuple[Any, int]] = {}
-    errors = []
-    failed = False
-    for action in transact_items:
-        op_type, op = next(iter(action.items()))
-        try:
-            table = self.get_table(op["TableName"])
-            hash_value, range_value = self.get_keys_value(table, _key_of(table, op_type, op))
-            if table.stream_shard is not None and id(table) not in streams:
-                streams[id(table)] = (table.stream_shard, len(table.stream_shard.items))
-            before = table.get_item(hash_value, range_value)
-            undo.append((table, hash_value, range_value, copy.deepcopy(before)))
-            _apply(self, op_type, op)
-            errors.append((None, None, None))
-        except (MultipleTransactionsException, MockValidationException):
-            _roll_back(undo, streams)
-            raise
-        except Exception as e:  # noqa: BLE001 - the same capture moto does
-            errors.append((type(e).__name__, str(e), None))
-            failed = True
-    if failed:
-        _roll_back(undo, streams)
-        raise TransactionCanceledException(errors)
-
-
-def _key_of(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
-    if op_type != "Put":
-        return op["Key"]
-    attrs = op["Item"]
-    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-    if table.range_key_attr is not None:
-        key[table.range_key_attr] = attrs[table.range_key_attr]
-    return key
-
-
-def _check_actions(self: Any, transact_items: list[dict[str, Any]]) -> list[tuple]:
-    """Phase 1: every action's key and condition against the current state; writes nothing."""
-    from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed,
-        MockValidationException,
-        MultipleTransactionsException,
-    )
-    from moto.dynamodb.models import get_filter_expression
-
     seen: set[tuple[str, str]] = set()
     errors: list[tuple] = []
     for action in transact_items:
         original_item = None
+        if len(action) > 1:
+            raise TransactWriteSingleOpException
         try:
             op_type, op = next(iter(action.items()))
             if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
                 raise ValueError("Unsupported transaction operation")
             table_name = op["TableName"]
-            key = _key_of(self.get_table(table_name), op_type, op)
+            table = self.get_table(table_name)
+            key = _key_of(table, op_type, op)
             marker = (str(table_name), str(key))
             if marker in seen:
                 raise MultipleTransactionsException()
@@ -172,14 +137,33 @@ def _check_actions(self: Any, transact_items: list[dict[str, Any]]) -> list[tupl
                     if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                         original_item = current.to_json()["Attributes"]
                     raise ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                if table.stream_shard is not None and id(table) not in streams:
+                    streams[id(table)] = (table.stream_shard, len(table.stream_shard.items))
+                hash_value, range_value = self.get_keys_value(table, key)
+                undo.append((table, hash_value, range_value, copy.deepcopy(current)))
+                _apply(self, op_type, op)
             errors.append((None, None, None))
         except (MultipleTransactionsException, MockValidationException):
+            _roll_back(undo, streams)
             raise
         except ConditionalCheckFailed as e:
             errors.append(("ConditionalCheckFailed", str(e.message), original_item))
         except Exception as e:  # noqa: BLE001 - the same capture moto does
             errors.append((type(e).__name__, str(e), original_item))
-    return errors
+    if any(code is not None for code, _, _ in errors):
+        _roll_back(undo, streams)
+        raise TransactionCanceledException(errors)
+
+
+def _key_of(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return op["Key"]
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
 
 
 def _apply(self: Any, op_type: str, op: dict[str, Any]) -> None:
@@ -210,26 +194,40 @@ def _roll_back(undo: list[tuple], streams: dict[int, tuple[Any, int]]) -> None:
         else:
             table.items[hash_value] = old
     for shard, length in streams.values():
-        shard.items.truncate(length)
+        if isinstance(shard.items, RetainedLog):  # a Lambda mapping may have swapped in a list
+            shard.items.truncate(length)
+        else:
+            del shard.items[length:]
 
 
 def install() -> bool:
-    """Patch moto in this process; False (and nothing patched) when STOCKBRIDGE_MOTO_STOCK=1."""
+    """Patch moto in this process; False (and nothing patched) when STOCKBRIDGE_MOTO_STOCK=1.
+    ``MOTO_STREAM_RETAIN`` is read whenever a table's stream is created."""
     if os.environ.get(STOCK_VAR) == "1":
         return False
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
     if getattr(DynamoDBBackend, "_stockbridge_scaling", False):
         return True
-    keep = int(os.environ.get(RETAIN_VAR, DEFAULT_RETAIN))
     original_init = StreamShard.__init__
+    original_get_records = DynamoDBStreamsBackend.get_records
 
     def shard_init(shard: Any, *args: Any, **kwargs: Any) -> None:
         original_init(shard, *args, **kwargs)
-        shard.items = RetainedLog(keep)
+        shard.items = RetainedLog(int(os.environ.get(RETAIN_VAR, DEFAULT_RETAIN)))
+
+    def get_records(backend: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        # moto keeps every shard iterator ever made (two per catalog-pipe poll); AWS expires
+        # them after 15 minutes. Keep the newest ITERATORS_KEPT.
+        answer = original_get_records(backend, iterator_arn, limit)
+        while len(backend.shard_iterators) > ITERATORS_KEPT:
+            backend.shard_iterators.pop(next(iter(backend.shard_iterators)))
+        return answer
 
     StreamShard.__init__ = shard_init
+    DynamoDBStreamsBackend.get_records = get_records
     DynamoDBBackend.transact_write_items = _transact_write_items
     DynamoDBBackend._stockbridge_scaling = True
     return True

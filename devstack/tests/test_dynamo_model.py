@@ -76,23 +76,36 @@ def test_a_single_write_on_an_item_a_transaction_holds_gets_transaction_conflict
     assert m.admit("UpdateItem", {"TableName": "t", "Key": key("a")}, 1)[0] == 0.0
 
 
-def test_single_writes_to_one_item_serialise_without_error_and_do_not_block_a_transaction():
+def test_single_writes_to_one_item_serialise_without_error_and_cancel_a_transaction():
     m, clock = model(conflicts=True, service_ms=10)
     assert m.admit("PutItem", put("a"), 1) == (0.0, pytest.approx(100.010))
     assert m.admit("PutItem", put("a"), 1) == (pytest.approx(0.010), pytest.approx(100.020))
     assert m.admit("DeleteItem", {"TableName": "t", "Key": key("a")}, 1)[0] == pytest.approx(0.020)
-    # The guide lists no conflict between a transaction and an ongoing single write.
+    # The stricter reading: a transaction on an item a single write has in flight is cancelled.
+    assert refusal(m, "TransactWriteItems", tx("a")).name == "TransactionCanceledException"
+    clock.now += 0.031
     assert m.admit("TransactWriteItems", tx("a"), 1)[0] == 0.0
     assert m.report()["stats"]["serialised_waits"] == 2
 
 
-def test_reads_and_a_condition_check_never_conflict():
-    m, _ = model(conflicts=True)
+def test_no_transaction_takes_an_item_from_under_a_queued_single_write():
+    m, clock = model(conflicts=True, service_ms=10)
+    m.admit("PutItem", put("a"), 1)
+    assert m.admit("PutItem", put("a"), 1)[0] == pytest.approx(0.010)
+    clock.now += 0.010  # the first is done, the second about to run
+    assert refusal(m, "TransactWriteItems", tx("a")).name == "TransactionCanceledException"
+
+
+def test_reads_never_conflict_but_a_condition_check_s_item_is_held():
+    m, clock = model(conflicts=True)
     m.admit("TransactWriteItems", tx("a"), 1)
     for op in ("GetItem", "BatchGetItem", "Query", "Scan"):
         assert m.admit(op, {"TableName": "t", "Key": key("a")}, 1) == (0.0, 100.0)
-    check = {"TransactItems": [{"ConditionCheck": {"TableName": "t", "Key": key("a"), "ConditionExpression": "x"}}]}
-    assert m.admit("TransactWriteItems", check, 1)[0] == 0.0
+    check = {"TransactItems": [{"ConditionCheck": {"TableName": "t", "Key": key("c"), "ConditionExpression": "x"}}]}
+    m.admit("TransactWriteItems", check, 1)
+    r = refusal(m, "TransactWriteItems", tx("b", "c"))
+    assert [c["Code"] for c in r.body["CancellationReasons"]] == ["None", "TransactionConflict"]
+    assert refusal(m, "PutItem", put("c")).name == "TransactionConflictException"
 
 
 def test_time_scale_stretches_the_service_time_and_the_report_gives_both_clocks():
@@ -166,6 +179,11 @@ def test_unknown_settings_are_refused():
         m.configure({"conflict": True})
     with pytest.raises(ValueError):
         m.configure({"faults": {"throttle": 1}})
+    for bad in ({"time_scale": 0}, {"faults": {"throughput": "0.5"}}, {"faults": {"throughput": 2}},
+                {"item_wcu_per_s": 0}, {"tables": "t"}, {"conflicts": "yes"}):
+        with pytest.raises(ValueError):
+            m.configure(bad)
+    assert m.report()["settings"]["time_scale"] == 1.0  # a refused setting changes nothing
 
 
 # ---------------------------------------------------------------- through moto, with boto3

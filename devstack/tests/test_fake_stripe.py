@@ -363,6 +363,9 @@ def test_a_fault_after_the_work_does_it_and_loses_the_answer(client):
     rv = client.post("/v1/refunds", headers=h, data={"payment_intent": s["payment_intent"]})
     assert rv.status_code == 200 and rv.headers["Idempotent-Replayed"] == "true"
     assert len(client.get("/_test/state").json["refunds"]) == 1
+    client.post("/_test/faults", json={"path_regex": ".", "status": 500, "count": 5})
+    assert client.post("/_test/faults/clear").json == {"cleared": 1}
+    assert client.get("/v1/refunds", headers=AUTH).status_code == 200
 
 
 def test_fault_skip_lets_the_first_matching_requests_pass(client):

@@ -96,6 +96,17 @@ def test_the_same_item_twice_in_one_transaction_is_refused(ddb):
     assert items(ddb) == []
 
 
+def test_a_validation_error_after_a_failed_condition_is_moto_s_validation_error(ddb):
+    ddb.put_item(TableName="t", Item={"pk": {"S": "b"}, "sk": {"S": "A"}})
+    cond = put("b")
+    cond["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+    bad_key = {"Put": {"TableName": "t", "Item": {"pk": {"N": "1"}, "sk": {"S": "A"}}}}
+    with pytest.raises(ClientError) as e:
+        ddb.transact_write_items(TransactItems=[put("a"), cond, bad_key])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert items(ddb) == [("b", None)]
+
+
 def test_no_table_is_copied_by_a_transaction(ddb, monkeypatch):
     from moto.dynamodb.models.table import Table
 

@@ -104,7 +104,12 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
         let (s, w) = (s.clone(), d.write.clone());
         tokio::spawn(async move { s.commit(&w).await })
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !model("/_model", "").contains(r#""transactions": 1"#) {
+        assert!(
+            std::time::Instant::now() < deadline && !committing.is_finished(),
+            "the transaction never reached the model"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The order's transaction is ongoing: DynamoDB refuses a write to it for now, which is

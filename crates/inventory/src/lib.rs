@@ -36,34 +36,15 @@ async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<
 
 /// Serve the Lambda Runtime API until the runtime stops us.
 pub async fn run() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let inventory = stockbridge_bootstrap::inventory(&config).await?;
-    #[cfg(feature = "crash-hook")]
-    let inventory = crash_hook::install(inventory);
-    let inventory = &inventory;
-    lambda_runtime::run(service_fn(move |event| handle(inventory, event))).await
+    run_with(|inventory| inventory).await
 }
 
-/// Test-only fault injection, compiled only with `--features crash-hook` (the deployed binary
-/// does not carry it): `STOCKBRIDGE_FAULT=crash-after-commit` aborts the process right after a
-/// commit and before any side effect, as a crash would, so the end-to-end test can prove a
-/// redelivery finishes the work.
-#[cfg(feature = "crash-hook")]
-mod crash_hook {
-    use std::sync::Arc;
-
-    use stockbridge_bootstrap::LiveInventory;
-
-    const FAULT_VAR: &str = "STOCKBRIDGE_FAULT";
-
-    pub fn install(inventory: LiveInventory) -> LiveInventory {
-        if std::env::var(FAULT_VAR).as_deref() != Ok("crash-after-commit") {
-            return inventory;
-        }
-        tracing::warn!(
-            "{FAULT_VAR}=crash-after-commit: this process aborts after its first commit"
-        );
-        inventory.with_after_commit_hook(Arc::new(|| std::process::abort()))
-    }
+/// [`run`], with the use case adjusted once before serving (only the test binary
+/// `inventory-crash-hook` adjusts it).
+pub async fn run_with(customise: impl FnOnce(LiveInventory) -> LiveInventory) -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let inventory = customise(stockbridge_bootstrap::inventory(&config).await?);
+    let inventory = &inventory;
+    lambda_runtime::run(service_fn(move |event| handle(inventory, event))).await
 }

@@ -1,0 +1,99 @@
+"""Benchmark (not a test): the hot-SKU baseline (issue 11 §4). N paid orders for ONE product
+through the real `inventory` binary with K instances, under the DynamoDB model's conflicts.
+
+    .venv/bin/python -m bench.hot_sku [--orders 300] [--instances 1 4 16] [--service-ms 10]
+                                      [--time-scale 1] [--binary target/debug/inventory]
+
+For each K: a fresh stack, stock for every order (nothing sells out: this is the hot path
+itself), all orders invoked at once by 2K clients. Reports per order: TransactWriteItems tried,
+refused as TransactionConflict, refused by their version condition; DynamoDB, Stripe and IoT
+calls; and throughput in wall and in the model's simulated time, with p50/p99 latency.
+Figures go to docs/benchmarks.md (the hot-path issue improves on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import requests
+
+from bench.shop_setup import one_product, paid_events
+from devstack.lambda_driver import invoke
+from devstack.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str) -> dict:
+    cli = str(Path(binary).with_name("stockbridge"))
+    with Stack(workers=instances, inventory_binary=binary, lambda_timeout=600) as stack:
+        env = {**os.environ, **stack.env}
+        stripe, lam, moto = stack.urls["stripe"], stack.urls["lambda"], stack.urls["moto"]
+        pid, link = one_product(cli, env, stripe, orders * 2, name="Hot")
+        events = paid_events(stripe, pid, link, orders)
+        requests.post(f"{moto}/_stats/reset")
+        requests.post(f"{stack.urls['iot_bridge']}/_publishes/reset")
+        n_stripe = len(requests.get(f"{stripe}/_test/requests").json()["requests"])
+        requests.post(f"{moto}/_model", json={
+            "conflicts": True, "service_ms": service_ms, "time_scale": time_scale,
+            "tables": [env.get("TABLE_NAME", "stockbridge")]}).raise_for_status()
+
+        def one(e: dict) -> tuple[float, dict]:
+            t = time.perf_counter()
+            r = invoke(lam, e, timeout=600)
+            return time.perf_counter() - t, r
+
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(2 * instances) as pool:
+            results = list(pool.map(one, events))
+        wall = time.perf_counter() - t0
+        model = requests.get(f"{moto}/_model").json()["stats"]
+        ops = requests.get(f"{moto}/_stats").json()
+        stripe_calls = len(requests.get(f"{stripe}/_test/requests").json()["requests"]) - n_stripe
+        publishes = len(requests.get(f"{stack.urls['iot_bridge']}/_publishes").json()["publishes"])
+        show = json.loads(__import__("subprocess").run(
+            [cli, "stock", "show", pid, "--store", "bench", "--json"], env=env, check=True,
+            capture_output=True, text=True).stdout)
+    lat = sorted(x for x, _ in results)
+    tx_tried = model.get("transactions", 0)
+    conflicts = model.get("conflict_transaction_canceled", 0)
+    forwarded = ops.get("DynamoDB_20120810.TransactWriteItems", 0)  # moto ran it: committed or condition failed
+    per = lambda n: round(n / orders, 2)  # noqa: E731
+    return {
+        "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
+        "units_taken": orders * 2 - show["available"],
+        "tx_tried_per_order": per(tx_tried), "tx_conflicts_per_order": per(conflicts),
+        "tx_condition_failed_per_order": per(max(0, forwarded - orders)),
+        # DynamoDB data calls only (not the catalog pipe's stream and queue polls), counting
+        # what the model refused (never reached moto) and the SDK's own retries among them.
+        "dynamodb_calls_per_order": per(sum(v for k, v in ops.items() if k.startswith("DynamoDB_20120810."))
+                                        + sum(v for k, v in model.items() if k.startswith(("conflict_", "throttled_")))),
+        "sdk_retries_per_order": per(model.get("sdk_retries", 0)),
+        "stripe_calls_per_order": per(stripe_calls), "iot_publishes_per_order": per(publishes),
+        "orders_per_s_wall": round(orders / wall, 1),
+        "orders_per_s_simulated": round(orders / max(1e-9, wall / time_scale), 1),
+        "p50_ms": round(statistics.median(lat) * 1000, 1),
+        "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)] * 1000, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=300)
+    ap.add_argument("--instances", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--service-ms", type=float, default=10.0)
+    ap.add_argument("--time-scale", type=float, default=1.0)
+    ap.add_argument("--binary", default=str(ROOT / "target" / "debug" / "inventory"))
+    a = ap.parse_args()
+    for k in a.instances:
+        print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
