@@ -49,6 +49,7 @@ from typing import Any, Optional
 import paho.mqtt.client as mqtt
 import requests
 
+from bench.shop_setup import envelope
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -77,18 +78,10 @@ class Settings:
 
 
 def _event(kind: str, order: dict, link: Optional[str]) -> dict:
-    base = json.loads((ROOT / "events" / f"{kind}.json").read_text())
-    e = json.loads(json.dumps(base))
-    e["id"] = str(uuid.uuid4())
-    e["detail"]["id"] = f"evt_{uuid.uuid4().hex[:20]}"
-    now = int(time.time())
-    e["detail"]["created"] = now
-    e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    o = e["detail"]["data"]["object"]
-    o.update({"id": order["session"], "payment_intent": order["pi"], "payment_link": link,
-              "metadata": {"store_id": order["store"]}})
-    o["payment_status"] = "paid" if kind != "checkout.session.completed.unpaid" and \
-        kind != "checkout.session.async_payment_failed" else "unpaid"
+    e = envelope(kind, order["session"], order["pi"], link, order["store"])
+    e["detail"]["data"]["object"]["payment_status"] = \
+        "unpaid" if kind in ("checkout.session.completed.unpaid",
+                             "checkout.session.async_payment_failed") else "paid"
     return e
 
 

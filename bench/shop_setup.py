@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import requests
 
@@ -31,24 +32,28 @@ def one_product(cli: str, env: dict, stripe: str, units: int, store: str = "benc
     return pid, link
 
 
+def envelope(kind: str, session: str, payment_intent: str, link: Optional[str], store: str) -> dict:
+    """The events/ fixture ``kind`` (e.g. ``checkout.session.completed.paid``) for this session,
+    with fresh ids, stamped "now" (an event from before the catalog import would be history)."""
+    e = json.loads((ROOT / "events" / f"{kind}.json").read_text())
+    e["id"] = str(uuid.uuid4())
+    e["detail"]["id"] = f"evt_{uuid.uuid4().hex[:24]}"
+    now = int(time.time())
+    e["detail"]["created"] = now
+    e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    e["detail"]["data"]["object"].update({"id": session, "payment_intent": payment_intent,
+                                          "payment_link": link, "metadata": {"store_id": store}})
+    return e
+
+
 def paid_events(stripe: str, pid: str, link: str, n: int, store: str = "bench") -> list[dict]:
     """``n`` paid Checkout Sessions of one unit each (made in the fake Stripe, so line items
-    and refunds work) and their ``checkout.session.completed`` envelopes, stamped "paid now"
-    (an event from before the catalog import would be history)."""
-    base = json.loads((ROOT / "events" / "checkout.session.completed.paid.json").read_text())
+    and refunds work) and their ``checkout.session.completed`` envelopes."""
     events = []
-    for i in range(n):
+    for _ in range(n):
         s = requests.post(f"{stripe}/_test/checkout_sessions", json={
             "payment_status": "paid", "payment_link": link, "metadata": {"store_id": store},
             "line_items": [{"product": pid, "quantity": 1}]}).json()
-        e = json.loads(json.dumps(base))
-        e["id"] = str(uuid.uuid4())
-        e["detail"]["id"] = f"evt_bench_{uuid.uuid4().hex[:12]}_{i}"
-        paid = int(time.time())
-        e["detail"]["created"] = paid
-        e["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(paid))
-        o = e["detail"]["data"]["object"]
-        o.update({"id": s["id"], "payment_intent": s["payment_intent"], "payment_link": link,
-                  "metadata": {"store_id": store}})
-        events.append(e)
+        events.append(envelope("checkout.session.completed.paid", s["id"], s["payment_intent"],
+                               link, store))
     return events

@@ -8,41 +8,7 @@ use stockbridge_dynamodb::DynamoStore;
 
 mod common;
 
-use common::store;
-
-fn item(p: &str, available: u64) -> CatalogItem {
-    CatalogItem {
-        store_id: StoreId::parse("s1").unwrap(),
-        product_id: ProductId::parse(p).unwrap(),
-        name: "Mug".into(),
-        available,
-        held: 0,
-        version: 1,
-        payment_links: vec![PaymentLinkId::parse("plink_1").unwrap()],
-        deactivated_links: vec![],
-        updated_at: Timestamp(1),
-        managed_since: stockbridge_domain::Timestamp(0),
-    }
-}
-
-fn entry(i: &CatalogItem) -> LedgerEntry {
-    LedgerEntry {
-        store_id: i.store_id.clone(),
-        product_id: i.product_id.clone(),
-        version: 1,
-        delta: i.available as i64,
-        level: i.available,
-        held: i.held,
-        operation: None,
-        cause: Cause {
-            kind: CauseKind::Set,
-            stripe_event_id: None,
-            order_id: None,
-            actor: Some("test".into()),
-        },
-        at: Timestamp(1),
-    }
-}
+use common::{entry, item, store};
 
 fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
     CheckoutFacts {

@@ -27,21 +27,6 @@ fn model(path: &str, body: &str) -> String {
     answer
 }
 
-fn item() -> CatalogItem {
-    CatalogItem {
-        store_id: StoreId::parse("s1").unwrap(),
-        product_id: ProductId::parse("prod_a").unwrap(),
-        name: "Mug".into(),
-        available: 3,
-        held: 0,
-        version: 1,
-        payment_links: vec![],
-        deactivated_links: vec![],
-        updated_at: Timestamp(1),
-        managed_since: Timestamp(0),
-    }
-}
-
 fn paid(order: &str) -> CheckoutFacts {
     CheckoutFacts {
         order_id: OrderId::parse(order).unwrap(),
@@ -63,23 +48,8 @@ fn paid(order: &str) -> CheckoutFacts {
 #[ignore = "needs the local stack: run scripts/test"]
 async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid() {
     let s = common::store().await;
-    let i = item();
-    let e = LedgerEntry {
-        store_id: i.store_id.clone(),
-        product_id: i.product_id.clone(),
-        version: 1,
-        delta: 3,
-        level: 3,
-        held: 0,
-        operation: None,
-        cause: Cause {
-            kind: CauseKind::Set,
-            stripe_event_id: None,
-            order_id: None,
-            actor: Some("test".into()),
-        },
-        at: Timestamp(1),
-    };
+    let i = common::item("prod_a", 3);
+    let e = common::entry(&i);
     s.create_item(&i, &e).await.unwrap();
     let f = paid("cs_held");
     let (_, items) = s

@@ -1,5 +1,8 @@
-//! Shared by the adapter tests: a fresh table on the local DynamoDB API.
+//! Shared by the adapter tests: a fresh table on the local DynamoDB API, and records to fill it.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
+use stockbridge_domain::*;
 use stockbridge_dynamodb::DynamoStore;
 
 /// A store on a new table of its own (created, and created again as a no-op).
@@ -26,4 +29,40 @@ pub async fn store() -> DynamoStore {
         "creating twice is a no-op"
     );
     s
+}
+
+/// A catalog item of store `s1` with one Payment Link.
+pub fn item(p: &str, available: u64) -> CatalogItem {
+    CatalogItem {
+        store_id: StoreId::parse("s1").unwrap(),
+        product_id: ProductId::parse(p).unwrap(),
+        name: "Mug".into(),
+        available,
+        held: 0,
+        version: 1,
+        payment_links: vec![PaymentLinkId::parse("plink_1").unwrap()],
+        deactivated_links: vec![],
+        updated_at: Timestamp(1),
+        managed_since: stockbridge_domain::Timestamp(0),
+    }
+}
+
+/// The ledger entry that creates `i`.
+pub fn entry(i: &CatalogItem) -> LedgerEntry {
+    LedgerEntry {
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        version: 1,
+        delta: i.available as i64,
+        level: i.available,
+        held: i.held,
+        operation: None,
+        cause: Cause {
+            kind: CauseKind::Set,
+            stripe_event_id: None,
+            order_id: None,
+            actor: Some("test".into()),
+        },
+        at: Timestamp(1),
+    }
 }
