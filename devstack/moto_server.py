@@ -28,6 +28,7 @@ e.g. ``DynamoDB_20120810.TransactWriteItems``; for query-protocol services the
 * ``GET  /_stats``        -> ``{"DynamoDB_20120810.GetItem": n, ...}``
 * ``POST /_stats/reset``  -> resets the counters, answers ``{}``
 * ``GET  /_health``       -> ``{"ok": true, "rss_kb": n}`` (this process's resident memory)
+* ``GET  /_memory``       -> where the memory is (started with ``PYTHONTRACEMALLOC=N``)
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class SerializingMiddleware:
         if path == "/_stats/reset" and method == "POST":
             self.reset_stats()
             return _json_response(start_response, "200 OK", {})
+        if path == "/_memory" and method == "GET":
+            return _json_response(start_response, "200 OK", memory_report())
         if path == "/_health" and method == "GET":
             return _json_response(start_response, "200 OK", {"ok": True, "rss_kb": rss_kb()})
 
@@ -125,6 +128,19 @@ class SerializingMiddleware:
         headers.append(("Content-Length", str(len(body))))
         start_response(captured["status"], headers, captured.get("exc_info"))
         return [body]
+
+
+def memory_report(top: int = 15) -> dict[str, Any]:
+    """Where this process's Python memory is (only when started with PYTHONTRACEMALLOC=N)."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        return {"rss_kb": rss_kb(), "tracing": False}
+    stats = tracemalloc.take_snapshot().statistics("lineno")
+    return {"rss_kb": rss_kb(), "tracing": True,
+            "traced_kb": sum(st.size for st in stats) // 1024,
+            "top": [{"where": str(st.traceback), "kb": st.size // 1024, "count": st.count}
+                    for st in stats[:top]]}
 
 
 def rss_kb() -> int:
