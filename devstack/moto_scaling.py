@@ -5,7 +5,7 @@ Installed by ``devstack.moto_server`` before it serves anything (``install()``),
 
 WHY
 ---
-Measured on moto 5.1 (docs/benchmarks.md, "moto scaling"):
+Measured on moto 5.1 (docs/benchmarks.md, "moto that scales"):
 
 * ``TransactWriteItems`` deep-copied the WHOLE table once per action, to roll back on failure:
   ~100 tx/s on an empty table, under 2 tx/s at 10,000 items.
