@@ -564,16 +564,7 @@ pub fn product_agrees(
     product_diffs(&product_fields(&entry.details, &entry.mapping), product)
 }
 
-/// The Stripe event types that send a product to the sync (routed to its queue by an
-/// EventBridge rule).
-pub const CATALOG_EVENT_TYPES: [&str; 6] = [
-    "product.created",
-    "product.updated",
-    "price.created",
-    "price.updated",
-    "payment_link.created",
-    "payment_link.updated",
-];
+pub use crate::events::CATALOG_EVENT_TYPES;
 
 /// What a catalog-sync message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,6 +37,27 @@ pub const HANDLED_EVENT_TYPES: [&str; 6] = [
     INTENT_CANCELED,
 ];
 
+/// The Stripe event types that send a product to the catalog sync (routed to its queue by an
+/// EventBridge rule).
+pub const CATALOG_EVENT_TYPES: [&str; 6] = [
+    "product.created",
+    "product.updated",
+    "price.created",
+    "price.updated",
+    "payment_link.created",
+    "payment_link.updated",
+];
+
+/// Every event type a deployment's Stripe Event Destination must send, in the order the README
+/// and docs/deploy.md list them (a test holds both to it).
+pub fn subscribed_event_types() -> Vec<&'static str> {
+    HANDLED_EVENT_TYPES
+        .iter()
+        .chain(CATALOG_EVENT_TYPES.iter())
+        .copied()
+        .collect()
+}
+
 /// Which events to accept.
 #[derive(Debug, Clone)]
 pub struct EventFilter {

@@ -1,0 +1,88 @@
+"""template.yaml read as data: what two stacks in one account need, and what keeps the
+reconciler's alarms seeing at every log level (issue 12 §2). `sam validate --lint` (scripts/test)
+checks the rest of the template's shape.
+
+    .venv/bin/python -m pytest -q tests/template
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) as {"Ref"/"Fn::X": value}."""
+
+
+def _tag(loader: CfnLoader, suffix: str, node: yaml.Node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
+
+
+def functions(template: dict) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in template["Resources"].items()
+            if v["Type"] == "AWS::Serverless::Function"}
+
+
+def schedules(template: dict):
+    for name, props in functions(template).items():
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] in ("Schedule", "ScheduleV2"):
+                yield name, props, event["Properties"]
+
+
+def test_every_schedule_is_named_per_stack_within_the_length_limit(template):
+    found = list(schedules(template))
+    assert {name for name, _, _ in found} == {"ReconcilerFunction", "SweeperFunction"}
+    for name, _, event in found:
+        # !Join ['-', [prefix, !Select [2, !Split ['/', !Ref AWS::StackId]]]]: the stack id's UUID.
+        join = event["Name"]["Fn::Join"]
+        prefix, unique = join[1]
+        assert join[0] == "-" and re.fullmatch(r"[0-9a-zA-Z_.-]+", prefix), name
+        assert unique == {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}, name
+        assert len(prefix) + 1 + 36 <= 64, name
+
+
+def test_scheduled_functions_are_not_retried_and_never_wait_long(template):
+    for name, props, event in schedules(template):
+        assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0, name
+        assert props["EventInvokeConfig"]["MaximumEventAgeInSeconds"] <= 300, name
+        assert event["RetryPolicy"]["MaximumRetryAttempts"] == 0, name
+
+
+def test_the_reconciler_s_metric_line_survives_every_log_level(template):
+    props = functions(template)["ReconcilerFunction"]
+    # Lambda files a line without a level as INFO and drops it below ApplicationLogLevel.
+    assert props["LoggingConfig"]["ApplicationLogLevel"] == "TRACE"
+    rust_log = props["Environment"]["Variables"]["RUST_LOG"]["Fn::FindInMap"]
+    assert rust_log[0] == "TracingLevel" and rust_log[1] == {"Ref": "LogLevel"}
+    levels = template["Parameters"]["LogLevel"]["AllowedValues"]
+    mapping = template["Mappings"]["TracingLevel"]
+    assert set(mapping) == set(levels)
+    assert {v["filter"] for v in mapping.values()} <= {"trace", "debug", "info", "warn", "error"}
+
+
+def test_the_sam_cli_is_new_enough_to_build_rust_without_beta_features():
+    pins = (ROOT / "infra" / "requirements.txt").read_text()
+    m = re.search(r"^aws-sam-cli>=(\d+)\.(\d+)\.(\d+)", pins, re.M)
+    assert m and tuple(map(int, m.groups())) >= (1, 156, 0), pins
