@@ -54,6 +54,8 @@ def schedules(template: dict):
 def test_every_schedule_is_named_per_stack_within_the_length_limit(template):
     found = list(schedules(template))
     assert {name for name, _, _ in found} == {"ReconcilerFunction", "SweeperFunction"}
+    prefixes = [event["Name"]["Fn::Join"][1][0] for _, _, event in found]
+    assert len(set(prefixes)) == len(prefixes), prefixes
     for name, _, event in found:
         # !Join ['-', [prefix, !Select [2, !Split ['/', !Ref AWS::StackId]]]]: the stack id's UUID.
         join = event["Name"]["Fn::Join"]
@@ -64,22 +66,38 @@ def test_every_schedule_is_named_per_stack_within_the_length_limit(template):
 
 
 def test_scheduled_functions_are_not_retried_and_never_wait_long(template):
-    for name, props, event in schedules(template):
+    found = list(schedules(template))
+    assert len(found) == 2
+    for name, props, event in found:
         assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0, name
-        assert props["EventInvokeConfig"]["MaximumEventAgeInSeconds"] <= 300, name
+        assert props["EventInvokeConfig"]["MaximumEventAgeInSeconds"] == 60, name
         assert event["RetryPolicy"]["MaximumRetryAttempts"] == 0, name
 
 
-def test_the_reconciler_s_metric_line_survives_every_log_level(template):
-    props = functions(template)["ReconcilerFunction"]
-    # Lambda files a line without a level as INFO and drops it below ApplicationLogLevel.
-    assert props["LoggingConfig"]["ApplicationLogLevel"] == "TRACE"
-    rust_log = props["Environment"]["Variables"]["RUST_LOG"]["Fn::FindInMap"]
-    assert rust_log[0] == "TracingLevel" and rust_log[1] == {"Ref": "LogLevel"}
+def test_lines_without_a_level_survive_every_log_level(template):
+    # Lambda files a line without a valid level or timestamp as INFO and drops it below
+    # ApplicationLogLevel: the reconciler's metrics line, and the Rust runtime's JSON lines.
+    # So Lambda filters nothing and every function filters its own logs at LogLevel.
+    fns = functions(template)
+    assert len(fns) == 5
+    for name, props in fns.items():
+        assert props["LoggingConfig"]["ApplicationLogLevel"] == "TRACE", name
+        rust_log = props["Environment"]["Variables"]["RUST_LOG"]["Fn::FindInMap"]
+        assert rust_log == ["TracingLevel", {"Ref": "LogLevel"}, "filter"], name
     levels = template["Parameters"]["LogLevel"]["AllowedValues"]
     mapping = template["Mappings"]["TracingLevel"]
-    assert set(mapping) == set(levels)
-    assert {v["filter"] for v in mapping.values()} <= {"trace", "debug", "info", "warn", "error"}
+    assert {level: v["filter"] for level, v in mapping.items()} == {
+        level: ("error" if level == "FATAL" else level.lower()) for level in levels}
+
+
+def test_the_rules_route_exactly_the_event_types_the_docs_list(template):
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"<!-- stripe-event-types.*?-->(.*?)<!-- /stripe-event-types -->",
+                       readme, re.S).group(1)
+    types = re.findall(r"`([a-z_.]+)`", listed)
+    rules = [template["Resources"][r]["Properties"]["EventPattern"]["detail-type"]
+             for r in ("StripeCheckoutEventsRule", "CatalogEventsRule")]
+    assert len(types) == 12 and rules[0] + rules[1] == types
 
 
 def test_the_sam_cli_is_new_enough_to_build_rust_without_beta_features():
