@@ -8,27 +8,7 @@ use stockbridge_dynamodb::DynamoStore;
 
 mod common;
 
-use common::{entry, item, store};
-
-fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
-    CheckoutFacts {
-        order_id: OrderId::parse(order).unwrap(),
-        store_id: StoreId::parse("s1").unwrap(),
-        lines: lines
-            .iter()
-            .map(|(p, q)| OrderLine {
-                product_id: ProductId::parse(*p).unwrap(),
-                quantity: Quantity::new(*q).unwrap(),
-            })
-            .collect(),
-        payment: PaymentState::Paid,
-        payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
-        payment_link: None,
-        event_id: StripeEventId::parse("evt_1").unwrap(),
-        paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
-        amounts: std::collections::BTreeMap::new(),
-    }
-}
+use common::{entry, facts, item, store};
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]

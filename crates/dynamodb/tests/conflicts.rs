@@ -27,23 +27,6 @@ fn model(path: &str, body: &str) -> String {
     answer
 }
 
-fn paid(order: &str) -> CheckoutFacts {
-    CheckoutFacts {
-        order_id: OrderId::parse(order).unwrap(),
-        store_id: StoreId::parse("s1").unwrap(),
-        lines: vec![OrderLine {
-            product_id: ProductId::parse("prod_a").unwrap(),
-            quantity: Quantity::new(1).unwrap(),
-        }],
-        payment: PaymentState::Paid,
-        payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
-        payment_link: None,
-        event_id: StripeEventId::parse("evt_1").unwrap(),
-        paid_at: PaidAt::At(Timestamp(0)),
-        amounts: std::collections::BTreeMap::new(),
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
 async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid() {
@@ -51,7 +34,7 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
     let i = common::item("prod_a", 3);
     let e = common::entry(&i);
     s.create_item(&i, &e).await.unwrap();
-    let f = paid("cs_held");
+    let f = common::facts("cs_held", &[("prod_a", 1)]);
     let (_, items) = s
         .load(
             &f.order_id,

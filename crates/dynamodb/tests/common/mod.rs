@@ -66,3 +66,24 @@ pub fn entry(i: &CatalogItem) -> LedgerEntry {
         at: Timestamp(1),
     }
 }
+
+/// A paid order of store `s1` with these `(product, quantity)` lines.
+pub fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
+    CheckoutFacts {
+        order_id: OrderId::parse(order).unwrap(),
+        store_id: StoreId::parse("s1").unwrap(),
+        lines: lines
+            .iter()
+            .map(|(p, q)| OrderLine {
+                product_id: ProductId::parse(*p).unwrap(),
+                quantity: Quantity::new(*q).unwrap(),
+            })
+            .collect(),
+        payment: PaymentState::Paid,
+        payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
+        payment_link: None,
+        event_id: StripeEventId::parse("evt_1").unwrap(),
+        paid_at: stockbridge_domain::PaidAt::At(stockbridge_domain::Timestamp(0)),
+        amounts: std::collections::BTreeMap::new(),
+    }
+}
