@@ -15,13 +15,12 @@ import concurrent.futures as cf
 import json
 import os
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import requests
 
-from bench.shop_setup import one_product, paid_events
+from bench.shop_setup import one_product, paid_events, stock_show
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -70,14 +69,14 @@ def main() -> None:
             by_path[key] = by_path.get(key, 0) + 1
         refunds = requests.get(f"{stripe}/_test/state").json()["refunds"]
         refunded_pis = [r["payment_intent"] for r in refunds]
-        show = subprocess.run([cli, "stock", "show", pid, "--store", "bench", "--json"], env=env, check=True, capture_output=True, text=True).stdout
+        show = stock_show(cli, env, pid)
         print(json.dumps({
             "orders": a.orders, "units": a.units, "workers": a.workers, "clients": a.clients,
             "wall_s": round(wall, 2), "orders_per_s": round(a.orders / wall, 1),
             "p50_ms": round(statistics.median(lat) * 1000, 1), "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1),
             "failed_invocations": len(failed), "outcomes": outcomes,
             "refunds": len(refunds), "duplicate_refunds": len(refunded_pis) - len(set(refunded_pis)),
-            "final_stock": json.loads(show)["available"],
+            "final_stock": show["available"],
             "dynamodb_ops": stats, "stripe_requests": by_path, "iot_publishes": pubs,
         }, indent=2))
 

@@ -50,7 +50,7 @@ from typing import Any, Optional
 import paho.mqtt.client as mqtt
 import requests
 
-from bench.shop_setup import envelope
+from bench.shop_setup import envelope, stock_show
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -283,9 +283,7 @@ def _check(stack: Stack, products: dict, orders: list, cli: str, env: dict) -> t
     retained = _retained(stack, list(topics))
     finals = {}
     for (store, pid), p in products.items():
-        show = json.loads(subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"],
-                                         env=env, check=True, capture_output=True, text=True).stdout)
-        final = show["available"]
+        final = stock_show(cli, env, pid, store)["available"]
         finals[f"{store}/{pid}"] = final
         if p["stock"] - final != taken[(store, pid)]:
             violations.append(f"{store}/{pid}: took {p['stock'] - final} units, orders kept {taken[(store, pid)]}")
@@ -316,9 +314,8 @@ def _self_check(stack: Stack, products: dict, orders: list, cli: str, env: dict)
     subprocess.run([cli, "stock", "adjust", pid, "1", "--store", store], env=env, check=True,
                    capture_output=True)
     broken["units"] = f"{store}/{pid}: took"
-    refunded = next((o for o in orders if o["fate"] != "fails" and
-                     any(r["payment_intent"] == o["pi"] for r in
-                         requests.get(f"{stripe}/_test/state").json()["refunds"])), None)
+    refunded_pis = {r["payment_intent"] for r in requests.get(f"{stripe}/_test/state").json()["refunds"]}
+    refunded = next((o for o in orders if o["fate"] != "fails" and o["pi"] in refunded_pis), None)
     failed = next((o for o in orders if o["fate"] == "fails"), None)
     for name, o in (("refund_twice", refunded), ("failed_refunded", failed)):
         if o is not None:
@@ -327,8 +324,7 @@ def _self_check(stack: Stack, products: dict, orders: list, cli: str, env: dict)
             broken[name] = o["session"] if name == "refund_twice" else o["pi"]
     store, pid = keys[1]
     link = products[keys[1]]["link"]
-    final = json.loads(subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"], env=env,
-                                      check=True, capture_output=True, text=True).stdout)["available"]
+    final = stock_show(cli, env, pid, store)["available"]
     requests.post(f"{stripe}/v1/payment_links/{link}", headers=auth,
                   data={"active": "true" if final == 0 else "false"})
     broken["link"] = f"{store}/{pid}: link active"

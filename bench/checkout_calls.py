@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench.shop_setup import stock_show
 from devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +110,7 @@ def main() -> None:
             requests.post(f"{stripe}/_test/payment_intents/{pi}/authorize", json={})
         stack.wait_stripe_events(timeout=300)
         moto_pay, stripe_pay = ops_since(stack, stripe, seq)
-        show = json.loads(subprocess.run([cli, "stock", "show", pid, "--store", "bench", "--json"], env=env,
-                                         check=True, capture_output=True, text=True).stdout)
+        show = stock_show(cli, env, pid)
         print(json.dumps({
             "holds": len(held), "of": a.holds, "clients": a.clients,
             "checkout_p50_ms": round(statistics.median(held) * 1000, 1) if held else None,

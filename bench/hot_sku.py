@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from bench.shop_setup import one_product, paid_events
+from bench.shop_setup import one_product, paid_events, stock_show
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -57,9 +57,7 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
         ops = requests.get(f"{moto}/_stats").json()
         stripe_calls = len(requests.get(f"{stripe}/_test/requests").json()["requests"]) - n_stripe
         publishes = len(requests.get(f"{stack.urls['iot_bridge']}/_publishes").json()["publishes"])
-        show = json.loads(__import__("subprocess").run(
-            [cli, "stock", "show", pid, "--store", "bench", "--json"], env=env, check=True,
-            capture_output=True, text=True).stdout)
+        show = stock_show(cli, env, pid)
     lat = sorted(x for x, _ in results)
     tx_tried = model.get("transactions", 0)
     conflicts = model.get("conflict_transaction_canceled", 0)

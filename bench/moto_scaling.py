@@ -22,7 +22,7 @@ from pathlib import Path
 import boto3
 import requests
 
-from bench.shop_setup import one_product, paid_events
+from bench.shop_setup import one_product, paid_events, stock_show
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
@@ -30,9 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TX = "DynamoDB_20120810.TransactWriteItems"
 
 
+def dynamodb(env: dict):
+    return boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
+                        region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
 def table_items(env: dict) -> int:
-    ddb = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
-                       region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    ddb = dynamodb(env)
     count, kwargs = 0, {"TableName": env.get("TABLE_NAME", "stockbridge"), "Select": "COUNT"}
     while True:
         page = ddb.scan(**kwargs)
@@ -45,8 +49,7 @@ def table_items(env: dict) -> int:
 def probe_tx_per_s(env: dict, n: int = 300, threads: int = 4) -> float:
     """moto alone: ``n`` order-shaped transactions (a conditional Put and an Update) straight
     from boto3, over two probe items that do not grow the table."""
-    ddb = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
-                       region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    ddb = dynamodb(env)
     table = env.get("TABLE_NAME", "stockbridge")
 
     def one(i: int) -> None:
@@ -95,18 +98,10 @@ def main() -> None:
                    "failed_invocations": failed}
             rows.append(row)
             print(json.dumps(row), flush=True)
-        show = subprocess_show(cli, env, pid)
+        show = stock_show(cli, env, pid)
         print(json.dumps({"final": rows[-1], "available": show["available"],
                           "expected_available": a.orders * 2 - a.orders, "moto_stock":
                           os.environ.get("STOCKBRIDGE_MOTO_STOCK") == "1"}, indent=2))
-
-
-def subprocess_show(cli: str, env: dict, pid: str) -> dict:
-    import subprocess
-
-    out = subprocess.run([cli, "stock", "show", pid, "--store", "bench", "--json"], env=env,
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
 
 
 if __name__ == "__main__":

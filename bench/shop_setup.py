@@ -32,6 +32,13 @@ def one_product(cli: str, env: dict, stripe: str, units: int, store: str = "benc
     return pid, link
 
 
+def stock_show(cli: str, env: dict, pid: str, store: str = "bench") -> dict:
+    """`stockbridge stock show --json` of one product: the level as stockbridge reads it."""
+    out = subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def envelope(kind: str, session: str, payment_intent: str, link: Optional[str], store: str) -> dict:
     """The events/ fixture ``kind`` (e.g. ``checkout.session.completed.paid``) for this session,
     with fresh ids, stamped "now" (an event from before the catalog import would be history)."""

@@ -166,7 +166,7 @@ class DynamoModel:
 
     # ------------------------------------------------------------------ settings & stats
     def reset(self) -> None:
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             self.settings = json.loads(json.dumps(DEFAULTS))
             self._rng = random.Random(0)
             self._tx_until: dict[tuple, float] = {}     # item -> wall time its transaction ends
@@ -220,14 +220,14 @@ class DynamoModel:
                 self.stats["sdk_retries"] += 1
             if not self.applies(op, body):
                 return 0.0, self.clock()
-            self._fault(op)
+            self._fault(op, body)
             if op == "TransactWriteItems":
                 return self._transaction(body)
             if op in SINGLE_WRITES:
                 return self._single(op, body)
             return 0.0, self.clock()
 
-    def _fault(self, op: str) -> None:
+    def _fault(self, op: str, body: dict[str, Any]) -> None:
         f = self.settings["faults"]
         if f["internal_error"] and self._rng.random() < f["internal_error"]:
             self.stats["fault_internal_error"] += 1
@@ -238,7 +238,8 @@ class DynamoModel:
         if op == "TransactWriteItems" and f["transaction_conflict"] \
                 and self._rng.random() < f["transaction_conflict"]:
             self.stats["fault_transaction_conflict"] += 1
-            raise canceled(["TransactionConflict"])  # widened to every action by the caller
+            others = max(0, len(body.get("TransactItems", [])) - 1)
+            raise canceled(["TransactionConflict"] + [None] * others)
 
     def _service(self) -> float:
         return float(self.settings["service_ms"]) / 1000 * float(self.settings["time_scale"])
@@ -254,12 +255,15 @@ class DynamoModel:
         if any(held):
             self.stats["conflict_transaction_canceled"] += 1
             raise canceled(["TransactionConflict" if h else None for h in held])
-        over = [not self._has_units(k, 2 * self._kb(body, len(items)), now) for k in items]
-        if any(over):
-            self.stats["throttled_transaction"] += 1
-            raise canceled(["ThrottlingError" if o else None for o in over])
+        if self.settings["item_wcu_per_s"]:
+            units = 2 * self._kb(body, len(items))  # a transactional write costs double
+            over = [not self._has_units(k, units, now) for k in items]
+            if any(over):
+                self.stats["throttled_transaction"] += 1
+                raise canceled(["ThrottlingError" if o else None for o in over])
+            for k in items:
+                self._spend(k, units, now)
         for k in items:
-            self._spend(k, 2 * self._kb(body, len(items)), now)
             self._tx_until[k] = now + self._service()
         return 0.0, now + self._service()
 
@@ -273,11 +277,12 @@ class DynamoModel:
             self.stats["conflict_single_write"] += 1
             raise Refusal(400, "TransactionConflictException",
                           {"message": "Transaction is ongoing for the item"})
-        units = self._kb(body, 1)
-        if not self._has_units(k, units, now):
-            self.stats["throttled_single_write"] += 1
-            raise throughput_exceeded()
-        self._spend(k, units, now)
+        if self.settings["item_wcu_per_s"]:
+            units = self._kb(body, 1)
+            if not self._has_units(k, units, now):
+                self.stats["throttled_single_write"] += 1
+                raise throughput_exceeded()
+            self._spend(k, units, now)
         start = max(now, self._single_until.get(k, 0.0))
         self._single_until[k] = start + self._service()
         if start > now:
@@ -296,20 +301,16 @@ class DynamoModel:
     def _second(self, now: float) -> int:
         return int((now - self._since) / float(self.settings["time_scale"]))
 
+    def _used(self, k: tuple, now: float) -> int:
+        """Write units the item has spent in the current simulated second."""
+        second, used = self._units.get(k, (None, 0))
+        return used if second == self._second(now) else 0
+
     def _has_units(self, k: tuple, units: int, now: float) -> bool:
-        ceiling = self.settings["item_wcu_per_s"]
-        if not ceiling:
-            return True
-        second, used = self._units.get(k, (self._second(now), 0))
-        if second != self._second(now):
-            used = 0
-        return used + units <= ceiling
+        return self._used(k, now) + units <= self.settings["item_wcu_per_s"]
 
     def _spend(self, k: tuple, units: int, now: float) -> None:
-        second, used = self._units.get(k, (self._second(now), 0))
-        if second != self._second(now):
-            second, used = self._second(now), 0
-        self._units[k] = (second, used + units)
+        self._units[k] = (self._second(now), self._used(k, now) + units)
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -325,9 +326,6 @@ class DynamoModel:
             body = json.loads(raw or b"{}")
             wait, done_at = self.admit(op, body, _attempt(environ))
         except Refusal as r:
-            if op == "TransactWriteItems" and r.name == "TransactionCanceledException" \
-                    and len(r.body["CancellationReasons"]) != len(body.get("TransactItems", [])):
-                r = canceled(["TransactionConflict"] + [None] * (len(body["TransactItems"]) - 1))
             return _respond(start_response, r.status, r.body)
         except (ValueError, KeyError, TypeError, AttributeError):
             wait, done_at = 0.0, 0.0  # moto answers a malformed request itself

@@ -84,13 +84,11 @@ class RetainedLog:
         stop = len(self) if index.stop is None else min(index.stop, len(self))
         return self._items[start - self._first:max(start, stop) - self._first]
 
-    def truncate(self, length: int) -> None:
-        """Forget the records appended after the log was ``length`` long."""
-        del self._items[max(0, length - self._first):]
-
-    @property
-    def retained(self) -> int:
-        return len(self._items)
+    def __delitem__(self, index: slice) -> None:
+        """``del log[n:]``, as on a list: forget the records appended after the log was n long."""
+        if not isinstance(index, slice) or index.stop is not None or index.step is not None:
+            raise TypeError("a RetainedLog only forgets its newest records: del log[n:]")
+        del self._items[max(0, (index.start or 0) - self._first):]
 
 
 def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -167,7 +165,7 @@ def _key_of(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(self: Any, op_type: str, op: dict[str, Any]) -> None:
-    """Phase 2: one write, conditions already checked (they are checked again, harmlessly)."""
+    """One write of a transaction, its condition already checked (moto checks it again, harmlessly)."""
     names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
     condition = op.get("ConditionExpression")
     if op_type == "Put":
@@ -194,10 +192,7 @@ def _roll_back(undo: list[tuple], streams: dict[int, tuple[Any, int]]) -> None:
         else:
             table.items[hash_value] = old
     for shard, length in streams.values():
-        if isinstance(shard.items, RetainedLog):  # a Lambda mapping may have swapped in a list
-            shard.items.truncate(length)
-        else:
-            del shard.items[length:]
+        del shard.items[length:]  # a RetainedLog, or the list a Lambda mapping swapped in
 
 
 def install() -> bool:

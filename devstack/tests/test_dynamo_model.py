@@ -163,6 +163,13 @@ def test_fault_shares_are_drawn_from_the_seed():
     assert replay == outcomes
 
 
+def test_a_transaction_conflict_fault_gives_a_reason_for_every_action():
+    m, _ = model(faults={"transaction_conflict": 1.0})
+    r = refusal(m, "TransactWriteItems", tx("a", "b", "c"))
+    assert [c["Code"] for c in r.body["CancellationReasons"]] == ["TransactionConflict", "None", "None"]
+    assert m.report()["stats"]["fault_transaction_conflict"] == 1
+
+
 def test_tables_limit_where_the_model_acts():
     m, _ = model(conflicts=True, faults={"throughput": 1.0}, tables=["t"])
     other = {"TableName": "u", "Key": key("a")}
