@@ -104,3 +104,30 @@ def test_the_sam_cli_is_new_enough_to_build_rust_without_beta_features():
     pins = (ROOT / "infra" / "requirements.txt").read_text()
     m = re.search(r"^aws-sam-cli>=(\d+)\.(\d+)\.(\d+)", pins, re.M)
     assert m and tuple(map(int, m.groups())) >= (1, 156, 0), pins
+
+
+def test_the_sweeper_queries_the_sparse_pending_holds_index_the_adapter_names(template):
+    source = (ROOT / "crates/dynamodb/src/housekeeping.rs").read_text()
+    name = re.search(r'PENDING_HOLDS_INDEX: &str = "([^"]+)"', source).group(1)
+    table = template["Resources"]["InventoryTable"]["Properties"]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == name
+    keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+    assert keys == {"HASH": "hold_queue", "RANGE": "hold_expires_at"}
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert types["hold_queue"] == "S" and types["hold_expires_at"] == "N"
+    statements = [s for p in functions(template)["SweeperFunction"]["Policies"]
+                  if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    [query] = [s for s in statements if s["Action"] == "dynamodb:Query"]
+    assert query["Resource"] == {"Fn::Sub": f"${{InventoryTable.Arn}}/index/{name}"}
+
+
+def test_every_function_that_writes_the_table_keeps_records_for_the_same_retention(template):
+    for name, props in functions(template).items():
+        env = props["Environment"]["Variables"]
+        if "TABLE_NAME" in env:
+            assert env.get("RETENTION_DAYS") == {"Ref": "RetentionDays"}, name
+    pattern = re.compile(template["Parameters"]["RetentionDays"]["AllowedPattern"])
+    accepted = [d for d in range(0, 20000) if pattern.match(str(d))]
+    assert accepted[:2] == [0, 35] and accepted[-1] == 19999

@@ -30,7 +30,7 @@ pub mod caps;
 mod intents;
 pub mod request;
 
-pub use intents::SweepReport;
+pub use intents::{SWEEP_PAGE, SweepReport};
 pub use request::*;
 
 /// A PaymentIntent's client secret: shown to the buyer's browser, never logged.

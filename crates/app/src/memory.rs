@@ -698,16 +698,30 @@ impl crate::ports::CatalogReader for MemoryStore {
         }))
     }
 
-    async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
-        Ok(lock(&self.state)
+    async fn expired_holds(
+        &self,
+        now: Timestamp,
+        after: Option<&crate::ports::HoldKey>,
+        limit: u32,
+    ) -> Result<crate::ports::HoldPage, StoreError> {
+        let mut holds: Vec<crate::ports::HoldKey> = lock(&self.state)
             .orders
             .values()
-            .filter(|o| {
-                o.status == stockbridge_domain::OrderStatus::Pending
-                    && o.hold.as_ref().is_some_and(|h| h.expires_at <= now)
+            .filter(|o| o.status == stockbridge_domain::OrderStatus::Pending)
+            .filter_map(|o| {
+                let h = o.hold.as_ref().filter(|h| h.expires_at <= now)?;
+                Some(crate::ports::HoldKey {
+                    expires_at: h.expires_at,
+                    order_id: o.order_id.clone(),
+                })
             })
-            .cloned()
-            .collect())
+            .filter(|k| after.is_none_or(|a| k > a))
+            .collect();
+        holds.sort();
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let next = (holds.len() > limit).then(|| holds[limit - 1].clone());
+        holds.truncate(limit);
+        Ok(crate::ports::HoldPage { holds, next })
     }
 }
 

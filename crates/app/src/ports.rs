@@ -694,11 +694,34 @@ pub trait CatalogReader: Send + Sync {
         store_id: Option<&StoreId>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 
-    /// Checkout holds still pending whose expiry is at or before `now` (for the sweeper).
+    /// One page of the checkout holds still pending whose expiry is at or before `now`, earliest
+    /// expiry first, starting after `after`, at most `limit` (the sweeper releases each page
+    /// before it asks for the next, so a backlog of any size makes progress). The listing may
+    /// lag the writes by a moment (an index): a hold settled meanwhile is found and skipped.
     fn expired_holds(
         &self,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+        after: Option<&HoldKey>,
+        limit: u32,
+    ) -> impl Future<Output = Result<HoldPage, StoreError>> + Send;
+}
+
+/// A pending hold as the sweeper lists it: when it expires, and its order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HoldKey {
+    /// The hold's expiry.
+    pub expires_at: Timestamp,
+    /// Its order.
+    pub order_id: OrderId,
+}
+
+/// One page of expired holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldPage {
+    /// The holds, earliest expiry first.
+    pub holds: Vec<HoldKey>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<HoldKey>,
 }
 
 /// What a buyer sees of a Payment Link: where it is, whether it sells, what and for how much.
@@ -823,8 +846,10 @@ impl<T: CatalogReader> CatalogReader for std::sync::Arc<T> {
     fn expired_holds(
         &self,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
-        (**self).expired_holds(now)
+        after: Option<&HoldKey>,
+        limit: u32,
+    ) -> impl Future<Output = Result<HoldPage, StoreError>> + Send {
+        (**self).expired_holds(now, after, limit)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, parse_request};
-use stockbridge_app::ports::InventoryStore;
+use stockbridge_app::ports::{CatalogReader, InventoryStore};
 use stockbridge_domain::{OrderStatus, PaymentIntentId};
 
 mod holds_support;
@@ -270,4 +270,58 @@ async fn a_retry_after_the_hold_was_released_is_told_to_start_again() {
         inv.checkout(&request(1), "k", &limits, TIME).await.unwrap(),
         CheckoutReply::Released(_)
     ));
+}
+
+#[tokio::test]
+async fn the_sweeper_releases_page_by_page_and_stops_at_its_deadline() {
+    use stockbridge_domain::{HoldTerms, OrderId, OrderRecord, OrderWrite, PaymentState, WriteSet};
+    let (inv, store, _, clock) = setup(1).await;
+    let due = clock.0.load(Ordering::SeqCst);
+    for i in 0..250 {
+        let event = stockbridge_domain::StripeEventId::parse("evt_1").unwrap();
+        let order = OrderRecord {
+            order_id: OrderId::parse(format!("hold_{i:03}")).unwrap(),
+            store_id: s1(),
+            status: OrderStatus::Pending,
+            payment: PaymentState::Awaiting,
+            lines: vec![],
+            unmatched: vec![],
+            shortfalls: vec![],
+            payment_intent: None,
+            payment_link: None,
+            refund_id: None,
+            created_by: event.clone(),
+            last_event: event,
+            created_at: stockbridge_domain::Timestamp(due),
+            updated_at: stockbridge_domain::Timestamp(due),
+            hold: Some(HoldTerms {
+                expires_at: stockbridge_domain::Timestamp(due),
+                ..HoldTerms::default()
+            }),
+            predating: vec![],
+            refund_amount: None,
+        };
+        let w = WriteSet {
+            order: Some(OrderWrite::Create(order)),
+            ..WriteSet::default()
+        };
+        store.commit(&w).await.unwrap();
+    }
+    // Out of time after the first page: that page is done, the next run goes on.
+    let r = inv
+        .sweep_expired_holds_until(Some(std::time::Instant::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.expired, r.more),
+        (stockbridge_app::holds::SWEEP_PAGE as usize, true)
+    );
+    assert_eq!(r.released, r.expired);
+    let r = inv.sweep_expired_holds().await.unwrap();
+    assert_eq!(
+        (r.expired, r.released, r.more),
+        (150, 150, false),
+        "the rest, every page to the end"
+    );
+    assert!(store.pending_orders(None).await.unwrap().is_empty());
 }

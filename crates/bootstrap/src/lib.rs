@@ -85,6 +85,9 @@ pub struct Config {
     pub default_store: StoreId,
     /// `IOT_TOPIC_PREFIX`.
     pub topic_prefix: String,
+    /// `RETENTION_DAYS`: how long closed orders, ledger entries and the reconciler's findings
+    /// are kept (unset or 0: for good; at least 35 otherwise).
+    pub retention: Option<stockbridge_dynamodb::Retention>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -155,7 +158,21 @@ impl Config {
                 message: "must not contain + or # nor start or end with /".into(),
             });
         }
+        let retention = match var("RETENTION_DAYS") {
+            None => None,
+            Some(v) => {
+                let days = v.parse::<u32>().map_err(|_| ConfigError::Invalid {
+                    name: "RETENTION_DAYS",
+                    message: format!("{v:?} is not a number of days"),
+                })?;
+                stockbridge_dynamodb::Retention::days(days).map_err(|e| ConfigError::Invalid {
+                    name: "RETENTION_DAYS",
+                    message: e.to_string(),
+                })?
+            }
+        };
         Ok(Self {
+            retention,
             table_name,
             stripe_key,
             stripe_api_base: var("STRIPE_API_BASE"),
@@ -264,6 +281,7 @@ pub async fn store(config: &Config) -> DynamoStore {
         aws_sdk_dynamodb::Client::new(&aws_config().await),
         &config.table_name,
     )
+    .with_retention(config.retention)
 }
 
 /// Builds every adapter from the configuration.
@@ -295,7 +313,8 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
         message: e.to_string(),
     })?;
     Ok(Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+            .with_retention(config.retention),
         publisher: IotPublisher::new(
             aws_sdk_iotdataplane::Client::new(&aws),
             &config.topic_prefix,

@@ -248,6 +248,23 @@ impl OrderRecord {
         })
     }
 
+    /// True when nothing more will happen to the order, so a retention period may delete it:
+    /// a final state with no refund due and nothing left for a person. A hold or a delayed
+    /// payment (`Pending`), a capture Stripe refused (parked for a person) and an oversold order
+    /// whose refund is not recorded are never closed: deleting them would lose work.
+    pub fn is_closed(&self) -> bool {
+        match self.status {
+            OrderStatus::Pending | OrderStatus::CaptureFailed => false,
+            OrderStatus::Fulfilled => self.payment == PaymentState::Paid,
+            OrderStatus::Oversold => !self.refund_due(),
+            OrderStatus::Unmatched
+            | OrderStatus::Released
+            | OrderStatus::Predates
+            | OrderStatus::Failed
+            | OrderStatus::Canceled => true,
+        }
+    }
+
     /// Every product the order names (matched lines only).
     pub fn products(&self) -> impl Iterator<Item = &ProductId> {
         self.lines.iter().map(|l| &l.product_id)
@@ -345,6 +362,62 @@ mod tests {
             PaymentState::Failed,
         ] {
             assert_eq!(PaymentState::parse(p.as_str()), Some(p));
+        }
+    }
+
+    fn order(status: OrderStatus, payment: PaymentState) -> OrderRecord {
+        let event = StripeEventId::parse("evt_1").unwrap();
+        OrderRecord {
+            order_id: OrderId::parse("cs_1").unwrap(),
+            store_id: StoreId::parse("shop").unwrap(),
+            status,
+            payment,
+            lines: vec![line("prod_a", 1)],
+            unmatched: vec![],
+            shortfalls: vec![],
+            payment_intent: Some(PaymentIntentId::parse("pi_1").unwrap()),
+            payment_link: None,
+            refund_id: None,
+            created_by: event.clone(),
+            last_event: event,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            hold: None,
+            predating: vec![],
+            refund_amount: None,
+        }
+    }
+
+    #[test]
+    fn only_an_order_with_nothing_left_to_do_is_closed() {
+        use OrderStatus as S;
+        use PaymentState as P;
+        for open in [
+            order(S::Pending, P::Awaiting),
+            order(S::Fulfilled, P::Awaiting),
+            order(S::CaptureFailed, P::Paid),
+            // Paid and short: its refund is still to be made.
+            order(S::Oversold, P::Paid),
+        ] {
+            assert!(!open.is_closed(), "{:?}/{:?}", open.status, open.payment);
+        }
+        let mut refunded = order(S::Oversold, P::Paid);
+        refunded.refund_id = Some(RefundId::parse("re_1").unwrap());
+        for closed in [
+            order(S::Fulfilled, P::Paid),
+            refunded,
+            order(S::Unmatched, P::Paid),
+            order(S::Released, P::Failed),
+            order(S::Predates, P::Paid),
+            order(S::Failed, P::Failed),
+            order(S::Canceled, P::Failed),
+        ] {
+            assert!(
+                closed.is_closed(),
+                "{:?}/{:?}",
+                closed.status,
+                closed.payment
+            );
         }
     }
 }

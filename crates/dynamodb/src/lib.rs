@@ -37,6 +37,12 @@ use stockbridge_domain::{
 use tracing::debug;
 
 mod counters;
+mod housekeeping;
+
+pub use housekeeping::{
+    HOLD_QUEUE, LEGACY_HOLD_MS, MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention,
+    RetentionTooShort,
+};
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -47,6 +53,8 @@ pub struct DynamoStore {
     table: String,
     /// The operator's switches as last read, and when: read again after [`CONTROLS_TTL`].
     controls: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Controls)>>>,
+    /// How long closed orders, ledger entries and findings are kept (`None`: for good).
+    retention: Option<Retention>,
 }
 
 /// How long a function trusts the switches it read (`stockbridge pause` takes effect within it).
@@ -242,7 +250,7 @@ fn parse_order(a: &Attrs) -> Result<OrderRecord, StoreError> {
     Ok(record)
 }
 
-fn order_attrs(r: &OrderRecord) -> Result<Attrs, StoreError> {
+fn order_attrs(r: &OrderRecord, retention: Option<Retention>) -> Result<Attrs, StoreError> {
     let mut a = key(order_pk(&r.order_id), "ORDER");
     a.insert("kind".into(), s("order"));
     a.insert("status".into(), s(r.status.as_str()));
@@ -257,14 +265,11 @@ fn order_attrs(r: &OrderRecord) -> Result<Attrs, StoreError> {
     }
     a.insert("created_at".into(), n(r.created_at.0));
     a.insert("updated_at".into(), n(r.updated_at.0));
-    if let Some(h) = &r.hold {
-        // For the sweeper's scan.
-        a.insert("hold_expires_at".into(), n(h.expires_at.0));
-    }
+    housekeeping::order_housekeeping(&mut a, r, retention);
     Ok(a)
 }
 
-fn ledger_attrs(e: &LedgerEntry) -> Attrs {
+fn ledger_attrs(e: &LedgerEntry, retention: Option<Retention>) -> Attrs {
     let mut a = key(
         item_pk(&e.store_id, &e.product_id),
         &format!("LEDGER#{:020}", e.version),
@@ -290,6 +295,9 @@ fn ledger_attrs(e: &LedgerEntry) -> Attrs {
         a.insert("actor".into(), s(actor.clone()));
     }
     a.insert("at".into(), n(e.at.0));
+    if let Some(r) = retention {
+        a.insert("expires_at".into(), n(r.expires_at(e.at)));
+    }
     a
 }
 
@@ -336,7 +344,16 @@ impl DynamoStore {
             client,
             table: table.into(),
             controls: std::sync::Arc::default(),
+            retention: None,
         }
+    }
+
+    /// The same store, writing a TTL (`expires_at`) on closed orders, ledger entries and the
+    /// reconciler's findings (see `housekeeping.rs`).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Option<Retention>) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The table name.
@@ -362,6 +379,7 @@ impl DynamoStore {
                 .key_type(t)
                 .build()
         };
+        let (index, [queue, due]) = housekeeping::pending_holds_index()?;
         let r = self
             .client
             .create_table()
@@ -371,6 +389,9 @@ impl DynamoStore {
             .attribute_definitions(build(attr("sk"))?)
             .key_schema(build(keyel("pk", KeyType::Hash))?)
             .key_schema(build(keyel("sk", KeyType::Range))?)
+            .global_secondary_indexes(index)
+            .attribute_definitions(queue)
+            .attribute_definitions(due)
             // Keys only: the catalog-sync pipe reads the product id and re-reads the rest.
             .stream_specification(build(
                 StreamSpecification::builder()
@@ -381,10 +402,35 @@ impl DynamoStore {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.wait_until_active().await?;
+                // A new table has no holds from before the index: it is used from the start.
+                self.record_holds_indexed_since(Timestamp(0)).await?;
+                Ok(true)
+            }
             Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
             Err(e) => Err(sdk_error(e)),
         }
+    }
+
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
+        for _ in 0..120 {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let status = d.table().and_then(|t| t.table_status());
+            if status == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        Err(StoreError::Unavailable(
+            format!("table {} is not active after 2 minutes", self.table).into(),
+        ))
     }
 
     /// The ledger of one item, oldest first.
@@ -682,7 +728,7 @@ impl InventoryStore for DynamoStore {
             Some(OrderWrite::Create(r)) => {
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(order_attrs(r)?))
+                    .set_item(Some(order_attrs(r, self.retention)?))
                     .condition_expression("attribute_not_exists(pk)");
                 actions.push(
                     TransactWriteItem::builder()
@@ -697,7 +743,7 @@ impl InventoryStore for DynamoStore {
             }) => {
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(order_attrs(record)?))
+                    .set_item(Some(order_attrs(record, self.retention)?))
                     .condition_expression("#status = :expected AND payment = :payment")
                     .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":expected", s(expected_status.as_str()))
@@ -750,7 +796,7 @@ impl InventoryStore for DynamoStore {
         for e in &write.ledger {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(ledger_attrs(e)))
+                .set_item(Some(ledger_attrs(e, self.retention)))
                 .condition_expression("attribute_not_exists(pk)");
             actions.push(
                 TransactWriteItem::builder()
@@ -787,17 +833,24 @@ impl InventoryStore for DynamoStore {
         refund_id: &RefundId,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.client
+        // A refunded order is closed (only oversold orders are refunded): it may now expire.
+        let (set, ttl) = match self.retention {
+            Some(r) => (", expires_at = :x", n(r.expires_at(at))),
+            None => ("", n(0)),
+        };
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(order_pk(order_id), "ORDER")))
-            .update_expression("SET refund_id = :r, updated_at = :t")
+            .update_expression(format!("SET refund_id = :r, updated_at = :t{set}"))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":r", s(refund_id.as_str()))
-            .expression_attribute_values(":t", n(at.0))
-            .send()
-            .await
-            .map_err(sdk_error)?;
+            .expression_attribute_values(":t", n(at.0));
+        if !set.is_empty() {
+            update = update.expression_attribute_values(":x", ttl);
+        }
+        update.send().await.map_err(sdk_error)?;
         Ok(())
     }
 
@@ -833,7 +886,7 @@ impl InventoryStore for DynamoStore {
         let put_entry = build(
             Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(ledger_attrs(entry)))
+                .set_item(Some(ledger_attrs(entry, self.retention)))
                 .build(),
         )?;
         let mut actions = vec![
@@ -1010,22 +1063,14 @@ impl stockbridge_app::ports::CatalogReader for DynamoStore {
             .await
     }
 
-    /// A filtered scan over orders. Holds live minutes and the sweeper runs every minute, so the
-    /// scan reads the whole table each run: fine for thousands of orders. Beyond that, a sparse
-    /// index is the next step: it needs an attribute only pending holds carry (today settled
-    /// holds keep `hold_expires_at`), removed when the hold settles.
-    async fn expired_holds(&self, now: Timestamp) -> Result<Vec<OrderRecord>, StoreError> {
-        let scan = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .expression_attribute_names("#status", "status")
-            .filter_expression("kind = :order AND #status = :pending AND hold_expires_at <= :now")
-            .expression_attribute_values(":order", s("order"))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":now", n(now.0))
-            .consistent_read(true);
-        scan_all(scan).await?.iter().map(parse_order).collect()
+    /// From the sparse index of pending holds (`housekeeping.rs`).
+    async fn expired_holds(
+        &self,
+        now: Timestamp,
+        after: Option<&stockbridge_app::ports::HoldKey>,
+        limit: u32,
+    ) -> Result<stockbridge_app::ports::HoldPage, StoreError> {
+        self.expired_holds_page(now, after, limit).await
     }
 
     /// A filtered scan: fine for a store's catalog of thousands of items; a catalog of millions
@@ -1121,6 +1166,9 @@ impl stockbridge_app::ports::ReconciliationLog for DynamoStore {
             item.insert("cause".into(), s(cause));
         }
         item.insert("at".into(), n(at.0));
+        if let Some(r) = self.retention {
+            item.insert("expires_at".into(), n(r.expires_at(at)));
+        }
         self.put(item).await
     }
 }

@@ -288,7 +288,12 @@ pub struct SweepReport {
     pub raced: usize,
     /// Failed (retried next run).
     pub failed: usize,
+    /// Stopped at the deadline with holds left to look at (the next run goes on).
+    pub more: bool,
 }
+
+/// Holds listed per page: each page is released before the next is read.
+pub const SWEEP_PAGE: u32 = 100;
 
 impl<S, P, Y, C> Inventory<S, P, Y, C>
 where
@@ -304,35 +309,74 @@ where
     /// # Errors
     /// [`StoreError`] when the holds cannot be listed.
     pub async fn sweep_expired_holds(&self) -> Result<SweepReport, StoreError> {
-        let holds = self.store.expired_holds(self.clock.now()).await?;
-        let mut report = SweepReport {
-            expired: holds.len(),
-            ..SweepReport::default()
-        };
-        for hold in holds {
-            let r = self
-                .commit_decision(&hold.order_id, |now| {
-                    let id = hold.order_id.clone();
-                    async move {
-                        let Some((order, items)) = self.hold_and_items(&id).await? else {
-                            return Ok(None);
-                        };
-                        Ok(decide_hold_expired(&order, &items, now))
-                    }
-                })
-                .await;
-            match r {
-                Ok(Some(_)) => {
-                    info!(hold = %hold.order_id, "expired hold released");
-                    report.released += 1;
+        self.sweep_expired_holds_until(None).await
+    }
+
+    /// [`Self::sweep_expired_holds`], page by page, stopping before `deadline` (the Lambda's,
+    /// less a margin): holds are released as they are listed, so however large the backlog,
+    /// each run releases what it reaches and the next run goes on.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the first page cannot be listed (a later page's failure ends the run
+    /// with what it released; the next run goes on).
+    pub async fn sweep_expired_holds_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SweepReport, StoreError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let mut after = None;
+        loop {
+            let page = match self
+                .store
+                .expired_holds(now, after.as_ref(), SWEEP_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if report.expired > 0 => {
+                    warn!(error = %e, "listing expired holds failed mid-sweep: the next sweep goes on");
+                    report.more = true;
+                    return Ok(report);
                 }
-                Ok(None) => report.raced += 1,
-                Err(e) => {
-                    warn!(hold = %hold.order_id, error = %e, "releasing an expired hold failed: the next sweep retries");
-                    report.failed += 1;
-                }
+                Err(e) => return Err(e),
+            };
+            report.expired += page.holds.len();
+            for hold in &page.holds {
+                self.release_expired(&hold.order_id, &mut report).await;
+            }
+            after = page.next;
+            if after.is_none() {
+                return Ok(report);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                report.more = true;
+                return Ok(report);
             }
         }
-        Ok(report)
+    }
+
+    async fn release_expired(&self, order_id: &OrderId, report: &mut SweepReport) {
+        let r = self
+            .commit_decision(order_id, |now| {
+                let id = order_id.clone();
+                async move {
+                    let Some((order, items)) = self.hold_and_items(&id).await? else {
+                        return Ok(None);
+                    };
+                    Ok(decide_hold_expired(&order, &items, now))
+                }
+            })
+            .await;
+        match r {
+            Ok(Some(_)) => {
+                info!(hold = %order_id, "expired hold released");
+                report.released += 1;
+            }
+            Ok(None) => report.raced += 1,
+            Err(e) => {
+                warn!(hold = %order_id, error = %e, "releasing an expired hold failed: the next sweep retries");
+                report.failed += 1;
+            }
+        }
     }
 }
