@@ -131,3 +131,41 @@ def test_every_function_that_writes_the_table_keeps_records_for_the_same_retenti
     pattern = re.compile(template["Parameters"]["RetentionDays"]["AllowedPattern"])
     accepted = [d for d in range(0, 20000) if pattern.match(str(d))]
     assert accepted[:2] == [0, 35] and accepted[-1] == 19999
+
+
+def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_budget(template):
+    fns = functions(template)
+    for name, props in fns.items():
+        reserved = props.get("ReservedConcurrentExecutions")
+        if name == "InventoryFunction":  # its own ReservedConcurrency parameter, -1 = none
+            assert reserved["Fn::If"][0] == "HasReservedConcurrency"
+            continue
+        assert reserved["Fn::If"][0] == "ReservesConcurrency", name
+        assert reserved["Fn::If"][2] == {"Ref": "AWS::NoValue"}, name
+        assert props["Environment"]["Variables"]["STRIPE_BUDGET_RPS"] == {"Fn::If": [
+            "HasStripeBudget", {"Ref": "StripeBudgetRps"}, {"Fn::If": ["IsLive", 80, 20]}]}, name
+    assert fns["InventoryFunction"]["Environment"]["Variables"]["STRIPE_BUDGET_RPS"]
+    # 14 reserved when on: the quota the parameter's description (and the preflight) name.
+    on = sum(r["Fn::If"][1] if isinstance(r["Fn::If"][1], int) else 10
+             for n, p in fns.items() if n != "InventoryFunction"
+             for r in [p["ReservedConcurrentExecutions"]])
+    assert on == 14
+    assert "at least 114" in template["Parameters"]["ReserveConcurrency"]["Description"]
+
+
+def test_the_alarm_on_stripe_429s_watches_the_metric_the_transport_prints(template):
+    source = (ROOT / "crates/stripe/src/transport.rs").read_text()
+    assert '"Metrics": [{"Name": "StripeRateLimited", "Unit": "Count"}]' in source
+    assert '"Dimensions": [[]]' in source
+    alarm = template["Resources"]["StripeRateLimitedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("stockbridge", "StripeRateLimited")
+    assert "Dimensions" not in alarm
+
+
+def test_the_deploy_guide_lists_every_parameter_of_the_template(template):
+    guide = (ROOT / "docs/deploy.md").read_text()
+    # The table under step 5's parameter header, up to the first line that is not a row.
+    table = guide.split("\n| parameter | value |\n", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([A-Za-z]+)` \|", table, re.M)
+    assert len(rows) == len(set(rows)), "a parameter listed twice"
+    assert set(rows) == set(template["Parameters"])

@@ -77,6 +77,9 @@ pub struct Config {
     pub stripe_timeout: Duration,
     /// `STRIPE_MAX_RPS`.
     pub stripe_max_rps: f64,
+    /// `STRIPE_BUDGET_RPS`: the whole deployment's Stripe requests a second, shared through
+    /// the table (unset: this process's own `STRIPE_MAX_RPS` only).
+    pub stripe_budget_rps: Option<f64>,
     /// `STRIPE_LIVEMODE`.
     pub livemode: bool,
     /// `STRIPE_EVENT_SOURCE_PREFIX`.
@@ -141,6 +144,20 @@ impl Config {
                     message: format!("{v:?} is not a rate between 0 and 100 requests per second"),
                 })?,
         };
+        let stripe_budget_rps = match var("STRIPE_BUDGET_RPS") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r >= 1.0 && *r <= 1000.0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "STRIPE_BUDGET_RPS",
+                        message: format!(
+                            "{v:?} is not a rate between 1 and 1000 requests per second"
+                        ),
+                    })?,
+            ),
+        };
         let default_store = StoreId::parse(
             var("DEFAULT_STORE_ID").unwrap_or_else(|| "default".into()),
         )
@@ -178,6 +195,7 @@ impl Config {
             stripe_api_base: var("STRIPE_API_BASE"),
             stripe_timeout,
             stripe_max_rps,
+            stripe_budget_rps,
             livemode,
             source_prefix: var("STRIPE_EVENT_SOURCE_PREFIX")
                 .unwrap_or_else(|| "aws.partner/stripe.com/".into()),
@@ -301,7 +319,13 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             message: "does not look like a Stripe secret or restricted key (sk_… or rk_…)".into(),
         });
     }
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+        .with_retention(config.retention);
+    let budget = config
+        .stripe_budget_rps
+        .map(|rps| stockbridge_stripe::budget::Budget::new(store.clone(), rps));
     let payments = StripePayments::new(&StripeConfig {
+        budget,
         timeout: config.stripe_timeout,
         retry: RetryPolicy::default(),
         max_rps: config.stripe_max_rps,
@@ -313,8 +337,7 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
         message: e.to_string(),
     })?;
     Ok(Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
-            .with_retention(config.retention),
+        store,
         publisher: IotPublisher::new(
             aws_sdk_iotdataplane::Client::new(&aws),
             &config.topic_prefix,

@@ -25,6 +25,7 @@ use stockbridge_domain::{
 };
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 
+pub mod budget;
 pub mod catalog;
 pub mod transport;
 
@@ -80,6 +81,8 @@ pub struct StripeConfig {
     pub max_rps: f64,
     /// Burst size of that bucket.
     pub burst: u32,
+    /// The deployment's shared budget (`STRIPE_BUDGET_RPS`), taken before every attempt.
+    pub budget: Option<budget::Budget>,
 }
 
 impl StripeConfig {
@@ -93,6 +96,7 @@ impl StripeConfig {
             retry: RetryPolicy::default(),
             max_rps: 10.0,
             burst: 10,
+            budget: None,
         }
     }
 }
@@ -131,7 +135,8 @@ impl StripePayments {
             config.timeout,
             RateLimiter::new(config.max_rps, config.burst),
         )
-        .map_err(StripeConfigError)?;
+        .map_err(StripeConfigError)?
+        .with_budget(config.budget.clone());
         Ok(Self {
             client,
             retry: config.retry,

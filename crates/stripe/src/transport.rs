@@ -107,6 +107,8 @@ pub struct Transport {
     auth: HeaderValue,
     timeout: Duration,
     limiter: std::sync::Arc<RateLimiter>,
+    /// The deployment's shared budget (`budget.rs`), when configured.
+    budget: Option<crate::budget::Budget>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -145,11 +147,23 @@ impl Transport {
             auth,
             timeout,
             limiter: std::sync::Arc::new(limiter),
+            budget: None,
         })
+    }
+
+    /// The same transport, taking a slot of the deployment's shared budget before each attempt.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Option<crate::budget::Budget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     async fn attempt(&self, req: CustomizedStripeRequest) -> Result<Bytes, TransportError> {
         let (req, config) = req.into_pieces();
+        if let Some(budget) = &self.budget {
+            budget.admit(&req.method, &req.path).await?;
+        }
+        let endpoint = crate::budget::endpoint(&req.method, &req.path);
         let mut uri = format!("{}v1{}", self.api_base, req.path);
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
             uri.push('?');
@@ -218,6 +232,9 @@ impl Transport {
         if status.is_success() {
             return Ok(bytes);
         }
+        if status.as_u16() == 429 {
+            rate_limited_metric(&endpoint);
+        }
         let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let field = |name: &str| {
             error
@@ -236,6 +253,41 @@ impl Transport {
     }
 }
 
+/// A Stripe 429, as one CloudWatch embedded-metric-format line (namespace `stockbridge`, metric
+/// `StripeRateLimited`, no dimension, so every function adds to one metric the template alarms
+/// on). Printed only inside Lambda, where stdout is the log: the CLI's output stays clean.
+fn rate_limited_metric(endpoint: &str) {
+    let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") else {
+        return;
+    };
+    println!(
+        "{}",
+        rate_limited_line(&function, endpoint, std::time::SystemTime::now())
+    );
+}
+
+fn rate_limited_line(function: &str, endpoint: &str, now: std::time::SystemTime) -> String {
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "stockbridge",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "StripeRateLimited", "Unit": "Count"}],
+            }],
+        },
+        "level": "WARN",
+        "message": "Stripe answered 429",
+        "function": function,
+        "endpoint": endpoint,
+        "StripeRateLimited": 1,
+    })
+    .to_string()
+}
+
 impl StripeClient for Transport {
     type Err = TransportError;
 
@@ -250,6 +302,18 @@ impl StripeClient for Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_is_one_count_of_one_metric_for_every_function() {
+        let line = rate_limited_line("inventory", "POST /refunds", std::time::UNIX_EPOCH);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let m = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(m["Namespace"], "stockbridge");
+        assert_eq!(m["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(m["Metrics"][0]["Name"], "StripeRateLimited");
+        assert_eq!(v["StripeRateLimited"], 1);
+        assert_eq!(v["level"], "WARN");
+    }
 
     #[test]
     fn the_bucket_allows_a_burst_then_spaces_calls_at_the_rate() {

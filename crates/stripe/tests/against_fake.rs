@@ -61,6 +61,7 @@ fn client() -> StripePayments {
         },
         max_rps: 100.0,
         burst: 100,
+        budget: None,
     })
     .unwrap()
 }
