@@ -178,6 +178,7 @@ from typing import Any, Callable, Optional
 
 from flask import Flask, Response, request
 
+from devstack import fake_stripe_v2
 from devstack.serving import serve_until_signalled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -1975,6 +1976,9 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
         entry["seq"] = fake.seq
         fake.requests.append(entry)
 
+    # Event destinations and restricted keys (devstack/fake_stripe_v2.py).
+    v2 = fake_stripe_v2.register(app, fake, _auth, record, _json)
+
     @app.route("/v1/<path:_rest>", methods=["GET", "POST", "DELETE", "OPTIONS"],
                provide_automatic_options=False)
     def v1(_rest: str) -> Response:
@@ -2004,8 +2008,12 @@ def create_app(fixtures_path: str, event_sink: Optional[str] = None,
             entry["auth_key"] = "publishable"
         req_id = gen_id("req_", 14)
         with fake.lock:
-            resp = _handle_v1(fake, entry, live, auth_err, req_id,
-                              publishable=auth_err is None and _publishable(header))
+            denied = None if auth_err else v2.denied(header, request.method, path)
+            if denied is not None:
+                resp = _json(denied, 403, {"Request-Id": req_id})
+            else:
+                resp = _handle_v1(fake, entry, live, auth_err, req_id,
+                                  publishable=auth_err is None and _publishable(header))
             entry["status"] = resp.status_code
             record(entry)
         if cors:

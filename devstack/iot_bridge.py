@@ -262,7 +262,9 @@ class IotBridge:
         with self._lock:
             msg = self._retained.get(topic)
         if msg is None:
-            return _json(start_response, 404, {"message": f"No retained message found for topic {topic}"})
+            # As IoT answers (restJson1): the error's type in a header, for the SDK's error kind.
+            return _json(start_response, 404, {"message": f"No retained message found for topic {topic}"},
+                         [("x-amzn-ErrorType", "ResourceNotFoundException")])
         return _json(
             start_response,
             200,
@@ -301,11 +303,12 @@ def _read_body(environ: dict) -> bytes:
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
 
 
-def _json(start_response: Callable, code: int, obj: Any) -> list[bytes]:
+def _json(start_response: Callable, code: int, obj: Any,
+          extra: Optional[list[tuple[str, str]]] = None) -> list[bytes]:
     body = json.dumps(obj).encode()
     start_response(
         f"{code} {_REASONS.get(code, 'Error')}",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + (extra or []),
     )
     return [body]
 

@@ -63,6 +63,9 @@ class SerializingMiddleware:
         self.lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats: Counter[str] = Counter()
+        # Lambda's GetAccountSettings (moto has none): what `stockbridge preflight` reads.
+        # POST /_lambda/account {"concurrent_executions": N, "unreserved": U} sets it.
+        self.lambda_limits = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
 
     # -- stats ---------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -96,6 +99,18 @@ class SerializingMiddleware:
             return _json_response(start_response, "200 OK", memory_report())
         if path == "/_health" and method == "GET":
             return _json_response(start_response, "200 OK", {"ok": True, "rss_kb": rss_kb()})
+        if path.rstrip("/") == "/2016-08-19/account-settings" and method == "GET":
+            return _json_response(start_response, "200 OK", {
+                "AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000,
+                                 "CodeSizeZipped": 52428800, **self.lambda_limits},
+                "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0}})
+        if path == "/_lambda/account" and method == "POST":
+            body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                              or b"{}")
+            total = int(body.get("concurrent_executions", 1000))
+            self.lambda_limits = {"ConcurrentExecutions": total,
+                                  "UnreservedConcurrentExecutions": int(body.get("unreserved", total))}
+            return _json_response(start_response, "200 OK", self.lambda_limits)
 
         op = self.operation_name(environ)
         with self._stats_lock:

@@ -678,6 +678,8 @@ class Stack:
             "AWS_ENDPOINT_URL_IOT_DATA_PLANE": self.urls["iot_bridge"],
             "AWS_ENDPOINT_URL_SQS": self.urls["moto"],
             "AWS_ENDPOINT_URL_EVENTBRIDGE": self.urls["moto"],
+            # Lambda's GetAccountSettings, for `stockbridge preflight` (devstack/moto_server.py).
+            "AWS_ENDPOINT_URL_LAMBDA": self.urls["moto"],
         })
         env.update(self.extra_lambda_env)
         return env

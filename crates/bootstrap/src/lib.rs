@@ -107,6 +107,19 @@ impl Config {
             "TABLE_NAME",
             "set it to the DynamoDB table name",
         ))?;
+        Self::from_env_with_table(table_name)
+    }
+
+    /// [`Self::from_env`] where `TABLE_NAME` may be unset (empty): `stockbridge preflight`
+    /// before a deploy.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    pub fn from_env_without_table() -> Result<Self, ConfigError> {
+        Self::from_env_with_table(var("TABLE_NAME").unwrap_or_default())
+    }
+
+    fn from_env_with_table(table_name: String) -> Result<Self, ConfigError> {
         let stripe_key = match (var("STRIPE_API_KEY"), var("STRIPE_SECRET_ARN")) {
             (Some(k), _) => Some(StripeKeySource::Env(SecretString::from(k))),
             (None, Some(arn)) => Some(StripeKeySource::SecretsManager(arn)),
@@ -300,6 +313,37 @@ pub async fn store(config: &Config) -> DynamoStore {
         &config.table_name,
     )
     .with_retention(config.retention)
+}
+
+/// What kind of Stripe key the configuration holds (never the key itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyKind {
+    /// `rk_`: a restricted key.
+    pub restricted: bool,
+    /// `_live_`: a live-mode key.
+    pub live: bool,
+}
+
+/// Builds the Stripe client alone, without the shared budget (`stockbridge preflight`), and
+/// says what kind of key it uses.
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key is missing or unreadable.
+pub async fn payments(config: &Config) -> Result<(StripePayments, KeyKind), ConfigError> {
+    let source = config.stripe_key.as_ref().ok_or(ConfigError::Missing(
+        "STRIPE_API_KEY",
+        "set STRIPE_API_KEY (local) or STRIPE_SECRET_ARN (AWS)",
+    ))?;
+    let key = stripe_key(source, &aws_config().await).await?;
+    let kind = KeyKind {
+        restricted: key.expose_secret().starts_with("rk_"),
+        live: key.expose_secret().contains("_live_"),
+    };
+    let config = Config {
+        stripe_budget_rps: None,
+        ..config.clone()
+    };
+    Ok((adapters(&config).await?.payments, kind))
 }
 
 /// Builds every adapter from the configuration.

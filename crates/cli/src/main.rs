@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod ops;
 mod parked;
+mod preflight;
 mod switches;
 
 use anyhow::{Context, Result, bail};
@@ -100,6 +101,18 @@ enum Command {
     /// depths (queues from CATALOG_SYNC_QUEUE_URL, CATALOG_SYNC_DLQ_URL, INVENTORY_DLQ_URL).
     Status {
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Before and after a deploy: check the account's Lambda quota, the Stripe key and event
+    /// destination, the partner event source, the IoT topic prefix, the table and the queues,
+    /// and explain each finding. Exits 1 when a check fails (for CI). Reads the stack's
+    /// settings from the environment (docs/deploy.md "Preflight").
+    Preflight {
+        /// Whether the stack reserves concurrency (its ReserveConcurrency parameter).
+        #[arg(long, value_enum, default_value = "yes")]
+        reserve_concurrency: YesNo,
+        /// Print JSON: a list of `{check, level, detail, fix?}`.
         #[arg(long)]
         json: bool,
     },
@@ -474,7 +487,26 @@ async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()> {
     Ok(())
 }
 
+/// A yes/no option, spelled like the template's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum YesNo {
+    Yes,
+    No,
+}
+
 async fn run(cli: Cli) -> Result<()> {
+    // Before a deploy there is no table yet.
+    if let Command::Preflight {
+        reserve_concurrency,
+        json,
+    } = cli.command
+    {
+        let options = preflight::Options {
+            reserve_concurrency: reserve_concurrency == YesNo::Yes,
+            json,
+        };
+        return preflight::run(&options).await;
+    }
     let config = Config::from_env()?;
     match cli.command {
         Command::Table {
@@ -671,6 +703,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
         }
         Command::Status { json } => ops::status(&config, json).await?,
+        Command::Preflight { .. } => bail!("preflight runs before the configuration is read"),
         Command::Pause { what } => switches::set(&config, what, true).await?,
         Command::Resume { what } => switches::set(&config, what, false).await?,
         Command::Parked { command, json } => {

@@ -404,6 +404,19 @@ impl DynamoStore {
         match r {
             Ok(_) => {
                 self.wait_until_active().await?;
+                // What the table's TTL deletes (housekeeping.rs), as template.yaml declares.
+                self.client
+                    .update_time_to_live()
+                    .table_name(&self.table)
+                    .time_to_live_specification(build(
+                        aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                            .attribute_name("expires_at")
+                            .enabled(true)
+                            .build(),
+                    )?)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
                 // A new table has no holds from before the index: it is used from the start.
                 self.record_holds_indexed_since(Timestamp(0)).await?;
                 Ok(true)

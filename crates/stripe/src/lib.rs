@@ -25,6 +25,7 @@ use stockbridge_domain::{
 };
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 
+pub mod account;
 pub mod budget;
 pub mod catalog;
 pub mod transport;
@@ -628,4 +629,9 @@ impl SessionLog for StripePayments {
             }
         }
     }
+}
+
+/// The Stripe API version this build's typed requests (and event decoding) are generated for.
+pub fn api_version() -> &'static str {
+    stripe_shared::version::VERSION.as_str()
 }

@@ -164,19 +164,58 @@ impl Transport {
             budget.admit(&req.method, &req.path).await?;
         }
         let endpoint = crate::budget::endpoint(&req.method, &req.path);
-        let mut uri = format!("{}v1{}", self.api_base, req.path);
+        let mut path = format!("v1{}", req.path);
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
-            uri.push('?');
-            uri.push_str(&q);
+            path.push('?');
+            path.push_str(&q);
         }
-        let method = match req.method {
+        let key = config
+            .request_strategy
+            .as_ref()
+            .and_then(|s| s.get_key())
+            .map(|k| k.as_str().to_owned());
+        let timeout = config.timeout.unwrap_or(self.timeout);
+        self.exchange(
+            &req.method,
+            &path,
+            key.as_deref(),
+            req.body,
+            timeout,
+            &endpoint,
+        )
+        .await
+    }
+
+    /// One request outside async-stripe's typed requests, for what it has no types for:
+    /// Stripe's v2 API (`v2/core/event_destinations`) and the preflight's permission probes.
+    /// An exception to the typed-client rule, kept to these reads and parameterless probes.
+    /// `path` is relative to the API base and starts with the version (`v2/...`, `v1/...`).
+    ///
+    /// # Errors
+    /// [`TransportError`] as for any call (the status and Stripe's message included).
+    pub async fn raw(&self, method: StripeMethod, path: &str) -> Result<Bytes, TransportError> {
+        let endpoint = crate::budget::endpoint(&method, path.trim_start_matches("v1"));
+        self.exchange(&method, path, None, None, self.timeout, &endpoint)
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        method: &StripeMethod,
+        path: &str,
+        idempotency_key: Option<&str>,
+        body: Option<String>,
+        timeout: Duration,
+        endpoint: &str,
+    ) -> Result<Bytes, TransportError> {
+        let method = match method {
             StripeMethod::Get => hyper::Method::GET,
             StripeMethod::Post => hyper::Method::POST,
             StripeMethod::Delete => hyper::Method::DELETE,
         };
         let mut builder = hyper::Request::builder()
             .method(method)
-            .uri(uri)
+            .uri(format!("{}{path}", self.api_base))
             .header(AUTHORIZATION, self.auth.clone())
             // The API version async-stripe's typed requests are generated for.
             .header("stripe-version", stripe_shared::version::VERSION.as_str())
@@ -184,10 +223,10 @@ impl Transport {
                 "user-agent",
                 concat!("stockbridge/", env!("CARGO_PKG_VERSION")),
             );
-        if let Some(key) = config.request_strategy.as_ref().and_then(|s| s.get_key()) {
-            builder = builder.header("idempotency-key", key.as_str());
+        if let Some(key) = idempotency_key {
+            builder = builder.header("idempotency-key", key);
         }
-        let body = match req.body {
+        let body = match body {
             Some(b) => {
                 builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
                 Bytes::from(b)
@@ -198,7 +237,6 @@ impl Transport {
             .body(Full::new(body))
             .map_err(|e| TransportError::Connection(e.to_string()))?;
         self.limiter.acquire().await;
-        let timeout = config.timeout.unwrap_or(self.timeout);
         let exchange = async {
             let response = self
                 .client
@@ -233,7 +271,7 @@ impl Transport {
             return Ok(bytes);
         }
         if status.as_u16() == 429 {
-            rate_limited_metric(&endpoint);
+            rate_limited_metric(endpoint);
         }
         let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let field = |name: &str| {

@@ -1,0 +1,339 @@
+//! The AWS checks: Lambda's concurrency quota, the partner event source, the IoT topic
+//! prefix, the table and its stream, the queues.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{IndexStatus, StreamViewType, TableStatus, TimeToLiveStatus};
+use aws_sdk_eventbridge::types::EventSourceState;
+use stockbridge_bootstrap::Config;
+
+use super::stripe::Source;
+use super::{Finding, env};
+
+/// What the template reserves with `ReserveConcurrency=yes`; Lambda keeps 100 unreserved.
+pub const RESERVED: i32 = 14;
+const UNRESERVED_MINIMUM: i32 = 100;
+
+/// The retained topic a deployment claims its prefix with (read and written by the preflight).
+pub fn claim_topic(prefix: &str) -> String {
+    format!("{prefix}/_deployment")
+}
+
+fn error_text(e: &impl aws_sdk_dynamodb::error::ProvideErrorMetadata) -> String {
+    format!(
+        "{}: {}",
+        e.code().unwrap_or("error"),
+        e.message().unwrap_or("no message")
+    )
+}
+
+pub async fn lambda_quota(aws: &SdkConfig, reserve: bool) -> Finding {
+    const CHECK: &str = "lambda-quota";
+    let settings = match aws_sdk_lambda::Client::new(aws)
+        .get_account_settings()
+        .send()
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return Finding::warn(
+                CHECK,
+                format!(
+                    "could not read the account's Lambda settings ({})",
+                    error_text(&e)
+                ),
+                "allow lambda:GetAccountSettings, or read the quota in Service Quotas (Lambda: Concurrent executions)",
+            );
+        }
+    };
+    let limit = settings.account_limit();
+    let total = limit.map_or(0, |l| l.concurrent_executions());
+    let unreserved = limit
+        .and_then(|l| l.unreserved_concurrent_executions())
+        .unwrap_or(total);
+    if reserve && total < RESERVED + UNRESERVED_MINIMUM {
+        return Finding::fail(
+            CHECK,
+            format!(
+                "the account may run {total} functions at once; ReserveConcurrency=yes reserves {RESERVED} and Lambda keeps {UNRESERVED_MINIMUM} unreserved: the deploy would fail"
+            ),
+            "deploy with ReserveConcurrency=no (docs/deploy.md \"Concurrency\"), or ask AWS for a higher quota (Service Quotas: Lambda, Concurrent executions)",
+        );
+    }
+    if !reserve && total <= 10 {
+        return Finding::warn(
+            CHECK,
+            format!(
+                "the account may run {total} functions at once: a burst of orders waits for each other"
+            ),
+            "ask AWS for a higher quota (Service Quotas: Lambda, Concurrent executions)",
+        );
+    }
+    Finding::ok(
+        CHECK,
+        format!(
+            "{total} concurrent executions ({unreserved} unreserved); ReserveConcurrency={} fits",
+            if reserve { "yes" } else { "no" }
+        ),
+    )
+}
+
+pub async fn partner_source(aws: &SdkConfig, source: Option<&Source>) -> Finding {
+    const CHECK: &str = "partner-source";
+    let Some((name, region)) = source else {
+        return Finding::skip(
+            CHECK,
+            "no event destination or STRIPE_EVENT_SOURCE_NAME to check",
+        );
+    };
+    let here = aws.region().map(ToString::to_string).unwrap_or_default();
+    if !region.is_empty() && !here.is_empty() && *region != here {
+        return Finding::fail(
+            CHECK,
+            format!("{name} delivers to {region}; this check (and the stack) runs in {here}"),
+            "deploy the stack in the destination's region, or create a destination for this one",
+        );
+    }
+    let client = aws_sdk_eventbridge::Client::new(aws);
+    let state = match client.describe_event_source().name(name).send().await {
+        Ok(s) => s.state().cloned(),
+        Err(e) => {
+            return Finding::fail(
+                CHECK,
+                format!("{name}: {}", error_text(&e)),
+                "check the name (docs/deploy.md step 3): the source appears once the destination exists",
+            );
+        }
+    };
+    let bus = client.describe_event_bus().name(name).send().await.is_ok();
+    match (state, bus) {
+        (Some(EventSourceState::Active), true) => Finding::ok(
+            CHECK,
+            format!("{name}: active, associated with its event bus"),
+        ),
+        (Some(EventSourceState::Deleted), _) => Finding::fail(
+            CHECK,
+            format!("{name} was deleted (not associated within 7 days)"),
+            "create a new event destination in Stripe and deploy within 7 days",
+        ),
+        (_, false) => Finding::warn(
+            CHECK,
+            format!("{name} is not associated with an event bus yet"),
+            "deploy the stack (its StripeEventBus associates the source) within 7 days of creating the destination",
+        ),
+        (state, true) => Finding::warn(
+            CHECK,
+            format!("{name}: state {state:?}"),
+            "wait a minute and run preflight again",
+        ),
+    }
+}
+
+pub async fn topic_prefix(aws: &SdkConfig, config: &Config) -> Finding {
+    const CHECK: &str = "iot-topic-prefix";
+    if env("AWS_ENDPOINT_URL_IOT_DATA_PLANE").is_none() {
+        return Finding::skip(
+            CHECK,
+            "AWS_ENDPOINT_URL_IOT_DATA_PLANE is not set (https:// and the stack's IotDataEndpoint)",
+        );
+    }
+    let prefix = &config.topic_prefix;
+    let topic = claim_topic(prefix);
+    let client = aws_sdk_iotdataplane::Client::new(aws);
+    let claimed = match client.get_retained_message().topic(&topic).send().await {
+        Ok(m) => m
+            .payload()
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p.as_ref()).ok())
+            .and_then(|v| v["table"].as_str().map(str::to_owned)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Finding::warn(
+                CHECK,
+                format!("could not read {topic} ({})", error_text(&e)),
+                "allow iot:GetRetainedMessage, iot:Publish and iot:RetainPublish on that topic",
+            );
+        }
+    };
+    let table = &config.table_name;
+    match claimed {
+        Some(other) if other != *table => Finding::fail(
+            CHECK,
+            format!(
+                "prefix {prefix:?} is used by the deployment with table {other}: both stacks' retained stock messages would overwrite each other"
+            ),
+            "deploy with another IotTopicPrefix (e.g. stockbridge-sandbox)",
+        ),
+        Some(_) => Finding::ok(CHECK, format!("prefix {prefix:?} is this deployment's")),
+        None if table.is_empty() => Finding::ok(
+            CHECK,
+            format!("prefix {prefix:?} is not used by another deployment"),
+        ),
+        None => {
+            let body = serde_json::json!({"table": table}).to_string();
+            match client
+                .publish()
+                .topic(&topic)
+                .retain(true)
+                .qos(1)
+                .payload(aws_sdk_iotdataplane::primitives::Blob::new(body))
+                .send()
+                .await
+            {
+                Ok(_) => Finding::ok(
+                    CHECK,
+                    format!("prefix {prefix:?} claimed for table {table} ({topic})"),
+                ),
+                Err(e) => Finding::warn(
+                    CHECK,
+                    format!("could not claim {topic} ({})", error_text(&e)),
+                    "allow iot:Publish and iot:RetainPublish on that topic",
+                ),
+            }
+        }
+    }
+}
+
+pub async fn table(aws: &SdkConfig, config: &Config) -> Vec<Finding> {
+    if config.table_name.is_empty() {
+        return vec![Finding::skip(
+            "table",
+            "TABLE_NAME is not set (before a deploy)",
+        )];
+    }
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    let name = &config.table_name;
+    let described = match client.describe_table().table_name(name).send().await {
+        Ok(d) => d.table,
+        Err(e) => {
+            return vec![Finding::fail(
+                "table",
+                format!("{name}: {}", error_text(&e)),
+                "check TABLE_NAME (the stack's output InventoryTableName)",
+            )];
+        }
+    };
+    let Some(t) = described else {
+        return vec![Finding::fail(
+            "table",
+            format!("{name}: DynamoDB described nothing"),
+            "run preflight again",
+        )];
+    };
+    let mut problems = Vec::new();
+    if t.table_status() != Some(&TableStatus::Active) {
+        problems.push(format!("status {:?}", t.table_status()));
+    }
+    let index = t
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some(stockbridge_dynamodb::PENDING_HOLDS_INDEX));
+    match index.and_then(|i| i.index_status()) {
+        Some(IndexStatus::Active) => {}
+        Some(s) => problems.push(format!(
+            "index {} is {s:?} (the sweeper scans until it is active)",
+            stockbridge_dynamodb::PENDING_HOLDS_INDEX
+        )),
+        None => problems.push(format!(
+            "no index {}",
+            stockbridge_dynamodb::PENDING_HOLDS_INDEX
+        )),
+    }
+    let ttl = client.describe_time_to_live().table_name(name).send().await;
+    let ttl_on = ttl
+        .as_ref()
+        .ok()
+        .and_then(|t| t.time_to_live_description())
+        .is_some_and(|d| {
+            d.time_to_live_status() == Some(&TimeToLiveStatus::Enabled)
+                && d.attribute_name() == Some("expires_at")
+        });
+    if !ttl_on {
+        problems.push("TTL is not enabled on expires_at".into());
+    }
+    let table = if problems.is_empty() {
+        Finding::ok(
+            "table",
+            format!(
+                "{name}: active, index {} active, TTL on expires_at",
+                stockbridge_dynamodb::PENDING_HOLDS_INDEX
+            ),
+        )
+    } else {
+        Finding::fail(
+            "table",
+            format!("{name}: {}", problems.join("; ")),
+            "deploy template.yaml (it declares all of these), or wait for the index to finish building",
+        )
+    };
+    let stream = match (t.stream_specification(), t.latest_stream_arn()) {
+        (Some(s), Some(arn))
+            if s.stream_enabled() && s.stream_view_type() == Some(&StreamViewType::KeysOnly) =>
+        {
+            Finding::ok(
+                "table-stream",
+                format!("keys-only stream {arn} (the catalog-sync pipe's source)"),
+            )
+        }
+        _ => Finding::fail(
+            "table-stream",
+            format!("{name} has no keys-only stream: catalog changes never reach Stripe"),
+            "deploy template.yaml; turning the stream off and on orphans the pipe (redeploy it)",
+        ),
+    };
+    vec![table, stream]
+}
+
+pub async fn queues(aws: &SdkConfig) -> Vec<Finding> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let client = aws_sdk_sqs::Client::new(aws);
+    let mut out = Vec::new();
+    for (name, var, dead_letters) in [
+        ("catalog-sync queue", "CATALOG_SYNC_QUEUE_URL", false),
+        ("catalog-sync DLQ", "CATALOG_SYNC_DLQ_URL", true),
+        ("inventory DLQ", "INVENTORY_DLQ_URL", true),
+        ("Stripe events DLQ", "STRIPE_EVENTS_DLQ_URL", true),
+        ("catalog pipe DLQ", "CATALOG_PIPE_DLQ_URL", true),
+    ] {
+        let Some(url) = env(var) else { continue };
+        let r = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .send()
+            .await;
+        let depth = match r {
+            Ok(o) => o
+                .attributes()
+                .and_then(|a| a.get(&A::ApproximateNumberOfMessages))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+            Err(e) => {
+                out.push(Finding::fail(
+                    "queues",
+                    format!("{name}: {}", error_text(&e)),
+                    format!("check {var}"),
+                ));
+                continue;
+            }
+        };
+        out.push(match (dead_letters, depth) {
+            (true, n) if n > 0 => Finding::warn(
+                "queues",
+                format!("{name}: {n} message(s) failed for good"),
+                "look at them and redrive (docs/deploy.md step 7)",
+            ),
+            (_, n) => Finding::ok("queues", format!("{name}: {n} waiting")),
+        });
+    }
+    if out.is_empty() {
+        out.push(Finding::skip(
+            "queues",
+            "no queue URL set (CATALOG_SYNC_QUEUE_URL, ...; the stack's outputs)",
+        ));
+    }
+    out
+}
