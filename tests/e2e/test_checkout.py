@@ -205,7 +205,7 @@ def test_an_expired_hold_is_released_by_the_sweeper_and_its_stock_returns(shop):
 
     report = e2e.sweep()
 
-    assert report == {"expired": 1, "released": 1, "raced": 0, "failed": 0}, \
+    assert report == {"expired": 1, "released": 1, "raced": 0, "failed": 0, "more": False}, \
         f"{report}\n{e2e.log_tail('sweeper')}"
     item = e2e.item(shop.store, product)
     assert (item["available"], item["sold_out"]) == (5, False), item

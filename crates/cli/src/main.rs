@@ -116,6 +116,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// After upgrading a live stack: bring records the earlier release wrote up to this
+    /// release's layout (idempotent, safe while the functions run; docs/deploy.md "Upgrading
+    /// a live stack"). Set RETENTION_DAYS as the stack has it.
+    Migrate {
+        /// Count what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop one kind of action everywhere, mid-sale, without a deploy (every function sees it
     /// within a few seconds): `repairs` (the reconciler only reports), `links` (no Payment
     /// Link switches), `refunds` (oversold orders stay due), or `all`.
@@ -703,6 +714,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
         }
         Command::Status { json } => ops::status(&config, json).await?,
+        Command::Migrate { dry_run, json } => migrate(&config, dry_run, json).await?,
         Command::Preflight { .. } => bail!("preflight runs before the configuration is read"),
         Command::Pause { what } => switches::set(&config, what, true).await?,
         Command::Resume { what } => switches::set(&config, what, false).await?,
@@ -719,6 +731,37 @@ async fn run(cli: Cli) -> Result<()> {
             store,
             json,
         } => history(&config, store, product, json).await?,
+    }
+    Ok(())
+}
+
+async fn migrate(config: &Config, dry_run: bool, json: bool) -> Result<()> {
+    let store = stockbridge_bootstrap::store(config).await;
+    let r = store
+        .migrate(dry_run)
+        .await
+        .context("migrating the table")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let verb = if dry_run { "would set" } else { "set" };
+    println!(
+        "{} records read; {verb} the index key of {} pending holds and the expiry of {} records{}",
+        r.scanned,
+        r.holds_indexed,
+        r.expiries_set,
+        if r.changed_meanwhile > 0 {
+            format!(
+                "; {} changed meanwhile and were left to the functions",
+                r.changed_meanwhile
+            )
+        } else {
+            String::new()
+        }
+    );
+    if config.retention.is_none() {
+        println!("RETENTION_DAYS is not set: no expiry set, closed records are kept for good");
     }
     Ok(())
 }

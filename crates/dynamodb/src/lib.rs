@@ -38,11 +38,13 @@ use tracing::debug;
 
 mod counters;
 mod housekeeping;
+mod migrate;
 
 pub use housekeeping::{
     HOLD_QUEUE, LEGACY_HOLD_MS, MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention,
     RetentionTooShort,
 };
+pub use migrate::MigrationReport;
 
 type Attrs = HashMap<String, AttributeValue>;
 

@@ -237,3 +237,48 @@ fn a_retention_shorter_than_stripe_redelivers_events_is_refused() {
     assert!(e.to_string().contains("at least 35"), "{e}");
     assert!(Retention::days(35).unwrap().is_some());
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn migrate_brings_an_earlier_releases_records_up_to_date_once() {
+    let s = common::store()
+        .await
+        .with_retention(Retention::days(40).unwrap());
+    let c = raw().await;
+    let strip = |pk: &str, sk: &str, attrs: &'static str| {
+        c.update_item()
+            .table_name(s.table())
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .update_expression(format!("REMOVE {attrs}"))
+            .send()
+    };
+    // As the earlier release wrote them: no index key, no expiries.
+    put(&s, &order("cs_held", OrderStatus::Pending, Some(10))).await;
+    put(&s, &order("cs_sold", OrderStatus::Fulfilled, None)).await;
+    let i = common::item("prod_a", 3);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    strip("ORDER#cs_held", "ORDER", "hold_queue").await.unwrap();
+    strip("ORDER#cs_sold", "ORDER", "expires_at").await.unwrap();
+    strip("ITEM#s1#prod_a", &format!("LEDGER#{:020}", 1), "expires_at")
+        .await
+        .unwrap();
+    let before = s.expired_holds(Timestamp(T + 100), None, 10).await.unwrap();
+    assert!(before.holds.is_empty(), "the index does not see the old hold");
+
+    let dry = s.migrate(true).await.unwrap();
+    assert_eq!((dry.holds_indexed, dry.expiries_set), (1, 2));
+    assert!(!attrs(&s, "ORDER#cs_held", "ORDER").await.contains_key("hold_queue"));
+
+    let done = s.migrate(false).await.unwrap();
+    assert_eq!((done.holds_indexed, done.expiries_set, done.changed_meanwhile), (1, 2, 0));
+    let after = s.expired_holds(Timestamp(T + 100), None, 10).await.unwrap();
+    assert_eq!(ids(&after.holds), ["cs_held"]);
+    assert_eq!(
+        attrs(&s, "ORDER#cs_sold", "ORDER").await.get("expires_at"),
+        Some(&AttributeValue::N((86_400 + 40 * 86_400).to_string()))
+    );
+    assert!(attrs(&s, "ORDER#cs_held", "ORDER").await.get("expires_at").is_none(), "open");
+    let again = s.migrate(false).await.unwrap();
+    assert_eq!((again.holds_indexed, again.expiries_set), (0, 0), "idempotent");
+}
