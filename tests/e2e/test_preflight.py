@@ -135,3 +135,12 @@ def test_before_a_deploy_it_checks_stripe_and_claims_nothing(e2e):
     assert lv["table"] == "skip" and lv["queues"] == "skip"
     assert lv["stripe-key"] == "warn", "the stack's key is a secret key"
     assert lv["lambda-quota"] == "ok"
+    # Other functions of the account already reserve most of it: 14 more would not fit.
+    requests.post(f"{e2e.moto_url}/_lambda/account",
+                  json={"concurrent_executions": 1000, "unreserved": 105}).raise_for_status()
+    try:
+        found = preflight(e2e, TABLE_NAME="")[1]
+    finally:
+        set_quota(e2e, 1000)
+    assert levels(found)["lambda-quota"] == "fail", found["lambda-quota"]
+    assert "105 of them unreserved" in found["lambda-quota"][0]["detail"]

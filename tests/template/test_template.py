@@ -106,17 +106,17 @@ def test_the_sam_cli_is_new_enough_to_build_rust_without_beta_features():
     assert m and tuple(map(int, m.groups())) >= (1, 156, 0), pins
 
 
-def test_the_sweeper_queries_the_sparse_pending_holds_index_the_adapter_names(template):
+def test_the_sweeper_queries_the_pending_holds_index_the_adapter_names(template):
     source = (ROOT / "crates/dynamodb/src/housekeeping.rs").read_text()
     name = re.search(r'PENDING_HOLDS_INDEX: &str = "([^"]+)"', source).group(1)
     table = template["Resources"]["InventoryTable"]["Properties"]
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == name
     keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
-    assert keys == {"HASH": "hold_queue", "RANGE": "hold_expires_at"}
+    assert keys == {"HASH": "status", "RANGE": "hold_expires_at"}
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert types["hold_queue"] == "S" and types["hold_expires_at"] == "N"
+    assert types["status"] == "S" and types["hold_expires_at"] == "N"
     statements = [s for p in functions(template)["SweeperFunction"]["Policies"]
                   if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
     [query] = [s for s in statements if s["Action"] == "dynamodb:Query"]
@@ -145,6 +145,10 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
         assert props["Environment"]["Variables"]["STRIPE_BUDGET_RPS"] == {"Fn::If": [
             "HasStripeBudget", {"Ref": "StripeBudgetRps"}, {"Fn::If": ["IsLive", 80, 20]}]}, name
     assert fns["InventoryFunction"]["Environment"]["Variables"]["STRIPE_BUDGET_RPS"]
+    # What the functions accept (STRIPE_BUDGET_RPS from 1), with room for the priorities.
+    budget = re.compile(template["Parameters"]["StripeBudgetRps"]["AllowedPattern"])
+    assert [v for v in range(0, 1200) if budget.match(str(v))] == [0, *range(8, 1001)]
+    assert not budget.match("0.5") and not budget.match("")
     # 14 reserved when on: the quota the parameter's description (and the preflight) name.
     on = sum(r["Fn::If"][1] if isinstance(r["Fn::If"][1], int) else 10
              for n, p in fns.items() if n != "InventoryFunction"

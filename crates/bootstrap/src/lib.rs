@@ -476,6 +476,22 @@ fn number<T: std::str::FromStr + PartialOrd + Copy>(
     }
 }
 
+/// `hours` of paid sessions to check, held within the retention: a session older than the
+/// orders the table keeps would find no order and be applied again.
+pub fn within_retention(hours: u32, retention: Option<stockbridge_dynamodb::Retention>) -> u32 {
+    match retention {
+        Some(r) if hours > r.max_lookback_hours() => {
+            tracing::warn!(
+                hours,
+                max = r.max_lookback_hours(),
+                "the session check would reach past the orders the table keeps (RETENTION_DAYS): shortened"
+            );
+            r.max_lookback_hours()
+        }
+        _ => hours,
+    }
+}
+
 impl ReconcilerSettings {
     /// Reads them.
     ///
@@ -489,7 +505,10 @@ impl ReconcilerSettings {
                 stockbridge_app::recovery::DEFAULT_OVERLAP_SECS,
                 0,
             )?,
-            session_hours: number("RECONCILER_SESSION_HOURS", 24, 0)?,
+            session_hours: within_retention(
+                number("RECONCILER_SESSION_HOURS", 24, 0)?,
+                Config::from_env_without_table()?.retention,
+            ),
             session_grace_secs: number("RECONCILER_SESSION_GRACE_SECS", 600, 0)?,
             catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,
             catalog_max_pages: number("RECONCILER_CATALOG_MAX_PAGES", 1500, 0)?,

@@ -746,19 +746,17 @@ async fn migrate(config: &Config, dry_run: bool, json: bool) -> Result<()> {
         return Ok(());
     }
     let verb = if dry_run { "would set" } else { "set" };
+    let meanwhile = if r.changed_meanwhile > 0 {
+        format!(
+            "; {} changed meanwhile and were left to the functions",
+            r.changed_meanwhile
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{} records read; {verb} the index key of {} pending holds and the expiry of {} records{}",
-        r.scanned,
-        r.holds_indexed,
-        r.expiries_set,
-        if r.changed_meanwhile > 0 {
-            format!(
-                "; {} changed meanwhile and were left to the functions",
-                r.changed_meanwhile
-            )
-        } else {
-            String::new()
-        }
+        "{} records read; {verb} the expiry of {} records{meanwhile}",
+        r.scanned, r.expiries_set
     );
     if config.retention.is_none() {
         println!("RETENTION_DAYS is not set: no expiry set, closed records are kept for good");

@@ -37,7 +37,7 @@ pub async fn reconcile(config: &Config, a: ReconcileArgs) -> Result<()> {
         event_overlap_secs: a.event_overlap_secs,
         sessions: stockbridge_app::reconcile::SessionWindow::last_hours(
             now,
-            a.session_hours,
+            stockbridge_bootstrap::within_retention(a.session_hours, config.retention),
             a.session_grace_secs,
         ),
         catalog_segments: a.catalog_segments,

@@ -249,10 +249,19 @@ impl OrderRecord {
     }
 
     /// True when nothing more will happen to the order, so a retention period may delete it:
-    /// a final state with no refund due and nothing left for a person. A hold or a delayed
-    /// payment (`Pending`), a capture Stripe refused (parked for a person) and an oversold order
-    /// whose refund is not recorded are never closed: deleting them would lose work.
+    /// a final state with no refund due, no delayed payment still clearing and nothing left
+    /// for a person. A pending hold or delayed payment (`Pending`, or a Checkout order whose
+    /// payment is still `Awaiting`), a capture Stripe refused (parked for a person) and an
+    /// oversold order whose refund is not recorded are never closed: deleting them would lose
+    /// work.
     pub fn is_closed(&self) -> bool {
+        // A delayed payment still clearing may succeed weeks later (some vouchers take 60
+        // days): the order must be there to decide it. A released or cancelled checkout hold is
+        // closed although its PaymentIntent may still be confirmed: an authorisation for a hold
+        // no longer on record is ignored, never captured, and Stripe lets it lapse.
+        if self.payment == PaymentState::Awaiting && self.hold.is_none() {
+            return false;
+        }
         match self.status {
             OrderStatus::Pending | OrderStatus::CaptureFailed => false,
             OrderStatus::Fulfilled => self.payment == PaymentState::Paid,
@@ -398,12 +407,17 @@ mod tests {
             order(S::CaptureFailed, P::Paid),
             // Paid and short: its refund is still to be made.
             order(S::Oversold, P::Paid),
+            // Short while its voucher is still clearing: decided when it clears.
+            order(S::Oversold, P::Awaiting),
         ] {
             assert!(!open.is_closed(), "{:?}/{:?}", open.status, open.payment);
         }
         let mut refunded = order(S::Oversold, P::Paid);
         refunded.refund_id = Some(RefundId::parse("re_1").unwrap());
+        let mut expired_hold = order(S::Released, P::Awaiting);
+        expired_hold.hold = Some(HoldTerms::default());
         for closed in [
+            expired_hold,
             order(S::Fulfilled, P::Paid),
             refunded,
             order(S::Unmatched, P::Paid),

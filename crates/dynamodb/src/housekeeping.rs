@@ -1,22 +1,20 @@
 //! Housekeeping: the index the sweeper pages through, and what the table's TTL deletes.
 //!
-//! # Pending holds: a sparse index
-//! Only a checkout hold still `pending` carries `hold_queue` (always [`HOLD_QUEUE`]); writing the
-//! order in any other state drops it (orders are written whole). The global secondary index
-//! [`PENDING_HOLDS_INDEX`] (partition `hold_queue`, sort `hold_expires_at` in ms, keys only)
-//! therefore holds exactly the pending holds, earliest expiry first, and the sweeper reads
-//! the expired ones page by page however large the table grows. One partition value is
-//! enough: an index partition takes about 1,000 writes a second and a hold writes it twice
-//! (placed, settled), 25 times the checkout's default Stripe budget of 20 PaymentIntents a
-//! second. The index is eventually consistent: a hold settled a moment ago may still be
-//! listed, and its release then finds it settled (`raced`).
+//! # Pending holds: an index on what every release writes
+//! A checkout hold's order carries `status` and `hold_expires_at` (ms); no other record has
+//! both. The global secondary index [`PENDING_HOLDS_INDEX`] (partition `status`, sort
+//! `hold_expires_at`, keys only) therefore holds the holds, and its `pending` partition exactly
+//! the pending ones, earliest expiry first: the sweeper reads the expired ones page by page
+//! however large the table grows. Because both attributes were written by every release,
+//! holds an earlier release placed are in the index, an old and a new release can run side by
+//! side, and a rollback loses nothing. One partition takes about 1,000 writes a second and a
+//! hold writes it twice (placed, settled): 25 times the checkout's default Stripe budget of 20
+//! PaymentIntents a second. The index is eventually consistent: a hold settled a moment ago
+//! may still be listed, and its release then finds it settled (`raced`).
 //!
-//! # Upgrading a table from before the index
-//! Holds placed by an earlier release have no `hold_queue`. The first sweep of this release
-//! records when the index began (`pk = SCHEMA`, `sk = SCHEMA`, `holds_indexed_since`); until
-//! every hold an earlier release could have placed has expired ([`LEGACY_HOLD_MS`] later), the
-//! sweeper lists expired holds with the earlier release's filtered scan, which finds both kinds.
-//! A table created by `stockbridge table create` starts indexed. Nothing to run by hand.
+//! While the index does not exist or is still being built (an upgraded table: DynamoDB
+//! answers that it cannot read a backfilling index), the sweeper falls back to the earlier
+//! release's filtered scan of the whole table, in one page, and says so in its log.
 //!
 //! # Retention (`RETENTION_DAYS`, the table's TTL on `expires_at`, epoch seconds)
 //! - A closed order ([`OrderRecord::is_closed`]) expires `RETENTION_DAYS` after its last
@@ -37,23 +35,19 @@ use aws_sdk_dynamodb::types::{
 use stockbridge_app::ports::{HoldKey, HoldPage, StoreError};
 use stockbridge_domain::{OrderId, OrderRecord, OrderStatus, Timestamp};
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use tracing::warn;
+
 use crate::{Attrs, DynamoStore, build, corrupt, get_s, key, n, order_pk, s, sdk_error};
 
-/// The sparse index of pending holds.
+/// The index of holds by status and expiry.
 pub const PENDING_HOLDS_INDEX: &str = "pending-holds";
-/// The index's partition key attribute and its one value.
-const QUEUE_ATTR: &str = "hold_queue";
-/// The value of `hold_queue`.
-pub const HOLD_QUEUE: &str = "pending";
+/// The index's partition key attribute: the order's status.
+const STATUS_ATTR: &str = "status";
 /// The index's sort key attribute (the hold's expiry, ms).
 const DUE_ATTR: &str = "hold_expires_at";
-/// The longest hold an earlier release could place (`CHECKOUT_HOLD_SECONDS` is at most a day),
-/// plus an hour for old function versions still running during the deploy.
-pub const LEGACY_HOLD_MS: i64 = (86_400 + 3_600) * 1000;
 /// The shortest retention: longer than Stripe keeps and redelivers events (30 days).
 pub const MIN_RETENTION_DAYS: u32 = 35;
-
-const SCHEMA_PK: &str = "SCHEMA";
 
 /// How long closed orders, ledger entries and findings are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,20 +75,24 @@ impl Retention {
         }
     }
 
+    /// The longest look back over Stripe's history that cannot meet an order the table no
+    /// longer has (the retention less five days), in hours: the reconciler's session check
+    /// (`RECONCILER_SESSION_HOURS`, `--session-hours`) is held to it.
+    pub fn max_lookback_hours(self) -> u32 {
+        self.days.saturating_sub(5).saturating_mul(24)
+    }
+
     /// The TTL (epoch seconds) of a record made or last changed at `at`.
     pub fn expires_at(self, at: Timestamp) -> i64 {
         at.0.div_euclid(1000) + i64::from(self.days) * 86_400
     }
 }
 
-/// Adds the order's housekeeping attributes: the index key while it is a pending hold, the
-/// TTL once it is closed.
+/// Adds the order's housekeeping attributes: a hold's expiry (with `status`, the index's
+/// key), the TTL once it is closed.
 pub(crate) fn order_housekeeping(a: &mut Attrs, r: &OrderRecord, retention: Option<Retention>) {
     if let Some(h) = &r.hold {
         a.insert(DUE_ATTR.into(), n(h.expires_at.0));
-        if r.status == OrderStatus::Pending {
-            a.insert(QUEUE_ATTR.into(), s(HOLD_QUEUE));
-        }
     }
     if let Some(ret) = retention.filter(|_| r.is_closed()) {
         a.insert("expires_at".into(), n(ret.expires_at(r.updated_at)));
@@ -112,7 +110,7 @@ pub(crate) fn pending_holds_index()
     };
     let index = GlobalSecondaryIndex::builder()
         .index_name(PENDING_HOLDS_INDEX)
-        .key_schema(build(el(QUEUE_ATTR, KeyType::Hash))?)
+        .key_schema(build(el(STATUS_ATTR, KeyType::Hash))?)
         .key_schema(build(el(DUE_ATTR, KeyType::Range))?)
         .projection(
             Projection::builder()
@@ -129,10 +127,19 @@ pub(crate) fn pending_holds_index()
     Ok((
         build(index)?,
         [
-            build(def(QUEUE_ATTR, ScalarAttributeType::S))?,
+            build(def(STATUS_ATTR, ScalarAttributeType::S))?,
             build(def(DUE_ATTR, ScalarAttributeType::N))?,
         ],
     ))
+}
+
+fn index_unusable(e: &impl ProvideErrorMetadata) -> bool {
+    matches!(
+        e.code(),
+        Some("ValidationException" | "ResourceNotFoundException")
+    ) && e
+        .message()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("index"))
 }
 
 fn hold_key(a: &Attrs) -> Result<HoldKey, StoreError> {
@@ -147,35 +154,42 @@ fn hold_key(a: &Attrs) -> Result<HoldKey, StoreError> {
 }
 
 impl DynamoStore {
-    /// One page of expired pending holds: from the index, or during the upgrade window (see
-    /// the module doc) from a filtered scan of the whole table, as one page.
+    /// One page of expired pending holds from the index; while there is no usable index (see
+    /// the module doc), every one from a filtered scan, as one page.
     pub(crate) async fn expired_holds_page(
         &self,
         now: Timestamp,
         after: Option<&HoldKey>,
         limit: u32,
     ) -> Result<HoldPage, StoreError> {
-        if after.is_none() && now.0 < self.holds_indexed_since(now).await? + LEGACY_HOLD_MS {
-            return self.expired_holds_by_scan(now).await;
-        }
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(PENDING_HOLDS_INDEX)
-            .key_condition_expression("#q = :q AND #due <= :now")
-            .expression_attribute_names("#q", QUEUE_ATTR)
+            .key_condition_expression("#status = :pending AND #due <= :now")
+            .expression_attribute_names("#status", STATUS_ATTR)
             .expression_attribute_names("#due", DUE_ATTR)
-            .expression_attribute_values(":q", s(HOLD_QUEUE))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
             .expression_attribute_values(":now", n(now.0))
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
         if let Some(k) = after {
             let mut start = key(order_pk(&k.order_id), "ORDER");
-            start.insert(QUEUE_ATTR.into(), s(HOLD_QUEUE));
+            start.insert(STATUS_ATTR.into(), s(OrderStatus::Pending.as_str()));
             start.insert(DUE_ATTR.into(), n(k.expires_at.0));
             query = query.set_exclusive_start_key(Some(start));
         }
-        let out = query.send().await.map_err(sdk_error)?;
+        let out = match query.send().await {
+            Ok(out) => out,
+            // Still backfilling ("Cannot read from backfilling global secondary index", a
+            // ValidationException) or not there (ResourceNotFoundException naming the index):
+            // the scan finds every hold meanwhile.
+            Err(e) if after.is_none() && index_unusable(&e) => {
+                warn!(index = PENDING_HOLDS_INDEX, error = %e.message().unwrap_or_default(), "the index cannot be read (being built?): scanning the table instead");
+                return self.expired_holds_by_scan(now).await;
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
         let holds = out
             .items()
             .iter()
@@ -188,38 +202,8 @@ impl DynamoStore {
         Ok(HoldPage { holds, next })
     }
 
-    /// When this table's holds began to be indexed (ms): recorded by the first sweep that
-    /// needs it, so an upgraded table keeps the scan for a day.
-    async fn holds_indexed_since(&self, now: Timestamp) -> Result<i64, StoreError> {
-        let schema = key(SCHEMA_PK.into(), SCHEMA_PK);
-        if let Some(a) = self.get_consistent(schema.clone()).await? {
-            return crate::get_n(&a, "holds_indexed_since", SCHEMA_PK);
-        }
-        self.record_holds_indexed_since(now).await?;
-        Ok(now.0)
-    }
-
-    /// Records when the index began, unless recorded already (the first writer wins).
-    pub(crate) async fn record_holds_indexed_since(&self, at: Timestamp) -> Result<(), StoreError> {
-        let mut item = key(SCHEMA_PK.into(), SCHEMA_PK);
-        item.insert("kind".into(), s("schema"));
-        item.insert("holds_indexed_since".into(), n(at.0));
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(sdk_error);
-        match r {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The earlier release's listing: every pending hold due by `now`, in one page.
+    /// The earlier release's listing: every pending hold due by `now`, in one page (a
+    /// consistent scan of the whole table).
     async fn expired_holds_by_scan(&self, now: Timestamp) -> Result<HoldPage, StoreError> {
         let scan = self
             .client

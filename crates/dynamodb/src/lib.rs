@@ -14,6 +14,11 @@
 //! | parked event or repair | `PARKED` | `{kind}:{id}` |
 //! | a payment link's store | `LINK#{payment_link_id}` | `LINK` |
 //! | the operator's pause switches | `CONTROL` | `CONTROL` |
+//! | a counter's window (checkout caps, the shared Stripe budget) | `COUNTER#{key}` | `WINDOW#{start ms:020}` |
+//! | operation record (`stock set --op-id`) | `OPERATION#{id}` | `OPERATION` |
+//!
+//! Index `pending-holds`: partition `status`, sort `hold_expires_at` (checkout holds only);
+//! TTL on `expires_at` (`housekeeping.rs`).
 //!
 //! Ids never contain `#` (the domain refuses it), so keys cannot collide. A decision's write set
 //! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
@@ -40,10 +45,7 @@ mod counters;
 mod housekeeping;
 mod migrate;
 
-pub use housekeeping::{
-    HOLD_QUEUE, LEGACY_HOLD_MS, MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention,
-    RetentionTooShort,
-};
+pub use housekeeping::{MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention, RetentionTooShort};
 pub use migrate::MigrationReport;
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -419,8 +421,6 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(sdk_error)?;
-                // A new table has no holds from before the index: it is used from the start.
-                self.record_holds_indexed_since(Timestamp(0)).await?;
                 Ok(true)
             }
             Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),

@@ -3,36 +3,25 @@
 //!
 //! Every step is idempotent and conditional on the record not having changed since it was
 //! read, so it can run while the functions run, be interrupted and run again. This release's
-//! steps (docs/deploy.md "Upgrading a live stack"):
-//! 1. pending checkout holds without `hold_queue` get it, so the sweeper's index lists them
-//!    at once (without it they are still released: the sweeper scans for a day after the
-//!    upgrade);
-//! 2. with a retention (`RETENTION_DAYS`), closed orders, ledger entries and findings written
-//!    before it get their `expires_at` (otherwise they are kept for good).
+//! step (docs/deploy.md "Upgrading a live stack"): with a retention (`RETENTION_DAYS`), closed
+//! orders, ledger entries and findings written before it get their `expires_at` (otherwise
+//! they are kept for good). The sweeper's index needs nothing: it is keyed on attributes
+//! every release wrote.
 
 use stockbridge_app::ports::StoreError;
-use stockbridge_domain::{OrderStatus, Timestamp};
+use stockbridge_domain::Timestamp;
 
-use crate::housekeeping::HOLD_QUEUE;
-use crate::{Attrs, DynamoStore, get_n, get_s, n, parse_order, s, sdk_error};
+use crate::{Attrs, DynamoStore, get_n, get_s, n, parse_order, sdk_error};
 
 /// What a migration found and changed (with `dry_run`, would change).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MigrationReport {
     /// Records read.
     pub scanned: u64,
-    /// Pending holds given their index key.
-    pub holds_indexed: u64,
     /// Records given an expiry.
     pub expiries_set: u64,
     /// Records that changed between the read and the update (left to the functions).
     pub changed_meanwhile: u64,
-}
-
-/// One update a record needs.
-enum Step {
-    IndexHold,
-    Expire(i64),
 }
 
 impl DynamoStore {
@@ -54,55 +43,41 @@ impl DynamoStore {
         while let Some(item) = pages.next().await {
             let item = item.map_err(sdk_error)?;
             report.scanned += 1;
-            for step in self.steps(&item)? {
-                match &step {
-                    Step::IndexHold => report.holds_indexed += 1,
-                    Step::Expire(_) => report.expiries_set += 1,
-                }
-                if !dry_run && !self.apply(&item, step).await? {
-                    report.changed_meanwhile += 1;
-                }
+            let Some(at) = self.missing_expiry(&item)? else {
+                continue;
+            };
+            report.expiries_set += 1;
+            if !dry_run && !self.set_expiry(&item, at).await? {
+                report.changed_meanwhile += 1;
             }
         }
         Ok(report)
     }
 
-    fn steps(&self, a: &Attrs) -> Result<Vec<Step>, StoreError> {
-        let kind = a
+    /// The expiry (epoch seconds) a record written before the retention should carry.
+    fn missing_expiry(&self, a: &Attrs) -> Result<Option<i64>, StoreError> {
+        let Some(r) = self.retention.filter(|_| !a.contains_key("expires_at")) else {
+            return Ok(None);
+        };
+        match a
             .get("kind")
             .and_then(|v| v.as_s().ok())
-            .map(String::as_str);
-        let has = |name: &str| a.contains_key(name);
-        let mut steps = Vec::new();
-        match kind {
+            .map(String::as_str)
+        {
             Some("order") => {
                 let order = parse_order(a)?;
-                if order.status == OrderStatus::Pending
-                    && order.hold.is_some()
-                    && !has("hold_queue")
-                {
-                    steps.push(Step::IndexHold);
-                }
-                if let Some(r) = self
-                    .retention
-                    .filter(|_| order.is_closed() && !has("expires_at"))
-                {
-                    steps.push(Step::Expire(r.expires_at(order.updated_at)));
-                }
+                Ok(order.is_closed().then(|| r.expires_at(order.updated_at)))
             }
-            Some("ledger" | "discrepancy") if !has("expires_at") => {
-                if let Some(r) = self.retention {
-                    let at = Timestamp(get_n(a, "at", get_s(a, "pk", "?")?)?);
-                    steps.push(Step::Expire(r.expires_at(at)));
-                }
+            Some("ledger" | "discrepancy") => {
+                let at = Timestamp(get_n(a, "at", get_s(a, "pk", "?")?)?);
+                Ok(Some(r.expires_at(at)))
             }
-            _ => {}
+            _ => Ok(None),
         }
-        Ok(steps)
     }
 
-    /// Applies one step unless the record changed since it was read; whether it applied.
-    async fn apply(&self, a: &Attrs, step: Step) -> Result<bool, StoreError> {
+    /// Sets the expiry unless the record changed since it was read; whether it did.
+    async fn set_expiry(&self, a: &Attrs, at: i64) -> Result<bool, StoreError> {
         let key: Attrs = ["pk", "sk"]
             .iter()
             .filter_map(|k| a.get(*k).map(|v| ((*k).to_owned(), v.clone())))
@@ -111,38 +86,17 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key));
-        let update = match step {
-            Step::IndexHold => update
-                .update_expression("SET hold_queue = :q")
-                .condition_expression("#status = :pending AND attribute_not_exists(hold_queue)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":q", s(HOLD_QUEUE))
-                .expression_attribute_values(":pending", s("pending")),
-            Step::Expire(at) => {
-                let update = update
-                    .update_expression("SET expires_at = :x")
-                    .expression_attribute_values(":x", n(at));
-                match a.get("updated_at") {
-                    // An order rewritten meanwhile carries its own expiry (or is open again).
-                    Some(u) => update
-                        .condition_expression(
-                            "attribute_not_exists(expires_at) AND updated_at = :u",
-                        )
-                        .expression_attribute_values(":u", u.clone()),
-                    None => update.condition_expression(
-                        "attribute_exists(pk) AND attribute_not_exists(expires_at)",
-                    ),
-                }
-            }
+            .set_key(Some(key))
+            .update_expression("SET expires_at = :x")
+            .expression_attribute_values(":x", n(at));
+        let update = match a.get("updated_at") {
+            // An order rewritten meanwhile carries its own expiry (or is open again).
+            Some(u) => update
+                .condition_expression("attribute_not_exists(expires_at) AND updated_at = :u")
+                .expression_attribute_values(":u", u.clone()),
+            None => update
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(expires_at)"),
         };
-        self.conditional(update).await
-    }
-
-    async fn conditional(
-        &self,
-        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-    ) -> Result<bool, StoreError> {
         match update.send().await.map_err(sdk_error) {
             Ok(_) => Ok(true),
             Err(StoreError::Conflict) => Ok(false),

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use stockbridge_app::ports::{CatalogReader, HoldKey, InventoryStore};
 use stockbridge_domain::*;
-use stockbridge_dynamodb::{DynamoStore, LEGACY_HOLD_MS, Retention};
+use stockbridge_dynamodb::{DynamoStore, Retention};
 
 mod common;
 
-/// Now-ish, in ms: a table created by `table create` has used the index since the epoch.
+/// Now-ish, in ms.
 const T: i64 = 1_800_000_000_000;
 
 async fn raw() -> aws_sdk_dynamodb::Client {
@@ -109,7 +109,7 @@ async fn the_sweeper_pages_through_only_the_pending_holds_that_expired() {
     assert_eq!(ids(&seen), ["cs_a", "cs_b", "cs_c", "cs_d", "cs_e"]);
     assert_eq!(seen[0].expires_at, Timestamp(T + 10));
 
-    // Settling a hold takes it out of the index (the order is written whole).
+    // Settling a hold moves it out of the index's `pending` partition.
     let mut settled = order("cs_a", OrderStatus::Released, Some(10));
     settled.payment = PaymentState::Failed;
     let w = WriteSet {
@@ -124,56 +124,49 @@ async fn the_sweeper_pages_through_only_the_pending_holds_that_expired() {
     let page = s.expired_holds(Timestamp(T + 100), None, 10).await.unwrap();
     assert_eq!(ids(&page.holds), ["cs_b", "cs_c", "cs_d", "cs_e"]);
     assert_eq!(page.next, None);
-    assert!(
-        !attrs(&s, "ORDER#cs_a", "ORDER")
-            .await
-            .contains_key("hold_queue")
-    );
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
-async fn an_upgraded_table_keeps_finding_holds_an_earlier_release_placed_until_they_have_expired() {
-    let s = common::store().await;
+async fn a_table_whose_index_is_not_there_yet_is_scanned_instead() {
+    // An upgraded table while DynamoDB builds the index: as if it had none.
     let c = raw().await;
-    // An upgraded table: no record of when the index began, and a hold written the earlier
-    // release's way (no index key).
-    c.delete_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S("SCHEMA".into()))
-        .key("sk", AttributeValue::S("SCHEMA".into()))
+    let name = format!("adapter-noindex-{}", std::process::id());
+    let def = |n: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    c.create_table()
+        .table_name(&name)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(def("pk"))
+        .attribute_definitions(def("sk"))
+        .key_schema(key("pk", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("sk", aws_sdk_dynamodb::types::KeyType::Range))
         .send()
         .await
         .unwrap();
-    put(&s, &order("cs_old", OrderStatus::Pending, Some(10))).await;
-    c.update_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S("ORDER#cs_old".into()))
-        .key("sk", AttributeValue::S("ORDER".into()))
-        .update_expression("REMOVE hold_queue")
-        .send()
-        .await
-        .unwrap();
-    put(&s, &order("cs_new", OrderStatus::Pending, Some(20))).await;
-
-    let now = Timestamp(T + 1_000_000);
-    let page = s.expired_holds(now, None, 10).await.unwrap();
+    let s = DynamoStore::new(c.clone(), &name);
+    put(&s, &order("cs_b", OrderStatus::Pending, Some(20))).await;
+    put(&s, &order("cs_a", OrderStatus::Pending, Some(10))).await;
+    put(&s, &order("cs_later", OrderStatus::Pending, Some(1_000))).await;
+    let page = s.expired_holds(Timestamp(T + 100), None, 1).await.unwrap();
     assert_eq!(
         ids(&page.holds),
-        ["cs_old", "cs_new"],
-        "the scan finds both"
+        ["cs_a", "cs_b"],
+        "every expired hold, in one page"
     );
-    let since = attrs(&s, "SCHEMA", "SCHEMA").await["holds_indexed_since"].clone();
-    assert_eq!(
-        since,
-        AttributeValue::N(now.0.to_string()),
-        "the first sweep records it"
-    );
-
-    // A day and an hour later, every earlier hold has expired long ago: the index alone.
-    let later = Timestamp(now.0 + LEGACY_HOLD_MS);
-    let page = s.expired_holds(later, None, 10).await.unwrap();
-    assert_eq!(ids(&page.holds), ["cs_new"]);
+    assert_eq!(page.next, None);
 }
 
 #[tokio::test]
@@ -240,45 +233,64 @@ fn a_retention_shorter_than_stripe_redelivers_events_is_refused() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
-async fn migrate_brings_an_earlier_releases_records_up_to_date_once() {
+async fn migrate_gives_records_from_before_the_retention_their_expiry_once() {
     let s = common::store()
         .await
         .with_retention(Retention::days(40).unwrap());
     let c = raw().await;
-    let strip = |pk: &str, sk: &str, attrs: &'static str| {
+    let strip = |pk: &str, sk: &str| {
         c.update_item()
             .table_name(s.table())
             .key("pk", AttributeValue::S(pk.into()))
             .key("sk", AttributeValue::S(sk.into()))
-            .update_expression(format!("REMOVE {attrs}"))
+            .update_expression("REMOVE expires_at")
             .send()
     };
-    // As the earlier release wrote them: no index key, no expiries.
+    // As a release without retention wrote them.
     put(&s, &order("cs_held", OrderStatus::Pending, Some(10))).await;
     put(&s, &order("cs_sold", OrderStatus::Fulfilled, None)).await;
     let i = common::item("prod_a", 3);
     s.create_item(&i, &common::entry(&i)).await.unwrap();
-    strip("ORDER#cs_held", "ORDER", "hold_queue").await.unwrap();
-    strip("ORDER#cs_sold", "ORDER", "expires_at").await.unwrap();
-    strip("ITEM#s1#prod_a", &format!("LEDGER#{:020}", 1), "expires_at")
+    strip("ORDER#cs_sold", "ORDER").await.unwrap();
+    strip("ITEM#s1#prod_a", &format!("LEDGER#{:020}", 1))
         .await
         .unwrap();
-    let before = s.expired_holds(Timestamp(T + 100), None, 10).await.unwrap();
-    assert!(before.holds.is_empty(), "the index does not see the old hold");
 
     let dry = s.migrate(true).await.unwrap();
-    assert_eq!((dry.holds_indexed, dry.expiries_set), (1, 2));
-    assert!(!attrs(&s, "ORDER#cs_held", "ORDER").await.contains_key("hold_queue"));
+    assert_eq!(dry.expiries_set, 2);
+    assert!(
+        !attrs(&s, "ORDER#cs_sold", "ORDER")
+            .await
+            .contains_key("expires_at")
+    );
 
     let done = s.migrate(false).await.unwrap();
-    assert_eq!((done.holds_indexed, done.expiries_set, done.changed_meanwhile), (1, 2, 0));
-    let after = s.expired_holds(Timestamp(T + 100), None, 10).await.unwrap();
-    assert_eq!(ids(&after.holds), ["cs_held"]);
+    assert_eq!((done.expiries_set, done.changed_meanwhile), (2, 0));
     assert_eq!(
         attrs(&s, "ORDER#cs_sold", "ORDER").await.get("expires_at"),
         Some(&AttributeValue::N((86_400 + 40 * 86_400).to_string()))
     );
-    assert!(attrs(&s, "ORDER#cs_held", "ORDER").await.get("expires_at").is_none(), "open");
-    let again = s.migrate(false).await.unwrap();
-    assert_eq!((again.holds_indexed, again.expiries_set), (0, 0), "idempotent");
+    assert_eq!(
+        attrs(&s, "ITEM#s1#prod_a", &format!("LEDGER#{:020}", 1))
+            .await
+            .get("expires_at"),
+        Some(&AttributeValue::N((40 * 86_400).to_string()))
+    );
+    assert!(
+        !attrs(&s, "ORDER#cs_held", "ORDER")
+            .await
+            .contains_key("expires_at"),
+        "open"
+    );
+    assert_eq!(
+        s.migrate(false).await.unwrap().expiries_set,
+        0,
+        "idempotent"
+    );
+    let none = common::store().await;
+    assert_eq!(
+        none.migrate(false).await.unwrap().expiries_set,
+        0,
+        "no retention, no expiry"
+    );
 }

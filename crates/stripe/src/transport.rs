@@ -160,6 +160,9 @@ impl Transport {
 
     async fn attempt(&self, req: CustomizedStripeRequest) -> Result<Bytes, TransportError> {
         let (req, config) = req.into_pieces();
+        // This process's own pace first, then the deployment's slot: a slot taken and then
+        // waited on here would be spent in a later quarter second than it was counted in.
+        self.limiter.acquire().await;
         if let Some(budget) = &self.budget {
             budget.admit(&req.method, &req.path).await?;
         }
@@ -195,6 +198,7 @@ impl Transport {
     /// [`TransportError`] as for any call (the status and Stripe's message included).
     pub async fn raw(&self, method: StripeMethod, path: &str) -> Result<Bytes, TransportError> {
         let endpoint = crate::budget::endpoint(&method, path.trim_start_matches("v1"));
+        self.limiter.acquire().await;
         self.exchange(&method, path, None, None, self.timeout, &endpoint)
             .await
     }
@@ -236,7 +240,6 @@ impl Transport {
         let request = builder
             .body(Full::new(body))
             .map_err(|e| TransportError::Connection(e.to_string()))?;
-        self.limiter.acquire().await;
         let exchange = async {
             let response = self
                 .client

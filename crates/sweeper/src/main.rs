@@ -1,9 +1,9 @@
 //! The `sweeper` Lambda (EventBridge Scheduler, every minute): releases checkout holds still
-//! pending after their expiry, page by page from the table's sparse index of pending holds
-//! (stopping 10 s before its timeout; the next run goes on); their stock returns and is
-//! published. DynamoDB TTL is not used: it can lag by days. Each release is conditional on the hold still pending, so a payment
-//! authorised at the same moment resolves to exactly one outcome. Logic: `stockbridge-app`
-//! (`holds::sweep_expired_holds`).
+//! pending after their expiry, page by page from the table's `pending-holds` index (stopping
+//! 10 s before its timeout; the next run goes on); their stock returns and is published.
+//! DynamoDB TTL is not used: it can lag by days. Each release is conditional on the hold still
+//! pending, so a payment authorised at the same moment resolves to exactly one outcome. Logic:
+//! `stockbridge-app` (`holds::sweep_expired_holds_until`).
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -34,8 +34,9 @@ fn deadline(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_millis();
+    // Past already (or within the margin): no time at all, never "no limit".
     let left_ms = u128::from(context.deadline)
-        .checked_sub(now_ms)?
+        .saturating_sub(now_ms)
         .saturating_sub(10_000);
     Some(std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(left_ms).ok()?))
 }

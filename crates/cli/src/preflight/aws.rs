@@ -26,7 +26,9 @@ fn error_text(e: &impl aws_sdk_dynamodb::error::ProvideErrorMetadata) -> String 
     )
 }
 
-pub async fn lambda_quota(aws: &SdkConfig, reserve: bool) -> Finding {
+/// The quota against the template's reservations. Before a deploy (`deployed` false) the
+/// reservations must still fit in what is unreserved; after it they are among the reserved.
+pub async fn lambda_quota(aws: &SdkConfig, reserve: bool, deployed: bool) -> Finding {
     const CHECK: &str = "lambda-quota";
     let settings = match aws_sdk_lambda::Client::new(aws)
         .get_account_settings()
@@ -50,11 +52,16 @@ pub async fn lambda_quota(aws: &SdkConfig, reserve: bool) -> Finding {
     let unreserved = limit
         .and_then(|l| l.unreserved_concurrent_executions())
         .unwrap_or(total);
-    if reserve && total < RESERVED + UNRESERVED_MINIMUM {
+    let short = if deployed {
+        total < RESERVED + UNRESERVED_MINIMUM
+    } else {
+        unreserved < RESERVED + UNRESERVED_MINIMUM
+    };
+    if reserve && short {
         return Finding::fail(
             CHECK,
             format!(
-                "the account may run {total} functions at once; ReserveConcurrency=yes reserves {RESERVED} and Lambda keeps {UNRESERVED_MINIMUM} unreserved: the deploy would fail"
+                "the account may run {total} functions at once, {unreserved} of them unreserved; ReserveConcurrency=yes reserves {RESERVED} more (with the default CheckoutReservedConcurrency) and Lambda keeps {UNRESERVED_MINIMUM} unreserved: the deploy would fail"
             ),
             "deploy with ReserveConcurrency=no (docs/deploy.md \"Concurrency\"), or ask AWS for a higher quota (Service Quotas: Lambda, Concurrent executions)",
         );
@@ -100,7 +107,7 @@ pub async fn partner_source(aws: &SdkConfig, source: Option<&Source>) -> Finding
             return Finding::fail(
                 CHECK,
                 format!("{name}: {}", error_text(&e)),
-                "check the name (docs/deploy.md step 3): the source appears once the destination exists",
+                "check the name (docs/deploy.md step 3; the source appears once the destination exists) and that you may call events:DescribeEventSource",
             );
         }
     };
@@ -165,7 +172,9 @@ pub async fn topic_prefix(aws: &SdkConfig, config: &Config) -> Finding {
             format!(
                 "prefix {prefix:?} is used by the deployment with table {other}: both stacks' retained stock messages would overwrite each other"
             ),
-            "deploy with another IotTopicPrefix (e.g. stockbridge-sandbox)",
+            format!(
+                "deploy with another IotTopicPrefix (e.g. stockbridge-sandbox); if that deployment is gone (a deleted stack), clear its claim: aws iot-data publish --topic '{topic}' --retain --payload ''"
+            ),
         ),
         Some(_) => Finding::ok(CHECK, format!("prefix {prefix:?} is this deployment's")),
         None if table.is_empty() => Finding::ok(
@@ -269,7 +278,11 @@ pub async fn table(aws: &SdkConfig, config: &Config) -> Vec<Finding> {
             "deploy template.yaml (it declares all of these), or wait for the index to finish building",
         )
     };
-    let stream = match (t.stream_specification(), t.latest_stream_arn()) {
+    vec![table, stream(name, &t)]
+}
+
+fn stream(name: &str, t: &aws_sdk_dynamodb::types::TableDescription) -> Finding {
+    match (t.stream_specification(), t.latest_stream_arn()) {
         (Some(s), Some(arn))
             if s.stream_enabled() && s.stream_view_type() == Some(&StreamViewType::KeysOnly) =>
         {
@@ -283,8 +296,7 @@ pub async fn table(aws: &SdkConfig, config: &Config) -> Vec<Finding> {
             format!("{name} has no keys-only stream: catalog changes never reach Stripe"),
             "deploy template.yaml; turning the stream off and on orphans the pipe (redeploy it)",
         ),
-    };
-    vec![table, stream]
+    }
 }
 
 pub async fn queues(aws: &SdkConfig) -> Vec<Finding> {

@@ -96,7 +96,8 @@ fn env(name: &str) -> Option<String> {
 pub async fn run(options: &Options) -> Result<()> {
     let config = Config::from_env_without_table()?;
     let aws = stockbridge_bootstrap::aws_config().await;
-    let mut findings = vec![aws::lambda_quota(&aws, options.reserve_concurrency).await];
+    let deployed = !config.table_name.is_empty();
+    let mut findings = vec![aws::lambda_quota(&aws, options.reserve_concurrency, deployed).await];
     let source = stripe::checks(&config, &mut findings).await;
     findings.push(aws::partner_source(&aws, source.as_ref()).await);
     findings.push(aws::topic_prefix(&aws, &config).await);
