@@ -5,6 +5,7 @@ retained messages, the table and the queues."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -144,3 +145,23 @@ def test_before_a_deploy_it_checks_stripe_and_claims_nothing(e2e):
         set_quota(e2e, 1000)
     assert levels(found)["lambda-quota"] == "fail", found["lambda-quota"]
     assert "105 of them unreserved" in found["lambda-quota"][0]["detail"]
+
+
+def test_the_reconciler_finds_another_deployment_on_its_prefix_every_run(e2e, reconciler):
+    from conftest import scheduled_event
+
+    topic = CLAIM.replace("/", "%2F")
+    requests.post(f"{e2e.bridge_url}/topics/{topic}?qos=1&retain=true",
+                  data=json.dumps({"table": "someone-elses-table"})).raise_for_status()
+    try:
+        code, res = reconciler.invoke(scheduled_event())
+    finally:
+        requests.post(f"{e2e.bridge_url}/topics/{topic}?qos=1&retain=true", data=b"").raise_for_status()
+    assert code == 200 and res["ok"], res
+    errors = res["response"]["summary"]["errors"]
+    assert any("iot-topic-prefix" in e and "someone-elses-table" in e for e in errors), errors
+    # Unclaimed: the run claims it for its own table, and finds nothing wrong.
+    code, res = reconciler.invoke(scheduled_event())
+    assert not [e for e in res["response"]["summary"]["errors"] if "iot-topic-prefix" in e], res
+    claim = requests.get(f"{e2e.bridge_url}/retainedMessage/{topic}").json()
+    assert json.loads(base64.b64decode(claim["payload"]))["table"] == e2e.table

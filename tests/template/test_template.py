@@ -173,3 +173,16 @@ def test_the_deploy_guide_lists_every_parameter_of_the_template(template):
     rows = re.findall(r"^\| `([A-Za-z]+)` \|", table, re.M)
     assert len(rows) == len(set(rows)), "a parameter listed twice"
     assert set(rows) == set(template["Parameters"])
+
+
+def test_only_the_reconciler_reads_the_topic_prefix_claim_and_only_that_topic(template):
+    source = (ROOT / "crates/iot/src/claim.rs").read_text()
+    assert 'format!("{}/_deployment", self.prefix)' in source
+    readers = {}
+    for name, props in functions(template).items():
+        for p in props.get("Policies", []):
+            for st in (p.get("Statement", []) if isinstance(p, dict) else []):
+                if st["Action"] == "iot:GetRetainedMessage":
+                    readers[name] = st["Resource"]
+    assert readers == {"ReconcilerFunction": {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:"
+                                              "${AWS::AccountId}:topic/${IotTopicPrefix}/_deployment"}}

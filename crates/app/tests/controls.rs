@@ -48,6 +48,7 @@ fn options(sessions: bool, budget: Budget) -> RunOptions {
         catalog_grace_ms: 0,
         catalog_max_pages: 0,
         budget,
+        found_before: Vec::new(),
     }
 }
 

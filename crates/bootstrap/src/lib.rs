@@ -537,6 +537,7 @@ impl ReconcilerSettings {
                 stockbridge_app::reconcile::Budget::unlimited,
                 stockbridge_app::reconcile::Budget::until,
             ),
+            found_before: Vec::new(),
         }
     }
 }

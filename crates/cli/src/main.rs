@@ -746,6 +746,12 @@ async fn migrate(config: &Config, dry_run: bool, json: bool) -> Result<()> {
         return Ok(());
     }
     let verb = if dry_run { "would set" } else { "set" };
+    if r.unreadable > 0 {
+        println!(
+            "{} records could not be read and were left as they are (see the warnings above)",
+            r.unreadable
+        );
+    }
     let meanwhile = if r.changed_meanwhile > 0 {
         format!(
             "; {} changed meanwhile and were left to the functions",

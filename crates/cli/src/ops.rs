@@ -44,6 +44,7 @@ pub async fn reconcile(config: &Config, a: ReconcileArgs) -> Result<()> {
         catalog_grace_ms: i64::from(a.session_grace_secs) * 1000,
         catalog_max_pages: 0,
         budget: stockbridge_app::reconcile::Budget::unlimited(),
+        found_before: Vec::new(),
     };
     let report = if a.notify {
         let settings = ReconcilerSettings::from_env()?;

@@ -22,6 +22,8 @@ pub struct MigrationReport {
     pub expiries_set: u64,
     /// Records that changed between the read and the update (left to the functions).
     pub changed_meanwhile: u64,
+    /// Records that could not be read (logged with their key, left as they are).
+    pub unreadable: u64,
 }
 
 impl DynamoStore {
@@ -43,8 +45,15 @@ impl DynamoStore {
         while let Some(item) = pages.next().await {
             let item = item.map_err(sdk_error)?;
             report.scanned += 1;
-            let Some(at) = self.missing_expiry(&item)? else {
-                continue;
+            let at = match self.missing_expiry(&item) {
+                Ok(Some(at)) => at,
+                Ok(None) => continue,
+                // One bad record must not stop the rest (nor every rerun at the same place).
+                Err(e) => {
+                    tracing::warn!(error = %e, "a record migrate cannot read: left as it is");
+                    report.unreadable += 1;
+                    continue;
+                }
             };
             report.expiries_set += 1;
             if !dry_run && !self.set_expiry(&item, at).await? {

@@ -4,6 +4,10 @@
 //! The endpoint comes from the SDK's standard configuration (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`
 //! = `https://<id>-ats.iot.<region>.amazonaws.com` in AWS; the local bridge in tests).
 
+mod claim;
+
+pub use claim::{Claim, ClaimError};
+
 use aws_sdk_iotdataplane::Client;
 use aws_sdk_iotdataplane::primitives::Blob;
 use stockbridge_app::message::{stock_payload, stock_topic};

@@ -20,6 +20,9 @@ use stockbridge_app::reconcile::{RunOptions, emf_line, run};
 use stockbridge_bootstrap::{Config, LiveCatalogSync, LiveInventory, ReconcilerSettings};
 use stockbridge_eventbridge::EventBridgeNotifier;
 
+/// How long the topic-prefix check may take before the run goes on without it.
+const PREFIX_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Kept back from the invocation's time to record and publish the run's summary.
 const SUMMARY_MARGIN_MS: i64 = 15_000;
 
@@ -28,6 +31,9 @@ struct Function {
     sync: LiveCatalogSync,
     notifier: EventBridgeNotifier,
     settings: ReconcilerSettings,
+    /// For the topic-prefix claim (`stockbridge_iot::claim`).
+    iot: stockbridge_iot::IotPublisher,
+    table: String,
 }
 
 impl Function {
@@ -41,7 +47,8 @@ impl Function {
             .saturating_sub(SUMMARY_MARGIN_MS);
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-        let options: RunOptions = self.settings.options(now, Some(deadline));
+        let mut options: RunOptions = self.settings.options(now, Some(deadline));
+        options.found_before.extend(self.check_prefix().await);
         let report = run(&self.inventory, &self.sync, &self.notifier, &options)
             .await
             .map_err(|e| {
@@ -64,6 +71,35 @@ impl Function {
     }
 }
 
+impl Function {
+    /// Claims the IoT topic prefix for this deployment's table, or finds another deployment
+    /// on it: then both stacks' retained stock messages overwrite each other, which the run's
+    /// `Errors` metric (ReconcilerPhaseErrorsAlarm) makes impossible to miss.
+    async fn check_prefix(&self) -> Option<String> {
+        let checked =
+            tokio::time::timeout(PREFIX_CHECK_TIMEOUT, self.iot.claim_prefix(&self.table));
+        match checked.await {
+            Ok(Ok(stockbridge_iot::Claim::Other(other))) => {
+                let topic = self.iot.claim_topic();
+                let problem = format!(
+                    "iot-topic-prefix: {topic} is claimed by the deployment with table {other}: both stacks' retained stock messages overwrite each other. Give one of them another IotTopicPrefix; if that deployment is gone, clear its claim: aws iot-data publish --topic '{topic}' --retain --payload ''"
+                );
+                tracing::error!("{problem}");
+                Some(problem)
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the topic-prefix claim could not be checked");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the topic-prefix claim could not be checked in time");
+                None
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -71,6 +107,8 @@ async fn main() -> Result<(), Error> {
     let settings = ReconcilerSettings::from_env()?;
     let adapters = stockbridge_bootstrap::adapters(&config).await?;
     let function = Function {
+        iot: adapters.publisher.clone(),
+        table: config.table_name.clone(),
         inventory: stockbridge_bootstrap::inventory_from(adapters.clone(), &config),
         sync: stockbridge_bootstrap::catalog_sync_from(adapters),
         notifier: stockbridge_bootstrap::notifier(&settings).await,

@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub catalog_max_pages: usize,
     /// The run's time, shared out among its phases.
     pub budget: Budget,
+    /// Problems the caller found outside the phases (the Lambda's topic-prefix claim),
+    /// recorded with the run's errors: `stockbridge status`, the summary event, the metrics.
+    pub found_before: Vec<String>,
 }
 
 /// Everything a run found and did.
@@ -198,6 +201,7 @@ where
     summary.controls = controls;
     summary.errors = errors;
     summary.errors.extend(links.errors.iter().cloned());
+    summary.errors.extend(options.found_before.iter().cloned());
     summary.unfinished = links.unfinished.iter().map(|p| (*p).to_owned()).collect();
     if events.as_ref().is_some_and(|e| e.more) {
         summary.unfinished.push("event replay".to_owned());

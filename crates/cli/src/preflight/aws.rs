@@ -5,6 +5,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{IndexStatus, StreamViewType, TableStatus, TimeToLiveStatus};
 use aws_sdk_eventbridge::types::EventSourceState;
 use stockbridge_bootstrap::Config;
+use stockbridge_iot::{Claim, IotPublisher};
 
 use super::stripe::Source;
 use super::{Finding, env};
@@ -12,11 +13,6 @@ use super::{Finding, env};
 /// What the template reserves with `ReserveConcurrency=yes`; Lambda keeps 100 unreserved.
 pub const RESERVED: i32 = 14;
 const UNRESERVED_MINIMUM: i32 = 100;
-
-/// The retained topic a deployment claims its prefix with (read and written by the preflight).
-pub fn claim_topic(prefix: &str) -> String {
-    format!("{prefix}/_deployment")
-}
 
 fn error_text(e: &impl aws_sdk_dynamodb::error::ProvideErrorMetadata) -> String {
     format!(
@@ -144,30 +140,11 @@ pub async fn topic_prefix(aws: &SdkConfig, config: &Config) -> Finding {
         );
     }
     let prefix = &config.topic_prefix;
-    let topic = claim_topic(prefix);
-    let client = aws_sdk_iotdataplane::Client::new(aws);
-    let claimed = match client.get_retained_message().topic(&topic).send().await {
-        Ok(m) => m
-            .payload()
-            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p.as_ref()).ok())
-            .and_then(|v| v["table"].as_str().map(str::to_owned)),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => {
-            return Finding::warn(
-                CHECK,
-                format!("could not read {topic} ({})", error_text(&e)),
-                "allow iot:GetRetainedMessage, iot:Publish and iot:RetainPublish on that topic",
-            );
-        }
-    };
+    let iot = IotPublisher::new(aws_sdk_iotdataplane::Client::new(aws), prefix);
+    let topic = iot.claim_topic();
     let table = &config.table_name;
-    match claimed {
-        Some(other) if other != *table => Finding::fail(
+    match iot.claim_prefix(table).await {
+        Ok(Claim::Other(other)) => Finding::fail(
             CHECK,
             format!(
                 "prefix {prefix:?} is used by the deployment with table {other}: both stacks' retained stock messages would overwrite each other"
@@ -176,33 +153,20 @@ pub async fn topic_prefix(aws: &SdkConfig, config: &Config) -> Finding {
                 "deploy with another IotTopicPrefix (e.g. stockbridge-sandbox); if that deployment is gone (a deleted stack), clear its claim: aws iot-data publish --topic '{topic}' --retain --payload ''"
             ),
         ),
-        Some(_) => Finding::ok(CHECK, format!("prefix {prefix:?} is this deployment's")),
-        None if table.is_empty() => Finding::ok(
+        Ok(Claim::Ours) => Finding::ok(CHECK, format!("prefix {prefix:?} is this deployment's")),
+        Ok(Claim::ClaimedNow) => Finding::ok(
+            CHECK,
+            format!("prefix {prefix:?} claimed for table {table} ({topic})"),
+        ),
+        Ok(Claim::Free) => Finding::ok(
             CHECK,
             format!("prefix {prefix:?} is not used by another deployment"),
         ),
-        None => {
-            let body = serde_json::json!({"table": table}).to_string();
-            match client
-                .publish()
-                .topic(&topic)
-                .retain(true)
-                .qos(1)
-                .payload(aws_sdk_iotdataplane::primitives::Blob::new(body))
-                .send()
-                .await
-            {
-                Ok(_) => Finding::ok(
-                    CHECK,
-                    format!("prefix {prefix:?} claimed for table {table} ({topic})"),
-                ),
-                Err(e) => Finding::warn(
-                    CHECK,
-                    format!("could not claim {topic} ({})", error_text(&e)),
-                    "allow iot:Publish and iot:RetainPublish on that topic",
-                ),
-            }
-        }
+        Err(e) => Finding::warn(
+            CHECK,
+            e.to_string(),
+            "allow iot:GetRetainedMessage, iot:Publish and iot:RetainPublish on that topic",
+        ),
     }
 }
 
@@ -240,6 +204,15 @@ pub async fn table(aws: &SdkConfig, config: &Config) -> Vec<Finding> {
         .global_secondary_indexes()
         .iter()
         .find(|i| i.index_name() == Some(stockbridge_dynamodb::PENDING_HOLDS_INDEX));
+    let keys: Vec<&str> = index
+        .map(|i| i.key_schema().iter().map(|k| k.attribute_name()).collect())
+        .unwrap_or_default();
+    if index.is_some() && keys != ["status", "hold_expires_at"] {
+        problems.push(format!(
+            "index {} is keyed on {keys:?}, not status and hold_expires_at",
+            stockbridge_dynamodb::PENDING_HOLDS_INDEX
+        ));
+    }
     match index.and_then(|i| i.index_status()) {
         Some(IndexStatus::Active) => {}
         Some(s) => problems.push(format!(
