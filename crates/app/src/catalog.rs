@@ -304,6 +304,19 @@ where
                     .await?
                 }
             };
+            // The link sells this product alone at the catalog's price (`price_id` charges
+            // exactly it): an order from it is decided without listing its line items.
+            if details.price.amount > 0 {
+                let terms = stockbridge_domain::LinkTerms {
+                    product_id: product.clone(),
+                    unit_amount: details.price.amount,
+                    currency: details.price.currency.clone(),
+                    // Its links sell one unit per session (no adjustable quantity); a link
+                    // kept from elsewhere that sells more simply lists its line items.
+                    max_quantity: 1,
+                };
+                self.store.remember_link_terms(&link, &terms).await?;
+            }
             links.insert(store.clone(), link);
         }
         // Stores that no longer sell it: their link is retired.

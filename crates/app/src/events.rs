@@ -146,6 +146,12 @@ pub struct CheckoutSession {
     pub payment_link: Option<PaymentLinkId>,
     /// `metadata.store_id`, validated.
     pub store_id: Option<StoreId>,
+    /// `currency` (lower-case ISO 4217), when present.
+    pub currency: Option<String>,
+    /// `amount_subtotal`: the total before discounts, taxes and shipping, minor units. With a
+    /// link stockbridge made, it gives the order without listing line items
+    /// (`stockbridge_domain::LinkTerms`).
+    pub amount_subtotal: Option<u64>,
 }
 
 /// A checkout event, decoded.
@@ -263,6 +269,10 @@ struct SessionObject {
     payment_link: Option<IdOrObject>,
     #[serde(default)]
     metadata: Option<HashMap<String, Value>>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    amount_subtotal: Option<u64>,
 }
 
 fn decode_at<T: serde::de::DeserializeOwned>(
@@ -436,6 +446,8 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
             })
             .transpose()?,
         store_id,
+        currency: o.currency.map(|c| c.to_ascii_lowercase()),
+        amount_subtotal: o.amount_subtotal,
     };
     Ok(Decoded::Checkout(CheckoutEvent {
         kind,

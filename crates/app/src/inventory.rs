@@ -467,6 +467,9 @@ where
     ) -> Result<Decision, HandleError> {
         let order_id = &event.session.id;
         if lines.is_none() {
+            *lines = self.lines_from_link(&event.session).await;
+        }
+        if lines.is_none() {
             match self.lines(order_id).await {
                 Ok(l) => *lines = Some(l),
                 Err(e) => {
@@ -519,6 +522,26 @@ where
             }
             _ => decide_checkout(existing.as_ref(), &facts, &items, now),
         })
+    }
+
+    /// The order's one line from the session's own amounts, for a Payment Link stockbridge
+    /// made (`stockbridge_domain::link`): no Stripe call. `None` (list the line items) for any
+    /// other link, any mismatch, or when the link's terms cannot be read.
+    async fn lines_from_link(&self, session: &crate::events::CheckoutSession) -> Option<Listed> {
+        let link = session.payment_link.as_ref()?;
+        let terms = match self.store.link_terms(link).await {
+            Ok(terms) => terms?,
+            Err(e) => {
+                warn!(link = %link, error = %e, "a link's terms could not be read: listing the session's line items");
+                return None;
+            }
+        };
+        let line = terms.line_for(session.currency.as_deref(), session.amount_subtotal);
+        if line.is_none() {
+            info!(link = %link, session = %session.id, subtotal = ?session.amount_subtotal, currency = ?session.currency, "the session's amounts do not match its link's price: listing its line items");
+        }
+        // One line: a short order is refunded in full, so no per-line amount is needed.
+        Some((vec![line?], Amounts::new()))
     }
 
     async fn lines(&self, order_id: &OrderId) -> Result<Listed, HandleError> {

@@ -31,6 +31,8 @@ pub struct MemoryState {
     pub ledger: Vec<LedgerEntry>,
     /// The store each Payment Link was attached to.
     pub link_stores: BTreeMap<PaymentLinkId, StoreId>,
+    /// What stockbridge knows of the links it made.
+    pub link_terms: BTreeMap<PaymentLinkId, stockbridge_domain::LinkTerms>,
     /// Operator operations recorded by committed writes: id -> what.
     pub operations: BTreeMap<String, String>,
 }
@@ -272,6 +274,24 @@ impl InventoryStore for MemoryStore {
 
     async fn link_store(&self, link: &PaymentLinkId) -> Result<Option<StoreId>, StoreError> {
         Ok(lock(&self.state).link_stores.get(link).cloned())
+    }
+
+    async fn link_terms(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<stockbridge_domain::LinkTerms>, StoreError> {
+        Ok(lock(&self.state).link_terms.get(link).cloned())
+    }
+
+    async fn remember_link_terms(
+        &self,
+        link: &PaymentLinkId,
+        terms: &stockbridge_domain::LinkTerms,
+    ) -> Result<(), StoreError> {
+        lock(&self.state)
+            .link_terms
+            .insert(link.clone(), terms.clone());
+        Ok(())
     }
 }
 

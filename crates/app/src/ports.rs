@@ -172,6 +172,21 @@ pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
         link: &PaymentLinkId,
     ) -> impl Future<Output = Result<Option<StoreId>, StoreError>> + Send;
 
+    /// What stockbridge knows of a Payment Link it made (its one product and unit price), so
+    /// an order from it is decided without listing its line items; `None` for any other link.
+    fn link_terms(
+        &self,
+        link: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<stockbridge_domain::LinkTerms>, StoreError>> + Send;
+
+    /// Records a link's terms (the catalog sync, for each link it made or keeps on the
+    /// product's current price).
+    fn remember_link_terms(
+        &self,
+        link: &PaymentLinkId,
+        terms: &stockbridge_domain::LinkTerms,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Updates an item's name and payment links, not its stock, and remembers each link's
     /// store ([`Self::link_store`]).
     ///
@@ -534,6 +549,20 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
         l: &PaymentLinkId,
     ) -> impl Future<Output = Result<Option<StoreId>, StoreError>> + Send {
         (**self).link_store(l)
+    }
+    fn link_terms(
+        &self,
+        l: &PaymentLinkId,
+    ) -> impl Future<Output = Result<Option<stockbridge_domain::LinkTerms>, StoreError>> + Send
+    {
+        (**self).link_terms(l)
+    }
+    fn remember_link_terms(
+        &self,
+        l: &PaymentLinkId,
+        t: &stockbridge_domain::LinkTerms,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remember_link_terms(l, t)
     }
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send {
         (**self).controls()

@@ -182,6 +182,27 @@ async fn a_price_change_delivered_twice_makes_one_new_price_and_replaces_the_lin
     assert_ne!(item.payment_links[0], old_link);
     assert!(!sync.stripe.link_active(&old_link), "the old link is off");
     assert!(sync.stripe.link_active(&item.payment_links[0]));
+    // Each link keeps the price it was made with: a session still open on the old link is
+    // decided at 1500, the new link's at 1800 (issue 13 §1).
+    let terms = |l: &PaymentLinkId| {
+        let store = sync.store.clone();
+        let l = l.clone();
+        async move {
+            store
+                .link_terms(&l)
+                .await
+                .unwrap()
+                .map(|t| (t.product_id, t.unit_amount, t.currency))
+        }
+    };
+    assert_eq!(
+        terms(&old_link).await,
+        Some((pid(), 1500, "usd".to_owned()))
+    );
+    assert_eq!(
+        terms(&item.payment_links[0]).await,
+        Some((pid(), 1800, "usd".to_owned()))
+    );
 }
 
 #[tokio::test]

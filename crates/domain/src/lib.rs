@@ -22,6 +22,7 @@ pub mod hold;
 pub mod ids;
 pub mod invariants;
 pub mod item;
+pub mod link;
 pub mod order;
 pub mod quantity;
 
@@ -30,6 +31,7 @@ pub use decide::*;
 pub use hold::*;
 pub use ids::*;
 pub use item::*;
+pub use link::*;
 pub use order::*;
 pub use quantity::*;
 

@@ -13,6 +13,7 @@
 //! | discrepancy found by the reconciler | `RECON#{yyyy-mm-dd}` | `{ms:013}#{subject}` |
 //! | parked event or repair | `PARKED` | `{kind}:{id}` |
 //! | a payment link's store | `LINK#{payment_link_id}` | `LINK` |
+//! | a link stockbridge made: its product and unit price | `LINK#{payment_link_id}` | `TERMS` |
 //! | the operator's pause switches | `CONTROL` | `CONTROL` |
 //! | a counter's window (checkout caps, the shared Stripe budget) | `COUNTER#{key}` | `WINDOW#{start ms:020}` |
 //! | operation record (`stock set --op-id`) | `OPERATION#{id}` | `OPERATION` |
@@ -938,6 +939,48 @@ impl InventoryStore for DynamoStore {
                     .map_err(|e| corrupt(&link_pk(link), e.to_string()))
             })
             .transpose()
+    }
+
+    /// `LINK#{link}` / `TERMS`, an item of its own: re-attaching the link (a Put of `LINK`)
+    /// keeps it.
+    async fn link_terms(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<stockbridge_domain::LinkTerms>, StoreError> {
+        let pk = link_pk(link);
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), "TERMS")))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.item()
+            .map(|a| {
+                Ok(stockbridge_domain::LinkTerms {
+                    product_id: ProductId::parse(get_s(a, "product_id", &pk)?)
+                        .map_err(|e| corrupt(&pk, e.to_string()))?,
+                    unit_amount: get_n(a, "unit_amount", &pk)?,
+                    currency: get_s(a, "currency", &pk)?.to_owned(),
+                    max_quantity: get_n(a, "max_quantity", &pk)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn remember_link_terms(
+        &self,
+        link: &PaymentLinkId,
+        terms: &stockbridge_domain::LinkTerms,
+    ) -> Result<(), StoreError> {
+        let mut item = key(link_pk(link), "TERMS");
+        item.insert("kind".into(), s("link_terms"));
+        item.insert("product_id".into(), s(terms.product_id.as_str()));
+        item.insert("unit_amount".into(), n(terms.unit_amount));
+        item.insert("currency".into(), s(terms.currency.clone()));
+        item.insert("max_quantity".into(), n(terms.max_quantity));
+        self.put(item).await
     }
 
     /// Updates an item's name and payment links (not its stock).

@@ -1,4 +1,4 @@
-//! The sweeper's sparse index of pending holds and the retention TTL, against the local
+//! The sweeper's index of pending holds, the retention TTL and link terms, against the local
 //! DynamoDB API (moto, started by `scripts/test`).
 
 use std::collections::HashMap;
@@ -294,4 +294,33 @@ async fn migrate_gives_records_from_before_the_retention_their_expiry_once() {
         0,
         "idempotent"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_links_terms_round_trip_and_survive_the_link_being_attached_again() {
+    use stockbridge_app::ports::InventoryStore;
+    let s = common::store().await;
+    let i = common::item("prod_a", 3);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    let link = PaymentLinkId::parse("plink_1").unwrap();
+    assert_eq!(s.link_terms(&link).await.unwrap(), None);
+    let terms = LinkTerms {
+        product_id: ProductId::parse("prod_a").unwrap(),
+        unit_amount: 1500,
+        currency: "usd".into(),
+        max_quantity: 1,
+    };
+    s.remember_link_terms(&link, &terms).await.unwrap();
+    // `catalog import` or the sync attaching the link again rewrites `LINK`, not `TERMS`.
+    s.update_item_details(
+        &i.store_id,
+        &i.product_id,
+        "Mug v2",
+        std::slice::from_ref(&link),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.link_terms(&link).await.unwrap(), Some(terms));
+    assert_eq!(s.link_store(&link).await.unwrap(), Some(i.store_id.clone()));
 }

@@ -1,0 +1,54 @@
+"""The hot path (issue 13 §1): an order paid through a Payment Link the catalog sync made is
+decided from the session's own amounts, without listing its line items, through the real
+catalog-sync and inventory binaries and the fake Stripe's hosted payment page."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import uid
+
+
+def pay(e2e, link: str) -> str:
+    page = e2e.http.get(f"{e2e.stripe_url}/pay/{link}")
+    assert page.status_code == 200, page.text
+    session = re.search(r'name="session" value="([^"]+)"', page.text).group(1)
+    done = e2e.http.post(f"{e2e.stripe_url}/pay/{link}", data={"session": session})
+    assert done.status_code == 200, done.text
+    return session
+
+
+def line_item_calls(e2e, seq: int) -> list[dict]:
+    return [r for r in e2e.stripe_requests_since(seq) if r["path"].endswith("/line_items")]
+
+
+def test_an_order_through_a_link_the_catalog_sync_made_costs_no_stripe_call(e2e):
+    store, product = f"store_hot_{uid()}", f"prod_hot_{uid()}"
+    e2e.sellable(store, {product: (10, 1500)})
+    (link,) = e2e.item(store, product)["payment_links"]
+    terms = e2e.ddb.get_item(TableName=e2e.table, ConsistentRead=True,
+                             Key={"pk": {"S": f"LINK#{link}"}, "sk": {"S": "TERMS"}})["Item"]
+    assert (terms["product_id"]["S"], terms["unit_amount"]["N"], terms["currency"]["S"],
+            terms["max_quantity"]["N"]) == (product, "1500", "usd", "1")
+    e2e.set_event_sink(f"{e2e.lambda_url}/_invoke")
+    try:
+        seq = e2e.stripe_seq()
+        fast = pay(e2e, link)
+        assert e2e.order(fast)["status"] == "fulfilled"
+        assert e2e.item(store, product)["available"] == 9
+        calls = [f"{r['method']} {r['path']}" for r in e2e.stripe_requests_since(seq)]
+        assert calls == [], f"no Stripe call for the order: {calls}"
+
+        # Terms the session's amounts do not match (as if the link's price had changed at
+        # Stripe): the line items decide, once.
+        e2e.ddb.update_item(TableName=e2e.table,
+                            Key={"pk": {"S": f"LINK#{link}"}, "sk": {"S": "TERMS"}},
+                            UpdateExpression="SET unit_amount = :a",
+                            ExpressionAttributeValues={":a": {"N": "1400"}})
+        seq = e2e.stripe_seq()
+        slow = pay(e2e, link)
+        assert e2e.order(slow)["status"] == "fulfilled"
+        assert e2e.item(store, product)["available"] == 8
+        assert len(line_item_calls(e2e, seq)) == 1
+    finally:
+        e2e.set_event_sink(None)
