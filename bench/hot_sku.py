@@ -23,19 +23,25 @@ from pathlib import Path
 
 import requests
 
-from bench.shop_setup import one_product, paid_events, stock_show
+from bench.shop_setup import one_product, paid_events, stock_show, synced_product
 from devstack.lambda_driver import invoke
 from devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str) -> dict:
+def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str,
+            links: str = "fake") -> dict:
     cli = str(Path(binary).with_name("stockbridge"))
-    with Stack(workers=instances, inventory_binary=binary, lambda_timeout=600) as stack:
+    sync = Path(binary).with_name("catalog-sync") if links == "synced" else None
+    with Stack(workers=instances, inventory_binary=binary, lambda_timeout=600,
+               catalog_sync_binary=sync) as stack:
         env = {**os.environ, **stack.env}
         stripe, lam, moto = stack.urls["stripe"], stack.urls["lambda"], stack.urls["moto"]
-        pid, link = one_product(cli, env, stripe, orders * 2, name="Hot")
+        if links == "synced":
+            pid, link = synced_product(stack, cli, env, orders * 2, name="Hot")
+        else:
+            pid, link = one_product(cli, env, stripe, orders * 2, name="Hot")
         events = paid_events(stripe, pid, link, orders)
         requests.post(f"{moto}/_stats/reset")
         requests.post(f"{stack.urls['iot_bridge']}/_publishes/reset")
@@ -64,7 +70,7 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
     forwarded = ops.get("DynamoDB_20120810.TransactWriteItems", 0)  # moto ran it: committed or condition failed
     per = lambda n: round(n / orders, 2)  # noqa: E731
     return {
-        "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
+        "links": links, "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
         "units_taken": orders * 2 - show["available"],
         "tx_tried_per_order": per(tx_tried), "tx_conflicts_per_order": per(conflicts),
         "tx_condition_failed_per_order": per(max(0, forwarded - orders)),
@@ -88,9 +94,14 @@ def main() -> None:
     ap.add_argument("--service-ms", type=float, default=10.0)
     ap.add_argument("--time-scale", type=float, default=1.0)
     ap.add_argument("--binary", default=str(ROOT / "target" / "debug" / "inventory"))
+    ap.add_argument("--links", nargs="+", choices=["fake", "synced"], default=["fake"],
+                    help="fake: a link made in the fake Stripe (unknown to stockbridge: its line "
+                         "items are listed); synced: made by the catalog sync (no Stripe call)")
     a = ap.parse_args()
-    for k in a.instances:
-        print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary)), flush=True)
+    for links in a.links:
+        for k in a.instances:
+            print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary, links)),
+                  flush=True)
 
 
 if __name__ == "__main__":

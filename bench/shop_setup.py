@@ -32,6 +32,22 @@ def one_product(cli: str, env: dict, stripe: str, units: int, store: str = "benc
     return pid, link
 
 
+def synced_product(stack, cli: str, env: dict, units: int, store: str = "bench",
+                   name: str = "Burst", unit_amount: int = 100) -> tuple[str, str]:
+    """Like ``one_product``, the way the demo shop does it: a catalog row with a price, which the
+    catalog sync takes to Stripe (product, price, and a Payment Link whose terms it records, so
+    an order through it needs no Stripe call). Returns (product id, link id)."""
+    subprocess.run([cli, "table", "create"], env=env, check=True, capture_output=True)
+    pid = f"prod_bench_{uuid.uuid4().hex[:10]}"
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"product_id": pid, "store_id": store, "name": name, "stock": units,
+                    "unit_amount": unit_amount, "currency": "usd"}], f)
+    subprocess.run([cli, "catalog", "import", f.name], env=env, check=True, capture_output=True)
+    stack.wait_catalog_idle(timeout=120)
+    (link,) = stock_show(cli, env, pid, store)["payment_links"]
+    return pid, link
+
+
 def stock_show(cli: str, env: dict, pid: str, store: str = "bench") -> dict:
     """`stockbridge stock show --json` of one product: the level as stockbridge reads it."""
     out = subprocess.run([cli, "stock", "show", pid, "--store", store, "--json"], env=env,
@@ -61,6 +77,9 @@ def paid_events(stripe: str, pid: str, link: str, n: int, store: str = "bench") 
         s = requests.post(f"{stripe}/_test/checkout_sessions", json={
             "payment_status": "paid", "payment_link": link, "metadata": {"store_id": store},
             "line_items": [{"product": pid, "quantity": 1}]}).json()
-        events.append(envelope("checkout.session.completed.paid", s["id"], s["payment_intent"],
-                               link, store))
+        e = envelope("checkout.session.completed.paid", s["id"], s["payment_intent"], link, store)
+        # The session's own amounts, as Stripe sends them.
+        e["detail"]["data"]["object"].update(amount_subtotal=s["amount_subtotal"],
+                                             currency=s["currency"])
+        events.append(e)
     return events

@@ -40,15 +40,19 @@ def test_an_order_through_a_link_the_catalog_sync_made_costs_no_stripe_call(e2e)
         assert calls == [], f"no Stripe call for the order: {calls}"
 
         # Terms the session's amounts do not match (as if the link's price had changed at
-        # Stripe): the line items decide, once.
+        # Stripe), on another product's link before any order went through it (a function
+        # keeps terms once read: they never change): the line items decide, once.
+        other = f"prod_hot_{uid()}"
+        e2e.sellable(store, {other: (10, 1500)})
+        (other_link,) = e2e.item(store, other)["payment_links"]
         e2e.ddb.update_item(TableName=e2e.table,
-                            Key={"pk": {"S": f"LINK#{link}"}, "sk": {"S": "TERMS"}},
+                            Key={"pk": {"S": f"LINK#{other_link}"}, "sk": {"S": "TERMS"}},
                             UpdateExpression="SET unit_amount = :a",
                             ExpressionAttributeValues={":a": {"N": "1400"}})
         seq = e2e.stripe_seq()
-        slow = pay(e2e, link)
+        slow = pay(e2e, other_link)
         assert e2e.order(slow)["status"] == "fulfilled"
-        assert e2e.item(store, product)["available"] == 8
+        assert e2e.item(store, other)["available"] == 9
         assert len(line_item_calls(e2e, seq)) == 1
     finally:
         e2e.set_event_sink(None)

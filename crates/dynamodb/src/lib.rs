@@ -60,7 +60,20 @@ pub struct DynamoStore {
     controls: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Controls)>>>,
     /// How long closed orders, ledger entries and findings are kept (`None`: for good).
     retention: Option<Retention>,
+    /// Link terms as read, and when (see [`LINK_TERMS_UNKNOWN_TTL`]).
+    link_terms: std::sync::Arc<std::sync::Mutex<LinkTermsCache>>,
 }
+
+type LinkTermsCache =
+    HashMap<PaymentLinkId, (std::time::Instant, Option<stockbridge_domain::LinkTerms>)>;
+
+/// A link's terms never change (its price never does; a new price gets a new link), so once
+/// read they are kept for the process's life. That a link has none is read again after this
+/// long: the catalog sync may record them meanwhile. Orders from a warm function then cost
+/// no read for them.
+pub const LINK_TERMS_UNKNOWN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Links remembered at most (then the memory starts over).
+const LINK_TERMS_CACHED: usize = 10_000;
 
 /// How long a function trusts the switches it read (`stockbridge pause` takes effect within it).
 pub const CONTROLS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -350,6 +363,7 @@ impl DynamoStore {
             table: table.into(),
             controls: std::sync::Arc::default(),
             retention: None,
+            link_terms: std::sync::Arc::default(),
         }
     }
 
@@ -947,6 +961,15 @@ impl InventoryStore for DynamoStore {
         &self,
         link: &PaymentLinkId,
     ) -> Result<Option<stockbridge_domain::LinkTerms>, StoreError> {
+        let now = std::time::Instant::now();
+        {
+            let cache = self.link_terms.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, terms)) = cache.get(link)
+                && (terms.is_some() || now.duration_since(*at) < LINK_TERMS_UNKNOWN_TTL)
+            {
+                return Ok(terms.clone());
+            }
+        }
         let pk = link_pk(link);
         let r = self
             .client
@@ -956,9 +979,10 @@ impl InventoryStore for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        r.item()
+        let terms = r
+            .item()
             .map(|a| {
-                Ok(stockbridge_domain::LinkTerms {
+                Ok::<_, StoreError>(stockbridge_domain::LinkTerms {
                     product_id: ProductId::parse(get_s(a, "product_id", &pk)?)
                         .map_err(|e| corrupt(&pk, e.to_string()))?,
                     unit_amount: get_n(a, "unit_amount", &pk)?,
@@ -966,7 +990,13 @@ impl InventoryStore for DynamoStore {
                     max_quantity: get_n(a, "max_quantity", &pk)?,
                 })
             })
-            .transpose()
+            .transpose()?;
+        let mut cache = self.link_terms.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= LINK_TERMS_CACHED {
+            cache.clear();
+        }
+        cache.insert(link.clone(), (now, terms.clone()));
+        Ok(terms)
     }
 
     async fn remember_link_terms(
@@ -980,7 +1010,15 @@ impl InventoryStore for DynamoStore {
         item.insert("unit_amount".into(), n(terms.unit_amount));
         item.insert("currency".into(), s(terms.currency.clone()));
         item.insert("max_quantity".into(), n(terms.max_quantity));
-        self.put(item).await
+        self.put(item).await?;
+        self.link_terms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                link.clone(),
+                (std::time::Instant::now(), Some(terms.clone())),
+            );
+        Ok(())
     }
 
     /// Updates an item's name and payment links (not its stock).

@@ -324,3 +324,44 @@ async fn a_links_terms_round_trip_and_survive_the_link_being_attached_again() {
     assert_eq!(s.link_terms(&link).await.unwrap(), Some(terms));
     assert_eq!(s.link_store(&link).await.unwrap(), Some(i.store_id.clone()));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_function_keeps_a_links_terms_once_read_and_asks_again_later_when_there_were_none() {
+    use stockbridge_app::ports::InventoryStore;
+    let s = common::store().await;
+    let writer = DynamoStore::new(raw().await, s.table());
+    let (known, unknown) = (
+        PaymentLinkId::parse("plink_known").unwrap(),
+        PaymentLinkId::parse("plink_new").unwrap(),
+    );
+    let terms = LinkTerms {
+        product_id: ProductId::parse("prod_a").unwrap(),
+        unit_amount: 1500,
+        currency: "usd".into(),
+        max_quantity: 1,
+    };
+    writer.remember_link_terms(&known, &terms).await.unwrap();
+    assert_eq!(s.link_terms(&known).await.unwrap(), Some(terms.clone()));
+    assert_eq!(s.link_terms(&unknown).await.unwrap(), None);
+    // Another function records the new link's terms: this one asks again only after
+    // LINK_TERMS_UNKNOWN_TTL; a fresh one sees them at once.
+    writer.remember_link_terms(&unknown, &terms).await.unwrap();
+    assert_eq!(s.link_terms(&unknown).await.unwrap(), None);
+    let fresh = DynamoStore::new(raw().await, s.table());
+    assert_eq!(
+        fresh.link_terms(&unknown).await.unwrap(),
+        Some(terms.clone())
+    );
+    // Terms once read are not read again (they never change).
+    raw()
+        .await
+        .delete_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S("LINK#plink_known".into()))
+        .key("sk", AttributeValue::S("TERMS".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.link_terms(&known).await.unwrap(), Some(terms));
+}
