@@ -273,46 +273,52 @@ where
                 Some(id) => self.stripe.link(id).await?,
                 None => None,
             };
-            let link = match plan_link(current.as_ref(), &price_id) {
+            let (link, made_here) = match plan_link(current.as_ref(), &price_id) {
                 LinkPlan::Keep(id) => {
                     self.attach_link(store, product, &details.name, &id, None)
                         .await?;
-                    id
+                    (id, false)
                 }
                 LinkPlan::Create => {
-                    self.new_link(
-                        store,
-                        product,
-                        &details.name,
-                        &price_id,
-                        None,
-                        mapping.synced_revision,
-                        &mut report,
-                    )
-                    .await?
+                    let id = self
+                        .new_link(
+                            store,
+                            product,
+                            &details.name,
+                            &price_id,
+                            None,
+                            mapping.synced_revision,
+                            &mut report,
+                        )
+                        .await?;
+                    (id, true)
                 }
                 LinkPlan::Replace(old) => {
-                    self.new_link(
-                        store,
-                        product,
-                        &details.name,
-                        &price_id,
-                        Some(&old),
-                        mapping.synced_revision,
-                        &mut report,
-                    )
-                    .await?
+                    let id = self
+                        .new_link(
+                            store,
+                            product,
+                            &details.name,
+                            &price_id,
+                            Some(&old),
+                            mapping.synced_revision,
+                            &mut report,
+                        )
+                        .await?;
+                    (id, true)
                 }
             };
-            // The link sells this product alone at the catalog's price (`price_id` charges
-            // exactly it): an order from it is decided without listing its line items.
-            if details.price.amount > 0 {
+            // A link made here sells this product alone, one unit per session (no adjustable
+            // quantity, no optional items), at the catalog's price (`price_id` charges exactly
+            // it): an order from it is decided without listing its line items. A kept link may
+            // have been made or changed elsewhere (backfill adopts the merchant's): it gets no
+            // terms, and its orders list their line items. A retry that finds the link made
+            // (same idempotency key) records them then: the mapping is saved after this.
+            if made_here && details.price.amount > 0 {
                 let terms = stockbridge_domain::LinkTerms {
                     product_id: product.clone(),
                     unit_amount: details.price.amount,
                     currency: details.price.currency.clone(),
-                    // Its links sell one unit per session (no adjustable quantity); a link
-                    // kept from elsewhere that sells more simply lists its line items.
                     max_quantity: 1,
                 };
                 self.store.remember_link_terms(&link, &terms).await?;

@@ -269,10 +269,12 @@ struct SessionObject {
     payment_link: Option<IdOrObject>,
     #[serde(default)]
     metadata: Option<HashMap<String, Value>>,
+    // Only an optimisation: a value of another shape is ignored (the line items are listed),
+    // never a reason to refuse a paid order.
     #[serde(default)]
-    currency: Option<String>,
+    currency: Option<Value>,
     #[serde(default)]
-    amount_subtotal: Option<u64>,
+    amount_subtotal: Option<Value>,
 }
 
 fn decode_at<T: serde::de::DeserializeOwned>(
@@ -446,8 +448,12 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
             })
             .transpose()?,
         store_id,
-        currency: o.currency.map(|c| c.to_ascii_lowercase()),
-        amount_subtotal: o.amount_subtotal,
+        currency: o
+            .currency
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase),
+        amount_subtotal: o.amount_subtotal.as_ref().and_then(Value::as_u64),
     };
     Ok(Decoded::Checkout(CheckoutEvent {
         kind,
@@ -491,6 +497,29 @@ mod tests {
         assert_eq!(e.session.payment_intent.unwrap().as_str(), "pi_3SAMPLE");
         assert_eq!(e.session.payment_link.unwrap().as_str(), "plink_1SAMPLE");
         assert_eq!(e.session.store_id.unwrap().as_str(), "store_chicago");
+    }
+
+    #[test]
+    fn the_sessions_amounts_are_read_and_an_odd_one_is_ignored_never_refused() {
+        let mut v = sample();
+        v["detail"]["data"]["object"]["currency"] = json!("USD");
+        v["detail"]["data"]["object"]["amount_subtotal"] = json!(4500);
+        let Decoded::Checkout(e) = decode(&v, &filter()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (e.session.currency.as_deref(), e.session.amount_subtotal),
+            (Some("usd"), Some(4500))
+        );
+        v["detail"]["data"]["object"]["currency"] = json!(7);
+        v["detail"]["data"]["object"]["amount_subtotal"] = json!("4500");
+        let Decoded::Checkout(e) = decode(&v, &filter()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (e.session.currency, e.session.amount_subtotal),
+            (None, None)
+        );
     }
 
     #[test]

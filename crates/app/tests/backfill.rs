@@ -100,6 +100,12 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
         .unwrap();
     assert_eq!(item.available, 7);
     assert_eq!(item.payment_links.len(), 1);
+    // The merchant's link is adopted, not made by stockbridge: no terms, its orders list
+    // their line items (it may sell more than one unit, or optional items).
+    assert_eq!(
+        store.link_terms(&item.payment_links[0]).await.unwrap(),
+        None
+    );
     // Nothing was created at Stripe.
     let calls = payments.calls.lock().unwrap().clone();
     assert!(!calls.iter().any(|c| c.starts_with("create_")), "{calls:?}");

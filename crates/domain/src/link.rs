@@ -11,7 +11,11 @@
 //! lists the line items as before. The catalog sync's links sell one unit per session (no
 //! adjustable quantity), so their terms allow at most one: a subtotal of two or more units can
 //! only mean something else was bought too (a cross-sell or an optional item configured at
-//! Stripe), and the line items decide. What is left: an extra item that costs nothing.
+//! Stripe), and the line items decide. Only links the catalog sync itself made get terms (one
+//! unit, no adjustable quantity, no optional items); a link it kept from elsewhere (backfill
+//! adopts the merchant's) lists its line items. What is left, and said in docs/deploy.md: an
+//! extra that costs nothing (a free cross-sell), and a stockbridge link that someone edits
+//! at Stripe to sell more than its one unit of one product.
 
 use crate::{OrderLine, ProductId, Quantity};
 

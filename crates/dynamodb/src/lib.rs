@@ -67,10 +67,12 @@ pub struct DynamoStore {
 type LinkTermsCache =
     HashMap<PaymentLinkId, (std::time::Instant, Option<stockbridge_domain::LinkTerms>)>;
 
-/// A link's terms never change (its price never does; a new price gets a new link), so once
-/// read they are kept for the process's life. That a link has none is read again after this
-/// long: the catalog sync may record them meanwhile. Orders from a warm function then cost
-/// no read for them.
+/// How long a function trusts a link's terms once read. The catalog sync writes the same
+/// terms for a link id every time (its price never changes; a new price gets a new link), so
+/// this bounds only how late a function would see terms withdrawn. Orders from a warm function
+/// cost no read for them.
+pub const LINK_TERMS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// That a link has no terms is read again after this long: the catalog sync may record them.
 pub const LINK_TERMS_UNKNOWN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Links remembered at most (then the memory starts over).
 const LINK_TERMS_CACHED: usize = 10_000;
@@ -964,8 +966,16 @@ impl InventoryStore for DynamoStore {
         let now = std::time::Instant::now();
         {
             let cache = self.link_terms.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = |at: &std::time::Instant, known: bool| {
+                let ttl = if known {
+                    LINK_TERMS_TTL
+                } else {
+                    LINK_TERMS_UNKNOWN_TTL
+                };
+                now.duration_since(*at) < ttl
+            };
             if let Some((at, terms)) = cache.get(link)
-                && (terms.is_some() || now.duration_since(*at) < LINK_TERMS_UNKNOWN_TTL)
+                && fresh(at, terms.is_some())
             {
                 return Ok(terms.clone());
             }

@@ -327,7 +327,7 @@ async fn a_links_terms_round_trip_and_survive_the_link_being_attached_again() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
-async fn a_function_keeps_a_links_terms_once_read_and_asks_again_later_when_there_were_none() {
+async fn a_function_keeps_a_links_terms_a_while_once_read_and_a_missing_one_for_less() {
     use stockbridge_app::ports::InventoryStore;
     let s = common::store().await;
     let writer = DynamoStore::new(raw().await, s.table());
@@ -353,7 +353,8 @@ async fn a_function_keeps_a_links_terms_once_read_and_asks_again_later_when_ther
         fresh.link_terms(&unknown).await.unwrap(),
         Some(terms.clone())
     );
-    // Terms once read are not read again (they never change).
+    // Terms once read are trusted for LINK_TERMS_TTL (the sync writes the same terms for a
+    // link every time).
     raw()
         .await
         .delete_item()
