@@ -554,6 +554,16 @@ class E2E:
     def set_event_sink(self, url: Optional[str]) -> None:
         self.stripe("POST", "/_test/event_sink", {"url": url})
 
+    def pay_link(self, link: str) -> str:
+        """A buyer pays a Payment Link on the fake Stripe's hosted page; returns the Checkout
+        Session id (its event goes to the event sink, if one is set)."""
+        page = self.http.get(f"{self.stripe_url}/pay/{link}")
+        assert page.status_code == 200, page.text
+        session = re.search(r'name="session" value="([^"]+)"', page.text).group(1)
+        done = self.http.post(f"{self.stripe_url}/pay/{link}", data={"session": session})
+        assert done.status_code == 200, done.text
+        return session
+
     def pi_status(self, pi: str) -> Optional[str]:
         return self.stripe("GET", "/_test/state", summary=1)["payment_intent_status"].get(pi)
 

@@ -4,18 +4,7 @@ catalog-sync and inventory binaries and the fake Stripe's hosted payment page.""
 
 from __future__ import annotations
 
-import re
-
 from conftest import uid
-
-
-def pay(e2e, link: str) -> str:
-    page = e2e.http.get(f"{e2e.stripe_url}/pay/{link}")
-    assert page.status_code == 200, page.text
-    session = re.search(r'name="session" value="([^"]+)"', page.text).group(1)
-    done = e2e.http.post(f"{e2e.stripe_url}/pay/{link}", data={"session": session})
-    assert done.status_code == 200, done.text
-    return session
 
 
 def line_item_calls(e2e, seq: int) -> list[dict]:
@@ -33,7 +22,7 @@ def test_an_order_through_a_link_the_catalog_sync_made_costs_no_stripe_call(e2e)
     e2e.set_event_sink(f"{e2e.lambda_url}/_invoke")
     try:
         seq = e2e.stripe_seq()
-        fast = pay(e2e, link)
+        fast = e2e.pay_link(link)
         assert e2e.order(fast)["status"] == "fulfilled"
         assert e2e.item(store, product)["available"] == 9
         calls = [f"{r['method']} {r['path']}" for r in e2e.stripe_requests_since(seq)
@@ -51,7 +40,7 @@ def test_an_order_through_a_link_the_catalog_sync_made_costs_no_stripe_call(e2e)
                             UpdateExpression="SET unit_amount = :a",
                             ExpressionAttributeValues={":a": {"N": "1400"}})
         seq = e2e.stripe_seq()
-        slow = pay(e2e, other_link)
+        slow = e2e.pay_link(other_link)
         assert e2e.order(slow)["status"] == "fulfilled"
         assert e2e.item(store, other)["available"] == 9
         assert len(line_item_calls(e2e, seq)) == 1

@@ -536,12 +536,7 @@ def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):
     e2e.seed(cat.store, [{"product_id": product, "name": "E2E recover", "stock": 5, "payment_links": [link]}])
 
     def pay() -> str:
-        page = e2e.http.get(f"{e2e.stripe_url}/pay/{link}")
-        assert page.status_code == 200, page.text
-        session = re.search(r'name="session" value="([^"]+)"', page.text).group(1)
-        done = e2e.http.post(f"{e2e.stripe_url}/pay/{link}", data={"session": session})
-        assert done.status_code == 200, done.text
-        return session
+        return e2e.pay_link(link)
 
     def reconcile() -> dict:
         return json.loads(e2e.cli("reconcile", "--store", cat.store, "--json").stdout)["events"]
