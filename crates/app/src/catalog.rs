@@ -279,28 +279,18 @@ where
                         .await?;
                     (id, false)
                 }
-                LinkPlan::Create => {
+                plan @ (LinkPlan::Create | LinkPlan::Replace(_)) => {
+                    let replacing = match &plan {
+                        LinkPlan::Replace(old) => Some(old),
+                        _ => None,
+                    };
                     let id = self
                         .new_link(
                             store,
                             product,
                             &details.name,
                             &price_id,
-                            None,
-                            mapping.synced_revision,
-                            &mut report,
-                        )
-                        .await?;
-                    (id, true)
-                }
-                LinkPlan::Replace(old) => {
-                    let id = self
-                        .new_link(
-                            store,
-                            product,
-                            &details.name,
-                            &price_id,
-                            Some(&old),
+                            replacing,
                             mapping.synced_revision,
                             &mut report,
                         )

@@ -93,6 +93,21 @@ pub struct Config {
     pub retention: Option<stockbridge_dynamodb::Retention>,
 }
 
+/// `RETENTION_DAYS` (unset: keep everything).
+fn retention() -> Result<Option<stockbridge_dynamodb::Retention>, ConfigError> {
+    let Some(v) = var("RETENTION_DAYS") else {
+        return Ok(None);
+    };
+    let days = v.parse::<u32>().map_err(|_| ConfigError::Invalid {
+        name: "RETENTION_DAYS",
+        message: format!("{v:?} is not a number of days"),
+    })?;
+    stockbridge_dynamodb::Retention::days(days).map_err(|e| ConfigError::Invalid {
+        name: "RETENTION_DAYS",
+        message: e.to_string(),
+    })
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -188,21 +203,8 @@ impl Config {
                 message: "must not contain + or # nor start or end with /".into(),
             });
         }
-        let retention = match var("RETENTION_DAYS") {
-            None => None,
-            Some(v) => {
-                let days = v.parse::<u32>().map_err(|_| ConfigError::Invalid {
-                    name: "RETENTION_DAYS",
-                    message: format!("{v:?} is not a number of days"),
-                })?;
-                stockbridge_dynamodb::Retention::days(days).map_err(|e| ConfigError::Invalid {
-                    name: "RETENTION_DAYS",
-                    message: e.to_string(),
-                })?
-            }
-        };
         Ok(Self {
-            retention,
+            retention: retention()?,
             table_name,
             stripe_key,
             stripe_api_base: var("STRIPE_API_BASE"),
@@ -507,7 +509,7 @@ impl ReconcilerSettings {
             )?,
             session_hours: within_retention(
                 number("RECONCILER_SESSION_HOURS", 24, 0)?,
-                Config::from_env_without_table()?.retention,
+                retention()?,
             ),
             session_grace_secs: number("RECONCILER_SESSION_GRACE_SECS", 600, 0)?,
             catalog_segments: number("RECONCILER_CATALOG_SEGMENTS", 4, 0)?,

@@ -82,6 +82,11 @@ impl Retention {
         self.days.saturating_sub(5).saturating_mul(24)
     }
 
+    /// An order's TTL: only a closed one expires, counted from its last change.
+    pub fn order_expires_at(self, r: &OrderRecord) -> Option<i64> {
+        r.is_closed().then(|| self.expires_at(r.updated_at))
+    }
+
     /// The TTL (epoch seconds) of a record made or last changed at `at`.
     pub fn expires_at(self, at: Timestamp) -> i64 {
         at.0.div_euclid(1000) + i64::from(self.days) * 86_400
@@ -94,8 +99,8 @@ pub(crate) fn order_housekeeping(a: &mut Attrs, r: &OrderRecord, retention: Opti
     if let Some(h) = &r.hold {
         a.insert(DUE_ATTR.into(), n(h.expires_at.0));
     }
-    if let Some(ret) = retention.filter(|_| r.is_closed()) {
-        a.insert("expires_at".into(), n(ret.expires_at(r.updated_at)));
+    if let Some(at) = retention.and_then(|ret| ret.order_expires_at(r)) {
+        a.insert("expires_at".into(), n(at));
     }
 }
 

@@ -73,10 +73,7 @@ impl DynamoStore {
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
         {
-            Some("order") => {
-                let order = parse_order(a)?;
-                Ok(order.is_closed().then(|| r.expires_at(order.updated_at)))
-            }
+            Some("order") => Ok(r.order_expires_at(&parse_order(a)?)),
             Some("ledger" | "discrepancy") => {
                 let at = Timestamp(get_n(a, "at", get_s(a, "pk", "?")?)?);
                 Ok(Some(r.expires_at(at)))
