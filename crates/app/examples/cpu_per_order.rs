@@ -31,6 +31,7 @@ async fn main() {
         deactivated_links: vec![],
         updated_at: Timestamp(0),
         managed_since: stockbridge_domain::Timestamp(0),
+        unrecorded_take: None,
     });
     let base: serde_json::Value = serde_json::from_str(include_str!(
         "../../../testdata/stripe/eventbridge-envelope.json"

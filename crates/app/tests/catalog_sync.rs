@@ -48,6 +48,7 @@ fn item(s: &str, available: u64) -> CatalogItem {
         deactivated_links: vec![],
         updated_at: Timestamp(0),
         managed_since: stockbridge_domain::Timestamp(0),
+        unrecorded_take: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn world(stock: &[(&str, u64)]) -> World {
             deactivated_links: vec![],
             updated_at: Timestamp(0),
             managed_since: stockbridge_domain::Timestamp(0),
+            unrecorded_take: None,
         });
     }
     let publisher = Arc::new(MemoryPublisher::default());

@@ -632,6 +632,10 @@ pub fn decide_checkout(
     if let Some(order) = existing {
         return already_applied(order, items);
     }
+    // Taken by a conditional update (`crate::take`) but not recorded yet: record it, take nothing.
+    if let Some(recorded) = crate::take::recover(facts, items, now) {
+        return recorded;
+    }
     let (known, unknown): (Vec<OrderLine>, Vec<OrderLine>) = facts
         .lines
         .iter()
@@ -1105,6 +1109,7 @@ pub fn decide_new_item(
         deactivated_links,
         updated_at: now,
         managed_since: now,
+        unrecorded_take: None,
     };
     let entry = LedgerEntry {
         store_id: item.store_id.clone(),

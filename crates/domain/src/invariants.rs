@@ -141,6 +141,7 @@ mod tests {
             deactivated_links: vec![],
             updated_at: Timestamp(0),
             managed_since: Timestamp(0),
+            unrecorded_take: None,
         }
     }
 

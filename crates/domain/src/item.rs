@@ -37,6 +37,11 @@ pub struct CatalogItem {
     /// as 0: no boundary until their next `stock set --recount`.
     #[serde(default)]
     pub managed_since: Timestamp,
+    /// The loading order's own take, made by a conditional update of this item and not yet
+    /// recorded as an order ([`crate::take`]): set only when the item was loaded for that order
+    /// ([`crate::take::TakeMark`]). The order was applied; recording it must not take again.
+    #[serde(skip)]
+    pub unrecorded_take: Option<crate::take::TakeMark>,
 }
 
 impl CatalogItem {

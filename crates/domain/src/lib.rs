@@ -14,6 +14,7 @@
 //! - [`catalog`]: merchandising details (the source of truth for Stripe's products, prices and
 //!   links) and what must change at Stripe to match them.
 //! - [`hold`]: checkout-API holds: reserve, authorise (capture or cancel), expire.
+//! - [`take`]: the hot path's sale decided in the write (a conditional take, then its record).
 //! - [`invariants`]: the reconciler's checks (links active iff in stock).
 
 pub mod catalog;
@@ -25,6 +26,7 @@ pub mod item;
 pub mod link;
 pub mod order;
 pub mod quantity;
+pub mod take;
 
 pub use catalog::*;
 pub use decide::*;

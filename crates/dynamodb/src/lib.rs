@@ -240,6 +240,7 @@ fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
             None => 0,
             Some(_) => get_n(a, "managed_since", &pk)?,
         }),
+        unrecorded_take: None,
     })
 }
 

@@ -47,6 +47,7 @@ pub async fn setup(
         deactivated_links: vec![],
         updated_at: Timestamp(0),
         managed_since: stockbridge_domain::Timestamp(0),
+        unrecorded_take: None,
     });
     set_price(&store, 1500).await;
     let inv = Inventory::new(

@@ -39,6 +39,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
             deactivated_links: vec![],
             updated_at: Timestamp(since * 1000),
             managed_since: Timestamp(since * 1000),
+            unrecorded_take: None,
         });
     }
     let (publisher, payments) = (Arc::default(), Arc::<MemoryPayments>::default());

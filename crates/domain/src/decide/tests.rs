@@ -27,6 +27,7 @@ pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         deactivated_links: Vec::new(),
         updated_at: Timestamp(0),
         managed_since: Timestamp(0),
+        unrecorded_take: None,
     }
 }
 

@@ -44,6 +44,7 @@ pub fn item(p: &str, available: u64) -> CatalogItem {
         deactivated_links: vec![],
         updated_at: Timestamp(1),
         managed_since: stockbridge_domain::Timestamp(0),
+        unrecorded_take: None,
     }
 }
 
