@@ -680,18 +680,34 @@ def _wait_workers_ready(h: E2E, n: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def crash_driver(e2e) -> Iterable[LambdaDriver]:
-    """The inventory built with its test-only crash hook (`inventory-crash-hook`, see
-    scripts/test), on the same services, one worker, STOCKBRIDGE_FAULT=crash-after-commit."""
+def _crashing(e2e, fault: str) -> LambdaDriver:
     assert INVENTORY_CRASH_BIN.exists(), (
         f"{INVENTORY_CRASH_BIN} is not built: cargo build --workspace "
         "--features stockbridge-inventory/crash-hook --bin inventory-crash-hook")
     env = dict(e2e.env)
-    env["STOCKBRIDGE_FAULT"] = "crash-after-commit"
-    driver = LambdaDriver(str(INVENTORY_CRASH_BIN), workers=1,
-                          log_file=str(Path(e2e.stack.state_dir) / "inventory-crash.log"),
-                          timeout=120, function_name="inventory-crash", extra_env=env)
+    env["STOCKBRIDGE_FAULT"] = fault
+    return LambdaDriver(str(INVENTORY_CRASH_BIN), workers=1,
+                        log_file=str(Path(e2e.stack.state_dir) / f"inventory-{fault}.log"),
+                        timeout=120, function_name=f"inventory-{fault}", extra_env=env)
+
+
+@pytest.fixture(scope="session")
+def crash_driver(e2e) -> Iterable[LambdaDriver]:
+    """The inventory built with its test-only crash hook (`inventory-crash-hook`, see
+    scripts/test), on the same services, one worker, STOCKBRIDGE_FAULT=crash-after-commit."""
+    driver = _crashing(e2e, "crash-after-commit")
+    driver.start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+@pytest.fixture(scope="session")
+def take_crash_driver(e2e) -> Iterable[LambdaDriver]:
+    """As `crash_driver`, with STOCKBRIDGE_FAULT=crash-after-take: its worker aborts right after
+    its first take (the hot path's conditional update) and before the take's record."""
+    driver = _crashing(e2e, "crash-after-take")
     driver.start()
     try:
         yield driver

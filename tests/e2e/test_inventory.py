@@ -339,6 +339,38 @@ def test_crash_after_commit_is_finished_by_the_redelivery(e2e, cat, crash_driver
     assert_level_message(e2e.retained(cat.store, product), cat.store, product, available=3, version=2)
 
 
+def test_crash_between_a_take_and_its_record_is_finished_by_the_redelivery(
+        e2e, cat, take_crash_driver):
+    product, link = cat.product("e2", stock=5)
+    session, ev = cat.checkout([(product, 2)], link=link)
+    topic = stock_topic(cat.store, product)
+
+    code, first = take_crash_driver.invoke(json.dumps(ev).encode())
+
+    assert code == 200 and first["ok"] is False, first
+    assert first["error"]["errorType"] == "Runtime.ExitError", first
+    item = e2e.item(cat.store, product)
+    assert (item["available"], item["version"]) == (3, 2)  # taken before the crash
+    raw = e2e.ddb.get_item(TableName=e2e.table, ConsistentRead=True, Key={
+        "pk": {"S": f"ITEM#{cat.store}#{product}"}, "sk": {"S": "ITEM"}})["Item"]
+    marks = [k for k in raw if k.startswith("t") and k.endswith("v") and len(k) == 18]
+    assert len(marks) == 1 and raw[marks[0]] == {"N": "2"}, raw  # the take's mark: its version
+    assert e2e.order(session["id"]) is None  # not recorded
+    assert order_entries(e2e.ledger(cat.store, product)) == []
+
+    resp = e2e.invoke_ok(ev)  # the redelivery, on a normal worker
+
+    assert resp["outcome"] == "Fulfilled", resp  # recorded now, taken nothing again
+    item = e2e.item(cat.store, product)
+    assert (item["available"], item["version"]) == (3, 2)
+    assert e2e.order(session["id"])["status"] == "fulfilled"
+    [entry] = order_entries(e2e.ledger(cat.store, product))
+    assert (entry["delta"], entry["level"], entry["version"]) == (-2, 3, 2), entry
+    assert_level_message(e2e.retained(cat.store, product), cat.store, product, available=3, version=2)
+    assert e2e.invoke_ok(ev)["outcome"] == "AlreadyApplied(Fulfilled)"
+    assert e2e.item(cat.store, product)["available"] == 3
+
+
 # ---------------------------------------------------------------------- (f) multi-line shortfall
 
 

@@ -4,7 +4,9 @@
 //! set in one conditional transaction → run the effects. A conflict (another order moved the
 //! stock, or the same order was applied concurrently) re-reads and decides again. A redelivered
 //! event writes nothing and re-runs the effects, so a crash between the commit and an effect
-//! loses nothing.
+//! loses nothing. The hot path's simple orders (one product, paid, leaving stock) are committed
+//! as a take and its record instead (`stockbridge_domain::take`), which no concurrent order
+//! refuses.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use stockbridge_domain::{
     CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
     ProductId, Quantity, StoreId, already_applied, decide_async_success, decide_checkout,
     decide_payment_failed, decide_payment_succeeded, merge_lines,
+    take::{Commit, StockTake, commit_of, with_take},
 };
 use tracing::{debug, error, info, warn};
 
@@ -41,7 +44,8 @@ type Amounts = std::collections::BTreeMap<ProductId, u64>;
 /// A session's lines (merged per product) and their amounts, listed once per event.
 type Listed = (Vec<OrderLine>, Amounts);
 
-/// Called right after a commit, before any effect. Tests use it to inject a crash.
+/// Called right after a commit, before any effect (or right after a take, before its record).
+/// Tests use it to inject a crash.
 pub type AfterCommitHook = Arc<dyn Fn() + Send + Sync>;
 
 /// The use case, generic over its ports.
@@ -52,6 +56,7 @@ pub struct Inventory<S, P, Y, C> {
     pub(crate) clock: C,
     pub(crate) config: InventoryConfig,
     after_commit: Option<AfterCommitHook>,
+    after_take: Option<AfterCommitHook>,
 }
 
 /// What became of an event.
@@ -152,6 +157,7 @@ where
             clock,
             config,
             after_commit: None,
+            after_take: None,
         }
     }
 
@@ -159,6 +165,13 @@ where
     #[must_use]
     pub fn with_after_commit_hook(mut self, hook: AfterCommitHook) -> Self {
         self.after_commit = Some(hook);
+        self
+    }
+
+    /// Installs a hook called after each take and before its record.
+    #[must_use]
+    pub fn with_after_take_hook(mut self, hook: AfterCommitHook) -> Self {
+        self.after_take = Some(hook);
         self
     }
 
@@ -407,8 +420,14 @@ where
             if decision.write.is_empty() {
                 return Ok(Some(decision));
             }
-            match self.store.commit(&decision.write).await {
-                Ok(()) => {
+            let committed = match commit_of(&decision) {
+                Commit::Take(take) => self.take_and_record(&take, decision).await,
+                Commit::Record(take) => (self.store.record_take(&take, &decision.write).await)
+                    .map(|()| decision),
+                Commit::Transaction => self.store.commit(&decision.write).await.map(|()| decision),
+            };
+            match committed {
+                Ok(decision) => {
                     if let Some(hook) = &self.after_commit {
                         hook();
                     }
@@ -433,6 +452,25 @@ where
                 }
             }
         }
+    }
+
+    /// Carries out a decision as its take, then records it (`stockbridge_domain::take`): no
+    /// version condition, so concurrent orders for one product do not refuse each other. A take
+    /// refused by its condition is a conflict: the order is decided again from fresh state.
+    async fn take_and_record(
+        &self,
+        take: &StockTake,
+        decision: Decision,
+    ) -> Result<Decision, StoreError> {
+        let Some(mark) = self.store.take_stock(take).await? else {
+            return Err(StoreError::Conflict);
+        };
+        if let Some(hook) = &self.after_take {
+            hook();
+        }
+        let decision = with_take(decision, mark);
+        self.store.record_take(take, &decision.write).await?;
+        Ok(decision)
     }
 
     /// Runs a committed decision's effects.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use stockbridge_domain::{
     CatalogItem, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite, PaymentLinkId, ProductId,
     RefundId, RefundRequest, StockLevel, StoreId, Timestamp, WriteSet,
+    take::{StockTake, TakeMark},
 };
 
 use crate::ports::{
@@ -35,6 +36,8 @@ pub struct MemoryState {
     pub link_terms: BTreeMap<PaymentLinkId, stockbridge_domain::LinkTerms>,
     /// Operator operations recorded by committed writes: id -> what.
     pub operations: BTreeMap<String, String>,
+    /// Takes' marks on their items, until their orders are recorded.
+    pub takes: BTreeMap<(StoreId, ProductId, OrderId), TakeMark>,
 }
 
 /// An in-memory [`InventoryStore`].
@@ -47,6 +50,11 @@ pub struct MemoryStore {
     pub conflicts: AtomicUsize,
     /// While > 0, `commit` is refused for a conflict (and decrements it): a busy item.
     pub inject_conflicts: AtomicUsize,
+    /// Number of takes carried out.
+    pub takes: AtomicUsize,
+    /// While > 0, `record_take` fails as an unavailable store would, after the take and
+    /// before the record (and decrements it): a crash between the two.
+    pub fail_records: AtomicUsize,
     /// Counts per (key, window start) (as [`crate::ports::Counters`]).
     pub counters: Mutex<BTreeMap<(String, i64), u32>>,
     /// The operator's switches.
@@ -110,7 +118,12 @@ impl InventoryStore for MemoryStore {
             .filter_map(|p| {
                 s.items
                     .get(&(store_id.clone(), p.clone()))
-                    .map(|i| (p.clone(), i.clone()))
+                    .map(|i| {
+                        let mut i = i.clone();
+                        let mark = (store_id.clone(), p.clone(), order_id.clone());
+                        i.unrecorded_take = s.takes.get(&mark).copied();
+                        (p.clone(), i)
+                    })
             })
             .collect();
         Ok((s.orders.get(order_id).cloned(), items))
@@ -192,6 +205,74 @@ impl InventoryStore for MemoryStore {
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn take_stock(&self, take: &StockTake) -> Result<Option<TakeMark>, StoreError> {
+        let mut s = lock(&self.state);
+        let mark = (
+            take.store_id.clone(),
+            take.product_id.clone(),
+            take.order_id.clone(),
+        );
+        if s.takes.contains_key(&mark) {
+            return Ok(None);
+        }
+        let key = (take.store_id.clone(), take.product_id.clone());
+        let Some(i) = s.items.get_mut(&key) else {
+            return Ok(None);
+        };
+        if i.available <= take.quantity
+            || i.managed_since != take.managed_since
+            || !i.deactivated_links.is_empty()
+        {
+            return Ok(None);
+        }
+        i.available -= take.quantity;
+        i.version += 1;
+        i.updated_at = take.at;
+        let made = TakeMark {
+            version: i.version,
+            available: i.available,
+            held: i.held,
+        };
+        s.takes.insert(mark, made);
+        self.takes.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(made))
+    }
+
+    async fn record_take(&self, take: &StockTake, write: &WriteSet) -> Result<(), StoreError> {
+        if self
+            .fail_records
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Unavailable("injected: the record was lost".into()));
+        }
+        self.commit(write).await?;
+        lock(&self.state).takes.remove(&(
+            take.store_id.clone(),
+            take.product_id.clone(),
+            take.order_id.clone(),
+        ));
+        Ok(())
+    }
+
+    async fn forget_recorded_takes(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> Result<usize, StoreError> {
+        let mut s = lock(&self.state);
+        let recorded: Vec<_> = s
+            .takes
+            .keys()
+            .filter(|(st, p, o)| st == store_id && p == product_id && s.orders.contains_key(o))
+            .cloned()
+            .collect();
+        for k in &recorded {
+            s.takes.remove(k);
+        }
+        Ok(recorded.len())
     }
 
     async fn record_refund(

@@ -9,6 +9,7 @@ use stockbridge_domain::{
     PriceId, ProductDetails, ProductFields, ProductId, RefundId, RefundRequest, StockLevel,
     StoreId, StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct, Timestamp,
     WriteSet,
+    take::{StockTake, TakeMark},
 };
 
 /// Why the store failed.
@@ -129,6 +130,38 @@ pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
     /// [`StoreError::Conflict`] when any condition fails (an item's version moved, the order
     /// already exists or changed status).
     fn commit(&self, write: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Carries out a take ([`stockbridge_domain::take`]): ONE conditional update of the item,
+    /// relative to what it holds when it lands, leaving the order's mark on it. `Ok(None)`:
+    /// refused by its condition (too little left, the boundary or switched-off links changed,
+    /// or the order's mark is there already): nothing changed, decide again.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a transaction holds the item (decide again).
+    fn take_stock(
+        &self,
+        take: &StockTake,
+    ) -> impl Future<Output = Result<Option<TakeMark>, StoreError>> + Send;
+
+    /// Records a take: commits `write` (its order and ledger entry, no item write) as
+    /// [`InventoryStore::commit`] does, then forgets the take's mark on its item, at once or
+    /// with the item's next take (the mark must outlive the record, never the other way).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the order was recorded meanwhile.
+    fn record_take(
+        &self,
+        take: &StockTake,
+        write: &WriteSet,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the marks of recorded takes left on an item (by functions that stopped before
+    /// their next take of it), each only once its order is recorded. Returns how many went.
+    fn forget_recorded_takes(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Records that an order was refunded.
     fn record_refund(
@@ -589,6 +622,26 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
     }
     fn commit(&self, w: &WriteSet) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).commit(w)
+    }
+    fn take_stock(
+        &self,
+        t: &StockTake,
+    ) -> impl Future<Output = Result<Option<TakeMark>, StoreError>> + Send {
+        (**self).take_stock(t)
+    }
+    fn record_take(
+        &self,
+        t: &StockTake,
+        w: &WriteSet,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_take(t, w)
+    }
+    fn forget_recorded_takes(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).forget_recorded_takes(s, p)
     }
     fn record_refund(
         &self,

@@ -26,7 +26,7 @@ use stockbridge_domain::{
     CatalogItem, Effects, RefundRequest, StoreId, Timestamp, WriteSet, record_links_off,
     refund_idempotency_key,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::HandleError;
@@ -290,12 +290,30 @@ where
                 self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
             }
+            if !dry_run {
+                self.forget_recorded_takes(&item).await;
+            }
             report.links_resume_after = Some(key(&item));
         }
         if !report.unfinished.contains(&"links") {
             report.links_resume_after = None; // done to the end: the next run starts over
         }
         Ok(())
+    }
+
+    /// Removes the marks of recorded takes left on `item` by functions that stopped before
+    /// their next take of it (`stockbridge_domain::take`). Housekeeping: a failure is logged and
+    /// the run goes on (the next run tries again; a mark left costs bytes, never a count).
+    async fn forget_recorded_takes(&self, item: &CatalogItem) {
+        match self
+            .store
+            .forget_recorded_takes(&item.store_id, &item.product_id)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => debug!(store = %item.store_id, product = %item.product_id, n, "marks of recorded takes removed"),
+            Err(e) => warn!(store = %item.store_id, product = %item.product_id, error = %e, "the marks of recorded takes could not be removed"),
+        }
     }
 
     /// [`Self::repair_link`], a failure recorded (and parked when it cannot succeed).

@@ -97,6 +97,40 @@ pub fn take_of(decision: &Decision) -> Option<StockTake> {
     })
 }
 
+/// How a decision is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// As a take, then its record ([`take_of`]).
+    Take(StockTake),
+    /// As the record of a take made earlier ([`recover`]), after which its mark can go.
+    Record(StockTake),
+    /// As one conditional transaction.
+    Transaction,
+}
+
+/// How to write `decision`.
+pub fn commit_of(decision: &Decision) -> Commit {
+    if let Some(take) = take_of(decision) {
+        return Commit::Take(take);
+    }
+    // Only a recovery creates an order with a stock movement and no item write.
+    let write = &decision.write;
+    if let (Some(OrderWrite::Create(record)), [], [entry]) =
+        (&write.order, write.items.as_slice(), write.ledger.as_slice())
+        && let Ok(quantity) = u64::try_from(-entry.delta)
+    {
+        return Commit::Record(StockTake {
+            store_id: entry.store_id.clone(),
+            product_id: entry.product_id.clone(),
+            order_id: record.order_id.clone(),
+            quantity,
+            managed_since: Timestamp(0),
+            at: entry.at,
+        });
+    }
+    Commit::Transaction
+}
+
 /// `decision` as its take carried it out: the order record and the ledger entry, with the
 /// version and levels the take produced (other orders may have taken in between), and no item
 /// write (the take was it). The level published is the one the take produced.

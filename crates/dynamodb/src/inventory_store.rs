@@ -48,7 +48,8 @@ impl InventoryStore for DynamoStore {
             match a.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
                 Some("ORDER") => order = Some(parse_order(&a)?),
                 _ => {
-                    let item = parse_item(&a)?;
+                    let mut item = parse_item(&a)?;
+                    item.unrecorded_take = takes::mark_on(&a, order_id)?;
                     items.insert(item.product_id.clone(), item);
                 }
             }
@@ -178,6 +179,29 @@ impl InventoryStore for DynamoStore {
             return Ok(());
         }
         self.transact(actions).await
+    }
+
+    async fn take_stock(
+        &self,
+        take: &stockbridge_domain::take::StockTake,
+    ) -> Result<Option<stockbridge_domain::take::TakeMark>, StoreError> {
+        self.take_item(take).await
+    }
+
+    async fn record_take(
+        &self,
+        take: &stockbridge_domain::take::StockTake,
+        write: &WriteSet,
+    ) -> Result<(), StoreError> {
+        self.record_taken(take, write).await
+    }
+
+    async fn forget_recorded_takes(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+    ) -> Result<usize, StoreError> {
+        self.forget_recorded_marks(store_id, product_id).await
     }
 
     async fn record_refund(

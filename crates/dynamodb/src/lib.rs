@@ -25,6 +25,9 @@
 //! becomes ONE `TransactWriteItems`: the order put (conditional on absence or on its previous
 //! status), one conditional update per item (`version = :seen`), a condition check per item only
 //! read, and one ledger put per movement. Any failed condition is [`StoreError::Conflict`].
+//! The hot path's simple orders are a take instead: one conditional `UpdateItem` of the item
+//! that leaves a mark (attributes `t{hash}v|a|h` on the item), then the order and its ledger
+//! entry in one transaction of their own (`takes.rs`).
 
 use std::collections::HashMap;
 
@@ -48,6 +51,7 @@ mod housekeeping;
 mod inventory_store;
 mod migrate;
 mod records;
+mod takes;
 
 pub use housekeeping::{MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention, RetentionTooShort};
 pub use migrate::MigrationReport;
@@ -65,6 +69,9 @@ pub struct DynamoStore {
     retention: Option<Retention>,
     /// Link terms as read, and when (see [`LINK_TERMS_UNKNOWN_TTL`]).
     link_terms: std::sync::Arc<std::sync::Mutex<LinkTermsCache>>,
+    /// Marks of recorded takes to remove with the next take of their item (`takes.rs`), by
+    /// item key.
+    recorded_takes: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<takes::MarkNames>>>>,
 }
 
 type LinkTermsCache =
@@ -381,6 +388,7 @@ impl DynamoStore {
             controls: std::sync::Arc::default(),
             retention: None,
             link_terms: std::sync::Arc::default(),
+            recorded_takes: std::sync::Arc::default(),
         }
     }
 

@@ -65,6 +65,7 @@ fn paid(lines: &[(&str, u64)]) -> CheckoutFacts {
 fn a_paid_one_product_order_that_leaves_stock_is_a_take() {
     let d = decide_checkout(None, &paid(&[("prod_a", 2)]), &items(&[item("prod_a", 10, 4)]), NOW);
     let take = take_of(&d).expect("a take");
+    assert_eq!(commit_of(&d), Commit::Take(take.clone()));
     assert_eq!(take.product_id, pid("prod_a"));
     assert_eq!(take.order_id.as_str(), "cs_1");
     assert_eq!(take.quantity, 2);
@@ -91,7 +92,7 @@ fn everything_but_the_simple_shape_keeps_its_transaction() {
     ];
     for (why, facts, stock) in cases {
         let d = decide_checkout(None, &facts, &stock, NOW);
-        assert_eq!(take_of(&d), None, "{why}");
+        assert_eq!(commit_of(&d), Commit::Transaction, "{why}");
     }
     let existing = decide_checkout(None, &paid(&[("prod_b", 1)]), &stock, NOW);
     let Some(OrderWrite::Create(record)) = &existing.write.order else {
@@ -139,6 +140,10 @@ fn an_order_whose_take_is_not_recorded_is_recorded_and_takes_nothing_again() {
     );
     assert!(d.write.items.is_empty() && d.write.checks.is_empty());
     assert_eq!(take_of(&d), None, "nothing is taken again");
+    let Commit::Record(take) = commit_of(&d) else {
+        panic!("recorded as the take's record (its mark can go)")
+    };
+    assert_eq!((take.product_id.as_str(), take.quantity), ("prod_a", 2));
     let Some(OrderWrite::Create(record)) = &d.write.order else {
         panic!("the order is recorded")
     };

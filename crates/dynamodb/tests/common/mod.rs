@@ -88,3 +88,16 @@ pub fn facts(order: &str, lines: &[(&str, u64)]) -> CheckoutFacts {
         amounts: std::collections::BTreeMap::new(),
     }
 }
+
+/// Another store (another function's) on an existing table.
+pub async fn store_on(table: &str) -> DynamoStore {
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await),
+        table,
+    )
+}
+
+/// The same store, as another task of the same function holds it.
+pub fn clone_store(s: &DynamoStore) -> DynamoStore {
+    s.clone()
+}

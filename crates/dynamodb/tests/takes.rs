@@ -1,0 +1,224 @@
+//! The hot path's take against the local DynamoDB API (`stockbridge_domain::take`, the
+//! adapter's `takes.rs`): one relative conditional update leaving a mark, the mark found again by
+//! the order's next read, removed only once the order is recorded, items from the previous
+//! release taken as they are, and no conflict between concurrent takes under the test bed's
+//! model of real DynamoDB. Run with `scripts/test`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use stockbridge_app::ports::InventoryStore;
+use stockbridge_domain::take::{Commit, StockTake, TakeMark, commit_of, with_take};
+use stockbridge_domain::*;
+use stockbridge_dynamodb::DynamoStore;
+
+mod common;
+
+async fn raw_item(s: &DynamoStore, p: &str) -> HashMap<String, AttributeValue> {
+    let c = aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await);
+    c.get_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S(format!("ITEM#s1#{p}")))
+        .key("sk", AttributeValue::S("ITEM".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
+fn marks(item: &HashMap<String, AttributeValue>) -> usize {
+    item.keys().filter(|k| k.starts_with('t') && k.len() == 18).count()
+}
+
+/// The order `order` of `q` units of `p`, decided on fresh state: its decision and its take.
+async fn decide(s: &DynamoStore, order: &str, p: &str, q: u64) -> (Decision, Commit) {
+    let f = common::facts(order, &[(p, q)]);
+    let products = [ProductId::parse(p).unwrap()];
+    let (existing, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    let d = decide_checkout(existing.as_ref(), &f, &items, Timestamp(5));
+    let c = commit_of(&d);
+    (d, c)
+}
+
+async fn take_and_record(s: &DynamoStore, order: &str, p: &str, q: u64) -> TakeMark {
+    let (d, c) = decide(s, order, p, q).await;
+    let Commit::Take(t) = c else {
+        panic!("{order}: a take, got {c:?}")
+    };
+    let mark = s.take_stock(&t).await.unwrap().expect("taken");
+    s.record_take(&t, &with_take(d, mark).write).await.unwrap();
+    mark
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_take_leaves_its_mark_until_recorded_and_the_next_take_removes_it() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 10);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+
+    let (d, c) = decide(&s, "cs_1", "prod_a", 2).await;
+    let Commit::Take(t) = c else { panic!("a take") };
+    let mark = s.take_stock(&t).await.unwrap().expect("taken");
+    assert_eq!(
+        mark,
+        TakeMark {
+            version: 2,
+            available: 8,
+            held: 0
+        }
+    );
+    // The order's next read finds its take; another order's does not.
+    let products = [i.product_id.clone()];
+    let (_, items) = s.load(&t.order_id, &i.store_id, &products).await.unwrap();
+    assert_eq!(items[&i.product_id].unrecorded_take, Some(mark));
+    let other = OrderId::parse("cs_other").unwrap();
+    let (_, items) = s.load(&other, &i.store_id, &products).await.unwrap();
+    assert_eq!(items[&i.product_id].unrecorded_take, None);
+    assert_eq!(s.take_stock(&t).await.unwrap(), None, "never twice");
+
+    s.record_take(&t, &with_take(d, mark).write).await.unwrap();
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 3, "kept until the next take");
+    take_and_record(&s, "cs_2", "prod_a", 1).await;
+    let raw = raw_item(&s, "prod_a").await;
+    assert_eq!(marks(&raw), 3, "cs_1's mark went with cs_2's take");
+    let (_, items) = s.load(&t.order_id, &i.store_id, &products).await.unwrap();
+    assert_eq!(items[&i.product_id].unrecorded_take, None);
+    assert_eq!(items[&i.product_id].available, 7);
+    let ledger = s.ledger(&i.store_id, &i.product_id).await.unwrap();
+    let levels: Vec<_> = ledger.iter().map(|e| (e.version, e.delta, e.level)).collect();
+    assert_eq!(levels, vec![(1, 10, 10), (2, -2, 8), (3, -1, 7)]);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_take_refused_by_its_condition_changes_nothing() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 2);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    let take = StockTake {
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        order_id: OrderId::parse("cs_1").unwrap(),
+        quantity: 2,
+        managed_since: Timestamp(0),
+        at: Timestamp(5),
+    };
+    assert_eq!(s.take_stock(&take).await.unwrap(), None, "it would sell out");
+    let moved = StockTake {
+        quantity: 1,
+        managed_since: Timestamp(99),
+        ..take.clone()
+    };
+    assert_eq!(s.take_stock(&moved).await.unwrap(), None, "the boundary moved");
+    let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
+    assert_eq!((after.available, after.version), (2, 1));
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 0);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn marks_left_behind_go_only_once_their_order_is_recorded() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 10);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    take_and_record(&s, "cs_1", "prod_a", 1).await;
+    // Then cs_1's function stops; cs_2's, another, stopped between its take and its record.
+    let second = common::store_on(s.table()).await;
+    let (_, c) = decide(&second, "cs_2", "prod_a", 1).await;
+    let Commit::Take(t2) = c else { panic!("a take") };
+    let unrecorded = second.take_stock(&t2).await.unwrap().expect("taken");
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 6);
+
+    // Another function (the reconciler) finds both marks.
+    let other = common::store_on(s.table()).await;
+    assert_eq!(
+        other
+            .forget_recorded_takes(&i.store_id, &i.product_id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 3);
+    let products = [i.product_id.clone()];
+    let (_, items) = s.load(&t2.order_id, &i.store_id, &products).await.unwrap();
+    assert_eq!(items[&i.product_id].unrecorded_take, Some(unrecorded));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn an_item_stored_by_the_previous_release_is_taken_as_it_is() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 5);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    let c = aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await);
+    c.update_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S("ITEM#s1#prod_a".into()))
+        .key("sk", AttributeValue::S("ITEM".into()))
+        .update_expression("REMOVE held, managed_since, deactivated_links")
+        .send()
+        .await
+        .unwrap();
+    let mark = take_and_record(&s, "cs_1", "prod_a", 2).await;
+    assert_eq!(
+        mark,
+        TakeMark {
+            version: 2,
+            available: 3,
+            held: 0
+        }
+    );
+}
+
+/// POST (or GET, without a body) the local DynamoDB's model control.
+fn model(path: &str, body: &str) -> String {
+    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn concurrent_takes_of_one_item_never_conflict_under_the_model() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 100);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    model(
+        "/_model",
+        &format!(
+            r#"{{"conflicts": true, "service_ms": 50, "tables": ["{}"]}}"#,
+            s.table()
+        ),
+    );
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let s = common::clone_store(&s);
+            tokio::spawn(async move { take_and_record(&s, &format!("cs_{n}"), "prod_a", 1).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = model("/_model", "");
+    model("/_model/reset", "{}");
+    assert!(report.contains(r#""single_writes": 8"#), "{report}");
+    assert!(!report.contains(r#""conflict_"#), "{report}");
+    assert!(report.contains(r#""serialised_waits""#), "the takes overlapped: {report}");
+    let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
+    assert_eq!((after.available, after.version), (92, 9));
+}
