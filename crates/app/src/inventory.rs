@@ -15,7 +15,7 @@ use stockbridge_domain::{
     CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
     ProductId, Quantity, StoreId, already_applied, decide_async_success, decide_checkout,
     decide_payment_failed, decide_payment_succeeded, merge_lines,
-    take::{Commit, StockTake, commit_of, with_take},
+    take::{Commit, commit_of},
 };
 use tracing::{debug, error, info, warn};
 
@@ -56,7 +56,7 @@ pub struct Inventory<S, P, Y, C> {
     pub(crate) clock: C,
     pub(crate) config: InventoryConfig,
     after_commit: Option<AfterCommitHook>,
-    after_take: Option<AfterCommitHook>,
+    pub(crate) after_take: Option<AfterCommitHook>,
 }
 
 /// What became of an event.
@@ -422,8 +422,9 @@ where
             }
             let committed = match commit_of(&decision) {
                 Commit::Take(take) => self.take_and_record(&take, decision).await,
-                Commit::Record(take) => (self.store.record_take(&take, &decision.write).await)
-                    .map(|()| decision),
+                Commit::Record(take) => {
+                    (self.store.record_take(&take, &decision.write).await).map(|()| decision)
+                }
                 Commit::Transaction => self.store.commit(&decision.write).await.map(|()| decision),
             };
             match committed {
@@ -452,25 +453,6 @@ where
                 }
             }
         }
-    }
-
-    /// Carries out a decision as its take, then records it (`stockbridge_domain::take`): no
-    /// version condition, so concurrent orders for one product do not refuse each other. A take
-    /// refused by its condition is a conflict: the order is decided again from fresh state.
-    async fn take_and_record(
-        &self,
-        take: &StockTake,
-        decision: Decision,
-    ) -> Result<Decision, StoreError> {
-        let Some(mark) = self.store.take_stock(take).await? else {
-            return Err(StoreError::Conflict);
-        };
-        if let Some(hook) = &self.after_take {
-            hook();
-        }
-        let decision = with_take(decision, mark);
-        self.store.record_take(take, &decision.write).await?;
-        Ok(decision)
     }
 
     /// Runs a committed decision's effects.
@@ -541,6 +523,14 @@ where
                 order_id: order_id.clone(),
                 source,
             })?;
+        if existing.is_some() {
+            self.give_back_duplicates(order_id, &items)
+                .await
+                .map_err(|source| HandleError::Store {
+                    order_id: order_id.clone(),
+                    source,
+                })?;
+        }
         let facts = CheckoutFacts {
             order_id: order_id.clone(),
             store_id: existing
@@ -626,11 +616,13 @@ where
         if products.is_empty() {
             return Ok(Items::new());
         }
-        Ok(self
+        let items = self
             .store
             .load(&order.order_id, &order.store_id, &products)
             .await?
-            .1)
+            .1;
+        self.give_back_duplicates(&order.order_id, &items).await?;
+        Ok(items)
     }
 
     fn log_outcome(&self, event: &CheckoutEvent, store_id: &StoreId, decision: &Decision) {

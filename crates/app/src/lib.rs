@@ -37,6 +37,7 @@ pub mod reconcile;
 pub mod recovery;
 pub mod stock;
 pub mod storefront;
+mod takes;
 
 #[cfg(feature = "memory")]
 pub mod memory;

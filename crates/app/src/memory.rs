@@ -75,6 +75,13 @@ impl MemoryStore {
             .insert((item.store_id.clone(), item.product_id.clone()), item);
     }
 
+    /// Stores an order record as it is (a test setting the scene: another delivery's record).
+    pub fn put_order(&self, order: OrderRecord) {
+        lock(&self.state)
+            .orders
+            .insert(order.order_id.clone(), order);
+    }
+
     /// A copy of the state.
     pub fn snapshot(&self) -> MemoryState {
         lock(&self.state).clone()
@@ -116,14 +123,12 @@ impl InventoryStore for MemoryStore {
         let items = products
             .iter()
             .filter_map(|p| {
-                s.items
-                    .get(&(store_id.clone(), p.clone()))
-                    .map(|i| {
-                        let mut i = i.clone();
-                        let mark = (store_id.clone(), p.clone(), order_id.clone());
-                        i.unrecorded_take = s.takes.get(&mark).copied();
-                        (p.clone(), i)
-                    })
+                s.items.get(&(store_id.clone(), p.clone())).map(|i| {
+                    let mut i = i.clone();
+                    let mark = (store_id.clone(), p.clone(), order_id.clone());
+                    i.unrecorded_take = s.takes.get(&mark).copied();
+                    (p.clone(), i)
+                })
             })
             .collect();
         Ok((s.orders.get(order_id).cloned(), items))
@@ -234,6 +239,7 @@ impl InventoryStore for MemoryStore {
             version: i.version,
             available: i.available,
             held: i.held,
+            quantity: take.quantity,
         };
         s.takes.insert(mark, made);
         self.takes.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +252,9 @@ impl InventoryStore for MemoryStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(StoreError::Unavailable("injected: the record was lost".into()));
+            return Err(StoreError::Unavailable(
+                "injected: the record was lost".into(),
+            ));
         }
         self.commit(write).await?;
         lock(&self.state).takes.remove(&(
@@ -254,6 +262,54 @@ impl InventoryStore for MemoryStore {
             take.product_id.clone(),
             take.order_id.clone(),
         ));
+        Ok(())
+    }
+
+    async fn ledger_entry(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        version: u64,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        Ok(lock(&self.state)
+            .ledger
+            .iter()
+            .find(|e| {
+                &e.store_id == store_id && &e.product_id == product_id && e.version == version
+            })
+            .cloned())
+    }
+
+    async fn undo_take(
+        &self,
+        order_id: &OrderId,
+        mark: TakeMark,
+        write: &WriteSet,
+    ) -> Result<(), StoreError> {
+        let [update] = write.items.as_slice() else {
+            return Err(StoreError::Other("an undo writes one item".into()));
+        };
+        let key = (
+            update.store_id.clone(),
+            update.product_id.clone(),
+            order_id.clone(),
+        );
+        {
+            let s = lock(&self.state);
+            let duplicate_entry = write.ledger.iter().any(|e| {
+                s.ledger.iter().any(|l| {
+                    l.store_id == e.store_id
+                        && l.product_id == e.product_id
+                        && l.version == e.version
+                })
+            });
+            if s.takes.get(&key) != Some(&mark) || duplicate_entry {
+                self.conflicts.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Conflict);
+            }
+        }
+        self.commit(write).await?;
+        lock(&self.state).takes.remove(&key);
         Ok(())
     }
 
@@ -266,7 +322,19 @@ impl InventoryStore for MemoryStore {
         let recorded: Vec<_> = s
             .takes
             .keys()
-            .filter(|(st, p, o)| st == store_id && p == product_id && s.orders.contains_key(o))
+            .filter(|(st, p, o)| {
+                st == store_id
+                    && p == product_id
+                    && s.ledger.iter().any(|e| {
+                        &e.store_id == st
+                            && &e.product_id == p
+                            && Some(e.version)
+                                == s.takes
+                                    .get(&(st.clone(), p.clone(), o.clone()))
+                                    .map(|m| m.version)
+                            && e.cause.order_id.as_ref() == Some(o)
+                    })
+            })
             .cloned()
             .collect();
         for k in &recorded {

@@ -155,6 +155,28 @@ pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
         write: &WriteSet,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The ledger entry at one version of an item, if any.
+    fn ledger_entry(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<LedgerEntry>, StoreError>> + Send;
+
+    /// Gives back a duplicate take: commits `write` (`stockbridge_domain::take::undo`) as
+    /// [`InventoryStore::commit`] does, only while its item still carries `mark` for
+    /// `order_id`, and removes the mark with it.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the item changed, the mark is gone, or a ledger entry the
+    /// write puts exists.
+    fn undo_take(
+        &self,
+        order_id: &OrderId,
+        mark: TakeMark,
+        write: &WriteSet,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Removes the marks of recorded takes left on an item (by functions that stopped before
     /// their next take of it), each only once its order is recorded. Returns how many went.
     fn forget_recorded_takes(
@@ -642,6 +664,22 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
         p: &ProductId,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).forget_recorded_takes(s, p)
+    }
+    fn ledger_entry(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        v: u64,
+    ) -> impl Future<Output = Result<Option<LedgerEntry>, StoreError>> + Send {
+        (**self).ledger_entry(s, p, v)
+    }
+    fn undo_take(
+        &self,
+        o: &OrderId,
+        m: TakeMark,
+        w: &WriteSet,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).undo_take(o, m, w)
     }
     fn record_refund(
         &self,

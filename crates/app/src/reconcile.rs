@@ -311,8 +311,12 @@ where
             .await
         {
             Ok(0) => {}
-            Ok(n) => debug!(store = %item.store_id, product = %item.product_id, n, "marks of recorded takes removed"),
-            Err(e) => warn!(store = %item.store_id, product = %item.product_id, error = %e, "the marks of recorded takes could not be removed"),
+            Ok(n) => {
+                debug!(store = %item.store_id, product = %item.product_id, n, "marks of recorded takes removed")
+            }
+            Err(e) => {
+                warn!(store = %item.store_id, product = %item.product_id, error = %e, "the marks of recorded takes could not be removed")
+            }
         }
     }
 

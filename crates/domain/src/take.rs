@@ -18,8 +18,13 @@
 //!
 //! Exactly once: the mark is removed only after the record exists, and the order is always read
 //! before it is decided, so a delivery finds either the record or the mark (the take happened,
-//! recording it is what is left: [`recover`]) or neither (nothing happened). Two concurrent
-//! deliveries cannot both take: the second take finds the first one's mark. A take refused by its
+//! recording it is what is left: [`recover`]) or neither (nothing happened). Two deliveries
+//! cannot both take while the mark is there: the second take finds it. But a delivery's read and
+//! its take are two requests: another delivery of the same order can take, record and have its
+//! mark removed in between (or a `completed` of the same session can hold its stock). That take
+//! is a duplicate: its record is refused (the order exists), and it is given back ([`undo`])
+//! before the order is decided again; a delivery that stops before giving it back leaves its
+//! mark, which the next delivery finds next to the record and gives back. A take refused by its
 //! condition changes nothing and the order is decided again from fresh state, through the
 //! transactional path when it sells out or comes short.
 //!
@@ -27,8 +32,9 @@
 //! oversold order) keeps the one conditional transaction of [`crate::decide`].
 
 use crate::{
-    Cause, CauseKind, CheckoutFacts, Decision, Effects, Items, LedgerEntry, OrderId,
-    OrderLine, OrderRecord, OrderStatus, OrderWrite, Outcome, PaymentState, ProductId, StoreId, Timestamp, WriteSet,
+    CatalogItem, Cause, CauseKind, CheckoutFacts, Decision, Effects, Items, LedgerEntry, OrderId,
+    OrderLine, OrderRecord, OrderStatus, OrderWrite, Outcome, PaymentState, ProductId, StoreId,
+    Timestamp, WriteSet,
 };
 
 /// What a take left on its item until its order is recorded: the item's state right after it.
@@ -40,6 +46,8 @@ pub struct TakeMark {
     pub available: u64,
     /// Units held right after the take (a paid take holds nothing: unchanged).
     pub held: u64,
+    /// Units the take took.
+    pub quantity: u64,
 }
 
 /// A take to write: one conditional, relative update of one item.
@@ -72,6 +80,8 @@ pub fn take_of(decision: &Decision) -> Option<StockTake> {
         return None;
     };
     let simple = record.status == OrderStatus::Fulfilled
+        // A line from before its item's boundary is history the record keeps: not this shape.
+        && record.predating.is_empty()
         && write.checks.is_empty()
         && write.operation.is_none()
         && effects.deactivate.is_empty()
@@ -115,9 +125,13 @@ pub fn commit_of(decision: &Decision) -> Commit {
     }
     // Only a recovery creates an order with a stock movement and no item write.
     let write = &decision.write;
-    if let (Some(OrderWrite::Create(record)), [], [entry]) =
-        (&write.order, write.items.as_slice(), write.ledger.as_slice())
-        && let Ok(quantity) = u64::try_from(-entry.delta)
+    if let (Some(OrderWrite::Create(record)), [], [entry], [], None) = (
+        &write.order,
+        write.items.as_slice(),
+        write.ledger.as_slice(),
+        write.checks.as_slice(),
+        &write.operation,
+    ) && let Ok(quantity) = u64::try_from(-entry.delta)
     {
         return Commit::Record(StockTake {
             store_id: entry.store_id.clone(),
@@ -165,12 +179,12 @@ pub(crate) fn recover(facts: &CheckoutFacts, items: &Items, now: Timestamp) -> O
     let (item, mark) = items
         .values()
         .find_map(|i| i.unrecorded_take.map(|m| (i, m)))?;
-    let line = facts
-        .lines
-        .iter()
-        .find(|l| l.product_id == item.product_id)?
-        .clone();
-    let quantity = line.quantity.get();
+    // The order is the one the take was for: its line is what the take took.
+    let quantity = mark.quantity;
+    let line = OrderLine {
+        product_id: item.product_id.clone(),
+        quantity: crate::Quantity::new(quantity).ok()?,
+    };
     let unmatched: Vec<OrderLine> = facts
         .lines
         .iter()
@@ -225,6 +239,54 @@ pub(crate) fn recover(facts: &CheckoutFacts, items: &Items, now: Timestamp) -> O
         },
         outcome: Outcome::Fulfilled,
     })
+}
+
+/// Gives back a take that turned out to be a duplicate: its order was recorded (or held) by
+/// another delivery between this delivery's read and its take, so the record refused it, and
+/// the units are counted twice until this lands. The decision, committed only while the item
+/// still carries the take's mark (and with the mark removed), writes the take's own ledger entry at its version and the give-back
+/// as a stock movement of its own, so the ledger still adds up to the level; a product the
+/// duplicate had sold out gets its links back.
+///
+/// Never for a take its order's record names (the ledger entry at `mark.version` is that
+/// order's): that take is the sale.
+pub fn undo(item: &CatalogItem, order: &OrderId, mark: TakeMark, now: Timestamp) -> Decision {
+    let cause = |kind| Cause {
+        kind,
+        stripe_event_id: None,
+        order_id: Some(order.clone()),
+        actor: Some("stockbridge: duplicate take".to_owned()),
+    };
+    let taken = LedgerEntry {
+        store_id: item.store_id.clone(),
+        product_id: item.product_id.clone(),
+        version: mark.version,
+        delta: -i64::try_from(mark.quantity).unwrap_or(i64::MAX),
+        level: mark.available,
+        held: mark.held,
+        operation: None,
+        cause: cause(CauseKind::Order),
+        at: now,
+    };
+    let back = crate::decide::move_stock(
+        item,
+        item.available.saturating_add(mark.quantity),
+        item.held,
+        None,
+        cause(CauseKind::Release),
+        now,
+    );
+    let mut write = WriteSet {
+        ledger: vec![taken],
+        ..WriteSet::default()
+    };
+    let mut effects = Effects::default();
+    crate::decide::add_movement(&mut write, &mut effects, back);
+    Decision {
+        write,
+        effects,
+        outcome: Outcome::Released,
+    }
 }
 
 #[cfg(test)]

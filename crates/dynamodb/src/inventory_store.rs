@@ -196,6 +196,24 @@ impl InventoryStore for DynamoStore {
         self.record_taken(take, write).await
     }
 
+    async fn ledger_entry(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        version: u64,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        self.ledger_entry_at(store_id, product_id, version).await
+    }
+
+    async fn undo_take(
+        &self,
+        order_id: &OrderId,
+        mark: stockbridge_domain::take::TakeMark,
+        write: &WriteSet,
+    ) -> Result<(), StoreError> {
+        self.undo_taken(order_id, mark, write).await
+    }
+
     async fn forget_recorded_takes(
         &self,
         store_id: &StoreId,

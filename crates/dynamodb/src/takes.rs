@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! SET available = available - :q, version = version + :one, updated_at = :t,
-//!     t{h}v = version + :one, t{h}a = available - :q, t{h}h = if_not_exists(held, :zero)
+//!     t{h}v = version + :one, t{h}a = available - :q, t{h}h = if_not_exists(held, :zero),
+//!     t{h}q = :q
 //! [REMOVE the marks of takes this function has recorded since]
 //! IF available >= :q + 1 AND attribute_not_exists(t{h}v) AND managed_since = :m
 //!    AND (no links recorded as switched off)
@@ -15,8 +16,8 @@
 //! produced. Single writes to one item serialise without error on DynamoDB; only a transaction
 //! in flight on the item refuses them (`TransactionConflictException`, decided again).
 //!
-//! A mark is three number attributes named after the first 64 bits of the SHA-256 of the order
-//! id (`t{16 hex}v|a|h`, about 75 bytes a mark): short names keep the item, and so the write
+//! A mark is four number attributes named after the first 64 bits of the SHA-256 of the order
+//! id (`t{16 hex}v|a|h|q`, about 100 bytes a mark): short names keep the item, and so the write
 //! units every write of it costs, small. A function forgets the marks of the takes it recorded
 //! in its next take of the same item (no extra write in a rush); marks a function never came
 //! back for are removed by `InventoryStore::forget_recorded_takes` (the reconciler's link check), each only
@@ -37,6 +38,7 @@ pub(crate) struct MarkNames {
     pub(crate) version: String,
     available: String,
     held: String,
+    quantity: String,
 }
 
 impl MarkNames {
@@ -47,6 +49,7 @@ impl MarkNames {
             version: format!("t{h}v"),
             available: format!("t{h}a"),
             held: format!("t{h}h"),
+            quantity: format!("t{h}q"),
         }
     }
 
@@ -57,11 +60,12 @@ impl MarkNames {
             version: name.to_owned(),
             available: format!("t{h}a"),
             held: format!("t{h}h"),
+            quantity: format!("t{h}q"),
         })
     }
 
-    fn all(&self) -> [&str; 3] {
-        [&self.version, &self.available, &self.held]
+    fn all(&self) -> [&str; 4] {
+        [&self.version, &self.available, &self.held, &self.quantity]
     }
 }
 
@@ -76,6 +80,7 @@ pub(crate) fn mark_on(a: &Attrs, order: &OrderId) -> Result<Option<TakeMark>, St
         version: get_n(a, &names.version, &pk)?,
         available: get_n(a, &names.available, &pk)?,
         held: get_n(a, &names.held, &pk)?,
+        quantity: get_n(a, &names.quantity, &pk)?,
     }))
 }
 
@@ -86,7 +91,7 @@ impl DynamoStore {
         let names = MarkNames::of(&take.order_id);
         let mut expression = "SET available = available - :q, version = version + :one, \
              updated_at = :t, #v = version + :one, #a = available - :q, \
-             #h = if_not_exists(held, :zero)"
+             #h = if_not_exists(held, :zero), #n = :q"
             .to_owned();
         let mut update = self.client.update_item();
         if !forget.is_empty() {
@@ -115,6 +120,7 @@ impl DynamoStore {
             .expression_attribute_names("#v", &names.version)
             .expression_attribute_names("#a", &names.available)
             .expression_attribute_names("#h", &names.held)
+            .expression_attribute_names("#n", &names.quantity)
             .expression_attribute_values(":q", n(take.quantity))
             .expression_attribute_values(":min", n(take.quantity.saturating_add(1)))
             .expression_attribute_values(":one", n(1))
@@ -156,8 +162,80 @@ impl DynamoStore {
             self.queue_marks(&pk, queued);
             return Ok(());
         }
-        // A function that does not come back to this item soon enough: remove them now.
-        self.remove_marks(&pk, &queued, None).await
+        // A function that does not come back to this item soon enough: remove them now. The
+        // order is recorded whatever happens here: a mark left goes with the reconciler.
+        if let Err(e) = self.remove_marks(&pk, &queued, None).await {
+            tracing::warn!(item = %pk, error = %e, "marks of recorded takes left for the reconciler");
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn ledger_entry_at(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        version: u64,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        let k = key(item_pk(store, product), &format!("LEDGER#{version:020}"));
+        self.get_consistent(k)
+            .await?
+            .as_ref()
+            .map(parse_ledger)
+            .transpose()
+    }
+
+    /// One transaction: the give-back's item update, conditional on the version it read, its
+    /// switched-off links and the take's mark (removed), and every ledger entry (each only if
+    /// absent: the take's own entry at its version is there only if the take was recorded).
+    pub(crate) async fn undo_taken(
+        &self,
+        order: &OrderId,
+        mark: TakeMark,
+        write: &WriteSet,
+    ) -> Result<(), StoreError> {
+        let [u] = write.items.as_slice() else {
+            return Err(StoreError::Other("a give-back writes one item".into()));
+        };
+        let names = MarkNames::of(order);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
+            .update_expression(
+                "SET available = :a, held = :h, version = :v, deactivated_links = :d, \
+                 updated_at = :t, managed_since = :m REMOVE #f0, #f1, #f2, #f3",
+            )
+            .condition_expression(
+                "version = :seen AND deactivated_links = :seen_links AND #f0 = :mark",
+            )
+            .expression_attribute_values(":a", n(u.available))
+            .expression_attribute_values(":h", n(u.held))
+            .expression_attribute_values(":v", n(u.version))
+            .expression_attribute_values(":d", links_attr(&u.deactivated_links))
+            .expression_attribute_values(":t", n(u.at.0))
+            .expression_attribute_values(":m", n(u.managed_since.0))
+            .expression_attribute_values(":seen", n(u.expected_version))
+            .expression_attribute_values(":seen_links", links_attr(&u.expected_deactivated_links))
+            .expression_attribute_values(":mark", n(mark.version));
+        for (i, name) in names.all().into_iter().enumerate() {
+            update = update.expression_attribute_names(format!("#f{i}"), name);
+        }
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .update(build(update.build())?)
+                .build(),
+        ];
+        for e in &write.ledger {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_attrs(e, self.retention)))
+                .condition_expression("attribute_not_exists(pk)");
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+            );
+        }
+        self.transact(actions).await
     }
 
     /// Removes the marks of recorded takes left on one item (by functions that stopped before
@@ -215,11 +293,12 @@ impl DynamoStore {
             update = update.expression_attribute_names(format!("#f{i}"), name);
             removed.push(format!("#f{i}"));
         }
-        if let Some(v) = version {
-            update = update
-                .condition_expression("#f0 = :v")
-                .expression_attribute_values(":v", n(v));
-        }
+        update = match version {
+            Some(v) => update
+                .condition_expression("attribute_exists(pk) AND #f0 = :v")
+                .expression_attribute_values(":v", n(v)),
+            None => update.condition_expression("attribute_exists(pk)"),
+        };
         update
             .update_expression(format!("REMOVE {}", removed.join(", ")))
             .send()
@@ -254,14 +333,27 @@ mod tests {
 
     #[test]
     fn a_marks_names_are_short_stable_and_found_again_from_the_version_name() {
-        let order = OrderId::parse("cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789abcdefghij")
-            .unwrap();
+        let order =
+            OrderId::parse("cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789abcdefghij")
+                .unwrap();
         let names = MarkNames::of(&order);
         assert_eq!(names, MarkNames::of(&order));
         assert_eq!(names.version.len(), 18);
-        assert_eq!(MarkNames::from_version_name(&names.version), Some(names.clone()));
-        assert_ne!(names, MarkNames::of(&OrderId::parse("cs_live_other").unwrap()));
-        for other in ["available", "version", "tv", "t0123456789abcdefa", "t0123456789abcdeXv"] {
+        assert_eq!(
+            MarkNames::from_version_name(&names.version),
+            Some(names.clone())
+        );
+        assert_ne!(
+            names,
+            MarkNames::of(&OrderId::parse("cs_live_other").unwrap())
+        );
+        for other in [
+            "available",
+            "version",
+            "tv",
+            "t0123456789abcdefa",
+            "t0123456789abcdeXv",
+        ] {
             assert_eq!(MarkNames::from_version_name(other), None, "{other}");
         }
     }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use stockbridge_app::ports::InventoryStore;
-use stockbridge_domain::take::{Commit, StockTake, TakeMark, commit_of, with_take};
+use stockbridge_domain::take::{self, Commit, StockTake, TakeMark, commit_of, with_take};
 use stockbridge_domain::*;
 use stockbridge_dynamodb::DynamoStore;
 
@@ -29,8 +29,11 @@ async fn raw_item(s: &DynamoStore, p: &str) -> HashMap<String, AttributeValue> {
         .unwrap()
 }
 
+/// How many takes' marks an item carries (one `t{16 hex}v` attribute each).
 fn marks(item: &HashMap<String, AttributeValue>) -> usize {
-    item.keys().filter(|k| k.starts_with('t') && k.len() == 18).count()
+    item.keys()
+        .filter(|k| k.starts_with('t') && k.ends_with('v') && k.len() == 18)
+        .count()
 }
 
 /// The order `order` of `q` units of `p`, decided on fresh state: its decision and its take.
@@ -68,7 +71,8 @@ async fn a_take_leaves_its_mark_until_recorded_and_the_next_take_removes_it() {
         TakeMark {
             version: 2,
             available: 8,
-            held: 0
+            held: 0,
+            quantity: 2
         }
     );
     // The order's next read finds its take; another order's does not.
@@ -81,15 +85,22 @@ async fn a_take_leaves_its_mark_until_recorded_and_the_next_take_removes_it() {
     assert_eq!(s.take_stock(&t).await.unwrap(), None, "never twice");
 
     s.record_take(&t, &with_take(d, mark).write).await.unwrap();
-    assert_eq!(marks(&raw_item(&s, "prod_a").await), 3, "kept until the next take");
+    assert_eq!(
+        marks(&raw_item(&s, "prod_a").await),
+        1,
+        "kept until the next take"
+    );
     take_and_record(&s, "cs_2", "prod_a", 1).await;
     let raw = raw_item(&s, "prod_a").await;
-    assert_eq!(marks(&raw), 3, "cs_1's mark went with cs_2's take");
+    assert_eq!(marks(&raw), 1, "cs_1's mark went with cs_2's take");
     let (_, items) = s.load(&t.order_id, &i.store_id, &products).await.unwrap();
     assert_eq!(items[&i.product_id].unrecorded_take, None);
     assert_eq!(items[&i.product_id].available, 7);
     let ledger = s.ledger(&i.store_id, &i.product_id).await.unwrap();
-    let levels: Vec<_> = ledger.iter().map(|e| (e.version, e.delta, e.level)).collect();
+    let levels: Vec<_> = ledger
+        .iter()
+        .map(|e| (e.version, e.delta, e.level))
+        .collect();
     assert_eq!(levels, vec![(1, 10, 10), (2, -2, 8), (3, -1, 7)]);
 }
 
@@ -107,13 +118,21 @@ async fn a_take_refused_by_its_condition_changes_nothing() {
         managed_since: Timestamp(0),
         at: Timestamp(5),
     };
-    assert_eq!(s.take_stock(&take).await.unwrap(), None, "it would sell out");
+    assert_eq!(
+        s.take_stock(&take).await.unwrap(),
+        None,
+        "it would sell out"
+    );
     let moved = StockTake {
         quantity: 1,
         managed_since: Timestamp(99),
         ..take.clone()
     };
-    assert_eq!(s.take_stock(&moved).await.unwrap(), None, "the boundary moved");
+    assert_eq!(
+        s.take_stock(&moved).await.unwrap(),
+        None,
+        "the boundary moved"
+    );
     let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
     assert_eq!((after.available, after.version), (2, 1));
     assert_eq!(marks(&raw_item(&s, "prod_a").await), 0);
@@ -129,9 +148,11 @@ async fn marks_left_behind_go_only_once_their_order_is_recorded() {
     // Then cs_1's function stops; cs_2's, another, stopped between its take and its record.
     let second = common::store_on(s.table()).await;
     let (_, c) = decide(&second, "cs_2", "prod_a", 1).await;
-    let Commit::Take(t2) = c else { panic!("a take") };
+    let Commit::Take(t2) = c else {
+        panic!("a take")
+    };
     let unrecorded = second.take_stock(&t2).await.unwrap().expect("taken");
-    assert_eq!(marks(&raw_item(&s, "prod_a").await), 6);
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 2);
 
     // Another function (the reconciler) finds both marks.
     let other = common::store_on(s.table()).await;
@@ -142,7 +163,7 @@ async fn marks_left_behind_go_only_once_their_order_is_recorded() {
             .unwrap(),
         1
     );
-    assert_eq!(marks(&raw_item(&s, "prod_a").await), 3);
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 1);
     let products = [i.product_id.clone()];
     let (_, items) = s.load(&t2.order_id, &i.store_id, &products).await.unwrap();
     assert_eq!(items[&i.product_id].unrecorded_take, Some(unrecorded));
@@ -169,7 +190,8 @@ async fn an_item_stored_by_the_previous_release_is_taken_as_it_is() {
         TakeMark {
             version: 2,
             available: 3,
-            held: 0
+            held: 0,
+            quantity: 2
         }
     );
 }
@@ -218,7 +240,80 @@ async fn concurrent_takes_of_one_item_never_conflict_under_the_model() {
     model("/_model/reset", "{}");
     assert!(report.contains(r#""single_writes": 8"#), "{report}");
     assert!(!report.contains(r#""conflict_"#), "{report}");
-    assert!(report.contains(r#""serialised_waits""#), "the takes overlapped: {report}");
+    assert!(
+        report.contains(r#""serialised_waits""#),
+        "the takes overlapped: {report}"
+    );
     let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
     assert_eq!((after.available, after.version), (92, 9));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_duplicate_take_is_given_back_only_while_its_mark_is_there() {
+    let s = common::store().await;
+    let i = common::item("prod_a", 10);
+    s.create_item(&i, &common::entry(&i)).await.unwrap();
+    take_and_record(&s, "cs_1", "prod_a", 2).await;
+    // Another function's delivery of cs_1 read before the record and takes after its mark went.
+    let other = common::store_on(s.table()).await;
+    take_and_record(&other, "cs_2", "prod_a", 1).await; // removes nothing of cs_1's: not its own
+    s.forget_recorded_takes(&i.store_id, &i.product_id)
+        .await
+        .unwrap();
+    let order = OrderId::parse("cs_1").unwrap();
+    let dup = StockTake {
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        order_id: order.clone(),
+        quantity: 2,
+        managed_since: Timestamp(0),
+        at: Timestamp(9),
+    };
+    let mark = other
+        .take_stock(&dup)
+        .await
+        .unwrap()
+        .expect("taken again: a duplicate");
+    assert_eq!(mark.version, 4);
+    // Its record is refused: the order exists.
+    let again = common::facts("cs_1", &[("prod_a", 2)]);
+    let d = decide_checkout(None, &again, &common::items_of(&s, &i).await, Timestamp(9));
+    let refused = other.record_take(&dup, &with_take(d, mark).write).await;
+    assert!(
+        matches!(refused, Err(stockbridge_app::ports::StoreError::Conflict)),
+        "{refused:?}"
+    );
+    // Nothing at the take's version names cs_1: it is given back.
+    assert!(
+        s.ledger_entry(&i.store_id, &i.product_id, 4)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let products = [i.product_id.clone()];
+    let (_, items) = s.load(&order, &i.store_id, &products).await.unwrap();
+    let item = &items[&i.product_id];
+    assert_eq!(item.unrecorded_take, Some(mark));
+    let back = take::undo(item, &order, mark, Timestamp(10));
+    s.undo_take(&order, mark, &back.write).await.unwrap();
+    let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
+    assert_eq!((after.available, after.version), (7, 5));
+    assert_eq!(marks(&raw_item(&s, "prod_a").await), 0);
+    assert!(
+        matches!(
+            s.undo_take(&order, mark, &back.write).await,
+            Err(stockbridge_app::ports::StoreError::Conflict)
+        ),
+        "never twice: the mark is gone"
+    );
+    let ledger = s.ledger(&i.store_id, &i.product_id).await.unwrap();
+    let moves: Vec<_> = ledger
+        .iter()
+        .map(|e| (e.version, e.delta, e.level))
+        .collect();
+    assert_eq!(
+        moves,
+        vec![(1, 10, 10), (2, -2, 8), (3, -1, 7), (4, -2, 5), (5, 2, 7)]
+    );
 }

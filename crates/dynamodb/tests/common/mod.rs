@@ -101,3 +101,13 @@ pub async fn store_on(table: &str) -> DynamoStore {
 pub fn clone_store(s: &DynamoStore) -> DynamoStore {
     s.clone()
 }
+
+/// The item `i` as loaded now (for a decision).
+pub async fn items_of(s: &DynamoStore, i: &CatalogItem) -> Items {
+    use stockbridge_app::ports::InventoryStore;
+    let order = OrderId::parse("cs_reader").unwrap();
+    s.load(&order, &i.store_id, std::slice::from_ref(&i.product_id))
+        .await
+        .unwrap()
+        .1
+}
