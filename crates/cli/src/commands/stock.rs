@@ -1,0 +1,296 @@
+//! `stockbridge stock show|set|adjust|held` and `stockbridge history`.
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use stockbridge_app::message::rfc3339;
+use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
+use stockbridge_app::stock::StockError;
+use stockbridge_bootstrap::Config;
+use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange};
+
+use super::store_id;
+use crate::args::StockCommand;
+
+#[derive(Serialize)]
+struct ItemView<'a> {
+    product_id: &'a str,
+    store_id: &'a str,
+    name: &'a str,
+    available: u64,
+    /// Units pending checkouts hold (not available, not sold yet).
+    held: u64,
+    /// `available + held`: what `stock set` sets.
+    on_hand: u64,
+    version: u64,
+    sold_out: bool,
+    payment_links: Vec<&'a str>,
+    deactivated_links: Vec<&'a str>,
+    updated_at: String,
+    /// Orders paid before this moment never move the stock (`null`: no boundary, an item
+    /// stored before stockbridge kept one; a `stock set` gives it one).
+    managed_since: Option<String>,
+}
+
+fn view(i: &CatalogItem) -> ItemView<'_> {
+    ItemView {
+        product_id: i.product_id.as_str(),
+        store_id: i.store_id.as_str(),
+        name: &i.name,
+        available: i.available,
+        held: i.held,
+        on_hand: i.on_hand(),
+        version: i.version,
+        sold_out: i.available == 0,
+        payment_links: i.payment_links.iter().map(PaymentLinkId::as_str).collect(),
+        deactivated_links: i
+            .deactivated_links
+            .iter()
+            .map(PaymentLinkId::as_str)
+            .collect(),
+        updated_at: rfc3339(i.updated_at),
+        managed_since: (i.managed_since.0 > 0).then(|| rfc3339(i.managed_since)),
+    }
+}
+
+/// `stock ...`: dispatches to the command.
+pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
+    match command {
+        StockCommand::Show {
+            product,
+            store,
+            json,
+        } => show(c, store, product, json).await,
+        StockCommand::Set {
+            product,
+            units,
+            store,
+            expect_version,
+            recount,
+            op_id,
+        } => {
+            let what = if recount {
+                StockChange::Recount(units)
+            } else {
+                StockChange::Set(units)
+            };
+            change(c, store, product, what, expect_version, op_id).await
+        }
+        StockCommand::Held {
+            store,
+            repair,
+            json,
+        } => held(c, store, repair, json).await,
+        StockCommand::Adjust {
+            product,
+            delta,
+            store,
+            expect_version,
+            op_id,
+        } => {
+            let what = StockChange::Adjust(delta);
+            change(c, store, product, what, expect_version, op_id).await
+        }
+    }
+}
+
+/// `stock show`: one item's level, as text or JSON.
+pub async fn show(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    json: bool,
+) -> Result<()> {
+    let (s, p) = (
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    );
+    let db = stockbridge_bootstrap::store(config).await;
+    let Some(item) = db.item(&s, &p).await? else {
+        bail!(
+            "product {p} is not in the catalog of store {s}; import it with `stockbridge catalog import FILE`"
+        );
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view(&item))?);
+    } else {
+        let state = if item.available == 0 {
+            " (sold out)"
+        } else {
+            ""
+        };
+        println!(
+            "{} {} in {}: {} available{state}, {} held, {} on hand, version {}",
+            item.product_id,
+            item.name,
+            item.store_id,
+            item.available,
+            item.held,
+            item.on_hand(),
+            item.version
+        );
+    }
+    Ok(())
+}
+
+/// `stock held`: held units against the pending orders, repaired with `--repair`.
+pub async fn held(config: &Config, store: Option<String>, repair: bool, json: bool) -> Result<()> {
+    let store = store_id(config, store)?;
+    let inventory = stockbridge_bootstrap::inventory(config).await?;
+    let drifts = inventory.check_held(&store, repair).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&drifts)?);
+    } else if drifts.is_empty() {
+        println!("held units in {store} match the pending orders");
+    } else {
+        for d in &drifts {
+            let state = match (repair, d.repaired) {
+                (false, _) => "run with --repair to set it",
+                (true, true) => "repaired",
+                (true, false) => "changed meanwhile: run again",
+            };
+            println!(
+                "{}: held {} but pending orders hold {}: {state}",
+                d.product_id, d.recorded, d.pending
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn change(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    change: StockChange,
+    expect: Option<u64>,
+    op_id: Option<String>,
+) -> Result<()> {
+    let (s, p) = (
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    );
+    let op = match op_id {
+        Some(op)
+            if !op.is_empty() && op.len() <= 100 && op.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            op
+        }
+        Some(_) => bail!("--op-id: 1 to 100 printable ASCII characters"),
+        None => {
+            let op = format!("op_{:x}{:08x}", SystemClock.now().0, rand_suffix());
+            eprintln!(
+                "operation {op} (if this command fails unclearly, run it again with --op-id {op}: it is never applied twice)"
+            );
+            op
+        }
+    };
+    let inventory = stockbridge_bootstrap::inventory(config).await?;
+    let (level, already) = match inventory
+        .apply_operation(&s, &p, change, expect, "cli", Some(&op))
+        .await
+    {
+        Ok(r) => r,
+        // Refused, or applied with a side effect to repeat: a rerun would change nothing.
+        Err(
+            e @ (StockError::Invalid(_)
+            | StockError::NotFound { .. }
+            | StockError::VersionMismatch { .. }
+            | StockError::Effect(_)
+            | StockError::OperationReused { .. }),
+        ) => return Err(anyhow::Error::new(e).context(format!("operation {op}"))),
+        // Unclear (the store failed, or kept changing): it may or may not be applied.
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "operation {op}: rerun with --op-id {op}; it is applied once at most"
+            )));
+        }
+    };
+    let note = if already {
+        " (operation already applied: nothing changed)"
+    } else {
+        ""
+    };
+    println!(
+        "{p} in {s}: {} available, {} held, version {}{note}",
+        level.available, level.held, level.version
+    );
+    Ok(())
+}
+
+/// A few random bits for a generated operation id (the time alone can repeat across hosts).
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() as u32
+}
+
+pub async fn history(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    json: bool,
+) -> Result<()> {
+    let (s, p) = (
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    );
+    let db = stockbridge_bootstrap::store(config).await;
+    let ledger = db.ledger(&s, &p).await?;
+    let order_ids: Vec<OrderId> = ledger
+        .iter()
+        .filter_map(|e| e.cause.order_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let orders = db.orders(&order_ids).await?;
+    if json {
+        let ledger: Vec<_> = ledger
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "version": e.version, "delta": e.delta, "level": e.level, "held": e.held, "operation": e.operation, "cause": e.cause.kind.as_str(),
+                    "stripe_event_id": e.cause.stripe_event_id.as_ref().map(|i| i.as_str()),
+                    "order_id": e.cause.order_id.as_ref().map(|i| i.as_str()),
+                    "actor": e.cause.actor, "at": rfc3339(e.at),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ledger": ledger, "orders": orders}))?
+        );
+        return Ok(());
+    }
+    println!("ledger of {p} in {s}:");
+    for e in &ledger {
+        let why = e.cause.order_id.as_ref().map_or_else(
+            || e.cause.actor.clone().unwrap_or_default(),
+            ToString::to_string,
+        );
+        println!(
+            "  v{:<5} {:>+6} -> {:<6} held {:<5} {:<8} {} {}",
+            e.version,
+            e.delta,
+            e.level,
+            e.held,
+            e.cause.kind.as_str(),
+            why,
+            rfc3339(e.at)
+        );
+    }
+    println!("orders:");
+    for o in &orders {
+        let refund = o
+            .refund_id
+            .as_ref()
+            .map_or(String::new(), |r| format!(" refund {r}"));
+        println!(
+            "  {} {} ({}){refund}",
+            o.order_id,
+            o.status.as_str(),
+            o.payment.as_str()
+        );
+    }
+    Ok(())
+}
