@@ -151,10 +151,14 @@ where
                 version: claimed.version + 1,
                 ..claimed.clone()
             };
-            let _ = self
+            if let Err(e) = self
                 .store
                 .save_mapping(product, &freed, claimed.version)
-                .await;
+                .await
+            {
+                // Not freed now: the lease's expiry frees it.
+                warn!(product = %product, error = %e, "the product's sync lease could not be freed");
+            }
         }
         result
     }

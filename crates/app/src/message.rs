@@ -14,11 +14,6 @@ pub fn stock_topic(prefix: &str, store_id: &StoreId, product_id: &ProductId) -> 
     format!("{prefix}/{store_id}/products/{product_id}/stock")
 }
 
-/// The topic filter a storefront subscribes to for a whole store.
-pub fn store_topic_filter(prefix: &str, store_id: &StoreId) -> String {
-    format!("{prefix}/{store_id}/products/+/stock")
-}
-
 /// The message body.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StockMessage {
@@ -84,10 +79,6 @@ mod tests {
         assert_eq!(
             stock_topic("stockbridge", &s, &p),
             "stockbridge/store_chicago/products/prod_1/stock"
-        );
-        assert_eq!(
-            store_topic_filter("stockbridge", &s),
-            "stockbridge/store_chicago/products/+/stock"
         );
     }
 
