@@ -5,12 +5,14 @@
 //! decision, commits it in one conditional transaction and runs the idempotent effects.
 //!
 //! # Layout
-//! - [`ports`]: the small traits adapters implement (`InventoryStore`, `StockPublisher`,
-//!   `Payments`, `Clock`).
+//! - [`ports`]: the small traits adapters implement, one file per group (`store`:
+//!   `InventoryStore`, `ControlStore`; `publish`: `StockPublisher`; `payments`: `Payments`;
+//!   `catalog`: `CatalogStore`, `StripeCatalog`; `reconcile`: what the reconciler reads and
+//!   records; `counters`, `clock`, `notify`; `forwarding`: each through an `Arc`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
 //! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
 //! - [`held`]: held units compared with the pending orders, and repaired.
-//! - [`inventory`]: the use case behind the `inventory` Lambda.
+//! - [`inventory`]: the use case behind the `inventory` Lambda (its hot path's take: `takes.rs`).
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.

@@ -8,50 +8,7 @@ use super::CheckReport;
 /// The last run's summary is kept under this checkpoint (for `stockbridge status`).
 pub const LAST_RUN_CHECKPOINT: &str = "last_reconcile";
 
-/// A reconciler run in one record: what `stockbridge status` shows, and the detail of the
-/// `stockbridge.reconciliation` EventBridge event users route to e-mail or Slack.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RunSummary {
-    /// When it ran (RFC 3339).
-    pub at: String,
-    /// Only reported, repaired nothing.
-    pub dry_run: bool,
-    /// Events replayed that had been missed by the delivery path.
-    pub events_recovered: usize,
-    /// The replay cursor after the run.
-    pub cursor: Option<String>,
-    /// Age of the cursor's event in days.
-    pub cursor_age_days: Option<i64>,
-    /// Discrepancies found that call for a repair (all checks).
-    pub discrepancies: usize,
-    /// Findings reported and left alone on purpose (a link someone else switched off, a
-    /// session that may be history): recorded, not alarmed on.
-    #[serde(default)]
-    pub left_alone: usize,
-    /// Discrepancies repaired.
-    pub repaired: usize,
-    /// Discrepancies per check (`link_active_iff_in_stock`, ...).
-    pub by_check: std::collections::BTreeMap<String, usize>,
-    /// True when something was fixed that an event should have fixed: a missed event replayed,
-    /// a paid session without an order, or a catalog difference no catalog-sync message fixed. The event pipeline (Stripe's event destination,
-    /// EventBridge, the inventory function) needs a look.
-    pub pipeline_broken: bool,
-    /// The first findings (at most 20), for the notification.
-    pub findings: Vec<String>,
-    /// Replayed events and repairs parked now (they failed for good and wait for a person:
-    /// `stockbridge parked list`).
-    #[serde(default)]
-    pub parked: usize,
-    /// Phases or checks that could not run to their end (the others still ran).
-    #[serde(default)]
-    pub errors: Vec<String>,
-    /// The operator's switches during the run (`stockbridge pause`).
-    #[serde(default)]
-    pub controls: crate::ports::Controls,
-    /// Phases that ran out of their share of the time (the next run goes on).
-    #[serde(default)]
-    pub unfinished: Vec<String>,
-}
+pub use crate::ports::RunSummary;
 
 impl RunSummary {
     /// Builds the summary of a run.

@@ -1,0 +1,33 @@
+//! Ports: one small trait per capability, one file per group. Adapters live in their own
+//! crates; every name is re-exported here (`crate::ports::InventoryStore`, ...).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use stockbridge_domain::{
+    CatalogItem, Items, LedgerEntry, Money, OrderId, OrderRecord, PaymentIntentId, PaymentLinkId,
+    PriceId, ProductDetails, ProductFields, ProductId, RefundId, RefundRequest, StockLevel,
+    StoreId, StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct, Timestamp,
+    WriteSet,
+    take::{StockTake, TakeMark},
+};
+
+mod catalog;
+mod clock;
+mod counters;
+mod forwarding;
+mod notify;
+mod payments;
+mod publish;
+mod reconcile;
+mod store;
+
+pub use catalog::*;
+pub use clock::*;
+pub use counters::*;
+pub use notify::*;
+pub use payments::*;
+pub use publish::*;
+pub use reconcile::*;
+pub use store::*;

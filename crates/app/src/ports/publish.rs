@@ -1,0 +1,20 @@
+//! Publishing stock levels to storefronts.
+
+use super::*;
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed: {source}")]
+pub struct PublishError {
+    /// The topic.
+    pub topic: String,
+    /// The cause.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Publishes stock levels to storefronts.
+pub trait StockPublisher: Send + Sync {
+    /// Publishes one level (retained, QoS 1) on its stock topic.
+    fn publish(&self, level: &StockLevel) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
