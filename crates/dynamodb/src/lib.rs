@@ -46,6 +46,7 @@ use stockbridge_domain::{
 use tracing::debug;
 
 mod catalog_store;
+mod codec;
 mod counters;
 mod housekeeping;
 mod inventory_store;
@@ -53,6 +54,7 @@ mod migrate;
 mod records;
 mod takes;
 
+use codec::*;
 pub use housekeeping::{MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention, RetentionTooShort};
 pub use migrate::MigrationReport;
 
@@ -92,41 +94,6 @@ pub const CONTROLS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The operator's switches: `pk = CONTROL`, `sk = CONTROL`, one boolean attribute each.
 const CONTROL_PK: &str = "CONTROL";
-
-fn item_pk(store: &StoreId, product: &ProductId) -> String {
-    format!("ITEM#{store}#{product}")
-}
-
-fn link_pk(link: &PaymentLinkId) -> String {
-    format!("LINK#{link}")
-}
-
-fn link_attrs(link: &PaymentLinkId, store: &StoreId) -> Attrs {
-    let mut item = key(link_pk(link), "LINK");
-    item.insert("kind".into(), s("link"));
-    item.insert("store_id".into(), s(store.as_str()));
-    item
-}
-
-fn order_pk(order: &OrderId) -> String {
-    format!("ORDER#{order}")
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn links_attr(v: &[PaymentLinkId]) -> AttributeValue {
-    AttributeValue::L(v.iter().map(|l| s(l.as_str())).collect())
-}
-
-fn key(pk: String, sk: &str) -> Attrs {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
 
 fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::Other(Box::new(e))
@@ -174,208 +141,6 @@ where
     } else {
         StoreError::Other(boxed)
     }
-}
-
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-fn get_s<'a>(a: &'a Attrs, name: &str, key: &str) -> Result<&'a str, StoreError> {
-    a.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| corrupt(key, format!("missing string attribute {name}")))
-}
-
-/// The partition of an operator's operation record.
-fn operation_pk(op: &str) -> String {
-    format!("OPERATION#{op}")
-}
-
-/// A number attribute that older records may lack.
-fn opt_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<Option<T>, StoreError> {
-    a.get(name).map(|_| get_n(a, name, key)).transpose()
-}
-
-fn get_n<T: std::str::FromStr>(a: &Attrs, name: &str, key: &str) -> Result<T, StoreError> {
-    a.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| corrupt(key, format!("missing or invalid number attribute {name}")))
-}
-
-fn get_links(a: &Attrs, name: &str, key: &str) -> Result<Vec<PaymentLinkId>, StoreError> {
-    let Some(v) = a.get(name) else {
-        return Ok(Vec::new());
-    };
-    let list = v
-        .as_l()
-        .map_err(|_| corrupt(key, format!("{name} is not a list")))?;
-    list.iter()
-        .map(|v| {
-            v.as_s()
-                .ok()
-                .and_then(|s| PaymentLinkId::parse(s.as_str()).ok())
-                .ok_or_else(|| corrupt(key, format!("{name} holds an invalid link id")))
-        })
-        .collect()
-}
-
-fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
-    let pk = get_s(a, "pk", "?")?.to_owned();
-    let bad = |e: stockbridge_domain::IdError| corrupt(&pk, e.to_string());
-    Ok(CatalogItem {
-        store_id: StoreId::parse(get_s(a, "store_id", &pk)?).map_err(bad)?,
-        product_id: ProductId::parse(get_s(a, "product_id", &pk)?).map_err(bad)?,
-        name: a
-            .get("name")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default(),
-        available: get_n(a, "available", &pk)?,
-        // Items written before held stock was kept apart have none: 0.
-        held: opt_n(a, "held", &pk)?.unwrap_or(0),
-        version: get_n(a, "version", &pk)?,
-        payment_links: get_links(a, "payment_links", &pk)?,
-        deactivated_links: get_links(a, "deactivated_links", &pk)?,
-        updated_at: Timestamp(get_n(a, "updated_at", &pk)?),
-        // Items written before the boundary existed have none: 0, no boundary.
-        managed_since: Timestamp(match a.get("managed_since") {
-            None => 0,
-            Some(_) => get_n(a, "managed_since", &pk)?,
-        }),
-        unrecorded_take: None,
-    })
-}
-
-fn item_attrs(item: &CatalogItem) -> Attrs {
-    let mut a = key(item_pk(&item.store_id, &item.product_id), "ITEM");
-    a.insert("kind".into(), s("item"));
-    a.insert("store_id".into(), s(item.store_id.as_str()));
-    a.insert("product_id".into(), s(item.product_id.as_str()));
-    a.insert("name".into(), s(item.name.clone()));
-    a.insert("available".into(), n(item.available));
-    a.insert("held".into(), n(item.held));
-    a.insert("version".into(), n(item.version));
-    a.insert("payment_links".into(), links_attr(&item.payment_links));
-    a.insert(
-        "deactivated_links".into(),
-        links_attr(&item.deactivated_links),
-    );
-    a.insert("updated_at".into(), n(item.updated_at.0));
-    a.insert("managed_since".into(), n(item.managed_since.0));
-    a
-}
-
-fn parse_order(a: &Attrs) -> Result<OrderRecord, StoreError> {
-    let pk = get_s(a, "pk", "?")?.to_owned();
-    let mut record: OrderRecord =
-        serde_json::from_str(get_s(a, "record", &pk)?).map_err(|e| corrupt(&pk, e.to_string()))?;
-    if let Some(r) = a.get("refund_id").and_then(|v| v.as_s().ok()) {
-        record.refund_id =
-            Some(RefundId::parse(r.as_str()).map_err(|e| corrupt(&pk, e.to_string()))?);
-    }
-    Ok(record)
-}
-
-fn order_attrs(r: &OrderRecord, retention: Option<Retention>) -> Result<Attrs, StoreError> {
-    let mut a = key(order_pk(&r.order_id), "ORDER");
-    a.insert("kind".into(), s("order"));
-    a.insert("status".into(), s(r.status.as_str()));
-    a.insert("payment".into(), s(r.payment.as_str()));
-    a.insert("store_id".into(), s(r.store_id.as_str()));
-    a.insert(
-        "record".into(),
-        s(serde_json::to_string(r).map_err(|e| corrupt(r.order_id.as_str(), e.to_string()))?),
-    );
-    if let Some(id) = &r.refund_id {
-        a.insert("refund_id".into(), s(id.as_str()));
-    }
-    a.insert("created_at".into(), n(r.created_at.0));
-    a.insert("updated_at".into(), n(r.updated_at.0));
-    housekeeping::order_housekeeping(&mut a, r, retention);
-    Ok(a)
-}
-
-fn ledger_attrs(e: &LedgerEntry, retention: Option<Retention>) -> Attrs {
-    let mut a = key(
-        item_pk(&e.store_id, &e.product_id),
-        &format!("LEDGER#{:020}", e.version),
-    );
-    a.insert("kind".into(), s("ledger"));
-    a.insert("store_id".into(), s(e.store_id.as_str()));
-    a.insert("product_id".into(), s(e.product_id.as_str()));
-    a.insert("version".into(), n(e.version));
-    a.insert("delta".into(), n(e.delta));
-    a.insert("level".into(), n(e.level));
-    a.insert("held".into(), n(e.held));
-    if let Some(op) = &e.operation {
-        a.insert("operation".into(), s(op.clone()));
-    }
-    a.insert("cause".into(), s(e.cause.kind.as_str()));
-    if let Some(id) = &e.cause.stripe_event_id {
-        a.insert("stripe_event_id".into(), s(id.as_str()));
-    }
-    if let Some(id) = &e.cause.order_id {
-        a.insert("order_id".into(), s(id.as_str()));
-    }
-    if let Some(actor) = &e.cause.actor {
-        a.insert("actor".into(), s(actor.clone()));
-    }
-    a.insert("at".into(), n(e.at.0));
-    if let Some(r) = retention {
-        a.insert("expires_at".into(), n(r.expires_at(e.at)));
-    }
-    a
-}
-
-fn parse_ledger(a: &Attrs) -> Result<LedgerEntry, StoreError> {
-    let pk = get_s(a, "pk", "?")?.to_owned();
-    let bad = |e: stockbridge_domain::IdError| corrupt(&pk, e.to_string());
-    let opt = |name: &str| a.get(name).and_then(|v| v.as_s().ok()).cloned();
-    Ok(LedgerEntry {
-        store_id: StoreId::parse(get_s(a, "store_id", &pk)?).map_err(bad)?,
-        product_id: ProductId::parse(get_s(a, "product_id", &pk)?).map_err(bad)?,
-        version: get_n(a, "version", &pk)?,
-        delta: get_n(a, "delta", &pk)?,
-        level: get_n(a, "level", &pk)?,
-        held: opt_n(a, "held", &pk)?.unwrap_or(0),
-        operation: a.get("operation").and_then(|v| v.as_s().ok()).cloned(),
-        cause: Cause {
-            kind: CauseKind::parse(get_s(a, "cause", &pk)?)
-                .ok_or_else(|| corrupt(&pk, "unknown cause"))?,
-            stripe_event_id: opt("stripe_event_id")
-                .map(StripeEventId::parse)
-                .transpose()
-                .map_err(bad)?,
-            order_id: opt("order_id")
-                .map(OrderId::parse)
-                .transpose()
-                .map_err(bad)?,
-            actor: opt("actor"),
-        },
-        at: Timestamp(get_n(a, "at", &pk)?),
-    })
-}
-
-fn build<T, E: std::error::Error + Send + Sync + 'static>(
-    r: Result<T, E>,
-) -> Result<T, StoreError> {
-    r.map_err(other)
-}
-
-/// A record kept as one JSON document (`doc`): catalog details, mappings, parked items.
-fn parse_doc<T: serde::de::DeserializeOwned>(a: &Attrs, key: &str) -> Result<T, StoreError> {
-    serde_json::from_str(get_s(a, "doc", key)?).map_err(|e| corrupt(key, e.to_string()))
-}
-
-fn to_doc<T: serde::Serialize>(v: &T, key: &str) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(v)
-        .map(s)
-        .map_err(|e| corrupt(key, e.to_string()))
 }
 
 impl DynamoStore {
