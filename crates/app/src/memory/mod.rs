@@ -1,0 +1,37 @@
+//! In-memory implementations of every port, for handler tests and benchmarks. They keep the
+//! same contracts as the real adapters: `commit` is all-or-nothing with the same conditions, and
+//! refunds honour idempotency keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use stockbridge_domain::{
+    CatalogItem, Items, LedgerEntry, OrderId, OrderRecord, OrderWrite, PaymentLinkId, ProductId,
+    RefundId, RefundRequest, StockLevel, StoreId, Timestamp, WriteSet,
+    take::{StockTake, TakeMark},
+};
+
+use crate::ports::{
+    Clock, InventoryStore, Payments, PaymentsError, PublishError, SessionLine, StockPublisher,
+    StoreError,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+mod catalog;
+mod clock;
+mod housekeeping;
+mod payments;
+mod publisher;
+mod reconcile;
+mod store;
+
+pub use catalog::*;
+pub use clock::*;
+pub use payments::*;
+pub use publisher::*;
+pub use reconcile::*;
+pub use store::*;
