@@ -515,21 +515,27 @@ where
         }
         let (lines, amounts) = lines.clone().unwrap_or_default();
         let products: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();
-        let (existing, items) = self
+        let store_err = |source| HandleError::Store {
+            order_id: order_id.clone(),
+            source,
+        };
+        let (mut existing, mut items) = self
             .store
             .load(order_id, store_id, &products)
             .await
-            .map_err(|source| HandleError::Store {
-                order_id: order_id.clone(),
-                source,
-            })?;
-        if existing.is_some() {
-            self.give_back_duplicates(order_id, &items)
+            .map_err(store_err)?;
+        if existing.is_some()
+            && self
+                .give_back_duplicates(order_id, &items)
                 .await
-                .map_err(|source| HandleError::Store {
-                    order_id: order_id.clone(),
-                    source,
-                })?;
+                .map_err(store_err)?
+        {
+            // Read again: the effects publish the level as it is now.
+            (existing, items) = self
+                .store
+                .load(order_id, store_id, &products)
+                .await
+                .map_err(store_err)?;
         }
         let facts = CheckoutFacts {
             order_id: order_id.clone(),
@@ -616,12 +622,11 @@ where
         if products.is_empty() {
             return Ok(Items::new());
         }
-        let items = self
-            .store
-            .load(&order.order_id, &order.store_id, &products)
-            .await?
-            .1;
-        self.give_back_duplicates(&order.order_id, &items).await?;
+        let load = || self.store.load(&order.order_id, &order.store_id, &products);
+        let items = load().await?.1;
+        if self.give_back_duplicates(&order.order_id, &items).await? {
+            return Ok(load().await?.1); // as it is now
+        }
         Ok(items)
     }
 

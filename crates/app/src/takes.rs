@@ -46,16 +46,19 @@ where
 
     /// Gives back every take of `order_id` found on `items` (as loaded for it) that its record
     /// does not name: the duplicates a delivery made and could not give back before it stopped.
+    /// True when `items` carried a take (read them again: a give-back changes the level).
     pub(crate) async fn give_back_duplicates(
         &self,
         order_id: &OrderId,
         items: &Items,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let mut any = false;
         for item in items.values().filter(|i| i.unrecorded_take.is_some()) {
             self.give_back_take(order_id, &item.store_id, &item.product_id)
                 .await?;
+            any = true;
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Gives back `order_id`'s take on one item unless it is the order's sale (the ledger entry
