@@ -150,8 +150,19 @@ async fn a_duplicate_take_left_by_a_stopped_delivery_is_given_back_by_the_next_o
 
     assert_eq!(available(&w, "prod_a"), 8, "given back");
     assert_eq!(ledger_moves(&w), vec![(2, -2, 8), (3, -2, 6), (4, 2, 8)]);
-    let last = w.publisher.published.lock().unwrap().last().cloned().unwrap();
-    assert_eq!((last.available, last.version), (8, 4), "the level published last is the newest");
+    let last = w
+        .publisher
+        .published
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (last.available, last.version),
+        (8, 4),
+        "the level published last is the newest"
+    );
     assert!(w.store.snapshot().takes.is_empty());
     w.app.handle(&completed("evt_1", "cs_1")).await.unwrap();
     assert_eq!(available(&w, "prod_a"), 8, "once");

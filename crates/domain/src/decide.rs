@@ -648,25 +648,8 @@ pub fn decide_checkout(
             outcome: Outcome::PaidTimeUnknown,
         };
     };
-    let mut record = OrderRecord {
-        order_id: facts.order_id.clone(),
-        store_id: facts.store_id.clone(),
-        status: OrderStatus::Unmatched,
-        payment: facts.payment,
-        lines: known.clone(),
-        unmatched: unknown,
-        shortfalls: Vec::new(),
-        payment_intent: facts.payment_intent.clone(),
-        payment_link: facts.payment_link.clone(),
-        refund_id: None,
-        created_by: facts.event_id.clone(),
-        last_event: facts.event_id.clone(),
-        created_at: now,
-        updated_at: now,
-        hold: None,
-        predating,
-        refund_amount: None,
-    };
+    let mut record = new_record(facts, OrderStatus::Unmatched, known.clone(), unknown, now);
+    record.predating = predating;
     let mut write = WriteSet::default();
     let mut effects = Effects::default();
     if known.is_empty() {
@@ -779,6 +762,36 @@ pub fn decide_checkout(
         write,
         effects,
         outcome: Outcome::Oversold(shortfalls),
+    }
+}
+
+/// A new order's record as its first event shows it: these lines, nothing short, refunded or
+/// held yet, no line from before a boundary.
+pub(crate) fn new_record(
+    facts: &CheckoutFacts,
+    status: OrderStatus,
+    lines: Vec<OrderLine>,
+    unmatched: Vec<OrderLine>,
+    now: Timestamp,
+) -> OrderRecord {
+    OrderRecord {
+        order_id: facts.order_id.clone(),
+        store_id: facts.store_id.clone(),
+        status,
+        payment: facts.payment,
+        lines,
+        unmatched,
+        shortfalls: Vec::new(),
+        payment_intent: facts.payment_intent.clone(),
+        payment_link: facts.payment_link.clone(),
+        refund_id: None,
+        created_by: facts.event_id.clone(),
+        last_event: facts.event_id.clone(),
+        created_at: now,
+        updated_at: now,
+        hold: None,
+        predating: Vec::new(),
+        refund_amount: None,
     }
 }
 

@@ -33,8 +33,8 @@
 
 use crate::{
     CatalogItem, Cause, CauseKind, CheckoutFacts, Decision, Effects, Items, LedgerEntry, OrderId,
-    OrderLine, OrderRecord, OrderStatus, OrderWrite, Outcome, PaymentState, ProductId, StoreId,
-    Timestamp, WriteSet,
+    OrderLine, OrderStatus, OrderWrite, Outcome, PaymentState, ProductId, StoreId, Timestamp,
+    WriteSet,
 };
 
 /// What a take left on its item until its order is recorded: the item's state right after it.
@@ -191,25 +191,10 @@ pub(crate) fn recover(facts: &CheckoutFacts, items: &Items, now: Timestamp) -> O
         .filter(|l| !items.contains_key(&l.product_id))
         .cloned()
         .collect();
-    let record = OrderRecord {
-        order_id: facts.order_id.clone(),
-        store_id: facts.store_id.clone(),
-        status: OrderStatus::Fulfilled,
-        payment: PaymentState::Paid,
-        lines: vec![line],
-        unmatched,
-        shortfalls: Vec::new(),
-        payment_intent: facts.payment_intent.clone(),
-        payment_link: facts.payment_link.clone(),
-        refund_id: None,
-        created_by: facts.event_id.clone(),
-        last_event: facts.event_id.clone(),
-        created_at: now,
-        updated_at: now,
-        hold: None,
-        predating: Vec::new(),
-        refund_amount: None,
-    };
+    // A paid take: the record a paid order gets (`facts` may be a delayed payment's success).
+    let mut record =
+        crate::decide::new_record(facts, OrderStatus::Fulfilled, vec![line], unmatched, now);
+    record.payment = PaymentState::Paid;
     let entry = LedgerEntry {
         store_id: item.store_id.clone(),
         product_id: item.product_id.clone(),

@@ -258,6 +258,37 @@ pub(crate) fn to_doc<T: serde::Serialize>(v: &T, key: &str) -> Result<AttributeV
         .map_err(|e| corrupt(key, e.to_string()))
 }
 
+impl DynamoStore {
+    /// A decision's item update as the transaction writes it: the whole new state, only if the
+    /// item is still at the version and switched-off links the decision read; `then` is added
+    /// to the update expression and `and` to the condition.
+    pub(crate) fn item_update(
+        &self,
+        u: &stockbridge_domain::ItemUpdate,
+        then: &str,
+        and: &str,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
+            .update_expression(format!(
+                "SET available = :a, held = :h, version = :v, deactivated_links = :d, \
+                 updated_at = :t, managed_since = :m{then}"
+            ))
+            .condition_expression(format!(
+                "version = :seen AND deactivated_links = :seen_links{and}"
+            ))
+            .expression_attribute_values(":seen_links", links_attr(&u.expected_deactivated_links))
+            .expression_attribute_values(":a", n(u.available))
+            .expression_attribute_values(":h", n(u.held))
+            .expression_attribute_values(":v", n(u.version))
+            .expression_attribute_values(":d", links_attr(&u.deactivated_links))
+            .expression_attribute_values(":t", n(u.at.0))
+            .expression_attribute_values(":m", n(u.managed_since.0))
+            .expression_attribute_values(":seen", n(u.expected_version))
+    }
+}
+
 #[cfg(test)]
 #[path = "codec_tests.rs"]
 mod tests;

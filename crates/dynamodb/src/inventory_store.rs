@@ -111,24 +111,7 @@ impl InventoryStore for DynamoStore {
             None => {}
         }
         for u in &write.items {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
-                .update_expression(
-                    "SET available = :a, held = :h, version = :v, deactivated_links = :d, updated_at = :t, managed_since = :m",
-                )
-                .condition_expression("version = :seen AND deactivated_links = :seen_links")
-                .expression_attribute_values(
-                    ":seen_links",
-                    links_attr(&u.expected_deactivated_links),
-                )
-                .expression_attribute_values(":a", n(u.available))
-                .expression_attribute_values(":h", n(u.held))
-                .expression_attribute_values(":v", n(u.version))
-                .expression_attribute_values(":d", links_attr(&u.deactivated_links))
-                .expression_attribute_values(":t", n(u.at.0))
-                .expression_attribute_values(":m", n(u.managed_since.0))
-                .expression_attribute_values(":seen", n(u.expected_version));
+            let update = self.item_update(u, "", "");
             actions.push(
                 TransactWriteItem::builder()
                     .update(build(update.build())?)

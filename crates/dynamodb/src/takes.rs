@@ -197,24 +197,8 @@ impl DynamoStore {
             return Err(StoreError::Other("a give-back writes one item".into()));
         };
         let names = MarkNames::of(order);
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(item_pk(&u.store_id, &u.product_id), "ITEM")))
-            .update_expression(
-                "SET available = :a, held = :h, version = :v, deactivated_links = :d, \
-                 updated_at = :t, managed_since = :m REMOVE #f0, #f1, #f2, #f3",
-            )
-            .condition_expression(
-                "version = :seen AND deactivated_links = :seen_links AND #f0 = :mark",
-            )
-            .expression_attribute_values(":a", n(u.available))
-            .expression_attribute_values(":h", n(u.held))
-            .expression_attribute_values(":v", n(u.version))
-            .expression_attribute_values(":d", links_attr(&u.deactivated_links))
-            .expression_attribute_values(":t", n(u.at.0))
-            .expression_attribute_values(":m", n(u.managed_since.0))
-            .expression_attribute_values(":seen", n(u.expected_version))
-            .expression_attribute_values(":seen_links", links_attr(&u.expected_deactivated_links))
+        let mut update = self
+            .item_update(u, " REMOVE #f0, #f1, #f2, #f3", " AND #f0 = :mark")
             .expression_attribute_values(":mark", n(mark.version));
         for (i, name) in names.all().into_iter().enumerate() {
             update = update.expression_attribute_names(format!("#f{i}"), name);

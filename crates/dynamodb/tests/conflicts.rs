@@ -1,31 +1,12 @@
 //! The adapter against real DynamoDB's conflict behaviour, as the test bed's DynamoDB model
 //! (devstack/dynamo_model.py, in front of moto) imitates it. Run with `scripts/test`.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use stockbridge_app::ports::{InventoryStore, StoreError};
 use stockbridge_domain::*;
 
 mod common;
-
-/// POST a JSON body to the local DynamoDB's model control (`/_model...`), returning the answer.
-fn model(path: &str, body: &str) -> String {
-    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    c.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
-}
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
@@ -46,7 +27,7 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
     let d = decide_checkout(None, &f, &items, Timestamp(5));
 
     // This table only: each write is in flight for 2 s, and answers when it is done.
-    model(
+    common::model(
         "/_model",
         &format!(
             r#"{{"conflicts": true, "service_ms": 2000, "tables": ["{}"]}}"#,
@@ -58,7 +39,7 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
         tokio::spawn(async move { s.commit(&w).await })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !model("/_model", "").contains(r#""transactions": 1"#) {
+    while !common::model("/_model", "").contains(r#""transactions": 1"#) {
         assert!(
             std::time::Instant::now() < deadline && !committing.is_finished(),
             "the transaction never reached the model"
@@ -70,8 +51,8 @@ async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid(
     let r = s
         .record_refund(&f.order_id, &RefundId::parse("re_1").unwrap(), Timestamp(9))
         .await;
-    let report = model("/_model", "");
-    model("/_model/reset", "{}");
+    let report = common::model("/_model", "");
+    common::model("/_model/reset", "{}");
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     assert!(report.contains(r#""conflict_single_write": 1"#), "{report}");
     committing.await.unwrap().unwrap();

@@ -5,7 +5,6 @@
 //! model of real DynamoDB. Run with `scripts/test`.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use stockbridge_app::ports::InventoryStore;
@@ -196,31 +195,13 @@ async fn an_item_stored_by_the_previous_release_is_taken_as_it_is() {
     );
 }
 
-/// POST (or GET, without a body) the local DynamoDB's model control.
-fn model(path: &str, body: &str) -> String {
-    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    c.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
 async fn concurrent_takes_of_one_item_never_conflict_under_the_model() {
     let s = common::store().await;
     let i = common::item("prod_a", 100);
     s.create_item(&i, &common::entry(&i)).await.unwrap();
-    model(
+    common::model(
         "/_model",
         &format!(
             r#"{{"conflicts": true, "service_ms": 50, "tables": ["{}"]}}"#,
@@ -236,8 +217,8 @@ async fn concurrent_takes_of_one_item_never_conflict_under_the_model() {
     for t in tasks {
         t.await.unwrap();
     }
-    let report = model("/_model", "");
-    model("/_model/reset", "{}");
+    let report = common::model("/_model", "");
+    common::model("/_model/reset", "{}");
     assert!(report.contains(r#""single_writes": 8"#), "{report}");
     assert!(!report.contains(r#""conflict_"#), "{report}");
     assert!(

@@ -6,7 +6,7 @@ use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
 use stockbridge_app::stock::StockError;
 use stockbridge_bootstrap::Config;
-use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange};
+use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
 
 use super::store_id;
 use crate::args::StockCommand;
@@ -50,6 +50,18 @@ fn view(i: &CatalogItem) -> ItemView<'_> {
         updated_at: rfc3339(i.updated_at),
         managed_since: (i.managed_since.0 > 0).then(|| rfc3339(i.managed_since)),
     }
+}
+
+/// The item `--store` (or the default store) and PRODUCT name.
+fn item_key(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+) -> Result<(StoreId, ProductId)> {
+    Ok((
+        store_id(config, store)?,
+        ProductId::parse(product).context("PRODUCT")?,
+    ))
 }
 
 /// `stock ...`: dispatches to the command.
@@ -100,10 +112,7 @@ pub async fn show(
     product: String,
     json: bool,
 ) -> Result<()> {
-    let (s, p) = (
-        store_id(config, store)?,
-        ProductId::parse(product).context("PRODUCT")?,
-    );
+    let (s, p) = item_key(config, store, product)?;
     let db = stockbridge_bootstrap::store(config).await;
     let Some(item) = db.item(&s, &p).await? else {
         bail!(
@@ -165,10 +174,7 @@ pub async fn change(
     expect: Option<u64>,
     op_id: Option<String>,
 ) -> Result<()> {
-    let (s, p) = (
-        store_id(config, store)?,
-        ProductId::parse(product).context("PRODUCT")?,
-    );
+    let (s, p) = item_key(config, store, product)?;
     let op = match op_id {
         Some(op)
             if !op.is_empty() && op.len() <= 100 && op.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -231,10 +237,7 @@ pub async fn history(
     product: String,
     json: bool,
 ) -> Result<()> {
-    let (s, p) = (
-        store_id(config, store)?,
-        ProductId::parse(product).context("PRODUCT")?,
-    );
+    let (s, p) = item_key(config, store, product)?;
     let db = stockbridge_bootstrap::store(config).await;
     let ledger = db.ledger(&s, &p).await?;
     let order_ids: Vec<OrderId> = ledger

@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    CatalogItem, PaidAt, PaymentIntentId, PaymentLinkId, Quantity, StripeEventId, decide_checkout,
+    CatalogItem, OrderRecord, PaidAt, PaymentIntentId, PaymentLinkId, Quantity, StripeEventId,
+    decide_checkout,
 };
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);

@@ -111,3 +111,23 @@ pub async fn items_of(s: &DynamoStore, i: &CatalogItem) -> Items {
         .unwrap()
         .1
 }
+
+/// POST a JSON body to the local DynamoDB's model control (`/_model...`; GET without a body),
+/// returning the answer (devstack/dynamo_model.py).
+pub fn model(path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
