@@ -259,6 +259,17 @@ pub(crate) fn to_doc<T: serde::Serialize>(v: &T, key: &str) -> Result<AttributeV
 }
 
 impl DynamoStore {
+    /// A ledger entry as a transaction puts it: only if its version has none yet.
+    pub(crate) fn ledger_put(&self, e: &LedgerEntry) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(ledger_attrs(e, self.retention)))
+            .condition_expression("attribute_not_exists(pk)");
+        Ok(TransactWriteItem::builder()
+            .put(build(put.build())?)
+            .build())
+    }
+
     /// A decision's item update as the transaction writes it: the whole new state, only if the
     /// item is still at the version and switched-off links the decision read; `then` is added
     /// to the update expression and `and` to the condition.

@@ -131,15 +131,7 @@ impl InventoryStore for DynamoStore {
             );
         }
         for e in &write.ledger {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(ledger_attrs(e, self.retention)))
-                .condition_expression("attribute_not_exists(pk)");
-            actions.push(
-                TransactWriteItem::builder()
-                    .put(build(put.build())?)
-                    .build(),
-            );
+            actions.push(self.ledger_put(e)?);
         }
         if let Some(op) = &write.operation {
             // Recorded once: a rerun of the same operation is refused (as a conflict; the use

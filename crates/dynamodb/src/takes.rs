@@ -209,15 +209,7 @@ impl DynamoStore {
                 .build(),
         ];
         for e in &write.ledger {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(ledger_attrs(e, self.retention)))
-                .condition_expression("attribute_not_exists(pk)");
-            actions.push(
-                TransactWriteItem::builder()
-                    .put(build(put.build())?)
-                    .build(),
-            );
+            actions.push(self.ledger_put(e)?);
         }
         self.transact(actions).await
     }
