@@ -3,9 +3,7 @@
 
 use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, caps};
 
-mod holds_support;
-
-use holds_support::*;
+use crate::holds_support::*;
 
 fn with(
     email: Option<&str>,

@@ -9,9 +9,7 @@ use stockbridge_app::parking::ParkingLot;
 use stockbridge_app::ports::InventoryStore;
 use stockbridge_domain::{OrderId, OrderStatus, PaymentIntentId};
 
-mod holds_support;
-
-use holds_support::*;
+use crate::holds_support::*;
 
 async fn available(store: &stockbridge_app::memory::MemoryStore) -> u64 {
     store

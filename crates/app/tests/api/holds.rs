@@ -6,9 +6,7 @@ use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, parse_request};
 use stockbridge_app::ports::{CatalogReader, InventoryStore};
 use stockbridge_domain::{OrderStatus, PaymentIntentId};
 
-mod holds_support;
-
-use holds_support::*;
+use crate::holds_support::*;
 
 #[tokio::test]
 async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {

@@ -2,15 +2,13 @@
 //! (the log is eventually consistent), the newest seconds never read, a first run that sets the
 //! cursor even before any event exists, replays that cost no Stripe call.
 
-mod support;
-
+use crate::support::{PAID, World, available, completed, order, session, world};
 use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
 use stockbridge_app::parking::ParkedState;
 use stockbridge_app::ports::{Cursor, LoggedEvent};
 use stockbridge_app::reconcile::Budget;
 use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, RecoveryReport, SETTLE_SECS};
 use stockbridge_domain::{OrderStatus, StripeEventId};
-use support::{PAID, World, available, completed, order, session, world};
 
 /// The clock's time (Unix seconds): the in-memory clock starts at the sample event's `created`.
 const NOW: i64 = PAID;

@@ -5,9 +5,7 @@ use serde_json::{Value, json};
 use stockbridge_app::ports::InventoryStore;
 use stockbridge_domain::{LinkTerms, OrderStatus, PaymentLinkId, ProductId};
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 /// The boundary is long before the sample event: its orders are sales.
 const LONG_AGO: i64 = 1_700_000_000;

@@ -1,13 +1,11 @@
 //! Payment links: stockbridge switches back on only the links it switched off itself, never
 //! re-sends a switch that changes nothing, and a late switch acts on the level at call time.
 
-mod support;
-
+use crate::support::{STORE, World, available, completed, session, world};
 use stockbridge_app::effects::run_effects;
 use stockbridge_domain::{
     Deactivation, Effects, PaymentLinkId, ProductId, Reactivation, StockChange, StoreId, Timestamp,
 };
-use support::{STORE, World, available, completed, session, world};
 
 fn link(s: &str) -> PaymentLinkId {
     PaymentLinkId::parse(s).unwrap()

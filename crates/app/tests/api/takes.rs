@@ -2,14 +2,12 @@
 //! conditional take and one record, never a transaction on the item; a crash between the two
 //! loses nothing and counts nothing twice; everything else keeps its transaction.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 
+use crate::support::{PAID, STORE, World, available, completed, order, session, world};
 use stockbridge_app::ports::InventoryStore;
 use stockbridge_domain::take::StockTake;
 use stockbridge_domain::{OrderId, OrderStatus, ProductId, StoreId, Timestamp};
-use support::{PAID, STORE, World, available, completed, order, session, world};
 
 fn item_version(w: &World, p: &str) -> u64 {
     w.store.snapshot().items[&(StoreId::parse(STORE).unwrap(), ProductId::parse(p).unwrap())]

@@ -67,7 +67,7 @@ fn world(stock: &[(&str, u64)]) -> World {
 
 fn envelope(event_type: &str, event_id: &str, session: &str, payment_status: &str) -> Value {
     let mut v: Value = serde_json::from_str(include_str!(
-        "../../../testdata/stripe/eventbridge-envelope.json"
+        "../../../../testdata/stripe/eventbridge-envelope.json"
     ))
     .unwrap();
     v["detail-type"] = json!(event_type);

@@ -1,17 +1,15 @@
 //! The kill switch (`stockbridge pause repairs|links|refunds`): honoured by the inventory's
 //! effects and by the reconciler; what was left undone is done after `resume`.
 
-mod support;
-
 use std::sync::Arc;
 use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::memory::TickingClock;
 use stockbridge_app::ports::{Controls, NoNotifier};
 
+use crate::support::{World, available, completed, order, session, world};
 use stockbridge_app::memory::{MemoryPayments, MemoryStore};
 use stockbridge_app::reconcile::{Budget, RunOptions, SessionWindow, run};
 use stockbridge_domain::{OrderStatus, PaymentLinkId};
-use support::{World, available, completed, order, session, world};
 
 fn pause(w: &World, controls: Controls) {
     *w.store.controls.lock().unwrap() = controls;
@@ -115,7 +113,7 @@ async fn paused_repairs_make_a_reconciler_run_report_only() {
             id: stockbridge_domain::OrderId::parse("cs_lost").unwrap(),
             created: 100,
             object: serde_json::json!({"id": "cs_lost", "payment_status": "paid",
-                "payment_intent": "pi_cs_lost", "metadata": {"store_id": support::STORE},
+                "payment_intent": "pi_cs_lost", "metadata": {"store_id": crate::support::STORE},
                 "livemode": false}),
         });
     pause(

@@ -5,9 +5,7 @@ use std::sync::atomic::Ordering;
 use stockbridge_app::ports::InventoryStore;
 use stockbridge_domain::StockChange;
 
-mod holds_support;
-
-use holds_support::*;
+use crate::holds_support::*;
 
 #[tokio::test]
 async fn an_operation_rerun_with_its_id_changes_nothing() {

@@ -3,14 +3,12 @@
 //! history the merchant's count already includes — whether it arrives as a late event or is
 //! found by a repair, it never moves stock and is never refunded.
 
-mod support;
-
+use crate::support::{PAID, STORE, World, available, completed, order, session, world};
 use serde_json::json;
 use stockbridge_app::inventory::Handled;
 use stockbridge_app::ports::SessionSummary;
 use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_domain::{OrderId, OrderStatus, Outcome, PaymentLinkId};
-use support::{PAID, STORE, World, available, completed, order, session, world};
 
 fn nothing_refunded_or_switched(w: &World) {
     assert!(w.payments.refunds.lock().unwrap().is_empty(), "refunds");

@@ -1,11 +1,9 @@
 //! One failure never disables the rest: a repair Stripe refuses is parked with its reason and
 //! skipped by later runs, and the other checks still run.
 
-mod support;
-
+use crate::support::{STORE, completed, order, session, world};
 use stockbridge_app::parking::ParkedState;
 use stockbridge_domain::{OrderStatus, PaymentLinkId, ProductId, StoreId};
-use support::{STORE, completed, order, session, world};
 
 #[tokio::test]
 async fn a_refund_stripe_refuses_is_parked_and_the_other_checks_still_run() {
@@ -34,7 +32,7 @@ async fn a_refund_stripe_refuses_is_parked_and_the_other_checks_still_run() {
     assert_eq!(record.state, ParkedState::Parked);
     assert!(record.reason.contains("disputed"), "{record:?}");
     // AND later runs leave it alone: no refund call
-    let refunds = |w: &support::World| {
+    let refunds = |w: &crate::support::World| {
         w.payments
             .calls
             .lock()

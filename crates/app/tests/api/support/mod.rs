@@ -82,7 +82,7 @@ pub fn session(w: &World, id: &str, lines: &[(&str, u64)]) {
 
 pub fn completed(event_id: &str, session: &str) -> Value {
     let mut v: Value = serde_json::from_str(include_str!(
-        "../../../../testdata/stripe/eventbridge-envelope.json"
+        "../../../../../testdata/stripe/eventbridge-envelope.json"
     ))
     .unwrap();
     v["detail"]["id"] = json!(event_id);

@@ -1,12 +1,10 @@
 //! Orders whose delayed payment settled at Stripe while its event was lost (even from
 //! `/v1/events`): the reconciler settles them as the event would have.
 
-mod support;
-
+use crate::support::{World, available, completed, order, session, world};
 use stockbridge_app::ports::SessionPayment;
 use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_domain::{OrderId, OrderStatus, PaymentState};
-use support::{World, available, completed, order, session, world};
 
 const EVERYTHING: Option<SessionWindow> = Some(SessionWindow {
     from: 0,
