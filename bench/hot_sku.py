@@ -19,6 +19,8 @@ import concurrent.futures as cf
 import json
 import os
 import statistics
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -31,8 +33,24 @@ from devstack.stack import Stack
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def restock_during(cli: str, env: dict, pid: str, n: int, done: threading.Event) -> list[dict]:
+    """``n`` `stockbridge stock adjust PID +1` while the orders run (a merchant restocking a hot
+    product mid-rush): each one's exit status, and the time it took. An adjust is a
+    version-conditioned transaction (issue 13 §2 keeps those for every change but a take)."""
+    out = []
+    for _ in range(n):
+        if done.is_set():
+            break
+        t = time.perf_counter()
+        r = subprocess.run([cli, "stock", "adjust", pid, "1", "--store", "bench"], env=env,
+                           capture_output=True, text=True)
+        out.append({"ok": r.returncode == 0, "s": round(time.perf_counter() - t, 2),
+                    "error": r.stderr.strip().splitlines()[-1] if r.returncode else None})
+    return out
+
+
 def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str,
-            links: str = "fake") -> dict:
+            links: str = "fake", restocks: int = 0) -> dict:
     cli = str(Path(binary).with_name("stockbridge"))
     sync = Path(binary).with_name("catalog-sync") if links == "synced" else None
     with Stack(workers=instances, inventory_binary=binary, lambda_timeout=600,
@@ -57,8 +75,12 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
             return time.perf_counter() - t, r
 
         t0 = time.perf_counter()
-        with cf.ThreadPoolExecutor(2 * instances) as pool:
+        done = threading.Event()
+        with cf.ThreadPoolExecutor(2 * instances + 1) as pool:
+            adjusts = pool.submit(restock_during, cli, env, pid, restocks, done)
             results = list(pool.map(one, events))
+            done.set()
+            restocked = adjusts.result()
         wall = time.perf_counter() - t0
         model = requests.get(f"{moto}/_model").json()["stats"]
         ops = requests.get(f"{moto}/_stats").json()
@@ -78,7 +100,10 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
     per = lambda n: round(n / orders, 2)  # noqa: E731
     return {
         "links": links, "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
-        "units_taken": orders * 2 - show["available"],
+        "units_taken": orders * 2 + sum(1 for r in restocked if r["ok"]) - show["available"],
+        "restocks_tried": len(restocked), "restocks_failed": sum(1 for r in restocked if not r["ok"]),
+        "restock_s_max": max((r["s"] for r in restocked), default=None),
+        "restock_errors": sorted({r["error"] for r in restocked if r["error"]})[:3],
         "tx_tried_per_order": per(tx_tried), "tx_conflicts_per_order": per(conflicts),
         "tx_condition_failed_per_order": per(max(0, forwarded - orders)),
         "updates_per_order": per(updates), "single_write_conflicts_per_order": per(single_conflicts),
@@ -104,13 +129,16 @@ def main() -> None:
     ap.add_argument("--service-ms", type=float, default=10.0)
     ap.add_argument("--time-scale", type=float, default=1.0)
     ap.add_argument("--binary", default=str(ROOT / "target" / "debug" / "inventory"))
+    ap.add_argument("--restocks", type=int, default=0,
+                    help="`stock adjust +1` runs, one after another, while the orders run")
     ap.add_argument("--links", nargs="+", choices=["fake", "synced"], default=["fake"],
                     help="fake: a link made in the fake Stripe (unknown to stockbridge: its line "
                          "items are listed); synced: made by the catalog sync (no Stripe call)")
     a = ap.parse_args()
     for links in a.links:
         for k in a.instances:
-            print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary, links)),
+            print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary, links,
+                                     a.restocks)),
                   flush=True)
 
 
