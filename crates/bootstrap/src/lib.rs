@@ -19,6 +19,9 @@
 
 use std::time::Duration;
 
+mod failure;
+pub use failure::Failure;
+
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::events::EventFilter;

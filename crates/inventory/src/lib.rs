@@ -9,7 +9,7 @@
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use stockbridge_app::inventory::Handled;
-use stockbridge_bootstrap::{Config, LiveInventory};
+use stockbridge_bootstrap::{Config, Failure, LiveInventory};
 
 async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     match inventory.handle(&event.payload).await {
@@ -20,16 +20,12 @@ async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<
         Ok(Handled::Ignored) => Ok(json!({"status": "ignored"})),
         Err(e) => {
             tracing::error!(error = %e, retryable = e.is_retryable(), request_id = %event.context.request_id, "event failed");
-            // The error type tells a retry worth making from an event to inspect in the DLQ.
-            let error_type = if e.is_retryable() {
-                "stockbridge.Retryable"
+            let kind = if e.is_retryable() {
+                Failure::Retryable
             } else {
-                "stockbridge.Invalid"
+                Failure::Invalid
             };
-            Err(Diagnostic {
-                error_type: error_type.to_owned(),
-                error_message: e.to_string(),
-            })
+            Err(kind.diagnostic(&e))
         }
     }
 }

@@ -17,7 +17,7 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use stockbridge_app::ports::{Clock, SystemClock};
 use stockbridge_app::reconcile::{RunOptions, emf_line, run};
-use stockbridge_bootstrap::{Config, LiveCatalogSync, LiveInventory, ReconcilerSettings};
+use stockbridge_bootstrap::{Config, Failure, LiveCatalogSync, LiveInventory, ReconcilerSettings};
 use stockbridge_eventbridge::EventBridgeNotifier;
 
 /// How long the topic-prefix check may take before the run goes on without it.
@@ -53,10 +53,7 @@ impl Function {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "reconciler run failed; the next run retries");
-                Diagnostic {
-                    error_type: "stockbridge.Retryable".into(),
-                    error_message: e.to_string(),
-                }
+                Failure::Retryable.diagnostic(&e)
             })?;
         tracing::info!(summary = ?report.summary, "reconciler run");
         // CloudWatch embedded metric format: one raw JSON line on stdout.
@@ -64,10 +61,7 @@ impl Function {
             "{}",
             emf_line("reconciler", &report.summary, SystemClock.now())
         );
-        serde_json::to_value(&report).map_err(|e| Diagnostic {
-            error_type: "stockbridge.Internal".into(),
-            error_message: e.to_string(),
-        })
+        serde_json::to_value(&report).map_err(|e| Failure::Internal.diagnostic(&e))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use stockbridge_bootstrap::{Config, LiveInventory};
+use stockbridge_bootstrap::{Config, Failure, LiveInventory};
 
 async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let deadline = deadline(&event.context);
@@ -16,16 +16,10 @@ async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "sweep failed; the next run retries");
-            Diagnostic {
-                error_type: "stockbridge.Retryable".into(),
-                error_message: e.to_string(),
-            }
+            Failure::Retryable.diagnostic(&e)
         })?;
     tracing::info!(?report, "sweep");
-    serde_json::to_value(&report).map_err(|e| Diagnostic {
-        error_type: "stockbridge.Internal".into(),
-        error_message: e.to_string(),
-    })
+    serde_json::to_value(&report).map_err(|e| Failure::Internal.diagnostic(&e))
 }
 
 /// The invocation's deadline (epoch ms) less a margin to finish the release in hand and answer.
