@@ -45,7 +45,8 @@ def restock_during(cli: str, env: dict, pid: str, n: int, done: threading.Event)
         r = subprocess.run([cli, "stock", "adjust", pid, "1", "--store", "bench"], env=env,
                            capture_output=True, text=True)
         out.append({"ok": r.returncode == 0, "s": round(time.perf_counter() - t, 2),
-                    "error": r.stderr.strip().splitlines()[-1] if r.returncode else None})
+                    "error": (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+                    if r.returncode else None})
     return out
 
 

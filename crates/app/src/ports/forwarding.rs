@@ -447,3 +447,15 @@ impl<T: EventLog> EventLog for std::sync::Arc<T> {
         (**self).events_between(types, from, to)
     }
 }
+
+impl<T: ParkingLot> ParkingLot for std::sync::Arc<T> {
+    fn parked(&self) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
+        (**self).parked()
+    }
+    fn save_parked(&self, r: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_parked(r)
+    }
+    fn remove_parked(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remove_parked(id)
+    }
+}

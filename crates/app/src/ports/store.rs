@@ -88,7 +88,7 @@ pub trait ControlStore: Send + Sync {
 }
 
 /// Orders, stock and the ledger.
-pub trait InventoryStore: crate::parking::ParkingLot + Counters + Send + Sync {
+pub trait InventoryStore: ParkingLot + Counters + Send + Sync {
     /// The operator's switches, as stored at most a few seconds ago.
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
 
