@@ -422,9 +422,11 @@ where
             }
             let committed = match commit_of(&decision) {
                 Commit::Take(take) => self.take_and_record(&take, decision).await,
-                Commit::Record(take) => {
-                    (self.store.record_take(&take, &decision.write).await).map(|()| decision)
-                }
+                Commit::Record(take) => self
+                    .store
+                    .record_take(&take, &decision.write)
+                    .await
+                    .map(|()| decision),
                 Commit::Transaction => self.store.commit(&decision.write).await.map(|()| decision),
             };
             match committed {

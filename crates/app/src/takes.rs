@@ -46,29 +46,31 @@ where
 
     /// Gives back every take of `order_id` found on `items` (as loaded for it) that its record
     /// does not name: the duplicates a delivery made and could not give back before it stopped.
-    /// True when `items` carried a take (read them again: a give-back changes the level).
+    /// True when one was given back (read the items again: a give-back changes the level); a
+    /// mark that is the order's own sale, not removed yet, changes nothing.
     pub(crate) async fn give_back_duplicates(
         &self,
         order_id: &OrderId,
         items: &Items,
     ) -> Result<bool, StoreError> {
-        let mut any = false;
+        let mut given_back = false;
         for item in items.values().filter(|i| i.unrecorded_take.is_some()) {
-            self.give_back_take(order_id, &item.store_id, &item.product_id)
+            given_back |= self
+                .give_back_take(order_id, &item.store_id, &item.product_id)
                 .await?;
-            any = true;
         }
-        Ok(any)
+        Ok(given_back)
     }
 
     /// Gives back `order_id`'s take on one item unless it is the order's sale (the ledger entry
-    /// at its version is the order's) or gone already; deciding again on a conflict.
+    /// at its version is the order's) or gone already; deciding again on a conflict. True when
+    /// it gave the take back.
     async fn give_back_take(
         &self,
         order_id: &OrderId,
         store_id: &StoreId,
         product_id: &ProductId,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut attempt = 0;
         loop {
             let (_, items) = self
@@ -79,14 +81,14 @@ where
                 .get(product_id)
                 .and_then(|i| i.unrecorded_take.map(|m| (i, m)))
             else {
-                return Ok(());
+                return Ok(false);
             };
             let entry = self
                 .store
                 .ledger_entry(store_id, product_id, mark.version)
                 .await?;
             if entry.is_some_and(|e| e.cause.order_id.as_ref() == Some(order_id)) {
-                return Ok(()); // the sale itself: its mark goes with a later take
+                return Ok(false); // the sale itself: its mark goes with a later take
             }
             let decision = undo(item, order_id, mark, self.clock.now());
             match self.store.undo_take(order_id, mark, &decision.write).await {
@@ -97,7 +99,7 @@ where
                     if let Err(e) = self.run_decision_effects(order_id, &decision).await {
                         warn!(order_id = %order_id, error = %e, "after giving back a duplicate take");
                     }
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(StoreError::Conflict) if attempt + 1 < self.config.max_attempts => {
                     attempt += 1;
