@@ -86,6 +86,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
 from devstack.serving import QueueServer, make_handler, serve_until_signalled
+from devstack.table_stream import TableStream, lambda_record, sort_key
 
 DETAIL_TYPES = ("product.created", "product.updated", "price.created", "price.updated",
                 "payment_link.created", "payment_link.updated")
@@ -93,7 +94,6 @@ DEFAULT_QUEUE = "stockbridge-catalog-sync"
 REGION_DEFAULT = "us-east-1"
 STREAM_POLL_S = 0.1
 QUEUE_POLL_S = 0.1
-TABLE_CHECK_S = 1.0
 IDLE_WAIT_S = 2.0
 
 
@@ -131,7 +131,7 @@ class CatalogPipe:
             "sqs": _endpoint("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
         }
         self.queue_url = self.queue_arn = self.dlq_url = self.dlq_arn = ""
-        self.stream_arn: Optional[str] = None
+        self.stream = TableStream(table, self.client, _log)
 
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)  # pollers wait here when the queue is empty
@@ -148,7 +148,10 @@ class CatalogPipe:
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self._local = threading.local()
-        self._warned_no_stream = False
+
+    @property
+    def stream_arn(self) -> Optional[str]:
+        return self.stream.stream_arn
 
     # ---------------------------------------------------------------- clients
 
@@ -245,77 +248,13 @@ class CatalogPipe:
 
     # ---------------------------------------------------------------- stream -> queue
 
-    def _latest_stream_arn(self) -> Optional[str]:
-        try:
-            table = self.client("dynamodb").describe_table(TableName=self.table)["Table"]
-        except Exception as e:
-            if "ResourceNotFound" in str(e):
-                return None
-            raise
-        spec = table.get("StreamSpecification") or {}
-        arn = table.get("LatestStreamArn") if spec.get("StreamEnabled", True) else None
-        if arn is None and not self._warned_no_stream:
-            self._warned_no_stream = True
-            _log(f"table {self.table} has no stream (StreamSpecification {spec}): nothing to "
-                 "forward until it has one (StreamEnabled, StreamViewType KEYS_ONLY)")
-        return arn
-
     def _stream_loop(self) -> None:
-        streams = self.client("dynamodbstreams")
-        iterators: dict[str, Optional[str]] = {}  # shard id -> iterator (None: shard closed)
-        last_seq: dict[str, str] = {}  # shard id -> sequence number of the last record read
-        last_check = 0.0
+        stream = self.stream
         while not self.stopping.is_set():
             started = time.monotonic()
             forced = self.force_table_check.is_set()
             self.force_table_check.clear()
-            found = 0
-            if self.stream_arn is None or forced or started - last_check >= TABLE_CHECK_S:
-                last_check = started
-                arn = self._latest_stream_arn()
-                if arn != self.stream_arn:
-                    if arn is not None:
-                        _log(f"following stream {arn} of table {self.table}")
-                    elif self.stream_arn is not None:
-                        _log(f"table {self.table} (or its stream) is gone; waiting for it")
-                    self.stream_arn, iterators, last_seq = arn, {}, {}
-                if self.stream_arn is not None:
-                    try:
-                        desc = streams.describe_stream(StreamArn=self.stream_arn)
-                    except Exception as e:
-                        if "ResourceNotFound" not in str(e):
-                            raise
-                        desc = None
-                        self.stream_arn, iterators, last_seq = None, {}, {}
-                    for shard in (desc or {}).get("StreamDescription", {}).get("Shards", []):
-                        if shard["ShardId"] not in iterators:
-                            iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                                StreamArn=self.stream_arn, ShardId=shard["ShardId"],
-                                ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            for shard_id, it in list(iterators.items()):
-                # A fresh iterator after the last record seen, every poll: moto as released
-                # swaps in a copy of the table (and its stream shard) when a transaction fails,
-                # and an iterator held across that keeps reading the discarded copy, silently
-                # (devstack/moto_scaling.py no longer copies, but STOCKBRIDGE_MOTO_STOCK=1 does).
-                if it is not None and shard_id in last_seq:
-                    try:
-                        it = streams.get_shard_iterator(
-                            StreamArn=self.stream_arn, ShardId=shard_id,
-                            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                            SequenceNumber=last_seq[shard_id])["ShardIterator"]
-                    except Exception as e:  # the stream went away: the table check handles it
-                        _log(f"cannot reopen shard {shard_id}: {e}")
-                        continue
-                while it is not None and not self.stopping.is_set():
-                    out = streams.get_records(ShardIterator=it, Limit=1000)
-                    records = out.get("Records", [])
-                    it = out.get("NextShardIterator")
-                    iterators[shard_id] = it
-                    if not records:
-                        break
-                    last_seq[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
-                    found += len(records)
-                    self._forward(records)
+            found = stream.poll(self._forward, forced, self.stopping.is_set)
             with self.lock:
                 self.stream_round += 1
                 if found == 0:
@@ -328,25 +267,10 @@ class CatalogPipe:
         bodies = []
         filtered = 0
         for r in records:
-            ddb = r.get("dynamodb", {})
-            if ddb.get("Keys", {}).get("sk", {}).get("S") != "DETAILS":
+            if sort_key(r) != "DETAILS":
                 filtered += 1
                 continue
-            created = ddb.get("ApproximateCreationDateTime")
-            if hasattr(created, "timestamp"):
-                created = round(created.timestamp(), 3)
-            body = {"eventID": r.get("eventID"), "eventName": r.get("eventName"),
-                    "eventVersion": r.get("eventVersion", "1.1"),
-                    "eventSource": "aws:dynamodb", "awsRegion": r.get("awsRegion", self.region),
-                    "dynamodb": {k: v for k, v in {
-                        "ApproximateCreationDateTime": created,
-                        "Keys": ddb.get("Keys"),
-                        "SequenceNumber": ddb.get("SequenceNumber"),
-                        "SizeBytes": ddb.get("SizeBytes"),
-                        "StreamViewType": ddb.get("StreamViewType"),
-                    }.items() if v is not None},
-                    "eventSourceARN": self.stream_arn}
-            bodies.append(json.dumps(body))
+            bodies.append(json.dumps(lambda_record(r, self.stream_arn, self.region)))
         if bodies:
             self.send(bodies)
         with self.lock:

@@ -57,6 +57,7 @@ from devstack.stack import (
     DEFAULT_CHECKOUT_BINARY,
     DEFAULT_INVENTORY_BINARY,
     DEFAULT_SWEEPER_BINARY,
+    DEFAULT_BROADCASTER_BINARY,
     HOST,
     SCRUBBED_ENV,
     REPO_ROOT,
@@ -109,6 +110,7 @@ class Shop:
         checkout_binary: Union[str, Path, None] = DEFAULT_CHECKOUT_BINARY,
         sweeper_binary: Union[str, Path, None] = DEFAULT_SWEEPER_BINARY,
         sweep_every: Optional[float] = 60.0,
+        broadcaster_binary: Union[str, Path, None] = DEFAULT_BROADCASTER_BINARY,
     ) -> None:
         self.port = port
         self.store = store
@@ -123,6 +125,8 @@ class Shop:
         self.checkout_binary = checkout_binary
         self.sweeper_binary = sweeper_binary
         self.sweep_every = sweep_every
+        # Stock levels reach the storefront as in the template: from the table's stream.
+        self.broadcaster_binary = broadcaster_binary
         self.stack: Optional[Stack] = None
         self.url = ""  # storefront base URL, with trailing slash
         self.stripe_url = ""
@@ -156,7 +160,8 @@ class Shop:
             self.stack = Stack(state_dir=self.state_dir, inventory_binary=self.inventory_binary,
                                workers=self.workers, lambda_enabled=True, verbose=self.verbose,
                                checkout_binary=self.checkout_binary,
-                               sweeper_binary=self.sweeper_binary, sweep_every=self.sweep_every)
+                               sweeper_binary=self.sweeper_binary, sweep_every=self.sweep_every,
+                               broadcaster_binary=self.broadcaster_binary)
             self.stack.start()
             if not self.stack.lambda_started:
                 raise ShopError("the Lambda driver did not start")

@@ -9,6 +9,7 @@ CLI (normally via ``scripts/stack``)::
                                 [--catalog-sync-binary target/debug/catalog-sync]
                                 [--checkout-binary target/debug/checkout]
                                 [--sweeper-binary target/debug/sweeper] [--sweep-every 60]
+                                [--broadcaster-binary target/debug/broadcaster]
 
 Starts, in order:
 
@@ -41,6 +42,15 @@ Starts, in order:
    source ``aws.scheduler``, detail-type ``Scheduled Event``, detail ``{}``); a failed run is
    logged on stderr and counted (``sweep_stats``), never fatal.  ``Stack.sweep()`` runs one
    invocation synchronously and returns the function's JSON result
+
+7. broadcaster -- started FIRST, right after the services, only if its binary exists (CLI
+   default ``target/debug/broadcaster``; Python API: ``broadcaster_binary=``) and --no-lambda
+   is not given: a lambda_driver (``broadcaster_driver``, function ``broadcaster``, 1 worker,
+   log ``broadcaster.log``) and ``devstack.stream_trigger`` (the table's stream, stock items
+   only, -> that function, like the template's event source mapping).  Every function started
+   after it gets ``STOCK_LEVELS_FROM_STREAM=true`` (as in the template: they publish no level
+   themselves), and so does the env file; exported as ``STOCKBRIDGE_STREAM_TRIGGER_URL``;
+   ``Stack.wait_broadcasts()`` waits until every change so far is published
 
 waits until each is ready, writes a shell-sourceable env file (``export NAME=value``),
 prints it, and stays in the foreground until SIGINT/SIGTERM; then it stops every child
@@ -97,6 +107,7 @@ DEFAULT_INVENTORY_BINARY = REPO_ROOT / "target" / "debug" / "inventory"
 DEFAULT_CATALOG_SYNC_BINARY = REPO_ROOT / "target" / "debug" / "catalog-sync"
 DEFAULT_CHECKOUT_BINARY = REPO_ROOT / "target" / "debug" / "checkout"
 DEFAULT_SWEEPER_BINARY = REPO_ROOT / "target" / "debug" / "sweeper"
+DEFAULT_BROADCASTER_BINARY = REPO_ROOT / "target" / "debug" / "broadcaster"
 DEFAULT_SWEEP_EVERY_S = 60.0  # production's schedule (rate(1 minute))
 # What the checkout function gets on top of the inventory's environment (extra_lambda_env wins).
 # The per-address ceiling is raised above the template's 300: every test and the shop itself
@@ -114,9 +125,10 @@ CATALOG_QUEUE_NAME = "stockbridge-catalog-sync"
 MOTO_ACCOUNT = "123456789012"  # moto's default account id
 # Stop order: the pipe first (it invokes the drivers), then the drivers (they need their grace
 # period to stop their own workers), then the rest.
-DRIVERS = ("lambda_driver", "catalog_sync_driver", "checkout_driver", "sweeper_driver")
+DRIVERS = ("lambda_driver", "catalog_sync_driver", "checkout_driver", "sweeper_driver",
+           "broadcaster_driver")
 # What invokes the drivers: stopped before them.
-FRONTS = ("catalog_pipe", "checkout_url")
+FRONTS = ("catalog_pipe", "checkout_url", "stream_trigger")
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
 MQTT_BRIDGE_USER = "bridge"
@@ -340,6 +352,7 @@ class Stack:
         checkout_binary: Union[str, Path, None] = None,
         sweeper_binary: Union[str, Path, None] = None,
         sweep_every: Optional[float] = None,
+        broadcaster_binary: Union[str, Path, None] = None,
     ) -> None:
         self._temp_state_dir = state_dir is None
         self.state_dir = Path(state_dir).resolve() if state_dir else None
@@ -363,6 +376,9 @@ class Stack:
         self.catalog_queue: dict[str, str] = {}
         self.checkout_binary = Path(checkout_binary).resolve() if checkout_binary else None
         self.sweeper_binary = Path(sweeper_binary).resolve() if sweeper_binary else None
+        self.broadcaster_binary = Path(broadcaster_binary).resolve() \
+            if broadcaster_binary else None
+        self.broadcaster_started = False
         if sweep_every is not None and sweep_every < 0:
             raise ValueError("sweep_every must be a positive number of seconds (or None/0)")
         self.sweep_every = sweep_every or None
@@ -406,6 +422,9 @@ class Stack:
         try:
             self._start_mosquitto()
             self._start_services()
+            # First: every function started after it publishes no level itself.
+            if self._should_start(self.broadcaster_binary):
+                self._start_broadcaster()
             if self._should_start_lambda():
                 self._start_lambda()
             if self._should_start_catalog():
@@ -681,6 +700,8 @@ class Stack:
             # Lambda's GetAccountSettings, for `stockbridge preflight` (devstack/moto_server.py).
             "AWS_ENDPOINT_URL_LAMBDA": self.urls["moto"],
         })
+        if self.broadcaster_started:
+            env["STOCK_LEVELS_FROM_STREAM"] = "true"
         env.update(self.extra_lambda_env)
         return env
 
@@ -811,6 +832,38 @@ class Stack:
             self._function_env())
         self.sweeper_started = True
 
+    def _start_broadcaster(self) -> None:
+        """The broadcaster behind its driver, then the stream trigger that feeds it."""
+        assert self.state_dir is not None and self.broadcaster_binary is not None
+        env = self._function_env()
+        lambda_url = self._start_driver(
+            "broadcaster_driver", "broadcaster", self.broadcaster_binary, "broadcaster", 1,
+            "broadcaster.log", env)
+        self.urls["broadcaster"] = lambda_url
+        rf = self.state_dir / "stream_trigger.port"
+        rf.unlink(missing_ok=True)
+        trigger = self._python_module(
+            "stream_trigger", "devstack.stream_trigger",
+            ["--host", HOST, "--port", "0", "--ready-file", str(rf),
+             "--table", env["TABLE_NAME"], "--lambda-url", lambda_url], env=env)
+        self._wait({"stream_trigger": (trigger, lambda: self._port_ready(rf))},
+                   self.ready_timeout)
+        self.urls["stream_trigger"] = f"http://{HOST}:{read_ready_file(rf)}"
+        self.broadcaster_started = True
+
+    def wait_broadcasts(self, timeout: float = 60.0) -> dict:
+        """Waits until the stream trigger has handed every stock change to the broadcaster
+        and no invocation runs; returns its ``/_idle``."""
+        if not self.broadcaster_started:
+            raise StackError("the broadcaster is not running")
+        deadline = time.monotonic() + timeout
+        last: dict = {}
+        while time.monotonic() < deadline:
+            last = _get_json(self.urls["stream_trigger"] + "/_idle")
+            if last.get("idle"):
+                return last
+        raise StackError(f"broadcasts not idle after {timeout:.0f}s: {last}")
+
     def _build_env(self) -> None:
         env = self._lambda_env()
         env.update({
@@ -833,6 +886,8 @@ class Stack:
             env["STOCKBRIDGE_CHECKOUT_LAMBDA_URL"] = self.urls["checkout_lambda"]
         if self.sweeper_started:
             env["STOCKBRIDGE_SWEEPER_LAMBDA_URL"] = self.urls["sweeper"]
+        if self.broadcaster_started:
+            env["STOCKBRIDGE_STREAM_TRIGGER_URL"] = self.urls["stream_trigger"]
         env["STOCKBRIDGE_STATE_DIR"] = str(self.state_dir)
         self.env = env
 
@@ -899,6 +954,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         checkout_binary=Path(args.checkout_binary).resolve(),
         sweeper_binary=Path(args.sweeper_binary).resolve(),
         sweep_every=args.sweep_every or None,
+        broadcaster_binary=Path(args.broadcaster_binary).resolve(),
     )
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -926,6 +982,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"# sweeper not started: {why}", flush=True)
         elif stack.sweep_every:
             print(f"# sweeper scheduled every {stack.sweep_every:g}s", flush=True)
+        if not stack.broadcaster_started:
+            why = "--no-lambda given" if args.no_lambda else \
+                f"{args.broadcaster_binary} does not exist (cargo build -p stockbridge-broadcaster)"
+            print(f"# broadcaster not started: {why}; each function publishes its own levels",
+                  flush=True)
         sys.stdout.write(stack.env_lines())
         print(f"# env file: {stack.env_file}   (source it: . {shlex.quote(str(stack.env_file))})")
         print(f"# logs: {stack.state_dir}/*.log")
@@ -962,6 +1023,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="started (behind a local Function URL) only if it exists")
     up.add_argument("--sweeper-binary", default=str(DEFAULT_SWEEPER_BINARY),
                     help="started only if it exists")
+    up.add_argument("--broadcaster-binary", default=str(DEFAULT_BROADCASTER_BINARY),
+                    help="started (with the stream trigger) only if it exists; the other "
+                    "functions then publish no level themselves (STOCK_LEVELS_FROM_STREAM)")
     up.add_argument("--sweep-every", type=float, default=DEFAULT_SWEEP_EVERY_S,
                     metavar="SECONDS", help="invoke the sweeper on this schedule "
                     "(default: %(default)s, like production; 0 = never)")

@@ -7,6 +7,7 @@ checks the rest of the template's shape.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_lines_without_a_level_survive_every_log_level(template):
     # ApplicationLogLevel: the reconciler's metrics line, and the Rust runtime's JSON lines.
     # So Lambda filters nothing and every function filters its own logs at LogLevel.
     fns = functions(template)
-    assert len(fns) == 5
+    assert len(fns) == 6
     for name, props in fns.items():
         assert props["LoggingConfig"]["ApplicationLogLevel"] == "TRACE", name
         rust_log = props["Environment"]["Variables"]["RUST_LOG"]["Fn::FindInMap"]
@@ -140,6 +141,9 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
         if name == "InventoryFunction":  # its own ReservedConcurrency parameter, -1 = none
             assert reserved["Fn::If"][0] == "HasReservedConcurrency"
             continue
+        if name == "BroadcasterFunction":  # a stream reader: bounded by shards, no Stripe
+            assert reserved is None and "STRIPE_SECRET_ARN" not in props["Environment"]["Variables"]
+            continue
         assert reserved["Fn::If"][0] == "ReservesConcurrency", name
         assert reserved["Fn::If"][2] == {"Ref": "AWS::NoValue"}, name
         assert props["Environment"]["Variables"]["STRIPE_BUDGET_RPS"] == {"Fn::If": [
@@ -151,7 +155,7 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
     assert not budget.match("0.5") and not budget.match("")
     # 14 reserved when on: the quota the parameter's description (and the preflight) name.
     on = sum(r["Fn::If"][1] if isinstance(r["Fn::If"][1], int) else 10
-             for n, p in fns.items() if n != "InventoryFunction"
+             for n, p in fns.items() if n not in ("InventoryFunction", "BroadcasterFunction")
              for r in [p["ReservedConcurrentExecutions"]])
     assert on == 14
     assert "at least 114" in template["Parameters"]["ReserveConcurrency"]["Description"]
@@ -186,3 +190,42 @@ def test_only_the_reconciler_reads_the_topic_prefix_claim_and_only_that_topic(te
                     readers[name] = st["Resource"]
     assert readers == {"ReconcilerFunction": {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:"
                                               "${AWS::AccountId}:topic/${IotTopicPrefix}/_deployment"}}
+
+
+def statements(props: dict) -> list[dict]:
+    return [st for p in props.get("Policies", []) if isinstance(p, dict)
+            for st in p.get("Statement", [])]
+
+
+def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_from_the_stream(
+        template):
+    stock_topics = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+                               "topic/${IotTopicPrefix}/*"}
+    publishers = {name for name, props in functions(template).items() for st in statements(props)
+                  if "iot:Publish" in st["Action"] and st["Resource"] == stock_topics}
+    assert publishers == {"BroadcasterFunction"}
+    for name, props in functions(template).items():
+        env = props["Environment"]["Variables"]
+        if "IOT_TOPIC_PREFIX" in env and name != "BroadcasterFunction":
+            assert env.get("STOCK_LEVELS_FROM_STREAM") == "true", name
+    resources = template["Resources"]
+    mapping = resources["BroadcasterEventSourceMapping"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": "InventoryTable.StreamArn"}
+    # The sort key of a stock item, as the adapter writes it.
+    codec = (ROOT / "crates/dynamodb/src/codec.rs").read_text()
+    assert 'key(item_pk(&item.store_id, &item.product_id), "ITEM")' in codec
+    [pattern] = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"dynamodb": {"Keys": {"sk": {"S": ["ITEM"]}}}}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # AWS advises at most two readers per stream shard: the catalog pipe and this mapping.
+    readers = [n for n, r in resources.items()
+               if r["Type"] in ("AWS::Pipes::Pipe", "AWS::Lambda::EventSourceMapping")
+               and (r["Properties"].get("Source") or r["Properties"].get("EventSourceArn"))
+               == {"Fn::GetAtt": "InventoryTable.StreamArn"}]
+    assert sorted(readers) == ["BroadcasterEventSourceMapping", "CatalogSyncPipe"]
+    assert resources["InventoryTable"]["Properties"]["StreamSpecification"] == {
+        "StreamViewType": "KEYS_ONLY"}
+    [read] = [st for st in statements(functions(template)["BroadcasterFunction"])
+              if st["Sid"] == "ReadStockItems"]
+    assert read["Action"] == "dynamodb:GetItem"
+    assert read["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ITEM#*"]}}

@@ -23,9 +23,11 @@
 //! - [`backfill`]: importing an existing Stripe account into the catalog.
 //! - [`catalog`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
 //! - [`effects`]: running a decision's side effects.
+//! - [`broadcast`]: the `broadcaster` Lambda: levels published from the table's stream.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
 pub mod backfill;
+pub mod broadcast;
 pub mod catalog;
 pub mod effects;
 pub mod events;

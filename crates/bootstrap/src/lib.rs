@@ -91,6 +91,10 @@ pub struct Config {
     pub default_store: StoreId,
     /// `IOT_TOPIC_PREFIX`.
     pub topic_prefix: String,
+    /// `STOCK_LEVELS_FROM_STREAM`: the `broadcaster` Lambda publishes every level from the
+    /// table's stream, so the functions that change stock publish none themselves (unset:
+    /// each publishes the levels it commits).
+    pub levels_from_stream: bool,
     /// `RETENTION_DAYS`: how long closed orders, ledger entries and the reconciler's findings
     /// are kept (unset or 0: for good; at least 35 otherwise).
     pub retention: Option<stockbridge_dynamodb::Retention>,
@@ -109,6 +113,18 @@ fn retention() -> Result<Option<stockbridge_dynamodb::Retention>, ConfigError> {
         name: "RETENTION_DAYS",
         message: e.to_string(),
     })
+}
+
+/// A true/false variable (unset: false).
+fn flag(name: &'static str) -> Result<bool, ConfigError> {
+    match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            message: format!("{other:?} is not true or false"),
+        }),
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -143,20 +159,7 @@ impl Config {
             (None, Some(arn)) => Some(StripeKeySource::SecretsManager(arn)),
             (None, None) => None,
         };
-        let livemode = match var("STRIPE_LIVEMODE")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "STRIPE_LIVEMODE",
-                    message: format!("{other:?} is not true or false"),
-                });
-            }
-        };
+        let livemode = flag("STRIPE_LIVEMODE")?;
         let stripe_timeout = match var("STRIPE_TIMEOUT_MS") {
             None => Duration::from_secs(10),
             Some(v) => Duration::from_millis(v.parse().map_err(|_| ConfigError::Invalid {
@@ -219,6 +222,7 @@ impl Config {
                 .unwrap_or_else(|| "aws.partner/stripe.com/".into()),
             default_store,
             topic_prefix,
+            levels_from_stream: flag("STOCK_LEVELS_FROM_STREAM")?,
         })
     }
 }
@@ -320,6 +324,19 @@ pub async fn store(config: &Config) -> DynamoStore {
     .with_retention(config.retention)
 }
 
+/// The `broadcaster` Lambda's adapters: the table and a publisher that always publishes (it is
+/// the one publisher when `STOCK_LEVELS_FROM_STREAM` is set). No Stripe key.
+pub async fn broadcaster(config: &Config) -> (DynamoStore, IotPublisher) {
+    let aws = aws_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+        .with_retention(config.retention);
+    let publisher = IotPublisher::new(
+        aws_sdk_iotdataplane::Client::new(&aws),
+        &config.topic_prefix,
+    );
+    (store, publisher)
+}
+
 /// What kind of Stripe key the configuration holds (never the key itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyKind {
@@ -390,7 +407,8 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
         publisher: IotPublisher::new(
             aws_sdk_iotdataplane::Client::new(&aws),
             &config.topic_prefix,
-        ),
+        )
+        .publishing(!config.levels_from_stream),
         payments,
     })
 }

@@ -19,6 +19,7 @@ use stockbridge_domain::StockLevel;
 pub struct IotPublisher {
     client: Client,
     prefix: String,
+    publishing: bool,
 }
 
 impl IotPublisher {
@@ -27,12 +28,24 @@ impl IotPublisher {
         Self {
             client,
             prefix: prefix.into(),
+            publishing: true,
         }
+    }
+
+    /// `false`: publishes nothing, because the `broadcaster` Lambda publishes every level from
+    /// the table's stream (`STOCK_LEVELS_FROM_STREAM`); one publisher per item keeps the
+    /// retained message in version order.
+    #[must_use]
+    pub fn publishing(self, publishing: bool) -> Self {
+        Self { publishing, ..self }
     }
 }
 
 impl StockPublisher for IotPublisher {
     async fn publish(&self, level: &StockLevel) -> Result<(), PublishError> {
+        if !self.publishing {
+            return Ok(());
+        }
         let topic = stock_topic(&self.prefix, &level.store_id, &level.product_id);
         self.client
             .publish()

@@ -8,6 +8,7 @@ mod support;
 mod awaiting;
 mod backfill;
 mod boundary;
+mod broadcast;
 mod caps;
 mod catalog_sync;
 mod controls;

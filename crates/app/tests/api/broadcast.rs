@@ -1,0 +1,86 @@
+//! The broadcaster: levels published from the stream's changed keys, newest only, each item
+//! once per batch, and a failure reported for its item while the others are still published.
+
+use std::sync::atomic::Ordering;
+
+use stockbridge_app::broadcast::broadcast_levels;
+use stockbridge_domain::{ProductId, StoreId};
+
+use crate::support::{STORE, completed, session, world};
+
+fn key(p: &str) -> (StoreId, ProductId) {
+    (StoreId::parse(STORE).unwrap(), ProductId::parse(p).unwrap())
+}
+
+#[tokio::test]
+async fn a_burst_of_orders_on_one_item_is_one_message_with_the_newest_level() {
+    let w = world(&[("prod_tee", 10, 0), ("prod_mug", 5, 0)]);
+    for n in 0..4 {
+        let id = format!("cs_test_{n}");
+        session(&w, &id, &[("prod_tee", 1)]);
+        w.app
+            .handle(&completed(&format!("evt_{n}"), &id))
+            .await
+            .unwrap();
+    }
+    w.publisher.published.lock().unwrap().clear();
+    // The stream's records for the four orders and one for the mug, in stream order.
+    let changed = [
+        key("prod_tee"),
+        key("prod_tee"),
+        key("prod_mug"),
+        key("prod_tee"),
+        key("prod_tee"),
+    ];
+    let report = broadcast_levels(&*w.store, &*w.publisher, &changed).await;
+    assert_eq!(
+        (report.published, report.gone, report.failed.len()),
+        (2, 0, 0)
+    );
+    let published = w.publisher.published.lock().unwrap().clone();
+    let shown: Vec<(String, u64, u64)> = published
+        .iter()
+        .map(|l| (l.product_id.to_string(), l.available, l.version))
+        .collect();
+    assert_eq!(
+        shown,
+        [("prod_tee".to_owned(), 6, 5), ("prod_mug".to_owned(), 5, 1)],
+        "one message per item, the level as stored now, in the order first seen"
+    );
+}
+
+#[tokio::test]
+async fn an_item_deleted_since_its_record_has_nothing_to_publish() {
+    let w = world(&[("prod_tee", 3, 0)]);
+    let report = broadcast_levels(
+        &*w.store,
+        &*w.publisher,
+        &[key("prod_gone"), key("prod_tee")],
+    )
+    .await;
+    assert_eq!((report.published, report.gone), (1, 1));
+    assert_eq!(w.publisher.published.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_reported_for_its_item_and_the_others_still_go_out() {
+    let w = world(&[("prod_tee", 3, 0), ("prod_mug", 2, 0)]);
+    w.publisher.fail_next.store(1, Ordering::SeqCst);
+    let report = broadcast_levels(
+        &*w.store,
+        &*w.publisher,
+        &[key("prod_tee"), key("prod_mug")],
+    )
+    .await;
+    assert_eq!(report.published, 1);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, key("prod_tee"));
+    assert!(
+        report.failed[0].1.contains("injected failure"),
+        "{:?}",
+        report.failed
+    );
+    let published = w.publisher.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].product_id.as_str(), "prod_mug");
+}

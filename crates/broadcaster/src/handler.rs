@@ -1,0 +1,124 @@
+//! The broadcaster's edge: a DynamoDB stream batch in, `batchItemFailures` out.
+//!
+//! The records are decoded here by hand, not with `aws_lambda_events`' `dynamodb` event: that
+//! type needs `serde_dynamo` for whole item images, and a `KEYS_ONLY` record carries two
+//! string keys. Records of anything but a stock item (`sk = ITEM`) are skipped: the event
+//! source mapping's filter normally keeps them out. A record whose key is not an item key of
+//! this table cannot be retried into sense: it is logged as an error and skipped (the stock
+//! itself is in the table, and the item's next change publishes it).
+//!
+//! A failed item is reported by the sequence number of its first record in the batch, so
+//! Lambda retries the shard from there: every item after it is published again, which is
+//! harmless (each message is the level as stored).
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_runtime::Diagnostic;
+use serde::Deserialize;
+use stockbridge_app::broadcast::{ItemKey, broadcast_levels};
+use stockbridge_app::ports::{InventoryStore, StockPublisher};
+use stockbridge_bootstrap::Failure;
+use stockbridge_domain::{ProductId, StoreId};
+
+/// The fields of a Lambda DynamoDB stream event the broadcaster reads.
+#[derive(Debug, Deserialize)]
+pub struct StreamEvent {
+    #[serde(rename = "Records", default)]
+    records: Vec<Record>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Record {
+    #[serde(default)]
+    dynamodb: Change,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Change {
+    #[serde(rename = "Keys", default)]
+    keys: HashMap<String, Attribute>,
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Attribute {
+    #[serde(rename = "S")]
+    s: Option<String>,
+}
+
+impl Change {
+    fn key(&self, name: &str) -> Option<&str> {
+        self.keys.get(name)?.s.as_deref()
+    }
+}
+
+/// The item a stock item's partition key (`ITEM#{store}#{product}`) names.
+fn item_of(pk: &str) -> Option<ItemKey> {
+    let (store, product) = pk.strip_prefix("ITEM#")?.split_once('#')?;
+    Some((StoreId::parse(store).ok()?, ProductId::parse(product).ok()?))
+}
+
+/// Publishes the level of every item the batch changed and reports the first failed record.
+///
+/// # Errors
+/// A [`Diagnostic`] when the event is not a stream batch (Lambda retries the batch, then sends
+/// it to the on-failure destination), or when a failed record has no sequence number to
+/// report (the whole batch is retried).
+pub async fn handle<S, P>(
+    store: &S,
+    publisher: &P,
+    event: serde_json::Value,
+) -> Result<DynamoDbEventResponse, Diagnostic>
+where
+    S: InventoryStore,
+    P: StockPublisher,
+{
+    let event: StreamEvent = serde_json::from_value(event).map_err(|e| {
+        tracing::error!(error = %e, "not a DynamoDB stream batch");
+        Failure::Invalid.diagnostic(&e)
+    })?;
+    let mut changed: Vec<(ItemKey, Option<&str>)> = Vec::new();
+    for record in &event.records {
+        let change = &record.dynamodb;
+        if change.key("sk") != Some("ITEM") {
+            continue;
+        }
+        match change.key("pk").and_then(item_of) {
+            Some(item) => changed.push((item, change.sequence_number.as_deref())),
+            None => tracing::error!(
+                pk = change.key("pk"),
+                sequence_number = change.sequence_number,
+                "a stock record whose key names no item: skipped"
+            ),
+        }
+    }
+    let keys: Vec<ItemKey> = changed.iter().map(|(k, _)| k.clone()).collect();
+    let report = broadcast_levels(store, publisher, &keys).await;
+    tracing::info!(
+        records = event.records.len(),
+        published = report.published,
+        gone = report.gone,
+        failed = report.failed.len(),
+        "broadcast"
+    );
+    let mut response = DynamoDbEventResponse::default();
+    let Some(first_failed) = changed
+        .iter()
+        .find(|(k, _)| report.failed.iter().any(|(f, _)| f == k))
+    else {
+        return Ok(response);
+    };
+    let Some(sequence_number) = first_failed.1 else {
+        let e = std::io::Error::other("a failed stock record has no sequence number");
+        return Err(Failure::Retryable.diagnostic(&e));
+    };
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence_number.to_owned());
+    response.batch_item_failures.push(failure);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests;

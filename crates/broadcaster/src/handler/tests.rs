@@ -1,0 +1,116 @@
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+use stockbridge_app::memory::{MemoryPublisher, MemoryStore};
+use stockbridge_domain::{CatalogItem, PaymentLinkId, ProductId, StoreId, Timestamp};
+
+use super::*;
+
+fn stocked(store: &MemoryStore, product: &str, available: u64, version: u64) {
+    store.put_item(CatalogItem {
+        store_id: StoreId::parse("store_a").unwrap(),
+        product_id: ProductId::parse(product).unwrap(),
+        name: product.to_owned(),
+        available,
+        held: 0,
+        version,
+        payment_links: vec![PaymentLinkId::parse(format!("plink_{product}")).unwrap()],
+        deactivated_links: vec![],
+        updated_at: Timestamp(1_000),
+        managed_since: Timestamp(0),
+        unrecorded_take: None,
+    });
+}
+
+/// A record as Lambda hands it over from a `KEYS_ONLY` stream.
+fn record(pk: &str, sk: &str, seq: &str) -> Value {
+    json!({
+        "eventID": format!("e{seq}"), "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1", "awsRegion": "us-east-1",
+        "dynamodb": {"ApproximateCreationDateTime": 1.7e9, "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                     "SequenceNumber": seq, "SizeBytes": 40, "StreamViewType": "KEYS_ONLY"},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"
+    })
+}
+
+fn world() -> (MemoryStore, MemoryPublisher) {
+    let store = MemoryStore::default();
+    stocked(&store, "prod_tee", 7, 12);
+    stocked(&store, "prod_mug", 0, 3);
+    (store, MemoryPublisher::default())
+}
+
+fn published(p: &MemoryPublisher) -> Vec<(String, u64, u64)> {
+    let levels = p.published.lock().unwrap();
+    levels
+        .iter()
+        .map(|l| (l.product_id.to_string(), l.available, l.version))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_publishes_each_changed_item_once_and_skips_what_is_not_stock() {
+    let (store, publisher) = world();
+    let batch = json!({"Records": [
+        record("ITEM#store_a#prod_tee", "ITEM", "100"),
+        record("PRODUCT#store_a#prod_tee", "DETAILS", "101"),
+        record("ITEM#store_a#prod_tee", "ITEM", "102"),
+        record("ITEM#store_a#prod_mug", "ITEM", "103"),
+        record("ITEM#no-product-here", "ITEM", "104"),
+    ]});
+    let response = handle(&store, &publisher, batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        published(&publisher),
+        [
+            ("prod_tee".to_owned(), 7, 12),
+            ("prod_mug".to_owned(), 0, 3)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_item_is_retried_from_its_first_record() {
+    let (store, publisher) = world();
+    // The tee (first in the batch) publishes; the mug's publish fails.
+    let batch = json!({"Records": [
+        record("ITEM#store_a#prod_tee", "ITEM", "200"),
+        record("ITEM#store_a#prod_mug", "ITEM", "201"),
+        record("ITEM#store_a#prod_tee", "ITEM", "202"),
+        record("ITEM#store_a#prod_mug", "ITEM", "203"),
+    ]});
+    let failing = FailSecond(&publisher, std::sync::atomic::AtomicUsize::new(0));
+    let response = handle(&store, &failing, batch).await.unwrap();
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(ids, [Some("201".to_owned())]);
+    assert_eq!(published(&publisher), [("prod_tee".to_owned(), 7, 12)]);
+}
+
+/// Publishes through the memory publisher, failing the second publish.
+struct FailSecond<'a>(&'a MemoryPublisher, std::sync::atomic::AtomicUsize);
+
+impl StockPublisher for FailSecond<'_> {
+    async fn publish(
+        &self,
+        level: &stockbridge_domain::StockLevel,
+    ) -> Result<(), stockbridge_app::ports::PublishError> {
+        if self.1.fetch_add(1, Ordering::SeqCst) == 1 {
+            self.0.fail_next.store(1, Ordering::SeqCst);
+        }
+        self.0.publish(level).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_a_stream_batch_is_an_invalid_input_error() {
+    let (store, publisher) = world();
+    let err = handle(&store, &publisher, json!({"Records": "nope"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "stockbridge.Invalid");
+    assert!(publisher.published.lock().unwrap().is_empty());
+}
