@@ -3,12 +3,15 @@ through the real `inventory` binary with K instances, under the DynamoDB model's
 
     .venv/bin/python -m bench.hot_sku [--orders 300] [--instances 1 4 16] [--service-ms 10]
                                       [--time-scale 1] [--binary target/debug/inventory]
+                                      [--levels functions stream]
 
 For each K: a fresh stack, stock for every order (nothing sells out: this is the hot path
 itself), all orders invoked at once by 2K clients. Reports per order: TransactWriteItems tried,
 refused as TransactionConflict, refused by their version condition; UpdateItems (the hot path's
 takes, issue 13 §2) and single writes refused as TransactionConflictException; conflicts and
 retries together; DynamoDB, Stripe and IoT calls; and throughput in wall and in the model's simulated time, with p50/p99 latency.
+`--levels stream` runs the `broadcaster` from the table's stream (issue 13 §3) and counts, after
+the stream has caught up, every IoT publish and every DynamoDB call, the broadcaster's included.
 Figures go to docs/benchmarks.md (the hot-path issue improves on them).
 """
 
@@ -50,12 +53,45 @@ def restock_during(cli: str, env: dict, pid: str, n: int, done: threading.Event)
     return out
 
 
+def visible_after_ms(moto: str, table: str, pid: str, publishes: list[dict]) -> dict:
+    """How long after its commit each order's level (or a newer one) reached the broker: per
+    ledger entry of the run, the first publish whose version is at least the entry's, minus
+    the entry's time. p50, p99 and max, in milliseconds."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    entries, start = [], None
+    while True:
+        page = ddb.query(TableName=table, KeyConditionExpression="pk = :p AND begins_with(sk, :l)",
+                         ExpressionAttributeValues={":p": {"S": f"ITEM#bench#{pid}"},
+                                                    ":l": {"S": "LEDGER#"}},
+                         **({"ExclusiveStartKey": start} if start else {}))
+        entries += [(int(i["version"]["N"]), int(i["at"]["N"])) for i in page["Items"]
+                    if i.get("cause", {}).get("S") == "order"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    seen = sorted((json.loads(p["payload"])["version"], p["at_ms"]) for p in publishes)
+    lags = []
+    for version, at in entries:
+        shown = [t for v, t in seen if v >= version]
+        if shown:
+            lags.append(min(shown) - at)
+    if not lags:
+        return {}
+    lags.sort()
+    return {"visible_p50_ms": lags[len(lags) // 2], "visible_p99_ms": lags[int(len(lags) * 0.99) - 1],
+            "visible_max_ms": lags[-1], "never_shown": len(entries) - len(lags)}
+
+
 def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str,
-            links: str = "fake", restocks: int = 0) -> dict:
+            links: str = "fake", restocks: int = 0, levels: str = "functions") -> dict:
     cli = str(Path(binary).with_name("stockbridge"))
     sync = Path(binary).with_name("catalog-sync") if links == "synced" else None
+    broadcaster = Path(binary).with_name("broadcaster") if levels == "stream" else None
     with Stack(workers=instances, inventory_binary=binary, lambda_timeout=600,
-               catalog_sync_binary=sync) as stack:
+               catalog_sync_binary=sync, broadcaster_binary=broadcaster) as stack:
         env = {**os.environ, **stack.env}
         stripe, lam, moto = stack.urls["stripe"], stack.urls["lambda"], stack.urls["moto"]
         if links == "synced":
@@ -63,6 +99,10 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
         else:
             pid, link = one_product(cli, env, stripe, orders * 2, name="Hot")
         events = paid_events(stripe, pid, link, orders)
+        if broadcaster:
+            stack.wait_broadcasts()
+            trigger = stack.urls["stream_trigger"] + "/_stats"
+            invocations_before = requests.get(trigger).json()["invocations"]
         requests.post(f"{moto}/_stats/reset")
         requests.post(f"{stack.urls['iot_bridge']}/_publishes/reset")
         n_stripe = len(requests.get(f"{stripe}/_test/requests").json()["requests"])
@@ -83,10 +123,16 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
             done.set()
             restocked = adjusts.result()
         wall = time.perf_counter() - t0
+        broadcasts = None
+        if broadcaster:
+            stack.wait_broadcasts()
+            broadcasts = requests.get(trigger).json()["invocations"] - invocations_before
         model = requests.get(f"{moto}/_model").json()["stats"]
         ops = requests.get(f"{moto}/_stats").json()
         stripe_calls = len(requests.get(f"{stripe}/_test/requests").json()["requests"]) - n_stripe
-        publishes = len(requests.get(f"{stack.urls['iot_bridge']}/_publishes").json()["publishes"])
+        published = requests.get(f"{stack.urls['iot_bridge']}/_publishes").json()["publishes"]
+        publishes = len(published)
+        visible = visible_after_ms(moto, env.get("TABLE_NAME", "stockbridge"), pid, published)
         show = stock_show(cli, env, pid)
     lat = sorted(x for x, _ in results)
     tx_tried = model.get("transactions", 0)
@@ -100,7 +146,8 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
     takes_refused = max(0, updates - orders) if updates else 0
     per = lambda n: round(n / orders, 2)  # noqa: E731
     return {
-        "links": links, "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
+        "links": links, "levels": levels, "broadcaster_invocations": broadcasts,
+        "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
         "units_taken": orders * 2 + sum(1 for r in restocked if r["ok"]) - show["available"],
         "restocks_tried": len(restocked), "restocks_failed": sum(1 for r in restocked if not r["ok"]),
         "restock_s_max": max((r["s"] for r in restocked), default=None),
@@ -120,6 +167,7 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
         "orders_per_s_simulated": round(orders / max(1e-9, wall / time_scale), 1),
         "p50_ms": round(statistics.median(lat) * 1000, 1),
         "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)] * 1000, 1),
+        **visible,
     }
 
 
@@ -135,12 +183,16 @@ def main() -> None:
     ap.add_argument("--links", nargs="+", choices=["fake", "synced"], default=["fake"],
                     help="fake: a link made in the fake Stripe (unknown to stockbridge: its line "
                          "items are listed); synced: made by the catalog sync (no Stripe call)")
+    ap.add_argument("--levels", nargs="+", choices=["functions", "stream"], default=["functions"],
+                    help="functions: each function publishes the levels it commits; stream: the "
+                         "broadcaster publishes them from the table's stream")
     a = ap.parse_args()
-    for links in a.links:
-        for k in a.instances:
-            print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary, links,
-                                     a.restocks)),
-                  flush=True)
+    for levels in a.levels:
+        for links in a.links:
+            for k in a.instances:
+                print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary,
+                                         links, a.restocks, levels)),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ or ``#`` or a bad ``qos``; ``503 {"message": ...}`` if mosquitto is unreachable.
 
 Test hooks::
 
-    GET  /_publishes        -> {"publishes": [{topic, qos, retain, payload}, ...]}
+    GET  /_publishes        -> {"publishes": [{topic, qos, retain, payload, at_ms}, ...]}
+                               (at_ms: when the bridge took it, epoch milliseconds)
     POST /_publishes/reset  -> {}
     GET  /_stats            -> {"publishes": n, "errors": n, "connected": bool}
     GET  /_health           -> {"ok": true, "connected": bool}
@@ -243,6 +244,7 @@ class IotBridge:
             "qos": qos,
             "retain": retain,
             "payload": payload.decode("utf-8", errors="replace"),
+            "at_ms": int(time.time() * 1000),
         }
         with self._lock:
             self._n_ok += 1

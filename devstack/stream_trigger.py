@@ -11,7 +11,8 @@ WHAT IT EMULATES (template.yaml, ``BroadcasterEventSourceMapping``)
 * the table's stream (``devstack.table_stream``), filtered like the mapping's
   ``FilterCriteria`` ``{"dynamodb": {"Keys": {"sk": {"S": ["ITEM"]}}}}`` (records that do not
   match are dropped and never reach the function, as in AWS);
-* one batch at a time per shard, in stream order, up to ``--batch-size`` records, as the Lambda
+* one read of each shard (GetRecords), then its records to the function before the next read;
+  one batch at a time per shard, in stream order, up to ``--batch-size`` records, as the Lambda
   event ``{"Records": [...]}`` (``devstack.table_stream.lambda_record``);
 * ``ReportBatchItemFailures``: a response ``{"batchItemFailures": [{"itemIdentifier": SEQ}]}``
   makes the next batch start at the lowest reported record (the ones before it are done); a
@@ -148,7 +149,10 @@ class StreamTrigger:
             started = time.monotonic()
             forced = self.force_table_check.is_set()
             self.force_table_check.clear()
-            found = self.stream.poll(self._take, forced, self.stopping.is_set)
+            # One read per shard, then the function: Lambda invokes with what each poll of a
+            # shard returned, it does not read to the shard's end first (a burst that keeps
+            # writing would starve the function).
+            found = self.stream.poll(self._take, forced, self.stopping.is_set, pages=1)
             if not self.paused.is_set():
                 self._drain()
             with self.lock:

@@ -98,10 +98,11 @@ class TableStream:
                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
     def poll(self, on_records: Callable[[list[dict]], None], forced: bool = False,
-             stopping: Optional[Callable[[], bool]] = None) -> int:
-        """Reads every shard up to its end, handing each chunk of records (in stream order) to
-        ``on_records``; returns how many were read.  The table is looked up again at most
-        every second (or now, when ``forced``)."""
+             stopping: Optional[Callable[[], bool]] = None,
+             pages: Optional[int] = None) -> int:
+        """Reads every shard up to its end (or ``pages`` GetRecords calls per shard), handing
+        each chunk of records (in stream order) to ``on_records``; returns how many were read.
+        The table is looked up again at most every second (or now, when ``forced``)."""
         now = time.monotonic()
         if self.stream_arn is None or forced or now - self._last_check >= TABLE_CHECK_S:
             self._last_check = now
@@ -122,7 +123,9 @@ class TableStream:
                 except Exception as e:  # the stream went away: the table check handles it
                     self.log(f"cannot reopen shard {shard_id}: {e}")
                     continue
-            while it is not None and not (stopping and stopping()):
+            reads = 0
+            while it is not None and not (stopping and stopping()) and reads != pages:
+                reads += 1
                 out = streams.get_records(ShardIterator=it, Limit=1000)
                 records = out.get("Records", [])
                 it = out.get("NextShardIterator")
