@@ -26,6 +26,7 @@ pub mod item;
 pub mod link;
 pub mod order;
 pub mod quantity;
+pub mod shard;
 pub mod take;
 
 pub use catalog::*;
