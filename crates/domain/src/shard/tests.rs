@@ -240,21 +240,17 @@ fn step(store: &mut Store, o: usize, at: Step, quantity: u64, k: u16) -> Step {
                 Step::Snapshot
             }
         }
-        Step::Record(i, m) => {
-            if store.records.contains_key(&o) {
-                Step::Read
-            } else {
-                store.records.insert(
-                    o,
-                    Record::Fulfilled {
-                        quantity: m.quantity,
-                        shard: i,
-                        version: m.version,
-                    },
-                );
+        Step::Record(i, m) => match store.records.entry(o) {
+            std::collections::btree_map::Entry::Occupied(_) => Step::Read,
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Record::Fulfilled {
+                    quantity: m.quantity,
+                    shard: i,
+                    version: m.version,
+                });
                 Step::RemoveMark(i, m)
             }
-        }
+        },
         Step::GiveBack(i, m) => {
             let s = &mut store.shards[usize::from(i)];
             if s.marks.get(&o) == Some(&m) {
