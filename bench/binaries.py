@@ -34,7 +34,7 @@ from pathlib import Path
 from devstack.stack import CHECKOUT_ENV, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["inventory", "reconciler", "catalog-sync", "checkout", "sweeper"]
+FUNCTIONS = ["inventory", "reconciler", "catalog-sync", "checkout", "sweeper", "broadcaster"]
 
 
 class _FirstPoll:

@@ -700,8 +700,9 @@ class Stack:
             # Lambda's GetAccountSettings, for `stockbridge preflight` (devstack/moto_server.py).
             "AWS_ENDPOINT_URL_LAMBDA": self.urls["moto"],
         })
-        if self.broadcaster_started:
-            env["STOCK_LEVELS_FROM_STREAM"] = "true"
+        # Explicit either way: a shell that sourced another stack's env file must not make
+        # these functions silent when no broadcaster runs.
+        env["STOCK_LEVELS_FROM_STREAM"] = "true" if self.broadcaster_started else "false"
         env.update(self.extra_lambda_env)
         return env
 
@@ -862,6 +863,7 @@ class Stack:
             last = _get_json(self.urls["stream_trigger"] + "/_idle")
             if last.get("idle"):
                 return last
+            time.sleep(0.05)
         raise StackError(f"broadcasts not idle after {timeout:.0f}s: {last}")
 
     def _build_env(self) -> None:

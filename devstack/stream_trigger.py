@@ -21,9 +21,11 @@ WHAT IT EMULATES (template.yaml, ``BroadcasterEventSourceMapping``)
   ``batches_discarded`` (in AWS: the on-failure destination, after MaximumRetryAttempts);
   retries wait 0.2 s, 0.4 s, ... (at most 2 s).
 
-Unlike the template's ``StartingPosition: LATEST`` it reads from ``TRIM_HORIZON``: a test's
-first writes may land before the trigger sees the table, and publishing a level again is
-harmless.
+Like the template (``StartingPosition: TRIM_HORIZON``) it reads every record the stream keeps.
+Not modelled: ``BisectBatchOnFunctionError`` and ``MaximumRecordAgeInSeconds``; after a
+partial failure the retried batch may also hold records that arrived since (Lambda retries
+the rest of the original batch), and the attempt count resets only when a whole batch
+succeeds.
 
 HTTP API
 --------

@@ -149,3 +149,25 @@ def test_a_publish_iot_refuses_is_retried_from_the_stream_until_it_lands(streame
     assert after["batches_discarded"] == before["batches_discarded"]
     retained = h.retained(cat.store, product)
     assert (retained["available"], retained["version"]) == (4, 2)
+
+
+def test_stock_publish_shows_levels_the_stream_did_not(streamed):
+    h = streamed
+    cat = Catalog(h, f"store_stream_{uid()}", uid())
+    tee, _ = cat.product("tee", stock=5)
+    mug, _ = cat.product("mug", stock=7)
+    h.stack.wait_broadcasts()
+    trigger(h, "pause")  # as if the broadcaster's batches had failed
+    try:
+        h.cli("stock", "adjust", tee, "--store", cat.store, "--", "-2")
+        time.sleep(0.3)
+        assert levels(h, cat.store, tee) == [(5, 1)], "the CLI publishes nothing in stream mode"
+        out = h.cli("stock", "publish", "--store", cat.store).stdout
+        assert "2 published" in out, out
+        assert levels(h, cat.store, tee) == [(5, 1), (3, 2)]
+        assert levels(h, cat.store, mug) == [(7, 1), (7, 1)]
+        missing = h.cli("stock", "publish", "prod_nowhere", "--store", cat.store, check=False)
+        assert missing.returncode != 0 and "not in the catalog" in missing.stderr, missing.stderr
+    finally:
+        trigger(h, "resume")
+    h.stack.wait_broadcasts()

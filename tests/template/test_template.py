@@ -201,9 +201,12 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
         template):
     stock_topics = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
                                "topic/${IotTopicPrefix}/*"}
-    publishers = {name for name, props in functions(template).items() for st in statements(props)
-                  if "iot:Publish" in st["Action"] and st["Resource"] == stock_topics}
-    assert publishers == {"BroadcasterFunction"}
+    claim = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+                        "topic/${IotTopicPrefix}/_deployment"}
+    publishers = {name: st["Resource"] for name, props in functions(template).items()
+                  for st in statements(props) if "iot:Publish" in st["Action"]}
+    # The broadcaster publishes stock; the reconciler only its claim on the prefix.
+    assert publishers == {"BroadcasterFunction": stock_topics, "ReconcilerFunction": claim}
     for name, props in functions(template).items():
         env = props["Environment"]["Variables"]
         if "IOT_TOPIC_PREFIX" in env and name != "BroadcasterFunction":

@@ -11,8 +11,11 @@
 //!   order, and an item's records all live in one shard (its partition key): each message of an
 //!   item is read after the one before it was, so the retained message on the topic only ever
 //!   moves forward — unlike several functions publishing the levels they each committed.
-//! - **Nothing lost.** A read or a publish that fails is reported for the item, and the caller
-//!   has the batch retried from that item's first record; a deleted item has nothing to show.
+//! - **Nothing lost.** A read or a publish that may succeed later is reported for the item, and
+//!   the caller has the batch retried from that item's first record; one refused for good (IoT
+//!   answered 4xx) is logged at error and skipped, so it cannot hold back the other items of its
+//!   stream shard (`stockbridge stock publish` shows it once fixed); a deleted item has nothing
+//!   to show.
 //!
 //! Link switches stay with the decision that crossed zero ([`crate::effects`]): who switched a
 //! link off is known only there (a link the decision finds already off with someone else's
@@ -21,13 +24,18 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::StreamExt;
 use stockbridge_domain::{ProductId, StoreId};
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::ports::{InventoryStore, StockPublisher};
 
 /// One item the stream says changed.
 pub type ItemKey = (StoreId, ProductId);
+
+/// Items read and published at once: order only matters within an item, and each item is
+/// published once per batch, so different items go out concurrently.
+const CONCURRENCY: usize = 16;
 
 /// What a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,15 +44,45 @@ pub struct BroadcastReport {
     pub published: usize,
     /// Changed items no longer in the table (deleted): nothing to publish.
     pub gone: usize,
-    /// Items whose read or publish failed, with the reason: the caller retries them.
+    /// Items whose level IoT refused for good (not authorised, too large): logged at error and
+    /// skipped, so that one item cannot hold back every other item of its stream shard.
+    pub refused: usize,
+    /// Items whose read or publish failed and may succeed later, with the reason: the caller
+    /// has them retried.
     #[serde(skip)]
     pub failed: Vec<(ItemKey, String)>,
 }
 
-/// Publishes the current level of every item in `changed`, each once, in the order given.
+enum Outcome {
+    Published,
+    Gone,
+    Refused(String),
+    Failed(String),
+}
+
+async fn broadcast_one<S, P>(store: &S, publisher: &P, key: &ItemKey) -> Outcome
+where
+    S: InventoryStore,
+    P: StockPublisher,
+{
+    let (store_id, product_id) = key;
+    match store.item(store_id, product_id).await {
+        Ok(Some(item)) => match publisher.publish(&item.level()).await {
+            Ok(()) => Outcome::Published,
+            Err(e) if e.retryable => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Refused(e.to_string()),
+        },
+        Ok(None) => Outcome::Gone,
+        Err(e) if e.is_retryable() => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Refused(e.to_string()),
+    }
+}
+
+/// Publishes the current level of every item in `changed`, each once.
 ///
-/// Never fails as a whole: an item that failed is in [`BroadcastReport::failed`] and the others
-/// were still published.
+/// Never fails as a whole: an item that may succeed later is in [`BroadcastReport::failed`],
+/// one refused for good is counted in [`BroadcastReport::refused`], and the others were still
+/// published.
 pub async fn broadcast_levels<S, P>(
     store: &S,
     publisher: &P,
@@ -54,26 +92,24 @@ where
     S: InventoryStore,
     P: StockPublisher,
 {
-    let mut report = BroadcastReport::default();
     let mut seen = BTreeSet::new();
-    for key in changed {
-        if !seen.insert(key) {
-            continue;
-        }
+    let unique: Vec<&ItemKey> = changed.iter().filter(|k| seen.insert(*k)).collect();
+    let outcomes: Vec<(&ItemKey, Outcome)> = futures_util::stream::iter(unique)
+        .map(|key| async move { (key, broadcast_one(store, publisher, key).await) })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut report = BroadcastReport::default();
+    for (key, outcome) in outcomes {
         let (store_id, product_id) = key;
-        let outcome = match store.item(store_id, product_id).await {
-            Ok(Some(item)) => publisher
-                .publish(&item.level())
-                .await
-                .map(|()| true)
-                .map_err(|e| e.to_string()),
-            Ok(None) => Ok(false),
-            Err(e) => Err(e.to_string()),
-        };
         match outcome {
-            Ok(true) => report.published += 1,
-            Ok(false) => report.gone += 1,
-            Err(reason) => {
+            Outcome::Published => report.published += 1,
+            Outcome::Gone => report.gone += 1,
+            Outcome::Refused(reason) => {
+                error!(store_id = %store_id, product_id = %product_id, %reason, "broadcasting a level failed for good: skipped (`stockbridge stock publish` once the cause is fixed)");
+                report.refused += 1;
+            }
+            Outcome::Failed(reason) => {
                 warn!(store_id = %store_id, product_id = %product_id, %reason, "broadcasting a level failed; the stream retries it");
                 report.failed.push((key.clone(), reason));
             }

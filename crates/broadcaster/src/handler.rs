@@ -100,6 +100,7 @@ where
         records = event.records.len(),
         published = report.published,
         gone = report.gone,
+        refused = report.refused,
         failed = report.failed.len(),
         "broadcast"
     );

@@ -230,6 +230,15 @@ pub enum StockCommand {
         #[arg(long)]
         op_id: Option<String>,
     },
+    /// Publish items' levels as stored now, to their stock topics (the repair when levels did
+    /// not reach storefronts: the broadcaster's failed-batches queue, an IoT outage).
+    Publish {
+        /// Product id (default: every item of the store).
+        product: Option<String>,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+    },
     /// Compare each item's held units with the orders still pending (run after a deploy that
     /// adds or changes held stock: old and new functions side by side can leave it wrong).
     Held {

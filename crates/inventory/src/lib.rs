@@ -1,34 +1,17 @@
 //! The `inventory` Lambda: Stripe checkout events from EventBridge to exactly-once stock.
 //!
 //! Reads its configuration once, builds the clients once and hands the use case to
-//! `service_fn`. All logic lives in `stockbridge-app`. See the README for configuration.
+//! `service_fn`; [`handler`] is the edge. All logic lives in `stockbridge-app`. See the README for configuration.
 //! Two binaries run this: `inventory` (deployed) and, built only with `--features crash-hook`,
 //! `inventory-crash-hook` for the one end-to-end test that needs a crash between the commit
 //! and the side effects.
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
-use stockbridge_app::inventory::Handled;
-use stockbridge_bootstrap::{Config, Failure, LiveInventory};
+mod handler;
 
-async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    match inventory.handle(&event.payload).await {
-        Ok(Handled::Applied { order_id, outcome }) => Ok(
-            json!({"status": "applied", "order_id": order_id.as_str(), "outcome": format!("{outcome:?}")}),
-        ),
-        Ok(Handled::Refused) => Ok(json!({"status": "refused"})),
-        Ok(Handled::Ignored) => Ok(json!({"status": "ignored"})),
-        Err(e) => {
-            tracing::error!(error = %e, retryable = e.is_retryable(), request_id = %event.context.request_id, "event failed");
-            let kind = if e.is_retryable() {
-                Failure::Retryable
-            } else {
-                Failure::Invalid
-            };
-            Err(kind.diagnostic(&e))
-        }
-    }
-}
+pub use handler::handle;
+
+use lambda_runtime::{Error, service_fn};
+use stockbridge_bootstrap::{Config, LiveInventory};
 
 /// Serve the Lambda Runtime API until the runtime stops us.
 pub async fn run() -> Result<(), Error> {

@@ -55,11 +55,17 @@ impl StockPublisher for IotPublisher {
             .payload(Blob::new(stock_payload(level)))
             .send()
             .await
-            .map_err(|e| PublishError {
-                topic: topic.clone(),
-                source: Box::new(std::io::Error::other(
-                    aws_sdk_iotdataplane::error::DisplayErrorContext(e).to_string(),
-                )),
+            .map_err(|e| {
+                // A 4xx other than throttling is IoT refusing this publish for good.
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let retryable = !matches!(status, Some(400..=499)) || status == Some(429);
+                PublishError {
+                    topic: topic.clone(),
+                    retryable,
+                    source: Box::new(std::io::Error::other(
+                        aws_sdk_iotdataplane::error::DisplayErrorContext(e).to_string(),
+                    )),
+                }
             })?;
         tracing::debug!(
             topic,

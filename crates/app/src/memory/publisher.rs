@@ -34,6 +34,7 @@ impl StockPublisher for MemoryPublisher {
         {
             return Err(PublishError {
                 topic: level.product_id.to_string(),
+                retryable: true,
                 source: "injected failure".into(),
             });
         }

@@ -8,6 +8,9 @@ use super::*;
 pub struct PublishError {
     /// The topic.
     pub topic: String,
+    /// Whether the same publish may succeed later (throttling, a 5xx, the network); `false`
+    /// when IoT refused it for good (a 4xx: not authorised, too large).
+    pub retryable: bool,
     /// The cause.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,

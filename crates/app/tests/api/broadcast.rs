@@ -84,3 +84,36 @@ async fn a_failed_publish_is_reported_for_its_item_and_the_others_still_go_out()
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].product_id.as_str(), "prod_mug");
 }
+
+/// IoT refuses every publish of one product for good (a 4xx), publishes the others.
+struct Refusing<'a>(&'a stockbridge_app::memory::MemoryPublisher, &'static str);
+
+impl stockbridge_app::ports::StockPublisher for Refusing<'_> {
+    async fn publish(
+        &self,
+        level: &stockbridge_domain::StockLevel,
+    ) -> Result<(), stockbridge_app::ports::PublishError> {
+        if level.product_id.as_str() == self.1 {
+            return Err(stockbridge_app::ports::PublishError {
+                topic: level.product_id.to_string(),
+                retryable: false,
+                source: "403 not authorised".into(),
+            });
+        }
+        self.0.publish(level).await
+    }
+}
+
+#[tokio::test]
+async fn a_level_refused_for_good_is_skipped_not_retried() {
+    let w = world(&[("prod_tee", 3, 0), ("prod_mug", 2, 0)]);
+    let refusing = Refusing(&w.publisher, "prod_tee");
+    let report = broadcast_levels(&*w.store, &refusing, &[key("prod_tee"), key("prod_mug")]).await;
+    assert_eq!(
+        (report.published, report.refused, report.failed.len()),
+        (1, 1, 0)
+    );
+    let published = w.publisher.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].product_id.as_str(), "prod_mug");
+}

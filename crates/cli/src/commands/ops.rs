@@ -179,6 +179,10 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         ("catalog-sync queue", "CATALOG_SYNC_QUEUE_URL"),
         ("catalog-sync DLQ", "CATALOG_SYNC_DLQ_URL"),
         ("inventory event DLQ", "INVENTORY_DLQ_URL"),
+        (
+            "broadcaster failed batches",
+            "BROADCASTER_FAILED_BATCHES_URL",
+        ),
     ] {
         let Some(url) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
             continue;

@@ -1,9 +1,10 @@
-//! `stockbridge stock show|set|adjust|held` and `stockbridge history`.
+//! `stockbridge stock show|set|adjust|held|publish` and `stockbridge history`.
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use stockbridge_app::broadcast::broadcast_levels;
 use stockbridge_app::message::rfc3339;
-use stockbridge_app::ports::{Clock, InventoryStore, SystemClock};
+use stockbridge_app::ports::{CatalogReader as _, Clock, InventoryStore, SystemClock};
 use stockbridge_app::stock::StockError;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
@@ -92,6 +93,7 @@ pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
             repair,
             json,
         } => held(c, store, repair, json).await,
+        StockCommand::Publish { product, store } => publish(c, store, product).await,
         StockCommand::Adjust {
             product,
             delta,
@@ -137,6 +139,47 @@ pub async fn show(
             item.on_hand(),
             item.version
         );
+    }
+    Ok(())
+}
+
+/// `stock publish`: the level of one item, or of every item of the store, published as stored
+/// now, whatever `STOCK_LEVELS_FROM_STREAM` says (the broadcaster's use case, run once).
+pub async fn publish(
+    config: &Config,
+    store: Option<String>,
+    product: Option<String>,
+) -> Result<()> {
+    let s = store_id(config, store)?;
+    let (db, publisher) = stockbridge_bootstrap::broadcaster(config).await;
+    let keys: Vec<(StoreId, ProductId)> = match product {
+        Some(p) => vec![(s.clone(), ProductId::parse(p).context("PRODUCT")?)],
+        None => db
+            .store_items(&s)
+            .await?
+            .into_iter()
+            .map(|i| (i.store_id, i.product_id))
+            .collect(),
+    };
+    let report = broadcast_levels(&db, &publisher, &keys).await;
+    println!(
+        "{} published, {} not in the catalog, {} refused by IoT, {} failed (of {} in {s})",
+        report.published,
+        report.gone,
+        report.refused,
+        report.failed.len(),
+        keys.len()
+    );
+    for ((_, p), reason) in &report.failed {
+        eprintln!("{p}: {reason}");
+    }
+    if report.refused + report.failed.len() > 0 {
+        bail!(
+            "some levels were not published (see the log lines above): run it again once IoT accepts them"
+        );
+    }
+    if report.gone > 0 && keys.len() == 1 {
+        bail!("product {} is not in the catalog of store {s}", keys[0].1);
     }
     Ok(())
 }

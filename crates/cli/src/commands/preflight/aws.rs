@@ -282,6 +282,11 @@ pub async fn queues(aws: &SdkConfig) -> Vec<Finding> {
         ("inventory DLQ", "INVENTORY_DLQ_URL", true),
         ("Stripe events DLQ", "STRIPE_EVENTS_DLQ_URL", true),
         ("catalog pipe DLQ", "CATALOG_PIPE_DLQ_URL", true),
+        (
+            "broadcaster failed batches",
+            "BROADCASTER_FAILED_BATCHES_URL",
+            true,
+        ),
     ] {
         let Some(url) = env(var) else { continue };
         let r = client

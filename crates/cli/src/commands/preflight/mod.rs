@@ -6,7 +6,7 @@
 //! `STRIPE_SECRET_ARN`) and `STRIPE_LIVEMODE`; `STRIPE_EVENT_SOURCE_NAME` to pick one
 //! destination; `TABLE_NAME`; `IOT_TOPIC_PREFIX` and the IoT data endpoint
 //! (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`); the queues (`CATALOG_SYNC_QUEUE_URL`,
-//! `CATALOG_SYNC_DLQ_URL`, `INVENTORY_DLQ_URL`, `STRIPE_EVENTS_DLQ_URL`,
+//! `CATALOG_SYNC_DLQ_URL`, `INVENTORY_DLQ_URL`, `STRIPE_EVENTS_DLQ_URL`, `BROADCASTER_FAILED_BATCHES_URL`,
 //! `CATALOG_PIPE_DLQ_URL`). A failed check makes the command exit 1 (for CI); a warning does
 //! not.
 
