@@ -95,6 +95,9 @@ pub struct Config {
     /// table's stream, so the functions that change stock publish none themselves (unset:
     /// each publishes the levels it commits).
     pub levels_from_stream: bool,
+    /// `CATALOG_SYNC_DLQ_URL`: where the catalog-sync function sets aside a message that can
+    /// never succeed, with its reason (unset: such a message stays for the queue's redrive).
+    pub catalog_sync_dlq_url: Option<String>,
     /// `RETENTION_DAYS`: how long closed orders, ledger entries and the reconciler's findings
     /// are kept (unset or 0: for good; at least 35 otherwise).
     pub retention: Option<stockbridge_dynamodb::Retention>,
@@ -223,6 +226,7 @@ impl Config {
             default_store,
             topic_prefix,
             levels_from_stream: flag("STOCK_LEVELS_FROM_STREAM")?,
+            catalog_sync_dlq_url: var("CATALOG_SYNC_DLQ_URL"),
         })
     }
 }
@@ -322,6 +326,14 @@ pub async fn store(config: &Config) -> DynamoStore {
         &config.table_name,
     )
     .with_retention(config.retention)
+}
+
+/// The catalog-sync function's dead-letter queue (`CATALOG_SYNC_DLQ_URL`).
+pub async fn dead_letters(config: &Config) -> stockbridge_sqs::SqsDeadLetters {
+    stockbridge_sqs::SqsDeadLetters::new(
+        aws_sdk_sqs::Client::new(&aws_config().await),
+        config.catalog_sync_dlq_url.clone(),
+    )
 }
 
 /// The `broadcaster` Lambda's adapters: the table and a publisher that always publishes (it is

@@ -8,7 +8,8 @@ use stockbridge_iot::IotPublisher;
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
-async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic() {
+async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic_and_a_refusal_is_retryable()
+ {
     let bridge = std::env::var("STOCKBRIDGE_IOT_BRIDGE_URL")
         .expect("STOCKBRIDGE_IOT_BRIDGE_URL is not set: run scripts/test");
     let store = format!("iot{}", std::process::id());
@@ -44,4 +45,35 @@ async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic() {
     assert_eq!(payload["available"], Value::from(7));
     assert_eq!(payload["version"], Value::from(3));
     assert_eq!(payload["sold_out"], Value::from(false));
+    a_publish_the_service_cannot_take_now_is_retryable(&bridge).await;
+}
+
+/// Run by the test above, after it (the faults would fail any publish running meanwhile).
+async fn a_publish_the_service_cannot_take_now_is_retryable(bridge: &str) {
+    // More 503s in a row than the SDK's own attempts (3).
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H", "content-type: application/json"])
+        .args(["-d", r#"{"count": 10}"#, &format!("{bridge}/_faults")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let p = IotPublisher::new(
+        aws_sdk_iotdataplane::Client::new(&aws_config::load_from_env().await),
+        "stockbridge",
+    );
+    let level = StockLevel {
+        held: 0,
+        product_id: ProductId::parse("prod_iot").unwrap(),
+        store_id: StoreId::parse(format!("iotfault{}", std::process::id())).unwrap(),
+        available: 1,
+        version: 1,
+        updated_at: Timestamp(1_761_935_276_000),
+    };
+    let err = p.publish(&level).await.unwrap_err();
+    std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H", "content-type: application/json"])
+        .args(["-d", r#"{"count": 0}"#, &format!("{bridge}/_faults")])
+        .output()
+        .unwrap();
+    assert!(err.retryable, "{err}");
 }

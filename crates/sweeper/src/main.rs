@@ -3,37 +3,12 @@
 //! 10 s before its timeout; the next run goes on); their stock returns and is published.
 //! DynamoDB TTL is not used: it can lag by days. Each release is conditional on the hold still
 //! pending, so a payment authorised at the same moment resolves to exactly one outcome. Logic:
-//! `stockbridge-app` (`holds::sweep_expired_holds_until`).
+//! `stockbridge-app` (`holds::sweep_expired_holds_until`); the edge: [`handler`].
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use serde_json::Value;
-use stockbridge_bootstrap::{Config, Failure, LiveInventory};
+mod handler;
 
-async fn handle(inventory: &LiveInventory, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let deadline = deadline(&event.context);
-    let report = inventory
-        .sweep_expired_holds_until(deadline)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "sweep failed; the next run retries");
-            Failure::Retryable.diagnostic(&e)
-        })?;
-    tracing::info!(?report, "sweep");
-    serde_json::to_value(&report).map_err(|e| Failure::Internal.diagnostic(&e))
-}
-
-/// The invocation's deadline (epoch ms) less a margin to finish the release in hand and answer.
-fn deadline(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_millis();
-    // Past already (or within the margin): no time at all, never "no limit".
-    let left_ms = u128::from(context.deadline)
-        .saturating_sub(now_ms)
-        .saturating_sub(10_000);
-    Some(std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(left_ms).ok()?))
-}
+use lambda_runtime::{Error, service_fn};
+use stockbridge_bootstrap::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -41,5 +16,5 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let inventory = stockbridge_bootstrap::inventory(&config).await?;
     let inventory = &inventory;
-    lambda_runtime::run(service_fn(move |event| handle(inventory, event))).await
+    lambda_runtime::run(service_fn(move |event| handler::handle(inventory, event))).await
 }

@@ -23,6 +23,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 mod catalog;
 mod clock;
+mod dead_letters;
 mod housekeeping;
 mod payments;
 mod publisher;
@@ -31,6 +32,7 @@ mod store;
 
 pub use catalog::*;
 pub use clock::*;
+pub use dead_letters::*;
 pub use payments::*;
 pub use publisher::*;
 pub use reconcile::*;

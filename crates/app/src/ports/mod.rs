@@ -16,6 +16,7 @@ use stockbridge_domain::{
 mod catalog;
 mod clock;
 mod counters;
+mod dead_letters;
 mod forwarding;
 mod notify;
 mod parking;
@@ -27,6 +28,7 @@ mod store;
 pub use catalog::*;
 pub use clock::*;
 pub use counters::*;
+pub use dead_letters::*;
 pub use notify::*;
 pub use parking::*;
 pub use payments::*;

@@ -1,0 +1,53 @@
+//! SQS adapter: a message that can never succeed goes to the dead-letter queue with its
+//! reason (message attributes `reason` and `source_message_id`) and the original body, so a
+//! person can read why and redrive it once the cause is fixed.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use stockbridge_app::ports::{DeadLetterError, DeadLetters};
+
+/// The catalog-sync dead-letter queue (`CATALOG_SYNC_DLQ_URL`).
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    url: Option<String>,
+}
+
+impl SqsDeadLetters {
+    /// The queue at `url`; `None`: none configured (every send is refused, the message stays
+    /// in its queue for the redrive policy).
+    pub fn new(client: Client, url: Option<String>) -> Self {
+        Self { client, url }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, DeadLetterError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| DeadLetterError::Failed(e.to_string()))
+}
+
+impl DeadLetters for SqsDeadLetters {
+    async fn dead_letter(
+        &self,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), DeadLetterError> {
+        let url = self.url.as_ref().ok_or(DeadLetterError::NotConfigured)?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes("reason", attribute(reason)?)
+            .message_attributes("source_message_id", attribute(message_id)?)
+            .send()
+            .await
+            .map_err(|e| {
+                DeadLetterError::Failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            })?;
+        Ok(())
+    }
+}
