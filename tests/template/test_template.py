@@ -232,3 +232,22 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
               if st["Sid"] == "ReadStockItems"]
     assert read["Action"] == "dynamodb:GetItem"
     assert read["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ITEM#*"]}}
+
+
+def test_every_function_is_in_the_readme_diagram_and_layout_and_the_developers_guide(template):
+    readme = (ROOT / "README.md").read_text()
+    diagram = readme.split("```mermaid", 1)[1].split("```", 1)[0]
+    layout = readme.split("\nLayout: ", 1)[1].split("\n\n", 1)[0]
+    developers = (ROOT / "DEVELOPERS.md").read_text()
+    crates = {p.name for p in (ROOT / "crates").iterdir() if (p / "Cargo.toml").exists()}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        assert f"{binary} Lambda" in diagram, (name, binary)
+        assert binary in crates, (name, binary)
+        assert f"`crates/{binary}`" in layout, (name, binary)
+        assert f"`crates/{binary}`" in developers, (name, binary)
+    # Every crate is named in the layout, one way or another.
+    for crate in crates:
+        assert crate in layout, crate
