@@ -1,0 +1,317 @@
+//! The catalog-sync queue's messages: what they name (a stream record or a Stripe catalog
+//! event), whether an event's snapshot already agrees with the catalog, and running one.
+
+use super::*;
+
+/// What a catalog-sync message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncTarget {
+    /// Sync this product.
+    Product(ProductId),
+    /// Sync the product this Payment Link sells (found through Stripe).
+    Link(PaymentLinkId),
+}
+
+/// A decoded catalog-sync message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncMessage {
+    /// Work to do.
+    Sync {
+        /// What to sync.
+        target: SyncTarget,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// Nothing to do, and why (logged, then the message is deleted).
+    Skip(String),
+}
+
+/// Decodes an SQS message body of the catalog-sync queue: a DynamoDB stream record (via the
+/// EventBridge Pipe) or an EventBridge envelope of a Stripe catalog event.
+///
+/// # Errors
+/// [`crate::events::DecodeError`] naming the field: such a message can never succeed and is
+/// dead-lettered with that reason.
+pub fn decode_sync_message(
+    body: &str,
+    filter: &crate::events::EventFilter,
+) -> Result<SyncMessage, crate::events::DecodeError> {
+    use crate::events::DecodeError;
+    let bad = |field: &str, message: String| DecodeError {
+        field: field.to_owned(),
+        message,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| bad("body", format!("not JSON: {e}")))?;
+    let str_at = |path: &str| v.pointer(path).and_then(serde_json::Value::as_str);
+    if v.get("dynamodb").is_some() {
+        let pk = str_at("/dynamodb/Keys/pk/S")
+            .ok_or_else(|| bad("dynamodb.Keys.pk.S", "missing".into()))?;
+        let sk = str_at("/dynamodb/Keys/sk/S")
+            .ok_or_else(|| bad("dynamodb.Keys.sk.S", "missing".into()))?;
+        let product = pk
+            .strip_prefix("PRODUCT#")
+            .filter(|_| sk == "DETAILS")
+            .ok_or_else(|| {
+                bad(
+                    "dynamodb.Keys",
+                    format!(
+                        "{pk}/{sk} is not a product's details record (check the pipe's filter)"
+                    ),
+                )
+            })?;
+        let product =
+            ProductId::parse(product).map_err(|e| bad("dynamodb.Keys.pk.S", e.to_string()))?;
+        return Ok(SyncMessage::Sync {
+            target: SyncTarget::Product(product),
+            trigger: Trigger::CatalogChange,
+        });
+    }
+    let source = str_at("/source").ok_or_else(|| {
+        bad(
+            "source",
+            "missing: neither a stream record nor an EventBridge event".into(),
+        )
+    })?;
+    if !source.starts_with(&filter.source_prefix) {
+        return Ok(SyncMessage::Skip(format!(
+            "event source {source:?} is not a configured Stripe source"
+        )));
+    }
+    let event_type = str_at("/detail/type").ok_or_else(|| bad("detail.type", "missing".into()))?;
+    if !CATALOG_EVENT_TYPES.contains(&event_type) {
+        return Ok(SyncMessage::Skip(format!(
+            "event type {event_type} is not a catalog event"
+        )));
+    }
+    let livemode = v
+        .pointer("/detail/livemode")
+        .and_then(serde_json::Value::as_bool);
+    if livemode != Some(filter.livemode) {
+        return Ok(SyncMessage::Skip(format!(
+            "event livemode={livemode:?} but this deployment expects livemode={}",
+            filter.livemode
+        )));
+    }
+    let object = |field: &str| {
+        str_at(&format!("/detail/data/object/{field}"))
+            .ok_or_else(|| bad(&format!("detail.data.object.{field}"), "missing".into()))
+    };
+    let target = match event_type.split('.').next() {
+        Some("product") => SyncTarget::Product(
+            ProductId::parse(object("id")?)
+                .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+        ),
+        Some("price") => {
+            // `product` is an id, or an object when expanded.
+            let product = str_at("/detail/data/object/product")
+                .or_else(|| str_at("/detail/data/object/product/id"))
+                .ok_or_else(|| bad("detail.data.object.product", "missing".into()))?;
+            SyncTarget::Product(
+                ProductId::parse(product)
+                    .map_err(|e| bad("detail.data.object.product", e.to_string()))?,
+            )
+        }
+        _ => match str_at("/detail/data/object/metadata/product_id") {
+            Some(p) => SyncTarget::Product(
+                ProductId::parse(p)
+                    .map_err(|e| bad("detail.data.object.metadata.product_id", e.to_string()))?,
+            ),
+            None => SyncTarget::Link(
+                PaymentLinkId::parse(object("id")?)
+                    .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+            ),
+        },
+    };
+    Ok(SyncMessage::Sync {
+        target,
+        trigger: Trigger::StripeChange,
+    })
+}
+
+/// What a Stripe catalog event says its object looks like (its snapshot payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshot {
+    /// A Product.
+    Product(StripeProduct),
+    /// A Price.
+    Price(stockbridge_domain::StripePrice),
+    /// A Payment Link, with the fields the event says changed.
+    Link {
+        /// Its id.
+        id: PaymentLinkId,
+        /// Keys of `data.previous_attributes` (empty for `created`).
+        changed: Vec<String>,
+    },
+}
+
+/// The snapshot of a Stripe catalog event in an SQS body (`None`: not an event, or a shape we do
+/// not read — the sync then asks Stripe).
+pub fn event_snapshot(body: &str) -> Option<Snapshot> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let kind = v.pointer("/detail/type")?.as_str()?;
+    let o = v.pointer("/detail/data/object")?;
+    let s = |k: &str| o.get(k).and_then(serde_json::Value::as_str);
+    let id_of = |k: &str| s(k).or_else(|| o.get(k)?.get("id")?.as_str());
+    match kind.split('.').next()? {
+        "product" => Some(Snapshot::Product(StripeProduct {
+            id: ProductId::parse(s("id")?).ok()?,
+            name: s("name")?.to_owned(),
+            description: s("description").map(str::to_owned),
+            images: o
+                .get("images")?
+                .as_array()?
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            active: o.get("active")?.as_bool()?,
+            metadata: o
+                .get("metadata")?
+                .as_object()?
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect(),
+            updated: o.get("updated")?.as_i64()?,
+            default_price: id_of("default_price").and_then(|p| PriceId::parse(p).ok()),
+        })),
+        "price" => Some(Snapshot::Price(stockbridge_domain::StripePrice {
+            id: PriceId::parse(s("id")?).ok()?,
+            product: ProductId::parse(id_of("product")?).ok()?,
+            amount: o.get("unit_amount").and_then(serde_json::Value::as_u64),
+            currency: s("currency")?.to_owned(),
+            active: o.get("active")?.as_bool()?,
+        })),
+        "payment_link" => Some(Snapshot::Link {
+            id: PaymentLinkId::parse(s("id")?).ok()?,
+            changed: v
+                .pointer("/detail/data/previous_attributes")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// Link fields owned by stock (the link check), not by the catalog.
+const STOCK_OWNED_LINK_FIELDS: [&str; 4] =
+    ["active", "inactive_message", "restrictions", "updated"];
+
+/// Whether an event's snapshot already agrees with the catalog, so the sync has nothing to do
+/// (most catalog events are the echo of the sync's own writes). `None` entry: not the
+/// catalog's product.
+pub fn snapshot_agrees(entry: Option<&crate::ports::CatalogEntry>, snapshot: &Snapshot) -> bool {
+    if let Snapshot::Link { changed, .. } = snapshot {
+        // A link's price cannot change; its activity is the stock's business.
+        return changed
+            .iter()
+            .all(|k| STOCK_OWNED_LINK_FIELDS.contains(&k.as_str()));
+    }
+    let Some(e) = entry else {
+        return true;
+    };
+    if e.mapping.synced_revision != e.details.revision || e.mapping.price_id.is_none() {
+        return false; // a catalog change is on its way: let the sync run
+    }
+    match snapshot {
+        Snapshot::Product(p) => {
+            p.default_price == e.mapping.price_id
+                && product_diffs(&product_fields(&e.details, &e.mapping), p).is_empty()
+        }
+        Snapshot::Price(p) if Some(&p.id) == e.mapping.price_id.as_ref() => {
+            p.active && p.charges(&e.details.price)
+        }
+        // Another price of the product: the catalog sells at its mapped one.
+        Snapshot::Price(_) => true,
+        Snapshot::Link { .. } => true,
+    }
+}
+
+/// Why a catalog-sync message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// It can never succeed (malformed, or Stripe refused the change): dead-letter it with this
+    /// reason.
+    #[error("{0}")]
+    Poison(String),
+    /// It may succeed later (throttling, Stripe 429/5xx, a concurrent sync): retry it.
+    #[error("{0}")]
+    Retry(SyncError),
+}
+
+impl<S, K, C> CatalogSync<S, K, C>
+where
+    S: CatalogStore + InventoryStore + ReconciliationLog,
+    K: StripeCatalog + Payments,
+    C: Clock,
+{
+    /// Handles one message of the catalog-sync queue.
+    ///
+    /// # Errors
+    /// [`MessageError`]: poison or retry.
+    pub async fn handle_message(
+        &self,
+        body: &str,
+        filter: &crate::events::EventFilter,
+    ) -> Result<SyncReport, MessageError> {
+        let (target, trigger) = match decode_sync_message(body, filter)
+            .map_err(|e| MessageError::Poison(e.to_string()))?
+        {
+            SyncMessage::Skip(why) => {
+                info!(reason = %why, "catalog message skipped");
+                return Ok(SyncReport::default());
+            }
+            SyncMessage::Sync { target, trigger } => (target, trigger),
+        };
+        // Most catalog events echo the sync's own writes: when the event's snapshot already
+        // agrees with the catalog, skip without a Stripe call.
+        let snapshot = (trigger == Trigger::StripeChange)
+            .then(|| event_snapshot(body))
+            .flatten();
+        if let Some(snap) = &snapshot {
+            let entry = match &target {
+                SyncTarget::Product(p) => self
+                    .store
+                    .entry(p)
+                    .await
+                    .map_err(|e| MessageError::Retry(e.into()))?,
+                SyncTarget::Link(_) => None,
+            };
+            if snapshot_agrees(entry.as_ref(), snap) {
+                return Ok(SyncReport {
+                    up_to_date: true,
+                    ..SyncReport::default()
+                });
+            }
+        }
+        let retry_or_poison = |e: SyncError| {
+            if e.is_retryable() {
+                MessageError::Retry(e)
+            } else {
+                MessageError::Poison(e.to_string())
+            }
+        };
+        let product = match target {
+            SyncTarget::Product(p) => p,
+            SyncTarget::Link(l) => match self.product_of_link(&l).await.map_err(retry_or_poison)? {
+                Some(p) => p,
+                None => {
+                    info!(link = %l, "payment link of no known product: skipped");
+                    return Ok(SyncReport::default());
+                }
+            },
+        };
+        match self.sync_product(&product, trigger).await {
+            // A Stripe event while a sync of the product runs: that sync is already making
+            // Stripe match the catalog (drift it misses is found by the reconciler's check).
+            Err(SyncError::Busy) if trigger == Trigger::StripeChange => {
+                info!(product = %product, "Stripe event while a sync of the product runs: left to it");
+                Ok(SyncReport::default())
+            }
+            r => r.map_err(retry_or_poison),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

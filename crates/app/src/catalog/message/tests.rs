@@ -1,0 +1,191 @@
+use super::*;
+use crate::events::EventFilter;
+
+fn filter() -> EventFilter {
+    EventFilter {
+        source_prefix: "aws.partner/stripe.com/".into(),
+        livemode: false,
+    }
+}
+
+fn event(kind: &str, object: serde_json::Value) -> String {
+    serde_json::json!({
+        "source": "aws.partner/stripe.com/ed_test",
+        "detail-type": kind,
+        "detail": {"id": "evt_1", "type": kind, "livemode": false, "data": {"object": object}},
+    })
+    .to_string()
+}
+
+fn product(p: &str) -> SyncMessage {
+    SyncMessage::Sync {
+        target: SyncTarget::Product(ProductId::parse(p).unwrap()),
+        trigger: Trigger::StripeChange,
+    }
+}
+
+fn entry() -> crate::ports::CatalogEntry {
+    let details = stockbridge_domain::ProductDetails {
+        product_id: ProductId::parse("tee").unwrap(),
+        name: "Tee".into(),
+        description: None,
+        images: vec![],
+        price: stockbridge_domain::Money::new(1500, "usd").unwrap(),
+        active: true,
+        metadata: Default::default(),
+        stores: [StoreId::parse("s1").unwrap()].into_iter().collect(),
+        revision: 2,
+        updated_at: stockbridge_domain::Timestamp(0),
+    };
+    let mapping = stockbridge_domain::StripeMapping {
+        price_id: Some(PriceId::parse("price_1").unwrap()),
+        synced_revision: 2,
+        ..Default::default()
+    };
+    crate::ports::CatalogEntry { details, mapping }
+}
+
+#[test]
+fn the_echo_of_our_own_write_is_skipped_and_a_dashboard_edit_is_not() {
+    let ours = event(
+        "product.updated",
+        serde_json::json!({"id": "tee", "name": "Tee", "description": null, "images": [],
+            "active": true, "metadata": {"theirs": "1"}, "updated": 5, "default_price": "price_1"}),
+    );
+    let snap = event_snapshot(&ours).unwrap();
+    assert!(snapshot_agrees(Some(&entry()), &snap));
+    let edited = ours.replace("\"name\":\"Tee\"", "\"name\":\"Edited\"");
+    assert!(!snapshot_agrees(
+        Some(&entry()),
+        &event_snapshot(&edited).unwrap()
+    ));
+    // While a catalog change is on its way, the sync runs whatever the event says.
+    let mut pending = entry();
+    pending.details.revision = 3;
+    assert!(!snapshot_agrees(Some(&pending), &snap));
+}
+
+#[test]
+fn price_and_link_events_agree_unless_the_mapped_price_or_owned_link_fields_changed() {
+    let price = |id: &str, active: bool| {
+        event_snapshot(&event(
+            "price.updated",
+            serde_json::json!({"id": id, "product": "tee", "unit_amount": 1500, "currency": "usd", "active": active}),
+        ))
+        .unwrap()
+    };
+    assert!(snapshot_agrees(Some(&entry()), &price("price_1", true)));
+    assert!(
+        !snapshot_agrees(Some(&entry()), &price("price_1", false)),
+        "ours archived"
+    );
+    assert!(snapshot_agrees(Some(&entry()), &price("price_old", false)));
+    let link = |changed: serde_json::Value| {
+        let mut v: serde_json::Value = serde_json::from_str(&event(
+            "payment_link.updated",
+            serde_json::json!({"id": "plink_1", "active": false}),
+        ))
+        .unwrap();
+        v["detail"]["data"]["previous_attributes"] = changed;
+        event_snapshot(&v.to_string()).unwrap()
+    };
+    assert!(snapshot_agrees(
+        None,
+        &link(serde_json::json!({"active": true}))
+    ));
+    assert!(!snapshot_agrees(
+        None,
+        &link(serde_json::json!({"metadata": {}}))
+    ));
+}
+
+#[test]
+fn a_stream_record_of_details_names_its_product() {
+    let body = r#"{"eventName":"MODIFY","eventSource":"aws:dynamodb","dynamodb":{"Keys":{"pk":{"S":"PRODUCT#tee"},"sk":{"S":"DETAILS"}}}}"#;
+    assert_eq!(
+        decode_sync_message(body, &filter()).unwrap(),
+        SyncMessage::Sync {
+            target: SyncTarget::Product(ProductId::parse("tee").unwrap()),
+            trigger: Trigger::CatalogChange
+        }
+    );
+    let other = body.replace("DETAILS", "STRIPE");
+    let err = decode_sync_message(&other, &filter()).unwrap_err();
+    assert_eq!(err.field, "dynamodb.Keys");
+}
+
+#[test]
+fn stripe_catalog_events_name_their_product() {
+    assert_eq!(
+        decode_sync_message(
+            &event("product.updated", serde_json::json!({"id": "prod_1"})),
+            &filter()
+        )
+        .unwrap(),
+        product("prod_1")
+    );
+    assert_eq!(
+        decode_sync_message(
+            &event(
+                "price.updated",
+                serde_json::json!({"id": "price_1", "product": "prod_2"})
+            ),
+            &filter()
+        )
+        .unwrap(),
+        product("prod_2")
+    );
+    assert_eq!(
+        decode_sync_message(
+            &event(
+                "payment_link.updated",
+                serde_json::json!({"id": "plink_1", "metadata": {"product_id": "prod_3"}})
+            ),
+            &filter()
+        )
+        .unwrap(),
+        product("prod_3")
+    );
+    assert_eq!(
+        decode_sync_message(
+            &event(
+                "payment_link.updated",
+                serde_json::json!({"id": "plink_1", "metadata": {}})
+            ),
+            &filter()
+        )
+        .unwrap(),
+        SyncMessage::Sync {
+            target: SyncTarget::Link(PaymentLinkId::parse("plink_1").unwrap()),
+            trigger: Trigger::StripeChange
+        }
+    );
+}
+
+#[test]
+fn foreign_or_unrelated_events_are_skipped_and_garbage_is_an_error() {
+    let foreign = event("product.updated", serde_json::json!({"id": "prod_1"}))
+        .replace("aws.partner/stripe.com/ed_test", "evil.example");
+    assert!(matches!(
+        decode_sync_message(&foreign, &filter()).unwrap(),
+        SyncMessage::Skip(_)
+    ));
+    let other = event("customer.created", serde_json::json!({"id": "cus_1"}));
+    assert!(matches!(
+        decode_sync_message(&other, &filter()).unwrap(),
+        SyncMessage::Skip(_)
+    ));
+    assert_eq!(
+        decode_sync_message("{", &filter()).unwrap_err().field,
+        "body"
+    );
+    assert_eq!(
+        decode_sync_message("{}", &filter()).unwrap_err().field,
+        "source"
+    );
+    let no_id = event("product.updated", serde_json::json!({}));
+    assert_eq!(
+        decode_sync_message(&no_id, &filter()).unwrap_err().field,
+        "detail.data.object.id"
+    );
+}

@@ -1,0 +1,218 @@
+//! The adapters, built once from the [`Config`], and the use cases wired to them.
+
+use super::*;
+
+/// The catalog sync wired to the real adapters.
+pub type LiveCatalogSync = CatalogSync<DynamoStore, StripePayments, SystemClock>;
+
+/// Builds the catalog sync use case from the configuration.
+///
+/// # Errors
+/// [`ConfigError`].
+pub async fn catalog_sync(config: &Config) -> Result<LiveCatalogSync, ConfigError> {
+    Ok(catalog_sync_from(adapters(config).await?))
+}
+
+/// Builds the catalog sync use case from adapters already built.
+pub fn catalog_sync_from(a: Adapters) -> LiveCatalogSync {
+    CatalogSync {
+        store: a.store,
+        stripe: a.payments,
+        clock: SystemClock,
+    }
+}
+
+/// The inventory use case wired to the real adapters.
+pub type LiveInventory = Inventory<DynamoStore, IotPublisher, StripePayments, SystemClock>;
+
+/// The adapters, built once.
+#[derive(Debug, Clone)]
+pub struct Adapters {
+    /// DynamoDB.
+    pub store: DynamoStore,
+    /// IoT Core.
+    pub publisher: IotPublisher,
+    /// Stripe.
+    pub payments: StripePayments,
+}
+
+/// Loads the shared AWS configuration (standard variables and credential chain).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+pub(crate) async fn stripe_key(
+    source: &StripeKeySource,
+    aws: &aws_config::SdkConfig,
+) -> Result<SecretString, ConfigError> {
+    match source {
+        StripeKeySource::Env(k) => Ok(k.clone()),
+        StripeKeySource::SecretsManager(arn) => {
+            let secret_err = |message: String| ConfigError::Secret {
+                arn: arn.clone(),
+                message,
+            };
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            let out = client
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    secret_err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                })?;
+            let raw = out
+                .secret_string()
+                .ok_or_else(|| secret_err("the secret has no string value".into()))?;
+            // Either the raw key, or JSON {"api_key": "..."}.
+            let key = if raw.trim_start().starts_with('{') {
+                serde_json::from_str::<serde_json::Value>(raw)
+                    .ok()
+                    .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).map(str::to_owned))
+                    .ok_or_else(|| {
+                        secret_err("the JSON secret has no string field api_key".into())
+                    })?
+            } else {
+                raw.trim().to_owned()
+            };
+            Ok(SecretString::from(key))
+        }
+    }
+}
+
+/// Builds only the DynamoDB store (for commands that need no Stripe key).
+pub async fn store(config: &Config) -> DynamoStore {
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config().await),
+        &config.table_name,
+    )
+    .with_retention(config.retention)
+}
+
+/// The catalog-sync function's dead-letter queue (`CATALOG_SYNC_DLQ_URL`).
+pub async fn dead_letters(config: &Config) -> stockbridge_sqs::SqsDeadLetters {
+    stockbridge_sqs::SqsDeadLetters::new(
+        aws_sdk_sqs::Client::new(&aws_config().await),
+        config.catalog_sync_dlq_url.clone(),
+    )
+}
+
+/// The `broadcaster` Lambda's adapters: the table and a publisher that always publishes (it is
+/// the one publisher when `STOCK_LEVELS_FROM_STREAM` is set). No Stripe key.
+pub async fn broadcaster(config: &Config) -> (DynamoStore, IotPublisher) {
+    let aws = aws_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+        .with_retention(config.retention);
+    let publisher = IotPublisher::new(
+        aws_sdk_iotdataplane::Client::new(&aws),
+        &config.topic_prefix,
+    );
+    (store, publisher)
+}
+
+/// What kind of Stripe key the configuration holds (never the key itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyKind {
+    /// `rk_`: a restricted key.
+    pub restricted: bool,
+    /// `_live_`: a live-mode key.
+    pub live: bool,
+}
+
+/// Builds the Stripe client alone, without the shared budget (`stockbridge preflight`), and
+/// says what kind of key it uses.
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key is missing or unreadable.
+pub async fn payments(config: &Config) -> Result<(StripePayments, KeyKind), ConfigError> {
+    let source = config.stripe_key.as_ref().ok_or(ConfigError::Missing(
+        "STRIPE_API_KEY",
+        "set STRIPE_API_KEY (local) or STRIPE_SECRET_ARN (AWS)",
+    ))?;
+    let key = stripe_key(source, &aws_config().await).await?;
+    let kind = KeyKind {
+        restricted: key.expose_secret().starts_with("rk_"),
+        live: key.expose_secret().contains("_live_"),
+    };
+    let config = Config {
+        stripe_budget_rps: None,
+        ..config.clone()
+    };
+    Ok((adapters(&config).await?.payments, kind))
+}
+
+/// Builds every adapter from the configuration.
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key is missing or unreadable.
+pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
+    let aws = aws_config().await;
+    let source = config.stripe_key.as_ref().ok_or(ConfigError::Missing(
+        "STRIPE_API_KEY",
+        "set STRIPE_API_KEY (local) or STRIPE_SECRET_ARN (AWS)",
+    ))?;
+    let api_key = stripe_key(source, &aws).await?;
+    if !api_key.expose_secret().starts_with("sk_") && !api_key.expose_secret().starts_with("rk_") {
+        return Err(ConfigError::Invalid {
+            name: "STRIPE_API_KEY",
+            message: "does not look like a Stripe secret or restricted key (sk_… or rk_…)".into(),
+        });
+    }
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+        .with_retention(config.retention);
+    let budget = config
+        .stripe_budget_rps
+        .map(|rps| stockbridge_stripe::budget::Budget::new(store.clone(), rps));
+    let payments = StripePayments::new(&StripeConfig {
+        budget,
+        timeout: config.stripe_timeout,
+        retry: RetryPolicy::default(),
+        max_rps: config.stripe_max_rps,
+        burst: config.stripe_max_rps.ceil().clamp(1.0, 100.0) as u32,
+        ..StripeConfig::new(api_key, config.stripe_api_base.clone())
+    })
+    .map_err(|e| ConfigError::Invalid {
+        name: "STRIPE_API_BASE",
+        message: e.to_string(),
+    })?;
+    Ok(Adapters {
+        store,
+        publisher: IotPublisher::new(
+            aws_sdk_iotdataplane::Client::new(&aws),
+            &config.topic_prefix,
+        )
+        .publishing(!config.levels_from_stream),
+        payments,
+    })
+}
+
+/// Builds the inventory use case from the configuration.
+///
+/// # Errors
+/// [`ConfigError`].
+pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
+    Ok(inventory_from(adapters(config).await?, config))
+}
+
+/// Builds the inventory use case from adapters already built.
+pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
+    Inventory::new(
+        a.store,
+        a.publisher,
+        a.payments,
+        SystemClock,
+        InventoryConfig {
+            filter: config.event_filter(),
+            default_store: config.default_store.clone(),
+            max_attempts: 50,
+        },
+    )
+}
+
+/// The EventBridge notifier on the configured bus.
+pub async fn notifier(settings: &ReconcilerSettings) -> EventBridgeNotifier {
+    EventBridgeNotifier::new(
+        aws_sdk_eventbridge::Client::new(&aws_config().await),
+        &settings.event_bus,
+    )
+}
