@@ -1,0 +1,81 @@
+//! Every ready-to-invoke payload in `events/` decodes as documented in events/README.md.
+use super::*;
+
+fn load(name: &str) -> Result<Value, serde_json::Error> {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
+
+fn filter() -> EventFilter {
+    EventFilter {
+        source_prefix: "aws.partner/stripe.com/".into(),
+        livemode: false,
+    }
+}
+
+#[test]
+fn every_handled_sample_decodes_to_its_kind() {
+    for (file, kind, status) in [
+        (
+            "checkout.session.completed.paid.json",
+            CheckoutKind::Completed,
+            SessionPaymentStatus::Paid,
+        ),
+        (
+            "checkout.session.completed.paid.redelivered.json",
+            CheckoutKind::Completed,
+            SessionPaymentStatus::Paid,
+        ),
+        (
+            "checkout.session.completed.unpaid.json",
+            CheckoutKind::Completed,
+            SessionPaymentStatus::Unpaid,
+        ),
+        (
+            "checkout.session.async_payment_succeeded.json",
+            CheckoutKind::AsyncPaymentSucceeded,
+            SessionPaymentStatus::Paid,
+        ),
+        (
+            "checkout.session.async_payment_failed.json",
+            CheckoutKind::AsyncPaymentFailed,
+            SessionPaymentStatus::Unpaid,
+        ),
+    ] {
+        let Decoded::Checkout(e) = decode(&load(file).unwrap(), &filter()).unwrap() else {
+            panic!("{file}")
+        };
+        assert_eq!((e.kind, e.session.payment_status), (kind, status), "{file}");
+        assert_eq!(e.session.id.as_str(), "cs_test_events_demo", "{file}");
+        assert_eq!(
+            e.session.store_id.as_ref().map(StoreId::as_str),
+            Some("store_demo"),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn every_bad_sample_is_refused_ignored_or_named() {
+    assert!(
+        load("malformed.json").is_err(),
+        "malformed.json is not JSON"
+    );
+    assert!(matches!(
+        decode(&load("foreign-source.json").unwrap(), &filter()).unwrap(),
+        Decoded::Refused { .. }
+    ));
+    assert!(matches!(
+        decode(&load("livemode-mismatch.json").unwrap(), &filter()).unwrap(),
+        Decoded::Refused { .. }
+    ));
+    assert!(matches!(
+        decode(&load("unknown-type.json").unwrap(), &filter()).unwrap(),
+        Decoded::Ignored { .. }
+    ));
+    let e = decode(&load("missing-field.json").unwrap(), &filter()).unwrap_err();
+    assert!(
+        e.to_string().contains("detail.data.object") && e.to_string().contains("id"),
+        "{e}"
+    );
+}
