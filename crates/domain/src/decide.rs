@@ -439,3 +439,6 @@ mod boundary_tests;
 
 #[cfg(test)]
 mod held_tests;
+
+#[cfg(test)]
+mod order_tests;
