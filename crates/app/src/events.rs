@@ -351,36 +351,7 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
         _ => None,
     };
     if let Some(kind) = intent {
-        let event_id = id(&format!("{at}.id"), head.id.clone(), StripeEventId::parse)?;
-        let object: IntentObject = decode_at(
-            &format!("{at}.data.object"),
-            head.data.get("object").unwrap_or(&Value::Null),
-        )?;
-        // PaymentIntents of Checkout Sessions and anything not made by the checkout API have
-        // no hold: not ours.
-        let hold = match object.metadata.as_ref().and_then(|m| m.get("hold_id")) {
-            Some(Value::String(h)) if !h.is_empty() => h.clone(),
-            _ => {
-                return Ok(Decoded::Ignored {
-                    event_id: head.id,
-                    event_type: head.event_type,
-                });
-            }
-        };
-        return Ok(Decoded::Intent(IntentEvent {
-            kind,
-            event_id,
-            payment_intent: id(
-                &format!("{at}.data.object.id"),
-                object.id,
-                PaymentIntentId::parse,
-            )?,
-            hold_id: id(
-                &format!("{at}.data.object.metadata.hold_id"),
-                hold,
-                OrderId::parse,
-            )?,
-        }));
+        return decode_intent(head, kind, at);
     }
     let kind = match head.event_type.as_str() {
         CHECKOUT_COMPLETED => CheckoutKind::Completed,
@@ -395,7 +366,55 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
     };
     let event_id = id(&format!("{at}.id"), head.id, StripeEventId::parse)?;
     let data: EventData = decode_at(&format!("{at}.data"), &head.data)?;
-    let o = data.object;
+    let session = decode_session(data.object, at)?;
+    Ok(Decoded::Checkout(CheckoutEvent {
+        kind,
+        event_id,
+        session,
+        created: head.created,
+        paid_at: PaidAt::At(Timestamp(
+            head.created.saturating_mul(1000).saturating_add(999),
+        )),
+    }))
+}
+
+/// A PaymentIntent event of a checkout-API hold; one without `metadata.hold_id` (a Checkout
+/// Session's, or not made by the checkout API) is not ours.
+fn decode_intent(head: EventHead, kind: IntentKind, at: &str) -> Result<Decoded, DecodeError> {
+    let event_id = id(&format!("{at}.id"), head.id.clone(), StripeEventId::parse)?;
+    let object: IntentObject = decode_at(
+        &format!("{at}.data.object"),
+        head.data.get("object").unwrap_or(&Value::Null),
+    )?;
+    // PaymentIntents of Checkout Sessions and anything not made by the checkout API have
+    // no hold: not ours.
+    let hold = match object.metadata.as_ref().and_then(|m| m.get("hold_id")) {
+        Some(Value::String(h)) if !h.is_empty() => h.clone(),
+        _ => {
+            return Ok(Decoded::Ignored {
+                event_id: head.id,
+                event_type: head.event_type,
+            });
+        }
+    };
+    Ok(Decoded::Intent(IntentEvent {
+        kind,
+        event_id,
+        payment_intent: id(
+            &format!("{at}.data.object.id"),
+            object.id,
+            PaymentIntentId::parse,
+        )?,
+        hold_id: id(
+            &format!("{at}.data.object.metadata.hold_id"),
+            hold,
+            OrderId::parse,
+        )?,
+    }))
+}
+
+/// The fields of a Checkout Session the inventory uses, each error naming its field.
+fn decode_session(o: SessionObject, at: &str) -> Result<CheckoutSession, DecodeError> {
     let payment_status = match o.payment_status.as_str() {
         "paid" => SessionPaymentStatus::Paid,
         "unpaid" => SessionPaymentStatus::Unpaid,
@@ -424,7 +443,7 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
             });
         }
     };
-    let session = CheckoutSession {
+    Ok(CheckoutSession {
         id: id(&format!("{at}.data.object.id"), o.id, OrderId::parse)?,
         payment_status,
         payment_intent: o
@@ -454,16 +473,7 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
             .and_then(Value::as_str)
             .map(str::to_ascii_lowercase),
         amount_subtotal: o.amount_subtotal.as_ref().and_then(Value::as_u64),
-    };
-    Ok(Decoded::Checkout(CheckoutEvent {
-        kind,
-        event_id,
-        session,
-        created: head.created,
-        paid_at: PaidAt::At(Timestamp(
-            head.created.saturating_mul(1000).saturating_add(999),
-        )),
-    }))
+    })
 }
 
 #[cfg(test)]

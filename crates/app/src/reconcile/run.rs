@@ -132,32 +132,7 @@ where
         )
         .await
     };
-    // The link check goes on where the last run's share ran out (the scheduled run over every
-    // store; a CLI run, which has no deadline, checks everything).
-    let checkpointed = store.is_none() && budget.is_limited();
-    let resume = if checkpointed {
-        inventory
-            .store
-            .checkpoint(LINKS_CHECKPOINT)
-            .await?
-            .filter(|k| !k.is_empty())
-    } else {
-        None
-    };
-    let links_budget = (&budget.share(4), resume.as_deref());
-    phase(
-        &mut errors,
-        "links",
-        inventory.check_links(store, dry_run, f, &mut checks, links_budget),
-    )
-    .await;
-    if checkpointed && (resume.is_some() || checks.links_resume_after.is_some()) {
-        let next = checks.links_resume_after.clone().unwrap_or_default();
-        inventory
-            .store
-            .save_checkpoint(LINKS_CHECKPOINT, &next)
-            .await?;
-    }
+    links_phase(inventory, options, f, &mut checks, &mut errors).await?;
     if let Some(window) = sessions_to_check(options.sessions, checks.managed_since, &mut errors) {
         phase(
             &mut errors,
@@ -189,7 +164,6 @@ where
     } else {
         None
     };
-    let parked = crate::parking::count_parked(&inventory.store).await?;
     let mut summary = RunSummary::of(
         inventory.clock.now(),
         options.dry_run,
@@ -197,35 +171,98 @@ where
         &links,
         catalog.as_ref(),
     );
-    summary.parked = parked;
+    summary.parked = crate::parking::count_parked(&inventory.store).await?;
     summary.controls = controls;
-    summary.errors = errors;
-    summary.errors.extend(links.errors.iter().cloned());
-    summary.errors.extend(options.found_before.iter().cloned());
-    summary.unfinished = links.unfinished.iter().map(|p| (*p).to_owned()).collect();
-    if events.as_ref().is_some_and(|e| e.more) {
-        summary.unfinished.push("event replay".to_owned());
-    }
-    if let Some(stop) = events.as_ref().and_then(|e| e.stopped.clone()) {
-        summary
-            .errors
-            .push(format!("event replay stopped at {stop}"));
-    }
-    let json = serde_json::to_string(&summary).map_err(|e| StoreError::Other(Box::new(e)))?;
-    inventory
-        .store
-        .save_checkpoint(LAST_RUN_CHECKPOINT, &json)
-        .await?;
-    if summary.pipeline_broken {
-        tracing::error!(events_recovered = summary.events_recovered, by_check = ?summary.by_check, "the reconciler fixed what an event should have: check the event pipeline");
-    }
-    if let Err(e) = notifier.notify(&summary).await {
-        warn!(error = %e, "the reconciliation summary was not published");
-    }
+    complete(&mut summary, errors, options, events.as_ref(), &links);
+    record(&inventory.store, notifier, &summary).await?;
     Ok(RunReport {
         events,
         links,
         catalog,
         summary,
     })
+}
+
+/// The link check, going on where the last run's share ran out (the scheduled run over every
+/// store; a CLI run, which has no deadline, checks everything).
+async fn links_phase<S, P, Y, C>(
+    inventory: &Inventory<S, P, Y, C>,
+    options: &RunOptions,
+    f: &mut Failures<'_, S>,
+    checks: &mut CheckReport,
+    errors: &mut Vec<String>,
+) -> Result<(), RunError>
+where
+    S: InventoryStore + CatalogReader + ReconciliationLog + crate::ports::CatalogStore + ParkingLot,
+    P: StockPublisher,
+    Y: Payments + LinkDirectory,
+    C: Clock,
+{
+    let (store, budget) = (options.store.as_ref(), &options.budget);
+    let checkpointed = store.is_none() && budget.is_limited();
+    let resume = if checkpointed {
+        inventory
+            .store
+            .checkpoint(LINKS_CHECKPOINT)
+            .await?
+            .filter(|k| !k.is_empty())
+    } else {
+        None
+    };
+    let links_budget = (&budget.share(4), resume.as_deref());
+    phase(
+        errors,
+        "links",
+        inventory.check_links(store, options.dry_run, f, checks, links_budget),
+    )
+    .await;
+    if checkpointed && (resume.is_some() || checks.links_resume_after.is_some()) {
+        let next = checks.links_resume_after.clone().unwrap_or_default();
+        inventory
+            .store
+            .save_checkpoint(LINKS_CHECKPOINT, &next)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What the summary adds to the counts: every phase's error, the problems found before the
+/// run, and what is left for the next run.
+fn complete(
+    summary: &mut RunSummary,
+    errors: Vec<String>,
+    options: &RunOptions,
+    events: Option<&crate::recovery::RecoveryReport>,
+    links: &CheckReport,
+) {
+    summary.errors = errors;
+    summary.errors.extend(links.errors.iter().cloned());
+    summary.errors.extend(options.found_before.iter().cloned());
+    summary.unfinished = links.unfinished.iter().map(|p| (*p).to_owned()).collect();
+    if events.is_some_and(|e| e.more) {
+        summary.unfinished.push("event replay".to_owned());
+    }
+    if let Some(stop) = events.and_then(|e| e.stopped.clone()) {
+        summary
+            .errors
+            .push(format!("event replay stopped at {stop}"));
+    }
+}
+
+/// Records the summary (`stockbridge status` shows it) and publishes it; a failed publish is
+/// logged, not fatal.
+async fn record<S, N>(store: &S, notifier: &N, summary: &RunSummary) -> Result<(), RunError>
+where
+    S: crate::ports::CatalogStore,
+    N: crate::ports::Notifier,
+{
+    let json = serde_json::to_string(summary).map_err(|e| StoreError::Other(Box::new(e)))?;
+    store.save_checkpoint(LAST_RUN_CHECKPOINT, &json).await?;
+    if summary.pipeline_broken {
+        tracing::error!(events_recovered = summary.events_recovered, by_check = ?summary.by_check, "the reconciler fixed what an event should have: check the event pipeline");
+    }
+    if let Err(e) = notifier.notify(summary).await {
+        warn!(error = %e, "the reconciliation summary was not published");
+    }
+    Ok(())
 }

@@ -173,6 +173,42 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         .checkpoint(BACKFILL_CHECKPOINT)
         .await?
         .and_then(|j| serde_json::from_str(&j).ok());
+    let queues = queue_depths().await;
+    let controls = stockbridge_app::ports::InventoryStore::controls(&store)
+        .await
+        .context("reading the pause switches")?;
+    let parked = stockbridge_app::parking::count_parked(&store)
+        .await
+        .context("reading the parked items")?;
+    let cursor_age_secs = cursor.as_ref().map(|c| now.0 / 1000 - c.created);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cursor": cursor.as_ref().map(|c| serde_json::json!({"event_id": c.event_id.as_ref().map(|e| e.as_str()), "created": c.created, "age_secs": cursor_age_secs})),
+                "last_reconcile": last,
+                "backfill": backfill,
+                "queues": queues,
+                "parked": parked,
+                "controls": controls,
+            }))?
+        );
+        return Ok(());
+    }
+    print_status(&Status {
+        cursor: cursor.as_ref(),
+        cursor_age_secs,
+        controls: &controls,
+        parked,
+        last: last.as_ref(),
+        backfill: backfill.as_ref(),
+        queues: &queues,
+    });
+    Ok(())
+}
+
+/// The depth of every queue whose URL is set (stack outputs).
+async fn queue_depths() -> Vec<QueueDepth> {
     let mut queues = Vec::new();
     let sqs = aws_sdk_sqs::Client::new(&stockbridge_bootstrap::aws_config().await);
     for (name, var) in [
@@ -226,28 +262,32 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
             },
         });
     }
-    let controls = stockbridge_app::ports::InventoryStore::controls(&store)
-        .await
-        .context("reading the pause switches")?;
-    let parked = stockbridge_app::parking::count_parked(&store)
-        .await
-        .context("reading the parked items")?;
-    let cursor_age_secs = cursor.as_ref().map(|c| now.0 / 1000 - c.created);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "cursor": cursor.as_ref().map(|c| serde_json::json!({"event_id": c.event_id.as_ref().map(|e| e.as_str()), "created": c.created, "age_secs": cursor_age_secs})),
-                "last_reconcile": last,
-                "backfill": backfill,
-                "queues": queues,
-                "parked": parked,
-                "controls": controls,
-            }))?
-        );
-        return Ok(());
-    }
-    match (&cursor, cursor_age_secs) {
+    queues
+}
+
+/// What `stockbridge status` shows.
+struct Status<'a> {
+    cursor: Option<&'a stockbridge_app::ports::Cursor>,
+    cursor_age_secs: Option<i64>,
+    controls: &'a stockbridge_app::ports::Controls,
+    parked: usize,
+    last: Option<&'a RunSummary>,
+    backfill: Option<&'a BackfillState>,
+    queues: &'a [QueueDepth],
+}
+
+/// `stockbridge status` as text.
+fn print_status(st: &Status<'_>) {
+    let Status {
+        cursor,
+        cursor_age_secs,
+        controls,
+        parked,
+        last,
+        backfill,
+        queues,
+    } = *st;
+    match (cursor, cursor_age_secs) {
         (Some(c), Some(age)) => {
             println!(
                 "replay cursor: {} ({} old){}",
@@ -269,7 +309,7 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
             "replay cursor: not set (the first reconciler run or `stockbridge backfill` sets it)"
         ),
     }
-    println!("switches: {}", crate::switches::describe(&controls));
+    println!("switches: {}", crate::switches::describe(controls));
     if parked > 0 {
         println!(
             "parked: {parked} — events or repairs that failed for good (`stockbridge parked list`)"
@@ -277,7 +317,7 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
     } else {
         println!("parked: none");
     }
-    match &last {
+    match last {
         Some(s) => {
             println!(
                 "last reconcile: {}{}: {} discrepancies, {} repaired, {} events recovered{}",
@@ -298,7 +338,7 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
         }
         None => println!("last reconcile: never"),
     }
-    if let Some(b) = &backfill {
+    if let Some(b) = backfill {
         println!(
             "backfill: {} ({} products imported, {} links attached)",
             b.phase, b.products, b.links
@@ -309,7 +349,7 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
             "queues: set CATALOG_SYNC_QUEUE_URL, CATALOG_SYNC_DLQ_URL and INVENTORY_DLQ_URL (stack outputs) to see their depth"
         );
     }
-    for q in &queues {
+    for q in queues {
         match &q.error {
             None => println!(
                 "{}: {} waiting, {} in flight",
@@ -320,7 +360,6 @@ pub async fn status(config: &Config, json: bool) -> Result<()> {
             Some(e) => println!("{}: unreadable ({e})", q.name),
         }
     }
-    Ok(())
 }
 
 fn human(secs: i64) -> String {
