@@ -180,3 +180,31 @@ def ids() -> dict[str, str]:
     """Fresh per-test ids: a store and a suffix for products, sessions, events."""
     u = uid()
     return {"store": f"store_e2e_{u}", "u": u}
+
+
+class Catalog:
+    """One test's store with products, links and sessions in the fake Stripe."""
+
+    def __init__(self, e2e, store: str, u: str) -> None:
+        self.e2e, self.store, self.u = e2e, store, u
+
+    def product(self, name: str, stock: int, link: bool = True) -> tuple[str, str | None]:
+        product = f"prod_{name}_{self.u}"
+        plink = self.e2e.stripe_payment_link(product, f"plink_{name}_{self.u}") if link else None
+        self.e2e.seed(self.store, [{"product_id": product, "name": f"E2E {name}", "stock": stock,
+                                    "payment_links": [plink] if plink else []}])
+        return product, plink
+
+    def checkout(self, lines: list[tuple[str, int]], paid: bool = True, link: str | None = None,
+                 kind: str = "completed", evt: str | None = None) -> tuple[dict, dict]:
+        """Creates the session in the fake Stripe and returns (session, event)."""
+        s = self.e2e.stripe_session(lines, self.store, paid=paid, payment_link=link)
+        ev = self.e2e.event(kind, cs_id=s["id"], evt_id=evt or f"evt_e2e_{uid()}", store=self.store,
+                            payment_intent=s["payment_intent"], payment_link=link,
+                            payment_status="paid" if paid else "unpaid")
+        return s, ev
+
+
+@pytest.fixture
+def cat(e2e, ids) -> Catalog:
+    return Catalog(e2e, ids["store"], ids["u"])

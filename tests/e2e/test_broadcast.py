@@ -24,7 +24,7 @@ import pytest
 from conftest import (CLI_BIN, E2E, INVENTORY_BIN, REPO_ROOT, _wait_workers_ready, stock_topic,
                       uid)
 from devstack.stack import Stack
-from test_inventory import Catalog
+from conftest import Catalog
 
 BROADCASTER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_BROADCASTER",
                                       REPO_ROOT / "target" / "debug" / "broadcaster"))
