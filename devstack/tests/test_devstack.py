@@ -465,7 +465,7 @@ def test_driver_init_error_fails_invocation_fast(tmp_path, echo_binary):
 # --------------------------------------------------------------------------- the whole stack
 
 
-@pytest.mark.skipif(not (REPO_ROOT / "devstack" / "fake_stripe.py").exists(), reason="fake_stripe not there yet")
+@pytest.mark.skipif(not (REPO_ROOT / "devstack" / "fake_stripe" / "__init__.py").exists(), reason="fake_stripe not there yet")
 def test_stack_starts_everything_and_stops_cleanly(tmp_path, echo_binary):
     env_file = tmp_path / "env"
     stack = Stack(state_dir=tmp_path / "state", env_file=env_file, inventory_binary=echo_binary,
@@ -515,7 +515,7 @@ def test_stack_starts_everything_and_stops_cleanly(tmp_path, echo_binary):
     assert not leftovers, leftovers
 
 
-@pytest.mark.skipif(not (REPO_ROOT / "devstack" / "fake_stripe.py").exists(), reason="fake_stripe not there yet")
+@pytest.mark.skipif(not (REPO_ROOT / "devstack" / "fake_stripe" / "__init__.py").exists(), reason="fake_stripe not there yet")
 def test_stack_cli_up_and_sigterm(tmp_path):
     state = tmp_path / "state"
     env_file = tmp_path / "env"

@@ -1,4 +1,4 @@
-"""Tests for devstack/fake_stripe.py (the local fake of the Stripe API).
+"""Tests for devstack/fake_stripe/ (the local fake of the Stripe API).
 
 Most tests use Flask's test client.  Two start the real threaded werkzeug server
 (concurrency, ``python -m devstack.fake_stripe``).  ``test_responses_fit_async_stripe``

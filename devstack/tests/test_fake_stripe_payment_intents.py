@@ -1,4 +1,4 @@
-"""PaymentIntents in devstack/fake_stripe.py: create, confirm (secret key, or publishable key +
+"""PaymentIntents in devstack/fake_stripe/: create, confirm (secret key, or publishable key +
 client_secret as Stripe.js does, with CORS), capture, cancel, the payment_intent.* events and
 their delivery to the event sink, the /_test shortcuts.
 

@@ -1,4 +1,4 @@
-//! The Stripe adapter over HTTP against the local fake Stripe (devstack/fake_stripe.py, built
+//! The Stripe adapter over HTTP against the local fake Stripe (devstack/fake_stripe/, built
 //! from Stripe's published fixtures). Run with `scripts/test`.
 
 use std::time::Duration;

@@ -1,0 +1,5 @@
+"""`python -m devstack.fake_stripe`."""
+
+from devstack.fake_stripe.app import main
+
+main()
