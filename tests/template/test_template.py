@@ -203,10 +203,12 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
                                "topic/${IotTopicPrefix}/*"}
     claim = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
                         "topic/${IotTopicPrefix}/_deployment"}
-    publishers = {name: st["Resource"] for name, props in functions(template).items()
+    publishers = {(name, json.dumps(st["Resource"], sort_keys=True))
+                  for name, props in functions(template).items()
                   for st in statements(props) if "iot:Publish" in st["Action"]}
     # The broadcaster publishes stock; the reconciler only its claim on the prefix.
-    assert publishers == {"BroadcasterFunction": stock_topics, "ReconcilerFunction": claim}
+    assert publishers == {("BroadcasterFunction", json.dumps(stock_topics, sort_keys=True)),
+                          ("ReconcilerFunction", json.dumps(claim, sort_keys=True))}
     for name, props in functions(template).items():
         env = props["Environment"]["Variables"]
         if "IOT_TOPIC_PREFIX" in env and name != "BroadcasterFunction":

@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use stockbridge_domain::{ProductId, StoreId};
 use tracing::{error, warn};
 
-use crate::ports::{InventoryStore, StockPublisher};
+use crate::ports::{InventoryStore, StockPublisher, StoreError};
 
 /// One item the stream says changed.
 pub type ItemKey = (StoreId, ProductId);
@@ -44,8 +44,10 @@ pub struct BroadcastReport {
     pub published: usize,
     /// Changed items no longer in the table (deleted): nothing to publish.
     pub gone: usize,
-    /// Items whose level IoT refused for good (not authorised, too large): logged at error and
-    /// skipped, so that one item cannot hold back every other item of its stream shard.
+    /// Items whose level can never be published as it is (IoT refused the message itself: 400
+    /// or 413; the stored item is unreadable): logged at error, counted in the `LevelsRefused`
+    /// metric (alarmed) and skipped, so that one item cannot hold back every other item of its
+    /// stream shard.
     pub refused: usize,
     /// Items whose read or publish failed and may succeed later, with the reason: the caller
     /// has them retried.
@@ -73,8 +75,10 @@ where
             Err(e) => Outcome::Refused(e.to_string()),
         },
         Ok(None) => Outcome::Gone,
-        Err(e) if e.is_retryable() => Outcome::Failed(e.to_string()),
-        Err(e) => Outcome::Refused(e.to_string()),
+        // An item that cannot be read as an item never will be; anything else from the store
+        // (throttling, a permission, the network) may pass later.
+        Err(e @ StoreError::Corrupt { .. }) => Outcome::Refused(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Every environment variable the configuration reads is in the README's configuration table,
-//! and the table names none it does not read (reading: `var("…")`, `flag("…")`, `number("…"`,
-//! `std::env::var("…")` in this crate's sources; the CLI's own variables are read by the CLI).
+//! Every environment variable the configuration reads is in the README's configuration table
+//! (reading: `var("…")`, `flag("…")`, `number("…"` and `Missing("…"`, however rustfmt wraps
+//! them, in this crate's sources; the CLI's own variables are read by the CLI).
 
 use std::collections::BTreeSet;
 
@@ -13,9 +13,12 @@ fn read_here() -> BTreeSet<String> {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        for call in ["var(\"", "flag(\"", "number(\"", "Missing(\n        \""] {
+        for call in ["var(", "flag(", "number(", "Missing("] {
             for (at, _) in text.match_indices(call) {
-                let rest = &text[at + call.len()..];
+                // The first argument, past any line break rustfmt put before it.
+                let Some(rest) = text[at + call.len()..].trim_start().strip_prefix('"') else {
+                    continue;
+                };
                 let name: String = rest
                     .chars()
                     .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())

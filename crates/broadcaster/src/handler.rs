@@ -104,6 +104,13 @@ where
         failed = report.failed.len(),
         "broadcast"
     );
+    if report.refused > 0 {
+        // CloudWatch embedded metric format: the template alarms on any refused level.
+        println!(
+            "{}",
+            refused_line(report.refused, std::time::SystemTime::now())
+        );
+    }
     let mut response = DynamoDbEventResponse::default();
     let Some(first_failed) = changed
         .iter()
@@ -119,6 +126,28 @@ where
     failure.item_identifier = Some(sequence_number.to_owned());
     response.batch_item_failures.push(failure);
     Ok(response)
+}
+
+/// `n` levels refused for good, as one CloudWatch embedded-metric-format line (namespace
+/// `stockbridge`, metric `LevelsRefused`, no dimension).
+fn refused_line(n: usize, at: std::time::SystemTime) -> String {
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "stockbridge",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "LevelsRefused", "Unit": "Count"}],
+            }],
+        },
+        "level": "ERROR",
+        "message": "stock levels refused for good: see the log lines before",
+        "LevelsRefused": n,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

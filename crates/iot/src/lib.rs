@@ -41,6 +41,14 @@ impl IotPublisher {
     }
 }
 
+/// Whether a publish answered with `status` (`None`: no answer, a timeout or the network) may
+/// succeed later. Only a message IoT refuses as such (400 bad request, 413 too large) never
+/// will: a 401/403/404 is the deployment's (a permission still propagating, a wrong endpoint),
+/// so the stream keeps it and the alarms on its age and its failed batches fire.
+fn retryable(status: Option<u16>) -> bool {
+    !matches!(status, Some(400 | 413))
+}
+
 impl StockPublisher for IotPublisher {
     async fn publish(&self, level: &StockLevel) -> Result<(), PublishError> {
         if !self.publishing {
@@ -56,12 +64,10 @@ impl StockPublisher for IotPublisher {
             .send()
             .await
             .map_err(|e| {
-                // A 4xx other than throttling is IoT refusing this publish for good.
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                let retryable = !matches!(status, Some(400..=499)) || status == Some(429);
                 PublishError {
                     topic: topic.clone(),
-                    retryable,
+                    retryable: retryable(status),
                     source: Box::new(std::io::Error::other(
                         aws_sdk_iotdataplane::error::DisplayErrorContext(e).to_string(),
                     )),
@@ -74,5 +80,21 @@ impl StockPublisher for IotPublisher {
             "stock published"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retryable;
+
+    #[test]
+    fn only_a_message_iot_refuses_as_such_is_never_retried() {
+        for status in [400, 413] {
+            assert!(!retryable(Some(status)), "{status}");
+        }
+        for status in [401, 403, 404, 429, 500, 503] {
+            assert!(retryable(Some(status)), "{status}");
+        }
+        assert!(retryable(None), "no answer: a timeout or the network");
     }
 }

@@ -8,8 +8,7 @@ use stockbridge_iot::IotPublisher;
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
-async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic_and_a_refusal_is_retryable()
- {
+async fn a_level_is_published_retained_with_qos_1_on_the_documented_topic_and_a_503_is_retryable() {
     let bridge = std::env::var("STOCKBRIDGE_IOT_BRIDGE_URL")
         .expect("STOCKBRIDGE_IOT_BRIDGE_URL is not set: run scripts/test");
     let store = format!("iot{}", std::process::id());

@@ -55,11 +55,16 @@ where
     /// # Errors
     /// `stockbridge.Retryable` when the run could not be recorded (the next run retries).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-        let now = self.inventory.clock().now();
+        // The deadline is wall-clock time: measured against the system's, whatever the clock
+        // port says.
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let left_ms = i64::try_from(event.context.deadline)
             .unwrap_or(i64::MAX)
-            .saturating_sub(now.0)
+            .saturating_sub(wall_ms)
             .saturating_sub(SUMMARY_MARGIN_MS);
+        let now = self.inventory.clock().now();
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
         let mut options: RunOptions = self.settings.options(now, Some(deadline));

@@ -37,17 +37,19 @@ impl DeadLetters for SqsDeadLetters {
         reason: &str,
     ) -> Result<(), DeadLetterError> {
         let url = self.url.as_ref().ok_or(DeadLetterError::NotConfigured)?;
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(url)
             .message_body(body)
-            .message_attributes("reason", attribute(reason)?)
-            .message_attributes("source_message_id", attribute(message_id)?)
-            .send()
-            .await
-            .map_err(|e| {
-                DeadLetterError::Failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
-            })?;
+            .message_attributes("reason", attribute(reason)?);
+        // SQS refuses an empty attribute value: a message without an id goes without it.
+        if !message_id.is_empty() {
+            send = send.message_attributes("source_message_id", attribute(message_id)?);
+        }
+        send.send().await.map_err(|e| {
+            DeadLetterError::Failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+        })?;
         Ok(())
     }
 }

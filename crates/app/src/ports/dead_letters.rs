@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
     /// No dead-letter queue is configured (`CATALOG_SYNC_DLQ_URL`).
-    #[error("no dead-letter queue is configured")]
+    #[error("no dead-letter queue is configured (CATALOG_SYNC_DLQ_URL)")]
     NotConfigured,
     /// Sending it failed.
     #[error("sending to the dead-letter queue failed: {0}")]

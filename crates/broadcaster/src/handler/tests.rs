@@ -114,3 +114,14 @@ async fn an_event_that_is_not_a_stream_batch_is_an_invalid_input_error() {
     assert_eq!(err.error_type, "stockbridge.Invalid");
     assert!(publisher.published.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_refused_level_is_one_embedded_metric_line_the_template_alarms_on() {
+    let line: Value = serde_json::from_str(&refused_line(2, std::time::UNIX_EPOCH)).unwrap();
+    assert_eq!(line["LevelsRefused"], 2);
+    let metric = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(metric["Namespace"], "stockbridge");
+    assert_eq!(metric["Metrics"][0]["Name"], "LevelsRefused");
+    let template = include_str!("../../../../template.yaml");
+    assert!(template.contains("MetricName: LevelsRefused"));
+}

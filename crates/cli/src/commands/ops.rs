@@ -346,7 +346,7 @@ fn print_status(st: &Status<'_>) {
     }
     if queues.is_empty() {
         println!(
-            "queues: set CATALOG_SYNC_QUEUE_URL, CATALOG_SYNC_DLQ_URL and INVENTORY_DLQ_URL (stack outputs) to see their depth"
+            "queues: set CATALOG_SYNC_QUEUE_URL, CATALOG_SYNC_DLQ_URL, INVENTORY_DLQ_URL and BROADCASTER_FAILED_BATCHES_URL (stack outputs) to see their depth"
         );
     }
     for q in queues {

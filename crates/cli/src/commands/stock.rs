@@ -151,6 +151,7 @@ pub async fn publish(
     product: Option<String>,
 ) -> Result<()> {
     let s = store_id(config, store)?;
+    let one = product.is_some();
     let (db, publisher) = stockbridge_bootstrap::broadcaster(config).await;
     let keys: Vec<(StoreId, ProductId)> = match product {
         Some(p) => vec![(s.clone(), ProductId::parse(p).context("PRODUCT")?)],
@@ -161,9 +162,12 @@ pub async fn publish(
             .map(|i| (i.store_id, i.product_id))
             .collect(),
     };
+    if keys.is_empty() {
+        bail!("store {s} has no item in the catalog: check --store");
+    }
     let report = broadcast_levels(&db, &publisher, &keys).await;
     println!(
-        "{} published, {} not in the catalog, {} refused by IoT, {} failed (of {} in {s})",
+        "{} published, {} not in the catalog, {} refused for good, {} failed (of {} in {s})",
         report.published,
         report.gone,
         report.refused,
@@ -178,7 +182,7 @@ pub async fn publish(
             "some levels were not published (see the log lines above): run it again once IoT accepts them"
         );
     }
-    if report.gone > 0 && keys.len() == 1 {
+    if report.gone > 0 && one {
         bail!("product {} is not in the catalog of store {s}", keys[0].1);
     }
     Ok(())

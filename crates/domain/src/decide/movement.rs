@@ -77,11 +77,11 @@ pub fn forget_links_off(item: &CatalogItem, links: &[PaymentLinkId]) -> Option<I
 /// A stock movement on one item: the update, its ledger entry, the level to publish and the
 /// links to switch off or on when the level crosses zero.
 pub(crate) struct Movement {
-    pub(crate) update: ItemUpdate,
-    pub(crate) entry: LedgerEntry,
-    pub(crate) level: StockLevel,
-    pub(crate) deactivate: Vec<Deactivation>,
-    pub(crate) reactivate: Option<Reactivation>,
+    pub(super) update: ItemUpdate,
+    pub(super) entry: LedgerEntry,
+    pub(super) level: StockLevel,
+    pub(super) deactivate: Vec<Deactivation>,
+    pub(super) reactivate: Option<Reactivation>,
 }
 
 pub(crate) fn move_stock(

@@ -165,7 +165,7 @@ pub struct Reactivation {
 }
 
 impl Reactivation {
-    pub(crate) fn of(item: &CatalogItem) -> Option<Self> {
+    pub(super) fn of(item: &CatalogItem) -> Option<Self> {
         (!item.deactivated_links.is_empty()).then(|| Self {
             store_id: item.store_id.clone(),
             product_id: item.product_id.clone(),
@@ -193,7 +193,7 @@ pub struct Deactivation {
 }
 
 impl Deactivation {
-    pub(crate) fn of(
+    pub(super) fn of(
         item: &CatalogItem,
         fresh: Vec<PaymentLinkId>,
         recorded: Vec<PaymentLinkId>,
