@@ -85,7 +85,7 @@ import traceback
 from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
-from devstack.serving import QueueServer, make_handler, serve_until_signalled
+from devstack.serving import json_response as _json, serve_reader
 from devstack.table_stream import TableStream, lambda_record, sort_key
 
 DETAIL_TYPES = ("product.created", "product.updated", "price.created", "price.updated",
@@ -199,6 +199,8 @@ class CatalogPipe:
             t = threading.Thread(target=self._guard, args=(name, fn), name=name, daemon=True)
             self.threads.append(t)
             t.start()
+        _log(f"queue {self.queue_url} (dlq {self.dlq_url}); table {self.table}; "
+             f"lambda {self.lambda_url}")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -447,14 +449,6 @@ class CatalogPipe:
             return _json(start_response, 500, {"error": f"{type(e).__name__}: {e}"})
 
 
-def _json(start_response: Callable, code: int, obj: Any) -> list[bytes]:
-    body = json.dumps(obj).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "Error")
-    start_response(f"{code} {reason}", [("Content-Type", "application/json"),
-                                        ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         description="DynamoDB stream -> pipe -> SQS -> Lambda, and the Stripe catalog rule")
@@ -470,21 +464,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=10, help="1..10 messages per call")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-
     pipe = CatalogPipe(args.table, args.lambda_url, args.queue_name, args.max_receive_count,
                        args.visibility_timeout, pollers=args.pollers,
                        batch_size=args.batch_size)
-    pipe.start()
-    _log(f"queue {pipe.queue_url} (dlq {pipe.dlq_url}); table {args.table}; "
-         f"lambda {pipe.lambda_url}")
-    server = QueueServer(args.host, args.port, pipe.app, make_handler(args.verbose))
-    try:
-        serve_until_signalled(server, "catalog_pipe", args.host, args.ready_file)
-    finally:
-        pipe.stop()
+    serve_reader("catalog_pipe", pipe, args.host, args.port, args.ready_file, args.verbose)
 
 
 if __name__ == "__main__":

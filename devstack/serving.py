@@ -57,3 +57,29 @@ def serve_until_signalled(server: Any, name: str, host: str, ready_file: Optiona
         server.serve_forever()
     finally:
         server.server_close()
+
+
+def json_response(start_response: Any, code: int, obj: Any) -> list[bytes]:
+    """A WSGI JSON answer."""
+    import json
+
+    body = json.dumps(obj).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "Error")
+    start_response(f"{code} {reason}", [("Content-Type", "application/json"),
+                                        ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve_reader(name: str, reader: Any, host: str, port: int, ready_file: Optional[str],
+                 verbose: bool) -> None:
+    """Runs a stream or queue reader of the test bed (``start()``, ``stop()``, WSGI ``app``)
+    behind its HTTP API until SIGTERM/SIGINT, with the offline AWS credentials boto3 wants."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    reader.start()
+    server = QueueServer(host, port, reader.app, make_handler(verbose))
+    try:
+        serve_until_signalled(server, name, host, ready_file)
+    finally:
+        reader.stop()

@@ -52,7 +52,7 @@ import traceback
 from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
-from devstack.serving import QueueServer, make_handler, serve_until_signalled
+from devstack.serving import json_response as _json, serve_reader
 from devstack.table_stream import TableStream, lambda_record, sort_key
 
 REGION_DEFAULT = "us-east-1"
@@ -249,14 +249,6 @@ class StreamTrigger:
             return _json(start_response, 500, {"error": f"{type(e).__name__}: {e}"})
 
 
-def _json(start_response: Callable, code: int, obj: Any) -> list[bytes]:
-    body = json.dumps(obj).encode()
-    reason = {200: "OK", 404: "Not Found"}.get(code, "Error")
-    start_response(f"{code} {reason}", [("Content-Type", "application/json"),
-                                        ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="DynamoDB stream -> Lambda (stock items)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -268,16 +260,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--max-attempts", type=int, default=5)
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     trigger = StreamTrigger(args.table, args.lambda_url, args.batch_size, args.max_attempts)
-    trigger.start()
-    server = QueueServer(args.host, args.port, trigger.app, make_handler(args.verbose))
-    try:
-        serve_until_signalled(server, "stream_trigger", args.host, args.ready_file)
-    finally:
-        trigger.stop()
+    serve_reader("stream_trigger", trigger, args.host, args.port, args.ready_file, args.verbose)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
+//! - [`metrics`]: CloudWatch embedded-metric-format lines.
 //! - [`storefront`]: the catalog document a static storefront loads.
 //! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
 //! - [`reconcile`]: invariant checks and repairs (links active iff in stock).
@@ -36,6 +37,7 @@ pub mod held;
 pub mod holds;
 pub mod inventory;
 pub mod message;
+pub mod metrics;
 pub mod parking;
 pub mod ports;
 pub mod reconcile;

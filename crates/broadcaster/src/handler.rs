@@ -131,23 +131,15 @@ where
 /// `n` levels refused for good, as one CloudWatch embedded-metric-format line (namespace
 /// `stockbridge`, metric `LevelsRefused`, no dimension).
 fn refused_line(n: usize, at: std::time::SystemTime) -> String {
-    let ms = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "stockbridge",
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "LevelsRefused", "Unit": "Count"}],
-            }],
-        },
-        "level": "ERROR",
-        "message": "stock levels refused for good: see the log lines before",
-        "LevelsRefused": n,
-    })
-    .to_string()
+    stockbridge_app::metrics::count_line(
+        "LevelsRefused",
+        n,
+        at,
+        serde_json::json!({
+            "level": "ERROR",
+            "message": "stock levels refused for good: see the log lines before",
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -308,25 +308,17 @@ fn rate_limited_metric(endpoint: &str) {
 }
 
 fn rate_limited_line(function: &str, endpoint: &str, now: std::time::SystemTime) -> String {
-    let ms = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "stockbridge",
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "StripeRateLimited", "Unit": "Count"}],
-            }],
-        },
-        "level": "WARN",
-        "message": "Stripe answered 429",
-        "function": function,
-        "endpoint": endpoint,
-        "StripeRateLimited": 1,
-    })
-    .to_string()
+    stockbridge_app::metrics::count_line(
+        "StripeRateLimited",
+        1,
+        now,
+        serde_json::json!({
+            "level": "WARN",
+            "message": "Stripe answered 429",
+            "function": function,
+            "endpoint": endpoint,
+        }),
+    )
 }
 
 impl StripeClient for Transport {

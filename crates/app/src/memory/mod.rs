@@ -37,3 +37,16 @@ pub use payments::*;
 pub use publisher::*;
 pub use reconcile::*;
 pub use store::*;
+
+/// The inventory configuration the handler tests use: Stripe's partner event source, test
+/// mode, the store `default`, 3 attempts.
+pub fn inventory_config() -> crate::inventory::InventoryConfig {
+    crate::inventory::InventoryConfig {
+        filter: crate::events::EventFilter {
+            source_prefix: "aws.partner/stripe.com/".into(),
+            livemode: false,
+        },
+        default_store: StoreId::parse("default").expect("a valid store id"),
+        max_attempts: 3,
+    }
+}

@@ -4,12 +4,10 @@
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::events::EventFilter;
 use stockbridge_app::holds::CheckoutLimits;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::Inventory;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_bootstrap::CheckoutSettings;
-use stockbridge_domain::StoreId;
 
 use super::handle;
 
@@ -19,14 +17,7 @@ fn inventory() -> Inventory<MemoryStore, MemoryPublisher, MemoryPayments, Tickin
         MemoryPublisher::default(),
         MemoryPayments::default(),
         TickingClock::default(),
-        InventoryConfig {
-            filter: EventFilter {
-                source_prefix: "aws.partner/stripe.com/".into(),
-                livemode: false,
-            },
-            default_store: StoreId::parse("default").unwrap(),
-            max_attempts: 3,
-        },
+        stockbridge_app::memory::inventory_config(),
     )
 }
 

@@ -4,8 +4,7 @@ use std::sync::atomic::Ordering;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::Inventory;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, ProductId, StoreId, Timestamp};
@@ -38,14 +37,7 @@ fn app() -> App {
             amount_total: None,
         }],
     );
-    let config = InventoryConfig {
-        filter: EventFilter {
-            source_prefix: "aws.partner/stripe.com/".into(),
-            livemode: false,
-        },
-        default_store: StoreId::parse("default").unwrap(),
-        max_attempts: 3,
-    };
+    let config = stockbridge_app::memory::inventory_config();
     Inventory::new(
         store,
         MemoryPublisher::default(),

@@ -4,12 +4,10 @@
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use stockbridge_app::catalog::CatalogSync;
-use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::Inventory;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::NoNotifier;
 use stockbridge_bootstrap::ReconcilerSettings;
-use stockbridge_domain::StoreId;
 
 use super::{PrefixCheck, Reconciler};
 
@@ -39,14 +37,7 @@ fn reconciler(prefix: Claimed) -> Fake {
             MemoryPublisher::default(),
             payments.clone(),
             TickingClock::default(),
-            InventoryConfig {
-                filter: EventFilter {
-                    source_prefix: "aws.partner/stripe.com/".into(),
-                    livemode: false,
-                },
-                default_store: StoreId::parse("default").unwrap(),
-                max_attempts: 3,
-            },
+            stockbridge_app::memory::inventory_config(),
         ),
         sync: CatalogSync {
             store,

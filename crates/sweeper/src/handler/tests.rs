@@ -2,10 +2,8 @@
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::Inventory;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
-use stockbridge_domain::StoreId;
 
 use super::{deadline, handle};
 
@@ -32,14 +30,7 @@ async fn a_run_with_nothing_expired_reports_zeros() {
         MemoryPublisher::default(),
         MemoryPayments::default(),
         TickingClock::default(),
-        InventoryConfig {
-            filter: EventFilter {
-                source_prefix: "aws.partner/stripe.com/".into(),
-                livemode: false,
-            },
-            default_store: StoreId::parse("default").unwrap(),
-            max_attempts: 3,
-        },
+        stockbridge_app::memory::inventory_config(),
     );
     let event = LambdaEvent::new(json!({"detail": {}}), context(now_ms() + 60_000));
     let out = handle(&inventory, event).await.unwrap();
