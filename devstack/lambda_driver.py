@@ -53,56 +53,17 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import deque
 from typing import Any, Callable, Iterable, Optional, Union
 
 from werkzeug.serving import ThreadedWSGIServer
 
+from devstack.lambda_client import invoke  # noqa: F401 - callers import it from here
 from devstack.serving import QueueServer, exit_on_signal, make_handler, write_ready_file
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
-
-
-# --------------------------------------------------------------------------- client
-
-
-def invoke(base_url: str, event: Union[dict, list, bytes, str, Any], timeout: Optional[float] = None) -> dict:
-    """Invoke the function behind a lambda_driver and wait for the result.
-
-    ``event``: bytes/str are sent as is; anything else is JSON-encoded.
-    Returns the driver's JSON: ``{"request_id", "ok", "response", "error", ...}``
-    (also for HTTP 504 timeouts, where ``ok`` is false and ``timed_out`` true).
-    ``timeout`` bounds the HTTP call itself (None = wait for the driver's own timeout).
-    """
-    if isinstance(event, (bytes, bytearray)):
-        data = bytes(event)
-    elif isinstance(event, str):
-        data = event.encode()
-    else:
-        data = json.dumps(event).encode()
-    req = urllib.request.Request(
-        base_url.rstrip("/") + "/_invoke",
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            out = json.loads(body)
-        except ValueError:
-            raise exc from None
-        if not isinstance(out, dict):
-            raise
-        out.setdefault("http_status", exc.code)
-        return out
 
 
 # --------------------------------------------------------------------------- model
@@ -590,10 +551,6 @@ def _parse_error(body: bytes, header_type: Optional[str]) -> dict:
     err.setdefault("errorType", header_type or "Unhandled")
     err.setdefault("errorMessage", "")
     return err
-
-
-
-
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -120,8 +120,7 @@ class Shop:
         self.cli_path = Path(cli)
         self.web_dist = Path(web_dist)
         self.verbose = verbose
-        # The checkout API (and the sweeper that releases expired holds) run when their binaries
-        # exist (Stack skips a missing one): config.json then has checkoutUrl.
+        # The checkout API and the sweeper run when their binaries exist (config: checkoutUrl).
         self.checkout_binary = checkout_binary
         self.sweeper_binary = sweeper_binary
         self.sweep_every = sweep_every

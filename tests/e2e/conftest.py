@@ -42,8 +42,10 @@ import pytest
 
 from harness import *  # noqa: F401,F403 - the tests import the harness's names from here
 from harness import (CATALOG_SYNC_BIN, CHECKOUT_BIN, CLI_BIN, E2E, INVENTORY_BIN,
-                     INVENTORY_CRASH_BIN, RECONCILER_BIN, SCHEDULED_EVENT, SWEEPER_BIN, LambdaDriver,
-                     Stack)
+                     INVENTORY_CRASH_BIN, RECONCILER_BIN, SWEEPER_BIN)
+
+from devstack.lambda_driver import LambdaDriver
+from devstack.stack import SCHEDULED_EVENT, Stack
 
 def _wait_for_cli(e2e: E2E, seconds: float) -> None:
     deadline = time.monotonic() + seconds

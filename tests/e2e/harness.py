@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterable, Optional
 
 import boto3
 import paho.mqtt.client as mqtt
-import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -28,8 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from devstack.lambda_driver import LambdaDriver, invoke  # noqa: E402
-from devstack.stack import CATALOG_QUEUE_NAME, SCHEDULED_EVENT, SCRUBBED_ENV, Stack  # noqa: E402
+from devstack.lambda_driver import invoke  # noqa: E402
+from devstack.stack import SCRUBBED_ENV, Stack  # noqa: E402
 
 EVENTS_DIR = REPO_ROOT / "events"
 INVENTORY_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_INVENTORY", REPO_ROOT / "target" / "debug" / "inventory"))
@@ -597,6 +596,3 @@ class E2E:
 
 
 _EVENT_CACHE: dict[str, dict] = {}
-
-
-# ---------------------------------------------------------------------- fixtures
