@@ -20,7 +20,8 @@ from werkzeug.wrappers import Request, Response
 
 from devstack import fake_stripe
 from devstack.fake_stripe import DEFAULT_FIXTURES, create_app
-from devstack.tests.test_fake_stripe import RustSchema, _stripe_crates, stripe_error
+from devstack.tests.test_fake_stripe import stripe_error
+from devstack.tests.test_fake_stripe_contract import RustSchema, _stripe_crates
 
 REPO = fake_stripe.REPO_ROOT
 AUTH = {"Authorization": "Bearer sk_test_51CatalogTestKey"}

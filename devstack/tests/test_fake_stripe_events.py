@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devstack.fake_stripe import DEFAULT_FIXTURES, create_app, format_price
-from devstack.tests.test_fake_stripe import RustSchema, _stripe_crates
+from devstack.tests.test_fake_stripe_contract import RustSchema, _stripe_crates
 
 REPO = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": "Bearer sk_test_51EventsTestKey"}

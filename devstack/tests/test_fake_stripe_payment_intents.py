@@ -19,7 +19,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devstack.fake_stripe import DEFAULT_FIXTURES, create_app
-from devstack.tests.test_fake_stripe import RustSchema, _stripe_crates, stripe_error
+from devstack.tests.test_fake_stripe import stripe_error
+from devstack.tests.test_fake_stripe_contract import RustSchema, _stripe_crates
 
 KEY = "sk_test_51PaymentIntentsTestKey"
 AUTH = {"Authorization": f"Bearer {KEY}"}
