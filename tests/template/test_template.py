@@ -161,13 +161,18 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
     assert "at least 114" in template["Parameters"]["ReserveConcurrency"]["Description"]
 
 
-def test_the_alarm_on_stripe_429s_watches_the_metric_the_transport_prints(template):
-    source = (ROOT / "crates/stripe/src/transport.rs").read_text()
-    assert '"Metrics": [{"Name": "StripeRateLimited", "Unit": "Count"}]' in source
-    assert '"Dimensions": [[]]' in source
-    alarm = template["Resources"]["StripeRateLimitedAlarm"]["Properties"]
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("stockbridge", "StripeRateLimited")
-    assert "Dimensions" not in alarm
+def test_the_alarms_on_metrics_watch_what_the_functions_print(template):
+    # Both lines go through app::metrics::count_line: namespace stockbridge, no dimension.
+    metrics = (ROOT / "crates/app/src/metrics.rs").read_text()
+    assert '"Namespace": "stockbridge"' in metrics and '"Dimensions": [[]]' in metrics
+    for source, metric, alarm_name in (
+            ("crates/stripe/src/transport.rs", "StripeRateLimited", "StripeRateLimitedAlarm"),
+            ("crates/broadcaster/src/handler.rs", "LevelsRefused", "BroadcasterLevelsRefusedAlarm")):
+        text = (ROOT / source).read_text()
+        assert re.search(r'count_line\(\s*"' + metric + '"', text), (source, metric)
+        alarm = template["Resources"][alarm_name]["Properties"]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("stockbridge", metric)
+        assert "Dimensions" not in alarm
 
 
 def test_the_deploy_guide_lists_every_parameter_of_the_template(template):
