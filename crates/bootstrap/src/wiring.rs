@@ -80,13 +80,20 @@ pub(crate) async fn stripe_key(
     }
 }
 
+/// The table, with the configured retention.
+fn table(aws: &aws_config::SdkConfig, config: &Config) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name)
+        .with_retention(config.retention)
+}
+
+/// A publisher on the configured topic prefix (publishing, until told otherwise).
+fn iot(aws: &aws_config::SdkConfig, config: &Config) -> IotPublisher {
+    IotPublisher::new(aws_sdk_iotdataplane::Client::new(aws), &config.topic_prefix)
+}
+
 /// Builds only the DynamoDB store (for commands that need no Stripe key).
 pub async fn store(config: &Config) -> DynamoStore {
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&aws_config().await),
-        &config.table_name,
-    )
-    .with_retention(config.retention)
+    table(&aws_config().await, config)
 }
 
 /// The catalog-sync function's dead-letter queue (`CATALOG_SYNC_DLQ_URL`).
@@ -101,13 +108,7 @@ pub async fn dead_letters(config: &Config) -> stockbridge_sqs::SqsDeadLetters {
 /// the one publisher when `STOCK_LEVELS_FROM_STREAM` is set). No Stripe key.
 pub async fn broadcaster(config: &Config) -> (DynamoStore, IotPublisher) {
     let aws = aws_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
-        .with_retention(config.retention);
-    let publisher = IotPublisher::new(
-        aws_sdk_iotdataplane::Client::new(&aws),
-        &config.topic_prefix,
-    );
-    (store, publisher)
+    (table(&aws, config), iot(&aws, config))
 }
 
 /// What kind of Stripe key the configuration holds (never the key itself).
@@ -158,8 +159,7 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             message: "does not look like a Stripe secret or restricted key (sk_… or rk_…)".into(),
         });
     }
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
-        .with_retention(config.retention);
+    let store = table(&aws, config);
     let budget = config
         .stripe_budget_rps
         .map(|rps| stockbridge_stripe::budget::Budget::new(store.clone(), rps));
@@ -177,11 +177,7 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     })?;
     Ok(Adapters {
         store,
-        publisher: IotPublisher::new(
-            aws_sdk_iotdataplane::Client::new(&aws),
-            &config.topic_prefix,
-        )
-        .publishing(!config.levels_from_stream),
+        publisher: iot(&aws, config).publishing(!config.levels_from_stream),
         payments,
     })
 }
