@@ -86,7 +86,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
 from devstack.serving import json_response as _json, serve_reader
-from devstack.table_stream import TableStream, lambda_record, sort_key
+from devstack.table_stream import TableStream, aws_client, lambda_record, sort_key
 
 DETAIL_TYPES = ("product.created", "product.updated", "price.created", "price.updated",
                 "payment_link.created", "payment_link.updated")
@@ -96,13 +96,6 @@ STREAM_POLL_S = 0.1
 QUEUE_POLL_S = 0.1
 IDLE_WAIT_S = 2.0
 
-
-def _endpoint(*names: str) -> Optional[str]:
-    for n in names:
-        v = os.environ.get(n)
-        if v:
-            return v
-    return None
 
 
 def _log(msg: str) -> None:
@@ -124,12 +117,6 @@ class CatalogPipe:
         self.n_pollers = max(1, pollers)
         self.batch_size = max(1, min(10, batch_size))
         self.invoke_timeout = invoke_timeout
-        self.endpoints = {
-            "dynamodb": _endpoint("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),
-            "dynamodbstreams": _endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
-                                         "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),
-            "sqs": _endpoint("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
-        }
         self.queue_url = self.queue_arn = self.dlq_url = self.dlq_arn = ""
         self.stream = TableStream(table, self.client, _log)
 
@@ -161,13 +148,7 @@ class CatalogPipe:
         if cache is None:
             cache = self._local.clients = {}
         if service not in cache:
-            import boto3
-            from botocore.config import Config
-
-            cache[service] = boto3.client(
-                service, region_name=self.region, endpoint_url=self.endpoints[service],
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                              connect_timeout=5, read_timeout=30))
+            cache[service] = aws_client(service, self.region)
         return cache[service]
 
     # ---------------------------------------------------------------- setup

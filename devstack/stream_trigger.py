@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
 from devstack.serving import json_response as _json, serve_reader
-from devstack.table_stream import TableStream, lambda_record, sort_key
+from devstack.table_stream import TableStream, aws_client, lambda_record, sort_key
 
 REGION_DEFAULT = "us-east-1"
 POLL_S = 0.1
@@ -91,12 +91,6 @@ class StreamTrigger:
         self.max_attempts = max(1, max_attempts)
         self.region = region or os.environ.get("AWS_REGION") or \
             os.environ.get("AWS_DEFAULT_REGION") or REGION_DEFAULT
-        self.endpoints = {
-            "dynamodb": os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-            or os.environ.get("AWS_ENDPOINT_URL"),
-            "dynamodbstreams": os.environ.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-            or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
-        }
         self._clients: dict[str, Any] = {}
         self.stream = TableStream(table, self.client, _log)
         self.lock = threading.Lock()
@@ -114,13 +108,7 @@ class StreamTrigger:
     def client(self, service: str) -> Any:
         """boto3 clients (used by the one reader thread only)."""
         if service not in self._clients:
-            import boto3
-            from botocore.config import Config
-
-            self._clients[service] = boto3.client(
-                service, region_name=self.region, endpoint_url=self.endpoints[service],
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                              connect_timeout=5, read_timeout=30))
+            self._clients[service] = aws_client(service, self.region)
         return self._clients[service]
 
     def start(self) -> None:

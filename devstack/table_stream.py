@@ -19,6 +19,28 @@ from typing import Any, Callable, Optional
 
 TABLE_CHECK_S = 1.0
 
+# Where each service is, from the environment (the first variable set wins), as the SDKs read it.
+_ENDPOINT_VARS = {
+    "dynamodb": ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),
+    "dynamodbstreams": ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_DYNAMODB",
+                        "AWS_ENDPOINT_URL"),
+    "sqs": ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
+}
+
+
+def aws_client(service: str, region: str) -> Any:
+    """A boto3 client for a test-bed reader: the endpoint from the environment, a few retries,
+    short timeouts."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+
+    endpoint = next((os.environ[n] for n in _ENDPOINT_VARS[service] if os.environ.get(n)), None)
+    return boto3.client(service, region_name=region, endpoint_url=endpoint,
+                        config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                                      connect_timeout=5, read_timeout=30))
+
 
 def lambda_record(r: dict, stream_arn: Optional[str], region: str) -> dict:
     """A Streams API record as Lambda and Pipes deliver it (creation time in epoch seconds)."""
