@@ -1,32 +1,38 @@
-//! Sharded stock for one very hot product (issue 13 §4): the rules, not yet wired to a store.
+//! Sharded stock for one very hot product (issue 13 §4).
 //!
 //! One product's stock item takes every order's write, and DynamoDB serves one partition key at
 //! about 1,000 write units a second, so a product sells at most ~250-330 orders a second
-//! (docs/sharded-stock.md). A product marked hot splits its units over K shard items with
-//! partition keys of their own; an order takes from one shard. The protocol, whose every
-//! decision is a function here and whose interleavings are tested in `shard/tests.rs`:
+//! (docs/sharded-stock.md). A product marked hot (`stockbridge stock shard`) is **spread**: its
+//! units move from the stock item into K shard items with partition keys of their own, and the
+//! simple orders of a rush take from them. Everything else stays with the stock item. The
+//! protocol, whose decisions are functions here and whose interleavings are tested in
+//! `shard/tests.rs`:
 //!
-//! 1. **Which shard.** An order tries the shards in the order [`tries`] gives: first the one its
-//!    id hashes to (every delivery of one order starts at the same shard), then the next ones,
-//!    round. A take is the take of [`crate::take`] on a shard: `available >= q`, no mark of this
-//!    order; it may leave the shard at 0 (other shards can still sell).
-//! 2. **All shards refused.** The units may be spread so that no shard alone has `q`. The order
-//!    reads every shard at once (a snapshot: DynamoDB's `TransactGetItems`, because units move
-//!    between shards and two separate reads could miss a moving unit) and [`when_short`]
-//!    decides: a mark of this order on any shard means another delivery took (read the order
-//!    again); enough units in all → move units into the first shard ([`Move`], conditional on
-//!    both shards' versions) and take again; fewer than `q` in all → the order is short. Only a
-//!    snapshot can make an order short, so a refund never happens while the units existed.
-//! 3. **Sold out** is every shard at 0 ([`sold_out`]), seen in a snapshot taken after the take
-//!    that emptied a shard: of several takes emptying the last shards at once, the last one's
-//!    snapshot sees every other's write.
-//! 4. **The level** storefronts see is the shards' sum, versioned by the sum of their versions
-//!    ([`level`]): every change adds one to exactly one shard's version (a move, to two), so the
-//!    published version strictly increases.
+//! 1. **Spread.** One transaction moves the item's available units into K shards ([`split`]),
+//!    records `shards = K` and a new spread `epoch` on the item and copies the epoch to every
+//!    shard. Only an item with no links recorded as switched off is spread.
+//! 2. **A take** is the take of [`crate::take`] on the order's home shard ([`home`]: every
+//!    delivery of one order has the same), conditioned on the epoch the delivery read from the
+//!    item: `available >= q + 1` (a take never empties a shard), no mark of this order. Marks
+//!    are only ever left on the home shard, so a refused take finds the order's own mark there.
+//! 3. **A dry home shard** is refilled from the fullest other shard ([`refill`], one transaction
+//!    conditioned on both shards' versions); a donor keeps at least one unit.
+//! 4. **Collect.** When no shard can refill it (few units left, or spread too thin), and before
+//!    anything other than a take writes the item (a hold, several products, a delayed payment,
+//!    an operator's change, a sell-out, an oversold order), the product is collected: one
+//!    transaction moves every shard's units **and marks** back to the item and records it as not
+//!    spread. The item path then decides as for any product, seeing every unit and every
+//!    unrecorded take. So a sell-out, a refund and a link switch never happen while units wait
+//!    in a shard, and the last units of a rush are sold through the item.
+//! 5. **The level** storefronts see is the item's units plus the shards', versioned by the sum
+//!    of their versions ([`level`]); collecting sets the item's version above that sum
+//!    ([`collected_version`]), so the published version strictly increases across spreads.
 //!
-//! Exactly once as for one item: the order is read before it is decided; a delivery that finds
-//! no record looks for its mark on every shard (a take elsewhere, after falling over); a take
-//! whose record is refused is given back.
+//! Exactly once as for one item: a delivery reads its order and the item first (a mark on the
+//! item is a take collected from a shard: record it); a take refused on the home shard because
+//! the order's mark is there records that take; a take whose record is refused is given back
+//! (to the item). A delivery that read the item before a collect and a new spread cannot take
+//! again on the new spread: its epoch is old.
 
 use crate::OrderId;
 
@@ -41,26 +47,21 @@ pub struct Shard {
     pub version: u64,
 }
 
-/// The most shards a product can have: splitting it moves the stock item's units into every
-/// shard in one transaction, with a ledger entry each (DynamoDB allows 100 actions).
+/// The most shards a product can have: spreading it writes the item and every shard, with a
+/// ledger entry each, in one transaction (DynamoDB allows 100 actions).
 pub const MAX_SHARDS: u16 = 24;
 
-/// FNV-1a, 64 bits: stable across releases and platforms (a redelivery must start where the
-/// first delivery started). Never change it while shards exist.
+/// FNV-1a, 64 bits: stable across releases and platforms (a redelivery must find the shard the
+/// first delivery took from). Never change it while shards exist.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
-/// The shards an order tries, in order: the one its id hashes to, then the next ones, round.
-/// Empty when `shards` is 0.
-pub fn tries(order: &OrderId, shards: u16) -> Vec<u16> {
-    if shards == 0 {
-        return Vec::new();
-    }
-    let first = (fnv1a(order.as_str().as_bytes()) % u64::from(shards)) as u16;
-    (0..shards).map(|i| (first + i) % shards).collect()
+/// The shard an order takes from, of `shards` (at least 1).
+pub fn home(order: &OrderId, shards: u16) -> u16 {
+    (fnv1a(order.as_str().as_bytes()) % u64::from(shards.max(1))) as u16
 }
 
 /// `total` units over `shards` shards as evenly as possible (the first ones get the remainder).
@@ -82,64 +83,64 @@ pub struct Move {
     pub units: u64,
 }
 
-/// What an order does when every shard refused its take, from a snapshot of all shards.
+/// What an order whose take its home shard refused for stock does next, from a read of every
+/// shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Short {
-    /// A shard carries this order's mark: another delivery took. Read the order again.
-    TakenElsewhere,
-    /// The order's first shard has enough now (units moved in since the takes were refused):
-    /// take again.
+pub enum Refill {
+    /// The home shard has enough now (units moved in since): take again.
     TakeAgain,
-    /// Enough units in all: move these into the order's first shard, then take again.
-    Refill(Move),
-    /// Fewer than `q` units in all shards: the order is short (oversold).
-    Oversold,
+    /// Move these units into the home shard, then take again.
+    Move(Move),
+    /// No shard can spare enough: collect the product and decide on the item.
+    Collect,
 }
 
-/// The decision of step 2, from a snapshot of every shard (`marked`: the shards carrying this
-/// order's mark). The move takes from the fullest other shard at least what is missing and, if
-/// it has more, half of it, so a dry shard is not refilled one unit at a time in a rush.
-pub fn when_short(snapshot: &[Shard], marked: &[u16], into: u16, quantity: u64) -> Short {
-    if !marked.is_empty() {
-        return Short::TakenElsewhere;
-    }
-    let total: u64 = snapshot.iter().map(|s| s.available).sum();
+/// Step 3: a take of `quantity` needs `quantity + 1` units on the home shard `into`. The move
+/// takes from the fullest other shard at least what is missing and, if it has more, half of
+/// what it can spare, so a dry shard is not refilled one unit at a time in a rush.
+pub fn refill(snapshot: &[Shard], into: u16, quantity: u64) -> Refill {
+    let need = quantity.saturating_add(1);
     let Some(target) = snapshot.iter().find(|s| s.index == into) else {
-        return Short::Oversold;
+        return Refill::Collect;
     };
-    if total < quantity {
-        return Short::Oversold;
+    if target.available >= need {
+        return Refill::TakeAgain;
     }
-    if target.available >= quantity {
-        return Short::TakeAgain;
-    }
-    let missing = quantity - target.available;
+    let missing = need - target.available;
     let donor = snapshot
         .iter()
-        .filter(|s| s.index != into && s.available > 0)
+        .filter(|s| s.index != into && s.available > missing)
         .max_by_key(|s| (s.available, std::cmp::Reverse(s.index)));
     match donor {
-        // Enough in all and none elsewhere: the first shard has it (moved in since).
-        None => Short::TakeAgain,
-        Some(d) => Short::Refill(Move {
-            from: (d.index, d.version),
-            to: (target.index, target.version),
-            units: missing.max(d.available / 2).clamp(1, d.available),
-        }),
+        Some(d) => {
+            let spare = d.available - 1;
+            Refill::Move(Move {
+                from: (d.index, d.version),
+                to: (target.index, target.version),
+                units: missing.max(spare / 2).min(spare),
+            })
+        }
+        None => Refill::Collect,
     }
 }
 
-/// Every shard at 0.
-pub fn sold_out(snapshot: &[Shard]) -> bool {
-    snapshot.iter().all(|s| s.available == 0)
+/// The level storefronts see of a spread product: the item's units and every shard's, and a
+/// version that strictly increases with every change of any of them.
+pub fn level(item_available: u64, item_version: u64, shards: &[Shard]) -> (u64, u64) {
+    shards
+        .iter()
+        .fold((item_available, item_version), |(a, v), s| {
+            (a.saturating_add(s.available), v.saturating_add(s.version))
+        })
 }
 
-/// The level storefronts see: units available in all shards, and a version that strictly
-/// increases with every change of any shard.
-pub fn level(snapshot: &[Shard]) -> (u64, u64) {
-    snapshot
-        .iter()
-        .fold((0, 0), |(a, v), s| (a + s.available, v + s.version))
+/// The item's version after collecting `shards` (as read; each one the collect changes is one
+/// version further): above every level published while the product was spread.
+pub fn collected_version(item_version: u64, shards: &[Shard]) -> u64 {
+    level(0, item_version, shards)
+        .1
+        .saturating_add(shards.len() as u64)
+        .saturating_add(1)
 }
 
 #[cfg(test)]
