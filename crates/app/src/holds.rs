@@ -303,7 +303,15 @@ where
                 client: request.client.clone(),
                 allowance: allowance.clone(),
             };
-            let (existing, items) = self.store.load(hold, &request.store_id, &products).await?;
+            // A hold writes its items: a spread product is collected first.
+            let (existing, items) = crate::shards::load_collected(
+                &self.store,
+                hold,
+                &request.store_id,
+                &products,
+                self.clock.now(),
+            )
+            .await?;
             if let Some(missing) = products.iter().position(|p| !items.contains_key(p)) {
                 let message = format!("no stock record in store {}", request.store_id);
                 return Ok(Err(CheckoutReply::Invalid(bad(
@@ -440,8 +448,10 @@ where
                 return Ok(());
             };
             let products: Vec<ProductId> = order.products().cloned().collect();
-            let (order, items) = self.store.load(hold, &order.store_id, &products).await?;
             let now = self.clock.now();
+            let (order, items) =
+                crate::shards::load_collected(&self.store, hold, &order.store_id, &products, now)
+                    .await?;
             let Some(decision) =
                 order.and_then(|o| decide_hold_released(&o, &items, "checkout", now))
             else {

@@ -25,6 +25,11 @@ use crate::events::{
 };
 use crate::ports::{Clock, InventoryStore, Payments, PaymentsError, StockPublisher, StoreError};
 use crate::retry::backoff;
+use crate::shards::{ShardSale, as_collected, collect, writes_spread};
+
+/// Rounds of reading a spread product again (collected or spread anew meanwhile) before an
+/// order gives up for now (the Lambda retries it).
+const SPREAD_ROUNDS: u32 = 8;
 
 mod sources;
 
@@ -422,43 +427,85 @@ where
             order_id: order_id.clone(),
             source,
         };
-        let (mut existing, mut items) = self
-            .store
-            .load(order_id, store_id, &products)
-            .await
-            .map_err(store_err)?;
-        if existing.is_some()
-            && self
-                .give_back_duplicates(order_id, &items)
-                .await
-                .map_err(store_err)?
-        {
-            // Read again: the effects publish the level as it is now.
-            (existing, items) = self
+        for round in 0.. {
+            let (mut existing, mut items) = self
                 .store
                 .load(order_id, store_id, &products)
                 .await
                 .map_err(store_err)?;
-        }
-        let facts = CheckoutFacts {
-            order_id: order_id.clone(),
-            store_id: existing
-                .as_ref()
-                .map_or_else(|| store_id.clone(), |o| o.store_id.clone()),
-            lines,
-            payment,
-            payment_intent: event.session.payment_intent.clone(),
-            payment_link: event.session.payment_link.clone(),
-            event_id: event.event_id.clone(),
-            paid_at: event.paid_at,
-            amounts,
-        };
-        Ok(match event.kind {
-            CheckoutKind::AsyncPaymentSucceeded => {
-                decide_async_success(existing.as_ref(), &facts, &items, now)
+            if existing.is_some()
+                && (self
+                    .give_back_duplicates(order_id, &items)
+                    .await
+                    .map_err(store_err)?
+                    | self
+                        .give_back_from_home(order_id, &items)
+                        .await
+                        .map_err(store_err)?)
+            {
+                // Read again: the effects publish the level as it is now.
+                (existing, items) = self
+                    .store
+                    .load(order_id, store_id, &products)
+                    .await
+                    .map_err(store_err)?;
             }
-            _ => decide_checkout(existing.as_ref(), &facts, &items, now),
-        })
+            let facts = CheckoutFacts {
+                order_id: order_id.clone(),
+                store_id: existing
+                    .as_ref()
+                    .map_or_else(|| store_id.clone(), |o| o.store_id.clone()),
+                lines: lines.clone(),
+                payment,
+                payment_intent: event.session.payment_intent.clone(),
+                payment_link: event.session.payment_link.clone(),
+                event_id: event.event_id.clone(),
+                paid_at: event.paid_at,
+                amounts: amounts.clone(),
+            };
+            let decide = |items: &Items| match event.kind {
+                CheckoutKind::AsyncPaymentSucceeded => {
+                    decide_async_success(existing.as_ref(), &facts, items, now)
+                }
+                _ => decide_checkout(existing.as_ref(), &facts, items, now),
+            };
+            if items.values().all(|i| i.spread.is_none()) {
+                return Ok(decide(&items));
+            }
+            if round == SPREAD_ROUNDS {
+                return Err(HandleError::Contention {
+                    order_id: order_id.clone(),
+                    attempts: SPREAD_ROUNDS,
+                });
+            }
+            // A spread product (crate::shards): a new simple order takes from a shard; any
+            // other decision is made on the collected view and collects what it writes.
+            let sale = match event.kind {
+                CheckoutKind::Completed => self
+                    .sell_from_shards(existing.as_ref(), &facts, &items, now)
+                    .await
+                    .map_err(store_err)?,
+                _ => ShardSale::NotTake,
+            };
+            match sale {
+                ShardSale::Sold(decision) => return Ok(decision),
+                ShardSale::Again => {}
+                ShardSale::NotTake => {
+                    let view = as_collected(&self.store, &items).await.map_err(store_err)?;
+                    let decision = decide(&view);
+                    let spread = writes_spread(&decision, &items);
+                    if spread.is_empty() {
+                        return Ok(decision);
+                    }
+                    for product in &spread {
+                        collect(&self.store, store_id, product, now)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     fn log_outcome(&self, event: &CheckoutEvent, store_id: &StoreId, decision: &Decision) {

@@ -14,6 +14,7 @@
 //! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
 //! - [`held`]: held units compared with the pending orders, and repaired.
 //! - [`inventory`]: the use case behind the `inventory` Lambda (its hot path's take: `takes.rs`).
+//! - [`shards`]: sharded stock for a very hot product (spread, collect, the take from a shard).
 //! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
 //!   `catalog import`).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
@@ -42,6 +43,7 @@ pub mod parking;
 pub mod ports;
 pub mod reconcile;
 pub mod recovery;
+pub mod shards;
 pub mod stock;
 pub mod storefront;
 mod takes;

@@ -75,12 +75,14 @@ where
     Y: Payments,
     C: Clock,
 {
-    /// The item, or [`StockError::NotFound`] saying how to create it.
+    /// The item, or [`StockError::NotFound`] saying how to create it. A spread product is
+    /// collected first: every change here writes the item.
     async fn existing_item(
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
     ) -> Result<CatalogItem, StockError> {
+        crate::shards::collect(&self.store, store_id, product_id, self.clock.now()).await?;
         self.store
             .item(store_id, product_id)
             .await?
@@ -266,6 +268,16 @@ where
         set_stock: bool,
         actor: &str,
     ) -> Result<Imported, StockError> {
+        if set_stock {
+            // Its stock is written: a spread product is collected first.
+            crate::shards::collect(
+                &self.store,
+                &row.store_id,
+                &row.product_id,
+                self.clock.now(),
+            )
+            .await?;
+        }
         let existing = match self.store.item(&row.store_id, &row.product_id).await? {
             Some(item) => item,
             None => {

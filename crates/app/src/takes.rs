@@ -36,7 +36,7 @@ where
         let decision = with_take(decision, mark);
         match self.store.record_take(take, &decision.write).await {
             Err(StoreError::Conflict) => {
-                self.give_back_take(&take.order_id, &take.store_id, &take.product_id)
+                self.give_back_take(&take.order_id, &take.store_id, &take.product_id, None)
                     .await?;
                 Err(StoreError::Conflict)
             }
@@ -56,20 +56,22 @@ where
         let mut given_back = false;
         for item in items.values().filter(|i| i.unrecorded_take.is_some()) {
             given_back |= self
-                .give_back_take(order_id, &item.store_id, &item.product_id)
+                .give_back_take(order_id, &item.store_id, &item.product_id, None)
                 .await?;
         }
         Ok(given_back)
     }
 
-    /// Gives back `order_id`'s take on one item unless it is the order's sale (the ledger entry
-    /// at its version is the order's) or gone already; deciding again on a conflict. True when
-    /// it gave the take back.
-    async fn give_back_take(
+    /// Gives back `order_id`'s take on one item (`on: None`) or on one shard of it, unless it is
+    /// the order's sale (the ledger entry at its version is the order's) or gone already;
+    /// deciding again on a conflict. The units go back to the item, spread or not. True when it
+    /// gave the take back.
+    pub(crate) async fn give_back_take(
         &self,
         order_id: &OrderId,
         store_id: &StoreId,
         product_id: &ProductId,
+        on: Option<u16>,
     ) -> Result<bool, StoreError> {
         let mut attempt = 0;
         loop {
@@ -77,21 +79,37 @@ where
                 .store
                 .load(order_id, store_id, std::slice::from_ref(product_id))
                 .await?;
-            let Some((item, mark)) = items
-                .get(product_id)
-                .and_then(|i| i.unrecorded_take.map(|m| (i, m)))
-            else {
+            let Some(item) = items.get(product_id) else {
+                return Ok(false);
+            };
+            let mark = match on {
+                None => item.unrecorded_take,
+                Some(shard) => {
+                    self.store
+                        .shard_mark(store_id, product_id, shard, order_id)
+                        .await?
+                }
+            };
+            let Some(mark) = mark else {
                 return Ok(false);
             };
             let entry = self
                 .store
-                .ledger_entry(store_id, product_id, mark.version)
+                .ledger_entry(store_id, product_id, mark.shard, mark.version)
                 .await?;
             if entry.is_some_and(|e| e.cause.order_id.as_ref() == Some(order_id)) {
                 return Ok(false); // the sale itself: its mark goes with a later take
             }
-            let decision = undo(item, order_id, mark, self.clock.now());
-            match self.store.undo_take(order_id, mark, &decision.write).await {
+            let mut decision = undo(item, order_id, mark, self.clock.now());
+            if item.spread.is_some() {
+                // The item's units alone are not a spread product's level: the broadcaster's.
+                decision.effects.publish.clear();
+            }
+            match self
+                .store
+                .undo_take(order_id, mark, on, &decision.write)
+                .await
+            {
                 Ok(()) => {
                     warn!(order_id = %order_id, product = %product_id, units = mark.quantity, "a duplicate take was given back");
                     // The level is published again by the order's own effects; links a give-back

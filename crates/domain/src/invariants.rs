@@ -83,7 +83,8 @@ pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
 /// is reported and left alone. `active` is each link's state at Stripe (links Stripe does not
 /// know are not reported here).
 pub fn check_links(item: &CatalogItem, active: &[(PaymentLinkId, bool)]) -> Vec<Discrepancy> {
-    let want = item.available > 0;
+    // A spread product's units are mostly in its shards: its level counts them.
+    let want = item.level().available > 0;
     active
         .iter()
         .filter(|(link, is)| *is != want && item.payment_links.contains(link))
@@ -142,6 +143,7 @@ mod tests {
             updated_at: Timestamp(0),
             managed_since: Timestamp(0),
             unrecorded_take: None,
+            spread: None,
         }
     }
 

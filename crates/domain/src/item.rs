@@ -42,6 +42,24 @@ pub struct CatalogItem {
     /// ([`crate::take::TakeMark`]). The order was applied; recording it must not take again.
     #[serde(skip)]
     pub unrecorded_take: Option<crate::take::TakeMark>,
+    /// Spread over shard items ([`crate::shard`]): its units are in the shards and the item's
+    /// `available` holds only what came back to it since. `None`: not spread.
+    #[serde(skip)]
+    pub spread: Option<Spread>,
+}
+
+/// A spread product's shards, as recorded on its item (and, when the reader read them, what
+/// they hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spread {
+    /// How many shard items.
+    pub shards: u16,
+    /// Changes with every spread; a take is conditional on the epoch its delivery read.
+    pub epoch: u64,
+    /// Units available in all shards, as read (0 when the shards were not read).
+    pub available: u64,
+    /// The sum of the shards' versions, as read (0 when the shards were not read).
+    pub versions: u64,
 }
 
 impl CatalogItem {
@@ -50,14 +68,16 @@ impl CatalogItem {
         self.available.saturating_add(self.held)
     }
 
-    /// The stock message for the item's current state.
+    /// The stock message for the item's current state: for a spread product whose shards were
+    /// read, the item's units and the shards' (`crate::shard::level`).
     pub fn level(&self) -> StockLevel {
+        let spread = self.spread.unwrap_or_default();
         StockLevel {
             product_id: self.product_id.clone(),
             store_id: self.store_id.clone(),
-            available: self.available,
+            available: self.available.saturating_add(spread.available),
             held: self.held,
-            version: self.version,
+            version: self.version.saturating_add(spread.versions),
             updated_at: self.updated_at,
         }
     }

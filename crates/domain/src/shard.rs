@@ -34,7 +34,9 @@
 //! (to the item). A delivery that read the item before a collect and a new spread cannot take
 //! again on the new spread: its epoch is old.
 
-use crate::OrderId;
+use crate::{
+    CatalogItem, Cause, CauseKind, LedgerEntry, OrderId, ProductId, Spread, StoreId, Timestamp,
+};
 
 /// One shard of a product's stock, as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +143,152 @@ pub fn collected_version(item_version: u64, shards: &[Shard]) -> u64 {
         .1
         .saturating_add(shards.len() as u64)
         .saturating_add(1)
+}
+
+/// One conditional write of a regroup: the item (`shard: None`) or one shard, from the version
+/// read to the next, with its new units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeWrite {
+    /// The shard; `None`: the item.
+    pub shard: Option<u16>,
+    /// The version read: the write is refused if it moved.
+    pub expected_version: u64,
+    /// Units available after.
+    pub available: u64,
+    /// The version after.
+    pub version: u64,
+}
+
+/// A spread, a collect or a move: units change place, none are sold or added. One transaction,
+/// each write conditional on the version read, with a ledger entry for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regroup {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The writes (the item's first, when it is written).
+    pub writes: Vec<NodeWrite>,
+    /// What the item records afterwards: spread (`Some`, with the epoch the shards get) or not
+    /// (`None`). Unchanged by a move.
+    pub spread: Option<Spread>,
+    /// One entry per write.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+impl Regroup {
+    fn new(item: &CatalogItem, spread: Option<Spread>) -> Self {
+        Self {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            writes: Vec::new(),
+            spread,
+            ledger: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, write: NodeWrite, before: u64, held: u64, at: Timestamp) {
+        let delta = i64::try_from(write.available).unwrap_or(i64::MAX)
+            - i64::try_from(before).unwrap_or(i64::MAX);
+        self.ledger.push(LedgerEntry {
+            store_id: self.store_id.clone(),
+            product_id: self.product_id.clone(),
+            version: write.version,
+            delta,
+            level: write.available,
+            held,
+            operation: None,
+            cause: Cause {
+                kind: CauseKind::Move,
+                stripe_event_id: None,
+                order_id: None,
+                actor: Some("stockbridge: sharded stock".to_owned()),
+            },
+            at,
+            shard: write.shard,
+        });
+        self.writes.push(write);
+    }
+}
+
+/// Step 1: the item's available units into `k` shards (as read: they hold nothing while the
+/// product is not spread), with a new epoch.
+pub fn spread(item: &CatalogItem, shards: &[Shard], k: u16, epoch: u64, at: Timestamp) -> Regroup {
+    let mut plan = Regroup::new(
+        item,
+        Some(Spread {
+            shards: k,
+            epoch,
+            ..Spread::default()
+        }),
+    );
+    let item_write = NodeWrite {
+        shard: None,
+        expected_version: item.version,
+        available: 0,
+        version: item.version + 1,
+    };
+    plan.push(item_write, item.available, item.held, at);
+    for (index, units) in (0..k).zip(split(item.available, k)) {
+        let version = shards
+            .iter()
+            .find(|s| s.index == index)
+            .map_or(0, |s| s.version);
+        let write = NodeWrite {
+            shard: Some(index),
+            expected_version: version,
+            available: units,
+            version: version + 1,
+        };
+        plan.push(write, 0, 0, at);
+    }
+    plan
+}
+
+/// Step 4: every shard's units back to the item, which records it is no longer spread. Shards
+/// already at 0 are left as they are.
+pub fn collect(item: &CatalogItem, shards: &[Shard], at: Timestamp) -> Regroup {
+    let mut plan = Regroup::new(item, None);
+    let total: u64 = shards.iter().map(|s| s.available).sum();
+    let item_write = NodeWrite {
+        shard: None,
+        expected_version: item.version,
+        available: item.available.saturating_add(total),
+        version: collected_version(item.version, shards),
+    };
+    plan.push(item_write, item.available, item.held, at);
+    for s in shards.iter().filter(|s| s.available > 0) {
+        let write = NodeWrite {
+            shard: Some(s.index),
+            expected_version: s.version,
+            available: 0,
+            version: s.version + 1,
+        };
+        plan.push(write, s.available, 0, at);
+    }
+    plan
+}
+
+/// Step 3: `m` as a regroup of its two shards (`snapshot` as read).
+pub fn moved(item: &CatalogItem, snapshot: &[Shard], m: Move, at: Timestamp) -> Option<Regroup> {
+    let find = |i: u16| snapshot.iter().find(|s| s.index == i);
+    let (from, to) = (find(m.from.0)?, find(m.to.0)?);
+    let mut plan = Regroup::new(item, item.spread);
+    let give = NodeWrite {
+        shard: Some(from.index),
+        expected_version: from.version,
+        available: from.available.checked_sub(m.units)?,
+        version: from.version + 1,
+    };
+    plan.push(give, from.available, 0, at);
+    let receive = NodeWrite {
+        shard: Some(to.index),
+        expected_version: to.version,
+        available: to.available.saturating_add(m.units),
+        version: to.version + 1,
+    };
+    plan.push(receive, to.available, 0, at);
+    Some(plan)
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub struct TakeMark {
     pub held: u64,
     /// Units the take took.
     pub quantity: u64,
+    /// The shard the take took from ([`crate::shard`]); `None`: the item. Its ledger entry goes
+    /// under the shard's key, wherever the mark is now (a collect carries marks to the item).
+    pub shard: Option<u16>,
 }
 
 /// A take to write: one conditional, relative update of one item.
@@ -65,6 +68,9 @@ pub struct StockTake {
     pub managed_since: Timestamp,
     /// When.
     pub at: Timestamp,
+    /// Taken from this shard of a spread product, with the spread's epoch as read
+    /// ([`crate::shard`]); `None`: from the item.
+    pub shard: Option<(u16, u64)>,
 }
 
 /// The take that carries out `decision`, when it is the simple shape: a new paid order taking
@@ -104,6 +110,7 @@ pub fn take_of(decision: &Decision) -> Option<StockTake> {
         quantity,
         managed_since: update.managed_since,
         at: update.at,
+        shard: None,
     })
 }
 
@@ -140,6 +147,7 @@ pub fn commit_of(decision: &Decision) -> Commit {
             quantity,
             managed_since: Timestamp(0),
             at: entry.at,
+            shard: None,
         });
     }
     Commit::Transaction
@@ -210,6 +218,7 @@ pub(crate) fn recover(facts: &CheckoutFacts, items: &Items, now: Timestamp) -> O
             actor: None,
         },
         at: now,
+        shard: mark.shard,
     };
     Some(Decision {
         write: WriteSet {
@@ -252,6 +261,7 @@ pub fn undo(item: &CatalogItem, order: &OrderId, mark: TakeMark, now: Timestamp)
         operation: None,
         cause: cause(CauseKind::Order),
         at: now,
+        shard: mark.shard,
     };
     let back = crate::decide::move_stock(
         item,

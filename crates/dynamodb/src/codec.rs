@@ -7,6 +7,16 @@ pub(crate) fn item_pk(store: &StoreId, product: &ProductId) -> String {
     format!("ITEM#{store}#{product}")
 }
 
+/// A spread product's shard item (`stockbridge_domain::shard`): its own partition.
+pub(crate) fn shard_pk(store: &StoreId, product: &ProductId, index: u16) -> String {
+    format!("SHARD#{store}#{product}#{index}")
+}
+
+/// The partition of a ledger entry: its item's, or its shard's.
+pub(crate) fn ledger_pk(store: &StoreId, product: &ProductId, shard: Option<u16>) -> String {
+    shard.map_or_else(|| item_pk(store, product), |i| shard_pk(store, product, i))
+}
+
 pub(crate) fn link_pk(link: &PaymentLinkId) -> String {
     format!("LINK#{link}")
 }
@@ -122,6 +132,14 @@ pub(crate) fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
             Some(_) => get_n(a, "managed_since", &pk)?,
         }),
         unrecorded_take: None,
+        spread: match opt_n::<u16>(a, "shards", &pk)? {
+            Some(shards) if shards > 0 => Some(stockbridge_domain::Spread {
+                shards,
+                epoch: get_n(a, "epoch", &pk)?,
+                ..stockbridge_domain::Spread::default()
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -179,9 +197,12 @@ pub(crate) fn order_attrs(
 
 pub(crate) fn ledger_attrs(e: &LedgerEntry, retention: Option<Retention>) -> Attrs {
     let mut a = key(
-        item_pk(&e.store_id, &e.product_id),
+        ledger_pk(&e.store_id, &e.product_id, e.shard),
         &format!("LEDGER#{:020}", e.version),
     );
+    if let Some(i) = e.shard {
+        a.insert("shard".into(), n(i));
+    }
     a.insert("kind".into(), s("ledger"));
     a.insert("store_id".into(), s(e.store_id.as_str()));
     a.insert("product_id".into(), s(e.product_id.as_str()));
@@ -235,6 +256,7 @@ pub(crate) fn parse_ledger(a: &Attrs) -> Result<LedgerEntry, StoreError> {
             actor: opt("actor"),
         },
         at: Timestamp(get_n(a, "at", &pk)?),
+        shard: opt_n(a, "shard", &pk)?,
     })
 }
 

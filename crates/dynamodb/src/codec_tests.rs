@@ -17,6 +17,7 @@ fn item() -> CatalogItem {
         updated_at: Timestamp(1_700_000_000_123),
         managed_since: Timestamp(1_690_000_000_000),
         unrecorded_take: None,
+        spread: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn an_item_keeps_reading_with_a_take_mark_on_it_and_the_mark_is_found_for_its_or
             available: 7,
             held: 2,
             quantity: 3
+            shard: None,
         })
     );
     let other = OrderId::parse("cs_2").unwrap();
@@ -67,6 +69,7 @@ fn a_ledger_entry_comes_back_as_it_was_stored() {
             actor: Some("cli".into()),
         },
         at: Timestamp(1_700_000_000_123),
+        shard: None,
     };
     let a = ledger_attrs(&e, None);
     assert_eq!(

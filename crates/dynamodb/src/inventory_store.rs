@@ -111,7 +111,8 @@ impl InventoryStore for DynamoStore {
             None => {}
         }
         for u in &write.items {
-            let update = self.item_update(u, "", "");
+            // A spread item's units are in its shards: only a regroup or a give-back writes it.
+            let update = self.item_update(u, "", " AND attribute_not_exists(shards)");
             actions.push(
                 TransactWriteItem::builder()
                     .update(build(update.build())?)
@@ -122,7 +123,7 @@ impl InventoryStore for DynamoStore {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(item_pk(store, product), "ITEM")))
-                .condition_expression("version = :seen")
+                .condition_expression("version = :seen AND attribute_not_exists(shards)")
                 .expression_attribute_values(":seen", n(version));
             actions.push(
                 TransactWriteItem::builder()
@@ -175,18 +176,21 @@ impl InventoryStore for DynamoStore {
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
+        shard: Option<u16>,
         version: u64,
     ) -> Result<Option<LedgerEntry>, StoreError> {
-        self.ledger_entry_at(store_id, product_id, version).await
+        self.ledger_entry_at(store_id, product_id, shard, version)
+            .await
     }
 
     async fn undo_take(
         &self,
         order_id: &OrderId,
         mark: stockbridge_domain::take::TakeMark,
+        on: Option<u16>,
         write: &WriteSet,
     ) -> Result<(), StoreError> {
-        self.undo_taken(order_id, mark, write).await
+        self.undo_taken(order_id, mark, on, write).await
     }
 
     async fn forget_recorded_takes(
@@ -238,7 +242,10 @@ impl InventoryStore for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        r.item().map(parse_item).transpose()
+        match r.item().map(parse_item).transpose()? {
+            Some(item) => Ok(Some(self.with_shards(item).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Creates a catalog item that does not exist yet.

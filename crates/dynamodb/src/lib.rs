@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | catalog item (stock) | `ITEM#{store_id}#{product_id}` | `ITEM` |
 //! | ledger entry | `ITEM#{store_id}#{product_id}` | `LEDGER#{version:020}` |
+//! | shard of a spread product (`shards.rs`) | `SHARD#{store_id}#{product_id}#{index}` | `SHARD` |
+//! | a shard's ledger entry | `SHARD#{store_id}#{product_id}#{index}` | `LEDGER#{version:020}` |
 //! | order | `ORDER#{checkout_session_id}` | `ORDER` |
 //! | product details (merchandising) | `PRODUCT#{product_id}` | `DETAILS` |
 //! | its Stripe mapping | `PRODUCT#{product_id}` | `STRIPE` |
@@ -52,6 +54,7 @@ mod housekeeping;
 mod inventory_store;
 mod migrate;
 mod records;
+mod shards;
 mod takes;
 
 use codec::*;
@@ -496,7 +499,7 @@ impl DynamoStore {
         };
         let mut out = Vec::new();
         for a in scan_all(scan).await? {
-            out.push(parse_item(&a)?);
+            out.push(self.with_shards(parse_item(&a)?).await?);
         }
         out.sort_by(|a, b| (&a.store_id, &a.product_id).cmp(&(&b.store_id, &b.product_id)));
         Ok(out)

@@ -39,33 +39,48 @@ pub(crate) struct MarkNames {
     available: String,
     held: String,
     quantity: String,
+    /// The shard a take on a shard took from (kept when a collect carries the mark to the item).
+    shard: String,
 }
 
 impl MarkNames {
     pub(crate) fn of(order: &OrderId) -> Self {
         let digest = Sha256::digest(order.as_str().as_bytes());
         let h: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Self::with_hash(&h)
+    }
+
+    fn with_hash(h: &str) -> Self {
         Self {
             version: format!("t{h}v"),
             available: format!("t{h}a"),
             held: format!("t{h}h"),
             quantity: format!("t{h}q"),
+            shard: format!("t{h}s"),
         }
     }
 
     /// The mark's three names from its version attribute's name (`t{16 hex}v`).
     fn from_version_name(name: &str) -> Option<Self> {
         let h = name.strip_prefix('t')?.strip_suffix('v')?;
-        (h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self {
-            version: name.to_owned(),
-            available: format!("t{h}a"),
-            held: format!("t{h}h"),
-            quantity: format!("t{h}q"),
-        })
+        (h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self::with_hash(h))
     }
 
-    fn all(&self) -> [&str; 4] {
-        [&self.version, &self.available, &self.held, &self.quantity]
+    pub(crate) fn all(&self) -> [&str; 5] {
+        [
+            &self.version,
+            &self.available,
+            &self.held,
+            &self.quantity,
+            &self.shard,
+        ]
+    }
+
+    /// Every mark on a stored item or shard.
+    pub(crate) fn on(a: &Attrs) -> Vec<Self> {
+        a.keys()
+            .filter_map(|k| Self::from_version_name(k))
+            .collect()
     }
 }
 
@@ -75,18 +90,32 @@ pub(crate) fn mark_on(a: &Attrs, order: &OrderId) -> Result<Option<TakeMark>, St
     if !a.contains_key(&names.version) {
         return Ok(None);
     }
+    mark_named(a, &names).map(Some)
+}
+
+/// The mark under `names` on a stored item or shard (present).
+pub(crate) fn mark_named(a: &Attrs, names: &MarkNames) -> Result<TakeMark, StoreError> {
     let pk = get_s(a, "pk", "?")?.to_owned();
-    Ok(Some(TakeMark {
+    Ok(TakeMark {
         version: get_n(a, &names.version, &pk)?,
         available: get_n(a, &names.available, &pk)?,
         held: get_n(a, &names.held, &pk)?,
         quantity: get_n(a, &names.quantity, &pk)?,
-    }))
+        shard: opt_n(a, &names.shard, &pk)?,
+    })
+}
+
+/// The key a take writes: its item's, or its shard's.
+fn take_key(take: &StockTake) -> (String, &'static str) {
+    match take.shard {
+        Some((i, _)) => (shard_pk(&take.store_id, &take.product_id, i), "SHARD"),
+        None => (item_pk(&take.store_id, &take.product_id), "ITEM"),
+    }
 }
 
 impl DynamoStore {
     pub(crate) async fn take_item(&self, take: &StockTake) -> Result<Option<TakeMark>, StoreError> {
-        let pk = item_pk(&take.store_id, &take.product_id);
+        let (pk, sk) = take_key(take);
         let forget = self.queued_marks(&pk);
         let names = MarkNames::of(&take.order_id);
         let mut expression = "SET available = available - :q, version = version + :one, \
@@ -94,6 +123,35 @@ impl DynamoStore {
              #h = if_not_exists(held, :zero), #n = :q"
             .to_owned();
         let mut update = self.client.update_item();
+        // On a shard: the spread's epoch as the delivery read it, and the shard in the mark.
+        // Otherwise the item's boundary and switched-off links as the decision saw them.
+        let condition = match take.shard {
+            Some((index, epoch)) => {
+                expression.push_str(", #s = :shard");
+                update = update
+                    .expression_attribute_names("#s", &names.shard)
+                    .expression_attribute_values(":shard", n(index))
+                    .expression_attribute_values(":epoch", n(epoch));
+                "attribute_exists(pk) AND available >= :min AND attribute_not_exists(#v) \
+                 AND epoch = :epoch"
+                    .to_owned()
+            }
+            None => {
+                // Items stored before the boundary existed read as 0 (`parse_item`): so does
+                // a missing one.
+                let boundary = if take.managed_since.0 == 0 {
+                    "(attribute_not_exists(managed_since) OR managed_since = :m)"
+                } else {
+                    "managed_since = :m"
+                };
+                update = update.expression_attribute_values(":m", n(take.managed_since.0));
+                format!(
+                    "attribute_exists(pk) AND available >= :min AND attribute_not_exists(#v) \
+                     AND {boundary} AND (attribute_not_exists(deactivated_links) \
+                     OR size(deactivated_links) = :zero)"
+                )
+            }
+        };
         if !forget.is_empty() {
             let mut removed = Vec::new();
             for (i, name) in forget.iter().flat_map(MarkNames::all).enumerate() {
@@ -102,21 +160,11 @@ impl DynamoStore {
             }
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        // Items stored before the boundary existed read as 0 (`parse_item`): so does a missing one.
-        let boundary = if take.managed_since.0 == 0 {
-            "(attribute_not_exists(managed_since) OR managed_since = :m)"
-        } else {
-            "managed_since = :m"
-        };
         let result = update
             .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), "ITEM")))
+            .set_key(Some(key(pk.clone(), sk)))
             .update_expression(expression)
-            .condition_expression(format!(
-                "attribute_exists(pk) AND available >= :min AND attribute_not_exists(#v) \
-                 AND {boundary} AND (attribute_not_exists(deactivated_links) \
-                 OR size(deactivated_links) = :zero)"
-            ))
+            .condition_expression(condition)
             .expression_attribute_names("#v", &names.version)
             .expression_attribute_names("#a", &names.available)
             .expression_attribute_names("#h", &names.held)
@@ -126,7 +174,6 @@ impl DynamoStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":t", n(take.at.0))
-            .expression_attribute_values(":m", n(take.managed_since.0))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
@@ -155,7 +202,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         debug_assert!(write.items.is_empty() && write.checks.is_empty());
         self.commit(write).await?;
-        let pk = item_pk(&take.store_id, &take.product_id);
+        let (pk, sk) = take_key(take);
         let mut queued = vec![MarkNames::of(&take.order_id)];
         queued.extend(self.queued_marks(&pk));
         if queued.len() < QUEUED_PER_ITEM {
@@ -164,7 +211,7 @@ impl DynamoStore {
         }
         // A function that does not come back to this item soon enough: remove them now. The
         // order is recorded whatever happens here: a mark left goes with the reconciler.
-        if let Err(e) = self.remove_marks(&pk, &queued, None).await {
+        if let Err(e) = self.remove_marks((&pk, sk), &queued, None).await {
             tracing::warn!(item = %pk, error = %e, "marks of recorded takes left for the reconciler");
         }
         Ok(())
@@ -174,9 +221,13 @@ impl DynamoStore {
         &self,
         store: &StoreId,
         product: &ProductId,
+        shard: Option<u16>,
         version: u64,
     ) -> Result<Option<LedgerEntry>, StoreError> {
-        let k = key(item_pk(store, product), &format!("LEDGER#{version:020}"));
+        let k = key(
+            ledger_pk(store, product, shard),
+            &format!("LEDGER#{version:020}"),
+        );
         self.get_consistent(k)
             .await?
             .as_ref()
@@ -184,39 +235,70 @@ impl DynamoStore {
             .transpose()
     }
 
-    /// One transaction: the give-back's item update, conditional on the version it read, its
-    /// switched-off links and the take's mark (removed), and every ledger entry (each only if
-    /// absent: the take's own entry at its version is there only if the take was recorded).
+    /// One transaction: the give-back's item update, conditional on the version it read and
+    /// its switched-off links, the take's mark removed where it is (the item, or the shard
+    /// `on`, conditional on it), and every ledger entry (each only if absent: the take's own
+    /// entry at its version is there only if the take was recorded).
     pub(crate) async fn undo_taken(
         &self,
         order: &OrderId,
         mark: TakeMark,
+        on: Option<u16>,
         write: &WriteSet,
     ) -> Result<(), StoreError> {
         let [u] = write.items.as_slice() else {
             return Err(StoreError::Other("a give-back writes one item".into()));
         };
         let names = MarkNames::of(order);
-        let mut update = self
-            .item_update(u, " REMOVE #f0, #f1, #f2, #f3", " AND #f0 = :mark")
-            .expression_attribute_values(":mark", n(mark.version));
-        for (i, name) in names.all().into_iter().enumerate() {
-            update = update.expression_attribute_names(format!("#f{i}"), name);
+        let removed: Vec<String> = (0..names.all().len()).map(|i| format!("#f{i}")).collect();
+        let remove = format!(" REMOVE {}", removed.join(", "));
+        let name_all = |mut b: aws_sdk_dynamodb::types::builders::UpdateBuilder| {
+            for (i, name) in names.all().into_iter().enumerate() {
+                b = b.expression_attribute_names(format!("#f{i}"), name);
+            }
+            b.expression_attribute_values(":mark", n(mark.version))
+        };
+        let mut actions = Vec::new();
+        match on {
+            None => {
+                let update = name_all(self.item_update(u, &remove, " AND #f0 = :mark"));
+                actions.push(
+                    TransactWriteItem::builder()
+                        .update(build(update.build())?)
+                        .build(),
+                );
+            }
+            Some(i) => {
+                let item = self.item_update(u, "", "");
+                actions.push(
+                    TransactWriteItem::builder()
+                        .update(build(item.build())?)
+                        .build(),
+                );
+                let shard = name_all(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(shard_pk(&u.store_id, &u.product_id, i), "SHARD")))
+                        .update_expression(remove.trim_start())
+                        .condition_expression("#f0 = :mark"),
+                );
+                actions.push(
+                    TransactWriteItem::builder()
+                        .update(build(shard.build())?)
+                        .build(),
+                );
+            }
         }
-        let mut actions = vec![
-            TransactWriteItem::builder()
-                .update(build(update.build())?)
-                .build(),
-        ];
         for e in &write.ledger {
             actions.push(self.ledger_put(e)?);
         }
         self.transact(actions).await
     }
 
-    /// Removes the marks of recorded takes left on one item (by functions that stopped before
-    /// their next take of it): each only if the ledger entry at its version is its order's, so
-    /// a mark whose order is not recorded yet stays. Returns how many were removed.
+    /// Removes the marks of recorded takes left on one item and on its shards (by functions
+    /// that stopped before their next take there): each only if the ledger entry at its
+    /// version (on the shard it took from) is its order's, so a mark whose order is not
+    /// recorded yet stays. Returns how many were removed.
     ///
     /// # Errors
     /// The store's.
@@ -229,33 +311,45 @@ impl DynamoStore {
         let Some(item) = self.get_consistent(key(pk.clone(), "ITEM")).await? else {
             return Ok(0);
         };
+        let mut places = vec![((pk, "ITEM"), item.clone())];
+        if let Some(spread) = parse_item(&item)?.spread {
+            for i in 0..spread.shards {
+                let pk = shard_pk(store, product, i);
+                if let Some(a) = self.get_consistent(key(pk.clone(), "SHARD")).await? {
+                    places.push(((pk, "SHARD"), a));
+                }
+            }
+        }
         let mut removed = 0;
-        for names in item.keys().filter_map(|k| MarkNames::from_version_name(k)) {
-            let version: u64 = get_n(&item, &names.version, &pk)?;
-            let entry = self
-                .get_consistent(key(pk.clone(), &format!("LEDGER#{version:020}")))
-                .await?;
-            let recorded = entry
-                .as_ref()
-                .and_then(|e| e.get("order_id"))
-                .and_then(|v| v.as_s().ok())
-                .and_then(|o| OrderId::parse(o.as_str()).ok())
-                .is_some_and(|o| MarkNames::of(&o) == names);
-            if recorded {
-                match self.remove_marks(&pk, &[names], Some(version)).await {
-                    Ok(()) => removed += 1,
-                    Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e),
+        for ((pk, sk), a) in places {
+            for names in MarkNames::on(&a) {
+                let mark = mark_named(&a, &names)?;
+                let entry = self
+                    .ledger_entry_at(store, product, mark.shard, mark.version)
+                    .await?;
+                let recorded = entry
+                    .and_then(|e| e.cause.order_id)
+                    .is_some_and(|o| MarkNames::of(&o) == names);
+                if recorded {
+                    match self
+                        .remove_marks((&pk, sk), &[names], Some(mark.version))
+                        .await
+                    {
+                        Ok(()) => removed += 1,
+                        Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
         Ok(removed)
     }
 
-    /// Removes marks from an item (only if the first one still holds `version`, when given).
+    /// Removes marks from an item or a shard (only if the first one still holds `version`,
+    /// when given).
     async fn remove_marks(
         &self,
-        pk: &str,
+        (pk, sk): (&str, &str),
         marks: &[MarkNames],
         version: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -263,7 +357,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(pk.to_owned(), "ITEM")));
+            .set_key(Some(key(pk.to_owned(), sk)));
         let mut removed = Vec::new();
         for (i, name) in marks.iter().flat_map(MarkNames::all).enumerate() {
             update = update.expression_attribute_names(format!("#f{i}"), name);
@@ -275,12 +369,17 @@ impl DynamoStore {
                 .expression_attribute_values(":v", n(v)),
             None => update.condition_expression("attribute_exists(pk)"),
         };
-        update
+        match update
             .update_expression(format!("REMOVE {}", removed.join(", ")))
             .send()
             .await
-            .map_err(sdk_error)?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
     fn queued_marks(&self, pk: &str) -> Vec<MarkNames> {

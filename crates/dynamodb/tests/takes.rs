@@ -72,6 +72,7 @@ async fn a_take_leaves_its_mark_until_recorded_and_the_next_take_removes_it() {
             available: 8,
             held: 0,
             quantity: 2
+            shard: None,
         }
     );
     // The order's next read finds its take; another order's does not.
@@ -116,6 +117,7 @@ async fn a_take_refused_by_its_condition_changes_nothing() {
         quantity: 2,
         managed_since: Timestamp(0),
         at: Timestamp(5),
+        shard: None,
     };
     assert_eq!(
         s.take_stock(&take).await.unwrap(),
@@ -191,6 +193,7 @@ async fn an_item_stored_by_the_previous_release_is_taken_as_it_is() {
             available: 3,
             held: 0,
             quantity: 2
+            shard: None,
         }
     );
 }
@@ -250,6 +253,7 @@ async fn a_duplicate_take_is_given_back_only_while_its_mark_is_there() {
         quantity: 2,
         managed_since: Timestamp(0),
         at: Timestamp(9),
+        shard: None,
     };
     let mark = other
         .take_stock(&dup)

@@ -95,7 +95,14 @@ where
             return Ok(None);
         };
         let products: Vec<ProductId> = order.products().cloned().collect();
-        let (order, items) = self.store.load(hold, &order.store_id, &products).await?;
+        let (order, items) = crate::shards::load_collected(
+            &self.store,
+            hold,
+            &order.store_id,
+            &products,
+            self.clock.now(),
+        )
+        .await?;
         Ok(order.map(|o| (o, items)))
     }
 

@@ -179,7 +179,16 @@ where
         if products.is_empty() {
             return Ok(Items::new());
         }
-        let load = || self.store.load(&order.order_id, &order.store_id, &products);
+        // Its outcome writes the items (held units sold or returned): spread ones collected.
+        let load = || {
+            crate::shards::load_collected(
+                &self.store,
+                &order.order_id,
+                &order.store_id,
+                &products,
+                self.clock.now(),
+            )
+        };
         let items = load().await?.1;
         if self.give_back_duplicates(&order.order_id, &items).await? {
             return Ok(load().await?.1); // as it is now

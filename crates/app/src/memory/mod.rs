@@ -28,6 +28,7 @@ mod housekeeping;
 mod payments;
 mod publisher;
 mod reconcile;
+mod shards;
 mod store;
 
 pub use catalog::*;
@@ -36,6 +37,7 @@ pub use dead_letters::*;
 pub use payments::*;
 pub use publisher::*;
 pub use reconcile::*;
+pub use shards::MemoryShard;
 pub use store::*;
 
 /// The inventory configuration the handler tests use: Stripe's partner event source, test

@@ -74,16 +74,17 @@ impl MemoryStore {
 
 impl crate::ports::CatalogReader for MemoryStore {
     async fn store_items(&self, store_id: &StoreId) -> Result<Vec<CatalogItem>, StoreError> {
-        Ok(lock(&self.state)
-            .items
+        let s = lock(&self.state);
+        Ok(s.items
             .values()
             .filter(|i| &i.store_id == store_id)
-            .cloned()
+            .map(|i| s.with_shards(i))
             .collect())
     }
 
     async fn all_items(&self) -> Result<Vec<CatalogItem>, StoreError> {
-        Ok(lock(&self.state).items.values().cloned().collect())
+        let s = lock(&self.state);
+        Ok(s.items.values().map(|i| s.with_shards(i)).collect())
     }
 
     async fn oversold_orders(

@@ -19,6 +19,11 @@ pub struct MemoryState {
     pub operations: BTreeMap<String, String>,
     /// Takes' marks on their items, until their orders are recorded.
     pub takes: BTreeMap<(StoreId, ProductId, OrderId), TakeMark>,
+    /// The shard items of spread products, by index.
+    pub shards: BTreeMap<(StoreId, ProductId), Vec<super::MemoryShard>>,
+    /// Takes' marks on shards (the shard, the mark), until their orders are recorded or their
+    /// product is collected (then they are in `takes`).
+    pub shard_takes: BTreeMap<(StoreId, ProductId, OrderId), (u16, TakeMark)>,
 }
 
 /// An in-memory [`InventoryStore`].
@@ -69,57 +74,9 @@ impl MemoryStore {
     }
 }
 
-impl crate::ports::ControlStore for MemoryStore {
-    async fn set_control(
-        &self,
-        control: crate::ports::Control,
-        paused: bool,
-    ) -> Result<(), StoreError> {
-        let mut c = lock(&self.controls);
-        match control {
-            crate::ports::Control::Repairs => c.repairs_paused = paused,
-            crate::ports::Control::Links => c.links_paused = paused,
-            crate::ports::Control::Refunds => c.refunds_paused = paused,
-        }
-        Ok(())
-    }
-}
-
-impl InventoryStore for MemoryStore {
-    async fn operation_recorded(&self, operation: &str) -> Result<Option<String>, StoreError> {
-        Ok(lock(&self.state).operations.get(operation).cloned())
-    }
-
-    async fn controls(&self) -> Result<crate::ports::Controls, StoreError> {
-        Ok(*lock(&self.controls))
-    }
-
-    async fn load(
-        &self,
-        order_id: &OrderId,
-        store_id: &StoreId,
-        products: &[ProductId],
-    ) -> Result<(Option<OrderRecord>, Items), StoreError> {
-        let s = lock(&self.state);
-        let items = products
-            .iter()
-            .filter_map(|p| {
-                s.items.get(&(store_id.clone(), p.clone())).map(|i| {
-                    let mut i = i.clone();
-                    let mark = (store_id.clone(), p.clone(), order_id.clone());
-                    i.unrecorded_take = s.takes.get(&mark).copied();
-                    (p.clone(), i)
-                })
-            })
-            .collect();
-        Ok((s.orders.get(order_id).cloned(), items))
-    }
-
-    async fn load_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        Ok(lock(&self.state).orders.get(order_id).cloned())
-    }
-
-    async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
+impl MemoryStore {
+    /// `commit` without the spread guard: a give-back writes a spread item.
+    fn commit_any(&self, write: &WriteSet) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
         let conflict = || {
             self.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +150,7 @@ impl InventoryStore for MemoryStore {
         Ok(())
     }
 
-    async fn take_stock(&self, take: &StockTake) -> Result<Option<TakeMark>, StoreError> {
+    fn take_item(&self, take: &StockTake) -> Result<Option<TakeMark>, StoreError> {
         let mut s = lock(&self.state);
         let mark = (
             take.store_id.clone(),
@@ -221,10 +178,95 @@ impl InventoryStore for MemoryStore {
             available: i.available,
             held: i.held,
             quantity: take.quantity,
+            shard: None,
         };
         s.takes.insert(mark, made);
         self.takes.fetch_add(1, Ordering::Relaxed);
         Ok(Some(made))
+    }
+}
+
+impl crate::ports::ControlStore for MemoryStore {
+    async fn set_control(
+        &self,
+        control: crate::ports::Control,
+        paused: bool,
+    ) -> Result<(), StoreError> {
+        let mut c = lock(&self.controls);
+        match control {
+            crate::ports::Control::Repairs => c.repairs_paused = paused,
+            crate::ports::Control::Links => c.links_paused = paused,
+            crate::ports::Control::Refunds => c.refunds_paused = paused,
+        }
+        Ok(())
+    }
+}
+
+impl InventoryStore for MemoryStore {
+    async fn operation_recorded(&self, operation: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.state).operations.get(operation).cloned())
+    }
+
+    async fn controls(&self) -> Result<crate::ports::Controls, StoreError> {
+        Ok(*lock(&self.controls))
+    }
+
+    async fn load(
+        &self,
+        order_id: &OrderId,
+        store_id: &StoreId,
+        products: &[ProductId],
+    ) -> Result<(Option<OrderRecord>, Items), StoreError> {
+        let s = lock(&self.state);
+        let items = products
+            .iter()
+            .filter_map(|p| {
+                s.items.get(&(store_id.clone(), p.clone())).map(|i| {
+                    let mut i = i.clone();
+                    let mark = (store_id.clone(), p.clone(), order_id.clone());
+                    i.unrecorded_take = s.takes.get(&mark).copied();
+                    (p.clone(), i)
+                })
+            })
+            .collect();
+        Ok((s.orders.get(order_id).cloned(), items))
+    }
+
+    async fn load_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(lock(&self.state).orders.get(order_id).cloned())
+    }
+
+    async fn commit(&self, write: &WriteSet) -> Result<(), StoreError> {
+        // A spread item's units are in its shards: only a regroup or a give-back writes it.
+        let spread = {
+            let s = lock(&self.state);
+            let is_spread = |store: &StoreId, product: &ProductId| {
+                s.items
+                    .get(&(store.clone(), product.clone()))
+                    .is_some_and(|i| i.spread.is_some())
+            };
+            write
+                .items
+                .iter()
+                .any(|u| is_spread(&u.store_id, &u.product_id))
+                || write.checks.iter().any(|(st, p, _)| is_spread(st, p))
+        };
+        if spread {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Conflict);
+        }
+        self.commit_any(write)
+    }
+
+    async fn take_stock(&self, take: &StockTake) -> Result<Option<TakeMark>, StoreError> {
+        if let Some((index, epoch)) = take.shard {
+            let made = lock(&self.state).take_from_shard(take, index, epoch);
+            if made.is_some() {
+                self.takes.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(made);
+        }
+        self.take_item(take)
     }
 
     async fn record_take(&self, take: &StockTake, write: &WriteSet) -> Result<(), StoreError> {
@@ -238,11 +280,20 @@ impl InventoryStore for MemoryStore {
             ));
         }
         self.commit(write).await?;
-        lock(&self.state).takes.remove(&(
+        let key = (
             take.store_id.clone(),
             take.product_id.clone(),
             take.order_id.clone(),
-        ));
+        );
+        let mut s = lock(&self.state);
+        match take.shard {
+            Some((index, _)) if s.shard_takes.get(&key).is_some_and(|(i, _)| *i == index) => {
+                s.shard_takes.remove(&key);
+            }
+            _ => {
+                s.takes.remove(&key);
+            }
+        }
         Ok(())
     }
 
@@ -250,13 +301,17 @@ impl InventoryStore for MemoryStore {
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
+        shard: Option<u16>,
         version: u64,
     ) -> Result<Option<LedgerEntry>, StoreError> {
         Ok(lock(&self.state)
             .ledger
             .iter()
             .find(|e| {
-                &e.store_id == store_id && &e.product_id == product_id && e.version == version
+                &e.store_id == store_id
+                    && &e.product_id == product_id
+                    && e.shard == shard
+                    && e.version == version
             })
             .cloned())
     }
@@ -265,6 +320,7 @@ impl InventoryStore for MemoryStore {
         &self,
         order_id: &OrderId,
         mark: TakeMark,
+        on: Option<u16>,
         write: &WriteSet,
     ) -> Result<(), StoreError> {
         let [update] = write.items.as_slice() else {
@@ -281,16 +337,25 @@ impl InventoryStore for MemoryStore {
                 s.ledger.iter().any(|l| {
                     l.store_id == e.store_id
                         && l.product_id == e.product_id
+                        && l.shard == e.shard
                         && l.version == e.version
                 })
             });
-            if s.takes.get(&key) != Some(&mark) || duplicate_entry {
+            let marked = match on {
+                None => s.takes.get(&key) == Some(&mark),
+                Some(i) => s.shard_takes.get(&key) == Some(&(i, mark)),
+            };
+            if !marked || duplicate_entry {
                 self.conflicts.fetch_add(1, Ordering::Relaxed);
                 return Err(StoreError::Conflict);
             }
         }
-        self.commit(write).await?;
-        lock(&self.state).takes.remove(&key);
+        self.commit_any(write)?;
+        let mut s = lock(&self.state);
+        match on {
+            None => s.takes.remove(&key),
+            Some(_) => s.shard_takes.remove(&key).map(|(_, m)| m),
+        };
         Ok(())
     }
 
@@ -300,28 +365,36 @@ impl InventoryStore for MemoryStore {
         product_id: &ProductId,
     ) -> Result<usize, StoreError> {
         let mut s = lock(&self.state);
-        let recorded: Vec<_> = s
-            .takes
-            .keys()
-            .filter(|(st, p, o)| {
-                st == store_id
-                    && p == product_id
-                    && s.ledger.iter().any(|e| {
-                        &e.store_id == st
-                            && &e.product_id == p
-                            && Some(e.version)
-                                == s.takes
-                                    .get(&(st.clone(), p.clone(), o.clone()))
-                                    .map(|m| m.version)
-                            && e.cause.order_id.as_ref() == Some(o)
-                    })
+        // A mark goes once the ledger entry at its version (on the shard it took from) is its
+        // order's.
+        let recorded = |s: &MemoryState, o: &OrderId, m: &TakeMark| {
+            s.ledger.iter().any(|e| {
+                &e.store_id == store_id
+                    && &e.product_id == product_id
+                    && e.shard == m.shard
+                    && e.version == m.version
+                    && e.cause.order_id.as_ref() == Some(o)
             })
-            .cloned()
+        };
+        let on_item: Vec<_> = s
+            .takes
+            .iter()
+            .filter(|((st, p, o), m)| st == store_id && p == product_id && recorded(&s, o, m))
+            .map(|(k, _)| k.clone())
             .collect();
-        for k in &recorded {
+        let on_shards: Vec<_> = s
+            .shard_takes
+            .iter()
+            .filter(|((st, p, o), (_, m))| st == store_id && p == product_id && recorded(&s, o, m))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &on_item {
             s.takes.remove(k);
         }
-        Ok(recorded.len())
+        for k in &on_shards {
+            s.shard_takes.remove(k);
+        }
+        Ok(on_item.len() + on_shards.len())
     }
 
     async fn record_refund(
@@ -345,10 +418,10 @@ impl InventoryStore for MemoryStore {
         store_id: &StoreId,
         product_id: &ProductId,
     ) -> Result<Option<CatalogItem>, StoreError> {
-        Ok(lock(&self.state)
-            .items
+        let s = lock(&self.state);
+        Ok(s.items
             .get(&(store_id.clone(), product_id.clone()))
-            .cloned())
+            .map(|i| s.with_shards(i)))
     }
 
     async fn clear_deactivated(

@@ -22,6 +22,33 @@ impl<T: Counters> Counters for std::sync::Arc<T> {
     }
 }
 
+impl<T: ShardStore> ShardStore for std::sync::Arc<T> {
+    fn read_shards(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        k: u16,
+    ) -> impl Future<Output = Result<Vec<stockbridge_domain::shard::Shard>, StoreError>> + Send
+    {
+        (**self).read_shards(s, p, k)
+    }
+    fn shard_mark(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        shard: u16,
+        o: &OrderId,
+    ) -> impl Future<Output = Result<Option<TakeMark>, StoreError>> + Send {
+        (**self).shard_mark(s, p, shard, o)
+    }
+    fn regroup(
+        &self,
+        plan: &stockbridge_domain::shard::Regroup,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).regroup(plan)
+    }
+}
+
 impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
     fn link_store(
         &self,
@@ -93,17 +120,19 @@ impl<T: InventoryStore> InventoryStore for std::sync::Arc<T> {
         &self,
         s: &StoreId,
         p: &ProductId,
+        shard: Option<u16>,
         v: u64,
     ) -> impl Future<Output = Result<Option<LedgerEntry>, StoreError>> + Send {
-        (**self).ledger_entry(s, p, v)
+        (**self).ledger_entry(s, p, shard, v)
     }
     fn undo_take(
         &self,
         o: &OrderId,
         m: TakeMark,
+        on: Option<u16>,
         w: &WriteSet,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).undo_take(o, m, w)
+        (**self).undo_take(o, m, on, w)
     }
     fn record_refund(
         &self,

@@ -23,6 +23,7 @@ mod parking;
 mod payments;
 mod publish;
 mod reconcile;
+mod shards;
 mod store;
 
 pub use catalog::*;
@@ -34,4 +35,5 @@ pub use parking::*;
 pub use payments::*;
 pub use publish::*;
 pub use reconcile::*;
+pub use shards::*;
 pub use store::*;

@@ -88,7 +88,7 @@ pub trait ControlStore: Send + Sync {
 }
 
 /// Orders, stock and the ledger.
-pub trait InventoryStore: ParkingLot + Counters + Send + Sync {
+pub trait InventoryStore: ParkingLot + Counters + ShardStore + Send + Sync {
     /// The operator's switches, as stored at most a few seconds ago.
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
 
@@ -145,17 +145,20 @@ pub trait InventoryStore: ParkingLot + Counters + Send + Sync {
         write: &WriteSet,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The ledger entry at one version of an item, if any.
+    /// The ledger entry at one version of an item (`shard: None`) or of one of its shards, if
+    /// any.
     fn ledger_entry(
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
+        shard: Option<u16>,
         version: u64,
     ) -> impl Future<Output = Result<Option<LedgerEntry>, StoreError>> + Send;
 
     /// Gives back a duplicate take: commits `write` (`stockbridge_domain::take::undo`) as
-    /// [`InventoryStore::commit`] does, only while its item still carries `mark` for
-    /// `order_id`, and removes the mark with it.
+    /// [`InventoryStore::commit`] does (also on a spread item: the units go back to the item),
+    /// only while the item (`on: None`) or the shard `on` still carries `mark` for `order_id`,
+    /// and removes the mark with it.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the item changed, the mark is gone, or a ledger entry the
@@ -164,6 +167,7 @@ pub trait InventoryStore: ParkingLot + Counters + Send + Sync {
         &self,
         order_id: &OrderId,
         mark: TakeMark,
+        on: Option<u16>,
         write: &WriteSet,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

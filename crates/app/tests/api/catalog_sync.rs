@@ -49,6 +49,7 @@ fn item(s: &str, available: u64) -> CatalogItem {
         updated_at: Timestamp(0),
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn world(stock: &[(&str, u64)]) -> World {
             updated_at: Timestamp(0),
             managed_since: stockbridge_domain::Timestamp(0),
             unrecorded_take: None,
+            spread: None,
         });
     }
     let publisher = Arc::new(MemoryPublisher::default());

@@ -136,6 +136,7 @@ async fn a_duplicate_take_left_by_a_stopped_delivery_is_given_back_by_the_next_o
         quantity: 2,
         managed_since: Timestamp((PAID - 60) * 1000),
         at: Timestamp(PAID * 1000),
+        shard: None,
     };
     w.store
         .take_stock(&dup)

@@ -19,6 +19,7 @@ fn stocked(store: &MemoryStore, product: &str, available: u64, version: u64) {
         updated_at: Timestamp(1_000),
         managed_since: Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     });
 }
 

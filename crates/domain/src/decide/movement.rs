@@ -131,6 +131,7 @@ pub(crate) fn move_stock(
             operation: None,
             cause,
             at: now,
+            shard: None,
         },
         level: StockLevel {
             product_id: item.product_id.clone(),

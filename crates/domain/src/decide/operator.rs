@@ -161,6 +161,7 @@ pub fn decide_new_item(
         updated_at: now,
         managed_since: now,
         unrecorded_take: None,
+        spread: None,
     };
     let entry = LedgerEntry {
         store_id: item.store_id.clone(),
@@ -177,6 +178,7 @@ pub fn decide_new_item(
             actor: Some(actor.to_owned()),
         },
         at: now,
+        shard: None,
     };
     let effects = Effects {
         publish: vec![item.level()],

@@ -28,6 +28,7 @@ pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         updated_at: Timestamp(0),
         managed_since: Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     }
 }
 

@@ -15,6 +15,9 @@ pub enum CauseKind {
     Set,
     /// An operator adjusted the level.
     Adjust,
+    /// Units moved between a spread product's item and its shards, or between shards
+    /// ([`crate::shard`]): none sold, none added.
+    Move,
 }
 
 impl CauseKind {
@@ -25,6 +28,7 @@ impl CauseKind {
             Self::Release => "release",
             Self::Set => "set",
             Self::Adjust => "adjust",
+            Self::Move => "move",
         }
     }
 
@@ -35,6 +39,7 @@ impl CauseKind {
             "release" => Self::Release,
             "set" => Self::Set,
             "adjust" => Self::Adjust,
+            "move" => Self::Move,
             _ => return None,
         })
     }
@@ -74,6 +79,9 @@ pub struct LedgerEntry {
     pub cause: Cause,
     /// When.
     pub at: Timestamp,
+    /// The shard whose stock moved ([`crate::shard`]): the entry is kept under the shard's key
+    /// and `version` is the shard's. `None`: the item's.
+    pub shard: Option<u16>,
 }
 
 /// A conditional write to a catalog item.

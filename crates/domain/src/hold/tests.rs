@@ -14,6 +14,7 @@ fn item(available: u64) -> CatalogItem {
         updated_at: Timestamp(0),
         managed_since: Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     }
 }
 

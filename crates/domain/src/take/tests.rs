@@ -29,6 +29,7 @@ fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         updated_at: Timestamp(0),
         managed_since: Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     }
 }
 
@@ -133,6 +134,7 @@ fn a_take_is_recorded_with_the_version_and_levels_it_produced() {
         available: 3,
         held: 1,
         quantity: 2,
+        shard: None,
     };
     let recorded = with_take(d.clone(), mark);
     assert!(
@@ -162,6 +164,7 @@ fn an_order_whose_take_is_not_recorded_is_recorded_and_takes_nothing_again() {
         available: 7,
         held: 0,
         quantity: 2,
+        shard: None,
     });
     let d = decide_checkout(
         None,
@@ -206,6 +209,7 @@ fn a_recorded_order_wins_over_a_mark_left_on_its_item() {
         available: 9,
         held: 0,
         quantity: 1,
+        shard: None,
     });
     let again = decide_checkout(
         Some(record),
@@ -230,6 +234,7 @@ fn a_duplicate_take_is_given_back_with_both_movements_in_the_ledger() {
         available: 4,
         held: 0,
         quantity: 2,
+        shard: None,
     };
     let order = OrderId::parse("cs_dup").unwrap();
     let d = undo(&at_zero, &order, mark, NOW);
@@ -303,6 +308,7 @@ impl Model {
             available: self.available,
             held: 0,
             quantity: t.quantity,
+            shard: None,
         };
         self.marks.insert(t.order_id.as_str().to_owned(), mark);
         Some(mark)

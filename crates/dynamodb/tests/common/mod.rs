@@ -45,6 +45,7 @@ pub fn item(p: &str, available: u64) -> CatalogItem {
         updated_at: Timestamp(1),
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     }
 }
 
@@ -65,6 +66,7 @@ pub fn entry(i: &CatalogItem) -> LedgerEntry {
             actor: Some("test".into()),
         },
         at: Timestamp(1),
+        shard: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn app() -> App {
         updated_at: Timestamp(0),
         managed_since: Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     });
     let payments = MemoryPayments::default();
     payments.add_session(

@@ -48,6 +48,7 @@ pub async fn setup(
         updated_at: Timestamp(0),
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
+        spread: None,
     });
     set_price(&store, 1500).await;
     let inv = Inventory::new(

@@ -40,6 +40,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
             updated_at: Timestamp(since * 1000),
             managed_since: Timestamp(since * 1000),
             unrecorded_take: None,
+            spread: None,
         });
     }
     let (publisher, payments) = (Arc::default(), Arc::<MemoryPayments>::default());

@@ -1,0 +1,278 @@
+//! The shard items of spread products (`stockbridge_domain::shard`): `SHARD#{store}#{product}#{i}`
+//! / `SHARD`, each with `available`, `version`, the spread's `epoch` and the marks of the takes
+//! made there, and ledger entries under the shard's own partition.
+//!
+//! A spread, a collect and a move ([`stockbridge_domain::shard::Regroup`]) are one
+//! `TransactWriteItems` each, every write conditional on the version the plan read. A collect
+//! reads the shards again to carry their marks to the item (the same transaction removes them
+//! from the shards, conditional on the versions read, so no mark is lost or doubled). The shards
+//! are read with `TransactGetItems`: one snapshot, since units move between them.
+
+use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+use stockbridge_app::ports::ShardStore;
+use stockbridge_domain::shard::{NodeWrite, Regroup, Shard};
+use stockbridge_domain::take::TakeMark;
+
+use super::*;
+use crate::takes::{MarkNames, mark_on};
+
+impl DynamoStore {
+    /// Every shard of a product as stored (absent ones: `None`), in one snapshot.
+    async fn shard_attrs(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        shards: u16,
+    ) -> Result<Vec<Option<Attrs>>, StoreError> {
+        let mut gets = Vec::with_capacity(usize::from(shards));
+        for i in 0..shards {
+            let get = Get::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(shard_pk(store, product, i), "SHARD")));
+            gets.push(TransactGetItem::builder().get(build(get.build())?).build());
+        }
+        if gets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r = self
+            .client
+            .transact_get_items()
+            .set_transact_items(Some(gets))
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some("TransactionCanceledException") => StoreError::Conflict,
+                _ => sdk_error(e),
+            })?;
+        Ok(r.responses()
+            .iter()
+            .map(|r| r.item().filter(|a| !a.is_empty()).cloned())
+            .collect())
+    }
+
+    /// A spread item as readers see it: with what its shards hold (`Spread::available`,
+    /// `Spread::versions`).
+    pub(crate) async fn with_shards(
+        &self,
+        mut item: CatalogItem,
+    ) -> Result<CatalogItem, StoreError> {
+        let Some(spread) = &mut item.spread else {
+            return Ok(item);
+        };
+        for s in self
+            .read_shards(&item.store_id, &item.product_id, spread.shards)
+            .await?
+        {
+            spread.available += s.available;
+            spread.versions += s.version;
+        }
+        Ok(item)
+    }
+
+    /// The item's write of a regroup: its units and version, and what it records of the spread.
+    fn item_write(
+        &self,
+        plan: &Regroup,
+        w: &NodeWrite,
+        marks: &[(MarkNames, TakeMark)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(&plan.store_id, &plan.product_id), "ITEM")))
+            .condition_expression("version = :seen")
+            .expression_attribute_values(":seen", n(w.expected_version))
+            .expression_attribute_values(":a", n(w.available))
+            .expression_attribute_values(":v", n(w.version))
+            .expression_attribute_values(":t", n(plan.ledger[0].at.0));
+        let mut set = vec![
+            "available = :a".to_owned(),
+            "version = :v".into(),
+            "updated_at = :t".into(),
+        ];
+        let mut tail = String::new();
+        match plan.spread {
+            Some(spread) => {
+                set.push("shards = :k".into());
+                set.push("epoch = :e".into());
+                update = update
+                    .expression_attribute_values(":k", n(spread.shards))
+                    .expression_attribute_values(":e", n(spread.epoch));
+            }
+            None => tail.push_str(" REMOVE shards, epoch"),
+        }
+        // A collect carries the shards' marks: the takes they stand for are still to record.
+        for (i, (names, mark)) in marks.iter().enumerate() {
+            let values = [
+                mark.version,
+                mark.available,
+                mark.held,
+                mark.quantity,
+                u64::from(mark.shard.unwrap_or_default()),
+            ];
+            for (j, (name, value)) in names.all().into_iter().zip(values).enumerate() {
+                update = update
+                    .expression_attribute_names(format!("#m{i}x{j}"), name)
+                    .expression_attribute_values(format!(":m{i}x{j}"), n(value));
+                set.push(format!("#m{i}x{j} = :m{i}x{j}"));
+            }
+        }
+        let update = update.update_expression(format!("SET {}{tail}", set.join(", ")));
+        Ok(TransactWriteItem::builder()
+            .update(build(update.build())?)
+            .build())
+    }
+
+    /// A shard's write of a regroup, removing `marks` (a collect).
+    fn shard_write(
+        &self,
+        plan: &Regroup,
+        w: &NodeWrite,
+        index: u16,
+        epoch: Option<u64>,
+        marks: &[MarkNames],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                shard_pk(&plan.store_id, &plan.product_id, index),
+                "SHARD",
+            )))
+            .expression_attribute_values(":a", n(w.available))
+            .expression_attribute_values(":v", n(w.version))
+            .expression_attribute_values(":seen", n(w.expected_version))
+            .expression_attribute_values(":kind", s("shard"))
+            .expression_attribute_values(":store", s(plan.store_id.as_str()))
+            .expression_attribute_values(":product", s(plan.product_id.as_str()))
+            .expression_attribute_values(":t", n(plan.ledger[0].at.0));
+        let mut set = "available = :a, version = :v, kind = :kind, store_id = :store, \
+                       product_id = :product, updated_at = :t"
+            .to_owned();
+        if let Some(e) = epoch {
+            set.push_str(", epoch = :e");
+            update = update.expression_attribute_values(":e", n(e));
+        }
+        let mut removed = Vec::new();
+        for (i, name) in marks.iter().flat_map(MarkNames::all).enumerate() {
+            update = update.expression_attribute_names(format!("#r{i}"), name);
+            removed.push(format!("#r{i}"));
+        }
+        let remove = if removed.is_empty() {
+            String::new()
+        } else {
+            format!(" REMOVE {}", removed.join(", "))
+        };
+        // Never written: version 0.
+        let condition = if w.expected_version == 0 {
+            "attribute_not_exists(pk) OR version = :seen"
+        } else {
+            "version = :seen"
+        };
+        let update = update
+            .update_expression(format!("SET {set}{remove}"))
+            .condition_expression(condition);
+        Ok(TransactWriteItem::builder()
+            .update(build(update.build())?)
+            .build())
+    }
+}
+
+impl ShardStore for DynamoStore {
+    async fn read_shards(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        shards: u16,
+    ) -> Result<Vec<Shard>, StoreError> {
+        let attrs = self.shard_attrs(store_id, product_id, shards).await?;
+        (0..shards)
+            .zip(attrs)
+            .map(|(index, a)| {
+                let Some(a) = a else {
+                    return Ok(Shard {
+                        index,
+                        available: 0,
+                        version: 0,
+                    });
+                };
+                let pk = shard_pk(store_id, product_id, index);
+                Ok(Shard {
+                    index,
+                    available: get_n(&a, "available", &pk)?,
+                    version: get_n(&a, "version", &pk)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn shard_mark(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        shard: u16,
+        order_id: &OrderId,
+    ) -> Result<Option<TakeMark>, StoreError> {
+        let k = key(shard_pk(store_id, product_id, shard), "SHARD");
+        match self.get_consistent(k).await? {
+            Some(a) => mark_on(&a, order_id),
+            None => Ok(None),
+        }
+    }
+
+    async fn regroup(&self, plan: &Regroup) -> Result<(), StoreError> {
+        let collecting = plan.spread.is_none() && plan.writes.iter().any(|w| w.shard.is_none());
+        let spreading = plan.spread.is_some() && plan.writes.iter().any(|w| w.shard.is_none());
+        // A collect: every shard's marks, read again in one snapshot at the versions the plan
+        // read (a shard with marks and no units gets a write of its own to lose them).
+        let mut writes: Vec<NodeWrite> = plan.writes.clone();
+        let mut shard_marks: HashMap<u16, Vec<MarkNames>> = HashMap::new();
+        let mut carried = Vec::new();
+        if collecting {
+            let item = self
+                .get_consistent(key(item_pk(&plan.store_id, &plan.product_id), "ITEM"))
+                .await?
+                .ok_or(StoreError::Conflict)?;
+            let shards = parse_item(&item)?.spread.map_or(0, |s| s.shards);
+            let attrs = self
+                .shard_attrs(&plan.store_id, &plan.product_id, shards)
+                .await?;
+            for (index, a) in (0..shards).zip(attrs) {
+                let Some(a) = a else { continue };
+                let pk = shard_pk(&plan.store_id, &plan.product_id, index);
+                let version: u64 = get_n(&a, "version", &pk)?;
+                let names = MarkNames::on(&a);
+                match writes.iter().find(|w| w.shard == Some(index)) {
+                    Some(w) if w.expected_version != version => return Err(StoreError::Conflict),
+                    Some(_) => {}
+                    None if names.is_empty() => continue,
+                    None => writes.push(NodeWrite {
+                        shard: Some(index),
+                        expected_version: version,
+                        available: get_n(&a, "available", &pk)?,
+                        version: version + 1,
+                    }),
+                }
+                for names in &names {
+                    let mut mark = crate::takes::mark_named(&a, names)?;
+                    mark.shard = mark.shard.or(Some(index));
+                    carried.push((names.clone(), mark));
+                }
+                shard_marks.insert(index, names);
+            }
+        }
+        let epoch = plan.spread.filter(|_| spreading).map(|s| s.epoch);
+        let mut actions = Vec::with_capacity(writes.len() + plan.ledger.len());
+        for w in &writes {
+            actions.push(match w.shard {
+                None => self.item_write(plan, w, &carried)?,
+                Some(i) => {
+                    let marks = shard_marks.get(&i).map_or(&[][..], Vec::as_slice);
+                    self.shard_write(plan, w, i, epoch, marks)?
+                }
+            });
+        }
+        for e in &plan.ledger {
+            actions.push(self.ledger_put(e)?);
+        }
+        self.transact(actions).await
+    }
+}
