@@ -21,4 +21,5 @@ mod links;
 mod operations;
 mod parking;
 mod recovery;
+mod shards;
 mod takes;
