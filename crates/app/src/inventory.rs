@@ -488,7 +488,7 @@ where
                 _ => ShardSale::NotTake,
             };
             match sale {
-                ShardSale::Sold(decision) => return Ok(decision),
+                ShardSale::Sold(decision) => return Ok(*decision),
                 ShardSale::Again => {}
                 ShardSale::NotTake => {
                     let view = as_collected(&self.store, &items).await.map_err(store_err)?;

@@ -203,7 +203,7 @@ const VIRTUAL_STOCK: u64 = 1 << 40;
 /// What the shard path did.
 pub(crate) enum ShardSale {
     /// Taken from a shard and recorded: the decision, its write done.
-    Sold(Decision),
+    Sold(Box<Decision>),
     /// Read again and decide again (the product was collected, or spread anew).
     Again,
     /// Not a take: decide on the collected view ([`as_collected`]).
@@ -325,7 +325,7 @@ where
         match self.store.record_take(take, &decision.write).await {
             Ok(()) => {
                 decision.write = stockbridge_domain::WriteSet::default();
-                Ok(ShardSale::Sold(decision))
+                Ok(ShardSale::Sold(Box::new(decision)))
             }
             Err(StoreError::Conflict) => {
                 let home = take.shard.map(|(i, _)| i);
@@ -355,7 +355,7 @@ where
         match self.store.record_take(take, &decision.write).await {
             Ok(()) => {
                 decision.write = stockbridge_domain::WriteSet::default();
-                Ok(ShardSale::Sold(decision))
+                Ok(ShardSale::Sold(Box::new(decision)))
             }
             Err(e) => Err(e),
         }

@@ -44,7 +44,7 @@ fn an_item_keeps_reading_with_a_take_mark_on_it_and_the_mark_is_found_for_its_or
             version: 12,
             available: 7,
             held: 2,
-            quantity: 3
+            quantity: 3,
             shard: None,
         })
     );

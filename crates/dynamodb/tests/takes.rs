@@ -71,7 +71,7 @@ async fn a_take_leaves_its_mark_until_recorded_and_the_next_take_removes_it() {
             version: 2,
             available: 8,
             held: 0,
-            quantity: 2
+            quantity: 2,
             shard: None,
         }
     );
@@ -192,7 +192,7 @@ async fn an_item_stored_by_the_previous_release_is_taken_as_it_is() {
             version: 2,
             available: 3,
             held: 0,
-            quantity: 2
+            quantity: 2,
             shard: None,
         }
     );
@@ -271,7 +271,7 @@ async fn a_duplicate_take_is_given_back_only_while_its_mark_is_there() {
     );
     // Nothing at the take's version names cs_1: it is given back.
     assert!(
-        s.ledger_entry(&i.store_id, &i.product_id, 4)
+        s.ledger_entry(&i.store_id, &i.product_id, None, 4)
             .await
             .unwrap()
             .is_none()
@@ -281,13 +281,13 @@ async fn a_duplicate_take_is_given_back_only_while_its_mark_is_there() {
     let item = &items[&i.product_id];
     assert_eq!(item.unrecorded_take, Some(mark));
     let back = take::undo(item, &order, mark, Timestamp(10));
-    s.undo_take(&order, mark, &back.write).await.unwrap();
+    s.undo_take(&order, mark, None, &back.write).await.unwrap();
     let after = s.item(&i.store_id, &i.product_id).await.unwrap().unwrap();
     assert_eq!((after.available, after.version), (7, 5));
     assert_eq!(marks(&raw_item(&s, "prod_a").await), 0);
     assert!(
         matches!(
-            s.undo_take(&order, mark, &back.write).await,
+            s.undo_take(&order, mark, None, &back.write).await,
             Err(stockbridge_app::ports::StoreError::Conflict)
         ),
         "never twice: the mark is gone"
