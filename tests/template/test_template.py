@@ -224,8 +224,15 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
     # The sort key of a stock item, as the adapter writes it.
     codec = (ROOT / "crates/dynamodb/src/codec.rs").read_text()
     assert 'key(item_pk(&item.store_id, &item.product_id), "ITEM")' in codec
+    # ... and of a spread product's shard (a change of its level too).
+    shards = (ROOT / "crates/dynamodb/src/shards.rs").read_text()
+    assert 'key(shard_pk(store, product, i), "SHARD")' in shards
     [pattern] = mapping["FilterCriteria"]["Filters"]
-    assert json.loads(pattern["Pattern"]) == {"dynamodb": {"Keys": {"sk": {"S": ["ITEM"]}}}}
+    assert json.loads(pattern["Pattern"]) == {
+        "dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD"]}}}}
+    # The local trigger filters as the mapping does.
+    trigger = (ROOT / "devstack/stream_trigger.py").read_text()
+    assert 'SORT_KEYS = ("ITEM", "SHARD")' in trigger
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # AWS advises at most two readers per stream shard: the catalog pipe and this mapping.
     readers = [n for n, r in resources.items()
@@ -237,8 +244,10 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
         "StreamViewType": "KEYS_ONLY"}
     [read] = [st for st in statements(functions(template)["BroadcasterFunction"])
               if st["Sid"] == "ReadStockItems"]
-    assert read["Action"] == "dynamodb:GetItem"
-    assert read["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ITEM#*"]}}
+    # An item at a time; a spread product's shards in one BatchGetItem; nothing else.
+    assert read["Action"] == ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    assert read["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ITEM#*", "SHARD#*"]}}
 
 
 def test_every_function_is_in_the_readme_diagram_and_layout_and_the_developers_guide(template):

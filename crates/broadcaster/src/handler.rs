@@ -2,8 +2,9 @@
 //!
 //! The records are decoded here by hand, not with `aws_lambda_events`' `dynamodb` event: that
 //! type needs `serde_dynamo` for whole item images, and a `KEYS_ONLY` record carries two
-//! string keys. Records of anything but a stock item (`sk = ITEM`) are skipped: the event
-//! source mapping's filter normally keeps them out. A record whose key is not an item key of
+//! string keys. Records of anything but a stock item (`sk = ITEM`) or a spread product's shard
+//! (`sk = SHARD`, its product's level changed) are skipped: the event source mapping's filter
+//! normally keeps them out. A record whose key is not an item key of
 //! this table cannot be retried into sense: it is logged as an error and skipped (the stock
 //! itself is in the table, and the item's next change publishes it).
 //!
@@ -54,9 +55,19 @@ impl Change {
     }
 }
 
-/// The item a stock item's partition key (`ITEM#{store}#{product}`) names.
-fn item_of(pk: &str) -> Option<ItemKey> {
-    let (store, product) = pk.strip_prefix("ITEM#")?.split_once('#')?;
+/// The item a stock item's partition key (`ITEM#{store}#{product}`) or a shard's
+/// (`SHARD#{store}#{product}#{index}`) names.
+fn item_of(sk: &str, pk: &str) -> Option<ItemKey> {
+    let (store, product) = match sk {
+        "ITEM" => pk.strip_prefix("ITEM#")?.split_once('#')?,
+        "SHARD" => {
+            let (store, rest) = pk.strip_prefix("SHARD#")?.split_once('#')?;
+            let (product, index) = rest.rsplit_once('#')?;
+            index.parse::<u16>().ok()?;
+            (store, product)
+        }
+        _ => return None,
+    };
     Some((StoreId::parse(store).ok()?, ProductId::parse(product).ok()?))
 }
 
@@ -82,10 +93,13 @@ where
     let mut changed: Vec<(ItemKey, Option<&str>)> = Vec::new();
     for record in &event.records {
         let change = &record.dynamodb;
-        if change.key("sk") != Some("ITEM") {
+        let Some(sk) = change
+            .key("sk")
+            .filter(|sk| matches!(*sk, "ITEM" | "SHARD"))
+        else {
             continue;
-        }
-        match change.key("pk").and_then(item_of) {
+        };
+        match change.key("pk").and_then(|pk| item_of(sk, pk)) {
             Some(item) => changed.push((item, change.sequence_number.as_deref())),
             None => tracing::error!(
                 pk = change.key("pk"),

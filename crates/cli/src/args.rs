@@ -230,6 +230,18 @@ pub enum StockCommand {
         #[arg(long)]
         op_id: Option<String>,
     },
+    /// Spread a very hot product's units over K shard items, so that its orders write K
+    /// partitions instead of one (docs/sharded-stock.md); `--shards 1` collects them back.
+    Shard {
+        /// Product id.
+        product: String,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// How many shard items (2 to 24; 1 collects the units back into the item).
+        #[arg(long)]
+        shards: u16,
+    },
     /// Publish items' levels as stored now, to their stock topics (the repair when levels did
     /// not reach storefronts: the broadcaster's failed-batches queue, an IoT outage).
     Publish {

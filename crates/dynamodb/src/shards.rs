@@ -6,9 +6,8 @@
 //! `TransactWriteItems` each, every write conditional on the version the plan read. A collect
 //! reads the shards again to carry their marks to the item (the same transaction removes them
 //! from the shards, conditional on the versions read, so no mark is lost or doubled). The shards
-//! are read with `TransactGetItems`: one snapshot, since units move between them.
+//! are read with a strongly consistent `BatchGetItem` (see `shard_attrs` for why not a snapshot).
 
-use aws_sdk_dynamodb::types::{Get, TransactGetItem};
 use stockbridge_app::ports::ShardStore;
 use stockbridge_domain::shard::{NodeWrite, Regroup, Shard};
 use stockbridge_domain::take::TakeMark;
@@ -17,36 +16,26 @@ use super::*;
 use crate::takes::{MarkNames, mark_on};
 
 impl DynamoStore {
-    /// Every shard of a product as stored (absent ones: `None`), in one snapshot.
+    /// Every shard of a product as stored (absent ones: `None`), strongly consistent. Not a
+    /// snapshot: `TransactGetItems` would be refused whenever a take is in flight on any shard,
+    /// which in a rush is always. Every write decided on it is conditional on the versions read;
+    /// a level read during a move may count the moved units twice or not at all, never reaching
+    /// 0 while units exist (a donor keeps one).
     async fn shard_attrs(
         &self,
         store: &StoreId,
         product: &ProductId,
         shards: u16,
     ) -> Result<Vec<Option<Attrs>>, StoreError> {
-        let mut gets = Vec::with_capacity(usize::from(shards));
-        for i in 0..shards {
-            let get = Get::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(shard_pk(store, product, i), "SHARD")));
-            gets.push(TransactGetItem::builder().get(build(get.build())?).build());
+        let keys: Vec<Attrs> = (0..shards)
+            .map(|i| key(shard_pk(store, product, i), "SHARD"))
+            .collect();
+        let mut found: HashMap<String, Attrs> = HashMap::new();
+        for a in self.batch_get(keys).await? {
+            found.insert(get_s(&a, "pk", "?")?.to_owned(), a);
         }
-        if gets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let r = self
-            .client
-            .transact_get_items()
-            .set_transact_items(Some(gets))
-            .send()
-            .await
-            .map_err(|e| match e.code() {
-                Some("TransactionCanceledException") => StoreError::Conflict,
-                _ => sdk_error(e),
-            })?;
-        Ok(r.responses()
-            .iter()
-            .map(|r| r.item().filter(|a| !a.is_empty()).cloned())
+        Ok((0..shards)
+            .map(|i| found.remove(&shard_pk(store, product, i)))
             .collect())
     }
 

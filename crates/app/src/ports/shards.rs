@@ -7,8 +7,9 @@ use super::*;
 /// Reads and regroups the shards of spread products. Every [`InventoryStore`] is one: a take on
 /// a shard is [`InventoryStore::take_stock`] with [`StockTake::shard`] set.
 pub trait ShardStore: Send + Sync {
-    /// Every one of `shards` shards of a product, read together and strongly consistent (one
-    /// snapshot: units move between shards). A shard never written reads as empty, version 0.
+    /// Every one of `shards` shards of a product, strongly consistent (not one snapshot: every
+    /// write decided on it is conditional on the versions read). A shard never written reads as
+    /// empty, version 0.
     fn read_shards(
         &self,
         store_id: &StoreId,

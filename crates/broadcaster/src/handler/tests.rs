@@ -126,3 +126,24 @@ fn a_refused_level_is_one_embedded_metric_line_the_template_alarms_on() {
     let template = include_str!("../../../../template.yaml");
     assert!(template.contains("MetricName: LevelsRefused"));
 }
+
+#[tokio::test]
+async fn a_shard_record_publishes_its_products_level_the_item_and_every_shard_summed() {
+    let (store, publisher) = world();
+    let (s, p) = (
+        StoreId::parse("store_a").unwrap(),
+        ProductId::parse("prod_tee").unwrap(),
+    );
+    stockbridge_app::shards::spread(&store, &s, &p, 3, Timestamp(2_000))
+        .await
+        .unwrap();
+    let batch = json!({"Records": [
+        record("SHARD#store_a#prod_tee#2", "SHARD", "200"),
+        record("SHARD#store_a#prod_tee#0", "SHARD", "201"),
+        record("SHARD#store_a#prod_tee", "SHARD", "202"),
+    ]});
+    let answer = handle(&store, &publisher, batch).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty());
+    // Spread: the item holds 0 at version 13, the shards 3 + 2 + 2 at version 1 each.
+    assert_eq!(published(&publisher), vec![("prod_tee".into(), 7, 16)]);
+}

@@ -24,6 +24,8 @@ struct ItemView<'a> {
     on_hand: u64,
     version: u64,
     sold_out: bool,
+    /// Shard items its units are spread over (`stock shard`; 0: none).
+    shards: u16,
     payment_links: Vec<&'a str>,
     deactivated_links: Vec<&'a str>,
     updated_at: String,
@@ -37,11 +39,12 @@ fn view(i: &CatalogItem) -> ItemView<'_> {
         product_id: i.product_id.as_str(),
         store_id: i.store_id.as_str(),
         name: &i.name,
-        available: i.available,
+        available: i.level().available,
         held: i.held,
-        on_hand: i.on_hand(),
-        version: i.version,
-        sold_out: i.available == 0,
+        on_hand: i.level().available + i.held,
+        version: i.level().version,
+        sold_out: i.level().available == 0,
+        shards: i.spread.map_or(0, |s| s.shards),
         payment_links: i.payment_links.iter().map(PaymentLinkId::as_str).collect(),
         deactivated_links: i
             .deactivated_links
@@ -94,6 +97,11 @@ pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
             json,
         } => held(c, store, repair, json).await,
         StockCommand::Publish { product, store } => publish(c, store, product).await,
+        StockCommand::Shard {
+            product,
+            store,
+            shards,
+        } => shard(c, store, product, shards).await,
         StockCommand::Adjust {
             product,
             delta,
@@ -124,21 +132,52 @@ pub async fn show(
     if json {
         println!("{}", serde_json::to_string_pretty(&view(&item))?);
     } else {
-        let state = if item.available == 0 {
-            " (sold out)"
+        let level = item.level();
+        let state = if level.available == 0 {
+            " (sold out)".to_owned()
+        } else if let Some(spread) = item.spread {
+            format!(" (over {} shards)", spread.shards)
         } else {
-            ""
+            String::new()
         };
         println!(
             "{} {} in {}: {} available{state}, {} held, {} on hand, version {}",
             item.product_id,
             item.name,
             item.store_id,
-            item.available,
+            level.available,
             item.held,
-            item.on_hand(),
-            item.version
+            level.available + item.held,
+            level.version
         );
+    }
+    Ok(())
+}
+
+/// `stock shard`: spread a hot product over shard items, or collect it (`--shards 1`).
+pub async fn shard(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    shards: u16,
+) -> Result<()> {
+    let (s, p) = item_key(config, store, product)?;
+    if shards == 0 {
+        bail!("--shards must be at least 1 (1 collects the units back into the item)");
+    }
+    let db = stockbridge_bootstrap::store(config).await;
+    let now = stockbridge_app::ports::Clock::now(&stockbridge_app::ports::SystemClock);
+    let item = stockbridge_app::shards::spread(&db, &s, &p, shards, now).await?;
+    match item.spread {
+        Some(spread) => println!(
+            "{p} in {s}: {} available over {} shards",
+            item.level().available,
+            spread.shards
+        ),
+        None => println!(
+            "{p} in {s}: {} available on the item, no shards",
+            item.available
+        ),
     }
     Ok(())
 }
