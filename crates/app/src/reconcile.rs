@@ -290,6 +290,13 @@ where
                 self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
             }
+            if let Some(spread) = item.spread {
+                for d in self.check_spread(&item, spread.shards).await? {
+                    warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, "invariant violated");
+                    self.store.record(self.clock.now(), &d, false).await?;
+                    report.discrepancies.push(d);
+                }
+            }
             if !dry_run {
                 self.forget_recorded_takes(&item).await;
             }

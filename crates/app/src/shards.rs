@@ -361,6 +361,37 @@ where
         }
     }
 
+    /// A spread product's item and every shard against their own ledgers
+    /// ([`stockbridge_domain::invariants::check_shard_ledger`]).
+    pub(crate) async fn check_spread(
+        &self,
+        item: &CatalogItem,
+        shards: u16,
+    ) -> Result<Vec<stockbridge_domain::invariants::Discrepancy>, StoreError> {
+        let (s, p) = (&item.store_id, &item.product_id);
+        let mut found = Vec::new();
+        let entry = self.store.ledger_entry(s, p, None, item.version).await?;
+        found.extend(stockbridge_domain::invariants::check_shard_ledger(
+            item,
+            None,
+            (item.available, item.version),
+            entry.as_ref(),
+        ));
+        for shard in self.store.read_shards(s, p, shards).await? {
+            let entry = self
+                .store
+                .ledger_entry(s, p, Some(shard.index), shard.version)
+                .await?;
+            found.extend(stockbridge_domain::invariants::check_shard_ledger(
+                item,
+                Some(shard.index),
+                (shard.available, shard.version),
+                entry.as_ref(),
+            ));
+        }
+        Ok(found)
+    }
+
     /// Gives back a duplicate take of `order_id` found on the home shard of a spread product
     /// whose order is recorded (a delivery that stopped before giving it back).
     pub(crate) async fn give_back_from_home(

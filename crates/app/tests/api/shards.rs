@@ -231,3 +231,50 @@ async fn any_other_write_collects_first_and_a_commit_to_a_spread_item_is_refused
     assert_eq!(state.items[&ids("prod_a")].spread, None);
     assert_eq!(state.items[&ids("prod_a")].available, 1);
 }
+
+#[tokio::test]
+async fn the_reconciler_reports_a_shard_whose_level_is_not_its_ledgers() {
+    let w = world(&[("prod_a", 10, PAID - 60)]);
+    spread(&w, "prod_a", 2).await;
+    let o = &orders_at(1, 2, 1)[0];
+    session(&w, o, &[("prod_a", 1)]);
+    w.app.handle(&completed("evt_1", o)).await.unwrap();
+    let clean = w.app.check_invariants(None, None, false).await.unwrap();
+    assert!(clean.discrepancies.is_empty(), "{:?}", clean.discrepancies);
+    // A write that bypassed the ledger: shard 0 set to 9 units, no entry.
+    let (s, p) = ids("prod_a");
+    let shard = w.store.read_shards(&s, &p, 2).await.unwrap()[0];
+    let item = w.store.snapshot().items[&ids("prod_a")].clone();
+    let plan = stockbridge_domain::shard::Regroup {
+        store_id: s,
+        product_id: p,
+        writes: vec![stockbridge_domain::shard::NodeWrite {
+            shard: Some(0),
+            expected_version: shard.version,
+            available: 9,
+            version: shard.version + 1,
+        }],
+        spread: item.spread,
+        ledger: vec![],
+    };
+    w.store.regroup(&plan).await.unwrap();
+    // The version moved and no entry is there: a take in flight looks the same, not reported.
+    let r = w.app.check_invariants(None, None, false).await.unwrap();
+    assert!(r.discrepancies.is_empty(), "{:?}", r.discrepancies);
+    // Same version as the ledger's, another level: reported, left alone.
+    let mut plan = plan;
+    plan.writes[0] = stockbridge_domain::shard::NodeWrite {
+        shard: Some(0),
+        expected_version: shard.version + 1,
+        available: 4,
+        version: shard.version,
+    };
+    w.store.regroup(&plan).await.unwrap();
+    let r = w.app.check_invariants(None, None, false).await.unwrap();
+    let [d] = r.discrepancies.as_slice() else {
+        panic!("one discrepancy: {:?}", r.discrepancies)
+    };
+    assert_eq!(d.what, "spread_stock_matches_its_ledger");
+    assert!(d.subject.ends_with("/shard 0"), "{}", d.subject);
+    assert_eq!(d.found, "4 available");
+}
