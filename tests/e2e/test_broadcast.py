@@ -11,6 +11,7 @@ its own that runs like the template: the `broadcaster` behind the stream trigger
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import time
@@ -171,3 +172,45 @@ def test_stock_publish_shows_levels_the_stream_did_not(streamed):
     finally:
         trigger(h, "resume")
     h.stack.wait_broadcasts()
+
+
+def test_a_sharded_product_sells_from_its_shards_and_the_last_units_through_its_item(streamed):
+    """Issue 13 §4 through the real binaries: `stock shard` spreads a product over 4 shard
+    items; a burst of link orders never writes its stock item; storefronts see the sum; the
+    last units sell through the item, which switches the link off."""
+    h = streamed
+    cat = Catalog(h, f"store_stream_{uid()}", uid())
+    product, link = cat.product("hoodie", stock=40)
+    out = h.cli("stock", "shard", product, "--store", cat.store, "--shards", "4").stdout
+    assert "40 available over 4 shards" in out, out
+    spread = h.raw_item(cat.store, product)
+    assert (spread["available"], spread["shards"]) == (0, 4)
+    events = [cat.checkout([(product, 1)], link=link)[1] for _ in range(30)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(h.invoke_ok, events))
+    assert [r["outcome"] for r in results] == ["Fulfilled"] * 30
+    raw = h.raw_item(cat.store, product)
+    assert raw["version"] == spread["version"], "the orders never wrote the stock item"
+    shown = h.item(cat.store, product)
+    assert (shown["available"], shown["shards"]) == (10, 4)
+    h.stack.wait_broadcasts()
+    retained = h.retained(cat.store, product)
+    assert retained["available"] == 10 and retained["version"] == shown["version"], retained
+    # The reconciler finds the item and every shard where their own ledgers say.
+    report = json.loads(h.cli("reconcile", "--store", cat.store, "--dry-run", "--json").stdout)
+    assert (report["links"]["items"], report["links"]["discrepancies"]) == (1, []), report
+    # The rest, and two more than there are: the last units go through the item.
+    events = [cat.checkout([(product, 1)], link=link)[1] for _ in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(h.invoke_ok, events))
+    outcomes = sorted(r["outcome"].split("(")[0] for r in results)
+    assert outcomes == ["Fulfilled"] * 10 + ["Oversold"] * 2, outcomes
+    collected = h.item(cat.store, product)
+    assert (collected["available"], collected["shards"]) == (0, 0)
+    assert collected["deactivated_links"] == [link]
+    assert h.stripe_state()["payment_links"][link]["active"] is False
+    h.stack.wait_broadcasts()
+    retained = h.retained(cat.store, product)
+    assert (retained["available"], retained["sold_out"]) == (0, True), retained
+    report = json.loads(h.cli("reconcile", "--store", cat.store, "--dry-run", "--json").stdout)
+    assert (report["links"]["items"], report["links"]["discrepancies"]) == (1, []), report
