@@ -3,7 +3,7 @@ through the real `inventory` binary with K instances, under the DynamoDB model's
 
     .venv/bin/python -m bench.hot_sku [--orders 300] [--instances 1 4 16] [--service-ms 10]
                                       [--time-scale 1] [--binary target/debug/inventory]
-                                      [--levels functions stream]
+                                      [--levels functions stream] [--shards 0 8]
 
 For each K: a fresh stack, stock for every order (nothing sells out: this is the hot path
 itself), all orders invoked at once by 2K clients. Reports per order: TransactWriteItems tried,
@@ -12,6 +12,10 @@ takes, issue 13 §2) and single writes refused as TransactionConflictException; 
 retries together; DynamoDB, Stripe and IoT calls; and throughput in wall and in the model's simulated time, with p50/p99 latency.
 `--levels stream` runs the `broadcaster` from the table's stream (issue 13 §3) and counts, after
 the stream has caught up, every IoT publish and every DynamoDB call, the broadcaster's included.
+`--item-wcu N` sets the model's write ceiling per item (DynamoDB's 1,000 units a second per
+partition, scaled down so that it binds below what moto serves here). `--shards K` spreads the
+product over K shard items first (`stockbridge stock shard`, issue 13
+§4; 0: not spread) and reports the writes to the stock item and to the shards per order.
 Figures go to docs/benchmarks.md (the hot-path issue improves on them).
 """
 
@@ -86,7 +90,8 @@ def visible_after_ms(moto: str, table: str, pid: str, publishes: list[dict]) -> 
 
 
 def one_run(orders: int, instances: int, service_ms: float, time_scale: float, binary: str,
-            links: str = "fake", restocks: int = 0, levels: str = "functions") -> dict:
+            links: str = "fake", restocks: int = 0, levels: str = "functions",
+            shards: int = 0, item_wcu: int | None = None) -> dict:
     cli = str(Path(binary).with_name("stockbridge"))
     sync = Path(binary).with_name("catalog-sync") if links == "synced" else None
     broadcaster = Path(binary).with_name("broadcaster") if levels == "stream" else None
@@ -98,6 +103,9 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
             pid, link = synced_product(stack, cli, env, orders * 2, name="Hot")
         else:
             pid, link = one_product(cli, env, stripe, orders * 2, name="Hot")
+        if shards:
+            subprocess.run([cli, "stock", "shard", pid, "--store", "bench", "--shards", str(shards)],
+                           env=env, check=True, capture_output=True)
         events = paid_events(stripe, pid, link, orders)
         if broadcaster:
             stack.wait_broadcasts()
@@ -108,6 +116,7 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
         n_stripe = len(requests.get(f"{stripe}/_test/requests").json()["requests"])
         requests.post(f"{moto}/_model", json={
             "conflicts": True, "service_ms": service_ms, "time_scale": time_scale,
+            "item_wcu_per_s": item_wcu,
             "tables": [env.get("TABLE_NAME", "stockbridge")]}).raise_for_status()
 
         def one(e: dict) -> tuple[float, dict]:
@@ -146,7 +155,7 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
     takes_refused = max(0, updates - orders) if updates else 0
     per = lambda n: round(n / orders, 2)  # noqa: E731
     return {
-        "links": links, "levels": levels, "broadcaster_invocations": broadcasts,
+        "links": links, "levels": levels, "shards": shards, "broadcaster_invocations": broadcasts,
         "instances": instances, "orders": orders, "failed": sum(1 for _, r in results if not r["ok"]),
         "units_taken": orders * 2 + sum(1 for r in restocked if r["ok"]) - show["available"],
         "restocks_tried": len(restocked), "restocks_failed": sum(1 for r in restocked if not r["ok"]),
@@ -162,6 +171,8 @@ def one_run(orders: int, instances: int, service_ms: float, time_scale: float, b
         "dynamodb_calls_per_order": per(sum(v for k, v in ops.items() if k.startswith("DynamoDB_20120810."))
                                         + sum(v for k, v in model.items() if k.startswith(("conflict_", "throttled_")))),
         "sdk_retries_per_order": per(model.get("sdk_retries", 0)),
+        "item_wcu_per_s": item_wcu,
+        "throttled_per_order": per(sum(v for k, v in model.items() if k.startswith("throttled_"))),
         "stripe_calls_per_order": per(stripe_calls), "iot_publishes_per_order": per(publishes),
         "orders_per_s_wall": round(orders / wall, 1),
         "orders_per_s_simulated": round(orders / max(1e-9, wall / time_scale), 1),
@@ -183,16 +194,23 @@ def main() -> None:
     ap.add_argument("--links", nargs="+", choices=["fake", "synced"], default=["fake"],
                     help="fake: a link made in the fake Stripe (unknown to stockbridge: its line "
                          "items are listed); synced: made by the catalog sync (no Stripe call)")
+    ap.add_argument("--item-wcu", type=int, default=None,
+                    help="the model's write units per item per simulated second (DynamoDB: 1,000 "
+                         "per partition); unset: no ceiling")
+    ap.add_argument("--shards", type=int, nargs="+", default=[0],
+                    help="spread the product over this many shard items first (0: not spread)")
     ap.add_argument("--levels", nargs="+", choices=["functions", "stream"], default=["functions"],
                     help="functions: each function publishes the levels it commits; stream: the "
                          "broadcaster publishes them from the table's stream")
     a = ap.parse_args()
-    for levels in a.levels:
-        for links in a.links:
-            for k in a.instances:
-                print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary,
-                                         links, a.restocks, levels)),
-                      flush=True)
+    for shards in a.shards:
+        for levels in a.levels:
+            for links in a.links:
+                for k in a.instances:
+                    print(json.dumps(one_run(a.orders, k, a.service_ms, a.time_scale, a.binary,
+                                             links, a.restocks, levels, shards,
+                                             a.item_wcu)),
+                          flush=True)
 
 
 if __name__ == "__main__":
