@@ -68,19 +68,38 @@ where
     P: StockPublisher,
 {
     let (store_id, product_id) = key;
-    match store.item(store_id, product_id).await {
-        Ok(Some(item)) => match publisher.publish(&item.level()).await {
-            Ok(()) => Outcome::Published,
-            Err(e) if e.retryable => Outcome::Failed(e.to_string()),
-            Err(e) => Outcome::Refused(e.to_string()),
-        },
-        Ok(None) => Outcome::Gone,
-        // An item that cannot be read as an item never will be; anything else from the store
-        // (throttling, a permission, the network) may pass later.
-        Err(e @ StoreError::Corrupt { .. }) => Outcome::Refused(e.to_string()),
-        Err(e) => Outcome::Failed(e.to_string()),
+    let mut published = None;
+    // A spread product's records come from its item's and its shards' partitions, so two
+    // invocations can publish its levels out of order: each reads again after publishing and
+    // publishes again while the level moved, so the retained message ends at the newest.
+    for _ in 0..REPUBLISH_ROUNDS {
+        let item = match store.item(store_id, product_id).await {
+            Ok(Some(item)) => item,
+            Ok(None) if published.is_some() => return Outcome::Published,
+            Ok(None) => return Outcome::Gone,
+            // An item that cannot be read as an item never will be; anything else from the
+            // store (throttling, a permission, the network) may pass later.
+            Err(e @ StoreError::Corrupt { .. }) => return Outcome::Refused(e.to_string()),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let level = item.level();
+        if published == Some(level.version) {
+            break;
+        }
+        match publisher.publish(&level).await {
+            Ok(()) => published = Some(level.version),
+            Err(e) if e.retryable => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Refused(e.to_string()),
+        }
+        if item.spread.is_none() {
+            break; // one partition, read in order: nothing can overtake it
+        }
     }
+    Outcome::Published
 }
+
+/// Rounds of reading a spread product again after publishing its level.
+const REPUBLISH_ROUNDS: usize = 4;
 
 /// Publishes the current level of every item in `changed`, each once.
 ///

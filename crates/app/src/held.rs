@@ -68,7 +68,17 @@ where
                 pending: want,
                 repaired: false,
             };
-            if repair {
+            if repair && item.spread.is_some() {
+                // Its units are in its shards: collected first, then repaired by the next run.
+                crate::shards::collect(
+                    &self.store,
+                    &item.store_id,
+                    &item.product_id,
+                    self.clock.now(),
+                )
+                .await?;
+            }
+            if repair && item.spread.is_none() {
                 match self.store.commit(&decision.write).await {
                     Ok(()) => {
                         let now = self.clock.now();

@@ -481,10 +481,17 @@ where
             // A spread product (crate::shards): a new simple order takes from a shard; any
             // other decision is made on the collected view and collects what it writes.
             let sale = match event.kind {
-                CheckoutKind::Completed => self
-                    .sell_from_shards(existing.as_ref(), &facts, &items, now)
-                    .await
-                    .map_err(store_err)?,
+                CheckoutKind::Completed => {
+                    match self
+                        .sell_from_shards(existing.as_ref(), &facts, &items, now)
+                        .await
+                    {
+                        // Recorded by another delivery meanwhile, or a collect that kept
+                        // changing: read again and decide again.
+                        Err(StoreError::Conflict) => ShardSale::Again,
+                        other => other.map_err(store_err)?,
+                    }
+                }
                 _ => ShardSale::NotTake,
             };
             match sale {

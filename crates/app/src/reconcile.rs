@@ -381,7 +381,7 @@ where
             .store
             .item(&checked.store_id, &checked.product_id)
             .await?
-            .filter(|i| (i.available > 0) == *active)
+            .filter(|i| (i.level().available > 0) == *active)
         else {
             return Ok(false);
         };

@@ -58,24 +58,45 @@ pub enum ShardError {
     Store(#[from] StoreError),
 }
 
-/// Collects a spread product (step 4): its shards' units and marks back to the item. `false`:
-/// it was not spread.
+/// Collects a spread product (step 4): freezes its shards, then moves their units and the marks
+/// of unrecorded takes back to the item. `false`: it was not spread.
 ///
 /// # Errors
-/// The store's; [`StoreError::Conflict`] when concurrent takes kept moving its shards.
+/// The store's; [`StoreError::Conflict`] when it kept changing.
 pub async fn collect<S: InventoryStore>(
     store: &S,
     store_id: &StoreId,
     product_id: &ProductId,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    collect_spread(store, store_id, product_id, None, now).await
+}
+
+/// [`collect`], only while the product is spread under `epoch` (a delivery that read an earlier
+/// spread must not collect a newer one).
+pub(crate) async fn collect_spread<S: InventoryStore>(
+    store: &S,
+    store_id: &StoreId,
+    product_id: &ProductId,
+    epoch: Option<u64>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     for attempt in 0..REGROUP_ATTEMPTS {
         let Some(item) = store.item(store_id, product_id).await? else {
             return Ok(false);
         };
-        let Some(spread) = item.spread else {
+        let Some(spread) = item.spread.filter(|s| epoch.is_none_or(|e| e == s.epoch)) else {
             return Ok(false);
         };
+        // Frozen, no take or move lands on a shard any more: the collect cannot race a rush.
+        let frozen = store
+            .freeze_shards(store_id, product_id, spread.shards)
+            .await;
+        if let Err(StoreError::Conflict) = frozen {
+            backoff(attempt + 1).await;
+            continue;
+        }
+        frozen?;
         let shards = store
             .read_shards(store_id, product_id, spread.shards)
             .await?;
@@ -255,8 +276,8 @@ where
                 }
                 Err(e) => return Err(e),
             }
-            // Refused: the order's own mark (an earlier delivery took), another spread, or
-            // too few units on the home shard.
+            // Refused: the order's own mark (an earlier delivery took), another spread or a
+            // collect under way, or too few units on the home shard.
             let mark = self
                 .store
                 .shard_mark(&take.store_id, &take.product_id, home, &take.order_id)
@@ -270,35 +291,41 @@ where
                 .store
                 .read_shards(&take.store_id, &take.product_id, spread.shards)
                 .await?;
+            if shards.iter().any(|s| s.epoch != spread.epoch) {
+                // Frozen by a collect under way (finish it), or spread anew (read again).
+                return self.collect_for(&take, spread.epoch).await;
+            }
             match shard::refill(&shards, home, take.quantity) {
-                // Enough on the home shard, yet refused: spread anew since this delivery read
-                // the item (or units moved in meanwhile): read again.
-                Refill::TakeAgain => return Ok(ShardSale::Again),
+                // Enough on the home shard, yet refused: units moved in meanwhile; take again.
+                Refill::TakeAgain => {}
                 Refill::Move(m) => {
                     let Some(plan) = shard::moved(item, &shards, m, now) else {
-                        continue;
+                        return Ok(ShardSale::Again);
                     };
                     match self.store.regroup(&plan).await {
                         Ok(()) => {
                             debug!(product = %take.product_id, from = m.from.0, to = m.to.0, units = m.units, "refilled a shard")
                         }
-                        Err(StoreError::Conflict) => backoff(attempt + 1).await,
+                        // Another refill, a take or a collect got there first: read again.
+                        Err(StoreError::Conflict) => return Ok(ShardSale::Again),
                         Err(e) => return Err(e),
                     }
                 }
-                Refill::Collect => return self.collect_for(&take).await,
+                Refill::Collect => return self.collect_for(&take, spread.epoch).await,
             }
         }
-        // A rush on the refills: the item decides (collecting the product).
-        self.collect_for(&take).await
+        // Taken from under it again and again: read everything again.
+        Ok(ShardSale::Again)
     }
 
-    async fn collect_for(&self, take: &StockTake) -> Result<ShardSale, StoreError> {
-        collect(
+    async fn collect_for(&self, take: &StockTake, epoch: u64) -> Result<ShardSale, StoreError> {
+        let now = self.clock.now();
+        collect_spread(
             &self.store,
             &take.store_id,
             &take.product_id,
-            self.clock.now(),
+            Some(epoch),
+            now,
         )
         .await?;
         Ok(ShardSale::Again)

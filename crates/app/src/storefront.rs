@@ -135,9 +135,10 @@ pub async fn export_catalog<R: CatalogReader, L: LinkDirectory>(
                 url: s.url.clone(),
                 active: s.active,
             }),
-            available: item.available,
+            // The level (a spread product's shards included) and its version.
+            available: item.level().available,
             held: item.held,
-            version: item.version,
+            version: item.level().version,
         });
     }
     Ok(CatalogDocument {

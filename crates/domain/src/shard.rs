@@ -16,12 +16,16 @@
 //!    item: `available >= q + 1` (a take never empties a shard), no mark of this order. Marks
 //!    are only ever left on the home shard, so a refused take finds the order's own mark there.
 //! 3. **A dry home shard** is refilled from the fullest other shard ([`refill`], one transaction
-//!    conditioned on both shards' versions); a donor keeps at least one unit.
+//!    conditioned on both shards' versions and on the epoch the delivery read); a donor keeps
+//!    at least one unit.
 //! 4. **Collect.** When no shard can refill it (few units left, or spread too thin), and before
 //!    anything other than a take writes the item (a hold, several products, a delayed payment,
-//!    an operator's change, a sell-out, an oversold order), the product is collected: one
-//!    transaction moves every shard's units **and marks** back to the item and records it as not
-//!    spread. The item path then decides as for any product, seeing every unit and every
+//!    an operator's change, a sell-out, an oversold order), the product is collected. First
+//!    every shard is frozen (its epoch set to 0: no take or move lands on it any more, so the
+//!    collect does not race a rush), then one transaction moves every shard's units **and the
+//!    marks of takes not recorded yet** back to the item and records it as not spread (a
+//!    recorded take's mark is dropped: its ledger entry names its order). A delivery that finds
+//!    a frozen shard under the epoch it read finishes the collect. The item path then decides as for any product, seeing every unit and every
 //!    unrecorded take. So a sell-out, a refund and a link switch never happen while units wait
 //!    in a shard, and the last units of a rush are sold through the item.
 //! 5. **The level** storefronts see is the item's units plus the shards', versioned by the sum
@@ -47,6 +51,8 @@ pub struct Shard {
     pub available: u64,
     /// Increases by one on every change of this shard.
     pub version: u64,
+    /// The spread it belongs to; 0 while a collect has frozen it (no take, no move).
+    pub epoch: u64,
 }
 
 /// The most shards a product can have: spreading it writes the item and every shard, with a
@@ -211,8 +217,8 @@ impl Regroup {
     }
 }
 
-/// Step 1: the item's available units into `k` shards (as read: they hold nothing while the
-/// product is not spread), with a new epoch.
+/// Step 1: the item's available units into `k` shards, with a new epoch. A shard holds nothing
+/// while the product is not spread; should one hold units anyway, they are kept (added to).
 pub fn spread(item: &CatalogItem, shards: &[Shard], k: u16, epoch: u64, at: Timestamp) -> Regroup {
     let mut plan = Regroup::new(
         item,
@@ -230,17 +236,17 @@ pub fn spread(item: &CatalogItem, shards: &[Shard], k: u16, epoch: u64, at: Time
     };
     plan.push(item_write, item.available, item.held, at);
     for (index, units) in (0..k).zip(split(item.available, k)) {
-        let version = shards
+        let (version, held) = shards
             .iter()
             .find(|s| s.index == index)
-            .map_or(0, |s| s.version);
+            .map_or((0, 0), |s| (s.version, s.available));
         let write = NodeWrite {
             shard: Some(index),
             expected_version: version,
-            available: units,
+            available: held + units,
             version: version + 1,
         };
-        plan.push(write, 0, 0, at);
+        plan.push(write, held, 0, at);
     }
     plan
 }

@@ -15,6 +15,10 @@ use stockbridge_domain::take::TakeMark;
 use super::*;
 use crate::takes::{MarkNames, mark_on};
 
+/// The most marks of unrecorded takes a collect carries to the item in one update expression
+/// (five attributes each, within DynamoDB's 4 KB expression limit).
+const MAX_CARRIED_MARKS: usize = 30;
+
 impl DynamoStore {
     /// Every shard of a product as stored (absent ones: `None`), strongly consistent. Not a
     /// snapshot: `TransactGetItems` would be refused whenever a take is in flight on any shard,
@@ -117,7 +121,7 @@ impl DynamoStore {
         plan: &Regroup,
         w: &NodeWrite,
         index: u16,
-        epoch: Option<u64>,
+        (epoch, moving): (Option<u64>, Option<u64>),
         marks: &[MarkNames],
     ) -> Result<TransactWriteItem, StoreError> {
         let mut update = Update::builder()
@@ -150,11 +154,14 @@ impl DynamoStore {
         } else {
             format!(" REMOVE {}", removed.join(", "))
         };
-        // Never written: version 0.
-        let condition = if w.expected_version == 0 {
-            "attribute_not_exists(pk) OR version = :seen"
-        } else {
-            "version = :seen"
+        // Never written: version 0. A move: only on shards of the spread it was decided on.
+        let condition = match (w.expected_version, moving) {
+            (0, _) => "attribute_not_exists(pk) OR version = :seen",
+            (_, Some(e)) => {
+                update = update.expression_attribute_values(":spread", n(e));
+                "version = :seen AND epoch = :spread"
+            }
+            (_, None) => "version = :seen",
         };
         let update = update
             .update_expression(format!("SET {set}{remove}"))
@@ -181,6 +188,7 @@ impl ShardStore for DynamoStore {
                         index,
                         available: 0,
                         version: 0,
+                        epoch: 0,
                     });
                 };
                 let pk = shard_pk(store_id, product_id, index);
@@ -188,9 +196,41 @@ impl ShardStore for DynamoStore {
                     index,
                     available: get_n(&a, "available", &pk)?,
                     version: get_n(&a, "version", &pk)?,
+                    epoch: opt_n(&a, "epoch", &pk)?.unwrap_or(0),
                 })
             })
             .collect()
+    }
+
+    async fn freeze_shards(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        shards: u16,
+    ) -> Result<(), StoreError> {
+        for i in 0..shards {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(shard_pk(store_id, product_id, i), "SHARD")))
+                .update_expression("SET epoch = :frozen")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":frozen", n(0))
+                .send()
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => {}
+                // A take in flight holds it (the model's rule, and DynamoDB's for transactions):
+                // the next attempt freezes it.
+                Err(e) if e.code() == Some("TransactionConflictException") => {
+                    return Err(StoreError::Conflict);
+                }
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn shard_mark(
@@ -243,19 +283,45 @@ impl ShardStore for DynamoStore {
                 for names in &names {
                     let mut mark = crate::takes::mark_named(&a, names)?;
                     mark.shard = mark.shard.or(Some(index));
-                    carried.push((names.clone(), mark));
+                    // A recorded take's mark is dropped: its ledger entry names its order.
+                    let entry = self
+                        .ledger_entry_at(&plan.store_id, &plan.product_id, mark.shard, mark.version)
+                        .await?;
+                    let recorded = entry
+                        .and_then(|e| e.cause.order_id)
+                        .is_some_and(|o| MarkNames::of(&o) == *names);
+                    if !recorded {
+                        carried.push((names.clone(), mark));
+                    }
                 }
                 shard_marks.insert(index, names);
             }
         }
+        if carried.len() > MAX_CARRIED_MARKS {
+            // The item's update expression would pass DynamoDB's 4 KB: the reconciler's sweep
+            // of recorded marks, or the redeliveries of the takes, bring it down first.
+            return Err(StoreError::Other(
+                format!(
+                    "{} takes not recorded yet on the shards of {}: a collect carries at most \
+                     {MAX_CARRIED_MARKS}; try again once they are recorded",
+                    carried.len(),
+                    plan.product_id
+                )
+                .into(),
+            ));
+        }
         let epoch = plan.spread.filter(|_| spreading).map(|s| s.epoch);
+        let moving = plan
+            .spread
+            .filter(|_| !spreading && !collecting)
+            .map(|s| s.epoch);
         let mut actions = Vec::with_capacity(writes.len() + plan.ledger.len());
         for w in &writes {
             actions.push(match w.shard {
                 None => self.item_write(plan, w, &carried)?,
                 Some(i) => {
                     let marks = shard_marks.get(&i).map_or(&[][..], Vec::as_slice);
-                    self.shard_write(plan, w, i, epoch, marks)?
+                    self.shard_write(plan, w, i, (epoch, moving), marks)?
                 }
             });
         }

@@ -6,7 +6,7 @@
 
 use stockbridge_app::ports::{InventoryStore, ShardStore, StoreError};
 use stockbridge_app::shards;
-use stockbridge_domain::shard::{self, Move};
+use stockbridge_domain::shard::{self, Move, Regroup};
 use stockbridge_domain::take::{StockTake, with_take};
 use stockbridge_domain::*;
 use stockbridge_dynamodb::DynamoStore;
@@ -233,4 +233,64 @@ async fn a_collect_carries_units_and_unrecorded_marks_back_to_the_item() {
             .is_none()
     );
     assert_eq!(units(&s, 2).await, vec![4, 4]);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_collect_freezes_the_shards_drops_recorded_marks_and_a_stale_refill_cannot_strand_units()
+{
+    let s = spread_store(16, 4).await; // 4 each
+    let e = epoch(&s).await;
+    let (st, p) = ids();
+    let recorded = take("cs_rec", 1, 2, e);
+    let mark = s.take_stock(&recorded).await.unwrap().unwrap();
+    s.record_take(&recorded, &record(&recorded, mark))
+        .await
+        .unwrap();
+    // Frozen: no take lands any more under the spread's epoch.
+    s.freeze_shards(&st, &p, 4).await.unwrap();
+    assert!(
+        s.take_stock(&take("cs_frozen", 1, 0, e))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(shards::collect(&s, &st, &p, Timestamp(40)).await.unwrap());
+    let (_, items) = s
+        .load(&recorded.order_id, &st, std::slice::from_ref(&p))
+        .await
+        .unwrap();
+    assert_eq!(items[&p].available, 15);
+    assert_eq!(
+        items[&p].unrecorded_take, None,
+        "a recorded take's mark is not carried"
+    );
+    // Spread again over fewer shards: a refill decided on the old spread moves nothing.
+    shards::spread(&s, &st, &p, 2, Timestamp(50)).await.unwrap();
+    let item = s.item(&st, &p).await.unwrap().unwrap();
+    let old = s.read_shards(&st, &p, 4).await.unwrap();
+    let stale = Regroup {
+        spread: Some(Spread {
+            shards: 4,
+            epoch: e,
+            ..Spread::default()
+        }),
+        ..shard::moved(
+            &item,
+            &old,
+            Move {
+                from: (0, old[0].version),
+                to: (3, old[3].version),
+                units: 2,
+            },
+            Timestamp(60),
+        )
+        .unwrap()
+    };
+    assert!(matches!(s.regroup(&stale).await, Err(StoreError::Conflict)));
+    assert_eq!(units(&s, 4).await, vec![8, 7, 0, 0]);
+    assert_eq!(
+        s.item(&st, &p).await.unwrap().unwrap().level().available,
+        15
+    );
 }

@@ -142,7 +142,8 @@ where
         if let Some(old) = replacing {
             self.forget_switched_off(store, product, old).await?;
         }
-        if item.available == 0 && !item.deactivated_links.contains(link) {
+        // The level: a spread product's units are in its shards.
+        if item.level().available == 0 && !item.deactivated_links.contains(link) {
             self.switch_off_sold_out(&item, link).await?;
         }
         Ok(())

@@ -77,6 +77,18 @@ impl MemoryState {
             }
         }
         let item_written = plan.writes.iter().any(|w| w.shard.is_none());
+        // A move lands only on shards of the spread it was decided on (not frozen, not stale).
+        let epoch = plan.spread.map(|s| s.epoch);
+        if !item_written
+            && plan.writes.iter().any(|w| {
+                w.shard
+                    .and_then(|i| shards.get(usize::from(i)))
+                    .map(|s| s.epoch)
+                    != epoch
+            })
+        {
+            return Err(StoreError::Conflict);
+        }
         for w in &plan.writes {
             match w.shard {
                 None => {
@@ -99,7 +111,8 @@ impl MemoryState {
             }
         }
         if item_written && plan.spread.is_none() {
-            // Collected: the shards' marks go to the item with the units.
+            // Collected: the marks of takes not recorded yet go to the item with the units; a
+            // recorded take's mark is dropped (its ledger entry names its order).
             let moved: Vec<_> = self
                 .shard_takes
                 .keys()
@@ -108,7 +121,15 @@ impl MemoryState {
                 .collect();
             for k in moved {
                 if let Some((_, mark)) = self.shard_takes.remove(&k) {
-                    self.takes.insert(k, mark);
+                    let recorded = self.ledger.iter().any(|e| {
+                        (&e.store_id, &e.product_id) == (&k.0, &k.1)
+                            && e.shard == mark.shard
+                            && e.version == mark.version
+                            && e.cause.order_id.as_ref() == Some(&k.2)
+                    });
+                    if !recorded {
+                        self.takes.insert(k, mark);
+                    }
                 }
             }
         }
@@ -136,9 +157,28 @@ impl ShardStore for MemoryStore {
                     index,
                     available: m.available,
                     version: m.version,
+                    epoch: m.epoch,
                 }
             })
             .collect())
+    }
+
+    async fn freeze_shards(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        _shards: u16,
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        for shard in s
+            .shards
+            .get_mut(&(store_id.clone(), product_id.clone()))
+            .into_iter()
+            .flatten()
+        {
+            shard.epoch = 0;
+        }
+        Ok(())
     }
 
     async fn shard_mark(

@@ -32,6 +32,14 @@ impl<T: ShardStore> ShardStore for std::sync::Arc<T> {
     {
         (**self).read_shards(s, p, k)
     }
+    fn freeze_shards(
+        &self,
+        s: &StoreId,
+        p: &ProductId,
+        k: u16,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).freeze_shards(s, p, k)
+    }
     fn shard_mark(
         &self,
         s: &StoreId,

@@ -17,6 +17,16 @@ pub trait ShardStore: Send + Sync {
         shards: u16,
     ) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
 
+    /// Freezes every one of `shards` shards of a product for a collect: sets its epoch to 0, so
+    /// that no take or move lands on it any more (each conditioned on the spread's epoch).
+    /// Idempotent; a shard never written is left alone.
+    fn freeze_shards(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        shards: u16,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The order's mark on one shard, if any (strongly consistent).
     fn shard_mark(
         &self,
@@ -28,8 +38,10 @@ pub trait ShardStore: Send + Sync {
 
     /// Carries out a spread, a collect or a move in ONE transaction, every write conditional
     /// on the version it read, with its ledger entries. A spread records the shards and the
-    /// epoch on the item and gives every shard the epoch; a collect carries every shard's marks
-    /// to the item with the units and records that the item is no longer spread.
+    /// epoch on the item and gives every shard the epoch; a move is also conditional on both
+    /// shards still having the spread's epoch; a collect carries the marks of takes not
+    /// recorded yet (no ledger entry at their version names their order) to the item with the
+    /// units, drops the others, and records that the item is no longer spread.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when any version moved (read again and decide again).

@@ -278,3 +278,27 @@ async fn the_reconciler_reports_a_shard_whose_level_is_not_its_ledgers() {
     assert!(d.subject.ends_with("/shard 0"), "{}", d.subject);
     assert_eq!(d.found, "4 available");
 }
+
+#[tokio::test]
+async fn an_order_that_finds_its_shards_frozen_finishes_the_collect_and_sells_from_the_item() {
+    let w = world(&[("prod_a", 12, PAID - 60)]);
+    spread(&w, "prod_a", 4).await;
+    // A collect that stopped after freezing the shards (a crash, a timeout).
+    let (s, p) = ids("prod_a");
+    w.store.freeze_shards(&s, &p, 4).await.unwrap();
+    session(&w, "cs_after_freeze", &[("prod_a", 2)]);
+    w.app
+        .handle(&completed("evt_1", "cs_after_freeze"))
+        .await
+        .unwrap();
+    assert_eq!(
+        order(&w, "cs_after_freeze").unwrap().status,
+        OrderStatus::Fulfilled
+    );
+    let item = &w.store.snapshot().items[&ids("prod_a")];
+    assert_eq!(
+        (item.available, item.spread),
+        (10, None),
+        "collected, then sold"
+    );
+}

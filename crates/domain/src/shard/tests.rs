@@ -38,6 +38,7 @@ fn shard(index: u16, available: u64, version: u64) -> Shard {
         index,
         available,
         version,
+        epoch: 1,
     }
 }
 
@@ -291,7 +292,9 @@ fn step(store: &mut Store, o: usize, at: Step, quantity: u64, k: u16) -> Step {
         }
         Step::Move(m, epoch) => {
             let (from, to) = (usize::from(m.from.0), usize::from(m.to.0));
-            if store.shards[from].version == m.from.1 && store.shards[to].version == m.to.1 {
+            let (a, b) = (&store.shards[from], &store.shards[to]);
+            if a.version == m.from.1 && b.version == m.to.1 && a.epoch == epoch && b.epoch == epoch
+            {
                 let donor = &mut store.shards[from];
                 assert!(donor.available > m.units, "a donor keeps a unit");
                 donor.available -= m.units;
