@@ -477,3 +477,27 @@ async fn a_replaced_link_leaves_the_sold_out_record_so_a_restock_never_switches_
     assert_eq!(item.deactivated_links, item.payment_links);
     assert!(!sync.stripe.link_active(&old));
 }
+
+#[tokio::test]
+async fn a_new_link_for_a_spread_product_is_not_switched_off_as_sold_out() {
+    // Its units are in its shards (issue 13 §4): the item's own units are 0, the level is not.
+    let sync = setup(&[("s1", 12)]);
+    stockbridge_app::shards::spread(&*sync.store, &store("s1"), &pid(), 4, Timestamp(1))
+        .await
+        .unwrap();
+    change(&sync, details(1, 1500, &["s1"])).await;
+    sync.sync_product(&pid(), Trigger::CatalogChange)
+        .await
+        .unwrap();
+    let item = sync
+        .store
+        .item(&store("s1"), &pid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((item.available, item.level().available), (0, 12));
+    assert!(
+        sync.stripe.link_active(&item.payment_links[0]),
+        "still on sale"
+    );
+}
