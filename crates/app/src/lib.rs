@@ -8,7 +8,7 @@
 //! - [`ports`]: the small traits adapters implement, one file per group (`store`:
 //!   `InventoryStore`, `ControlStore`; `publish`: `StockPublisher`; `payments`: `Payments`;
 //!   `catalog`: `CatalogStore`, `StripeCatalog`; `reconcile`: what the reconciler reads and
-//!   records; `dead_letters`: `DeadLetters`; `counters`, `clock`, `notify`; `forwarding`: each
+//!   records; `shards`: `ShardStore` (spread products' shard items); `dead_letters`: `DeadLetters`; `counters`, `clock`, `notify`; `forwarding`: each
 //!   through an `Arc`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
 //! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
