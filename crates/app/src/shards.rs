@@ -90,7 +90,7 @@ pub(crate) async fn collect_spread<S: InventoryStore>(
         };
         // Frozen, no take or move lands on a shard any more: the collect cannot race a rush.
         let frozen = store
-            .freeze_shards(store_id, product_id, spread.shards)
+            .freeze_shards(store_id, product_id, spread.shards, spread.epoch)
             .await;
         if let Err(StoreError::Conflict) = frozen {
             backoff(attempt + 1).await;

@@ -67,7 +67,7 @@ impl DynamoStore {
         &self,
         plan: &Regroup,
         w: &NodeWrite,
-        marks: &[(MarkNames, TakeMark)],
+        (marks, shard_items): (&[(MarkNames, TakeMark)], u16),
     ) -> Result<TransactWriteItem, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -87,9 +87,12 @@ impl DynamoStore {
             Some(spread) => {
                 set.push("shards = :k".into());
                 set.push("epoch = :e".into());
+                // How many shard items exist, kept when collected, for the sweep of marks.
+                set.push("shard_items = :items".into());
                 update = update
                     .expression_attribute_values(":k", n(spread.shards))
-                    .expression_attribute_values(":e", n(spread.epoch));
+                    .expression_attribute_values(":e", n(spread.epoch))
+                    .expression_attribute_values(":items", n(shard_items.max(spread.shards)));
             }
             None => tail.push_str(" REMOVE shards, epoch"),
         }
@@ -207,6 +210,7 @@ impl ShardStore for DynamoStore {
         store_id: &StoreId,
         product_id: &ProductId,
         shards: u16,
+        epoch: u64,
     ) -> Result<(), StoreError> {
         for i in 0..shards {
             let r = self
@@ -215,8 +219,10 @@ impl ShardStore for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key(shard_pk(store_id, product_id, i), "SHARD")))
                 .update_expression("SET epoch = :frozen")
-                .condition_expression("attribute_exists(pk)")
+                // Only the spread this collect read: never a newer one.
+                .condition_expression("epoch = :spread")
                 .expression_attribute_values(":frozen", n(0))
+                .expression_attribute_values(":spread", n(epoch))
                 .send()
                 .await;
             match r {
@@ -250,83 +256,185 @@ impl ShardStore for DynamoStore {
     async fn regroup(&self, plan: &Regroup) -> Result<(), StoreError> {
         let collecting = plan.spread.is_none() && plan.writes.iter().any(|w| w.shard.is_none());
         let spreading = plan.spread.is_some() && plan.writes.iter().any(|w| w.shard.is_none());
-        // A collect: every shard's marks, read again in one snapshot at the versions the plan
-        // read (a shard with marks and no units gets a write of its own to lose them).
         let mut writes: Vec<NodeWrite> = plan.writes.clone();
-        let mut shard_marks: HashMap<u16, Vec<MarkNames>> = HashMap::new();
-        let mut carried = Vec::new();
+        let mut carried: Vec<Unrecorded> = Vec::new();
         if collecting {
-            let item = self
-                .get_consistent(key(item_pk(&plan.store_id, &plan.product_id), "ITEM"))
-                .await?
-                .ok_or(StoreError::Conflict)?;
-            let shards = parse_item(&item)?.spread.map_or(0, |s| s.shards);
-            let attrs = self
-                .shard_attrs(&plan.store_id, &plan.product_id, shards)
-                .await?;
-            for (index, a) in (0..shards).zip(attrs) {
-                let Some(a) = a else { continue };
-                let pk = shard_pk(&plan.store_id, &plan.product_id, index);
-                let version: u64 = get_n(&a, "version", &pk)?;
-                let names = MarkNames::on(&a);
-                match writes.iter().find(|w| w.shard == Some(index)) {
-                    Some(w) if w.expected_version != version => return Err(StoreError::Conflict),
+            // The marks of unrecorded takes go to the item with the units, a batch at a time
+            // if there are many (frozen shards take no new ones); recorded ones stay on the
+            // shards for the sweep (harmless: their orders are recorded).
+            loop {
+                carried = self.unrecorded_marks(plan).await?;
+                if carried.len() <= MAX_CARRIED_MARKS {
+                    break;
+                }
+                self.carry_marks(plan, &carried[..MAX_CARRIED_MARKS])
+                    .await?;
+            }
+            for u in &carried {
+                match writes.iter().find(|w| w.shard == Some(u.shard)) {
+                    Some(w) if w.expected_version != u.shard_version => {
+                        return Err(StoreError::Conflict);
+                    }
                     Some(_) => {}
-                    None if names.is_empty() => continue,
                     None => writes.push(NodeWrite {
-                        shard: Some(index),
-                        expected_version: version,
-                        available: get_n(&a, "available", &pk)?,
-                        version: version + 1,
+                        shard: Some(u.shard),
+                        expected_version: u.shard_version,
+                        available: u.shard_available,
+                        version: u.shard_version + 1,
                     }),
                 }
-                for names in &names {
-                    let mut mark = crate::takes::mark_named(&a, names)?;
-                    mark.shard = mark.shard.or(Some(index));
-                    // A recorded take's mark is dropped: its ledger entry names its order.
-                    let entry = self
-                        .ledger_entry_at(&plan.store_id, &plan.product_id, mark.shard, mark.version)
-                        .await?;
-                    let recorded = entry
-                        .and_then(|e| e.cause.order_id)
-                        .is_some_and(|o| MarkNames::of(&o) == *names);
-                    if !recorded {
-                        carried.push((names.clone(), mark));
-                    }
-                }
-                shard_marks.insert(index, names);
             }
-        }
-        if carried.len() > MAX_CARRIED_MARKS {
-            // The item's update expression would pass DynamoDB's 4 KB: the reconciler's sweep
-            // of recorded marks, or the redeliveries of the takes, bring it down first.
-            return Err(StoreError::Other(
-                format!(
-                    "{} takes not recorded yet on the shards of {}: a collect carries at most \
-                     {MAX_CARRIED_MARKS}; try again once they are recorded",
-                    carried.len(),
-                    plan.product_id
-                )
-                .into(),
-            ));
         }
         let epoch = plan.spread.filter(|_| spreading).map(|s| s.epoch);
         let moving = plan
             .spread
             .filter(|_| !spreading && !collecting)
             .map(|s| s.epoch);
+        let marks: Vec<(MarkNames, TakeMark)> =
+            carried.iter().map(|u| (u.names.clone(), u.mark)).collect();
+        let shard_items = if spreading {
+            let k = key(item_pk(&plan.store_id, &plan.product_id), "ITEM");
+            let pk = item_pk(&plan.store_id, &plan.product_id);
+            match self.get_consistent(k).await? {
+                Some(a) => opt_n::<u16>(&a, "shard_items", &pk)?.unwrap_or(0),
+                None => 0,
+            }
+        } else {
+            0
+        };
         let mut actions = Vec::with_capacity(writes.len() + plan.ledger.len());
         for w in &writes {
             actions.push(match w.shard {
-                None => self.item_write(plan, w, &carried)?,
+                None => self.item_write(plan, w, (&marks, shard_items))?,
                 Some(i) => {
-                    let marks = shard_marks.get(&i).map_or(&[][..], Vec::as_slice);
-                    self.shard_write(plan, w, i, (epoch, moving), marks)?
+                    let removed: Vec<MarkNames> = carried
+                        .iter()
+                        .filter(|u| u.shard == i)
+                        .map(|u| u.names.clone())
+                        .collect();
+                    self.shard_write(plan, w, i, (epoch, moving), &removed)?
                 }
             });
         }
         for e in &plan.ledger {
             actions.push(self.ledger_put(e)?);
+        }
+        self.transact(actions).await
+    }
+}
+
+/// A mark of a take not recorded yet, on a shard, as a collect found it.
+#[derive(Debug, Clone)]
+struct Unrecorded {
+    shard: u16,
+    shard_version: u64,
+    shard_available: u64,
+    names: MarkNames,
+    mark: TakeMark,
+}
+
+impl DynamoStore {
+    /// The marks on a product's shards whose takes are not recorded (no ledger entry at their
+    /// version names their order), the ledger read in batches.
+    async fn unrecorded_marks(&self, plan: &Regroup) -> Result<Vec<Unrecorded>, StoreError> {
+        let (store, product) = (&plan.store_id, &plan.product_id);
+        let item = self
+            .get_consistent(key(item_pk(store, product), "ITEM"))
+            .await?
+            .ok_or(StoreError::Conflict)?;
+        let shards = parse_item(&item)?.spread.map_or(0, |s| s.shards);
+        let mut found = Vec::new();
+        for (index, a) in (0..shards).zip(self.shard_attrs(store, product, shards).await?) {
+            let Some(a) = a else { continue };
+            let pk = shard_pk(store, product, index);
+            let (version, available) = (get_n(&a, "version", &pk)?, get_n(&a, "available", &pk)?);
+            for names in MarkNames::on(&a) {
+                let mut mark = crate::takes::mark_named(&a, &names)?;
+                mark.shard = mark.shard.or(Some(index));
+                found.push(Unrecorded {
+                    shard: index,
+                    shard_version: version,
+                    shard_available: available,
+                    names,
+                    mark,
+                });
+            }
+        }
+        let keys: Vec<Attrs> = found
+            .iter()
+            .map(|u| {
+                let pk = ledger_pk(store, product, u.mark.shard);
+                key(pk, &format!("LEDGER#{:020}", u.mark.version))
+            })
+            .collect();
+        let mut recorded = std::collections::HashSet::new();
+        for e in self.batch_get(keys).await? {
+            let e = parse_ledger(&e)?;
+            if let Some(o) = e.cause.order_id {
+                recorded.insert((e.shard, e.version, MarkNames::of(&o)));
+            }
+        }
+        found.retain(|u| !recorded.contains(&(u.mark.shard, u.mark.version, u.names.clone())));
+        Ok(found)
+    }
+
+    /// Moves `batch` of unrecorded marks from their shards to the item, units untouched (each
+    /// shard only at the version read: frozen, nothing else changes it).
+    async fn carry_marks(&self, plan: &Regroup, batch: &[Unrecorded]) -> Result<(), StoreError> {
+        let (store, product) = (&plan.store_id, &plan.product_id);
+        let mut item = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store, product), "ITEM")))
+            .condition_expression("attribute_exists(pk)");
+        let mut set = Vec::new();
+        for (i, u) in batch.iter().enumerate() {
+            let m = u.mark;
+            let values = [
+                m.version,
+                m.available,
+                m.held,
+                m.quantity,
+                u64::from(m.shard.unwrap_or(u.shard)),
+            ];
+            for (j, (name, value)) in u.names.all().into_iter().zip(values).enumerate() {
+                item = item
+                    .expression_attribute_names(format!("#m{i}x{j}"), name)
+                    .expression_attribute_values(format!(":m{i}x{j}"), n(value));
+                set.push(format!("#m{i}x{j} = :m{i}x{j}"));
+            }
+        }
+        let item = item.update_expression(format!("SET {}", set.join(", ")));
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .update(build(item.build())?)
+                .build(),
+        ];
+        let mut by_shard: std::collections::BTreeMap<u16, (u64, Vec<&MarkNames>)> =
+            Default::default();
+        for u in batch {
+            by_shard
+                .entry(u.shard)
+                .or_insert((u.shard_version, Vec::new()))
+                .1
+                .push(&u.names);
+        }
+        for (index, (version, names)) in by_shard {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(shard_pk(store, product, index), "SHARD")))
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", n(version));
+            let mut removed = Vec::new();
+            for (i, name) in names.iter().flat_map(|n| n.all()).enumerate() {
+                update = update.expression_attribute_names(format!("#r{i}"), name);
+                removed.push(format!("#r{i}"));
+            }
+            let update = update.update_expression(format!("REMOVE {}", removed.join(", ")));
+            actions.push(
+                TransactWriteItem::builder()
+                    .update(build(update.build())?)
+                    .build(),
+            );
         }
         self.transact(actions).await
     }

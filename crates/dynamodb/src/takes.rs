@@ -33,7 +33,7 @@ use super::*;
 const QUEUED_PER_ITEM: usize = 16;
 
 /// The attribute names of one order's mark.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct MarkNames {
     pub(crate) version: String,
     available: String,
@@ -311,13 +311,16 @@ impl DynamoStore {
         let Some(item) = self.get_consistent(key(pk.clone(), "ITEM")).await? else {
             return Ok(0);
         };
-        let mut places = vec![((pk, "ITEM"), item.clone())];
-        if let Some(spread) = parse_item(&item)?.spread {
-            for i in 0..spread.shards {
-                let pk = shard_pk(store, product, i);
-                if let Some(a) = self.get_consistent(key(pk.clone(), "SHARD")).await? {
-                    places.push(((pk, "SHARD"), a));
-                }
+        let mut places = vec![((pk.clone(), "ITEM"), item.clone())];
+        // Every shard item the product has had (a collected product's too: recorded takes'
+        // marks stay on its shards for this sweep).
+        let shard_items = opt_n::<u16>(&item, "shard_items", &pk)?
+            .or(parse_item(&item)?.spread.map(|s| s.shards))
+            .unwrap_or(0);
+        for i in 0..shard_items {
+            let pk = shard_pk(store, product, i);
+            if let Some(a) = self.get_consistent(key(pk.clone(), "SHARD")).await? {
+                places.push(((pk, "SHARD"), a));
             }
         }
         let mut removed = 0;

@@ -248,7 +248,7 @@ async fn a_collect_freezes_the_shards_drops_recorded_marks_and_a_stale_refill_ca
         .await
         .unwrap();
     // Frozen: no take lands any more under the spread's epoch.
-    s.freeze_shards(&st, &p, 4).await.unwrap();
+    s.freeze_shards(&st, &p, 4, e).await.unwrap();
     assert!(
         s.take_stock(&take("cs_frozen", 1, 0, e))
             .await
@@ -293,4 +293,43 @@ async fn a_collect_freezes_the_shards_drops_recorded_marks_and_a_stale_refill_ca
         s.item(&st, &p).await.unwrap().unwrap().level().available,
         15
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_collect_carries_many_unrecorded_takes_in_batches_and_leaves_recorded_marks_to_the_sweep()
+{
+    let s = spread_store(200, 2).await; // 100 + 100
+    let e = epoch(&s).await;
+    let (st, p) = ids();
+    // A freeze under another epoch changes nothing.
+    s.freeze_shards(&st, &p, 2, e + 1).await.unwrap();
+    let lost: Vec<StockTake> = (0..35)
+        .map(|i| take(&format!("cs_lost_{i}"), 1, 0, e))
+        .collect();
+    for t in &lost {
+        assert!(s.take_stock(t).await.unwrap().is_some(), "not frozen");
+    }
+    let done = take("cs_done", 2, 1, e);
+    let mark = s.take_stock(&done).await.unwrap().unwrap();
+    s.record_take(&done, &record(&done, mark)).await.unwrap();
+    assert!(shards::collect(&s, &st, &p, Timestamp(40)).await.unwrap());
+    for t in &lost {
+        let (_, items) = s
+            .load(&t.order_id, &st, std::slice::from_ref(&p))
+            .await
+            .unwrap();
+        let m = items[&p].unrecorded_take.expect("carried to the item");
+        assert_eq!((m.quantity, m.shard), (1, Some(0)));
+    }
+    let item = s.item(&st, &p).await.unwrap().unwrap();
+    assert_eq!((item.available, item.spread), (163, None));
+    // The recorded take's mark stays on its shard until the sweep, which removes it.
+    assert!(
+        s.shard_mark(&st, &p, 1, &done.order_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(s.forget_recorded_takes(&st, &p).await.unwrap() >= 1);
 }

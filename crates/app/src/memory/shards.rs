@@ -111,8 +111,7 @@ impl MemoryState {
             }
         }
         if item_written && plan.spread.is_none() {
-            // Collected: the marks of takes not recorded yet go to the item with the units; a
-            // recorded take's mark is dropped (its ledger entry names its order).
+            // Collected: the marks of takes not recorded yet go to the item with the units.
             let moved: Vec<_> = self
                 .shard_takes
                 .keys()
@@ -120,16 +119,19 @@ impl MemoryState {
                 .cloned()
                 .collect();
             for k in moved {
-                if let Some((_, mark)) = self.shard_takes.remove(&k) {
-                    let recorded = self.ledger.iter().any(|e| {
-                        (&e.store_id, &e.product_id) == (&k.0, &k.1)
-                            && e.shard == mark.shard
-                            && e.version == mark.version
-                            && e.cause.order_id.as_ref() == Some(&k.2)
-                    });
-                    if !recorded {
-                        self.takes.insert(k, mark);
-                    }
+                let Some((_, mark)) = self.shard_takes.get(&k).copied() else {
+                    continue;
+                };
+                let recorded = self.ledger.iter().any(|e| {
+                    (&e.store_id, &e.product_id) == (&k.0, &k.1)
+                        && e.shard == mark.shard
+                        && e.version == mark.version
+                        && e.cause.order_id.as_ref() == Some(&k.2)
+                });
+                // A recorded take's mark stays for the sweep, as on DynamoDB.
+                if !recorded {
+                    self.shard_takes.remove(&k);
+                    self.takes.insert(k, mark);
                 }
             }
         }
@@ -167,7 +169,8 @@ impl ShardStore for MemoryStore {
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
-        _shards: u16,
+        shards: u16,
+        epoch: u64,
     ) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
         for shard in s
@@ -175,6 +178,8 @@ impl ShardStore for MemoryStore {
             .get_mut(&(store_id.clone(), product_id.clone()))
             .into_iter()
             .flatten()
+            .take(usize::from(shards))
+            .filter(|s| s.epoch == epoch)
         {
             shard.epoch = 0;
         }

@@ -37,8 +37,9 @@ impl<T: ShardStore> ShardStore for std::sync::Arc<T> {
         s: &StoreId,
         p: &ProductId,
         k: u16,
+        e: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).freeze_shards(s, p, k)
+        (**self).freeze_shards(s, p, k, e)
     }
     fn shard_mark(
         &self,

@@ -17,14 +17,15 @@ pub trait ShardStore: Send + Sync {
         shards: u16,
     ) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
 
-    /// Freezes every one of `shards` shards of a product for a collect: sets its epoch to 0, so
-    /// that no take or move lands on it any more (each conditioned on the spread's epoch).
-    /// Idempotent; a shard never written is left alone.
+    /// Freezes every one of `shards` shards of a product spread under `epoch` for a collect:
+    /// sets its epoch to 0, so that no take or move lands on it any more (each conditioned on
+    /// the spread's epoch). A shard of another spread, or never written, is left alone.
     fn freeze_shards(
         &self,
         store_id: &StoreId,
         product_id: &ProductId,
         shards: u16,
+        epoch: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The order's mark on one shard, if any (strongly consistent).

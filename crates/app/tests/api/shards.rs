@@ -285,7 +285,11 @@ async fn an_order_that_finds_its_shards_frozen_finishes_the_collect_and_sells_fr
     spread(&w, "prod_a", 4).await;
     // A collect that stopped after freezing the shards (a crash, a timeout).
     let (s, p) = ids("prod_a");
-    w.store.freeze_shards(&s, &p, 4).await.unwrap();
+    let e = w.store.snapshot().items[&ids("prod_a")]
+        .spread
+        .unwrap()
+        .epoch;
+    w.store.freeze_shards(&s, &p, 4, e).await.unwrap();
     session(&w, "cs_after_freeze", &[("prod_a", 2)]);
     w.app
         .handle(&completed("evt_1", "cs_after_freeze"))
