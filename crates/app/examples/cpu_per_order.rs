@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StoreId, Timestamp};
@@ -56,7 +56,7 @@ async fn main() {
             e
         })
         .collect();
-    let app = Inventory::new(
+    let app = Services::new(
         store.clone(),
         Arc::new(MemoryPublisher::default()),
         payments,

@@ -18,7 +18,7 @@ use stockbridge_domain::{
     PaymentLinkId, ProductDetails, ProductId, StoreId, StripeMapping, StripeProduct,
 };
 
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{
     CatalogStore, Clock, CursorStore, EventLog, InventoryStore, Payments, PaymentsError,
     StockPublisher, StoreError, StripeCatalog,
@@ -77,12 +77,12 @@ pub enum BackfillError {
     Checkpoint(String),
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogStore + CursorStore,
-    P: StockPublisher,
-    Y: Payments + StripeCatalog + EventLog,
-    C: Clock,
+    Store: InventoryStore + CatalogStore + CursorStore,
+    Publisher: StockPublisher,
+    Stripe: Payments + StripeCatalog + EventLog,
+    Time: Clock,
 {
     /// Runs (or continues) a backfill. `progress` is called after every page with the state.
     ///

@@ -15,7 +15,7 @@ use stockbridge_domain::{ProductId, StoreId, decide_held_repair};
 use tracing::info;
 
 use crate::effects::run_effects;
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{CatalogReader, Clock, InventoryStore, Payments, StockPublisher, StoreError};
 
 /// One item whose `held` differs from its pending orders.
@@ -31,12 +31,12 @@ pub struct HeldDrift {
     pub repaired: bool,
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore + CatalogReader,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Compares every item of `store` with its pending orders; with `repair`, sets the ones that
     /// differ.

@@ -19,7 +19,7 @@ use stockbridge_domain::{
 use tracing::{error, info, warn};
 
 use crate::effects::run_effects;
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{
     CatalogStore, Clock, InventoryStore, NewPaymentIntent, Payments, PaymentsError, StockPublisher,
     StoreError, Window,
@@ -101,12 +101,12 @@ struct Priced {
     currency: String,
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore + CatalogStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// `POST /checkout`: holds every line (all or none), then creates the PaymentIntent for what
     /// the hold recorded. Conflicts are retried while `time` allows (the Lambda passes what is

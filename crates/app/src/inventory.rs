@@ -56,11 +56,11 @@ type Listed = (Vec<OrderLine>, Amounts);
 pub type AfterCommitHook = Arc<dyn Fn() + Send + Sync>;
 
 /// The use case, generic over its ports.
-pub struct Inventory<S, P, Y, C> {
-    pub(crate) store: S,
-    pub(crate) publisher: P,
-    pub(crate) payments: Y,
-    pub(crate) clock: C,
+pub struct Services<Store, Publisher, Stripe, Time> {
+    pub(crate) store: Store,
+    pub(crate) publisher: Publisher,
+    pub(crate) payments: Stripe,
+    pub(crate) clock: Time,
     pub(crate) config: InventoryConfig,
     after_commit: Option<AfterCommitHook>,
     pub(crate) after_take: Option<AfterCommitHook>,
@@ -148,15 +148,21 @@ impl HandleError {
     }
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Builds the use case from its ports.
-    pub fn new(store: S, publisher: P, payments: Y, clock: C, config: InventoryConfig) -> Self {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        payments: Stripe,
+        clock: Time,
+        config: InventoryConfig,
+    ) -> Self {
         Self {
             store,
             publisher,
@@ -183,12 +189,12 @@ where
     }
 
     /// The store port (for the CLI and tests).
-    pub fn store(&self) -> &S {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
     /// The clock port (for tests that move time).
-    pub fn clock(&self) -> &C {
+    pub fn clock(&self) -> &Time {
         &self.clock
     }
 

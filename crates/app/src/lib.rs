@@ -1,7 +1,7 @@
 //! The application layer of stockbridge: ports, event decoding and use cases.
 //!
 //! Data flows one way: a raw EventBridge envelope comes in, [`events`] decodes the few fields we
-//! use, [`inventory::Inventory`] loads state through the [`ports`], asks the domain for a
+//! use, [`inventory::Services`] loads state through the [`ports`], asks the domain for a
 //! decision, commits it in one conditional transaction and runs the idempotent effects.
 //!
 //! # Layout

@@ -3,7 +3,7 @@
 //! or `stockbridge pause` — repaired. A repair acts only on what stockbridge did or owns.
 //!
 //! # Layout
-//! - this module: refunds of oversold orders, payment links vs stock ([`Inventory::check_invariants`]);
+//! - this module: refunds of oversold orders, payment links vs stock ([`Services::check_invariants`]);
 //! - `sessions`: paid Checkout Sessions without an order;
 //! - `awaiting`: orders whose delayed payment settled at Stripe without its event;
 //! - `run`: one reconciler run — every phase under its share of the time ([`run`]);
@@ -30,7 +30,7 @@ use tracing::{debug, warn};
 
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::inventory::HandleError;
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
@@ -196,12 +196,12 @@ pub enum CheckError {
     },
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    P: StockPublisher,
-    Y: Payments + LinkDirectory,
-    C: Clock,
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory,
+    Time: Clock,
 {
     /// Checks that every catalog product's payment links are active iff it has stock (of one
     /// store, or all), records each discrepancy and, unless `dry_run`, repairs it: a link
@@ -233,7 +233,7 @@ where
         &self,
         store: Option<&StoreId>,
         dry_run: bool,
-        failures: &mut Failures<'_, S>,
+        failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
         (budget, resume_after): (&Budget, Option<&str>),
     ) -> Result<(), CheckError> {
@@ -332,7 +332,7 @@ where
         &self,
         item: &CatalogItem,
         d: &Discrepancy,
-        failures: &mut Failures<'_, S>,
+        failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
     ) -> Result<bool, CheckError> {
         let Repair::SetLinkActive { link, .. } = &d.action else {
@@ -359,12 +359,12 @@ where
     }
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    P: StockPublisher,
-    Y: Payments + LinkDirectory,
-    C: Clock,
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory,
+    Time: Clock,
 {
     /// Carries out a link repair on the item as it is now (re-read: a sale or a restock since
     /// the check may have settled it). A link switched off here is recorded as stockbridge's
@@ -431,12 +431,12 @@ where
     }
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    P: StockPublisher,
-    Y: Payments + LinkDirectory + SessionLog,
-    C: Clock,
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory + SessionLog,
+    Time: Clock,
 {
     /// Runs every invariant check: links vs stock, oversold orders vs refunds, and — with
     /// `sessions` (a window of creation times, Unix seconds) — every paid Checkout Session in it
@@ -501,7 +501,7 @@ where
         &self,
         store: Option<&StoreId>,
         dry_run: bool,
-        failures: &mut Failures<'_, S>,
+        failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
         budget: &Budget,
     ) -> Result<(), CheckError> {

@@ -9,7 +9,7 @@
 //! - it is eventually consistent: an event can become visible after a newer one, and several
 //!   share a second. So each run re-lists an overlap before the cursor (default 60 s) and never
 //!   reads the newest [`SETTLE_SECS`]; an event seen twice costs one read of its order record
-//!   and no Stripe call ([`Inventory::replay_stripe_event`]);
+//!   and no Stripe call ([`Services::replay_stripe_event`]);
 //! - it keeps events 30 days: a cursor older than [`STALE_CURSOR_DAYS`] is warned about.
 //!
 //! The first run (no cursor) sets the cursor at its own time, even when Stripe has no event yet,
@@ -23,7 +23,7 @@ use stockbridge_domain::{Outcome, Timestamp};
 use tracing::{info, warn};
 
 use crate::events::HANDLED_EVENT_TYPES;
-use crate::inventory::{Handled, Inventory};
+use crate::inventory::{Handled, Services};
 use crate::parking::{Failure, Failures, ParkingLot};
 use crate::ports::{
     Clock, Cursor, CursorStore, EventLog, InventoryStore, Payments, PaymentsError, StockPublisher,
@@ -144,12 +144,12 @@ async fn advance<K: CursorStore>(
     }
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Replays missed events: at most `budget` events per run, re-listing `overlap_secs` before
     /// the cursor. Without a cursor the run only sets it at its own time. Failures are recorded

@@ -14,7 +14,7 @@ use stockbridge_domain::{
 };
 use tracing::{debug, info};
 
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 
@@ -231,12 +231,12 @@ pub(crate) enum ShardSale {
     NotTake,
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// The take path of a spread product (steps 2-4 of `stockbridge_domain::shard`): a new
     /// simple order takes from its home shard, refilling it from the others when it runs dry,

@@ -8,7 +8,7 @@ use stockbridge_domain::{
 };
 
 use crate::effects::{EffectError, run_effects};
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 
@@ -68,12 +68,12 @@ pub enum StockError {
     },
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// The item, or [`StockError::NotFound`] saying how to create it. A spread product is
     /// collected first: every change here writes the item.
@@ -248,12 +248,12 @@ pub enum Imported {
     },
 }
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Imports one item. A new item is created with its stock (at 0 its links are switched off);
     /// an existing item gets its name and links updated, and its stock only with `set_stock`,

@@ -6,16 +6,16 @@ use stockbridge_domain::take::{StockTake, undo, with_take};
 use stockbridge_domain::{Decision, Items, OrderId, ProductId, StoreId};
 use tracing::warn;
 
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Carries out a decision as its take, then records it: no version condition, so
     /// concurrent orders for one product do not refuse each other. A take refused by its

@@ -21,7 +21,7 @@ pub use wiring::*;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::catalog::CatalogSync;
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::ports::SystemClock;
 use stockbridge_app::reconcile::{RunOptions, SessionWindow};
 use stockbridge_domain::{IdError, StoreId};

@@ -23,7 +23,7 @@ pub fn catalog_sync_from(a: Adapters) -> LiveCatalogSync {
 }
 
 /// The inventory use case wired to the real adapters.
-pub type LiveInventory = Inventory<DynamoStore, IotPublisher, StripePayments, SystemClock>;
+pub type LiveInventory = Services<DynamoStore, IotPublisher, StripePayments, SystemClock>;
 
 /// The adapters, built once.
 #[derive(Debug, Clone)]
@@ -192,7 +192,7 @@ pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
 
 /// Builds the inventory use case from adapters already built.
 pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
-    Inventory::new(
+    Services::new(
         a.store,
         a.publisher,
         a.payments,

@@ -5,7 +5,7 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::ports::{CatalogStore, Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::CheckoutSettings;
 
@@ -16,7 +16,7 @@ use crate::http::{accept, answer};
 /// # Errors
 /// Never: every outcome is an HTTP answer (a failure is a 503 to retry with the same key).
 pub async fn handle<S, P, Y, C>(
-    inventory: &Inventory<S, P, Y, C>,
+    inventory: &Services<S, P, Y, C>,
     settings: &CheckoutSettings,
     event: LambdaEvent<LambdaFunctionUrlRequest>,
 ) -> Result<LambdaFunctionUrlResponse, Diagnostic>

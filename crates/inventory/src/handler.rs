@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::inventory::{Handled, Inventory};
+use stockbridge_app::inventory::{Handled, Services};
 use stockbridge_app::ports::{Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::Failure;
 
@@ -13,7 +13,7 @@ use stockbridge_bootstrap::Failure;
 /// `stockbridge.Retryable` (the store, Stripe or IoT failed: Lambda retries the event, then
 /// the function's DLQ keeps it) or `stockbridge.Invalid` (the event can never apply).
 pub async fn handle<S, P, Y, C>(
-    inventory: &Inventory<S, P, Y, C>,
+    inventory: &Services<S, P, Y, C>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic>
 where

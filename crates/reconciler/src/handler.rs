@@ -7,7 +7,7 @@ use std::future::Future;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use stockbridge_app::catalog::CatalogSync;
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::ports::{
     CatalogReader, CatalogStore, Clock, CursorStore, EventLog, InventoryStore, LinkDirectory,
     Notifier, ParkingLot, Payments, ReconciliationLog, SessionLog, StockPublisher, StripeCatalog,
@@ -30,7 +30,7 @@ pub trait PrefixCheck: Send + Sync {
 /// The reconciler: the use cases it runs, its settings and the check before each run.
 pub struct Reconciler<S, P, Y, C, N, T> {
     /// Events, links, refunds, sessions.
-    pub inventory: Inventory<S, P, Y, C>,
+    pub inventory: Services<S, P, Y, C>,
     /// The catalog check.
     pub sync: CatalogSync<S, Y, C>,
     /// Where the summary event goes.

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::ports::{CatalogReader, Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::Failure;
 
@@ -15,7 +15,7 @@ const MARGIN_MS: u128 = 10_000;
 /// # Errors
 /// `stockbridge.Retryable` when the first page cannot be listed (the next run retries).
 pub async fn handle<S, P, Y, C>(
-    inventory: &Inventory<S, P, Y, C>,
+    inventory: &Services<S, P, Y, C>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic>
 where

@@ -12,19 +12,19 @@ use tracing::{info, warn};
 
 use crate::effects::EffectError;
 use crate::events::{IntentEvent, IntentKind};
-use crate::inventory::{HandleError, Inventory};
+use crate::inventory::{HandleError, Services};
 use crate::parking::{Parked, ParkedState};
 use crate::ports::{
     CatalogReader, Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError,
     Window,
 };
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// Keeps a buyer's purchase limit in step with a committed transition of their hold: units
     /// count while the hold is pending or a sale, and come back when it leaves both (released,
@@ -302,12 +302,12 @@ pub struct SweepReport {
 /// Holds listed per page: each page is released before the next is read.
 pub const SWEEP_PAGE: u32 = 100;
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore + CatalogReader,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// The sweeper: releases every hold still pending after its expiry; the stock returns and is
     /// published. Each release is conditional on the hold still pending, so an authorisation

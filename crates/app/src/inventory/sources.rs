@@ -4,12 +4,12 @@
 
 use super::*;
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore,
-    P: StockPublisher,
-    Y: Payments,
-    C: Clock,
+    Store: InventoryStore,
+    Publisher: StockPublisher,
+    Stripe: Payments,
+    Time: Clock,
 {
     /// The store a session's stock comes from: its `metadata.store_id`; else the store its
     /// Payment Link was attached to (a link from `backfill` or `catalog import` carries no

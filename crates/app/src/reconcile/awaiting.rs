@@ -11,7 +11,7 @@ use tracing::{error, warn};
 
 use super::{Budget, CheckError, CheckReport};
 use crate::events::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
@@ -22,19 +22,19 @@ use crate::ports::{
 /// is reported for a person.
 pub const AWAITING_WINDOW_MS: i64 = 14 * 86_400_000;
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    P: StockPublisher,
-    Y: Payments + LinkDirectory + SessionLog,
-    C: Clock,
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory + SessionLog,
+    Time: Clock,
 {
     /// Every order awaiting its payment since before `cutoff` against Stripe.
     pub(crate) async fn check_awaiting(
         &self,
         (store, cutoff): (Option<&StoreId>, Timestamp),
         dry_run: bool,
-        failures: &mut Failures<'_, S>,
+        failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
         budget: &Budget,
     ) -> Result<(), CheckError> {

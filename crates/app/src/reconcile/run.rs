@@ -5,7 +5,7 @@ use tracing::warn;
 
 use super::summary::{LAST_RUN_CHECKPOINT, RunSummary};
 use super::{Budget, CheckReport, LINKS_CHECKPOINT, SessionWindow, phase, sessions_to_check};
-use crate::inventory::Inventory;
+use crate::inventory::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
@@ -67,7 +67,7 @@ pub enum RunError {
 /// # Errors
 /// [`RunError`].
 pub async fn run<S, P, Y, C, N>(
-    inventory: &Inventory<S, P, Y, C>,
+    inventory: &Services<S, P, Y, C>,
     sync: &crate::catalog::CatalogSync<S, Y, C>,
     notifier: &N,
     options: &RunOptions,
@@ -186,7 +186,7 @@ where
 /// The link check, going on where the last run's share ran out (the scheduled run over every
 /// store; a CLI run, which has no deadline, checks everything).
 async fn links_phase<S, P, Y, C>(
-    inventory: &Inventory<S, P, Y, C>,
+    inventory: &Services<S, P, Y, C>,
     options: &RunOptions,
     f: &mut Failures<'_, S>,
     checks: &mut CheckReport,

@@ -5,19 +5,19 @@ use stockbridge_domain::invariants::{Discrepancy, Repair};
 use tracing::warn;
 
 use super::{CheckError, CheckReport, SessionWindow};
-use crate::inventory::{Handled, Inventory};
+use crate::inventory::{Handled, Services};
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
     StockPublisher,
 };
 
-impl<S, P, Y, C> Inventory<S, P, Y, C>
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
-    S: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    P: StockPublisher,
-    Y: Payments + LinkDirectory + SessionLog,
-    C: Clock,
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory + SessionLog,
+    Time: Clock,
 {
     /// Every paid, completed Checkout Session since `since` has an order record; a missing one
     /// is applied through the same handler (a session recovered without any event is a sign
@@ -27,7 +27,7 @@ where
         store: Option<&StoreId>,
         window: SessionWindow,
         dry_run: bool,
-        failures: &mut Failures<'_, S>,
+        failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
         budget: &super::Budget,
     ) -> Result<(), CheckError> {

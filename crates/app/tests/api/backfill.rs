@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use stockbridge_app::backfill::BackfillOptions;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::{CatalogStore, CursorStore, InventoryStore, LoggedEvent};
 use stockbridge_domain::{ProductId, StoreId, StripeEventId};
@@ -37,7 +37,7 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
             );
         }
     }
-    let inventory = Inventory::new(
+    let inventory = Services::new(
         store.clone(),
         Arc::new(MemoryPublisher::default()),
         payments.clone(),
@@ -138,7 +138,7 @@ async fn backfill_attaches_only_active_links_on_the_current_price() {
         stockbridge_domain::PaymentLinkId::parse("plink_paused").unwrap(),
         false,
     );
-    let inventory = Inventory::new(
+    let inventory = Services::new(
         store.clone(),
         Arc::new(MemoryPublisher::default()),
         payments.clone(),

@@ -5,14 +5,14 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{HandleError, Handled, Inventory, InventoryConfig};
+use stockbridge_app::inventory::{HandleError, Handled, InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{
     CatalogItem, OrderId, OrderStatus, Outcome, PaymentLinkId, ProductId, StoreId, Timestamp,
 };
 
-type App = Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
+type App = Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
 
 struct World {
     app: App,
@@ -51,7 +51,7 @@ fn world(stock: &[(&str, u64)]) -> World {
         default_store: StoreId::parse("default").unwrap(),
         max_attempts: 1000,
     };
-    let app = Inventory::new(
+    let app = Services::new(
         store.clone(),
         publisher.clone(),
         payments.clone(),

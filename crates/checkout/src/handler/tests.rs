@@ -5,14 +5,14 @@ use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use stockbridge_app::holds::CheckoutLimits;
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_bootstrap::CheckoutSettings;
 
 use super::handle;
 
-fn inventory() -> Inventory<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock> {
-    Inventory::new(
+fn inventory() -> Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock> {
+    Services::new(
         MemoryStore::default(),
         MemoryPublisher::default(),
         MemoryPayments::default(),

@@ -4,14 +4,14 @@ use std::sync::atomic::Ordering;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, ProductId, StoreId, Timestamp};
 
 use super::handle;
 
-type App = Inventory<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
+type App = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
 
 fn app() -> App {
     let store = MemoryStore::default();
@@ -39,7 +39,7 @@ fn app() -> App {
         }],
     );
     let config = stockbridge_app::memory::inventory_config();
-    Inventory::new(
+    Services::new(
         store,
         MemoryPublisher::default(),
         payments,

@@ -4,7 +4,7 @@
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use stockbridge_app::catalog::CatalogSync;
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::NoNotifier;
 use stockbridge_bootstrap::ReconcilerSettings;
@@ -32,7 +32,7 @@ fn reconciler(prefix: Claimed) -> Fake {
     let store = std::sync::Arc::new(MemoryStore::default());
     let payments = std::sync::Arc::new(MemoryPayments::default());
     Reconciler {
-        inventory: Inventory::new(
+        inventory: Services::new(
             store.clone(),
             MemoryPublisher::default(),
             payments.clone(),

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use stockbridge_app::inventory::Inventory;
+use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 
 use super::{deadline, handle};
@@ -25,7 +25,7 @@ fn context(deadline_ms: u64) -> Context {
 
 #[tokio::test]
 async fn a_run_with_nothing_expired_reports_zeros() {
-    let inventory = Inventory::new(
+    let inventory = Services::new(
         MemoryStore::default(),
         MemoryPublisher::default(),
         MemoryPayments::default(),

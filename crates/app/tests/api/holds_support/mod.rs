@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use stockbridge_app::holds::{CheckoutReply, CheckoutRequest};
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::CatalogStore;
 use stockbridge_domain::{
@@ -15,7 +15,7 @@ use stockbridge_domain::{
 pub const TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub type Inv =
-    Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, Arc<TickingClock>>;
+    Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, Arc<TickingClock>>;
 
 pub fn pid(p: &str) -> ProductId {
     ProductId::parse(p).unwrap()
@@ -51,7 +51,7 @@ pub async fn setup(
         spread: None,
     });
     set_price(&store, 1500).await;
-    let inv = Inventory::new(
+    let inv = Services::new(
         store.clone(),
         Arc::new(MemoryPublisher::default()),
         payments.clone(),

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{Inventory, InventoryConfig};
+use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StoreId, Timestamp};
 
-pub type App = Inventory<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
+pub type App = Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
 
 pub const STORE: &str = "store_chicago";
 /// The sample event's `created` (Unix seconds): when its order was paid.
@@ -52,7 +52,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
         default_store: StoreId::parse("default").unwrap(),
         max_attempts: 10,
     };
-    let app = Inventory::new(
+    let app = Services::new(
         store.clone(),
         Arc::clone(&publisher),
         payments.clone(),
