@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StoreId, Timestamp};
 

@@ -18,12 +18,12 @@ use stockbridge_domain::{
     PaymentLinkId, ProductDetails, ProductId, StoreId, StripeMapping, StripeProduct,
 };
 
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{
     CatalogStore, Clock, CursorStore, EventLog, InventoryStore, Payments, PaymentsError,
     StockPublisher, StoreError, StripeCatalog,
 };
-use crate::stock::{ImportItem, StockError};
+use crate::stock_admin::{ImportItem, StockError};
 
 /// The checkpoint's name.
 pub const CHECKPOINT: &str = "backfill";

@@ -15,7 +15,7 @@ use stockbridge_domain::{ProductId, StoreId, decide_held_repair};
 use tracing::info;
 
 use crate::effects::run_effects;
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{CatalogReader, Clock, InventoryStore, Payments, StockPublisher, StoreError};
 
 /// One item whose `held` differs from its pending orders.

@@ -1,52 +1,70 @@
 //! The application layer of stockbridge: ports, event decoding and use cases.
 //!
 //! Data flows one way: a raw EventBridge envelope comes in, [`events`] decodes the few fields we
-//! use, [`inventory::Services`] loads state through the [`ports`], asks the domain for a
+//! use, [`orders::Services`] loads state through the [`ports`], asks the domain for a
 //! decision, commits it in one conditional transaction and runs the idempotent effects.
+//! Every use case is a method of [`orders::Services`] (the store, the publisher, Stripe and the
+//! clock) or a function over the ports; the table says where each entrypoint starts.
+//!
+//! # Entrypoints (held true by `tests/api/entrypoints_in_docs.rs`)
+//!
+//! | Lambda or CLI command | module | entry |
+//! | --- | --- | --- |
+//! | `inventory` Lambda | [`orders`] | `Services::handle` |
+//! | `checkout` Lambda (`POST /checkout`) | [`reservations`] | `Services::checkout` |
+//! | `sweeper` Lambda | [`reservations`] | `Services::sweep_expired_holds_until` |
+//! | `catalog-sync` Lambda | [`catalog_sync`] | `CatalogSync::handle_message` |
+//! | `reconciler` Lambda, `stockbridge reconcile` | [`reconcile`] | `run` |
+//! | `broadcaster` Lambda, `stockbridge stock publish` | [`broadcast`] | `broadcast_levels` |
+//! | `stockbridge stock set|adjust` | [`stock_admin`] | `Services::apply_operation` |
+//! | `stockbridge catalog import` | [`stock_admin`] | `Services::import_item` |
+//! | `stockbridge catalog export` | [`storefront`] | `export_catalog` |
+//! | `stockbridge stock shard` | [`shards`] | `spread` |
+//! | `stockbridge stock held` | [`held`] | `Services::check_held` |
+//! | `stockbridge backfill` | [`backfill`] | `Services::backfill` |
 //!
 //! # Layout
 //! - [`ports`]: the small traits adapters implement, one file per group (`store`:
 //!   `InventoryStore`, `ControlStore`; `publish`: `StockPublisher`; `payments`: `Payments`;
 //!   `catalog`: `CatalogStore`, `StripeCatalog`; `reconcile`: what the reconciler reads and
-//!   records; `shards`: `ShardStore` (spread products' shard items); `dead_letters`: `DeadLetters`; `counters`, `clock`, `notify`; `forwarding`: each
-//!   through an `Arc`).
+//!   records; `shards`: `ShardStore` (spread products' shard items); `dead_letters`:
+//!   `DeadLetters`; `counters`, `clock`, `notify`; `forwarding`: each through an `Arc`).
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
-//! - [`holds`]: the checkout API with reservations (hold, PaymentIntent events, sweeper).
+//! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
+//!   where an order's lines come from; `takes.rs`: the hot path's take).
+//! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`, `request.rs`;
+//!   `settle.rs`: a hold's PaymentIntent events and the sweeper).
 //! - [`held`]: held units compared with the pending orders, and repaired.
-//! - [`inventory`]: the use case behind the `inventory` Lambda (its hot path's take: `takes.rs`).
 //! - [`shards`]: sharded stock for a very hot product (spread, collect, the take from a shard).
-//! - [`stock`]: operator stock changes and catalog imports (the CLI's `stock set|adjust`,
-//!   `catalog import`).
+//! - [`stock_admin`]: operator stock changes and catalog imports.
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines.
 //! - [`storefront`]: the catalog document a static storefront loads.
-//! - [`recovery`]: replaying missed Stripe events from `/v1/events`.
-//! - [`reconcile`]: invariant checks and repairs (links active iff in stock).
+//! - [`reconcile`]: invariant checks and repairs (links active iff in stock), and `recovery`:
+//!   replaying missed Stripe events from `/v1/events`.
 //! - [`parking`]: replayed events and repairs that failed, set aside with their reason.
 //! - [`backfill`]: importing an existing Stripe account into the catalog.
-//! - [`catalog`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
+//! - [`catalog_sync`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
 //! - [`effects`]: running a decision's side effects.
 //! - [`broadcast`]: the `broadcaster` Lambda: levels published from the table's stream.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
 pub mod backfill;
 pub mod broadcast;
-pub mod catalog;
+pub mod catalog_sync;
 pub mod effects;
 pub mod events;
 pub mod held;
-pub mod holds;
-pub mod inventory;
 pub mod message;
 pub mod metrics;
+pub mod orders;
 pub mod parking;
 pub mod ports;
 pub mod reconcile;
-pub mod recovery;
+pub mod reservations;
 pub mod shards;
-pub mod stock;
+pub mod stock_admin;
 pub mod storefront;
-mod takes;
 
 #[cfg(feature = "memory")]
 pub mod memory;

@@ -10,6 +10,7 @@
 //! - `summary`: what a run reports (`stockbridge status`, the EventBridge event, the metrics).
 
 mod awaiting;
+pub mod recovery;
 mod run;
 mod sessions;
 mod summary;
@@ -29,8 +30,8 @@ use stockbridge_domain::{
 use tracing::{debug, warn};
 
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
-use crate::inventory::HandleError;
-use crate::inventory::Services;
+use crate::orders::HandleError;
+use crate::orders::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,

@@ -14,7 +14,7 @@ use stockbridge_domain::{
 };
 use tracing::{debug, info};
 
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 

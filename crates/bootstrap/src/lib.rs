@@ -19,9 +19,9 @@ pub use settings::*;
 pub use wiring::*;
 
 use secrecy::{ExposeSecret, SecretString};
-use stockbridge_app::catalog::CatalogSync;
+use stockbridge_app::catalog_sync::CatalogSync;
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{InventoryConfig, Services};
+use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SystemClock;
 use stockbridge_app::reconcile::{RunOptions, SessionWindow};
 use stockbridge_domain::{IdError, StoreId};

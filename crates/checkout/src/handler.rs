@@ -1,11 +1,11 @@
 //! The checkout function's edge: the HTTP checks and answers of [`crate::http`] around the
-//! use case (`stockbridge_app::holds`).
+//! use case (`stockbridge_app::reservations`).
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use stockbridge_app::inventory::Services;
+use stockbridge_app::orders::Services;
 use stockbridge_app::ports::{CatalogStore, Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::CheckoutSettings;
 

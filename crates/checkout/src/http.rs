@@ -8,11 +8,11 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use stockbridge_app::holds::caps::client_key;
-use stockbridge_app::holds::{
+use stockbridge_app::message::rfc3339;
+use stockbridge_app::reservations::caps::client_key;
+use stockbridge_app::reservations::{
     CheckoutReply, CheckoutRequest, RequestError, idempotency_key, parse_request, shortfall_body,
 };
-use stockbridge_app::message::rfc3339;
 use stockbridge_bootstrap::CheckoutSettings;
 
 /// A JSON answer with the CORS headers, never cached.

@@ -4,7 +4,7 @@
 //! PaymentIntent with `capture_method=manual` for the catalog's prices; answers
 //! `{client_secret, hold_id, expires_at, amount, currency}`. 400 names the bad field, 409 says
 //! what is available, 503 means retry with the same key. CORS for `CHECKOUT_ALLOWED_ORIGINS`.
-//! All logic lives in `stockbridge-app` (`holds`); this crate is the HTTP edge: [`http`]
+//! All logic lives in `stockbridge-app` (`reservations`); this crate is the HTTP edge: [`http`]
 //! (CORS, routing, answers) and [`handler`].
 
 mod handler;

@@ -42,7 +42,7 @@ pub enum Command {
         max_events: usize,
         /// Re-list this many seconds before the cursor (`/v1/events` can show an event after a
         /// newer one).
-        #[arg(long, default_value_t = stockbridge_app::recovery::DEFAULT_OVERLAP_SECS)]
+        #[arg(long, default_value_t = stockbridge_app::reconcile::recovery::DEFAULT_OVERLAP_SECS)]
         event_overlap_secs: u32,
         /// Only report: replay no event and repair nothing.
         #[arg(long)]

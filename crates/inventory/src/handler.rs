@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::inventory::{Handled, Services};
+use stockbridge_app::orders::{Handled, Services};
 use stockbridge_app::ports::{Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::Failure;
 

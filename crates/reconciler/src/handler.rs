@@ -6,8 +6,8 @@ use std::future::Future;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use stockbridge_app::catalog::CatalogSync;
-use stockbridge_app::inventory::Services;
+use stockbridge_app::catalog_sync::CatalogSync;
+use stockbridge_app::orders::Services;
 use stockbridge_app::ports::{
     CatalogReader, CatalogStore, Clock, CursorStore, EventLog, InventoryStore, LinkDirectory,
     Notifier, ParkingLot, Payments, ReconciliationLog, SessionLog, StockPublisher, StripeCatalog,

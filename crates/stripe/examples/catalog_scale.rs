@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stockbridge_app::catalog::CatalogSync;
+use stockbridge_app::catalog_sync::CatalogSync;
 use stockbridge_app::memory::{MemoryStore, TickingClock};
 use stockbridge_app::ports::{CatalogStore, StripeCatalog};
 use stockbridge_domain::{Money, ProductDetails, ProductId, StoreId, StripeMapping, Timestamp};

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
-use stockbridge_app::inventory::Services;
+use stockbridge_app::orders::Services;
 use stockbridge_app::ports::{CatalogReader, Clock, InventoryStore, Payments, StockPublisher};
 use stockbridge_bootstrap::Failure;
 

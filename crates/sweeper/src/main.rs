@@ -3,7 +3,7 @@
 //! 10 s before its timeout; the next run goes on); their stock returns and is published.
 //! DynamoDB TTL is not used: it can lag by days. Each release is conditional on the hold still
 //! pending, so a payment authorised at the same moment resolves to exactly one outcome. Logic:
-//! `stockbridge-app` (`holds::sweep_expired_holds_until`); the edge: [`handler`].
+//! `stockbridge-app` (`reservations::Services::sweep_expired_holds_until`); the edge: [`handler`].
 
 mod handler;
 

@@ -42,8 +42,8 @@ pub use store::*;
 
 /// The inventory configuration the handler tests use: Stripe's partner event source, test
 /// mode, the store `default`, 3 attempts.
-pub fn inventory_config() -> crate::inventory::InventoryConfig {
-    crate::inventory::InventoryConfig {
+pub fn inventory_config() -> crate::orders::InventoryConfig {
+    crate::orders::InventoryConfig {
         filter: crate::events::EventFilter {
             source_prefix: "aws.partner/stripe.com/".into(),
             livemode: false,

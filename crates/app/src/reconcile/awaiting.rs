@@ -11,7 +11,7 @@ use tracing::{error, warn};
 
 use super::{Budget, CheckError, CheckReport};
 use crate::events::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,

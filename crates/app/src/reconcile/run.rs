@@ -5,7 +5,7 @@ use tracing::warn;
 
 use super::summary::{LAST_RUN_CHECKPOINT, RunSummary};
 use super::{Budget, CheckReport, LINKS_CHECKPOINT, SessionWindow, phase, sessions_to_check};
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
@@ -42,11 +42,11 @@ pub struct RunOptions {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     /// Event replay (`None` in a dry run).
-    pub events: Option<crate::recovery::RecoveryReport>,
+    pub events: Option<crate::reconcile::recovery::RecoveryReport>,
     /// Links, refunds and sessions.
     pub links: CheckReport,
     /// Catalog against Stripe (`None` when skipped).
-    pub catalog: Option<crate::catalog::CatalogCheckReport>,
+    pub catalog: Option<crate::catalog_sync::CatalogCheckReport>,
     /// The summary.
     pub summary: RunSummary,
 }
@@ -68,7 +68,7 @@ pub enum RunError {
 /// [`RunError`].
 pub async fn run<S, P, Y, C, N>(
     inventory: &Services<S, P, Y, C>,
-    sync: &crate::catalog::CatalogSync<S, Y, C>,
+    sync: &crate::catalog_sync::CatalogSync<S, Y, C>,
     notifier: &N,
     options: &RunOptions,
 ) -> Result<RunReport, RunError>
@@ -113,7 +113,7 @@ where
         phase(
             &mut errors,
             "event replay cursor",
-            crate::recovery::ensure_cursor(&inventory.store, inventory.clock.now()),
+            crate::reconcile::recovery::ensure_cursor(&inventory.store, inventory.clock.now()),
         )
         .await;
         None
@@ -232,7 +232,7 @@ fn complete(
     summary: &mut RunSummary,
     errors: Vec<String>,
     options: &RunOptions,
-    events: Option<&crate::recovery::RecoveryReport>,
+    events: Option<&crate::reconcile::recovery::RecoveryReport>,
     links: &CheckReport,
 ) {
     summary.errors = errors;

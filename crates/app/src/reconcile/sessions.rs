@@ -5,7 +5,7 @@ use stockbridge_domain::invariants::{Discrepancy, Repair};
 use tracing::warn;
 
 use super::{CheckError, CheckReport, SessionWindow};
-use crate::inventory::{Handled, Services};
+use crate::orders::{Handled, Services};
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{
     CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,

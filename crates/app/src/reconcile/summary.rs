@@ -15,9 +15,9 @@ impl RunSummary {
     pub fn of(
         at: stockbridge_domain::Timestamp,
         dry_run: bool,
-        events: Option<&crate::recovery::RecoveryReport>,
+        events: Option<&crate::reconcile::recovery::RecoveryReport>,
         checks: &CheckReport,
-        catalog: Option<&crate::catalog::CatalogCheckReport>,
+        catalog: Option<&crate::catalog_sync::CatalogCheckReport>,
     ) -> Self {
         let all: Vec<&Discrepancy> = checks
             .discrepancies
@@ -113,7 +113,7 @@ mod tests {
             repaired: 2,
             ..CheckReport::default()
         };
-        let events = crate::recovery::RecoveryReport {
+        let events = crate::reconcile::recovery::RecoveryReport {
             recovered: 3,
             ..Default::default()
         };

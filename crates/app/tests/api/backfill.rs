@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use stockbridge_app::backfill::BackfillOptions;
-use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::{CatalogStore, CursorStore, InventoryStore, LoggedEvent};
 use stockbridge_domain::{ProductId, StoreId, StripeEventId};
 

@@ -5,7 +5,7 @@
 
 use crate::support::{PAID, STORE, World, available, completed, order, session, world};
 use serde_json::json;
-use stockbridge_app::inventory::Handled;
+use stockbridge_app::orders::Handled;
 use stockbridge_app::ports::SessionSummary;
 use stockbridge_app::reconcile::SessionWindow;
 use stockbridge_domain::{OrderId, OrderStatus, Outcome, PaymentLinkId};

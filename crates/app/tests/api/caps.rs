@@ -1,7 +1,7 @@
 //! The caps on the public checkout (in-memory ports): per e-mail, per client address, failed
 //! payments, and a retry that never counts.
 
-use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, caps};
+use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, caps};
 
 use crate::holds_support::*;
 
@@ -9,7 +9,7 @@ fn with(
     email: Option<&str>,
     client: Option<&str>,
     q: u64,
-) -> stockbridge_app::holds::CheckoutRequest {
+) -> stockbridge_app::reservations::CheckoutRequest {
     let mut r = request(q);
     r.customer_email = email.map(str::to_owned);
     r.client = client.and_then(caps::client_key);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use stockbridge_app::catalog::{CatalogSync, Trigger};
+use stockbridge_app::catalog_sync::{CatalogSync, Trigger};
 use stockbridge_app::memory::{MemoryPayments, MemoryStore, TickingClock};
 use stockbridge_app::ports::{CatalogStore, Clock, InventoryStore};
 use stockbridge_domain::{

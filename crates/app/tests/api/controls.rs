@@ -2,7 +2,7 @@
 //! effects and by the reconciler; what was left undone is done after `resume`.
 
 use std::sync::Arc;
-use stockbridge_app::catalog::CatalogSync;
+use stockbridge_app::catalog_sync::CatalogSync;
 use stockbridge_app::memory::TickingClock;
 use stockbridge_app::ports::{Controls, NoNotifier};
 

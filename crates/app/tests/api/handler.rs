@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use stockbridge_app::events::EventFilter;
-use stockbridge_app::inventory::{HandleError, Handled, InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::{HandleError, Handled, InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{
     CatalogItem, OrderId, OrderStatus, Outcome, PaymentLinkId, ProductId, StoreId, Timestamp,
@@ -436,7 +436,7 @@ async fn a_restock_from_zero_reactivates_links_and_publishes() {
     assert!(
         matches!(
             stale,
-            Err(stockbridge_app::stock::StockError::VersionMismatch {
+            Err(stockbridge_app::stock_admin::StockError::VersionMismatch {
                 expected: 2,
                 found: 3,
                 ..
@@ -509,7 +509,10 @@ async fn a_failed_reactivation_stays_recorded_and_is_retried() {
         )
         .await;
     assert!(
-        matches!(err, Err(stockbridge_app::stock::StockError::Effect(_))),
+        matches!(
+            err,
+            Err(stockbridge_app::stock_admin::StockError::Effect(_))
+        ),
         "{err:?}"
     );
     assert!(!w.payments.link_active(&link));
@@ -533,7 +536,7 @@ async fn a_failed_reactivation_stays_recorded_and_is_retried() {
 
 #[tokio::test]
 async fn an_import_creates_items_and_never_puts_back_sold_units() {
-    use stockbridge_app::stock::{ImportItem, Imported};
+    use stockbridge_app::stock_admin::{ImportItem, Imported};
     let w = world(&[]);
     let row = ImportItem {
         store_id: StoreId::parse(STORE).unwrap(),

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, parse_request};
 use stockbridge_app::ports::{CatalogReader, InventoryStore};
+use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, parse_request};
 use stockbridge_domain::{OrderStatus, PaymentIntentId};
 
 use crate::holds_support::*;

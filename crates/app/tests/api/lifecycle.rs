@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use stockbridge_app::holds::{CheckoutError, CheckoutLimits, CheckoutReply};
 use stockbridge_app::parking::ParkingLot;
 use stockbridge_app::ports::InventoryStore;
+use stockbridge_app::reservations::{CheckoutError, CheckoutLimits, CheckoutReply};
 use stockbridge_domain::{OrderId, OrderStatus, PaymentIntentId};
 
 use crate::holds_support::*;

@@ -12,6 +12,7 @@ mod broadcast;
 mod caps;
 mod catalog_sync;
 mod controls;
+mod entrypoints_in_docs;
 mod event_types_in_docs;
 mod handler;
 mod holds;

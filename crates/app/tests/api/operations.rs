@@ -54,7 +54,7 @@ async fn an_operation_rerun_with_its_id_changes_nothing() {
     assert!(
         matches!(
             reused,
-            Err(stockbridge_app::stock::StockError::OperationReused { .. })
+            Err(stockbridge_app::stock_admin::StockError::OperationReused { .. })
         ),
         "{reused:?}"
     );
@@ -77,7 +77,7 @@ async fn held_units_left_wrong_by_an_older_version_are_found_and_repaired() {
         &inv.checkout(
             &request(2),
             "k",
-            &stockbridge_app::holds::CheckoutLimits::default(),
+            &stockbridge_app::reservations::CheckoutLimits::default(),
             TIME,
         )
         .await

@@ -7,7 +7,7 @@ use stockbridge_app::memory::{MemoryCursor, MemoryEventLog};
 use stockbridge_app::parking::ParkedState;
 use stockbridge_app::ports::{Cursor, LoggedEvent};
 use stockbridge_app::reconcile::Budget;
-use stockbridge_app::recovery::{MAX_CHUNKS_PER_RUN, RecoveryReport, SETTLE_SECS};
+use stockbridge_app::reconcile::recovery::{MAX_CHUNKS_PER_RUN, RecoveryReport, SETTLE_SECS};
 use stockbridge_domain::{OrderStatus, StripeEventId};
 
 /// The clock's time (Unix seconds): the in-memory clock starts at the sample event's `created`.
@@ -245,7 +245,8 @@ async fn an_old_cursor_is_reported_with_its_age_and_caught_up_in_bounded_steps()
     let moved = stored(&cursor).created - (NOW - 26 * 86_400);
     assert_eq!(
         moved,
-        i64::try_from(MAX_CHUNKS_PER_RUN).unwrap() * stockbridge_app::recovery::CHUNK_SECS
+        i64::try_from(MAX_CHUNKS_PER_RUN).unwrap()
+            * stockbridge_app::reconcile::recovery::CHUNK_SECS
     );
     assert_eq!(r.cursor_age_days, Some(25));
 }

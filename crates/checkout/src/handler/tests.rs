@@ -4,9 +4,9 @@
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::holds::CheckoutLimits;
-use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::Services;
+use stockbridge_app::reservations::CheckoutLimits;
 use stockbridge_bootstrap::CheckoutSettings;
 
 use super::handle;

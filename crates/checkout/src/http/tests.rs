@@ -3,7 +3,7 @@
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::http::HeaderMap;
 use serde_json::{Value, json};
-use stockbridge_app::holds::{CheckoutLimits, CheckoutReply, ClientSecret};
+use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, ClientSecret};
 use stockbridge_bootstrap::CheckoutSettings;
 use stockbridge_domain::{OrderId, ProductId, Shortfall, Timestamp};
 

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use stockbridge_app::catalog::{DetailsChange, DetailsInput, put_details};
+use stockbridge_app::catalog_sync::{DetailsChange, DetailsInput, put_details};
 use stockbridge_app::ports::{Clock, SystemClock};
-use stockbridge_app::stock::{ImportItem, Imported};
+use stockbridge_app::stock_admin::{ImportItem, Imported};
 use stockbridge_app::storefront::export_catalog;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::{Money, PaymentLinkId, ProductId, StoreId};

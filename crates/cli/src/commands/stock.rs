@@ -5,7 +5,7 @@ use serde::Serialize;
 use stockbridge_app::broadcast::broadcast_levels;
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::ports::{CatalogReader as _, Clock, InventoryStore, SystemClock};
-use stockbridge_app::stock::StockError;
+use stockbridge_app::stock_admin::StockError;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StockChange, StoreId};
 

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::Services;
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, ProductId, StoreId, Timestamp};
 

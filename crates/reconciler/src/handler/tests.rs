@@ -3,9 +3,9 @@
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use stockbridge_app::catalog::CatalogSync;
-use stockbridge_app::inventory::Services;
+use stockbridge_app::catalog_sync::CatalogSync;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::Services;
 use stockbridge_app::ports::NoNotifier;
 use stockbridge_bootstrap::ReconcilerSettings;
 

@@ -2,8 +2,8 @@
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use stockbridge_app::inventory::Services;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::Services;
 
 use super::{deadline, handle};
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use stockbridge_app::holds::{CheckoutReply, CheckoutRequest};
-use stockbridge_app::inventory::{InventoryConfig, Services};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
+use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::CatalogStore;
+use stockbridge_app::reservations::{CheckoutReply, CheckoutRequest};
 use stockbridge_domain::{
     CatalogItem, Money, OrderLine, ProductDetails, ProductId, Quantity, StoreId, Timestamp,
 };

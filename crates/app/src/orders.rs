@@ -32,6 +32,7 @@ use crate::shards::{ShardSale, as_collected, collect, writes_spread};
 const SPREAD_ROUNDS: u32 = 8;
 
 mod sources;
+mod takes;
 
 /// Configuration of the use case.
 #[derive(Debug, Clone)]

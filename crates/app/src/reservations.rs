@@ -19,7 +19,7 @@ use stockbridge_domain::{
 use tracing::{error, info, warn};
 
 use crate::effects::run_effects;
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{
     CatalogStore, Clock, InventoryStore, NewPaymentIntent, Payments, PaymentsError, StockPublisher,
     StoreError, Window,
@@ -27,11 +27,11 @@ use crate::ports::{
 use crate::retry::backoff;
 
 pub mod caps;
-mod intents;
 pub mod request;
+mod settle;
 
-pub use intents::{SWEEP_PAGE, SweepReport};
 pub use request::*;
+pub use settle::{SWEEP_PAGE, SweepReport};
 
 /// A PaymentIntent's client secret: shown to the buyer's browser, never logged.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use stockbridge_domain::take::{StockTake, undo, with_take};
 use stockbridge_domain::{Decision, Items, OrderId, ProductId, StoreId};
 use tracing::warn;
 
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 

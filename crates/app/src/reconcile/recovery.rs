@@ -23,7 +23,7 @@ use stockbridge_domain::{Outcome, Timestamp};
 use tracing::{info, warn};
 
 use crate::events::HANDLED_EVENT_TYPES;
-use crate::inventory::{Handled, Services};
+use crate::orders::{Handled, Services};
 use crate::parking::{Failure, Failures, ParkingLot};
 use crate::ports::{
     Clock, Cursor, CursorStore, EventLog, InventoryStore, Payments, PaymentsError, StockPublisher,

@@ -1,4 +1,4 @@
-//! A hold's PaymentIntent events and the sweeper (see [`crate::holds`]).
+//! A hold's PaymentIntent events and the sweeper (see [`crate::reservations`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::effects::EffectError;
 use crate::events::{IntentEvent, IntentKind};
-use crate::inventory::{HandleError, Services};
+use crate::orders::{HandleError, Services};
 use crate::parking::{Parked, ParkedState};
 use crate::ports::{
     CatalogReader, Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError,
@@ -207,7 +207,7 @@ where
 
     /// Every failed authorisation (a buyer may try several cards on one PaymentIntent) counts
     /// against the hold's e-mail and client address for the hour (card testing:
-    /// [`crate::holds::caps`]), once per Stripe event however often it is delivered. Best
+    /// [`crate::reservations::caps`]), once per Stripe event however often it is delivered. Best
     /// effort: a lost count never fails the event.
     async fn count_failure(&self, event: &IntentEvent) {
         let hold = &event.hold_id;
@@ -219,7 +219,7 @@ where
         let seen = Window::containing(
             format!("failed-event:{}", event.event_id),
             now,
-            crate::holds::caps::FAILURE_WINDOW_SECONDS,
+            crate::reservations::caps::FAILURE_WINDOW_SECONDS,
         );
         match self.store.take(&seen, 1, 1).await {
             Ok(true) => {}
@@ -229,12 +229,15 @@ where
                 return;
             }
         }
-        let email = terms.email.as_deref().map(crate::holds::caps::email_key);
+        let email = terms
+            .email
+            .as_deref()
+            .map(crate::reservations::caps::email_key);
         for key in email.iter().chain(terms.client.iter()) {
             let w = Window::containing(
                 format!("fails:{key}"),
                 now,
-                crate::holds::caps::FAILURE_WINDOW_SECONDS,
+                crate::reservations::caps::FAILURE_WINDOW_SECONDS,
             );
             if let Err(e) = self.store.add(&w, 1).await {
                 warn!(hold = %hold, error = %e, "counting a failed payment failed");

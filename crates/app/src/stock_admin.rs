@@ -8,7 +8,7 @@ use stockbridge_domain::{
 };
 
 use crate::effects::{EffectError, run_effects};
-use crate::inventory::Services;
+use crate::orders::Services;
 use crate::ports::{Clock, InventoryStore, Payments, StockPublisher, StoreError};
 use crate::retry::backoff;
 
