@@ -9,7 +9,7 @@ import time
 
 from conftest import UNIT_AMOUNT, uid
 
-SETTLE_SECS = 5  # stockbridge_app::recovery::SETTLE_SECS
+SETTLE_SECS = 5  # stockbridge_app::reconcile::recovery::SETTLE_SECS
 
 
 def test_a_dropped_event_is_recovered_by_the_reconciler_exactly_once(e2e, cat):

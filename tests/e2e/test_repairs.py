@@ -13,7 +13,7 @@ from conftest import UNIT_AMOUNT, scheduled_event
 from devstack.fake_stripe import eventbridge_envelope
 
 AUTH = {"Authorization": "Bearer sk_test_e2e"}
-SETTLE_SECS = 5  # stockbridge_app::recovery::SETTLE_SECS
+SETTLE_SECS = 5  # stockbridge_app::reconcile::recovery::SETTLE_SECS
 
 
 def test_sales_from_before_the_import_are_never_applied_or_refunded(e2e, ids, reconciler):
