@@ -240,7 +240,7 @@ def test_unpaid_completed_holds_then_async_failure_releases(e2e, cat):
     failed = e2e.event("async_failed", cs_id=session["id"], evt_id=f"evt_e2e_{uid()}", store=cat.store,
                        payment_intent=session["payment_intent"], payment_link=link)
 
-    assert e2e.invoke_ok(completed)["outcome"] == "Held"
+    assert e2e.invoke_ok(completed)["outcome"] == "AwaitingPayment"
     held = e2e.item(cat.store, product)
     assert (held["available"], held["version"]) == (3, 2)
     order = e2e.order(session["id"])
@@ -268,7 +268,7 @@ def test_unpaid_completed_holds_then_async_success_confirms(e2e, cat):
     succeeded = e2e.event("async_succeeded", cs_id=session["id"], evt_id=f"evt_e2e_{uid()}", store=cat.store,
                           payment_intent=session["payment_intent"], payment_link=link)
 
-    assert e2e.invoke_ok(completed)["outcome"] == "Held"
+    assert e2e.invoke_ok(completed)["outcome"] == "AwaitingPayment"
     sold_out = e2e.item(cat.store, product)
     assert (sold_out["available"], sold_out["sold_out"], sold_out["deactivated_links"]) == (0, True, [link])
     assert e2e.stripe_state()["payment_links"][link]["active"] is False  # held stock counts as sold

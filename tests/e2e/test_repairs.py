@@ -176,7 +176,7 @@ def test_a_delayed_payment_settled_without_its_event_is_settled_by_the_reconcile
     s = e2e.stripe_session([(product, 1)], store, paid=False)
     ev = e2e.event("completed", cs_id=s["id"], evt_id=f"evt_e2e_debit_{u}", store=store,
                    payment_intent=s["payment_intent"], payment_status="unpaid")
-    assert e2e.invoke_ok(ev)["outcome"] == "Held"
+    assert e2e.invoke_ok(ev)["outcome"] == "AwaitingPayment"
     # The bank debit clears; its async_payment_succeeded event is lost on the way.
     e2e.stripe("POST", f"/_test/checkout_sessions/{s['id']}/settle", {"outcome": "succeeded"})
     out = json.loads(e2e.cli("reconcile", "--store", store, "--session-grace-secs", "0",

@@ -11,7 +11,7 @@
 //! | Lambda or CLI command | module | entry |
 //! | --- | --- | --- |
 //! | `inventory` Lambda | [`orders`] | `Services::handle` |
-//! | `checkout` Lambda (`POST /checkout`) | [`reservations`] | `Services::checkout` |
+//! | `checkout` Lambda (`POST /checkout`) | [`reservations`] | `Services::reserve` |
 //! | `sweeper` Lambda | [`reservations`] | `Services::sweep_expired_holds_until` |
 //! | `catalog-sync` Lambda | [`catalog_sync`] | `CatalogSync::handle_message` |
 //! | `reconciler` Lambda, `stockbridge reconcile` | [`reconcile`] | `run` |

@@ -45,7 +45,7 @@ impl std::fmt::Debug for ClientSecret {
 
 /// What `POST /checkout` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckoutReply {
+pub enum ReservationReply {
     /// 200: the stock is held and the PaymentIntent created.
     Held {
         /// For Stripe Elements / `confirmPayment`.
@@ -80,7 +80,7 @@ pub enum CheckoutReply {
 
 /// Why a checkout failed (5xx: retry with the same Idempotency-Key).
 #[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
+pub enum ReservationError {
     /// The store failed.
     #[error("the store: {0}")]
     Store(#[from] StoreError),
@@ -114,15 +114,15 @@ where
     /// instead of timing out.
     ///
     /// # Errors
-    /// [`CheckoutError`]: nothing or only the hold was written; a retry with the same
+    /// [`ReservationError`]: nothing or only the hold was written; a retry with the same
     /// Idempotency-Key continues.
-    pub async fn checkout(
+    pub async fn reserve(
         &self,
-        request: &CheckoutRequest,
+        request: &ReservationRequest,
         key: &str,
-        limits: &CheckoutLimits,
+        limits: &HoldLimits,
         time: Duration,
-    ) -> Result<CheckoutReply, CheckoutError> {
+    ) -> Result<ReservationReply, ReservationError> {
         let deadline = Instant::now() + time;
         let hold = hold_id(&request.store_id, key);
         // A retry of a hold already made answers from what the hold recorded: it is neither
@@ -140,7 +140,7 @@ where
             Some(p) => p,
             None => match self.price(request).await? {
                 Ok(p) => p,
-                Err(e) => return Ok(CheckoutReply::Invalid(e)),
+                Err(e) => return Ok(ReservationReply::Invalid(e)),
             },
         };
         let mut taken = Vec::new();
@@ -208,7 +208,7 @@ where
                 })
             });
         match created {
-            Ok(intent) => Ok(CheckoutReply::Held {
+            Ok(intent) => Ok(ReservationReply::Held {
                 client_secret: ClientSecret(intent.client_secret),
                 hold_id: hold,
                 expires_at: terms.expires_at,
@@ -223,7 +223,7 @@ where
                 error!(hold = %hold, error = %e, "Stripe refused the hold's PaymentIntent: releasing the hold");
                 self.release_refused(&hold, deadline + STRIPE_RESERVE)
                     .await?;
-                Ok(CheckoutReply::Refused(hold))
+                Ok(ReservationReply::Refused(hold))
             }
             Err(e) => Err(e.into()),
         }
@@ -232,8 +232,8 @@ where
     /// The request's total from the catalog's prices, or what is wrong with it.
     async fn price(
         &self,
-        request: &CheckoutRequest,
-    ) -> Result<Result<Priced, RequestError>, CheckoutError> {
+        request: &ReservationRequest,
+    ) -> Result<Result<Priced, RequestError>, ReservationError> {
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let entries = self.store.entries(&products).await?;
         let mut amount: u64 = 0;
@@ -271,13 +271,13 @@ where
     /// until `deadline`); with whether this call wrote it. `Err(reply)`: answer that instead.
     async fn hold(
         &self,
-        request: &CheckoutRequest,
+        request: &ReservationRequest,
         hold: &OrderId,
         priced: &Priced,
-        limits: &CheckoutLimits,
+        limits: &HoldLimits,
         allowance: Option<stockbridge_domain::Allowance>,
         deadline: Instant,
-    ) -> Result<Result<(Box<OrderRecord>, bool), CheckoutReply>, CheckoutError> {
+    ) -> Result<Result<(Box<OrderRecord>, bool), ReservationReply>, ReservationError> {
         let products: Vec<ProductId> = request.lines.iter().map(|l| l.product_id.clone()).collect();
         let facts = CheckoutFacts {
             order_id: hold.clone(),
@@ -314,7 +314,7 @@ where
             .await?;
             if let Some(missing) = products.iter().position(|p| !items.contains_key(p)) {
                 let message = format!("no stock record in store {}", request.store_id);
-                return Ok(Err(CheckoutReply::Invalid(bad(
+                return Ok(Err(ReservationReply::Invalid(bad(
                     format!("items[{missing}].product_id"),
                     message,
                 ))));
@@ -324,7 +324,7 @@ where
                 HoldDecision::Existing(order) => {
                     return Ok(existing_hold(order, request).map(|o| (o, false)));
                 }
-                HoldDecision::Short(s) => return Ok(Err(CheckoutReply::Short(s))),
+                HoldDecision::Short(s) => return Ok(Err(ReservationReply::Short(s))),
                 HoldDecision::Reserve(decision) => decision,
             };
             match self.store.commit(&decision.write).await {
@@ -342,7 +342,7 @@ where
                     attempt += 1;
                     backoff(attempt).await;
                 }
-                Err(StoreError::Conflict) => return Err(CheckoutError::Contention),
+                Err(StoreError::Conflict) => return Err(ReservationError::Contention),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -353,13 +353,16 @@ where
     /// taken (given back if no hold is written); `Err`: refused, nothing taken.
     async fn take_caps(
         &self,
-        request: &CheckoutRequest,
-        limits: &CheckoutLimits,
-    ) -> Result<Result<Vec<(Window, u32)>, CheckoutReply>, CheckoutError> {
+        request: &ReservationRequest,
+        limits: &HoldLimits,
+    ) -> Result<Result<Vec<(Window, u32)>, ReservationReply>, ReservationError> {
         let now = self.clock.now();
         if limits.units_per_email > 0 && request.customer_email.is_none() {
             let message = "required: this shop limits the units each buyer may order";
-            return Ok(Err(CheckoutReply::Invalid(bad("customer_email", message))));
+            return Ok(Err(ReservationReply::Invalid(bad(
+                "customer_email",
+                message,
+            ))));
         }
         let email = request.customer_email.as_deref().map(caps::email_key);
         let failures = [
@@ -441,7 +444,7 @@ where
         &self,
         hold: &OrderId,
         deadline: Instant,
-    ) -> Result<(), CheckoutError> {
+    ) -> Result<(), ReservationError> {
         let mut attempt = 0;
         loop {
             let Some(order) = self.store.load_order(hold).await? else {
@@ -476,12 +479,12 @@ where
 }
 
 /// The window of an e-mail's purchase limit that contains `at`.
-pub(crate) fn units_window(email_key: &str, at: Timestamp, limits: &CheckoutLimits) -> Window {
+pub(crate) fn units_window(email_key: &str, at: Timestamp, limits: &HoldLimits) -> Window {
     Window::containing(format!("units:{email_key}"), at, limits.email_limit_seconds)
 }
 
-fn limited(w: &Window, now: Timestamp, reason: &'static str) -> CheckoutReply {
-    CheckoutReply::Limited {
+fn limited(w: &Window, now: Timestamp, reason: &'static str) -> ReservationReply {
+    ReservationReply::Limited {
         retry_after: w.retry_after(now),
         reason,
     }
@@ -490,13 +493,13 @@ fn limited(w: &Window, now: Timestamp, reason: &'static str) -> CheckoutReply {
 /// A retry's hold: the same cart, still pending — else what to answer.
 fn existing_hold(
     order: Box<OrderRecord>,
-    request: &CheckoutRequest,
-) -> Result<Box<OrderRecord>, CheckoutReply> {
+    request: &ReservationRequest,
+) -> Result<Box<OrderRecord>, ReservationReply> {
     let email = order.hold.as_ref().and_then(|h| h.email.clone());
     let same_email =
         order.hold.as_ref().is_none_or(|h| h.amount.is_none()) || email == request.customer_email;
     if order.store_id != request.store_id || order.lines != request.lines || !same_email {
-        return Err(CheckoutReply::Invalid(bad(
+        return Err(ReservationReply::Invalid(bad(
             "Idempotency-Key",
             "already used for a different checkout: use a new key per checkout",
         )));
@@ -504,7 +507,7 @@ fn existing_hold(
     // Settled one way or another (released, paid, cancelled): a new checkout needs a new key;
     // never a second PaymentIntent for this hold.
     if order.status != OrderStatus::Pending {
-        return Err(CheckoutReply::Released(order.order_id.clone()));
+        return Err(ReservationReply::Released(order.order_id.clone()));
     }
     Ok(order)
 }

@@ -140,7 +140,7 @@ pub struct CheckoutSettings {
     /// `CHECKOUT_FAILURES_PER_HOUR` (5), `CHECKOUT_FAILURES_PER_CLIENT_HOUR` (50),
     /// `CHECKOUT_UNITS_PER_EMAIL` (0: none), `CHECKOUT_EMAIL_LIMIT_SECONDS` (86400): see
     /// docs/checkout.md, *Caps*.
-    pub limits: stockbridge_app::reservations::CheckoutLimits,
+    pub limits: stockbridge_app::reservations::HoldLimits,
     /// `CHECKOUT_ALLOWED_ORIGINS`: comma-separated origins allowed to call it from a browser,
     /// or `*`. Default none: browsers send `Origin` on every POST, so an empty list refuses
     /// every browser call; calls without `Origin` (servers, curl) are always served.
@@ -156,7 +156,7 @@ impl CheckoutSettings {
     /// [`ConfigError::Invalid`] naming the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            limits: stockbridge_app::reservations::CheckoutLimits {
+            limits: stockbridge_app::reservations::HoldLimits {
                 max_quantity: number("CHECKOUT_MAX_QUANTITY", 10, 1)?,
                 max_lines: number("CHECKOUT_MAX_LINES", 20, 1)?,
                 hold_seconds: number("CHECKOUT_HOLD_SECONDS", 900, 10)?,

@@ -32,7 +32,7 @@ where
     };
     let time = time_for_holding(event.context.deadline);
     let outcome = inventory
-        .checkout(&accepted.request, &accepted.key, &settings.limits, time)
+        .reserve(&accepted.request, &accepted.key, &settings.limits, time)
         .await;
     Ok(answer(outcome, &accepted.cors, &event.context.request_id))
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use stockbridge_app::message::rfc3339;
 use stockbridge_app::reservations::caps::client_key;
 use stockbridge_app::reservations::{
-    CheckoutReply, CheckoutRequest, RequestError, idempotency_key, parse_request, shortfall_body,
+    RequestError, ReservationReply, ReservationRequest, idempotency_key, parse_request,
+    shortfall_body,
 };
 use stockbridge_bootstrap::CheckoutSettings;
 
@@ -68,7 +69,7 @@ pub struct Accepted {
     /// The `Idempotency-Key`.
     pub key: String,
     /// The cart, with the TCP peer as the client.
-    pub request: CheckoutRequest,
+    pub request: ReservationRequest,
 }
 
 /// Routes and checks a request: [`Accepted`], or the answer to give at once.
@@ -164,12 +165,12 @@ pub fn accept(
 /// The answer for the use case's outcome. An error's text goes to the log with `request_id`,
 /// never into the answer.
 pub fn answer<E: std::fmt::Display>(
-    outcome: Result<CheckoutReply, E>,
+    outcome: Result<ReservationReply, E>,
     cors: &HeaderMap,
     request_id: &str,
 ) -> LambdaFunctionUrlResponse {
     match outcome {
-        Ok(CheckoutReply::Held {
+        Ok(ReservationReply::Held {
             client_secret,
             hold_id,
             expires_at,
@@ -186,14 +187,14 @@ pub fn answer<E: std::fmt::Display>(
             }),
             cors,
         ),
-        Ok(CheckoutReply::Short(s)) => response(409, &shortfall_body(&s), cors),
-        Ok(CheckoutReply::Released(hold)) => response(
+        Ok(ReservationReply::Short(s)) => response(409, &shortfall_body(&s), cors),
+        Ok(ReservationReply::Released(hold)) => response(
             410,
             &json!({"error": "hold_released", "hold_id": hold.as_str(), "message": "this checkout's hold is settled (released, paid or cancelled): start a new checkout with a new Idempotency-Key"}),
             cors,
         ),
-        Ok(CheckoutReply::Invalid(e)) => response(400, &invalid(&e), cors),
-        Ok(CheckoutReply::Limited {
+        Ok(ReservationReply::Invalid(e)) => response(400, &invalid(&e), cors),
+        Ok(ReservationReply::Limited {
             retry_after,
             reason,
         }) => {
@@ -207,7 +208,7 @@ pub fn answer<E: std::fmt::Display>(
             r
         }
         // Stripe's reason is in the log (with the request id), never in the answer.
-        Ok(CheckoutReply::Refused(hold)) => response(
+        Ok(ReservationReply::Refused(hold)) => response(
             402,
             &json!({"error": "payment_refused", "hold_id": hold.as_str(), "request_id": request_id, "message": "the payment for this cart could not be set up; nothing is held. Check the e-mail address and the cart, then start a new checkout with a new Idempotency-Key"}),
             cors,

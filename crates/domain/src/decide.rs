@@ -176,7 +176,7 @@ pub fn decide_checkout(
         let outcome = if record.status == OrderStatus::Fulfilled {
             Outcome::Fulfilled
         } else {
-            Outcome::Held
+            Outcome::AwaitingPayment
         };
         write.order = Some(OrderWrite::Create(record));
         return Decision {

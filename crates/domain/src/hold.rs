@@ -73,7 +73,7 @@ pub fn decide_hold(
     };
     let mut decision = decide_checkout(None, &held, items, now);
     match &decision.outcome {
-        Outcome::Held => {
+        Outcome::AwaitingPayment => {
             if let Some(OrderWrite::Create(record)) = &mut decision.write.order {
                 record.hold = Some(terms);
             }

@@ -2,9 +2,9 @@
 //! test cards through it. Each is enforced by stockbridge itself, in the table (so every
 //! instance of the function sees the same counts):
 //!
-//! - units per hold ([`CheckoutLimits::max_units`], checked with the request);
+//! - units per hold ([`HoldLimits::max_units`], checked with the request);
 //! - the share of an item's on-hand stock pending holds may take while the item has Payment
-//!   Links ([`CheckoutLimits::hold_share_percent`], in [`stockbridge_domain::decide_hold`]):
+//!   Links ([`HoldLimits::hold_share_percent`], in [`stockbridge_domain::decide_hold`]):
 //!   the rest stays for link buyers, so a hold alone never switches a link off;
 //! - holds per e-mail and per client address in a window of the hold's length, and failed
 //!   authorisations per e-mail and per address in an hour ([`crate::ports::Counters`]).

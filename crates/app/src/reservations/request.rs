@@ -9,7 +9,7 @@ use stockbridge_domain::{OrderId, OrderLine, ProductId, Quantity, StoreId, merge
 
 /// Limits of the checkout API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckoutLimits {
+pub struct HoldLimits {
     /// Units of one product per request (`CHECKOUT_MAX_QUANTITY`, default 10).
     pub max_quantity: u64,
     /// Lines per request (`CHECKOUT_MAX_LINES`, default 20).
@@ -42,7 +42,7 @@ pub struct CheckoutLimits {
     pub email_limit_seconds: u32,
 }
 
-impl Default for CheckoutLimits {
+impl Default for HoldLimits {
     fn default() -> Self {
         Self {
             max_quantity: 10,
@@ -62,7 +62,7 @@ impl Default for CheckoutLimits {
 
 /// A checkout request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutRequest {
+pub struct ReservationRequest {
     /// The store.
     pub store_id: StoreId,
     /// Lines, merged per product.
@@ -110,10 +110,7 @@ struct RawLine {
 ///
 /// # Errors
 /// [`RequestError`] naming the field.
-pub fn parse_request(
-    body: &[u8],
-    limits: &CheckoutLimits,
-) -> Result<CheckoutRequest, RequestError> {
+pub fn parse_request(body: &[u8], limits: &HoldLimits) -> Result<ReservationRequest, RequestError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad("body", format!("not JSON: {e}")))?;
     let raw: RawRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
@@ -184,7 +181,7 @@ pub fn parse_request(
         }
         Some(e) => Some(e),
     };
-    Ok(CheckoutRequest {
+    Ok(ReservationRequest {
         store_id,
         lines,
         customer_email,

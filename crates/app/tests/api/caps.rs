@@ -1,7 +1,7 @@
 //! The caps on the public checkout (in-memory ports): per e-mail, per client address, failed
 //! payments, and a retry that never counts.
 
-use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, caps};
+use stockbridge_app::reservations::{HoldLimits, ReservationReply, caps};
 
 use crate::holds_support::*;
 
@@ -9,59 +9,59 @@ fn with(
     email: Option<&str>,
     client: Option<&str>,
     q: u64,
-) -> stockbridge_app::reservations::CheckoutRequest {
+) -> stockbridge_app::reservations::ReservationRequest {
     let mut r = request(q);
     r.customer_email = email.map(str::to_owned);
     r.client = client.and_then(caps::client_key);
     r
 }
 
-fn limited(r: &CheckoutReply) -> bool {
-    matches!(r, CheckoutReply::Limited { retry_after, .. } if *retry_after >= 1)
+fn limited(r: &ReservationReply) -> bool {
+    matches!(r, ReservationReply::Limited { retry_after, .. } if *retry_after >= 1)
 }
 
 #[tokio::test]
 async fn an_email_gets_three_holds_a_period_and_a_retry_never_counts() {
     let (inv, _, _, _) = setup(20).await;
-    let limits = CheckoutLimits::default();
+    let limits = HoldLimits::default();
     let req = with(Some("a@b.co"), None, 1);
     for key in ["k1", "k2", "k3"] {
-        held(&inv.checkout(&req, key, &limits, TIME).await.unwrap());
+        held(&inv.reserve(&req, key, &limits, TIME).await.unwrap());
         // The same key again is the same hold, not a new one.
-        held(&inv.checkout(&req, key, &limits, TIME).await.unwrap());
+        held(&inv.reserve(&req, key, &limits, TIME).await.unwrap());
     }
     assert!(limited(
-        &inv.checkout(&req, "k4", &limits, TIME).await.unwrap()
+        &inv.reserve(&req, "k4", &limits, TIME).await.unwrap()
     ));
     // Another e-mail is not concerned.
     let other = with(Some("c@d.co"), None, 1);
-    held(&inv.checkout(&other, "k5", &limits, TIME).await.unwrap());
+    held(&inv.reserve(&other, "k5", &limits, TIME).await.unwrap());
 }
 
 #[tokio::test]
 async fn an_address_is_a_backstop_and_an_ipv6_address_is_its_64() {
     let (inv, _, _, _) = setup(20).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         holds_per_client: 2,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
     held(
-        &inv.checkout(&with(None, Some("2001:db8::1"), 1), "k1", &limits, TIME)
+        &inv.reserve(&with(None, Some("2001:db8::1"), 1), "k1", &limits, TIME)
             .await
             .unwrap(),
     );
     held(
-        &inv.checkout(&with(None, Some("2001:db8::2"), 1), "k2", &limits, TIME)
+        &inv.reserve(&with(None, Some("2001:db8::2"), 1), "k2", &limits, TIME)
             .await
             .unwrap(),
     );
     let third = inv
-        .checkout(&with(None, Some("2001:db8::3"), 1), "k3", &limits, TIME)
+        .reserve(&with(None, Some("2001:db8::3"), 1), "k3", &limits, TIME)
         .await
         .unwrap();
     assert!(limited(&third), "{third:?}");
     held(
-        &inv.checkout(&with(None, Some("2001:db9::1"), 1), "k4", &limits, TIME)
+        &inv.reserve(&with(None, Some("2001:db9::1"), 1), "k4", &limits, TIME)
             .await
             .unwrap(),
     );
@@ -70,14 +70,14 @@ async fn an_address_is_a_backstop_and_an_ipv6_address_is_its_64() {
 #[tokio::test]
 async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address() {
     let (inv, _, _, _) = setup(20).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         failures_per_hour: 2,
         failures_per_client_hour: 2,
         holds_per_email: 10,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
     let (hold, _, _) = held(
-        &inv.checkout(
+        &inv.reserve(
             &with(Some("t@e.st"), Some("192.0.2.9"), 1),
             "k1",
             &limits,
@@ -91,7 +91,7 @@ async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address(
     inv.handle(&failed("evt_a")).await.unwrap();
     inv.handle(&failed("evt_a")).await.unwrap();
     held(
-        &inv.checkout(
+        &inv.reserve(
             &with(Some("t@e.st"), Some("192.0.2.9"), 1),
             "k2",
             &limits,
@@ -104,7 +104,7 @@ async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address(
     inv.handle(&failed("evt_b")).await.unwrap();
     // Same e-mail from elsewhere, and the same address without an e-mail: both refused.
     let by_email = inv
-        .checkout(
+        .reserve(
             &with(Some("t@e.st"), Some("192.0.2.10"), 1),
             "k3",
             &limits,
@@ -114,12 +114,12 @@ async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address(
         .unwrap();
     assert!(limited(&by_email), "{by_email:?}");
     let by_address = inv
-        .checkout(&with(None, Some("192.0.2.9"), 1), "k4", &limits, TIME)
+        .reserve(&with(None, Some("192.0.2.9"), 1), "k4", &limits, TIME)
         .await
         .unwrap();
     assert!(limited(&by_address), "{by_address:?}");
     held(
-        &inv.checkout(
+        &inv.reserve(
             &with(Some("ok@e.st"), Some("192.0.2.11"), 1),
             "k5",
             &limits,
@@ -133,17 +133,17 @@ async fn every_failed_payment_counts_once_and_refuses_the_email_and_the_address(
 #[tokio::test]
 async fn a_request_that_holds_nothing_gives_its_slots_back() {
     let (inv, _, _, _) = setup(1).await;
-    let limits = CheckoutLimits::default(); // 3 holds per e-mail
+    let limits = HoldLimits::default(); // 3 holds per e-mail
     let req = with(Some("a@b.co"), None, 2);
     for key in ["k1", "k2", "k3", "k4"] {
-        let r = inv.checkout(&req, key, &limits, TIME).await.unwrap();
+        let r = inv.reserve(&req, key, &limits, TIME).await.unwrap();
         assert!(
-            matches!(r, CheckoutReply::Short(_)),
+            matches!(r, ReservationReply::Short(_)),
             "short, never limited: {r:?}"
         );
     }
     held(
-        &inv.checkout(&with(Some("a@b.co"), None, 1), "k5", &limits, TIME)
+        &inv.reserve(&with(Some("a@b.co"), None, 1), "k5", &limits, TIME)
             .await
             .unwrap(),
     );
@@ -152,25 +152,25 @@ async fn a_request_that_holds_nothing_gives_its_slots_back() {
 #[tokio::test]
 async fn a_buyers_purchase_limit_counts_held_and_sold_units_and_returns_unpaid_ones() {
     let (inv, _, payments, _) = setup(20).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         units_per_email: 3,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
     let no_email = inv
-        .checkout(&with(None, None, 1), "k0", &limits, TIME)
+        .reserve(&with(None, None, 1), "k0", &limits, TIME)
         .await
         .unwrap();
     assert!(
-        matches!(&no_email, CheckoutReply::Invalid(e) if e.field == "customer_email"),
+        matches!(&no_email, ReservationReply::Invalid(e) if e.field == "customer_email"),
         "{no_email:?}"
     );
     let (first, _, _) = held(
-        &inv.checkout(&with(Some("d@rop.co"), None, 2), "k1", &limits, TIME)
+        &inv.reserve(&with(Some("d@rop.co"), None, 2), "k1", &limits, TIME)
             .await
             .unwrap(),
     );
     let over = inv
-        .checkout(&with(Some("d@rop.co"), None, 2), "k2", &limits, TIME)
+        .reserve(&with(Some("d@rop.co"), None, 2), "k2", &limits, TIME)
         .await
         .unwrap();
     assert!(limited(&over), "2 + 2 is over 3: {over:?}");
@@ -184,7 +184,7 @@ async fn a_buyers_purchase_limit_counts_held_and_sold_units_and_returns_unpaid_o
     .await
     .unwrap();
     held(
-        &inv.checkout(&with(Some("d@rop.co"), None, 2), "k3", &limits, TIME)
+        &inv.reserve(&with(Some("d@rop.co"), None, 2), "k3", &limits, TIME)
             .await
             .unwrap(),
     );
@@ -199,13 +199,13 @@ async fn a_buyers_purchase_limit_counts_held_and_sold_units_and_returns_unpaid_o
     .await
     .unwrap();
     let one_more = inv
-        .checkout(&with(Some("d@rop.co"), None, 1), "k4", &limits, TIME)
+        .reserve(&with(Some("d@rop.co"), None, 1), "k4", &limits, TIME)
         .await
         .unwrap();
     assert!(limited(&one_more), "4 units held or sold: {one_more:?}");
     // Another buyer is not concerned.
     held(
-        &inv.checkout(&with(Some("e@rop.co"), None, 3), "k5", &limits, TIME)
+        &inv.reserve(&with(Some("e@rop.co"), None, 3), "k5", &limits, TIME)
             .await
             .unwrap(),
     );

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use stockbridge_app::ports::{CatalogReader, InventoryStore};
-use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, parse_request};
+use stockbridge_app::reservations::{HoldLimits, ReservationReply, parse_request};
 use stockbridge_domain::{OrderStatus, PaymentIntentId};
 
 use crate::holds_support::*;
@@ -11,19 +11,19 @@ use crate::holds_support::*;
 #[tokio::test]
 async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
     let (inv, store, _, _) = setup(10).await;
-    let limits = CheckoutLimits::default();
+    let limits = HoldLimits::default();
     let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
     let req = request(1);
     let replies =
-        futures_util::future::join_all(keys.iter().map(|k| inv.checkout(&req, k, &limits, TIME)))
+        futures_util::future::join_all(keys.iter().map(|k| inv.reserve(&req, k, &limits, TIME)))
             .await;
     let held = replies
         .iter()
-        .filter(|r| matches!(r, Ok(CheckoutReply::Held { .. })))
+        .filter(|r| matches!(r, Ok(ReservationReply::Held { .. })))
         .count();
     let short = replies
         .iter()
-        .filter(|r| matches!(r, Ok(CheckoutReply::Short(_))))
+        .filter(|r| matches!(r, Ok(ReservationReply::Short(_))))
         .count();
     assert_eq!((held, short), (10, 20));
     let item = store.item(&s1(), &pid("tee")).await.unwrap().unwrap();
@@ -33,17 +33,9 @@ async fn a_race_of_30_checkouts_for_10_units_holds_exactly_10() {
 #[tokio::test]
 async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
     let (inv, store, payments, _) = setup(5).await;
-    let limits = CheckoutLimits::default();
-    let a = held(
-        &inv.checkout(&request(2), "k1", &limits, TIME)
-            .await
-            .unwrap(),
-    );
-    let b = held(
-        &inv.checkout(&request(2), "k1", &limits, TIME)
-            .await
-            .unwrap(),
-    );
+    let limits = HoldLimits::default();
+    let a = held(&inv.reserve(&request(2), "k1", &limits, TIME).await.unwrap());
+    let b = held(&inv.reserve(&request(2), "k1", &limits, TIME).await.unwrap());
     assert_eq!(a, b);
     assert_eq!(a.2, 3000, "the amount comes from the catalog");
     assert_eq!(
@@ -59,8 +51,8 @@ async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
     assert_eq!(payments.intents.lock().unwrap().len(), 1);
     // The same key with another request is refused.
     assert!(matches!(
-        inv.checkout(&request(1), "k1", &limits, TIME).await.unwrap(),
-        CheckoutReply::Invalid(e) if e.field == "Idempotency-Key"
+        inv.reserve(&request(1), "k1", &limits, TIME).await.unwrap(),
+        ReservationReply::Invalid(e) if e.field == "Idempotency-Key"
     ));
 }
 
@@ -68,7 +60,7 @@ async fn a_retry_with_the_same_key_gets_the_same_hold_and_payment_intent() {
 async fn an_authorised_hold_is_captured_once_and_a_duplicate_event_changes_nothing() {
     let (inv, store, payments, _) = setup(5).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -108,11 +100,11 @@ async fn an_authorised_hold_is_captured_once_and_a_duplicate_event_changes_nothi
 #[tokio::test]
 async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled() {
     let (inv, store, payments, clock) = setup(2).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         hold_seconds: 60,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
-    let (hold, _, _) = held(&inv.checkout(&request(2), "k", &limits, TIME).await.unwrap());
+    let (hold, _, _) = held(&inv.reserve(&request(2), "k", &limits, TIME).await.unwrap());
     assert_eq!(
         store
             .item(&s1(), &pid("tee"))
@@ -141,7 +133,7 @@ async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled
     );
     // Sold elsewhere meanwhile.
     let (_, _, _) = held(
-        &inv.checkout(&request(2), "other", &limits, TIME)
+        &inv.reserve(&request(2), "other", &limits, TIME)
             .await
             .unwrap(),
     );
@@ -181,7 +173,7 @@ async fn an_expired_hold_returns_its_stock_and_a_late_authorisation_is_cancelled
 async fn a_failed_payment_releases_the_hold() {
     let (inv, store, _, _) = setup(3).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(3), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(3), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -206,7 +198,7 @@ async fn a_failed_payment_releases_the_hold() {
 
 #[test]
 fn bad_requests_name_their_field() {
-    let limits = CheckoutLimits::default();
+    let limits = HoldLimits::default();
     let field = |body: &str| parse_request(body.as_bytes(), &limits).unwrap_err().field;
     assert_eq!(field("nope"), "body");
     assert_eq!(field(r#"{"items": []}"#), "store_id");
@@ -257,16 +249,16 @@ fn bad_requests_name_their_field() {
 #[tokio::test]
 async fn a_retry_after_the_hold_was_released_is_told_to_start_again() {
     let (inv, _, _, clock) = setup(2).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         hold_seconds: 60,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
-    held(&inv.checkout(&request(1), "k", &limits, TIME).await.unwrap());
+    held(&inv.reserve(&request(1), "k", &limits, TIME).await.unwrap());
     clock.0.fetch_add(61_000, Ordering::SeqCst);
     inv.sweep_expired_holds().await.unwrap();
     assert!(matches!(
-        inv.checkout(&request(1), "k", &limits, TIME).await.unwrap(),
-        CheckoutReply::Released(_)
+        inv.reserve(&request(1), "k", &limits, TIME).await.unwrap(),
+        ReservationReply::Released(_)
     ));
 }
 

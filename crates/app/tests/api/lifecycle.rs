@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use stockbridge_app::parking::ParkingLot;
 use stockbridge_app::ports::InventoryStore;
-use stockbridge_app::reservations::{CheckoutError, CheckoutLimits, CheckoutReply};
+use stockbridge_app::reservations::{HoldLimits, ReservationError, ReservationReply};
 use stockbridge_domain::{OrderId, OrderStatus, PaymentIntentId};
 
 use crate::holds_support::*;
@@ -42,7 +42,7 @@ fn authorised(hold: &str, evt: &str) -> serde_json::Value {
 async fn a_cancel_is_terminal_and_a_late_authorisation_takes_nothing() {
     let (inv, store, payments, _) = setup(2).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -70,11 +70,11 @@ async fn a_cancel_is_terminal_and_a_late_authorisation_takes_nothing() {
 #[tokio::test]
 async fn a_released_hold_is_taken_again_only_while_stripe_still_holds_the_authorisation() {
     let (inv, store, payments, clock) = setup(2).await;
-    let limits = CheckoutLimits {
+    let limits = HoldLimits {
         hold_seconds: 60,
-        ..CheckoutLimits::default()
+        ..HoldLimits::default()
     };
-    let (hold, _, _) = held(&inv.checkout(&request(2), "k", &limits, TIME).await.unwrap());
+    let (hold, _, _) = held(&inv.reserve(&request(2), "k", &limits, TIME).await.unwrap());
     clock.0.fetch_add(61_000, Ordering::SeqCst);
     assert_eq!(inv.sweep_expired_holds().await.unwrap().released, 1);
     // Its authorisation was cancelled at Stripe; the cancel event has not arrived yet.
@@ -90,11 +90,7 @@ async fn a_released_hold_is_taken_again_only_while_stripe_still_holds_the_author
     );
 
     // Still authorised at Stripe: the stock is taken again and captured.
-    let (hold2, _, _) = held(
-        &inv.checkout(&request(1), "k2", &limits, TIME)
-            .await
-            .unwrap(),
-    );
+    let (hold2, _, _) = held(&inv.reserve(&request(1), "k2", &limits, TIME).await.unwrap());
     clock.0.fetch_add(61_000, Ordering::SeqCst);
     assert_eq!(inv.sweep_expired_holds().await.unwrap().released, 1);
     let pi2 = PaymentIntentId::parse("pi_2").unwrap();
@@ -116,7 +112,7 @@ async fn a_released_hold_is_taken_again_only_while_stripe_still_holds_the_author
 async fn a_capture_refused_for_good_returns_the_stock_and_parks_the_order() {
     let (inv, store, payments, _) = setup(5).await;
     let (hold, _, _) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -139,7 +135,7 @@ async fn a_capture_refused_for_good_returns_the_stock_and_parks_the_order() {
 
     // Already captured (by hand, or outside the key's 24 hours): not a refusal.
     let (hold2, _, _) = held(
-        &inv.checkout(&request(1), "k2", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(1), "k2", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -162,10 +158,10 @@ async fn a_payment_intent_stripe_refuses_releases_the_hold_at_once() {
     let (inv, store, payments, _) = setup(3).await;
     *payments.refuse_intents.lock().unwrap() = Some("Invalid email address: x@y.z".into());
     let reply = inv
-        .checkout(&request(3), "k", &CheckoutLimits::default(), TIME)
+        .reserve(&request(3), "k", &HoldLimits::default(), TIME)
         .await
         .unwrap();
-    let CheckoutReply::Refused(hold) = reply else {
+    let ReservationReply::Refused(hold) = reply else {
         panic!("refused: {reply:?}")
     };
     assert_eq!(available(&store).await, 3, "nothing stays held");
@@ -173,10 +169,10 @@ async fn a_payment_intent_stripe_refuses_releases_the_hold_at_once() {
     // The same key again: told to start over, never a second hold.
     *payments.refuse_intents.lock().unwrap() = None;
     let again = inv
-        .checkout(&request(3), "k", &CheckoutLimits::default(), TIME)
+        .reserve(&request(3), "k", &HoldLimits::default(), TIME)
         .await
         .unwrap();
-    assert_eq!(again, CheckoutReply::Released(hold));
+    assert_eq!(again, ReservationReply::Released(hold));
     assert_eq!(available(&store).await, 3);
 }
 
@@ -185,13 +181,16 @@ async fn a_retry_sends_stripe_what_the_hold_recorded_even_after_a_price_change()
     let (inv, store, payments, _) = setup(3).await;
     payments.fail_intents.store(1, Ordering::SeqCst);
     let first = inv
-        .checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        .reserve(&request(2), "k", &HoldLimits::default(), TIME)
         .await;
-    assert!(matches!(first, Err(CheckoutError::Stripe(_))), "{first:?}");
+    assert!(
+        matches!(first, Err(ReservationError::Stripe(_))),
+        "{first:?}"
+    );
     assert_eq!(available(&store).await, 1, "held for the retry");
     set_price(&store, 2500).await;
     let (_, _, amount) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );
@@ -209,14 +208,14 @@ async fn conflicts_are_retried_only_while_the_request_has_time() {
     store.inject_conflicts.store(1_000, Ordering::SeqCst);
     let started = std::time::Instant::now();
     let out = inv
-        .checkout(
+        .reserve(
             &request(1),
             "k",
-            &CheckoutLimits::default(),
+            &HoldLimits::default(),
             std::time::Duration::from_millis(500),
         )
         .await;
-    assert!(matches!(out, Err(CheckoutError::Contention)), "{out:?}");
+    assert!(matches!(out, Err(ReservationError::Contention)), "{out:?}");
     let tried = 1_000 - store.inject_conflicts.load(Ordering::SeqCst);
     assert!(tried >= 1, "tried {tried} times");
     // Not a timing assertion on speed: the bound is what the request was given.
@@ -229,10 +228,10 @@ async fn an_amount_stripe_would_refuse_is_a_400_before_anything_is_held() {
     let (inv, store, payments, _) = setup(3).await;
     set_price(&store, 10).await; // below Stripe's 50-cent minimum
     let reply = inv
-        .checkout(&request(1), "k", &CheckoutLimits::default(), TIME)
+        .reserve(&request(1), "k", &HoldLimits::default(), TIME)
         .await
         .unwrap();
-    let CheckoutReply::Invalid(e) = reply else {
+    let ReservationReply::Invalid(e) = reply else {
         panic!("invalid: {reply:?}")
     };
     assert_eq!(e.field, "items");
@@ -245,14 +244,14 @@ async fn a_retry_of_a_hold_is_never_priced_again() {
     let (inv, store, payments, _) = setup(3).await;
     payments.fail_intents.store(1, Ordering::SeqCst);
     assert!(
-        inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .is_err()
     );
     // Repriced meanwhile to an amount the checkout would refuse for a new cart.
     set_price(&store, 10).await;
     let (_, _, amount) = held(
-        &inv.checkout(&request(2), "k", &CheckoutLimits::default(), TIME)
+        &inv.reserve(&request(2), "k", &HoldLimits::default(), TIME)
             .await
             .unwrap(),
     );

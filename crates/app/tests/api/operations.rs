@@ -74,10 +74,10 @@ async fn held_units_left_wrong_by_an_older_version_are_found_and_repaired() {
     let (inv, store, _, _) = setup(5).await;
     // A hold of 2 by this version: held 2, available 3.
     held(
-        &inv.checkout(
+        &inv.reserve(
             &request(2),
             "k",
-            &stockbridge_app::reservations::CheckoutLimits::default(),
+            &stockbridge_app::reservations::HoldLimits::default(),
             TIME,
         )
         .await

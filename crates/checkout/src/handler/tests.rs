@@ -6,7 +6,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::Services;
-use stockbridge_app::reservations::CheckoutLimits;
+use stockbridge_app::reservations::HoldLimits;
 use stockbridge_bootstrap::CheckoutSettings;
 
 use super::handle;
@@ -48,7 +48,7 @@ fn post(body: &str) -> LambdaEvent<LambdaFunctionUrlRequest> {
 
 fn settings() -> CheckoutSettings {
     CheckoutSettings {
-        limits: CheckoutLimits::default(),
+        limits: HoldLimits::default(),
         allowed_origins: vec![],
         max_body_bytes: 16_384,
     }

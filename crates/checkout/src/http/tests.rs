@@ -3,7 +3,7 @@
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::http::HeaderMap;
 use serde_json::{Value, json};
-use stockbridge_app::reservations::{CheckoutLimits, CheckoutReply, ClientSecret};
+use stockbridge_app::reservations::{ClientSecret, HoldLimits, ReservationReply};
 use stockbridge_bootstrap::CheckoutSettings;
 use stockbridge_domain::{OrderId, ProductId, Shortfall, Timestamp};
 
@@ -11,7 +11,7 @@ use super::*;
 
 fn settings() -> CheckoutSettings {
     CheckoutSettings {
-        limits: CheckoutLimits::default(),
+        limits: HoldLimits::default(),
         allowed_origins: vec!["https://shop.example".into()],
         max_body_bytes: 200,
     }
@@ -163,7 +163,7 @@ fn each_check_answers_with_its_own_status_in_the_order_a_client_can_fix_them() {
 fn every_outcome_has_its_answer_and_a_failure_shows_no_internals() {
     let cors = HeaderMap::new();
     let hold = OrderId::parse("hold_1").unwrap();
-    let held: Result<CheckoutReply, String> = Ok(CheckoutReply::Held {
+    let held: Result<ReservationReply, String> = Ok(ReservationReply::Held {
         client_secret: ClientSecret("pi_1_secret_x".into()),
         hold_id: hold.clone(),
         expires_at: Timestamp(1_796_000_900_000),
@@ -173,13 +173,13 @@ fn every_outcome_has_its_answer_and_a_failure_shows_no_internals() {
     let r = answer(held, &cors, "req-1");
     assert_eq!(r.status_code, 200);
     assert_eq!(body(&r)["client_secret"], "pi_1_secret_x");
-    let short: Result<CheckoutReply, String> = Ok(CheckoutReply::Short(vec![Shortfall {
+    let short: Result<ReservationReply, String> = Ok(ReservationReply::Short(vec![Shortfall {
         product_id: ProductId::parse("prod_tee").unwrap(),
         requested: 3,
         available: 1,
     }]));
     assert_eq!(answer(short, &cors, "req-1").status_code, 409);
-    let limited: Result<CheckoutReply, String> = Ok(CheckoutReply::Limited {
+    let limited: Result<ReservationReply, String> = Ok(ReservationReply::Limited {
         retry_after: 30,
         reason: "too many",
     });
@@ -188,18 +188,18 @@ fn every_outcome_has_its_answer_and_a_failure_shows_no_internals() {
         (r.status_code, r.headers["retry-after"].to_str().unwrap()),
         (429, "30")
     );
-    let refused: Result<CheckoutReply, String> = Ok(CheckoutReply::Refused(hold.clone()));
+    let refused: Result<ReservationReply, String> = Ok(ReservationReply::Refused(hold.clone()));
     assert_eq!(answer(refused, &cors, "req-1").status_code, 402);
     assert_eq!(
         answer(
-            Ok::<_, String>(CheckoutReply::Released(hold)),
+            Ok::<_, String>(ReservationReply::Released(hold)),
             &cors,
             "req-1"
         )
         .status_code,
         410
     );
-    let failed: Result<CheckoutReply, String> =
+    let failed: Result<ReservationReply, String> =
         Err("DynamoDB: arn:aws:dynamodb:us-east-1:123:table/secret-name throttled".into());
     let r = answer(failed, &cors, "req-1");
     assert_eq!(

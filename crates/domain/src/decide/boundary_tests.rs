@@ -139,7 +139,7 @@ fn a_delayed_payment_completed_before_the_boundary_still_holds_stock() {
         &stock,
         NOW,
     );
-    assert_eq!(d.outcome, Outcome::Held);
+    assert_eq!(d.outcome, Outcome::AwaitingPayment);
 }
 
 #[test]

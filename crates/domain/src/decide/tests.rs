@@ -257,7 +257,7 @@ fn a_held_order_is_confirmed_when_its_payment_clears() {
         &stock,
         NOW,
     );
-    assert_eq!(held.outcome, Outcome::Held);
+    assert_eq!(held.outcome, Outcome::AwaitingPayment);
     let record = created(&held).clone();
     assert_eq!(record.status, OrderStatus::Pending);
     let d = decide_payment_succeeded(

@@ -274,8 +274,8 @@ pub struct IntentAction {
 pub enum Outcome {
     /// Stock was taken.
     Fulfilled,
-    /// Stock is held until a delayed payment clears.
-    Held,
+    /// Stock is kept for an order whose delayed payment has not cleared yet.
+    AwaitingPayment,
     /// A held order's payment cleared.
     Confirmed,
     /// Stock was short: nothing taken; refunded if paid.

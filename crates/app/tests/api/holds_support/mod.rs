@@ -6,7 +6,7 @@ use std::sync::Arc;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::CatalogStore;
-use stockbridge_app::reservations::{CheckoutReply, CheckoutRequest};
+use stockbridge_app::reservations::{ReservationReply, ReservationRequest};
 use stockbridge_domain::{
     CatalogItem, Money, OrderLine, ProductDetails, ProductId, Quantity, StoreId, Timestamp,
 };
@@ -68,8 +68,8 @@ pub async fn setup(
     (inv, store, payments, clock)
 }
 
-pub fn request(q: u64) -> CheckoutRequest {
-    CheckoutRequest {
+pub fn request(q: u64) -> ReservationRequest {
+    ReservationRequest {
         store_id: s1(),
         lines: vec![OrderLine {
             product_id: pid("tee"),
@@ -90,9 +90,9 @@ pub fn intent_event(kind: &str, pi: &str, hold: &str, evt: &str) -> serde_json::
     })
 }
 
-pub fn held(r: &CheckoutReply) -> (String, String, u64) {
+pub fn held(r: &ReservationReply) -> (String, String, u64) {
     match r {
-        CheckoutReply::Held {
+        ReservationReply::Held {
             hold_id,
             client_secret,
             amount,
