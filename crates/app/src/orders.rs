@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use stockbridge_domain::{
-    CheckoutFacts, Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState,
-    ProductId, Quantity, StoreId, already_applied, decide_async_success, decide_checkout,
-    decide_payment_failed, decide_payment_succeeded, merge_lines,
+    Decision, Items, OrderId, OrderLine, OrderRecord, Outcome, PaymentState, ProductId, Quantity,
+    StoreId, decide_payment_failed, decide_payment_succeeded, merge_lines,
     take::{Commit, commit_of},
 };
 use tracing::{debug, error, info, warn};
@@ -25,12 +24,8 @@ use crate::events::{
 };
 use crate::ports::{Clock, InventoryStore, Payments, PaymentsError, StockPublisher, StoreError};
 use crate::retry::backoff;
-use crate::shards::{ShardSale, as_collected, collect, writes_spread};
 
-/// Rounds of reading a spread product again (collected or spread anew meanwhile) before an
-/// order gives up for now (the Lambda retries it).
-const SPREAD_ROUNDS: u32 = 8;
-
+mod new;
 mod sources;
 mod takes;
 
@@ -388,138 +383,6 @@ where
         self.log_outcome(event, &store_id, &decision);
         self.run_decision_effects(order_id, &decision).await?;
         Ok(decision.outcome)
-    }
-
-    /// Lists the session's lines (once per event, kept across conflict retries), loads the
-    /// order and items, and decides.
-    async fn decide_new(
-        &self,
-        event: &CheckoutEvent,
-        store_id: &StoreId,
-        payment: PaymentState,
-        lines: &mut Option<Listed>,
-        now: stockbridge_domain::Timestamp,
-    ) -> Result<Decision, HandleError> {
-        let order_id = &event.session.id;
-        if lines.is_none() {
-            *lines = self.lines_from_link(&event.session).await;
-        }
-        if lines.is_none() {
-            match self.lines(order_id).await {
-                Ok(l) => *lines = Some(l),
-                Err(e) => {
-                    // Stripe failing must not block a redelivery of an order already applied
-                    // (it needs no line items): if the order exists, decide from the record.
-                    let store_err = |source| HandleError::Store {
-                        order_id: order_id.clone(),
-                        source,
-                    };
-                    let Some(order) = self.store.load_order(order_id).await.map_err(store_err)?
-                    else {
-                        return Err(e);
-                    };
-                    let items = self.items_of(&order).await.map_err(store_err)?;
-                    return Ok(match event.kind {
-                        CheckoutKind::AsyncPaymentSucceeded => {
-                            decide_payment_succeeded(&order, &event.event_id, &items, now)
-                        }
-                        _ => already_applied(&order, &items),
-                    });
-                }
-            }
-        }
-        let (lines, amounts) = lines.clone().unwrap_or_default();
-        let products: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();
-        let store_err = |source| HandleError::Store {
-            order_id: order_id.clone(),
-            source,
-        };
-        for round in 0.. {
-            let (mut existing, mut items) = self
-                .store
-                .load(order_id, store_id, &products)
-                .await
-                .map_err(store_err)?;
-            if existing.is_some()
-                && (self
-                    .give_back_duplicates(order_id, &items)
-                    .await
-                    .map_err(store_err)?
-                    | self
-                        .give_back_from_home(order_id, &items)
-                        .await
-                        .map_err(store_err)?)
-            {
-                // Read again: the effects publish the level as it is now.
-                (existing, items) = self
-                    .store
-                    .load(order_id, store_id, &products)
-                    .await
-                    .map_err(store_err)?;
-            }
-            let facts = CheckoutFacts {
-                order_id: order_id.clone(),
-                store_id: existing
-                    .as_ref()
-                    .map_or_else(|| store_id.clone(), |o| o.store_id.clone()),
-                lines: lines.clone(),
-                payment,
-                payment_intent: event.session.payment_intent.clone(),
-                payment_link: event.session.payment_link.clone(),
-                event_id: event.event_id.clone(),
-                paid_at: event.paid_at,
-                amounts: amounts.clone(),
-            };
-            let decide = |items: &Items| match event.kind {
-                CheckoutKind::AsyncPaymentSucceeded => {
-                    decide_async_success(existing.as_ref(), &facts, items, now)
-                }
-                _ => decide_checkout(existing.as_ref(), &facts, items, now),
-            };
-            if items.values().all(|i| i.spread.is_none()) {
-                return Ok(decide(&items));
-            }
-            if round == SPREAD_ROUNDS {
-                return Err(HandleError::Contention {
-                    order_id: order_id.clone(),
-                    attempts: SPREAD_ROUNDS,
-                });
-            }
-            // A spread product (crate::shards): a new simple order takes from a shard; any
-            // other decision is made on the collected view and collects what it writes.
-            let sale = match event.kind {
-                CheckoutKind::Completed => {
-                    match self
-                        .sell_from_shards(existing.as_ref(), &facts, &items, now)
-                        .await
-                    {
-                        // Recorded by another delivery meanwhile, or a collect that kept
-                        // changing: read again and decide again.
-                        Err(StoreError::Conflict) => ShardSale::Again,
-                        other => other.map_err(store_err)?,
-                    }
-                }
-                _ => ShardSale::NotTake,
-            };
-            match sale {
-                ShardSale::Sold(decision) => return Ok(*decision),
-                ShardSale::Again => {}
-                ShardSale::NotTake => {
-                    let view = as_collected(&self.store, &items).await.map_err(store_err)?;
-                    let decision = decide(&view);
-                    let spread = writes_spread(&decision, &items);
-                    if spread.is_empty() {
-                        return Ok(decision);
-                    }
-                    for product in &spread {
-                        collect(&self.store, store_id, product, now)
-                            .await
-                            .map_err(store_err)?;
-                    }
-                }
-            }
-        }
-        unreachable!("the loop returns")
     }
 
     fn log_outcome(&self, event: &CheckoutEvent, store_id: &StoreId, decision: &Decision) {
