@@ -117,8 +117,6 @@ pub fn decide_checkout(
     };
     let mut record = new_record(facts, OrderStatus::Unmatched, known.clone(), unknown, now);
     record.predating = predating;
-    let mut write = WriteSet::default();
-    let mut effects = Effects::default();
     if known.is_empty() {
         let outcome = if record.predating.is_empty() {
             Outcome::Unmatched
@@ -126,15 +124,26 @@ pub fn decide_checkout(
             record.status = OrderStatus::Predates;
             Outcome::Predates
         };
-        write.order = Some(OrderWrite::Create(record));
         return Decision {
-            write,
-            effects,
+            write: WriteSet {
+                order: Some(OrderWrite::Create(record)),
+                ..WriteSet::default()
+            },
+            effects: Effects::default(),
             outcome,
         };
     }
 
-    let shortfalls: Vec<Shortfall> = known
+    let shortfalls = shortfalls_of(&known, items);
+    if shortfalls.is_empty() && known.len() <= MAX_PRODUCTS_PER_ORDER {
+        return decide_sale(record, &known, facts, items, now);
+    }
+    decide_oversold(record, &known, shortfalls, facts, items)
+}
+
+/// The lines the items cannot fill, with what each has.
+fn shortfalls_of(known: &[OrderLine], items: &Items) -> Vec<Shortfall> {
+    known
         .iter()
         .filter_map(|l| {
             let item = &items[&l.product_id];
@@ -144,53 +153,72 @@ pub fn decide_checkout(
                 available: item.available,
             })
         })
-        .collect();
+        .collect()
+}
 
-    if shortfalls.is_empty() && known.len() <= MAX_PRODUCTS_PER_ORDER {
-        record.status = match facts.payment {
-            PaymentState::Paid => OrderStatus::Fulfilled,
-            _ => OrderStatus::Pending,
+/// Every line filled: taken (paid) or held (a delayed payment), each line a stock movement.
+fn decide_sale(
+    mut record: OrderRecord,
+    known: &[OrderLine],
+    facts: &CheckoutFacts,
+    items: &Items,
+    now: Timestamp,
+) -> Decision {
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
+    record.status = match facts.payment {
+        PaymentState::Paid => OrderStatus::Fulfilled,
+        _ => OrderStatus::Pending,
+    };
+    for line in known {
+        let item = &items[&line.product_id];
+        let cause = Cause {
+            kind: CauseKind::Order,
+            stripe_event_id: Some(facts.event_id.clone()),
+            order_id: Some(facts.order_id.clone()),
+            actor: None,
         };
-        for line in &known {
-            let item = &items[&line.product_id];
-            let cause = Cause {
-                kind: CauseKind::Order,
-                stripe_event_id: Some(facts.event_id.clone()),
-                order_id: Some(facts.order_id.clone()),
-                actor: None,
-            };
-            let held = match record.status {
-                OrderStatus::Pending => item.held.saturating_add(line.quantity.get()),
-                _ => item.held,
-            };
-            let m = move_stock(
-                item,
-                item.available - line.quantity.get(),
-                held,
-                facts.payment_link.as_ref(),
-                cause,
-                now,
-            );
-            add_movement(&mut write, &mut effects, m);
-        }
-        let outcome = if record.status == OrderStatus::Fulfilled {
-            Outcome::Fulfilled
-        } else {
-            Outcome::AwaitingPayment
+        let held = match record.status {
+            OrderStatus::Pending => item.held.saturating_add(line.quantity.get()),
+            _ => item.held,
         };
-        write.order = Some(OrderWrite::Create(record));
-        return Decision {
-            write,
-            effects,
-            outcome,
-        };
+        let m = move_stock(
+            item,
+            item.available - line.quantity.get(),
+            held,
+            facts.payment_link.as_ref(),
+            cause,
+            now,
+        );
+        add_movement(&mut write, &mut effects, m);
     }
+    let outcome = if record.status == OrderStatus::Fulfilled {
+        Outcome::Fulfilled
+    } else {
+        Outcome::AwaitingPayment
+    };
+    write.order = Some(OrderWrite::Create(record));
+    Decision {
+        write,
+        effects,
+        outcome,
+    }
+}
 
-    // Oversold: nothing moves. The decision still depends on every item's version, and a sold-out
-    // product's links (including the session's own) are switched off and recorded.
+/// Oversold: nothing moves. The decision still depends on every item's version, and a sold-out
+/// product's links (including the session's own) are switched off and recorded.
+fn decide_oversold(
+    mut record: OrderRecord,
+    known: &[OrderLine],
+    shortfalls: Vec<Shortfall>,
+    facts: &CheckoutFacts,
+    items: &Items,
+) -> Decision {
+    let mut write = WriteSet::default();
+    let mut effects = Effects::default();
     record.status = OrderStatus::Oversold;
     record.shortfalls = shortfalls.clone();
-    for line in &known {
+    for line in known {
         let item = &items[&line.product_id];
         effects.publish.push(item.level());
         if item.available == 0 {
