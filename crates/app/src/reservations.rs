@@ -129,13 +129,15 @@ where
         // priced again (a product repriced or withdrawn meanwhile must not strand the hold) nor
         // counted against the caps.
         let existing = self.store.load_order(&hold).await?;
-        let recorded = existing.as_ref().and_then(|o| o.hold.clone());
-        let recorded_price = recorded.as_ref().and_then(|t| {
-            Some(Priced {
-                amount: t.amount?,
-                currency: t.currency.clone()?,
-            })
-        });
+        let recorded_price = existing
+            .as_ref()
+            .and_then(|o| o.hold.as_ref())
+            .and_then(|t| {
+                Some(Priced {
+                    amount: t.amount?,
+                    currency: t.currency.clone()?,
+                })
+            });
         let priced = match recorded_price {
             Some(p) => p,
             None => match self.price(request).await? {
@@ -181,9 +183,22 @@ where
                 return Err(e);
             }
         };
+        self.pay_for_hold(request, hold, &record, priced, deadline)
+            .await
+    }
+
+    /// The hold's PaymentIntent, for what the hold recorded: a retry sends Stripe identical
+    /// parameters even if a price changed meanwhile (else: an idempotency error, and the stock
+    /// held for nothing).
+    async fn pay_for_hold(
+        &self,
+        request: &ReservationRequest,
+        hold: OrderId,
+        record: &OrderRecord,
+        priced: Priced,
+        deadline: Instant,
+    ) -> Result<ReservationReply, ReservationError> {
         let terms = record.hold.clone().unwrap_or_default();
-        // What the hold recorded, so a retry sends Stripe identical parameters even if a price
-        // changed meanwhile (else: an idempotency error, and the stock held for nothing).
         let amount = terms.amount.unwrap_or(priced.amount);
         let currency = terms.currency.clone().unwrap_or(priced.currency);
         let new_intent = NewPaymentIntent {
