@@ -108,30 +108,7 @@ where
         inventory.check_refunds(store, dry_run, f, &mut checks, &budget.share(6)),
     )
     .await;
-    let events = if dry_run {
-        // Setting the cursor is not a repair: events from now on stay replayable.
-        phase(
-            &mut errors,
-            "event replay cursor",
-            crate::reconcile::recovery::ensure_cursor(&inventory.store, inventory.clock.now()),
-        )
-        .await;
-        None
-    } else {
-        let limits = (options.max_events, &budget.share(5));
-        phase(
-            &mut errors,
-            "event replay",
-            inventory.recover_missed_events(
-                &inventory.payments,
-                &inventory.store,
-                &inventory.store,
-                limits,
-                options.event_overlap_secs,
-            ),
-        )
-        .await
-    };
+    let events = events_phase(inventory, options, &mut errors).await;
     links_phase(inventory, options, f, &mut checks, &mut errors).await?;
     if let Some(window) = sessions_to_check(options.sessions, checks.managed_since, &mut errors) {
         phase(
@@ -149,21 +126,7 @@ where
     )
     .await;
     let links = checks;
-    let catalog = if store.is_none() && options.catalog_segments > 0 {
-        phase(
-            &mut errors,
-            "catalog check",
-            sync.check_catalog(
-                dry_run,
-                options.catalog_segments,
-                options.catalog_grace_ms,
-                options.catalog_max_pages,
-            ),
-        )
-        .await
-    } else {
-        None
-    };
+    let catalog = catalog_phase(sync, options, &mut errors).await;
     let mut summary = RunSummary::of(
         inventory.clock.now(),
         options.dry_run,
@@ -181,6 +144,59 @@ where
         catalog,
         summary,
     })
+}
+
+/// The event replay (a dry run only makes sure the cursor is set: setting it is not a repair,
+/// and events from now on stay replayable).
+async fn events_phase<S, P, Y, C>(
+    inventory: &Services<S, P, Y, C>,
+    options: &RunOptions,
+    errors: &mut Vec<String>,
+) -> Option<crate::reconcile::recovery::RecoveryReport>
+where
+    S: InventoryStore + crate::ports::CursorStore + ParkingLot,
+    P: StockPublisher,
+    Y: Payments + crate::ports::EventLog,
+    C: Clock,
+{
+    if options.dry_run {
+        let now = inventory.clock.now();
+        let cursor = crate::reconcile::recovery::ensure_cursor(&inventory.store, now);
+        phase(errors, "event replay cursor", cursor).await;
+        return None;
+    }
+    let limits = (options.max_events, &options.budget.share(5));
+    let replay = inventory.recover_missed_events(
+        &inventory.payments,
+        &inventory.store,
+        &inventory.store,
+        limits,
+        options.event_overlap_secs,
+    );
+    phase(errors, "event replay", replay).await
+}
+
+/// The catalog against Stripe: every store's, so never in a run for one store.
+async fn catalog_phase<S, Y, C>(
+    sync: &crate::catalog_sync::CatalogSync<S, Y, C>,
+    options: &RunOptions,
+    errors: &mut Vec<String>,
+) -> Option<crate::catalog_sync::CatalogCheckReport>
+where
+    S: crate::ports::CatalogStore + InventoryStore + ReconciliationLog + ParkingLot,
+    Y: Payments + crate::ports::StripeCatalog,
+    C: Clock,
+{
+    if options.store.is_some() || options.catalog_segments == 0 {
+        return None;
+    }
+    let check = sync.check_catalog(
+        options.dry_run,
+        options.catalog_segments,
+        options.catalog_grace_ms,
+        options.catalog_max_pages,
+    );
+    phase(errors, "catalog check", check).await
 }
 
 /// The link check, going on where the last run's share ran out (the scheduled run over every
