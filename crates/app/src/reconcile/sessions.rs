@@ -90,54 +90,78 @@ where
             };
             tracing::error!(subject = %d.subject, dry_run, "paid checkout session without an order: the event pipeline lost it");
             let now = self.clock.now();
-            if !dry_run {
-                let event = serde_json::json!({
-                    "id": format!("reconcile_{}", session.id),
-                    "object": "event",
-                    "type": crate::events::CHECKOUT_COMPLETED,
-                    "livemode": session.object.get("livemode").cloned().unwrap_or(serde_json::Value::Bool(false)),
-                    "created": session.created,
-                    "data": {"object": session.object},
-                });
-                match self.apply_session_without_event(&event).await {
-                    Ok(Handled::Applied {
-                        outcome: stockbridge_domain::Outcome::PaidTimeUnknown,
-                        ..
-                    }) => {
-                        let left = Discrepancy {
-                            what: "paid_session_before_boundary",
-                            found: "none, and it was opened before stockbridge managed a product \
-                                    of it: it may be history, so it was left alone"
-                                .to_owned(),
-                            action: Repair::LeaveAlone,
-                            cause: Some(
-                                "opened before the product's import, backfill or last recount; \
-                                 Stripe's session shows when it opened, not when it was paid",
-                            ),
-                            ..d
-                        };
-                        warn!(subject = %left.subject, "paid session opened before the management boundary: left alone");
-                        self.store.record(now, &left, false).await?;
-                        report.discrepancies.push(left);
-                        continue;
-                    }
-                    Ok(Handled::Applied { .. }) => {
-                        failures.succeeded(&key).await?;
-                        report.repaired += 1;
-                    }
-                    Ok(_) => {}
-                    Err(source) => {
-                        report.parked.extend(
-                            failures
-                                .note(key.clone(), source.to_string(), source.is_retryable(), now)
-                                .await?,
-                        );
-                    }
-                }
+            if !dry_run
+                && !self
+                    .apply_lost_session(&session, &d, &key, failures, report)
+                    .await?
+            {
+                continue; // left alone, recorded as such
             }
             self.store.record(now, &d, !dry_run).await?;
             report.discrepancies.push(d);
         }
         Ok(())
+    }
+
+    /// Applies a paid session the event pipeline lost, as its `completed` event would have.
+    /// `false`: it opened before a management boundary and was left alone (recorded so).
+    async fn apply_lost_session(
+        &self,
+        session: &crate::ports::SessionSummary,
+        d: &Discrepancy,
+        key: &str,
+        failures: &mut Failures<'_, Store>,
+        report: &mut CheckReport,
+    ) -> Result<bool, CheckError> {
+        let now = self.clock.now();
+        let event = serde_json::json!({
+            "id": format!("reconcile_{}", session.id),
+            "object": "event",
+            "type": crate::events::CHECKOUT_COMPLETED,
+            "livemode": session.object.get("livemode").cloned().unwrap_or(serde_json::Value::Bool(false)),
+            "created": session.created,
+            "data": {"object": session.object},
+        });
+        match self.apply_session_without_event(&event).await {
+            Ok(Handled::Applied {
+                outcome: stockbridge_domain::Outcome::PaidTimeUnknown,
+                ..
+            }) => {
+                let left = Discrepancy {
+                    what: "paid_session_before_boundary",
+                    found: "none, and it was opened before stockbridge managed a product \
+                                of it: it may be history, so it was left alone"
+                        .to_owned(),
+                    action: Repair::LeaveAlone,
+                    cause: Some(
+                        "opened before the product's import, backfill or last recount; \
+                             Stripe's session shows when it opened, not when it was paid",
+                    ),
+                    ..d.clone()
+                };
+                warn!(subject = %left.subject, "paid session opened before the management boundary: left alone");
+                self.store.record(now, &left, false).await?;
+                report.discrepancies.push(left);
+                return Ok(false);
+            }
+            Ok(Handled::Applied { .. }) => {
+                failures.succeeded(key).await?;
+                report.repaired += 1;
+            }
+            Ok(_) => {}
+            Err(source) => {
+                report.parked.extend(
+                    failures
+                        .note(
+                            key.to_owned(),
+                            source.to_string(),
+                            source.is_retryable(),
+                            now,
+                        )
+                        .await?,
+                );
+            }
+        }
+        Ok(true)
     }
 }
