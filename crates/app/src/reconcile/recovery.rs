@@ -209,45 +209,11 @@ where
                     fresh += 1;
                     last_second = Some(event.created);
                 }
-                let key = format!("event:{}", event.id);
-                if failures.set_aside(&key) {
-                    // Applied since (its delivery came after all): the record goes.
-                    if self.order_took(&event.event).await.unwrap_or(false) {
-                        failures.succeeded(&key).await?;
-                        report.already_applied += 1;
-                    } else {
-                        report.set_aside += 1;
-                    }
-                    continue;
-                }
-                // An event that failed after its commit runs through the full handler, so its
-                // side effects (publish, links, refund) are run again.
-                let result = if failures.retrying(&key) {
-                    self.handle_stripe_event(&event.event).await
-                } else {
-                    self.replay_stripe_event(&event.event).await
-                };
-                match result {
-                    Ok(handled) => {
-                        failures.succeeded(&key).await?;
-                        self.count(&mut report, &event.id, handled);
-                    }
-                    Err(source) => {
-                        let failure = Failure {
-                            id: key,
-                            reason: source.to_string(),
-                            retryable: source.is_retryable(),
-                            event: Some(&event.event),
-                        };
-                        if failures.fail(failure, self.clock.now()).await? {
-                            report.parked += 1;
-                        } else {
-                            // Retried by the next run: the cursor stays before it.
-                            report.stopped = Some(format!("event {}: {source}", event.id));
-                            next = before;
-                            break;
-                        }
-                    }
+                if let Some(stopped) = self.replay_one(&event, &mut failures, &mut report).await? {
+                    // Retried by the next run: the cursor stays before it.
+                    report.stopped = Some(stopped);
+                    next = before;
+                    break;
                 }
                 next.event_id = Some(event.id.clone());
             }
@@ -267,6 +233,55 @@ where
         report.cursor = Some(describe(&cursor));
         report.cursor_age_days = Some(age);
         Ok(report)
+    }
+
+    /// Replays one listed event (or passes over it while it is set aside). `Some(reason)`: it
+    /// failed and was not parked, so the replay stops before it.
+    async fn replay_one<Q: ParkingLot>(
+        &self,
+        event: &crate::ports::LoggedEvent,
+        failures: &mut Failures<'_, Q>,
+        report: &mut RecoveryReport,
+    ) -> Result<Option<String>, RecoveryError> {
+        let key = format!("event:{}", event.id);
+        if failures.set_aside(&key) {
+            // Applied since (its delivery came after all): the record goes.
+            if self.order_took(&event.event).await.unwrap_or(false) {
+                failures.succeeded(&key).await?;
+                report.already_applied += 1;
+            } else {
+                report.set_aside += 1;
+            }
+            return Ok(None);
+        }
+        // An event that failed after its commit runs through the full handler, so its side
+        // effects (publish, links, refund) are run again.
+        let result = if failures.retrying(&key) {
+            self.handle_stripe_event(&event.event).await
+        } else {
+            self.replay_stripe_event(&event.event).await
+        };
+        match result {
+            Ok(handled) => {
+                failures.succeeded(&key).await?;
+                self.count(report, &event.id, handled);
+                Ok(None)
+            }
+            Err(source) => {
+                let failure = Failure {
+                    id: key,
+                    reason: source.to_string(),
+                    retryable: source.is_retryable(),
+                    event: Some(&event.event),
+                };
+                if failures.fail(failure, self.clock.now()).await? {
+                    report.parked += 1;
+                    Ok(None)
+                } else {
+                    Ok(Some(format!("event {}: {source}", event.id)))
+                }
+            }
+        }
     }
 
     fn count(
