@@ -87,31 +87,7 @@ where
                     continue;
                 }
                 report.products += 1;
-                let mut diffs = product_agrees(entry, product);
-                if !price.charges(&entry.details.price) {
-                    diffs.push(FieldDiff {
-                        field: "price".into(),
-                        expected: entry.details.price.to_string(),
-                        found: format!("{:?} {}", price.amount, price.currency),
-                    });
-                }
-                // A store that sells it without a link (rare: its stock record came after the
-                // details); only stores with a stock record can get one.
-                let mut unlinked: Vec<&str> = Vec::new();
-                for s in &entry.details.stores {
-                    if !entry.mapping.links.contains_key(s)
-                        && self.store.item(s, &product.id).await?.is_some()
-                    {
-                        unlinked.push(s.as_str());
-                    }
-                }
-                if !unlinked.is_empty() {
-                    diffs.push(FieldDiff {
-                        field: "links".into(),
-                        expected: "a payment link in every store that sells it".into(),
-                        found: format!("none in {}", unlinked.join(", ")),
-                    });
-                }
+                let diffs = self.differences(entry, price, product).await?;
                 if !diffs.is_empty() && settled(entry) {
                     self.found(&product.id, diffs, dry_run, &mut report).await?;
                 }
@@ -154,6 +130,41 @@ where
                 .await?;
         }
         Ok(report)
+    }
+
+    /// How a product and its mapped price at Stripe differ from the catalog entry, and the
+    /// stores that sell it without a link (rare: their stock record came after the details;
+    /// only stores with a stock record can get one).
+    async fn differences(
+        &self,
+        entry: &crate::ports::CatalogEntry,
+        price: &stockbridge_domain::StripePrice,
+        product: &StripeProduct,
+    ) -> Result<Vec<FieldDiff>, SyncError> {
+        let mut diffs = product_agrees(entry, product);
+        if !price.charges(&entry.details.price) {
+            diffs.push(FieldDiff {
+                field: "price".into(),
+                expected: entry.details.price.to_string(),
+                found: format!("{:?} {}", price.amount, price.currency),
+            });
+        }
+        let mut unlinked: Vec<&str> = Vec::new();
+        for s in &entry.details.stores {
+            if !entry.mapping.links.contains_key(s)
+                && self.store.item(s, &product.id).await?.is_some()
+            {
+                unlinked.push(s.as_str());
+            }
+        }
+        if !unlinked.is_empty() {
+            diffs.push(FieldDiff {
+                field: "links".into(),
+                expected: "a payment link in every store that sells it".into(),
+                found: format!("none in {}", unlinked.join(", ")),
+            });
+        }
+        Ok(diffs)
     }
 
     async fn unseen_in_segment(
