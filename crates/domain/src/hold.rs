@@ -162,55 +162,15 @@ pub fn decide_authorized(
             sell_held(order, items, event_id, now, &mut write, &mut effects);
             Outcome::Confirmed
         }
-        OrderStatus::Released | OrderStatus::Failed => {
-            let shortfalls: Vec<Shortfall> = order
-                .lines
-                .iter()
-                .filter_map(|l| {
-                    let available = items.get(&l.product_id).map_or(0, |i| i.available);
-                    (available < l.quantity.get()).then(|| Shortfall {
-                        product_id: l.product_id.clone(),
-                        requested: l.quantity.get(),
-                        available,
-                    })
-                })
-                .collect();
-            if shortfalls.is_empty() && !order.lines.is_empty() {
-                record.status = OrderStatus::Fulfilled;
-                let cause = Cause {
-                    kind: CauseKind::Order,
-                    stripe_event_id: Some(event_id.clone()),
-                    order_id: Some(order.order_id.clone()),
-                    actor: None,
-                };
-                for line in &order.lines {
-                    let item = &items[&line.product_id];
-                    let m = move_stock(
-                        item,
-                        item.available - line.quantity.get(),
-                        item.held,
-                        None,
-                        cause.clone(),
-                        now,
-                    );
-                    add_movement(&mut write, &mut effects, m);
-                }
-                Outcome::Fulfilled
-            } else {
-                record.status = OrderStatus::Oversold;
-                record.shortfalls = shortfalls.clone();
-                for line in &order.lines {
-                    if let Some(item) = items.get(&line.product_id) {
-                        write.checks.push((
-                            item.store_id.clone(),
-                            item.product_id.clone(),
-                            item.version,
-                        ));
-                    }
-                }
-                Outcome::Oversold(shortfalls)
-            }
-        }
+        OrderStatus::Released | OrderStatus::Failed => take_again(
+            order,
+            &mut record,
+            items,
+            event_id,
+            now,
+            &mut write,
+            &mut effects,
+        ),
         _ if order.payment == PaymentState::Paid => {
             return Decision {
                 write: WriteSet::default(),
@@ -236,6 +196,63 @@ pub fn decide_authorized(
         effects,
         outcome,
     }
+}
+
+/// A released hold authorised after all: its stock taken again if it is all there (a sale),
+/// else the order is oversold (nothing moves; the decision depends on every item's version).
+fn take_again(
+    order: &OrderRecord,
+    record: &mut OrderRecord,
+    items: &Items,
+    event_id: &StripeEventId,
+    now: Timestamp,
+    write: &mut WriteSet,
+    effects: &mut Effects,
+) -> Outcome {
+    let shortfalls: Vec<Shortfall> = order
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let available = items.get(&l.product_id).map_or(0, |i| i.available);
+            (available < l.quantity.get()).then(|| Shortfall {
+                product_id: l.product_id.clone(),
+                requested: l.quantity.get(),
+                available,
+            })
+        })
+        .collect();
+    if !shortfalls.is_empty() || order.lines.is_empty() {
+        record.status = OrderStatus::Oversold;
+        record.shortfalls = shortfalls.clone();
+        for line in &order.lines {
+            if let Some(item) = items.get(&line.product_id) {
+                write
+                    .checks
+                    .push((item.store_id.clone(), item.product_id.clone(), item.version));
+            }
+        }
+        return Outcome::Oversold(shortfalls);
+    }
+    record.status = OrderStatus::Fulfilled;
+    let cause = Cause {
+        kind: CauseKind::Order,
+        stripe_event_id: Some(event_id.clone()),
+        order_id: Some(order.order_id.clone()),
+        actor: None,
+    };
+    for line in &order.lines {
+        let item = &items[&line.product_id];
+        let m = move_stock(
+            item,
+            item.available - line.quantity.get(),
+            item.held,
+            None,
+            cause.clone(),
+            now,
+        );
+        add_movement(write, effects, m);
+    }
+    Outcome::Fulfilled
 }
 
 /// The sweeper: a hold still pending at `expires_at` is released, its stock returned.
