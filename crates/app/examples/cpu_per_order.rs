@@ -2,7 +2,6 @@
 //! decoding, deciding and effect bookkeeping are measured. Run:
 //! `cargo run --release -p stockbridge-app --features memory --example cpu_per_order`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -18,8 +17,8 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let store = Arc::new(MemoryStore::default());
-    let payments = Arc::new(MemoryPayments::default());
+    let store = MemoryStore::default();
+    let payments = MemoryPayments::default();
     store.put_item(CatalogItem {
         store_id: StoreId::parse("s").unwrap(),
         product_id: ProductId::parse("prod_a").unwrap(),
@@ -58,7 +57,7 @@ async fn main() {
         .collect();
     let app = Services::new(
         store.clone(),
-        Arc::new(MemoryPublisher::default()),
+        MemoryPublisher::default(),
         payments,
         TickingClock::default(),
         InventoryConfig {

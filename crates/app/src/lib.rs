@@ -28,7 +28,8 @@
 //!   `InventoryStore`, `ControlStore`; `publish`: `StockPublisher`; `payments`: `Payments`;
 //!   `catalog`: `CatalogStore`, `StripeCatalog`; `reconcile`: what the reconciler reads and
 //!   records; `shards`: `ShardStore` (spread products' shard items); `dead_letters`:
-//!   `DeadLetters`; `counters`, `clock`, `notify`; `forwarding`: each through an `Arc`).
+//!   `DeadLetters`; `counters`, `clock`, `notify`). No port is implemented for `Arc<T>`: the
+//!   in-memory fakes are cheap-`Clone` handles, and the real adapters are `Clone` already.
 //! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
 //! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
 //!   where an order's lines come from; `takes.rs`: the hot path's take).

@@ -15,7 +15,6 @@
 //! (each request compares up to 100 products), rejections by the fake, and memory (VmRSS before
 //! the check, VmHWM after: the check's own peak is the difference).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stockbridge_app::catalog_sync::CatalogSync;
@@ -90,7 +89,7 @@ async fn main() {
     .unwrap();
     // The catalog: what the fake has (listed without a rate limit, before the measurement),
     // with one product in a thousand renamed so the check has something to find.
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::default();
     let s1 = StoreId::parse("s1").unwrap();
     let lister = StripePayments::new(&StripeConfig {
         max_rps: 1000.0,
@@ -156,7 +155,7 @@ async fn main() {
     let sync = CatalogSync {
         store,
         stripe,
-        clock: Arc::new(TickingClock::default()),
+        clock: TickingClock::default(),
     };
 
     let rss_before = status_kb("VmRSS:");

@@ -291,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_full_of_catalog_work_still_has_room_for_selling_and_refunds() {
-        let store = std::sync::Arc::new(stockbridge_app::memory::MemoryStore::default());
+        let store = stockbridge_app::memory::MemoryStore::default();
         // 20 a second: a quarter second takes 5 settling, 4 selling, 2 background requests.
         let b = Budget::new(store.clone(), 20.0);
         let (t, bg, sell, settle) = (
@@ -325,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_endpoint_gives_the_accounts_slot_back() {
-        let store = std::sync::Arc::new(stockbridge_app::memory::MemoryStore::default());
+        let store = stockbridge_app::memory::MemoryStore::default();
         // 80 a second for the account, 20 for one endpoint: 5 refunds a quarter second.
         let b = Budget::new(store.clone(), 80.0);
         for _ in 0..5 {

@@ -2,13 +2,13 @@
 
 use super::*;
 
-/// A clock that ticks one millisecond per call, from a start.
-#[derive(Debug)]
-pub struct TickingClock(pub AtomicI64);
+/// A clock that ticks one millisecond per call, from a start; clones share one time.
+#[derive(Debug, Clone)]
+pub struct TickingClock(pub std::sync::Arc<AtomicI64>);
 
 impl Default for TickingClock {
     fn default() -> Self {
-        Self(AtomicI64::new(1_761_935_276_000))
+        Self(std::sync::Arc::new(AtomicI64::new(1_761_935_276_000)))
     }
 }
 

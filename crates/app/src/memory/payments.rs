@@ -4,7 +4,7 @@ use super::*;
 
 /// An in-memory [`Payments`]: sessions' lines, links' active flags and idempotent refunds.
 #[derive(Debug, Default)]
-pub struct MemoryPayments {
+pub struct MemoryPaymentsParts {
     /// Lines per session.
     pub sessions: Mutex<HashMap<OrderId, Vec<SessionLine>>>,
     /// Active flag per link (absent = active).
@@ -37,6 +37,19 @@ pub struct MemoryPayments {
     pub refuse_intents: Mutex<Option<String>>,
     /// While > 0, creating a PaymentIntent fails as an outage would (and decrements it).
     pub fail_intents: AtomicUsize,
+}
+
+/// In-memory Stripe: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
+/// keeps one to look inside while the use case holds another.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPayments(std::sync::Arc<MemoryPaymentsParts>);
+
+impl std::ops::Deref for MemoryPayments {
+    type Target = MemoryPaymentsParts;
+
+    fn deref(&self) -> &MemoryPaymentsParts {
+        &self.0
+    }
 }
 
 impl MemoryPayments {

@@ -4,11 +4,24 @@ use super::*;
 
 /// An in-memory [`StockPublisher`] that records every message; can be told to fail.
 #[derive(Debug, Default)]
-pub struct MemoryPublisher {
+pub struct MemoryPublisherParts {
     /// Published levels in order.
     pub published: Mutex<Vec<StockLevel>>,
     /// While > 0, publishes fail (and decrement it).
     pub fail_next: AtomicUsize,
+}
+
+/// An in-memory stock publisher: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
+/// keeps one to look inside while the use case holds another.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPublisher(std::sync::Arc<MemoryPublisherParts>);
+
+impl std::ops::Deref for MemoryPublisher {
+    type Target = MemoryPublisherParts;
+
+    fn deref(&self) -> &MemoryPublisherParts {
+        &self.0
+    }
 }
 
 impl MemoryPublisher {

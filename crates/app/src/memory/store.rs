@@ -26,9 +26,9 @@ pub struct MemoryState {
     pub shard_takes: BTreeMap<(StoreId, ProductId, OrderId), (u16, TakeMark)>,
 }
 
-/// An in-memory [`InventoryStore`].
+/// What an in-memory store holds, behind its handle ([`MemoryStore`]).
 #[derive(Debug, Default)]
-pub struct MemoryStore {
+pub struct MemoryStoreParts {
     pub(super) state: Mutex<MemoryState>,
     /// Number of `commit` calls that wrote.
     pub commits: AtomicUsize,
@@ -51,6 +51,19 @@ pub struct MemoryStore {
     pub(super) catalog: Mutex<MemoryCatalog>,
     /// The replay cursor (as a [`crate::ports::CursorStore`]).
     pub cursor: MemoryCursor,
+}
+
+/// An in-memory [`InventoryStore`]: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
+/// keeps one to look inside while the use case holds another.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore(std::sync::Arc<MemoryStoreParts>);
+
+impl std::ops::Deref for MemoryStore {
+    type Target = MemoryStoreParts;
+
+    fn deref(&self) -> &MemoryStoreParts {
+        &self.0
+    }
 }
 
 impl MemoryStore {

@@ -17,7 +17,6 @@ mod catalog;
 mod clock;
 mod counters;
 mod dead_letters;
-mod forwarding;
 mod notify;
 mod parking;
 mod payments;

@@ -1,7 +1,5 @@
 //! Backfill against the in-memory ports: resumable, no duplicates, the cursor set first.
 
-use std::sync::Arc;
-
 use stockbridge_app::backfill::BackfillOptions;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{InventoryConfig, Services};
@@ -18,8 +16,8 @@ fn options() -> BackfillOptions {
 
 #[tokio::test]
 async fn an_interrupted_backfill_resumes_without_duplicates() {
-    let store = Arc::new(MemoryStore::default());
-    let payments = Arc::new(MemoryPayments::default());
+    let store = MemoryStore::default();
+    let payments = MemoryPayments::default();
     let cursor = &store.cursor;
     let events = &payments.event_log;
     events.events.lock().unwrap().push(LoggedEvent {
@@ -39,9 +37,9 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
     }
     let inventory = Services::new(
         store.clone(),
-        Arc::new(MemoryPublisher::default()),
+        MemoryPublisher::default(),
         payments.clone(),
-        Arc::new(TickingClock::default()),
+        TickingClock::default(),
         InventoryConfig {
             filter: stockbridge_app::events::EventFilter {
                 source_prefix: "aws.partner/stripe.com/".into(),
@@ -125,8 +123,8 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
 
 #[tokio::test]
 async fn backfill_attaches_only_active_links_on_the_current_price() {
-    let store = Arc::new(MemoryStore::default());
-    let payments = Arc::new(MemoryPayments::default());
+    let store = MemoryStore::default();
+    let payments = MemoryPayments::default();
     let product = ProductId::parse("prod_tee").unwrap();
     let price = payments.add_stripe_product("prod_tee", "Tee", 2500);
     payments.add_foreign_link("plink_live", &price, &product);
@@ -140,9 +138,9 @@ async fn backfill_attaches_only_active_links_on_the_current_price() {
     );
     let inventory = Services::new(
         store.clone(),
-        Arc::new(MemoryPublisher::default()),
+        MemoryPublisher::default(),
         payments.clone(),
-        Arc::new(TickingClock::default()),
+        TickingClock::default(),
         InventoryConfig {
             filter: stockbridge_app::events::EventFilter {
                 source_prefix: "aws.partner/stripe.com/".into(),

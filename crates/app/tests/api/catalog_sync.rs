@@ -2,7 +2,6 @@
 //! what is put back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use stockbridge_app::catalog_sync::{CatalogSync, Trigger};
 use stockbridge_app::memory::{MemoryPayments, MemoryStore, TickingClock};
@@ -11,7 +10,7 @@ use stockbridge_domain::{
     CatalogItem, Money, PaymentLinkId, ProductDetails, ProductId, StoreId, Timestamp,
 };
 
-type Sync = CatalogSync<Arc<MemoryStore>, Arc<MemoryPayments>, Arc<TickingClock>>;
+type Sync = CatalogSync<MemoryStore, MemoryPayments, TickingClock>;
 
 fn pid() -> ProductId {
     ProductId::parse("tee").unwrap()
@@ -54,14 +53,14 @@ fn item(s: &str, available: u64) -> CatalogItem {
 }
 
 fn setup(stock: &[(&str, u64)]) -> Sync {
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::default();
     for (s, n) in stock {
         store.put_item(item(s, *n));
     }
     CatalogSync {
         store,
-        stripe: Arc::new(MemoryPayments::default()),
-        clock: Arc::new(TickingClock::default()),
+        stripe: MemoryPayments::default(),
+        clock: TickingClock::default(),
     }
 }
 
@@ -482,7 +481,7 @@ async fn a_replaced_link_leaves_the_sold_out_record_so_a_restock_never_switches_
 async fn a_new_link_for_a_spread_product_is_not_switched_off_as_sold_out() {
     // Its units are in its shards (issue 13 §4): the item's own units are 0, the level is not.
     let sync = setup(&[("s1", 12)]);
-    stockbridge_app::shards::spread(&*sync.store, &store("s1"), &pid(), 4, Timestamp(1))
+    stockbridge_app::shards::spread(&sync.store, &store("s1"), &pid(), 4, Timestamp(1))
         .await
         .unwrap();
     change(&sync, details(1, 1500, &["s1"])).await;

@@ -1,7 +1,6 @@
 //! The kill switch (`stockbridge pause repairs|links|refunds`): honoured by the inventory's
 //! effects and by the reconciler; what was left undone is done after `resume`.
 
-use std::sync::Arc;
 use stockbridge_app::catalog_sync::CatalogSync;
 use stockbridge_app::memory::TickingClock;
 use stockbridge_app::ports::{Controls, NoNotifier};
@@ -23,7 +22,7 @@ fn refunds(w: &World) -> usize {
     w.payments.refunds.lock().unwrap().len()
 }
 
-fn sync(w: &World) -> CatalogSync<Arc<MemoryStore>, Arc<MemoryPayments>, TickingClock> {
+fn sync(w: &World) -> CatalogSync<MemoryStore, MemoryPayments, TickingClock> {
     CatalogSync {
         store: w.store.clone(),
         stripe: w.payments.clone(),

@@ -12,19 +12,19 @@ use stockbridge_domain::{
     CatalogItem, OrderId, OrderStatus, Outcome, PaymentLinkId, ProductId, StoreId, Timestamp,
 };
 
-type App = Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
+type App = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
 
 struct World {
     app: App,
-    store: Arc<MemoryStore>,
-    publisher: Arc<MemoryPublisher>,
-    payments: Arc<MemoryPayments>,
+    store: MemoryStore,
+    publisher: MemoryPublisher,
+    payments: MemoryPayments,
 }
 
 const STORE: &str = "store_chicago";
 
 fn world(stock: &[(&str, u64)]) -> World {
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::default();
     for (p, n) in stock {
         store.put_item(CatalogItem {
             store_id: StoreId::parse(STORE).unwrap(),
@@ -41,8 +41,8 @@ fn world(stock: &[(&str, u64)]) -> World {
             spread: None,
         });
     }
-    let publisher = Arc::new(MemoryPublisher::default());
-    let payments = Arc::new(MemoryPayments::default());
+    let publisher = MemoryPublisher::default();
+    let payments = MemoryPayments::default();
     let config = InventoryConfig {
         filter: EventFilter {
             source_prefix: "aws.partner/stripe.com/".into(),

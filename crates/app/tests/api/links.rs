@@ -124,7 +124,7 @@ async fn a_late_switch_on_does_not_land_after_a_sell_out() {
         }],
         ..Effects::default()
     };
-    run_effects(&*w.store, &*w.publisher, &*w.payments, &late, Timestamp(0))
+    run_effects(&w.store, &w.publisher, &w.payments, &late, Timestamp(0))
         .await
         .unwrap();
     assert!(!w.payments.link_active(&link("plink_prod_a")));
@@ -144,7 +144,7 @@ async fn a_late_switch_off_does_not_land_after_a_restock() {
         }],
         ..Effects::default()
     };
-    run_effects(&*w.store, &*w.publisher, &*w.payments, &late, Timestamp(0))
+    run_effects(&w.store, &w.publisher, &w.payments, &late, Timestamp(0))
         .await
         .unwrap();
     assert!(w.payments.link_active(&link("plink_prod_a")));
@@ -178,8 +178,8 @@ async fn a_link_off_with_stockbridges_own_message_stays_recorded_at_the_sell_out
 
 /// Payments whose link switch-on lets a sell-out commit first (a concurrent Lambda).
 struct SellOutDuringSwitchOn {
-    inner: std::sync::Arc<stockbridge_app::memory::MemoryPayments>,
-    store: std::sync::Arc<stockbridge_app::memory::MemoryStore>,
+    inner: stockbridge_app::memory::MemoryPayments,
+    store: stockbridge_app::memory::MemoryStore,
 }
 
 impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
@@ -255,7 +255,7 @@ async fn a_sell_out_during_a_restock_switch_on_leaves_the_links_off() {
         }],
         ..Effects::default()
     };
-    run_effects(&*w.store, &*w.publisher, &racy, &restock, Timestamp(0))
+    run_effects(&w.store, &w.publisher, &racy, &restock, Timestamp(0))
         .await
         .unwrap();
     assert!(

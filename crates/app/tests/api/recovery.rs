@@ -42,7 +42,7 @@ async fn replay(
     budget: usize,
 ) -> RecoveryReport {
     w.app
-        .recover_missed_events(log, cursor, &*w.store, (budget, &Budget::unlimited()), 60)
+        .recover_missed_events(log, cursor, &w.store, (budget, &Budget::unlimited()), 60)
         .await
         .unwrap()
 }

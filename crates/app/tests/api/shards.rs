@@ -17,7 +17,7 @@ fn ids(p: &str) -> (StoreId, ProductId) {
 
 async fn spread(w: &World, p: &str, k: u16) {
     let (s, p) = ids(p);
-    shards::spread(&*w.store, &s, &p, k, Timestamp(PAID * 1000))
+    shards::spread(&w.store, &s, &p, k, Timestamp(PAID * 1000))
         .await
         .unwrap();
 }
@@ -66,7 +66,7 @@ async fn spreading_moves_the_units_into_the_shards_and_the_level_stays() {
     spread(&w, "prod_a", 1).await;
     let (s, p) = ids("prod_a");
     assert!(
-        shards::collect(&*w.store, &s, &p, Timestamp(0))
+        shards::collect(&w.store, &s, &p, Timestamp(0))
             .await
             .is_ok()
     );
@@ -175,7 +175,7 @@ async fn a_crash_between_a_shard_take_and_its_record_is_finished_once_even_after
     // The product is collected before the second's redelivery: the mark goes with the units.
     let (s, p) = ids("prod_a");
     assert!(
-        shards::collect(&*w.store, &s, &p, Timestamp(0))
+        shards::collect(&w.store, &s, &p, Timestamp(0))
             .await
             .unwrap()
     );

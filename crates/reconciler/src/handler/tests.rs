@@ -19,18 +19,12 @@ impl PrefixCheck for Claimed {
     }
 }
 
-type Fake = Reconciler<
-    std::sync::Arc<MemoryStore>,
-    MemoryPublisher,
-    std::sync::Arc<MemoryPayments>,
-    TickingClock,
-    NoNotifier,
-    Claimed,
->;
+type Fake =
+    Reconciler<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock, NoNotifier, Claimed>;
 
 fn reconciler(prefix: Claimed) -> Fake {
-    let store = std::sync::Arc::new(MemoryStore::default());
-    let payments = std::sync::Arc::new(MemoryPayments::default());
+    let store = MemoryStore::default();
+    let payments = MemoryPayments::default();
     Reconciler {
         inventory: Services::new(
             store.clone(),

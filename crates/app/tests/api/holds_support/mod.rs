@@ -1,8 +1,6 @@
 //! Shared set-up of the checkout-API tests (`holds.rs`, `lifecycle.rs`).
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::CatalogStore;
@@ -14,8 +12,7 @@ use stockbridge_domain::{
 /// Time a checkout may spend on conflicts.
 pub const TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub type Inv =
-    Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, Arc<TickingClock>>;
+pub type Inv = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
 
 pub fn pid(p: &str) -> ProductId {
     ProductId::parse(p).unwrap()
@@ -25,17 +22,10 @@ pub fn s1() -> StoreId {
     StoreId::parse("s1").unwrap()
 }
 
-pub async fn setup(
-    stock: u64,
-) -> (
-    Inv,
-    Arc<MemoryStore>,
-    Arc<MemoryPayments>,
-    Arc<TickingClock>,
-) {
-    let store = Arc::new(MemoryStore::default());
-    let payments = Arc::new(MemoryPayments::default());
-    let clock = Arc::new(TickingClock::default());
+pub async fn setup(stock: u64) -> (Inv, MemoryStore, MemoryPayments, TickingClock) {
+    let store = MemoryStore::default();
+    let payments = MemoryPayments::default();
+    let clock = TickingClock::default();
     store.put_item(CatalogItem {
         store_id: s1(),
         product_id: pid("tee"),
@@ -53,7 +43,7 @@ pub async fn setup(
     set_price(&store, 1500).await;
     let inv = Services::new(
         store.clone(),
-        Arc::new(MemoryPublisher::default()),
+        MemoryPublisher::default(),
         payments.clone(),
         clock.clone(),
         InventoryConfig {

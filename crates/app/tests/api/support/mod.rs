@@ -2,8 +2,6 @@
 //! whose items carry their management boundary, and the sample `checkout.session.completed`.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use stockbridge_app::events::EventFilter;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
@@ -11,7 +9,7 @@ use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;
 use stockbridge_domain::{CatalogItem, OrderId, PaymentLinkId, ProductId, StoreId, Timestamp};
 
-pub type App = Services<Arc<MemoryStore>, Arc<MemoryPublisher>, Arc<MemoryPayments>, TickingClock>;
+pub type App = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
 
 pub const STORE: &str = "store_chicago";
 /// The sample event's `created` (Unix seconds): when its order was paid.
@@ -19,14 +17,14 @@ pub const PAID: i64 = 1_761_935_276;
 
 pub struct World {
     pub app: App,
-    pub store: Arc<MemoryStore>,
-    pub publisher: Arc<MemoryPublisher>,
-    pub payments: Arc<MemoryPayments>,
+    pub store: MemoryStore,
+    pub publisher: MemoryPublisher,
+    pub payments: MemoryPayments,
 }
 
 /// Items with their stock and management boundary (Unix seconds).
 pub fn world(stock: &[(&str, u64, i64)]) -> World {
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::default();
     for (p, n, since) in stock {
         store.put_item(CatalogItem {
             store_id: StoreId::parse(STORE).unwrap(),
@@ -43,7 +41,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
             spread: None,
         });
     }
-    let (publisher, payments) = (Arc::default(), Arc::<MemoryPayments>::default());
+    let (publisher, payments) = (MemoryPublisher::default(), MemoryPayments::default());
     let config = InventoryConfig {
         filter: EventFilter {
             source_prefix: "aws.partner/stripe.com/".into(),
@@ -54,7 +52,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
     };
     let app = Services::new(
         store.clone(),
-        Arc::clone(&publisher),
+        publisher.clone(),
         payments.clone(),
         TickingClock::default(),
         config,
