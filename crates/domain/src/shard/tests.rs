@@ -253,33 +253,53 @@ fn recorded_from(m: Mark) -> Record {
     }
 }
 
+/// A take on the home shard `h` under `epoch`.
+fn take(store: &mut Store, o: usize, h: u16, epoch: u64, quantity: u64) -> Step {
+    let s = &mut store.shards[usize::from(h)];
+    if store.spread == 0 || s.epoch != epoch {
+        Step::Read
+    } else if let Some(m) = s.marks.get(&o) {
+        Step::Record(*m, At::Shard(h))
+    } else if s.available > quantity {
+        s.available -= quantity;
+        s.version += 1;
+        let m = Mark {
+            quantity,
+            version: s.version,
+            shard: h,
+        };
+        s.marks.insert(o, m);
+        store.taken += quantity;
+        Step::Record(m, At::Shard(h))
+    } else {
+        Step::Snapshot(epoch)
+    }
+}
+
+/// A refill, conditional on both shards' versions and epoch.
+fn refill_move(store: &mut Store, m: Move, epoch: u64) -> Step {
+    let (from, to) = (usize::from(m.from.0), usize::from(m.to.0));
+    let (a, b) = (&store.shards[from], &store.shards[to]);
+    if a.version == m.from.1 && b.version == m.to.1 && a.epoch == epoch && b.epoch == epoch {
+        let donor = &mut store.shards[from];
+        assert!(donor.available > m.units, "a donor keeps a unit");
+        donor.available -= m.units;
+        donor.version += 1;
+        store.shards[to].available += m.units;
+        store.shards[to].version += 1;
+        Step::Take(epoch)
+    } else {
+        Step::Snapshot(epoch)
+    }
+}
+
 /// One step of one delivery of order `o` (`quantity` units, `k` shards): each step one
 /// conditional request.
 fn step(store: &mut Store, o: usize, at: Step, quantity: u64, k: u16) -> Step {
     let h = home(&order(o), k);
     match at {
         Step::Read => read(store, o, k),
-        Step::Take(epoch) => {
-            let s = &mut store.shards[usize::from(h)];
-            if store.spread == 0 || s.epoch != epoch {
-                Step::Read
-            } else if let Some(m) = s.marks.get(&o) {
-                Step::Record(*m, At::Shard(h))
-            } else if s.available > quantity {
-                s.available -= quantity;
-                s.version += 1;
-                let m = Mark {
-                    quantity,
-                    version: s.version,
-                    shard: h,
-                };
-                s.marks.insert(o, m);
-                store.taken += quantity;
-                Step::Record(m, At::Shard(h))
-            } else {
-                Step::Snapshot(epoch)
-            }
-        }
+        Step::Take(epoch) => take(store, o, h, epoch, quantity),
         Step::Snapshot(epoch) => {
             if store.spread == 0 || store.item.epoch != epoch {
                 return Step::Read;
@@ -290,22 +310,7 @@ fn step(store: &mut Store, o: usize, at: Step, quantity: u64, k: u16) -> Step {
                 Refill::Collect => Step::Collect,
             }
         }
-        Step::Move(m, epoch) => {
-            let (from, to) = (usize::from(m.from.0), usize::from(m.to.0));
-            let (a, b) = (&store.shards[from], &store.shards[to]);
-            if a.version == m.from.1 && b.version == m.to.1 && a.epoch == epoch && b.epoch == epoch
-            {
-                let donor = &mut store.shards[from];
-                assert!(donor.available > m.units, "a donor keeps a unit");
-                donor.available -= m.units;
-                donor.version += 1;
-                store.shards[to].available += m.units;
-                store.shards[to].version += 1;
-                Step::Take(epoch)
-            } else {
-                Step::Snapshot(epoch)
-            }
-        }
+        Step::Move(m, epoch) => refill_move(store, m, epoch),
         Step::Collect => {
             store.collect();
             Step::Read
