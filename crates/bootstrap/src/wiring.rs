@@ -97,11 +97,27 @@ pub async fn store(config: &Config) -> DynamoStore {
 }
 
 /// The catalog-sync function's dead-letter queue (`CATALOG_SYNC_DLQ_URL`).
-pub async fn dead_letters(config: &Config) -> stockbridge_sqs::SqsDeadLetters {
+fn dead_letters_with(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> stockbridge_sqs::SqsDeadLetters {
     stockbridge_sqs::SqsDeadLetters::new(
-        aws_sdk_sqs::Client::new(&aws_config().await),
+        aws_sdk_sqs::Client::new(aws),
         config.catalog_sync_dlq_url.clone(),
     )
+}
+
+/// The `catalog-sync` Lambda's use case and its dead-letter queue, from one AWS configuration
+/// (loaded once at start-up).
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key is missing or unreadable.
+pub async fn catalog_sync_function(
+    config: &Config,
+) -> Result<(LiveCatalogSync, stockbridge_sqs::SqsDeadLetters), ConfigError> {
+    let aws = aws_config().await;
+    let sync = catalog_sync_from(adapters_with(config, &aws).await?);
+    Ok((sync, dead_letters_with(config, &aws)))
 }
 
 /// The `broadcaster` Lambda's adapters: the table and a publisher that always publishes (it is
@@ -147,19 +163,25 @@ pub async fn payments(config: &Config) -> Result<(StripePayments, KeyKind), Conf
 /// # Errors
 /// [`ConfigError`] when the Stripe key is missing or unreadable.
 pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
-    let aws = aws_config().await;
+    adapters_with(config, &aws_config().await).await
+}
+
+async fn adapters_with(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Adapters, ConfigError> {
     let source = config.stripe_key.as_ref().ok_or(ConfigError::Missing(
         "STRIPE_API_KEY",
         "set STRIPE_API_KEY (local) or STRIPE_SECRET_ARN (AWS)",
     ))?;
-    let api_key = stripe_key(source, &aws).await?;
+    let api_key = stripe_key(source, aws).await?;
     if !api_key.expose_secret().starts_with("sk_") && !api_key.expose_secret().starts_with("rk_") {
         return Err(ConfigError::Invalid {
             name: "STRIPE_API_KEY",
             message: "does not look like a Stripe secret or restricted key (sk_… or rk_…)".into(),
         });
     }
-    let store = table(&aws, config);
+    let store = table(aws, config);
     let budget = config
         .stripe_budget_rps
         .map(|rps| stockbridge_stripe::budget::Budget::new(store.clone(), rps));
@@ -177,7 +199,7 @@ pub async fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     })?;
     Ok(Adapters {
         store,
-        publisher: iot(&aws, config).publishing(!config.levels_from_stream),
+        publisher: iot(aws, config).publishing(!config.levels_from_stream),
         payments,
     })
 }
