@@ -110,3 +110,65 @@ async fn messages_past_the_deadline_are_handed_back_untouched() {
     assert_eq!(retried(&out), ["m1", "m2"]);
     assert!(dead.sent.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_sync_that_may_pass_later_is_retried_not_dead_lettered_and_passes_on_redelivery() {
+    use stockbridge_app::ports::CatalogStore;
+    use stockbridge_domain::{CatalogItem, Money, ProductDetails, ProductId, StoreId, Timestamp};
+    let sync = sync();
+    let (store, product) = (
+        StoreId::parse("s1").unwrap(),
+        ProductId::parse("tee").unwrap(),
+    );
+    // Sold out in its store: the new link is switched off, and Stripe fails that switch once.
+    sync.store.put_item(CatalogItem {
+        store_id: store.clone(),
+        product_id: product.clone(),
+        name: "Tee".into(),
+        available: 0,
+        held: 0,
+        version: 1,
+        payment_links: vec![],
+        deactivated_links: vec![],
+        updated_at: Timestamp(0),
+        managed_since: Timestamp(0),
+        unrecorded_take: None,
+        spread: None,
+    });
+    let details = ProductDetails {
+        product_id: product,
+        name: "Tee".into(),
+        description: None,
+        images: vec![],
+        price: Money::new(1500, "usd").unwrap(),
+        active: true,
+        metadata: Default::default(),
+        stores: [store].into_iter().collect(),
+        revision: 1,
+        updated_at: Timestamp(0),
+    };
+    sync.store.put_details(&details, None).await.unwrap();
+    sync.stripe.fail_links.store(1, Ordering::SeqCst);
+    let change = r#"{"dynamodb": {"Keys": {"pk": {"S": "PRODUCT#tee"}, "sk": {"S": "DETAILS"}}}}"#;
+    let dead = MemoryDeadLetters::default();
+    let first = handle(
+        &sync,
+        &filter(),
+        &dead,
+        batch(&[("m1", change)], Some(60_000)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried(&first), ["m1"], "handed back for SQS to retry");
+    assert!(dead.sent.lock().unwrap().is_empty(), "not a poison message");
+    let again = handle(
+        &sync,
+        &filter(),
+        &dead,
+        batch(&[("m1", change)], Some(60_000)),
+    )
+    .await
+    .unwrap();
+    assert!(retried(&again).is_empty(), "the redelivery syncs it");
+    assert!(dead.sent.lock().unwrap().is_empty());
+}
