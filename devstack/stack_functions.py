@@ -76,18 +76,15 @@ class FunctionsMixin:
         is idle (stream read, queue drained, no invocation running).  Returns ``/_idle``."""
         if not self.catalog_started:
             raise StackError("the catalog pipe is not running")
-        deadline = time.monotonic() + timeout
-        last: dict = {}
-        while True:
+
+        def idle() -> tuple[bool, dict]:
             sink = _get_json(self.urls["stripe"] + "/_test/catalog_event_sink")
-            if sink.get("pending") == 0:
-                last = _get_json(self.urls["catalog_pipe"] + "/_idle")
-                if last.get("idle"):
-                    return last
-            if time.monotonic() > deadline:
-                raise StackError(f"catalog pipe not idle after {timeout:.0f}s: sink {sink}, "
-                                 f"pipe {last}")
-            time.sleep(0.1)
+            if sink.get("pending") != 0:
+                return False, {"sink": sink}
+            pipe = _get_json(self.urls["catalog_pipe"] + "/_idle")
+            return bool(pipe.get("idle")), pipe
+
+        return _wait_idle(idle, timeout, 0.1, "catalog pipe")
 
     def _start_lambda(self) -> None:
         assert self.state_dir is not None and self.inventory_binary is not None
@@ -240,11 +237,23 @@ class FunctionsMixin:
         and no invocation runs; returns its ``/_idle``."""
         if not self.broadcaster_started:
             raise StackError("the broadcaster is not running")
-        deadline = time.monotonic() + timeout
-        last: dict = {}
-        while time.monotonic() < deadline:
+
+        def idle() -> tuple[bool, dict]:
             last = _get_json(self.urls["stream_trigger"] + "/_idle")
-            if last.get("idle"):
-                return last
-            time.sleep(0.05)
-        raise StackError(f"broadcasts not idle after {timeout:.0f}s: {last}")
+            return bool(last.get("idle")), last
+
+        return _wait_idle(idle, timeout, 0.05, "broadcasts")
+
+
+def _wait_idle(probe, timeout: float, every: float, what: str) -> dict:
+    """Polls ``probe`` (-> ``(idle, what it read)``) until idle; returns what it read then.
+    The stream followers' ``/_idle`` waits (catalog pipe, stream trigger) share it."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while True:
+        done, last = probe()
+        if done:
+            return last
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} not idle after {timeout:.0f}s: {last}")
+        time.sleep(every)
