@@ -41,8 +41,9 @@
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines.
 //! - [`storefront`]: the catalog document a static storefront loads.
-//! - [`reconcile`]: invariant checks and repairs (links active iff in stock), and `recovery`:
-//!   replaying missed Stripe events from `/v1/events`.
+//! - [`reconcile`]: the reconciler's run (`run.rs`) and its checks and repairs: `links.rs`
+//!   (links active iff in stock), refunds (`reconcile.rs`), `sessions.rs`, `awaiting.rs`, and
+//!   `recovery` (replaying missed Stripe events from `/v1/events`).
 //! - [`parking`]: replayed events and repairs that failed, set aside with their reason.
 //! - [`backfill`]: importing an existing Stripe account into the catalog.
 //! - [`catalog_sync`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.

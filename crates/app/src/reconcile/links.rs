@@ -1,0 +1,239 @@
+//! The reconciler's link check: every catalog product's payment links are active iff it has
+//! stock; a discrepancy is repaired on the item as it is now (or parked with its reason).
+
+use super::*;
+
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
+where
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory,
+    Time: Clock,
+{
+    /// Checks that every catalog product's payment links are active iff it has stock (of one
+    /// store, or all), records each discrepancy and, unless `dry_run`, repairs it: a link
+    /// switched off at 0 is recorded as switched off by stockbridge (so a restock switches it
+    /// back on); a link switched on is forgotten as such.
+    ///
+    /// # Errors
+    /// [`CheckError`]; repairs already made stay made.
+    pub async fn check_link_invariants(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+    ) -> Result<CheckReport, CheckError> {
+        let mut failures = Failures::load(&self.store).await?;
+        let mut report = CheckReport::default();
+        self.check_links(
+            store,
+            dry_run,
+            &mut failures,
+            &mut report,
+            (&Budget::unlimited(), None),
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// The link check, from after `resume_after` (`store/product`) until the budget is spent.
+    pub(crate) async fn check_links(
+        &self,
+        store: Option<&StoreId>,
+        dry_run: bool,
+        failures: &mut Failures<'_, Store>,
+        report: &mut CheckReport,
+        (budget, resume_after): (&Budget, Option<&str>),
+    ) -> Result<(), CheckError> {
+        let mut items = match store {
+            Some(s) => self.store.store_items(s).await?,
+            None => self.store.all_items().await?,
+        };
+        report.items = items.len();
+        report.managed_since = items.iter().map(|i| i.managed_since.0).min();
+        let act = !dry_run && !self.store.controls().await?.links_paused;
+        let key = |i: &CatalogItem| format!("{}/{}", i.store_id, i.product_id);
+        items.sort_by_key(key);
+        let start = resume_after.map_or(0, |after| {
+            items.partition_point(|i| key(i).as_str() <= after)
+        });
+        for (n, item) in items.iter().enumerate().skip(start) {
+            // At least one item per run, so every run moves on; `links_resume_after` holds the
+            // last item done, on every way out (time, or an error).
+            if n > start && budget.spent() {
+                report.unfinished.push("links");
+                break;
+            }
+            let item = item.clone();
+            let mut states = Vec::with_capacity(item.payment_links.len());
+            for link in &item.payment_links {
+                let key = format!("link:{link}");
+                if failures.set_aside(&key) {
+                    continue;
+                }
+                // One link Stripe cannot be asked about is recorded; the others go on.
+                match self.payments.link_active(link).await {
+                    Ok(Some(active)) => states.push((link.clone(), active)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        report.parked.extend(
+                            failures
+                                .note(
+                                    key.clone(),
+                                    format!("reading the link: {e}"),
+                                    e.is_retryable(),
+                                    self.clock.now(),
+                                )
+                                .await?,
+                        );
+                    }
+                }
+            }
+            report.links += states.len();
+            for d in check_links(&item, &states) {
+                warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
+                let now = self.clock.now();
+                let repaired = act && self.repair_or_park(&item, &d, failures, report).await?;
+                report.repaired += usize::from(repaired);
+                self.store.record(now, &d, repaired).await?;
+                report.discrepancies.push(d);
+            }
+            if let Some(spread) = item.spread {
+                for d in self.check_spread(&item, spread.shards).await? {
+                    warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, "invariant violated");
+                    self.store.record(self.clock.now(), &d, false).await?;
+                    report.discrepancies.push(d);
+                }
+            }
+            if !dry_run {
+                self.forget_recorded_takes(&item).await;
+            }
+            report.links_resume_after = Some(key(&item));
+        }
+        if !report.unfinished.contains(&"links") {
+            report.links_resume_after = None; // done to the end: the next run starts over
+        }
+        Ok(())
+    }
+
+    /// Removes the marks of recorded takes left on `item` by functions that stopped before
+    /// their next take of it (`stockbridge_domain::take`). Housekeeping: a failure is logged and
+    /// the run goes on (the next run tries again; a mark left costs bytes, never a count).
+    async fn forget_recorded_takes(&self, item: &CatalogItem) {
+        match self
+            .store
+            .forget_recorded_takes(&item.store_id, &item.product_id)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                debug!(store = %item.store_id, product = %item.product_id, n, "marks of recorded takes removed")
+            }
+            Err(e) => {
+                warn!(store = %item.store_id, product = %item.product_id, error = %e, "the marks of recorded takes could not be removed")
+            }
+        }
+    }
+
+    /// [`Self::repair_link`], a failure recorded (and parked when it cannot succeed).
+    async fn repair_or_park(
+        &self,
+        item: &CatalogItem,
+        d: &Discrepancy,
+        failures: &mut Failures<'_, Store>,
+        report: &mut CheckReport,
+    ) -> Result<bool, CheckError> {
+        let Repair::SetLinkActive { link, .. } = &d.action else {
+            return Ok(false);
+        };
+        let key = format!("link:{link}");
+        match self.repair_link(item, &d.action).await {
+            Ok(done) => {
+                failures.succeeded(&key).await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let retryable = match &e {
+                    CheckError::Payments(p) => p.is_retryable(),
+                    CheckError::Store(s) => s.is_retryable(),
+                    _ => true,
+                };
+                report
+                    .parked
+                    .extend(failures.note(key, e, retryable, self.clock.now()).await?);
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
+where
+    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
+    Publisher: StockPublisher,
+    Stripe: Payments + LinkDirectory,
+    Time: Clock,
+{
+    /// Carries out a link repair on the item as it is now (re-read: a sale or a restock since
+    /// the check may have settled it). A link switched off here is recorded as stockbridge's
+    /// only when this call switched it; one switched on is forgotten as such. Whether it acted.
+    async fn repair_link(
+        &self,
+        checked: &CatalogItem,
+        action: &Repair,
+    ) -> Result<bool, CheckError> {
+        let Repair::SetLinkActive { link, active } = action else {
+            return Ok(false);
+        };
+        let Some(item) = self
+            .store
+            .item(&checked.store_id, &checked.product_id)
+            .await?
+            .filter(|i| (i.level().available > 0) == *active)
+        else {
+            return Ok(false);
+        };
+        if *active && !item.deactivated_links.contains(link) {
+            return Ok(false); // forgotten since: no longer stockbridge's to switch on
+        }
+        // Paused since the run began (`stockbridge pause links`): leave it.
+        if self.store.controls().await?.links_paused {
+            return Ok(false);
+        }
+        let message = (!active).then_some(SOLD_OUT_MESSAGE);
+        let changed = self
+            .payments
+            .set_link_active(link, *active, message)
+            .await?
+            .switched();
+        if *active {
+            // A sale may have sold it out between the read and the switch.
+            if self
+                .store
+                .item(&item.store_id, &item.product_id)
+                .await?
+                .is_some_and(|now| now.available == 0)
+            {
+                self.payments
+                    .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+                    .await?;
+                return Ok(false);
+            }
+            self.store
+                .clear_deactivated(&item.store_id, &item.product_id, std::slice::from_ref(link))
+                .await?;
+        } else if changed && !item.deactivated_links.contains(link) {
+            let mut links = item.deactivated_links.clone();
+            links.push(link.clone());
+            let record = WriteSet {
+                items: vec![record_links_off(&item, links)],
+                ..WriteSet::default()
+            };
+            // A concurrent change wins; the next run checks again.
+            match self.store.commit(&record).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+}
