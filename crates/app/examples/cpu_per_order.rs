@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde_json::json;
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;

@@ -1,6 +1,6 @@
 //! The application layer of stockbridge: ports, event decoding and use cases.
 //!
-//! Data flows one way: a raw EventBridge envelope comes in, [`events`] decodes the few fields we
+//! Data flows one way: a raw EventBridge envelope comes in, [`decode`] reads the few fields we
 //! use, [`orders::Services`] loads state through the [`ports`], asks the domain for a
 //! decision, commits it in one conditional transaction and runs the idempotent effects.
 //! Every use case is a method of [`orders::Services`] (the store, the publisher, Stripe and the
@@ -30,7 +30,8 @@
 //!   records; `shards`: `ShardStore` (spread products' shard items); `dead_letters`:
 //!   `DeadLetters`; `counters`, `clock`, `notify`). No port is implemented for `Arc<T>`: the
 //!   in-memory fakes are cheap-`Clone` handles, and the real adapters are `Clone` already.
-//! - [`events`]: tolerant decoding of Stripe snapshot events inside EventBridge envelopes.
+//! - [`decode`]: tolerant decoding of what comes in: Stripe snapshot events inside EventBridge
+//!   envelopes (`stripe_event`), the checkout API's request (`checkout_request`).
 //! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
 //!   where an order's lines come from; `takes.rs`: the hot path's take).
 //! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`, `request.rs`;
@@ -54,8 +55,8 @@
 pub mod backfill;
 pub mod broadcast;
 pub mod catalog_sync;
+pub mod decode;
 pub mod effects;
-pub mod events;
 pub mod held;
 pub mod message;
 pub mod metrics;

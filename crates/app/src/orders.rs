@@ -18,10 +18,10 @@ use stockbridge_domain::{
 };
 use tracing::{debug, error, info, warn};
 
-use crate::effects::{EffectError, run_effects};
-use crate::events::{
+use crate::decode::{
     self, CheckoutEvent, CheckoutKind, DecodeError, Decoded, EventFilter, SessionPaymentStatus,
 };
+use crate::effects::{EffectError, run_effects};
 use crate::ports::{Clock, InventoryStore, Payments, PaymentsError, StockPublisher, StoreError};
 use crate::retry::backoff;
 
@@ -199,7 +199,7 @@ where
     /// # Errors
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn handle(&self, raw: &Value) -> Result<Handled, HandleError> {
-        self.handle_decoded(events::decode(raw, &self.config.filter)?)
+        self.handle_decoded(decode::decode(raw, &self.config.filter)?)
             .await
     }
 
@@ -209,7 +209,7 @@ where
     /// # Errors
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn handle_stripe_event(&self, event: &Value) -> Result<Handled, HandleError> {
-        self.handle_decoded(events::decode_event(event, "event", &self.config.filter)?)
+        self.handle_decoded(decode::decode_event(event, "event", &self.config.filter)?)
             .await
     }
 
@@ -221,7 +221,7 @@ where
     /// # Errors
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn replay_stripe_event(&self, event: &Value) -> Result<Handled, HandleError> {
-        let decoded = events::decode_event(event, "event", &self.config.filter)?;
+        let decoded = decode::decode_event(event, "event", &self.config.filter)?;
         if let Some(order) = self.taken_by(&decoded).await? {
             return Ok(Handled::Applied {
                 order_id: order.order_id,
@@ -236,7 +236,7 @@ where
     /// # Errors
     /// [`HandleError`] when it cannot be decoded or the order cannot be read.
     pub async fn order_took(&self, event: &Value) -> Result<bool, HandleError> {
-        let decoded = events::decode_event(event, "event", &self.config.filter)?;
+        let decoded = decode::decode_event(event, "event", &self.config.filter)?;
         Ok(self.taken_by(&decoded).await?.is_some())
     }
 
@@ -268,7 +268,7 @@ where
     /// # Errors
     /// [`HandleError`]; see [`HandleError::is_retryable`].
     pub async fn apply_session_without_event(&self, event: &Value) -> Result<Handled, HandleError> {
-        let decoded = match events::decode_event(event, "event", &self.config.filter)? {
+        let decoded = match decode::decode_event(event, "event", &self.config.filter)? {
             Decoded::Checkout(mut c) => {
                 // Stripe gives whole seconds; nobody pays through Checkout within the second the
                 // session opened, so the end of that second is still a lower bound.

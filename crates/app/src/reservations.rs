@@ -27,10 +27,9 @@ use crate::ports::{
 use crate::retry::backoff;
 
 pub mod caps;
-pub mod request;
 mod settle;
 
-pub use request::*;
+pub use crate::decode::checkout_request::*;
 pub use settle::{SWEEP_PAGE, SweepReport};
 
 /// A PaymentIntent's client secret: shown to the buyer's browser, never logged.

@@ -20,7 +20,7 @@ pub use wiring::*;
 
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::catalog_sync::CatalogSync;
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SystemClock;
 use stockbridge_app::reconcile::{RunOptions, SessionWindow};

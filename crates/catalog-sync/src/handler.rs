@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use stockbridge_app::catalog_sync::{CatalogSync, MessageError};
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::ports::{
     CatalogStore, Clock, DeadLetters, InventoryStore, Payments, ReconciliationLog, StripeCatalog,
 };

@@ -30,13 +30,13 @@ pub enum SyncMessage {
 /// EventBridge Pipe) or an EventBridge envelope of a Stripe catalog event.
 ///
 /// # Errors
-/// [`crate::events::DecodeError`] naming the field: such a message can never succeed and is
+/// [`crate::decode::DecodeError`] naming the field: such a message can never succeed and is
 /// dead-lettered with that reason.
 pub fn decode_sync_message(
     body: &str,
-    filter: &crate::events::EventFilter,
-) -> Result<SyncMessage, crate::events::DecodeError> {
-    use crate::events::DecodeError;
+    filter: &crate::decode::EventFilter,
+) -> Result<SyncMessage, crate::decode::DecodeError> {
+    use crate::decode::DecodeError;
     let bad = |field: &str, message: String| DecodeError {
         field: field.to_owned(),
         message,
@@ -252,7 +252,7 @@ where
     pub async fn handle_message(
         &self,
         body: &str,
-        filter: &crate::events::EventFilter,
+        filter: &crate::decode::EventFilter,
     ) -> Result<SyncReport, MessageError> {
         let (target, trigger) = match decode_sync_message(body, filter)
             .map_err(|e| MessageError::Poison(e.to_string()))?

@@ -283,4 +283,4 @@ pub fn product_agrees(
     product_diffs(&product_fields(&entry.details, &entry.mapping), product)
 }
 
-pub use crate::events::CATALOG_EVENT_TYPES;
+pub use crate::decode::CATALOG_EVENT_TYPES;

@@ -44,7 +44,7 @@ pub use store::*;
 /// mode, the store `default`, 3 attempts.
 pub fn inventory_config() -> crate::orders::InventoryConfig {
     crate::orders::InventoryConfig {
-        filter: crate::events::EventFilter {
+        filter: crate::decode::EventFilter {
             source_prefix: "aws.partner/stripe.com/".into(),
             livemode: false,
         },

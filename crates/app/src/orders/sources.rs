@@ -16,7 +16,7 @@ where
     /// store metadata); else `DEFAULT_STORE_ID`.
     pub(super) async fn store_of(
         &self,
-        session: &crate::events::CheckoutSession,
+        session: &crate::decode::CheckoutSession,
     ) -> Result<StoreId, HandleError> {
         if let Some(s) = &session.store_id {
             return Ok(s.clone());
@@ -117,7 +117,7 @@ where
     /// other link, any mismatch, or when the link's terms cannot be read.
     pub(super) async fn lines_from_link(
         &self,
-        session: &crate::events::CheckoutSession,
+        session: &crate::decode::CheckoutSession,
     ) -> Option<Listed> {
         let link = session.payment_link.as_ref()?;
         let terms = match self.store.link_terms(link).await {

@@ -10,7 +10,7 @@ use stockbridge_domain::{OrderRecord, StoreId, Timestamp};
 use tracing::{error, warn};
 
 use super::{Budget, CheckError, CheckReport};
-use crate::events::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
+use crate::decode::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
 use crate::orders::Services;
 use crate::parking::{Failures, ParkingLot};
 use crate::ports::{

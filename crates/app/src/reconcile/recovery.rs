@@ -22,7 +22,7 @@
 use stockbridge_domain::{Outcome, Timestamp};
 use tracing::{info, warn};
 
-use crate::events::HANDLED_EVENT_TYPES;
+use crate::decode::HANDLED_EVENT_TYPES;
 use crate::orders::{Handled, Services};
 use crate::parking::{Failure, Failures, ParkingLot};
 use crate::ports::{

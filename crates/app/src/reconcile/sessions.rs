@@ -117,7 +117,7 @@ where
         let event = serde_json::json!({
             "id": format!("reconcile_{}", session.id),
             "object": "event",
-            "type": crate::events::CHECKOUT_COMPLETED,
+            "type": crate::decode::CHECKOUT_COMPLETED,
             "livemode": session.object.get("livemode").cloned().unwrap_or(serde_json::Value::Bool(false)),
             "created": session.created,
             "data": {"object": session.object},

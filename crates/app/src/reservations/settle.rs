@@ -10,8 +10,8 @@ use stockbridge_domain::{
 };
 use tracing::{info, warn};
 
+use crate::decode::{IntentEvent, IntentKind};
 use crate::effects::EffectError;
-use crate::events::{IntentEvent, IntentKind};
 use crate::orders::{HandleError, Services};
 use crate::parking::{Parked, ParkedState};
 use crate::ports::{

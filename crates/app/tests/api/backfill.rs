@@ -41,7 +41,7 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
         payments.clone(),
         TickingClock::default(),
         InventoryConfig {
-            filter: stockbridge_app::events::EventFilter {
+            filter: stockbridge_app::decode::EventFilter {
                 source_prefix: "aws.partner/stripe.com/".into(),
                 livemode: false,
             },
@@ -142,7 +142,7 @@ async fn backfill_attaches_only_active_links_on_the_current_price() {
         payments.clone(),
         TickingClock::default(),
         InventoryConfig {
-            filter: stockbridge_app::events::EventFilter {
+            filter: stockbridge_app::decode::EventFilter {
                 source_prefix: "aws.partner/stripe.com/".into(),
                 livemode: false,
             },

@@ -1,7 +1,7 @@
 //! The README and docs/deploy.md list the Stripe event types a deployment subscribes to between
 //! `<!-- stripe-event-types ... -->` markers: exactly `subscribed_event_types()`, in order.
 
-use stockbridge_app::events::subscribed_event_types;
+use stockbridge_app::decode::subscribed_event_types;
 
 fn listed(doc: &str) -> Vec<String> {
     let path = format!("{}/../../{doc}", env!("CARGO_MANIFEST_DIR"));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{HandleError, Handled, InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;

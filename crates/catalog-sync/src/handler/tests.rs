@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
 use stockbridge_app::catalog_sync::CatalogSync;
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::memory::{MemoryDeadLetters, MemoryPayments, MemoryStore, TickingClock};
 
 use super::handle;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::events::EventFilter;
+use crate::decode::EventFilter;
 
 fn filter() -> EventFilter {
     EventFilter {

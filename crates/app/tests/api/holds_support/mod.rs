@@ -47,7 +47,7 @@ pub async fn setup(stock: u64) -> (Inv, MemoryStore, MemoryPayments, TickingCloc
         payments.clone(),
         clock.clone(),
         InventoryConfig {
-            filter: stockbridge_app::events::EventFilter {
+            filter: stockbridge_app::decode::EventFilter {
                 source_prefix: "aws.partner/stripe.com/".into(),
                 livemode: false,
             },

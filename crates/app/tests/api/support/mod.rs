@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use stockbridge_app::events::EventFilter;
+use stockbridge_app::decode::EventFilter;
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::{InventoryConfig, Services};
 use stockbridge_app::ports::SessionLine;

@@ -1,6 +1,6 @@
 //! The Stripe checks: the key's mode and permissions, and the event destination.
 
-use stockbridge_app::events::subscribed_event_types;
+use stockbridge_app::decode::subscribed_event_types;
 use stockbridge_bootstrap::{Config, KeyKind};
 use stockbridge_stripe::StripePayments;
 use stockbridge_stripe::account::{Access, EventDestination, PERMISSIONS};

@@ -10,7 +10,7 @@ fn filter() -> EventFilter {
 
 fn sample() -> Value {
     serde_json::from_str(include_str!(
-        "../../../../testdata/stripe/eventbridge-envelope.json"
+        "../../../../../testdata/stripe/eventbridge-envelope.json"
     ))
     .unwrap()
 }
