@@ -16,7 +16,7 @@
 //! | `catalog-sync` Lambda | [`catalog_sync`] | `CatalogSync::handle_message` |
 //! | `reconciler` Lambda, `stockbridge reconcile` | [`reconcile`] | `run` |
 //! | `broadcaster` Lambda, `stockbridge stock publish` | [`broadcast`] | `broadcast_levels` |
-//! | `stockbridge stock set|adjust` | [`stock_admin`] | `Services::apply_operation` |
+//! | `stockbridge stock set\|adjust` | [`stock_admin`] | `Services::apply_operation` |
 //! | `stockbridge catalog import` | [`stock_admin`] | `Services::import_item` |
 //! | `stockbridge catalog export` | [`storefront`] | `export_catalog` |
 //! | `stockbridge stock shard` | [`shards`] | `spread` |
@@ -34,8 +34,8 @@
 //!   envelopes (`stripe_event`), the checkout API's request (`checkout_request`).
 //! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
 //!   where an order's lines come from; `takes.rs`: the hot path's take).
-//! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`, `request.rs`;
-//!   `settle.rs`: a hold's PaymentIntent events and the sweeper).
+//! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`; `settle.rs`: a hold's
+//!   PaymentIntent events and the sweeper; the request's decoding is `decode::checkout_request`).
 //! - [`held`]: held units compared with the pending orders, and repaired.
 //! - [`shards`]: sharded stock for a very hot product (spread, collect, the take from a shard).
 //! - [`stock_admin`]: operator stock changes and catalog imports.

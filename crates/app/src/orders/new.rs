@@ -105,7 +105,7 @@ where
             order_id: order_id.clone(),
             source,
         };
-        for _ in 0..=SPREAD_ROUNDS {
+        for round in 0..=SPREAD_ROUNDS {
             let (existing, items) = self
                 .load_for(order_id, store_id, &products)
                 .await
@@ -132,8 +132,18 @@ where
             if items.values().all(|i| i.spread.is_none()) {
                 return Ok(decide(&items));
             }
+            if round == SPREAD_ROUNDS {
+                break;
+            }
             let decided = self
-                .decide_spread(event.kind, existing.as_ref(), &facts, &items, decide, now)
+                .decide_spread(
+                    event.kind,
+                    (store_id, existing.as_ref()),
+                    &facts,
+                    &items,
+                    decide,
+                    now,
+                )
                 .await
                 .map_err(store_err)?;
             if let Some(decision) = decided {
@@ -152,7 +162,7 @@ where
     async fn decide_spread(
         &self,
         kind: CheckoutKind,
-        existing: Option<&OrderRecord>,
+        (store_id, existing): (&StoreId, Option<&OrderRecord>),
         facts: &CheckoutFacts,
         items: &Items,
         decide: impl Fn(&Items) -> Decision,
@@ -179,7 +189,7 @@ where
                     return Ok(Some(decision));
                 }
                 for product in &spread {
-                    collect(&self.store, &facts.store_id, product, now).await?;
+                    collect(&self.store, store_id, product, now).await?;
                 }
                 Ok(None)
             }

@@ -144,6 +144,16 @@ async fn advance<K: CursorStore>(
     }
 }
 
+/// What became of one listed event in a replay.
+enum Replayed {
+    /// Applied, already applied, or parked: the cursor may pass it.
+    Done,
+    /// Set aside earlier and still failing: passed over without moving the cursor's event.
+    SetAside,
+    /// Failed and not parked: the replay stops before it (this reason).
+    Stopped(String),
+}
+
 impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
 where
     Store: InventoryStore,
@@ -209,11 +219,16 @@ where
                     fresh += 1;
                     last_second = Some(event.created);
                 }
-                if let Some(stopped) = self.replay_one(&event, &mut failures, &mut report).await? {
-                    // Retried by the next run: the cursor stays before it.
-                    report.stopped = Some(stopped);
-                    next = before;
-                    break;
+                match self.replay_one(&event, &mut failures, &mut report).await? {
+                    Replayed::Done => {}
+                    // Set aside: passed over, the cursor's event stays the last one replayed.
+                    Replayed::SetAside => continue,
+                    Replayed::Stopped(reason) => {
+                        // Retried by the next run: the cursor stays before it.
+                        report.stopped = Some(reason);
+                        next = before;
+                        break;
+                    }
                 }
                 next.event_id = Some(event.id.clone());
             }
@@ -235,14 +250,13 @@ where
         Ok(report)
     }
 
-    /// Replays one listed event (or passes over it while it is set aside). `Some(reason)`: it
-    /// failed and was not parked, so the replay stops before it.
+    /// Replays one listed event, or passes over it while it is set aside.
     async fn replay_one<Q: ParkingLot>(
         &self,
         event: &crate::ports::LoggedEvent,
         failures: &mut Failures<'_, Q>,
         report: &mut RecoveryReport,
-    ) -> Result<Option<String>, RecoveryError> {
+    ) -> Result<Replayed, RecoveryError> {
         let key = format!("event:{}", event.id);
         if failures.set_aside(&key) {
             // Applied since (its delivery came after all): the record goes.
@@ -252,7 +266,7 @@ where
             } else {
                 report.set_aside += 1;
             }
-            return Ok(None);
+            return Ok(Replayed::SetAside);
         }
         // An event that failed after its commit runs through the full handler, so its side
         // effects (publish, links, refund) are run again.
@@ -265,7 +279,7 @@ where
             Ok(handled) => {
                 failures.succeeded(&key).await?;
                 self.count(report, &event.id, handled);
-                Ok(None)
+                Ok(Replayed::Done)
             }
             Err(source) => {
                 let failure = Failure {
@@ -276,9 +290,9 @@ where
                 };
                 if failures.fail(failure, self.clock.now()).await? {
                     report.parked += 1;
-                    Ok(None)
+                    Ok(Replayed::Done)
                 } else {
-                    Ok(Some(format!("event {}: {source}", event.id)))
+                    Ok(Replayed::Stopped(format!("event {}: {source}", event.id)))
                 }
             }
         }

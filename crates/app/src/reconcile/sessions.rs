@@ -1,7 +1,7 @@
 //! The reconciler's session check: every paid Checkout Session has an order.
 
-use stockbridge_domain::StoreId;
 use stockbridge_domain::invariants::{Discrepancy, Repair};
+use stockbridge_domain::{StoreId, Timestamp};
 use tracing::warn;
 
 use super::{CheckError, CheckReport, SessionWindow};
@@ -92,7 +92,7 @@ where
             let now = self.clock.now();
             if !dry_run
                 && !self
-                    .apply_lost_session(&session, &d, &key, failures, report)
+                    .apply_lost_session(&session, (&d, now), &key, failures, report)
                     .await?
             {
                 continue; // left alone, recorded as such
@@ -108,12 +108,11 @@ where
     async fn apply_lost_session(
         &self,
         session: &crate::ports::SessionSummary,
-        d: &Discrepancy,
+        (d, now): (&Discrepancy, Timestamp),
         key: &str,
         failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
     ) -> Result<bool, CheckError> {
-        let now = self.clock.now();
         let event = serde_json::json!({
             "id": format!("reconcile_{}", session.id),
             "object": "event",

@@ -278,3 +278,22 @@ async fn a_small_budget_always_moves_the_cursor_even_through_a_busy_second() {
     assert_eq!((r.recovered, r.already_applied), (1, 3), "{r:?}");
     assert_eq!(available(&w, "prod_a"), 6);
 }
+
+#[tokio::test]
+async fn a_set_aside_event_is_passed_over_without_becoming_the_cursors_last_replayed_event() {
+    let w = world(&[("prod_a", 5, 0)]);
+    session(&w, "cs_before", &[("prod_a", 1)]);
+    let log = MemoryEventLog::default();
+    log.events.lock().unwrap().extend([
+        logged("evt_before", "cs_before", NOW - 50),
+        logged("evt_broken", "cs_broken", NOW - 40),
+    ]);
+    let cursor = at(NOW - 100);
+    let first = replay(&w, &log, &cursor, 100).await;
+    assert_eq!((first.parked, first.recovered), (1, 1), "{first:?}");
+    // The next run re-reads the overlap: the parked event is passed over, and the cursor names
+    // the last event it replayed, not the one it passed over.
+    let again = replay(&w, &log, &cursor, 100).await;
+    assert_eq!(again.set_aside, 1, "{again:?}");
+    assert_eq!(again.cursor.as_deref(), Some("evt_before"), "{again:?}");
+}
