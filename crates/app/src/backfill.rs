@@ -77,12 +77,12 @@ pub enum BackfillError {
     Checkpoint(String),
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
+impl<
     Store: InventoryStore + CatalogStore + CursorStore,
     Publisher: StockPublisher,
     Stripe: Payments + StripeCatalog + EventLog,
     Time: Clock,
+> Services<Store, Publisher, Stripe, Time>
 {
     /// Runs (or continues) a backfill. `progress` is called after every page with the state.
     ///

@@ -16,7 +16,8 @@ use tracing::info;
 
 use crate::effects::run_effects;
 use crate::orders::Services;
-use crate::ports::{CatalogReader, Clock, InventoryStore, Payments, StockPublisher, StoreError};
+use crate::ports::ListingStore;
+use crate::ports::{Clock, Payments, StockPublisher, StoreError};
 
 /// One item whose `held` differs from its pending orders.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -31,12 +32,8 @@ pub struct HeldDrift {
     pub repaired: bool,
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: ListingStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Compares every item of `store` with its pending orders; with `repair`, sets the ones that
     /// differ.

@@ -144,12 +144,8 @@ impl HandleError {
     }
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Builds the use case from its ports.
     pub fn new(

@@ -33,10 +33,9 @@ use tracing::{debug, warn};
 use crate::effects::{EffectError, SOLD_OUT_MESSAGE, run_effects};
 use crate::orders::HandleError;
 use crate::orders::Services;
-use crate::parking::{Failures, ParkingLot};
+use crate::parking::Failures;
 use crate::ports::{
-    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, PaymentsError,
-    ReconciliationLog, SessionLog, StockPublisher, StoreError,
+    Clock, PaymentsError, ReconcilerStore, ReconcilerStripe, StockPublisher, StoreError,
 };
 
 /// Creation times (Unix seconds, inclusive) of the Checkout Sessions to check for an order.
@@ -198,12 +197,8 @@ pub enum CheckError {
     },
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    Publisher: StockPublisher,
-    Stripe: Payments + LinkDirectory + SessionLog,
-    Time: Clock,
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Runs every invariant check: links vs stock, oversold orders vs refunds, and — with
     /// `sessions` (a window of creation times, Unix seconds) — every paid Checkout Session in it

@@ -100,12 +100,8 @@ struct Priced {
     currency: String,
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore + CatalogStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// `POST /checkout`: holds every line (all or none), then creates the PaymentIntent for what
     /// the hold recorded. Conflicts are retried while `time` allows (the Lambda passes what is

@@ -231,12 +231,8 @@ pub(crate) enum ShardSale {
     NotTake,
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// The take path of a spread product (steps 2-4 of `stockbridge_domain::shard`): a new
     /// simple order takes from its home shard, refilling it from the others when it runs dry,

@@ -68,12 +68,8 @@ pub enum StockError {
     },
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// The item, or [`StockError::NotFound`] saying how to create it. A spread product is
     /// collected first: every change here writes the item.
@@ -248,12 +244,8 @@ pub enum Imported {
     },
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Imports one item. A new item is created with its stock (at 0 its links are switched off);
     /// an existing item gets its name and links updated, and its stock only with `set_stock`,

@@ -14,12 +14,8 @@ use crate::shards::{ShardSale, as_collected, collect, writes_spread};
 /// order gives up for now (the Lambda retries it).
 const SPREAD_ROUNDS: u32 = 8;
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Lists the session's lines (once per event, kept across conflict retries), loads the
     /// order and items, and decides.

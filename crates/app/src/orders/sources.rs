@@ -4,12 +4,8 @@
 
 use super::*;
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// The store a session's stock comes from: its `metadata.store_id`; else the store its
     /// Payment Link was attached to (a link from `backfill` or `catalog import` carries no

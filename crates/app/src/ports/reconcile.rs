@@ -192,3 +192,19 @@ pub enum SessionPayment {
     /// The delayed payment failed (its PaymentIntent wants another method, or was cancelled).
     Failed,
 }
+
+/// What the reconciler's checks read and record, under one name: the stock store, the catalog
+/// reader, the reconciliation log and the parking lot.
+pub trait ReconcilerStore: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot {}
+
+impl<T: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot> ReconcilerStore for T {}
+
+/// What the reconciler asks Stripe, under one name: payments, payment links, the session list.
+pub trait ReconcilerStripe: Payments + LinkDirectory + SessionLog {}
+
+impl<T: Payments + LinkDirectory + SessionLog> ReconcilerStripe for T {}
+
+/// A stock store that can also list the catalog (the held-units check, the sweeper).
+pub trait ListingStore: InventoryStore + CatalogReader {}
+
+impl<T: InventoryStore + CatalogReader> ListingStore for T {}

@@ -12,22 +12,15 @@ use tracing::{error, warn};
 use super::{Budget, CheckError, CheckReport};
 use crate::decode::{ASYNC_PAYMENT_FAILED, ASYNC_PAYMENT_SUCCEEDED};
 use crate::orders::Services;
-use crate::parking::{Failures, ParkingLot};
-use crate::ports::{
-    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
-    SessionPayment, StockPublisher,
-};
+use crate::parking::Failures;
+use crate::ports::{Clock, ReconcilerStore, ReconcilerStripe, SessionPayment, StockPublisher};
 
 /// Delayed methods clear within a few business days: an order still clearing after two weeks
 /// is reported for a person.
 pub const AWAITING_WINDOW_MS: i64 = 14 * 86_400_000;
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    Publisher: StockPublisher,
-    Stripe: Payments + LinkDirectory + SessionLog,
-    Time: Clock,
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Every order awaiting its payment since before `cutoff` against Stripe.
     pub(crate) async fn check_awaiting(

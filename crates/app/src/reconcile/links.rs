@@ -3,12 +3,8 @@
 
 use super::*;
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    Publisher: StockPublisher,
-    Stripe: Payments + LinkDirectory,
-    Time: Clock,
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Checks that every catalog product's payment links are active iff it has stock (of one
     /// store, or all), records each discrepancy and, unless `dry_run`, repairs it: a link
@@ -166,12 +162,8 @@ where
     }
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    Publisher: StockPublisher,
-    Stripe: Payments + LinkDirectory,
-    Time: Clock,
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Carries out a link repair on the item as it is now (re-read: a sale or a restock since
     /// the check may have settled it). A link switched off here is recorded as stockbridge's

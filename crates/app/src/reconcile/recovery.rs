@@ -154,12 +154,8 @@ enum Replayed {
     Stopped(String),
 }
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Replays missed events: at most `budget` events per run, re-listing `overlap_secs` before
     /// the cursor. Without a cursor the run only sets it at its own time. Failures are recorded

@@ -211,7 +211,7 @@ async fn links_phase<S, P, Y, C>(
 where
     S: InventoryStore + CatalogReader + ReconciliationLog + crate::ports::CatalogStore + ParkingLot,
     P: StockPublisher,
-    Y: Payments + LinkDirectory,
+    Y: Payments + LinkDirectory + SessionLog,
     C: Clock,
 {
     let (store, budget) = (options.store.as_ref(), &options.budget);

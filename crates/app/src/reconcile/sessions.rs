@@ -6,18 +6,11 @@ use tracing::warn;
 
 use super::{CheckError, CheckReport, SessionWindow};
 use crate::orders::{Handled, Services};
-use crate::parking::{Failures, ParkingLot};
-use crate::ports::{
-    CatalogReader, Clock, InventoryStore, LinkDirectory, Payments, ReconciliationLog, SessionLog,
-    StockPublisher,
-};
+use crate::parking::Failures;
+use crate::ports::{Clock, ReconcilerStore, ReconcilerStripe, StockPublisher};
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader + ReconciliationLog + ParkingLot,
-    Publisher: StockPublisher,
-    Stripe: Payments + LinkDirectory + SessionLog,
-    Time: Clock,
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Every paid, completed Checkout Session since `since` has an order record; a missing one
     /// is applied through the same handler (a session recovered without any event is a sign

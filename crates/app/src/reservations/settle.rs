@@ -14,17 +14,13 @@ use crate::decode::{IntentEvent, IntentKind};
 use crate::effects::EffectError;
 use crate::orders::{HandleError, Services};
 use crate::parking::{Parked, ParkedState};
+use crate::ports::ListingStore;
 use crate::ports::{
-    CatalogReader, Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError,
-    Window,
+    Clock, IntentStatus, InventoryStore, Payments, StockPublisher, StoreError, Window,
 };
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// Keeps a buyer's purchase limit in step with a committed transition of their hold: units
     /// count while the hold is pending or a sale, and come back when it leaves both (released,
@@ -305,12 +301,8 @@ pub struct SweepReport {
 /// Holds listed per page: each page is released before the next is read.
 pub const SWEEP_PAGE: u32 = 100;
 
-impl<Store, Publisher, Stripe, Time> Services<Store, Publisher, Stripe, Time>
-where
-    Store: InventoryStore + CatalogReader,
-    Publisher: StockPublisher,
-    Stripe: Payments,
-    Time: Clock,
+impl<Store: ListingStore, Publisher: StockPublisher, Stripe: Payments, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
 {
     /// The sweeper: releases every hold still pending after its expiry; the stock returns and is
     /// published. Each release is conditional on the hold still pending, so an authorisation
