@@ -60,41 +60,15 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main]
-async fn main() {
-    let mut args = std::env::args().skip(1);
-    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let rps: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(25.0);
-    let base = std::env::var("STOCKBRIDGE_STRIPE_URL").expect("STOCKBRIDGE_STRIPE_URL");
-    let prefix = format!("b{}x", std::process::id());
-
-    control(&base, "/_test/rate_limit", "{}");
-    let t = Instant::now();
-    control(
-        &base,
-        "/_test/products/bulk",
-        &format!(
-            r#"{{"count": {n}, "prefix": "{prefix}", "unit_amount": 1000, "currency": "usd"}}"#
-        ),
-    );
-    eprintln!("fake: {n} products created in {:.1?}", t.elapsed());
-
-    let stripe = StripePayments::new(&StripeConfig {
-        timeout: Duration::from_secs(30),
-        retry: RetryPolicy::default(),
-        max_rps: rps,
-        burst: 1,
-        ..StripeConfig::new("sk_test_bench".to_owned().into(), Some(base.clone()))
-    })
-    .unwrap();
-    // The catalog: what the fake has (listed without a rate limit, before the measurement),
-    // with one product in a thousand renamed so the check has something to find.
+/// The catalog the check compares: every bulk product of this run, as the fake lists it, with
+/// one in a thousand renamed. Returns the store and how many products it loaded.
+async fn load_catalog(base: &str, prefix: &str) -> (MemoryStore, usize) {
     let store = MemoryStore::default();
     let s1 = StoreId::parse("s1").unwrap();
     let lister = StripePayments::new(&StripeConfig {
         max_rps: 1000.0,
         burst: 1000,
-        ..StripeConfig::new("sk_test_bench".to_owned().into(), Some(base.clone()))
+        ..StripeConfig::new("sk_test_bench".to_owned().into(), Some(base.to_owned()))
     })
     .unwrap();
     let mine = format!("prod_{prefix}");
@@ -144,6 +118,39 @@ async fn main() {
             _ => break,
         }
     }
+    (store, loaded)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let rps: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(25.0);
+    let base = std::env::var("STOCKBRIDGE_STRIPE_URL").expect("STOCKBRIDGE_STRIPE_URL");
+    let prefix = format!("b{}x", std::process::id());
+
+    control(&base, "/_test/rate_limit", "{}");
+    let t = Instant::now();
+    control(
+        &base,
+        "/_test/products/bulk",
+        &format!(
+            r#"{{"count": {n}, "prefix": "{prefix}", "unit_amount": 1000, "currency": "usd"}}"#
+        ),
+    );
+    eprintln!("fake: {n} products created in {:.1?}", t.elapsed());
+
+    let stripe = StripePayments::new(&StripeConfig {
+        timeout: Duration::from_secs(30),
+        retry: RetryPolicy::default(),
+        max_rps: rps,
+        burst: 1,
+        ..StripeConfig::new("sk_test_bench".to_owned().into(), Some(base.clone()))
+    })
+    .unwrap();
+    // The catalog: what the fake has (listed without a rate limit, before the measurement),
+    // with one product in a thousand renamed so the check has something to find.
+    let (store, loaded) = load_catalog(&base, &prefix).await;
     assert_eq!(loaded, n, "every bulk product listed");
     control(
         &base,

@@ -14,6 +14,59 @@ fn options() -> BackfillOptions {
     }
 }
 
+type App = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
+
+fn services(store: &MemoryStore, payments: &MemoryPayments) -> App {
+    Services::new(
+        store.clone(),
+        MemoryPublisher::default(),
+        payments.clone(),
+        TickingClock::default(),
+        InventoryConfig {
+            filter: stockbridge_app::decode::EventFilter {
+                source_prefix: "aws.partner/stripe.com/".into(),
+                livemode: false,
+            },
+            default_store: StoreId::parse("s1").unwrap(),
+            max_attempts: 5,
+        },
+    )
+}
+
+/// The catalog and stock a finished backfill of 250 products (every tenth with a link of the
+/// merchant's) leaves, with nothing created at Stripe.
+async fn backfilled_as_the_account_was(store: &MemoryStore, payments: &MemoryPayments) {
+    let catalog = store.catalog();
+    assert_eq!(catalog.entries.len(), 250);
+    let tee = &catalog.entries[&ProductId::parse("prod_010").unwrap()];
+    assert_eq!(tee.details.price.amount, 510);
+    assert_eq!(
+        tee.mapping.synced_revision, tee.details.revision,
+        "nothing for the sync to do"
+    );
+    assert_eq!(tee.mapping.links.len(), 1);
+    let item = store
+        .item(
+            &StoreId::parse("s1").unwrap(),
+            &ProductId::parse("prod_010").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.available, 7);
+    assert_eq!(item.payment_links.len(), 1);
+    // The merchant's link is adopted, not made by stockbridge: no terms, its orders list
+    // their line items (it may sell more than one unit, or optional items).
+    assert_eq!(
+        store.link_terms(&item.payment_links[0]).await.unwrap(),
+        None
+    );
+    // Nothing was created at Stripe.
+    let calls = payments.calls.lock().unwrap().clone();
+    assert!(!calls.iter().any(|c| c.starts_with("create_")), "{calls:?}");
+    assert_eq!(store.snapshot().items.len(), 250);
+}
+
 #[tokio::test]
 async fn an_interrupted_backfill_resumes_without_duplicates() {
     let store = MemoryStore::default();
@@ -35,20 +88,7 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
             );
         }
     }
-    let inventory = Services::new(
-        store.clone(),
-        MemoryPublisher::default(),
-        payments.clone(),
-        TickingClock::default(),
-        InventoryConfig {
-            filter: stockbridge_app::decode::EventFilter {
-                source_prefix: "aws.partner/stripe.com/".into(),
-                livemode: false,
-            },
-            default_store: StoreId::parse("s1").unwrap(),
-            max_attempts: 5,
-        },
-    );
+    let inventory = services(&store, &payments);
 
     // The second page of products fails: the first run stops half-way.
     *payments.pages_before_failure.lock().unwrap() = Some(1);
@@ -79,35 +119,7 @@ async fn an_interrupted_backfill_resumes_without_duplicates() {
     assert!(pages >= 3);
     assert_eq!(cursor.cursor().await.unwrap(), Some(started));
 
-    let catalog = store.catalog();
-    assert_eq!(catalog.entries.len(), 250);
-    let tee = &catalog.entries[&ProductId::parse("prod_010").unwrap()];
-    assert_eq!(tee.details.price.amount, 510);
-    assert_eq!(
-        tee.mapping.synced_revision, tee.details.revision,
-        "nothing for the sync to do"
-    );
-    assert_eq!(tee.mapping.links.len(), 1);
-    let item = store
-        .item(
-            &StoreId::parse("s1").unwrap(),
-            &ProductId::parse("prod_010").unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(item.available, 7);
-    assert_eq!(item.payment_links.len(), 1);
-    // The merchant's link is adopted, not made by stockbridge: no terms, its orders list
-    // their line items (it may sell more than one unit, or optional items).
-    assert_eq!(
-        store.link_terms(&item.payment_links[0]).await.unwrap(),
-        None
-    );
-    // Nothing was created at Stripe.
-    let calls = payments.calls.lock().unwrap().clone();
-    assert!(!calls.iter().any(|c| c.starts_with("create_")), "{calls:?}");
-    assert_eq!(store.snapshot().items.len(), 250);
+    backfilled_as_the_account_was(&store, &payments).await;
 
     // Running it again after it finished does nothing new.
     let again = inventory.backfill(&options(), |_| {}).await.unwrap();
