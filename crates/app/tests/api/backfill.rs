@@ -148,20 +148,7 @@ async fn backfill_attaches_only_active_links_on_the_current_price() {
         stockbridge_domain::PaymentLinkId::parse("plink_paused").unwrap(),
         false,
     );
-    let inventory = Services::new(
-        store.clone(),
-        MemoryPublisher::default(),
-        payments.clone(),
-        TickingClock::default(),
-        InventoryConfig {
-            filter: stockbridge_app::decode::EventFilter {
-                source_prefix: "aws.partner/stripe.com/".into(),
-                livemode: false,
-            },
-            default_store: StoreId::parse("s1").unwrap(),
-            max_attempts: 5,
-        },
-    );
+    let inventory = services(&store, &payments);
     let done = inventory.backfill(&options(), |_| {}).await.unwrap();
     assert_eq!((done.links, done.links_skipped), (1, 2), "{done:?}");
     let item = store

@@ -64,6 +64,15 @@ fn setup(stock: &[(&str, u64)]) -> Sync {
     }
 }
 
+/// The stock item of the product in store `s1`, as stored now.
+async fn item_in_s1(sync: &Sync) -> CatalogItem {
+    sync.store
+        .item(&store("s1"), &pid())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn change(sync: &Sync, d: ProductDetails) {
     let current = sync.store.entry(&d.product_id).await.unwrap();
     sync.store
@@ -105,12 +114,7 @@ async fn a_new_product_gets_a_product_a_price_and_a_link_per_store() {
     assert_eq!(m.price_id.as_ref(), Some(&stripe.prices[0].id));
     // Each store's item sells through its own link; the sold-out store's link is off and
     // recorded as switched off by stockbridge (a restock switches it on).
-    let s1 = sync
-        .store
-        .item(&store("s1"), &pid())
-        .await
-        .unwrap()
-        .unwrap();
+    let s1 = item_in_s1(&sync).await;
     let s2 = sync
         .store
         .item(&store("s2"), &pid())
@@ -139,14 +143,7 @@ async fn a_price_change_delivered_twice_makes_one_new_price_and_replaces_the_lin
     sync.sync_product(&pid(), Trigger::CatalogChange)
         .await
         .unwrap();
-    let old_link = sync
-        .store
-        .item(&store("s1"), &pid())
-        .await
-        .unwrap()
-        .unwrap()
-        .payment_links[0]
-        .clone();
+    let old_link = item_in_s1(&sync).await.payment_links[0].clone();
 
     change(&sync, details(2, 1800, &["s1"])).await;
     let p = pid();
@@ -173,12 +170,7 @@ async fn a_price_change_delivered_twice_makes_one_new_price_and_replaces_the_lin
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].amount, Some(1800));
     assert_eq!(stripe.links.len(), 2, "one new link for the new price");
-    let item = sync
-        .store
-        .item(&store("s1"), &pid())
-        .await
-        .unwrap()
-        .unwrap();
+    let item = item_in_s1(&sync).await;
     assert_eq!(item.payment_links.len(), 1);
     assert_ne!(item.payment_links[0], old_link);
     assert!(!sync.stripe.link_active(&old_link), "the old link is off");
@@ -488,12 +480,7 @@ async fn a_new_link_for_a_spread_product_is_not_switched_off_as_sold_out() {
     sync.sync_product(&pid(), Trigger::CatalogChange)
         .await
         .unwrap();
-    let item = sync
-        .store
-        .item(&store("s1"), &pid())
-        .await
-        .unwrap()
-        .unwrap();
+    let item = item_in_s1(&sync).await;
     assert_eq!((item.available, item.level().available), (0, 12));
     assert!(
         sync.stripe.link_active(&item.payment_links[0]),
