@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// What a take left on its item until its order is recorded: the item's state right after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TakeMark {
     /// The item version the take produced (the ledger entry's key).
     pub version: u64,

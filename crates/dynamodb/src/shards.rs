@@ -25,7 +25,7 @@ impl DynamoStore {
     /// which in a rush is always. Every write decided on it is conditional on the versions read;
     /// a level read during a move may count the moved units twice or not at all, never reaching
     /// 0 while units exist (a donor keeps one).
-    async fn shard_attrs(
+    pub(crate) async fn shard_attrs(
         &self,
         store: &StoreId,
         product: &ProductId,
@@ -360,22 +360,41 @@ impl DynamoStore {
                 });
             }
         }
-        let keys: Vec<Attrs> = found
+        let marks: Vec<(MarkNames, TakeMark)> =
+            found.iter().map(|u| (u.names.clone(), u.mark)).collect();
+        let recorded = self.recorded_marks(store, product, &marks).await?;
+        found.retain(|u| !recorded.contains(&(u.names.clone(), u.mark)));
+        Ok(found)
+    }
+
+    /// Which of `marks` (of one product, on its item or shards) stand for a recorded take: the
+    /// ledger entry at the mark's version, on the shard it took from, names its order. The
+    /// ledger is read in batches. The collect and the sweep of recorded marks both ask this.
+    pub(crate) async fn recorded_marks(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+        marks: &[(MarkNames, TakeMark)],
+    ) -> Result<std::collections::HashSet<(MarkNames, TakeMark)>, StoreError> {
+        let keys: Vec<Attrs> = marks
             .iter()
-            .map(|u| {
-                let pk = ledger_pk(store, product, u.mark.shard);
-                key(pk, &format!("LEDGER#{:020}", u.mark.version))
+            .map(|(_, m)| {
+                let pk = ledger_pk(store, product, m.shard);
+                key(pk, &format!("LEDGER#{:020}", m.version))
             })
             .collect();
-        let mut recorded = std::collections::HashSet::new();
+        let mut named = std::collections::HashSet::new();
         for e in self.batch_get(keys).await? {
             let e = parse_ledger(&e)?;
             if let Some(o) = e.cause.order_id {
-                recorded.insert((e.shard, e.version, MarkNames::of(&o)));
+                named.insert((e.shard, e.version, MarkNames::of(&o)));
             }
         }
-        found.retain(|u| !recorded.contains(&(u.mark.shard, u.mark.version, u.names.clone())));
-        Ok(found)
+        Ok(marks
+            .iter()
+            .filter(|(names, m)| named.contains(&(m.shard, m.version, names.clone())))
+            .cloned()
+            .collect())
     }
 
     /// Moves `batch` of unrecorded marks from their shards to the item, units untouched (each

@@ -317,32 +317,33 @@ impl DynamoStore {
         let shard_items = opt_n::<u16>(&item, "shard_items", &pk)?
             .or(parse_item(&item)?.spread.map(|s| s.shards))
             .unwrap_or(0);
-        for i in 0..shard_items {
-            let pk = shard_pk(store, product, i);
-            if let Some(a) = self.get_consistent(key(pk.clone(), "SHARD")).await? {
-                places.push(((pk, "SHARD"), a));
+        for (i, a) in (0..shard_items).zip(self.shard_attrs(store, product, shard_items).await?) {
+            if let Some(a) = a {
+                places.push(((shard_pk(store, product, i), "SHARD"), a));
             }
         }
+        let mut marks = Vec::new();
+        for (place, a) in &places {
+            for names in MarkNames::on(a) {
+                let mark = mark_named(a, &names)?;
+                marks.push((place.clone(), names, mark));
+            }
+        }
+        let pairs: Vec<(MarkNames, TakeMark)> =
+            marks.iter().map(|(_, n, m)| (n.clone(), *m)).collect();
+        let recorded = self.recorded_marks(store, product, &pairs).await?;
         let mut removed = 0;
-        for ((pk, sk), a) in places {
-            for names in MarkNames::on(&a) {
-                let mark = mark_named(&a, &names)?;
-                let entry = self
-                    .ledger_entry_at(store, product, mark.shard, mark.version)
-                    .await?;
-                let recorded = entry
-                    .and_then(|e| e.cause.order_id)
-                    .is_some_and(|o| MarkNames::of(&o) == names);
-                if recorded {
-                    match self
-                        .remove_marks((&pk, sk), &[names], Some(mark.version))
-                        .await
-                    {
-                        Ok(()) => removed += 1,
-                        Err(StoreError::Conflict) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+        for ((pk, sk), names, mark) in marks {
+            if !recorded.contains(&(names.clone(), mark)) {
+                continue;
+            }
+            match self
+                .remove_marks((&pk, sk), &[names], Some(mark.version))
+                .await
+            {
+                Ok(()) => removed += 1,
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(removed)
