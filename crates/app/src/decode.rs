@@ -1,9 +1,10 @@
 //! Decoding what comes in, tolerantly, into the few fields the use cases need: Stripe events in
 //! their EventBridge envelopes ([`stripe_event`]) and the checkout API's request body
-//! ([`checkout_request`], `POST /checkout`). The catalog sync's queue messages are decoded in
-//! `catalog_sync/message.rs`, beside the use case they feed.
+//! ([`checkout_request`], `POST /checkout`), and the catalog-sync queue's messages
+//! ([`sync_message`]).
 
 pub mod checkout_request;
 pub mod stripe_event;
+pub mod sync_message;
 
 pub use stripe_event::*;

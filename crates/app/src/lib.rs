@@ -31,7 +31,8 @@
 //!   `DeadLetters`; `counters`, `clock`, `notify`). No port is implemented for `Arc<T>`: the
 //!   in-memory fakes are cheap-`Clone` handles, and the real adapters are `Clone` already.
 //! - [`decode`]: tolerant decoding of what comes in: Stripe snapshot events inside EventBridge
-//!   envelopes (`stripe_event`), the checkout API's request (`checkout_request`).
+//!   envelopes (`stripe_event`), the checkout API's request (`checkout_request`), the
+//!   catalog-sync queue's messages (`sync_message`).
 //! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
 //!   where an order's lines come from; `takes.rs`: the hot path's take).
 //! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`; `settle.rs`: a hold's

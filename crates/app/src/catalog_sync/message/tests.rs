@@ -1,12 +1,4 @@
 use super::*;
-use crate::decode::EventFilter;
-
-fn filter() -> EventFilter {
-    EventFilter {
-        source_prefix: "aws.partner/stripe.com/".into(),
-        livemode: false,
-    }
-}
 
 fn event(kind: &str, object: serde_json::Value) -> String {
     serde_json::json!({
@@ -15,13 +7,6 @@ fn event(kind: &str, object: serde_json::Value) -> String {
         "detail": {"id": "evt_1", "type": kind, "livemode": false, "data": {"object": object}},
     })
     .to_string()
-}
-
-fn product(p: &str) -> SyncMessage {
-    SyncMessage::Sync {
-        target: SyncTarget::Product(ProductId::parse(p).unwrap()),
-        trigger: Trigger::StripeChange,
-    }
 }
 
 fn entry() -> crate::ports::CatalogEntry {
@@ -97,95 +82,4 @@ fn price_and_link_events_agree_unless_the_mapped_price_or_owned_link_fields_chan
         None,
         &link(serde_json::json!({"metadata": {}}))
     ));
-}
-
-#[test]
-fn a_stream_record_of_details_names_its_product() {
-    let body = r#"{"eventName":"MODIFY","eventSource":"aws:dynamodb","dynamodb":{"Keys":{"pk":{"S":"PRODUCT#tee"},"sk":{"S":"DETAILS"}}}}"#;
-    assert_eq!(
-        decode_sync_message(body, &filter()).unwrap(),
-        SyncMessage::Sync {
-            target: SyncTarget::Product(ProductId::parse("tee").unwrap()),
-            trigger: Trigger::CatalogChange
-        }
-    );
-    let other = body.replace("DETAILS", "STRIPE");
-    let err = decode_sync_message(&other, &filter()).unwrap_err();
-    assert_eq!(err.field, "dynamodb.Keys");
-}
-
-#[test]
-fn stripe_catalog_events_name_their_product() {
-    assert_eq!(
-        decode_sync_message(
-            &event("product.updated", serde_json::json!({"id": "prod_1"})),
-            &filter()
-        )
-        .unwrap(),
-        product("prod_1")
-    );
-    assert_eq!(
-        decode_sync_message(
-            &event(
-                "price.updated",
-                serde_json::json!({"id": "price_1", "product": "prod_2"})
-            ),
-            &filter()
-        )
-        .unwrap(),
-        product("prod_2")
-    );
-    assert_eq!(
-        decode_sync_message(
-            &event(
-                "payment_link.updated",
-                serde_json::json!({"id": "plink_1", "metadata": {"product_id": "prod_3"}})
-            ),
-            &filter()
-        )
-        .unwrap(),
-        product("prod_3")
-    );
-    assert_eq!(
-        decode_sync_message(
-            &event(
-                "payment_link.updated",
-                serde_json::json!({"id": "plink_1", "metadata": {}})
-            ),
-            &filter()
-        )
-        .unwrap(),
-        SyncMessage::Sync {
-            target: SyncTarget::Link(PaymentLinkId::parse("plink_1").unwrap()),
-            trigger: Trigger::StripeChange
-        }
-    );
-}
-
-#[test]
-fn foreign_or_unrelated_events_are_skipped_and_garbage_is_an_error() {
-    let foreign = event("product.updated", serde_json::json!({"id": "prod_1"}))
-        .replace("aws.partner/stripe.com/ed_test", "evil.example");
-    assert!(matches!(
-        decode_sync_message(&foreign, &filter()).unwrap(),
-        SyncMessage::Skip(_)
-    ));
-    let other = event("customer.created", serde_json::json!({"id": "cus_1"}));
-    assert!(matches!(
-        decode_sync_message(&other, &filter()).unwrap(),
-        SyncMessage::Skip(_)
-    ));
-    assert_eq!(
-        decode_sync_message("{", &filter()).unwrap_err().field,
-        "body"
-    );
-    assert_eq!(
-        decode_sync_message("{}", &filter()).unwrap_err().field,
-        "source"
-    );
-    let no_id = event("product.updated", serde_json::json!({}));
-    assert_eq!(
-        decode_sync_message(&no_id, &filter()).unwrap_err().field,
-        "detail.data.object.id"
-    );
 }
