@@ -36,36 +36,7 @@ pub enum Command {
     },
     /// Replay Stripe events the EventBridge path missed (from /v1/events after the stored
     /// cursor) through the inventory handler — what the scheduled reconciler does.
-    Reconcile {
-        /// Replay at most this many events (the next run continues from the cursor).
-        #[arg(long, default_value_t = 1000)]
-        max_events: usize,
-        /// Re-list this many seconds before the cursor (`/v1/events` can show an event after a
-        /// newer one).
-        #[arg(long, default_value_t = stockbridge_app::reconcile::recovery::DEFAULT_OVERLAP_SECS)]
-        event_overlap_secs: u32,
-        /// Only report: replay no event and repair nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Check only this store's catalog (default: every store).
-        #[arg(long)]
-        store: Option<String>,
-        /// Check that every paid Checkout Session of the last H hours has an order (0: skip).
-        #[arg(long, default_value_t = 24)]
-        session_hours: u32,
-        /// Leave sessions younger than this many seconds alone (their events may be on the way).
-        #[arg(long, default_value_t = 600)]
-        session_grace_secs: u32,
-        /// Parallel scan segments of the catalog-against-Stripe check (0: skip it).
-        #[arg(long, default_value_t = 4)]
-        catalog_segments: u32,
-        /// Also publish the `stockbridge.reconciliation` event (to RECONCILIATION_EVENT_BUS).
-        #[arg(long)]
-        notify: bool,
-        /// Print JSON: `{"events", "links", "catalog", "summary"}`.
-        #[arg(long)]
-        json: bool,
-    },
+    Reconcile(ReconcileArgs),
     /// Import an existing Stripe account's products, prices and payment links into the
     /// catalog (Stripe ids kept). Sets the replay cursor first; resumable: run it again after
     /// an interruption to continue.
@@ -290,4 +261,37 @@ pub enum StockCommand {
 pub enum YesNo {
     Yes,
     No,
+}
+
+/// `stockbridge reconcile`.
+#[derive(clap::Args)]
+pub struct ReconcileArgs {
+    /// Replay at most this many events (the next run continues from the cursor).
+    #[arg(long, default_value_t = 1000)]
+    pub max_events: usize,
+    /// Re-list this many seconds before the cursor (`/v1/events` can show an event after a
+    /// newer one).
+    #[arg(long, default_value_t = stockbridge_app::reconcile::recovery::DEFAULT_OVERLAP_SECS)]
+    pub event_overlap_secs: u32,
+    /// Only report: replay no event and repair nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check only this store's catalog (default: every store).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Check that every paid Checkout Session of the last H hours has an order (0: skip).
+    #[arg(long, default_value_t = 24)]
+    pub session_hours: u32,
+    /// Leave sessions younger than this many seconds alone (their events may be on the way).
+    #[arg(long, default_value_t = 600)]
+    pub session_grace_secs: u32,
+    /// Parallel scan segments of the catalog-against-Stripe check (0: skip it).
+    #[arg(long, default_value_t = 4)]
+    pub catalog_segments: u32,
+    /// Also publish the `stockbridge.reconciliation` event (to RECONCILIATION_EVENT_BUS).
+    #[arg(long)]
+    pub notify: bool,
+    /// Print JSON: `{"events", "links", "catalog", "summary"}`.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -8,10 +8,9 @@
 mod args;
 mod commands;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use stockbridge_bootstrap::Config;
-use stockbridge_domain::StoreId;
 
 use args::{CatalogCommand, Cli, Command, ParkedCommand, TableCommand, YesNo};
 use commands::{catalog, ops, parked, preflight, stock, switches, table};
@@ -42,31 +41,7 @@ async fn run(cli: Cli) -> Result<()> {
             CatalogCommand::Export { store, out } => catalog::export(c, store, out).await,
         },
         Command::Stock { command } => stock::run(c, command).await,
-        Command::Reconcile {
-            max_events,
-            event_overlap_secs,
-            dry_run,
-            store,
-            session_hours,
-            session_grace_secs,
-            catalog_segments,
-            notify,
-            json,
-        } => {
-            let store = store.map(StoreId::parse).transpose().context("--store")?;
-            let args = ops::ReconcileArgs {
-                max_events,
-                event_overlap_secs,
-                dry_run,
-                store,
-                session_hours,
-                session_grace_secs,
-                catalog_segments,
-                notify,
-                json,
-            };
-            ops::reconcile(c, args).await
-        }
+        Command::Reconcile(args) => ops::reconcile(c, args).await,
         Command::Backfill {
             store,
             default_stock,

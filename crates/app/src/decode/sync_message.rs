@@ -130,4 +130,4 @@ pub fn decode_sync_message(body: &str, filter: &EventFilter) -> Result<SyncMessa
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

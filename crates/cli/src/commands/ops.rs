@@ -12,26 +12,21 @@ use stockbridge_app::reconcile::{LAST_RUN_CHECKPOINT, RunOptions, RunReport, Run
 use stockbridge_bootstrap::{Config, ReconcilerSettings};
 use stockbridge_domain::StoreId;
 
-/// `stockbridge reconcile`.
-pub struct ReconcileArgs {
-    pub max_events: usize,
-    pub event_overlap_secs: u32,
-    pub dry_run: bool,
-    pub store: Option<StoreId>,
-    pub session_hours: u32,
-    pub session_grace_secs: u32,
-    pub catalog_segments: u32,
-    pub notify: bool,
-    pub json: bool,
-}
+pub use crate::args::ReconcileArgs;
 
 pub async fn reconcile(config: &Config, a: ReconcileArgs) -> Result<()> {
+    let store = a
+        .store
+        .as_deref()
+        .map(StoreId::parse)
+        .transpose()
+        .context("--store")?;
     let adapters = stockbridge_bootstrap::adapters(config).await?;
     let inventory = stockbridge_bootstrap::inventory_from(adapters.clone(), config);
     let sync = stockbridge_bootstrap::catalog_sync_from(adapters);
     let now = SystemClock.now();
     let options = RunOptions {
-        store: a.store,
+        store,
         dry_run: a.dry_run || stockbridge_bootstrap::report_only()?,
         max_events: a.max_events,
         event_overlap_secs: a.event_overlap_secs,

@@ -1,13 +1,5 @@
 use super::*;
-
-fn event(kind: &str, object: serde_json::Value) -> String {
-    serde_json::json!({
-        "source": "aws.partner/stripe.com/ed_test",
-        "detail-type": kind,
-        "detail": {"id": "evt_1", "type": kind, "livemode": false, "data": {"object": object}},
-    })
-    .to_string()
-}
+use crate::decode::sync_message::tests::event;
 
 fn entry() -> crate::ports::CatalogEntry {
     let details = stockbridge_domain::ProductDetails {

@@ -7,7 +7,8 @@ fn filter() -> EventFilter {
     }
 }
 
-fn event(kind: &str, object: serde_json::Value) -> String {
+/// A Stripe catalog event of `kind` in its EventBridge envelope (shared with the sync's tests).
+pub(crate) fn event(kind: &str, object: serde_json::Value) -> String {
     serde_json::json!({
         "source": "aws.partner/stripe.com/ed_test",
         "detail-type": kind,
