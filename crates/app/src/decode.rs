@@ -1,10 +1,11 @@
 //! Decoding what comes in, tolerantly, into the few fields the use cases need: Stripe events in
 //! their EventBridge envelopes ([`stripe_event`]) and the checkout API's request body
-//! ([`checkout_request`], `POST /checkout`), and the catalog-sync queue's messages
-//! ([`sync_message`]).
+//! ([`checkout_request`], `POST /checkout`), the catalog-sync queue's messages
+//! ([`sync_message`]), and thin events ([`thin_event`]).
 
 pub mod checkout_request;
 pub mod stripe_event;
 pub mod sync_message;
+pub mod thin_event;
 
 pub use stripe_event::*;

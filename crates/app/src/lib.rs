@@ -59,6 +59,7 @@ pub mod catalog_sync;
 pub mod decode;
 pub mod effects;
 pub mod held;
+pub mod inbound;
 pub mod message;
 pub mod metrics;
 pub mod orders;

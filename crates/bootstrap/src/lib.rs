@@ -44,8 +44,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// The Stripe key could not be read from Secrets Manager.
-    #[error("reading the Stripe key from Secrets Manager ({arn}) failed: {message}")]
+    /// A secret (the Stripe key, the webhook's signing secret) could not be read from Secrets
+    /// Manager.
+    #[error("reading the secret {arn} from Secrets Manager failed: {message}")]
     Secret {
         /// The secret's ARN.
         arn: String,

@@ -189,3 +189,45 @@ impl CheckoutSettings {
         })
     }
 }
+
+/// The `webhook` function's own settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Where the endpoint's signing secrets come from: `STRIPE_WEBHOOK_SECRET` (the `whsec_…`
+    /// values, comma-separated: during a rotation, the new and the previous one), which wins over
+    /// `STRIPE_WEBHOOK_SECRET_ARN` (a Secrets Manager secret holding the same text).
+    pub secret: StripeKeySource,
+    /// `CATALOG_SYNC_QUEUE_URL`: where catalog events go (the catalog-sync queue).
+    pub catalog_queue_url: Option<String>,
+    /// `WEBHOOK_MAX_BODY_BYTES` (262144): a larger body is refused (413) before its signature
+    /// is checked.
+    pub max_body_bytes: usize,
+}
+
+impl WebhookSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when no secret is configured, [`ConfigError::Invalid`] naming a
+    /// variable that cannot be read.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = match (
+            var("STRIPE_WEBHOOK_SECRET"),
+            var("STRIPE_WEBHOOK_SECRET_ARN"),
+        ) {
+            (Some(s), _) => StripeKeySource::Env(SecretString::from(s)),
+            (None, Some(arn)) => StripeKeySource::SecretsManager(arn),
+            (None, None) => {
+                return Err(ConfigError::Missing(
+                    "STRIPE_WEBHOOK_SECRET",
+                    "set it, or STRIPE_WEBHOOK_SECRET_ARN, to the endpoint's signing secret",
+                ));
+            }
+        };
+        Ok(Self {
+            secret,
+            catalog_queue_url: var("CATALOG_SYNC_QUEUE_URL"),
+            max_body_bytes: number("WEBHOOK_MAX_BODY_BYTES", 262_144, 1024)?,
+        })
+    }
+}

@@ -48,29 +48,15 @@ pub(crate) async fn stripe_key(
     match source {
         StripeKeySource::Env(k) => Ok(k.clone()),
         StripeKeySource::SecretsManager(arn) => {
-            let secret_err = |message: String| ConfigError::Secret {
-                arn: arn.clone(),
-                message,
-            };
-            let client = aws_sdk_secretsmanager::Client::new(aws);
-            let out = client
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    secret_err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
-                })?;
-            let raw = out
-                .secret_string()
-                .ok_or_else(|| secret_err("the secret has no string value".into()))?;
+            let raw = secret_text(arn, aws).await?;
             // Either the raw key, or JSON {"api_key": "..."}.
             let key = if raw.trim_start().starts_with('{') {
-                serde_json::from_str::<serde_json::Value>(raw)
+                serde_json::from_str::<serde_json::Value>(&raw)
                     .ok()
                     .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).map(str::to_owned))
-                    .ok_or_else(|| {
-                        secret_err("the JSON secret has no string field api_key".into())
+                    .ok_or_else(|| ConfigError::Secret {
+                        arn: arn.clone(),
+                        message: "the JSON secret has no string field api_key".into(),
                     })?
             } else {
                 raw.trim().to_owned()
@@ -78,6 +64,55 @@ pub(crate) async fn stripe_key(
             Ok(SecretString::from(key))
         }
     }
+}
+
+/// A Secrets Manager secret's string value.
+async fn secret_text(arn: &str, aws: &aws_config::SdkConfig) -> Result<String, ConfigError> {
+    let secret_err = |message: String| ConfigError::Secret {
+        arn: arn.to_owned(),
+        message,
+    };
+    let out = aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            secret_err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        })?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| secret_err("the secret has no string value".into()))
+}
+
+/// The `webhook` Lambda's use case, the catalog-sync queue it hands catalog events to, and the
+/// endpoint's signing secrets as configured (text: the webhook crate reads the list), from one
+/// AWS configuration (loaded once at start-up).
+///
+/// # Errors
+/// [`ConfigError`] when the Stripe key or the signing secret is missing or unreadable.
+pub async fn webhook_function(
+    config: &Config,
+    settings: &WebhookSettings,
+) -> Result<
+    (
+        LiveInventory,
+        stockbridge_sqs::SqsCatalogQueue,
+        SecretString,
+    ),
+    ConfigError,
+> {
+    let aws = aws_config().await;
+    let secrets = match &settings.secret {
+        StripeKeySource::Env(s) => s.clone(),
+        StripeKeySource::SecretsManager(arn) => SecretString::from(secret_text(arn, &aws).await?),
+    };
+    let inventory = inventory_from(adapters_with(config, &aws).await?, config);
+    let queue = stockbridge_sqs::SqsCatalogQueue::new(
+        aws_sdk_sqs::Client::new(&aws),
+        settings.catalog_queue_url.clone(),
+    );
+    Ok((inventory, queue, secrets))
 }
 
 /// The table, with the configured retention.

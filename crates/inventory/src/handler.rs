@@ -1,10 +1,13 @@
-//! The `inventory` Lambda's edge: an EventBridge envelope in, the outcome as JSON out; a failed
-//! event becomes a [`Diagnostic`] whose type says whether Lambda's retry can help.
+//! The `inventory` Lambda's edge: an EventBridge envelope in (its `detail` a snapshot event, or a
+//! thin one whose object is read back from Stripe), the outcome as JSON out; a failed event
+//! becomes a [`Diagnostic`] whose type says whether Lambda's retry can help.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use stockbridge_app::orders::{Handled, Services};
-use stockbridge_app::ports::{Clock, InventoryStore, Payments, StockPublisher};
+use stockbridge_app::ports::{
+    Clock, InventoryStore, Payments, ReconciliationLog, StockPublisher, StripeObjects,
+};
 use stockbridge_bootstrap::Failure;
 
 /// Applies one event through the use case.
@@ -17,12 +20,12 @@ pub async fn handle<S, P, Y, C>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic>
 where
-    S: InventoryStore,
+    S: InventoryStore + ReconciliationLog,
     P: StockPublisher,
-    Y: Payments,
+    Y: Payments + StripeObjects,
     C: Clock,
 {
-    match inventory.handle(&event.payload).await {
+    match inventory.handle_envelope(&event.payload).await {
         Ok(Handled::Applied { order_id, outcome }) => Ok(
             json!({"status": "applied", "order_id": order_id.as_str(), "outcome": format!("{outcome:?}")}),
         ),

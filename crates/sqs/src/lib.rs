@@ -53,3 +53,42 @@ impl DeadLetters for SqsDeadLetters {
         Ok(())
     }
 }
+
+/// The catalog-sync queue (`CATALOG_SYNC_QUEUE_URL`), for catalog events that arrive by webhook.
+#[derive(Debug, Clone)]
+pub struct SqsCatalogQueue {
+    client: Client,
+    url: Option<String>,
+}
+
+impl SqsCatalogQueue {
+    /// The queue at `url`; `None`: none configured (every send fails, so the webhook answers
+    /// 500 and Stripe delivers the event again once it is set).
+    pub fn new(client: Client, url: Option<String>) -> Self {
+        Self { client, url }
+    }
+}
+
+impl stockbridge_app::ports::CatalogQueue for SqsCatalogQueue {
+    async fn send(&self, body: &str) -> Result<(), stockbridge_app::ports::StoreError> {
+        use stockbridge_app::ports::StoreError;
+        let url = self
+            .url
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("CATALOG_SYNC_QUEUE_URL is not set".into()))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                        .to_string()
+                        .into(),
+                )
+            })?;
+        Ok(())
+    }
+}

@@ -30,6 +30,7 @@ pub mod budget;
 pub mod catalog;
 pub mod transport;
 
+mod objects;
 mod reads;
 
 use stripe_checkout::checkout_session::{

@@ -155,21 +155,7 @@ impl SessionLog for StripePayments {
                 out.push(SessionSummary {
                     id,
                     created: s.created,
-                    object: serde_json::json!({
-                        "id": s.id.as_str(),
-                        "object": "checkout.session",
-                        "payment_status": s.payment_status.as_str(),
-                        "payment_intent": s.payment_intent.as_ref().map(|p| match p {
-                            Expandable::Id(id) => id.as_str().to_owned(),
-                            Expandable::Object(o) => o.id.as_str().to_owned(),
-                        }),
-                        "payment_link": s.payment_link.as_ref().map(|p| match p {
-                            Expandable::Id(id) => id.as_str().to_owned(),
-                            Expandable::Object(o) => o.id.as_str().to_owned(),
-                        }),
-                        "metadata": s.metadata,
-                        "livemode": s.livemode,
-                    }),
+                    object: crate::objects::session_json(s),
                 });
             }
             match (page.has_more, page.data.last()) {

@@ -150,7 +150,7 @@ where
                     .entry(p)
                     .await
                     .map_err(|e| MessageError::Retry(e.into()))?,
-                SyncTarget::Link(_) => None,
+                SyncTarget::Link(_) | SyncTarget::Price(_) => None,
             };
             if snapshot_agrees(entry.as_ref(), snap) {
                 return Ok(SyncReport {
@@ -175,6 +175,20 @@ where
                     return Ok(SyncReport::default());
                 }
             },
+            SyncTarget::Price(price) => {
+                match self
+                    .stripe
+                    .price(&price)
+                    .await
+                    .map_err(|e| retry_or_poison(e.into()))?
+                {
+                    Some(p) => p.product,
+                    None => {
+                        info!(%price, "price unknown to Stripe: skipped");
+                        return Ok(SyncReport::default());
+                    }
+                }
+            }
         };
         match self.sync_product(&product, trigger).await {
             // A Stripe event while a sync of the product runs: that sync is already making

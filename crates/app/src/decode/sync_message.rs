@@ -2,8 +2,9 @@
 //! EventBridge Pipe) or an EventBridge envelope of a Stripe catalog event, decoded into what to
 //! sync ([`SyncMessage`]). The sync itself is `crate::catalog_sync`.
 
-use stockbridge_domain::{PaymentLinkId, ProductId};
+use stockbridge_domain::{PaymentLinkId, PriceId, ProductId};
 
+use super::thin_event::{decode_thin, is_thin};
 use super::{CATALOG_EVENT_TYPES, DecodeError, EventFilter};
 use crate::catalog_sync::Trigger;
 
@@ -14,6 +15,8 @@ pub enum SyncTarget {
     Product(ProductId),
     /// Sync the product this Payment Link sells (found through Stripe).
     Link(PaymentLinkId),
+    /// Sync the product of this Price (found through Stripe; a thin event names only the price).
+    Price(PriceId),
 }
 
 /// A decoded catalog-sync message.
@@ -67,26 +70,50 @@ pub fn decode_sync_message(body: &str, filter: &EventFilter) -> Result<SyncMessa
             trigger: Trigger::CatalogChange,
         });
     }
-    let source = str_at("/source").ok_or_else(|| {
-        bad(
-            "source",
-            "missing: neither a stream record nor an EventBridge event".into(),
-        )
-    })?;
-    if !source.starts_with(&filter.source_prefix) {
-        return Ok(SyncMessage::Skip(format!(
-            "event source {source:?} is not a configured Stripe source"
-        )));
+    if is_thin(&v) {
+        return decode_thin_catalog(&v, filter);
     }
-    let event_type = str_at("/detail/type").ok_or_else(|| bad("detail.type", "missing".into()))?;
+    // A webhook hands over the bare event; EventBridge its envelope, from a source to check.
+    let (event, at) = if v.get("object").and_then(serde_json::Value::as_str) == Some("event") {
+        (&v, "body")
+    } else {
+        let source = str_at("/source").ok_or_else(|| {
+            bad(
+                "source",
+                "missing: neither a stream record nor a Stripe event".into(),
+            )
+        })?;
+        if !source.starts_with(&filter.source_prefix) {
+            return Ok(SyncMessage::Skip(format!(
+                "event source {source:?} is not a configured Stripe source"
+            )));
+        }
+        (
+            v.get("detail").unwrap_or(&serde_json::Value::Null),
+            "detail",
+        )
+    };
+    decode_catalog_event(event, at, filter)
+}
+
+/// A Stripe catalog event with its snapshot (`at`: where it sits in the message).
+fn decode_catalog_event(
+    event: &serde_json::Value,
+    at: &str,
+    filter: &EventFilter,
+) -> Result<SyncMessage, DecodeError> {
+    let bad = |field: &str, message: String| DecodeError {
+        field: format!("{at}.{field}"),
+        message,
+    };
+    let str_at = |path: &str| event.pointer(path).and_then(serde_json::Value::as_str);
+    let event_type = str_at("/type").ok_or_else(|| bad("type", "missing".into()))?;
     if !CATALOG_EVENT_TYPES.contains(&event_type) {
         return Ok(SyncMessage::Skip(format!(
             "event type {event_type} is not a catalog event"
         )));
     }
-    let livemode = v
-        .pointer("/detail/livemode")
-        .and_then(serde_json::Value::as_bool);
+    let livemode = event.get("livemode").and_then(serde_json::Value::as_bool);
     if livemode != Some(filter.livemode) {
         return Ok(SyncMessage::Skip(format!(
             "event livemode={livemode:?} but this deployment expects livemode={}",
@@ -94,34 +121,78 @@ pub fn decode_sync_message(body: &str, filter: &EventFilter) -> Result<SyncMessa
         )));
     }
     let object = |field: &str| {
-        str_at(&format!("/detail/data/object/{field}"))
-            .ok_or_else(|| bad(&format!("detail.data.object.{field}"), "missing".into()))
+        str_at(&format!("/data/object/{field}"))
+            .ok_or_else(|| bad(&format!("data.object.{field}"), "missing".into()))
     };
     let target = match event_type.split('.').next() {
         Some("product") => SyncTarget::Product(
-            ProductId::parse(object("id")?)
-                .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+            ProductId::parse(object("id")?).map_err(|e| bad("data.object.id", e.to_string()))?,
         ),
         Some("price") => {
             // `product` is an id, or an object when expanded.
-            let product = str_at("/detail/data/object/product")
-                .or_else(|| str_at("/detail/data/object/product/id"))
-                .ok_or_else(|| bad("detail.data.object.product", "missing".into()))?;
+            let product = str_at("/data/object/product")
+                .or_else(|| str_at("/data/object/product/id"))
+                .ok_or_else(|| bad("data.object.product", "missing".into()))?;
             SyncTarget::Product(
-                ProductId::parse(product)
-                    .map_err(|e| bad("detail.data.object.product", e.to_string()))?,
+                ProductId::parse(product).map_err(|e| bad("data.object.product", e.to_string()))?,
             )
         }
-        _ => match str_at("/detail/data/object/metadata/product_id") {
+        _ => match str_at("/data/object/metadata/product_id") {
             Some(p) => SyncTarget::Product(
                 ProductId::parse(p)
-                    .map_err(|e| bad("detail.data.object.metadata.product_id", e.to_string()))?,
+                    .map_err(|e| bad("data.object.metadata.product_id", e.to_string()))?,
             ),
             None => SyncTarget::Link(
                 PaymentLinkId::parse(object("id")?)
-                    .map_err(|e| bad("detail.data.object.id", e.to_string()))?,
+                    .map_err(|e| bad("data.object.id", e.to_string()))?,
             ),
         },
+    };
+    Ok(SyncMessage::Sync {
+        target,
+        trigger: Trigger::StripeChange,
+    })
+}
+
+/// A thin catalog event (`v1.product.updated`, ...): only the object's id, which is all the
+/// sync needs (it reads current state); a price is resolved to its product by the sync.
+fn decode_thin_catalog(
+    v: &serde_json::Value,
+    filter: &EventFilter,
+) -> Result<SyncMessage, DecodeError> {
+    let thin = decode_thin(v, "body")?;
+    let Some(event_type) = thin
+        .v1_type()
+        .filter(|t| CATALOG_EVENT_TYPES.contains(t))
+        .map(str::to_owned)
+    else {
+        return Ok(SyncMessage::Skip(format!(
+            "event type {} is not a catalog event",
+            thin.event_type
+        )));
+    };
+    if thin.livemode.is_some_and(|l| l != filter.livemode) {
+        return Ok(SyncMessage::Skip(format!(
+            "event livemode={:?} but this deployment expects livemode={}",
+            thin.livemode, filter.livemode
+        )));
+    }
+    let bad = |message: String| DecodeError {
+        field: "body.related_object".into(),
+        message,
+    };
+    let related = thin
+        .related
+        .ok_or_else(|| bad(format!("missing on a {event_type} event")))?;
+    let target = match related.kind.as_str() {
+        "product" => {
+            SyncTarget::Product(ProductId::parse(&related.id).map_err(|e| bad(e.to_string()))?)
+        }
+        "price" => SyncTarget::Price(PriceId::parse(&related.id).map_err(|e| bad(e.to_string()))?),
+        "payment_link" => {
+            SyncTarget::Link(PaymentLinkId::parse(&related.id).map_err(|e| bad(e.to_string()))?)
+        }
+        other => return Err(bad(format!("{other} is not a catalog object"))),
     };
     Ok(SyncMessage::Sync {
         target,

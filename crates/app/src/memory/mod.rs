@@ -24,6 +24,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod catalog;
 mod clock;
 mod dead_letters;
+mod deliveries;
 mod housekeeping;
 mod payments;
 mod publisher;
@@ -34,6 +35,7 @@ mod store;
 pub use catalog::*;
 pub use clock::*;
 pub use dead_letters::*;
+pub use deliveries::*;
 pub use payments::*;
 pub use publisher::*;
 pub use reconcile::*;

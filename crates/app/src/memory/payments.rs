@@ -37,6 +37,12 @@ pub struct MemoryPaymentsParts {
     pub refuse_intents: Mutex<Option<String>>,
     /// While > 0, creating a PaymentIntent fails as an outage would (and decrements it).
     pub fail_intents: AtomicUsize,
+    /// Objects a thin event names, by id (`StripeObjects::object`).
+    pub objects: Mutex<HashMap<String, serde_json::Value>>,
+    /// v2 events with their fetched attributes, by id (`StripeObjects::event`).
+    pub v2_events: Mutex<HashMap<String, serde_json::Value>>,
+    /// While > 0, reading an object fails as an outage would (and decrements it).
+    pub fail_objects: AtomicUsize,
 }
 
 /// In-memory Stripe: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test

@@ -16,6 +16,7 @@ mod entrypoints_in_docs;
 mod event_types_in_docs;
 mod handler;
 mod holds;
+mod inbound;
 mod lifecycle;
 mod link_terms;
 mod links;

@@ -114,3 +114,82 @@ fn foreign_or_unrelated_events_are_skipped_and_garbage_is_an_error() {
         "detail.data.object.id"
     );
 }
+
+#[test]
+fn a_webhooks_bare_event_needs_no_envelope_and_is_checked_the_same() {
+    let envelope: serde_json::Value = serde_json::from_str(&event(
+        "product.updated",
+        serde_json::json!({"id": "tee", "object": "product"}),
+    ))
+    .unwrap();
+    let mut detail = envelope["detail"].clone();
+    detail["object"] = serde_json::json!("event");
+    let envelope = serde_json::json!({"detail": detail});
+    let bare = envelope["detail"].to_string();
+    assert_eq!(
+        decode_sync_message(&bare, &filter()).unwrap(),
+        product("tee")
+    );
+    let mut live = envelope["detail"].clone();
+    live["livemode"] = serde_json::json!(true);
+    assert!(matches!(
+        decode_sync_message(&live.to_string(), &filter()).unwrap(),
+        SyncMessage::Skip(_)
+    ));
+    let mut no_id = envelope["detail"].clone();
+    no_id["data"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    assert_eq!(
+        decode_sync_message(&no_id.to_string(), &filter())
+            .unwrap_err()
+            .field,
+        "body.data.object.id"
+    );
+}
+
+fn thin(kind: &str, id: &str, object_type: &str) -> String {
+    serde_json::json!({
+        "object": "v2.core.event", "id": "evt_thin", "type": kind, "livemode": false,
+        "created": "2026-12-07T10:00:00.000Z",
+        "related_object": {"id": id, "type": object_type, "url": "/v1/x"},
+    })
+    .to_string()
+}
+
+#[test]
+fn a_thin_catalog_event_names_what_to_sync_by_its_object() {
+    let sync = |target| SyncMessage::Sync {
+        target,
+        trigger: Trigger::StripeChange,
+    };
+    assert_eq!(
+        decode_sync_message(&thin("v1.product.updated", "tee", "product"), &filter()).unwrap(),
+        product("tee")
+    );
+    assert_eq!(
+        decode_sync_message(&thin("v1.price.created", "price_1", "price"), &filter()).unwrap(),
+        sync(SyncTarget::Price(
+            stockbridge_domain::PriceId::parse("price_1").unwrap()
+        ))
+    );
+    assert_eq!(
+        decode_sync_message(
+            &thin("v1.payment_link.updated", "plink_1", "payment_link"),
+            &filter()
+        )
+        .unwrap(),
+        sync(SyncTarget::Link(PaymentLinkId::parse("plink_1").unwrap()))
+    );
+    assert!(matches!(
+        decode_sync_message(&thin("v1.customer.updated", "cus_1", "customer"), &filter()).unwrap(),
+        SyncMessage::Skip(_)
+    ));
+    assert_eq!(
+        decode_sync_message(&thin("v1.product.updated", "cus_1", "customer"), &filter())
+            .unwrap_err()
+            .field,
+        "body.related_object"
+    );
+}
