@@ -80,7 +80,7 @@ def test_lines_without_a_level_survive_every_log_level(template):
     # ApplicationLogLevel: the reconciler's metrics line, and the Rust runtime's JSON lines.
     # So Lambda filters nothing and every function filters its own logs at LogLevel.
     fns = functions(template)
-    assert len(fns) == 6
+    assert len(fns) == 7
     for name, props in fns.items():
         assert props["LoggingConfig"]["ApplicationLogLevel"] == "TRACE", name
         rust_log = props["Environment"]["Variables"]["RUST_LOG"]["Fn::FindInMap"]
@@ -144,6 +144,8 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
         if name == "BroadcasterFunction":  # a stream reader: bounded by shards, no Stripe
             assert reserved is None and "STRIPE_SECRET_ARN" not in props["Environment"]["Variables"]
             continue
+        if name == "WebhookFunction":  # optional, its own parameter, on top of the 14
+            assert reserved["Fn::If"][1] == {"Ref": "WebhookReservedConcurrency"}
         assert reserved["Fn::If"][0] == "ReservesConcurrency", name
         assert reserved["Fn::If"][2] == {"Ref": "AWS::NoValue"}, name
         assert props["Environment"]["Variables"]["STRIPE_BUDGET_RPS"] == {"Fn::If": [
@@ -155,7 +157,8 @@ def test_reservations_follow_one_switch_and_every_function_shares_one_stripe_bud
     assert not budget.match("0.5") and not budget.match("")
     # 14 reserved when on: the quota the parameter's description (and the preflight) name.
     on = sum(r["Fn::If"][1] if isinstance(r["Fn::If"][1], int) else 10
-             for n, p in fns.items() if n not in ("InventoryFunction", "BroadcasterFunction")
+             for n, p in fns.items()
+             if n not in ("InventoryFunction", "BroadcasterFunction", "WebhookFunction")
              for r in [p["ReservedConcurrentExecutions"]])
     assert on == 14
     assert "at least 114" in template["Parameters"]["ReserveConcurrency"]["Description"]
@@ -267,3 +270,22 @@ def test_every_function_is_in_the_readme_diagram_and_layout_and_the_developers_g
     # Every crate is named in the layout, one way or another.
     for crate in crates:
         assert crate in layout, crate
+
+
+def test_the_webhook_is_optional_public_and_reads_only_its_own_secrets(template):
+    resources = template["Resources"]
+    for name, resource in resources.items():
+        if "Webhook" in name:
+            assert resource.get("Condition") == "HasWebhook", name
+    assert template["Outputs"]["WebhookUrl"]["Condition"] == "HasWebhook"
+    webhook = resources["WebhookFunction"]["Properties"]
+    assert webhook["FunctionUrlConfig"]["AuthType"] == "NONE"
+    statements = {s["Sid"]: s for s in webhook["Policies"][0]["Statement"]}
+    assert statements["ReadStripeKeyAndSigningSecret"]["Resource"] == [
+        {"Ref": "StripeSecretArn"}, {"Ref": "StripeWebhookSecretArn"}]
+    assert statements["SendCatalogEvents"]["Action"] == "sqs:SendMessage"
+    assert statements["SendCatalogEvents"]["Resource"] == {"Fn::GetAtt": "CatalogSyncQueue.Arn"}
+    assert "dynamodb:Scan" not in statements["InventoryTable"]["Action"]
+    env = webhook["Environment"]["Variables"]
+    assert env["STRIPE_WEBHOOK_SECRET_ARN"] == {"Ref": "StripeWebhookSecretArn"}
+    assert env["CATALOG_SYNC_QUEUE_URL"] == {"Ref": "CatalogSyncQueue"}

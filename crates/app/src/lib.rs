@@ -10,7 +10,8 @@
 //!
 //! | Lambda or CLI command | module | entry |
 //! | --- | --- | --- |
-//! | `inventory` Lambda | [`orders`] | `Services::handle` |
+//! | `inventory` Lambda | [`inbound`] | `Services::handle_envelope` |
+//! | `webhook` Lambda | [`inbound`] | `Services::deliver` |
 //! | `checkout` Lambda (`POST /checkout`) | [`reservations`] | `Services::reserve` |
 //! | `sweeper` Lambda | [`reservations`] | `Services::sweep_expired_holds_until` |
 //! | `catalog-sync` Lambda | [`catalog_sync`] | `CatalogSync::handle_message` |
@@ -33,6 +34,9 @@
 //! - [`decode`]: tolerant decoding of what comes in: Stripe snapshot events inside EventBridge
 //!   envelopes (`stripe_event`), the checkout API's request (`checkout_request`), the
 //!   catalog-sync queue's messages (`sync_message`).
+//! - [`inbound`]: every way Stripe delivers, into the same handlers: a webhook's body (snapshot
+//!   or thin), a thin event on EventBridge (its object read back from Stripe), the ping, and
+//!   `event_generation_failure.resolved` (`health.rs`: the named object re-checked).
 //! - [`orders`]: the `inventory` Lambda's use case: orders from Checkout Sessions (`sources.rs`:
 //!   where an order's lines come from; `takes.rs`: the hot path's take).
 //! - [`reservations`]: the checkout API's reservations (holds: `caps.rs`; `settle.rs`: a hold's
