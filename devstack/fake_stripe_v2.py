@@ -41,6 +41,7 @@ _RESOURCES = [
     (re.compile(r"^/v1/prices"), "price"),
     (re.compile(r"^/v1/events"), "event"),
     (re.compile(r"^/v2/core/event_destinations"), "event_destination"),
+    (re.compile(r"^/v2/core/events"), "event"),
 ]
 _LEVELS = {"none": 0, "read": 1, "write": 2}
 
@@ -148,6 +149,20 @@ def register(app: Flask, fake: Any, auth: Callable, record: Callable[[dict], Non
         return answer(live, err, lambda lv: {
             "data": [d for d in state.destinations.values() if d["livemode"] == lv],
             "next_page_url": None, "previous_page_url": None})
+
+    @app.get("/v2/core/events/<eid>")
+    def v2_get_event(eid: str) -> Response:
+        """A v2 event as fetched (``fake.v2_events``: every v1 event's thin form, and the
+        health events of devstack/fake_stripe/webhooks.py); 404 in the other mode."""
+        live, err = auth(request.headers.get("Authorization"))
+
+        def one(lv: bool) -> Any:
+            ev = fake.v2_events.get(eid)
+            if ev is None or bool(ev.get("livemode")) != lv:
+                return ({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": f"No such event: '{eid}'"}}, 404)
+            return ev
+        return answer(live, err, one)
 
     @app.get("/v2/core/event_destinations/<did>")
     def v2_get_destination(did: str) -> Response:

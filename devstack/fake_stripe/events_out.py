@@ -55,11 +55,16 @@ def eventbridge_envelope(event: dict) -> dict:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def post_event(url: str, envelope: dict, timeout: float) -> dict:
-    """POSTs the raw envelope; with the Lambda driver's /_invoke the answer comes once the
-    function finished: ``{"ok": bool, "response": ..., "error": ...}``."""
-    req = urllib.request.Request(url, data=json.dumps(envelope).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+def post_event(url: str, envelope: dict, timeout: float,
+               render: Optional[Callable[[dict], tuple[bytes, dict]]] = None) -> dict:
+    """POSTs the raw envelope (or what ``render`` makes of it: a signed webhook body, a thin
+    event); with the Lambda driver's /_invoke the answer comes once the function finished:
+    ``{"ok": bool, "response": ..., "error": ...}``."""
+    if render is None:
+        data, headers = json.dumps(envelope).encode(), {"Content-Type": "application/json"}
+    else:
+        data, headers = render(envelope)
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     started = time.monotonic()
     try:
         with _NO_PROXY.open(req, timeout=timeout) as resp:
@@ -97,6 +102,8 @@ class Outbox:
         self.timeout = timeout
         self.label = label
         self.on_result = on_result
+        # Set by the fake for the event sink: how a delivery is rendered (None: the envelope).
+        self.render: Optional[Callable[[dict], tuple[bytes, dict]]] = None
         self.queue: "queue.Queue[tuple[str, dict]]" = queue.Queue()
         self.lock = threading.Lock()
         self.pending = 0
@@ -119,7 +126,7 @@ class Outbox:
             url, envelope = self.queue.get()
             timeout = self.timeout() if callable(self.timeout) else self.timeout
             try:
-                result = post_event(url, envelope, timeout)
+                result = post_event(url, envelope, timeout, self.render)
             except Exception as e:  # never let the thread die
                 result = {"delivered": False, "ok": False, "error": f"{type(e).__name__}: {e}"}
             if self.on_result is not None:

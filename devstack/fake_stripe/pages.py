@@ -244,7 +244,7 @@ def register_payment_page(app: Flask, fake: FakeStripe) -> None:
             sid = s["id"]
         if envelope is not None:
             # Outside the lock: the function calls back into this fake (line items, refunds).
-            delivery = post_event(sink, envelope, timeout)
+            delivery = post_event(sink, envelope, timeout, fake.render_delivery)
             with fake.lock:
                 delivery.update(event=envelope["detail"]["id"], session=sid, url=sink)
                 fake.event_deliveries.append(delivery)

@@ -25,6 +25,7 @@ from devstack import fake_stripe_v2
 from devstack.serving import serve_until_signalled
 from devstack.fake_stripe.core import DEFAULT_SINK_TIMEOUT_S, EVENT_API_VERSION, Ordered, StripeError, TEST_PAYMENT_METHODS, TestApiError, TokenBucket, _DOCS, _EVENT_SKELETON, _missing, gen_id, parse_cursors, parse_int, parse_limit  # noqa: F401
 from devstack.fake_stripe.events_out import CatalogOutbox, Outbox, eventbridge_envelope  # noqa: F401
+from devstack.fake_stripe.webhooks import render, thin_event
 
 
 # --------------------------------------------------------------------------- the fake
@@ -53,8 +54,17 @@ class FakeStripe:
         # the API call that caused them never waits for the function that handles them).
         self.event_outbox = Outbox(lambda: self.event_sink_timeout, "payment",
                                    self._payment_event_delivered)
+        # How the event sink is delivered to: EventBridge or webhook, snapshot or thin
+        # (devstack/fake_stripe/webhooks.py).
+        self.event_sink_format: dict = {"format": "eventbridge", "payload": "snapshot",
+                                        "secrets": [], "timestamp_offset": 0}
+        self.event_outbox.render = self.render_delivery
         self.rate_limit: Optional[TokenBucket] = None
         self.reset()
+
+    def render_delivery(self, envelope: dict) -> tuple[bytes, dict]:
+        """The body and headers of a delivery to the event sink, in its format."""
+        return render(self.event_sink_format, envelope)
 
     def fixture(self, name: str) -> dict:
         return copy.deepcopy(self.fixtures[name])
@@ -73,6 +83,7 @@ class FakeStripe:
         self.requests: list[dict] = []
         self.faults: list[dict] = []
         self.events: list[dict] = []  # oldest first
+        self.v2_events: dict[str, dict] = {}  # GET /v2/core/events/{id}: thin, as fetched
         self.event_deliveries: list[dict] = []
         self.seq = 0
         self.order = {"product": Ordered(), "price": Ordered(), "payment_link": Ordered()}
@@ -239,6 +250,7 @@ class FakeStripe:
                   pending_webhooks=1 if self.event_sink else 0,
                   request={"id": None, "idempotency_key": None})
         self.events.append(ev)
+        self.v2_events[ev["id"]] = thin_event(ev)
         return ev
 
     def catalog_event(self, type_: str, obj: dict, previous: Optional[dict] = None,
@@ -255,6 +267,7 @@ class FakeStripe:
                   pending_webhooks=1 if self.catalog_event_sink else 0,
                   request=dict(req or {"id": None, "idempotency_key": None}))
         self.events.append(ev)
+        self.v2_events[ev["id"]] = thin_event(ev)
         if self.catalog_event_sink:
             self.catalog_outbox.put(self.catalog_event_sink,
                                     eventbridge_envelope(copy.deepcopy(ev)))
@@ -270,6 +283,7 @@ class FakeStripe:
                   pending_webhooks=1 if self.event_sink else 0,
                   request=dict(req or {"id": None, "idempotency_key": None}))
         self.events.append(ev)
+        self.v2_events[ev["id"]] = thin_event(ev)
         if self.event_sink:
             self.event_outbox.put(self.event_sink, eventbridge_envelope(copy.deepcopy(ev)))
         return ev

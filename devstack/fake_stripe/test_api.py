@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from flask import Flask, Response, request
 from devstack import fake_stripe_v2
+from devstack.fake_stripe.webhooks import check_sink_format, generation_failure
+from devstack.fake_stripe.events_out import post_event
 from devstack.serving import serve_until_signalled
 from devstack.fake_stripe.core import CONFIRMABLE, FAULT_STATUSES, StripeError, TEST_PAYMENT_METHODS, TestApiError, TokenBucket, _json, apply_metadata, check_metadata  # noqa: F401
 from devstack.fake_stripe.events_out import _http_url  # noqa: F401
@@ -403,7 +405,10 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
     @app.post("/_test/event_sink")
     @test_api
     def _test_event_sink(b: dict) -> dict:
-        """``{"url": "http://127.0.0.1:PORT/_invoke" | null, "timeout": seconds?}``"""
+        """``{"url": "http://127.0.0.1:PORT/_invoke" | null, "timeout": seconds?, "format":
+        "eventbridge" | "webhook", "payload": "snapshot" | "thin", "secrets": ["whsec_..."],
+        "timestamp_offset": seconds}`` (devstack/fake_stripe/webhooks.py; the format fields
+        default to an EventBridge snapshot destination each time)."""
         if "url" not in b:
             raise TestApiError('give "url" (null disables the sink)')
         url = b["url"]
@@ -412,8 +417,37 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
         timeout = b.get("timeout", fake.event_sink_timeout)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise TestApiError("timeout must be a positive number of seconds")
+        try:
+            sink_format = check_sink_format(b)
+        except ValueError as e:
+            raise TestApiError(str(e)) from None
         fake.event_sink, fake.event_sink_timeout = url, float(timeout)
-        return {"url": fake.event_sink, "timeout": fake.event_sink_timeout}
+        fake.event_sink_format = sink_format
+        return {"url": fake.event_sink, "timeout": fake.event_sink_timeout,
+                "format": sink_format["format"], "payload": sink_format["payload"]}
+
+    @app.post("/_test/event_generation_failure")
+    def _test_event_generation_failure() -> Response:
+        """``{"related_object": {"id", "type"}, "event_type": "checkout.session.completed"}``:
+        Stripe failed to generate an event about the object, and says so once resolved (to
+        webhook endpoints only). -> ``{"event": id, "delivery": {...} | null}`` (delivered
+        outside the lock: the function reads the event back from this fake)."""
+        b = request.get_json(silent=True) or {}
+        related = b.get("related_object")
+        if not isinstance(related, dict) or not related.get("id") or not related.get("type"):
+            return _json({"error": 'give "related_object": {"id", "type"}'}, 400)
+        event_type = b.get("event_type")
+        if not isinstance(event_type, str) or not event_type:
+            return _json({"error": 'give "event_type"'}, 400)
+        with fake.lock:
+            note = generation_failure(fake, related, event_type, bool(b.get("livemode", False)))
+            sink, timeout = fake.event_sink, fake.event_sink_timeout
+            webhook = fake.event_sink_format.get("format") == "webhook"
+        delivery = None
+        if sink and webhook:
+            delivery = post_event(sink, {"detail": note, "detail-type": note["type"]}, timeout,
+                                  fake.render_delivery)
+        return _json({"event": note["id"], "delivery": delivery})
 
     @app.get("/_test/event_sink")
     @test_api

@@ -94,7 +94,8 @@ def sink(stripe):
     s = Sink()
     s.stripe = stripe
     r = requests.post(f"{stripe}/_test/event_sink", json={"url": s.url})
-    assert r.json() == {"url": s.url, "timeout": 120.0}
+    assert r.json() == {"url": s.url, "timeout": 120.0, "format": "eventbridge",
+                        "payload": "snapshot"}
     yield s
     s.close()
 
