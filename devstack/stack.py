@@ -139,6 +139,7 @@ class Stack(FunctionsMixin):
         sweeper_binary: Union[str, Path, None] = None,
         sweep_every: Optional[float] = None,
         broadcaster_binary: Union[str, Path, None] = None,
+        webhook_binary: Union[str, Path, None] = None,
     ) -> None:
         self._temp_state_dir = state_dir is None
         self.state_dir = Path(state_dir).resolve() if state_dir else None
@@ -165,6 +166,8 @@ class Stack(FunctionsMixin):
         self.broadcaster_binary = Path(broadcaster_binary).resolve() \
             if broadcaster_binary else None
         self.broadcaster_started = False
+        self.webhook_binary = Path(webhook_binary).resolve() if webhook_binary else None
+        self.webhook_started = False
         if sweep_every is not None and sweep_every < 0:
             raise ValueError("sweep_every must be a positive number of seconds (or None/0)")
         self.sweep_every = sweep_every or None
@@ -219,6 +222,8 @@ class Stack(FunctionsMixin):
                 self._start_checkout()
             if self._should_start(self.sweeper_binary):
                 self._start_sweeper()
+            if self._should_start(self.webhook_binary):
+                self._start_webhook()
             self._build_env()
             self._write_env_file()
             if self.sweeper_started and self.sweep_every:
@@ -444,6 +449,9 @@ class Stack(FunctionsMixin):
             env["STOCKBRIDGE_CHECKOUT_LAMBDA_URL"] = self.urls["checkout_lambda"]
         if self.sweeper_started:
             env["STOCKBRIDGE_SWEEPER_LAMBDA_URL"] = self.urls["sweeper"]
+        if self.webhook_started:
+            env["STOCKBRIDGE_WEBHOOK_URL"] = self.urls["webhook"]
+            env["STOCKBRIDGE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
         if self.broadcaster_started:
             env["STOCKBRIDGE_STREAM_TRIGGER_URL"] = self.urls["stream_trigger"]
         env["STOCKBRIDGE_STATE_DIR"] = str(self.state_dir)

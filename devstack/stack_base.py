@@ -53,6 +53,10 @@ MQTT_BRIDGE_USER = "bridge"
 MQTT_PASSWORD_ENV = "IOT_BRIDGE_MQTT_PASSWORD"
 
 # Environment of the inventory Lambda (values that do not depend on ports).
+# The local webhook endpoint's signing secret (the fake Stripe signs with it when its event sink
+# is the webhook, POST /_test/event_sink {"format": "webhook", "secrets": [...]}).
+WEBHOOK_SECRET = "whsec_devstack_local_endpoint"
+
 STATIC_LAMBDA_ENV = {
     "TABLE_NAME": "stockbridge",
     "STRIPE_API_KEY": "sk_test_local_fake",

@@ -197,14 +197,31 @@ class FunctionsMixin:
         if tag and own_log is not None:
             self.logs["checkout"] = own_log
         self.urls[f"checkout{tag}_lambda"] = lambda_url
-        rf = self.state_dir / f"checkout_url{tag}.port"
+        return self._function_url(f"checkout_url{tag}", lambda_url)
+
+    def _function_url(self, name: str, lambda_url: str) -> str:
+        """A local Function URL (devstack.function_url) in front of ``lambda_url``."""
+        assert self.state_dir is not None
+        rf = self.state_dir / f"{name}.port"
         rf.unlink(missing_ok=True)
         gateway = self._python_module(
-            f"checkout_url{tag}", "devstack.function_url",
+            name, "devstack.function_url",
             ["--host", HOST, "--port", "0", "--ready-file", str(rf), "--lambda-url", lambda_url])
-        self._wait({f"checkout_url{tag}": (gateway, lambda: self._port_ready(rf))},
-                   self.ready_timeout)
+        self._wait({name: (gateway, lambda: self._port_ready(rf))}, self.ready_timeout)
         return f"http://{HOST}:{read_ready_file(rf)}"
+
+    def _start_webhook(self) -> None:
+        """The webhook function behind its driver and its Function URL, signed deliveries
+        checked against ``WEBHOOK_SECRET``; catalog events go to the catalog pipe's queue."""
+        assert self.webhook_binary is not None
+        env = self._function_env({"STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+        if self.catalog_queue:
+            env["CATALOG_SYNC_QUEUE_URL"] = self.catalog_queue["queue_url"]
+        lambda_url = self._start_driver("webhook_driver", "webhook", self.webhook_binary,
+                                        "webhook", 2, "webhook.log", env)
+        self.urls["webhook_lambda"] = lambda_url
+        self.urls["webhook"] = self._function_url("webhook_url", lambda_url)
+        self.webhook_started = True
 
     def _start_sweeper(self) -> None:
         assert self.sweeper_binary is not None

@@ -42,7 +42,7 @@ import pytest
 
 from harness import *  # noqa: F401,F403 - the tests import the harness's names from here
 from harness import (CATALOG_SYNC_BIN, CHECKOUT_BIN, CLI_BIN, E2E, INVENTORY_BIN,
-                     INVENTORY_CRASH_BIN, RECONCILER_BIN, SWEEPER_BIN)
+                     INVENTORY_CRASH_BIN, RECONCILER_BIN, SWEEPER_BIN, WEBHOOK_BIN)
 
 from devstack.lambda_driver import LambdaDriver
 from devstack.stack import SCHEDULED_EVENT, Stack
@@ -63,6 +63,7 @@ def stack(tmp_path_factory) -> Iterable[Stack]:
     s = Stack(state_dir=state, inventory_binary=INVENTORY_BIN, workers=4, lambda_enabled=True,
                       ready_timeout=60, lambda_timeout=120, catalog_sync_binary=CATALOG_SYNC_BIN,
                       checkout_binary=CHECKOUT_BIN, sweeper_binary=SWEEPER_BIN, sweep_every=None,
+                      webhook_binary=WEBHOOK_BIN,
                       # The suite's reservation races hold every unit of items that also have
                       # Payment Links; test_checkout_hoarder.py runs a checkout with the
                       # template's share of 50 %.

@@ -38,6 +38,7 @@ CATALOG_SYNC_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CATALOG_SYNC",
                                        REPO_ROOT / "target" / "debug" / "catalog-sync"))
 CHECKOUT_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_CHECKOUT", REPO_ROOT / "target" / "debug" / "checkout"))
 SWEEPER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_SWEEPER", REPO_ROOT / "target" / "debug" / "sweeper"))
+WEBHOOK_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_WEBHOOK", REPO_ROOT / "target" / "debug" / "webhook"))
 RECONCILER_BIN = Path(os.environ.get("STOCKBRIDGE_E2E_RECONCILER", REPO_ROOT / "target" / "debug" / "reconciler"))
 MOTO_ACCOUNT = "123456789012"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
