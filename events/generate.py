@@ -204,6 +204,8 @@ def build(fixtures: dict) -> dict[str, str]:
         stripe_event(fixtures, "evt_1EventsDemoUnknownType", "customer.created", COMPLETED_AT, customer),
     )
 
+    out.update(thin_and_webhook_events())
+
     files = {name: dump(obj) for name, obj in out.items()}
 
     # A delivery cut short: the paid payload truncated mid-document (not valid JSON).
@@ -218,6 +220,53 @@ def build(fixtures: dict) -> dict[str, str]:
     files["malformed.json"] = malformed
 
     return files
+
+
+def thin_event(event_id: str, event_type: str, created: int, related: dict | None) -> dict:
+    """A thin event (API v2 event notification): no snapshot, the object only named."""
+    return {
+        "id": event_id,
+        "object": "v2.core.event",
+        "type": event_type,
+        "created": iso(created)[:-1] + ".000Z",
+        "livemode": False,
+        "context": None,
+        "reason": None,
+        "related_object": related,
+    }
+
+
+def thin_and_webhook_events() -> dict[str, dict]:
+    """The thin form of the paid session's event on EventBridge, and what only a webhook
+    endpoint receives: the destination ping and the health event (as delivered, and as
+    `GET /v2/core/events/{id}` answers it)."""
+    session = {"id": SESSION_ID, "type": "checkout.session",
+               "url": f"/v1/checkout/sessions/{SESSION_ID}"}
+    out = {"thin.checkout.session.completed.json": envelope(
+        "thin.completed",
+        thin_event("evt_test_65EventsDemoThinCompleted", "v1.checkout.session.completed",
+                   COMPLETED_AT, session),
+        delivered_at=COMPLETED_AT)}
+    out["webhook.event_destination.ping.json"] = thin_event(
+        "evt_test_65EventsDemoPing", "v2.core.event_destination.ping", COMPLETED_AT,
+        {"id": "ed_test_61SAMPLE", "type": "v2.core.event_destination",
+         "url": "/v2/core/event_destinations/ed_test_61SAMPLE"})
+    failure = thin_event("evt_test_65EventsDemoGenerationFailure",
+                         "v2.core.health.event_generation_failure.resolved",
+                         ASYNC_OUTCOME_AT, None)
+    out["webhook.event_generation_failure.resolved.json"] = failure
+    fetched = copy.deepcopy(failure)
+    fetched["data"] = {
+        "alert_id": "alert_test_61EventsDemo",
+        "grouping_key": "checkout.session.completed",
+        "resolved_at": iso(ASYNC_OUTCOME_AT)[:-1] + ".000Z",
+        "severity": "critical",
+        "summary": "Stripe failed to generate checkout.session.completed events",
+        "impact": {"context": None, "event_type": "checkout.session.completed",
+                   "related_object": session},
+    }
+    out["webhook.event_generation_failure.resolved.fetched.json"] = fetched
+    return out
 
 
 def main(argv: list[str]) -> int:

@@ -58,6 +58,15 @@ pub fn subscribed_event_types() -> Vec<&'static str> {
         .collect()
 }
 
+/// The same types as a thin event destination names them (`v1.checkout.session.completed`, ...),
+/// in the same order (the EventBridge rules route both forms).
+pub fn thin_event_types() -> Vec<String> {
+    subscribed_event_types()
+        .into_iter()
+        .map(|t| format!("v1.{t}"))
+        .collect()
+}
+
 /// Which events to accept.
 #[derive(Debug, Clone)]
 pub struct EventFilter {

@@ -88,10 +88,11 @@ pub fn decode_sync_message(body: &str, filter: &EventFilter) -> Result<SyncMessa
                 "event source {source:?} is not a configured Stripe source"
             )));
         }
-        (
-            v.get("detail").unwrap_or(&serde_json::Value::Null),
-            "detail",
-        )
+        let detail = v.get("detail").unwrap_or(&serde_json::Value::Null);
+        if is_thin(detail) {
+            return decode_thin_catalog(detail, filter);
+        }
+        (detail, "detail")
     };
     decode_catalog_event(event, at, filter)
 }

@@ -174,15 +174,22 @@ async fn an_event_that_can_never_be_handled_is_parked_with_its_reason() {
     assert_eq!(available(&w, "tee"), 5);
 }
 
-/// The fetched `v2.core.health.event_generation_failure.resolved` event.
+/// A sample in `events/`.
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The `v2.core.health.event_generation_failure.resolved` samples (as delivered, as fetched),
+/// about another object.
 fn failure(id: &str, event_type: &str, object: (&str, &str)) -> (Value, Value) {
-    let note = json!({"id": id, "object": "v2.core.event", "type":
-        "v2.core.health.event_generation_failure.resolved", "created": "2026-12-07T10:00:00Z",
-        "livemode": false});
-    let mut fetched = note.clone();
-    fetched["data"] = json!({"alert_id": "alert_1", "grouping_key": "g", "summary": "s",
-        "resolved_at": "2026-12-07T10:00:00Z", "impact": {"context": null, "event_type":
-        event_type, "related_object": {"id": object.0, "type": object.1, "url": "/v1/x"}}});
+    let mut note = sample("webhook.event_generation_failure.resolved.json");
+    note["id"] = json!(id);
+    let mut fetched = sample("webhook.event_generation_failure.resolved.fetched.json");
+    fetched["id"] = json!(id);
+    fetched["data"]["impact"]["event_type"] = json!(event_type);
+    fetched["data"]["impact"]["related_object"] =
+        json!({"id": object.0, "type": object.1, "url": "/v1/x"});
     (note, fetched)
 }
 

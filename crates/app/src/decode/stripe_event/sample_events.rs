@@ -79,3 +79,48 @@ fn every_bad_sample_is_refused_ignored_or_named() {
         "{e}"
     );
 }
+
+#[test]
+fn the_thin_and_webhook_samples_decode_as_thin_events_naming_their_object() {
+    use crate::decode::thin_event::{decode_thin, is_thin};
+    let envelope = load("thin.checkout.session.completed.json").unwrap();
+    assert_eq!(envelope["detail-type"], "v1.checkout.session.completed");
+    let thin = decode_thin(&envelope["detail"], "detail").unwrap();
+    assert_eq!(thin.v1_type(), Some(CHECKOUT_COMPLETED));
+    assert_eq!(thin.related.unwrap().id, "cs_test_events_demo");
+    for file in [
+        "webhook.event_destination.ping.json",
+        "webhook.event_generation_failure.resolved.json",
+    ] {
+        let body = load(file).unwrap();
+        assert!(is_thin(&body), "{file}");
+        assert!(
+            decode_thin(&body, "body").unwrap().v1_type().is_none(),
+            "{file}"
+        );
+    }
+    let fetched = load("webhook.event_generation_failure.resolved.fetched.json").unwrap();
+    assert_eq!(
+        fetched.pointer("/data/impact/related_object/id"),
+        Some(&serde_json::json!("cs_test_events_demo"))
+    );
+}
+
+#[test]
+fn the_readme_table_names_exactly_the_files_in_events() {
+    let dir = format!("{}/../../events", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let readme = std::fs::read_to_string(format!("{dir}/README.md")).unwrap();
+    let mut rows: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |").map(|(f, _)| f.to_owned()))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, files);
+}

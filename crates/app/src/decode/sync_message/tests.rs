@@ -182,6 +182,14 @@ fn a_thin_catalog_event_names_what_to_sync_by_its_object() {
         .unwrap(),
         sync(SyncTarget::Link(PaymentLinkId::parse("plink_1").unwrap()))
     );
+    // The same thin event in an EventBridge envelope (a thin event destination).
+    let envelope = serde_json::json!({"source": "aws.partner/stripe.com/ed_1",
+        "detail-type": "v1.product.updated",
+        "detail": serde_json::from_str::<serde_json::Value>(&thin("v1.product.updated", "tee", "product")).unwrap()});
+    assert_eq!(
+        decode_sync_message(&envelope.to_string(), &filter()).unwrap(),
+        product("tee")
+    );
     assert!(matches!(
         decode_sync_message(&thin("v1.customer.updated", "cus_1", "customer"), &filter()).unwrap(),
         SyncMessage::Skip(_)
