@@ -165,3 +165,15 @@ def test_the_reconciler_finds_another_deployment_on_its_prefix_every_run(e2e, re
     assert not [e for e in res["response"]["summary"]["errors"] if "iot-topic-prefix" in e], res
     claim = requests.get(f"{e2e.bridge_url}/retainedMessage/{topic}").json()
     assert json.loads(base64.b64decode(claim["payload"]))["table"] == e2e.table
+
+
+def test_a_thin_destination_passes_with_its_cost_named_and_needs_the_v1_types(e2e):
+    thin = [f"v1.{t}" for t in event_types()]
+    source = destination(e2e, event_payload="thin", enabled_events=thin)
+    code, found = preflight(e2e, STRIPE_EVENT_SOURCE_NAME=source)
+    (d,) = found["event-destination"]
+    assert d["level"] == "warn", d
+    assert "thin payloads" in d["detail"] and "one more Stripe request" in d["detail"]
+    short = destination(e2e, event_payload="thin", enabled_events=thin[:-1])
+    (d,) = preflight(e2e, STRIPE_EVENT_SOURCE_NAME=short)[1]["event-destination"]
+    assert d["level"] == "fail" and thin[-1] in d["detail"], d

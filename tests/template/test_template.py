@@ -293,3 +293,20 @@ def test_the_webhook_is_optional_public_and_reads_only_its_own_secrets(template)
     env = webhook["Environment"]["Variables"]
     assert env["STRIPE_WEBHOOK_SECRET_ARN"] == {"Ref": "StripeWebhookSecretArn"}
     assert env["CATALOG_SYNC_QUEUE_URL"] == {"Ref": "CatalogSyncQueue"}
+
+
+def test_eventbridge_is_optional_but_stripe_must_reach_the_stack_some_way(template):
+    # Everything on the partner bus exists only with an event source; the rule refuses a stack
+    # with neither an event source nor a webhook secret.
+    resources = template["Resources"]
+    on_bus = {name for name, r in resources.items()
+              if "StripeEventBus" in json.dumps(r) or "CatalogEventsRule" in json.dumps(r)
+              or "StripeCheckoutEventsRule" in json.dumps(r) or "StripeEventsRuleDLQ" in json.dumps(r)}
+    on_bus |= {"StripeEventBus"}
+    for name in on_bus:
+        assert resources[name].get("Condition") == "HasEventBridge", name
+    param = template["Parameters"]["StripeEventSourceName"]
+    assert param["Default"] == "" and re.match(param["AllowedPattern"], "")
+    (assertion,) = template["Rules"]["StripeDeliversSomewhere"]["Assertions"]
+    refs = json.dumps(assertion["Assert"])
+    assert "StripeEventSourceName" in refs and "StripeWebhookSecretArn" in refs

@@ -1,6 +1,6 @@
 //! The Stripe checks: the key's mode and permissions, and the event destination.
 
-use stockbridge_app::decode::subscribed_event_types;
+use stockbridge_app::decode::{subscribed_event_types, thin_event_types};
 use stockbridge_bootstrap::{Config, KeyKind};
 use stockbridge_stripe::StripePayments;
 use stockbridge_stripe::account::{Access, EventDestination, PERMISSIONS};
@@ -175,8 +175,16 @@ async fn destination(
 /// What is wrong with a destination, most serious first.
 fn judge(d: &EventDestination) -> Finding {
     const CHECK: &str = "event-destination";
-    let missing: Vec<&str> = subscribed_event_types()
-        .into_iter()
+    // A thin destination names the same types with a `v1.` prefix.
+    let thin = d.event_payload == "thin";
+    let wanted: Vec<String> = if thin {
+        thin_event_types()
+    } else {
+        subscribed_event_types().into_iter().map(str::to_owned).collect()
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
         .filter(|t| !d.enabled_events.iter().any(|e| e == t || e == "*"))
         .collect();
     let status = d
@@ -192,11 +200,11 @@ fn judge(d: &EventDestination) -> Finding {
             "enable it in the Dashboard (Developers → Event destinations)",
         );
     }
-    if d.event_payload != "snapshot" {
+    if !thin && d.event_payload != "snapshot" {
         return Finding::fail(
             CHECK,
             format!(
-                "{} sends {} payloads; the stack reads snapshot events",
+                "{} sends {} payloads; the stack reads snapshot and thin events",
                 d.id, d.event_payload
             ),
             "create a destination with the snapshot payload",
@@ -229,6 +237,18 @@ fn judge(d: &EventDestination) -> Finding {
             CHECK,
             format!("{} is ready; its partner event source is pending", d.id),
             "deploy the stack within 7 days of creating the destination (that associates the source)",
+        );
+    }
+    if thin {
+        return Finding::warn(
+            CHECK,
+            format!(
+                "{} ({}): enabled, thin payloads, all {} event types, source {status}: each event costs one more Stripe request (its object is read back)",
+                d.id,
+                d.name,
+                wanted.len()
+            ),
+            "for a busy store prefer snapshot payloads (docs/deploy.md \"Snapshot or thin\")",
         );
     }
     if d.snapshot_api_version.as_deref() != Some(ours) {
