@@ -55,3 +55,49 @@ async fn without_a_queue_every_message_is_refused_so_it_stays_for_the_redrive() 
     let err = dlq.dead_letter("m-1", "{}", "bad").await.unwrap_err();
     assert!(matches!(err, DeadLetterError::NotConfigured), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_catalog_event_by_webhook_reaches_the_catalog_queue_as_it_came() {
+    use stockbridge_app::ports::CatalogQueue;
+    std::env::var("AWS_ENDPOINT_URL_SQS")
+        .expect("AWS_ENDPOINT_URL_SQS is not set: run scripts/test");
+    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let name = format!("catalog-{}", std::process::id());
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let body = r#"{"id":"evt_1","object":"event","type":"product.updated"}"#;
+    stockbridge_sqs::SqsCatalogQueue::new(client.clone(), Some(url.clone()))
+        .send(body)
+        .await
+        .unwrap();
+    let got = client
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap();
+    let [m] = got.messages() else {
+        panic!("one message expected: {got:?}")
+    };
+    assert_eq!(m.body(), Some(body));
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_catalog_queue_a_send_fails_as_retryable() {
+    use stockbridge_app::ports::CatalogQueue;
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .build();
+    let queue = stockbridge_sqs::SqsCatalogQueue::new(aws_sdk_sqs::Client::from_conf(config), None);
+    let err = queue.send("{}").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}

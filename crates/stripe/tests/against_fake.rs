@@ -6,76 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use stockbridge_app::ports::{LinkSwitch, Payments, PaymentsError, SessionLog, SessionPayment};
 use stockbridge_domain::{OrderId, PaymentIntentId, PaymentLinkId, ProductId, RefundRequest};
-use stockbridge_stripe::{RetryPolicy, StripeConfig, StripePayments};
 
-fn base() -> String {
-    std::env::var("STOCKBRIDGE_STRIPE_URL")
-        .expect("STOCKBRIDGE_STRIPE_URL is not set: run scripts/test")
-}
-
-fn control(path: &str, body: Value) -> Value {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            &body.to_string(),
-            &format!("{}{path}", base()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn requests(prefix: &str) -> Vec<Value> {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            &format!("{}/_test/requests?path_prefix={prefix}", base()),
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["requests"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn client() -> StripePayments {
-    StripePayments::new(&StripeConfig {
-        api_key: "sk_test_adapter".to_owned().into(),
-        api_base: Some(base()),
-        timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            attempts: 4,
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(50),
-        },
-        max_rps: 100.0,
-        burst: 100,
-        budget: None,
-    })
-    .unwrap()
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
+mod support;
+use support::*;
 
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]

@@ -180,7 +180,10 @@ fn judge(d: &EventDestination) -> Finding {
     let wanted: Vec<String> = if thin {
         thin_event_types()
     } else {
-        subscribed_event_types().into_iter().map(str::to_owned).collect()
+        subscribed_event_types()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     };
     let missing: Vec<&str> = wanted
         .iter()
