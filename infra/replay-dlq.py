@@ -65,6 +65,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     outputs = stack_outputs(args.stack_name)
+    if QUEUE_OUTPUT[args.queue] not in outputs:
+        # The rule's DLQ exists only with an EventBridge destination (StripeEventSourceName).
+        print(f"stack {args.stack_name} has no {QUEUE_OUTPUT[args.queue]} output: nothing to "
+              f"replay (a webhook-only stack has no EventBridge rule)", file=sys.stderr)
+        return 0
     queue_url = outputs[QUEUE_OUTPUT[args.queue]]
     function = outputs["InventoryFunctionName"]
     # Long enough that a message being replayed is not received twice in this run.

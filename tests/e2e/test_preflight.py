@@ -177,3 +177,23 @@ def test_a_thin_destination_passes_with_its_cost_named_and_needs_the_v1_types(e2
     short = destination(e2e, event_payload="thin", enabled_events=thin[:-1])
     (d,) = preflight(e2e, STRIPE_EVENT_SOURCE_NAME=short)[1]["event-destination"]
     assert d["level"] == "fail" and thin[-1] in d["detail"], d
+
+
+def test_a_webhook_stack_counts_its_reservation_and_wants_the_health_event(e2e):
+    set_quota(e2e, 120)
+    try:
+        assert levels(preflight(e2e)[1])["lambda-quota"] == "ok"  # 14 + 100 unreserved
+        (q,) = preflight(e2e, "--webhook")[1]["lambda-quota"]
+        assert q["level"] == "fail" and "reserves 34" in q["detail"], q
+    finally:
+        set_quota(e2e, 1000)
+    requests.post(f"{e2e.stripe_url}/_test/event_destinations", json={
+        "type": "webhook_endpoint", "url": "https://example.invalid/hook",
+        "enabled_events": event_types(), "snapshot_api_version": api_version(e2e)}).raise_for_status()
+    (d,) = preflight(e2e, "--webhook")[1]["event-destination"]
+    assert d["level"] == "warn" and "event_generation_failure" in d["detail"], d
+    requests.post(f"{e2e.stripe_url}/_test/event_destinations", json={
+        "type": "webhook_endpoint", "url": "https://example.invalid/hook", "event_payload": "thin",
+        "enabled_events": ["v2.core.health.event_generation_failure.resolved"]}).raise_for_status()
+    (d,) = preflight(e2e, "--webhook")[1]["event-destination"]
+    assert d["level"] == "ok", d

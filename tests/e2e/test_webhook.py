@@ -67,7 +67,7 @@ def test_a_paid_link_is_delivered_signed_applied_once_and_forgeries_change_nothi
     body = json.dumps(event).encode()
     replayed = post(webhook, body, signed(body))
     assert (replayed.status_code, replayed.json()["status"]) == (200, "applied")
-    altered = body.replace(b'"paid"', b'"PAID"', 1)
+    altered = body.replace(b'"paid"', b'"Paid"', 1)  # one byte
     assert altered != body and len(altered) == len(body)
     for name, req in {
         "wrong secret": (body, signed(body, "whsec_not_the_endpoints")),
@@ -152,3 +152,24 @@ def test_a_catalog_event_by_webhook_reaches_the_catalog_sync(e2e, ids, webhook):
     assert (r.status_code, r.json()["status"]) == (200, "queued_for_catalog_sync")
     e2e.wait_catalog_idle()
     assert v1(e2e, f"/v1/products/{product}")["name"] == "Catalog name", e2e.catalog_sync_log_tail()
+
+
+def test_a_thin_event_stripe_cannot_answer_for_is_parked_then_retried_by_the_cli(e2e, cat, webhook):
+    product, _ = cat.product("parkedthin", 5)
+    later = f"cs_test_later_{cat.u}"
+    thin = json.dumps({"id": f"evt_thin_parked_{cat.u}", "object": "v2.core.event",
+                       "type": "v1.checkout.session.completed",
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                       "livemode": False,
+                       "related_object": {"id": later, "type": "checkout.session",
+                                          "url": f"/v1/checkout/sessions/{later}"}}).encode()
+    r = post(webhook, thin, signed(thin))
+    assert (r.status_code, r.json()["status"]) == (200, "parked"), r.text
+    listed = e2e.cli("parked", "list").stdout
+    assert f"event:evt_thin_parked_{cat.u}" in listed and "No such" in listed, listed
+    # Stripe has the session now (a person looked into it): the retry applies it, once.
+    e2e.stripe_session([(product, 2)], cat.store, cs_id=later)
+    out = e2e.cli("parked", "retry", f"event:evt_thin_parked_{cat.u}").stdout
+    assert "applied" in out, out
+    assert e2e.item(cat.store, product)["available"] == 3
+    assert f"event:evt_thin_parked_{cat.u}" not in e2e.cli("parked", "list").stdout

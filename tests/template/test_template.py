@@ -174,7 +174,9 @@ def test_the_alarms_on_metrics_watch_what_the_functions_print(template):
     assert '"Namespace": "stockbridge"' in metrics and '"Dimensions": [[]]' in metrics
     for source, metric, alarm_name in (
             ("crates/stripe/src/transport.rs", "StripeRateLimited", "StripeRateLimitedAlarm"),
-            ("crates/broadcaster/src/handler.rs", "LevelsRefused", "BroadcasterLevelsRefusedAlarm")):
+            ("crates/broadcaster/src/handler.rs", "LevelsRefused", "BroadcasterLevelsRefusedAlarm"),
+            ("crates/webhook/src/handler.rs", "WebhookSignatureRefused",
+             "WebhookSignatureRefusedAlarm")):
         text = (ROOT / source).read_text()
         assert re.search(r'count_line\(\s*"' + metric + '"', text), (source, metric)
         alarm = template["Resources"][alarm_name]["Properties"]

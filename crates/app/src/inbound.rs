@@ -10,8 +10,10 @@
 //!   same handler, as the event it stands for (same id, same `created`): one Stripe call per
 //!   event, against the account's rate budget, which is why snapshot payloads stay the setting
 //!   for busy stores. A thin v1 event's fetched event has no more than its notification (no
-//!   `data`), so only the object is read. Reading "now" instead of "then" is safe here: the
-//!   handlers already decide on the session's and intent's current state.
+//!   `data`), so only the object is read. Reading "now" instead of "then": the handlers decide
+//!   on the session's and intent's current state anyway, except the payment time of a
+//!   `completed` session, which becomes a lower bound (`created`), as for a session found
+//!   without an event.
 //! - `v2.core.event_destination.ping` is answered as healthy; a thin catalog event goes to the
 //!   catalog queue like a snapshot one (the sync reads current state anyway).
 //! - `v2.core.health.event_generation_failure.resolved` (only to webhooks): [`health`].
@@ -22,7 +24,9 @@ use tracing::{info, warn};
 use crate::decode::thin_event::{
     GENERATION_FAILURE_RESOLVED, PING, ThinEvent, decode_thin, is_thin,
 };
-use crate::decode::{CATALOG_EVENT_TYPES, DecodeError, HANDLED_EVENT_TYPES, Refusal};
+use crate::decode::{
+    CATALOG_EVENT_TYPES, CHECKOUT_COMPLETED, DecodeError, HANDLED_EVENT_TYPES, Refusal,
+};
 use crate::orders::{HandleError, Handled, Services};
 use crate::ports::{
     CatalogQueue, Clock, InventoryStore, ObjectKind, Parked, ParkedState, ParkingLot, Payments,
@@ -80,7 +84,11 @@ impl DeliveryError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Handle(e) => e.is_retryable(),
-            Self::Stripe { source, .. } => source.is_retryable(),
+            // Also a refusal that is not about the object (401/403: the key lacks a permission,
+            // an unexpected status): Stripe delivers again for 3 days, time to fix the key.
+            Self::Stripe { source, .. } => {
+                source.is_retryable() || matches!(source, PaymentsError::Rejected { .. })
+            }
             Self::Queue(e) | Self::Record(e) => e.is_retryable(),
         }
     }
@@ -115,7 +123,7 @@ where
     where
         Store: ParkingLot,
     {
-        match self.route(event, catalog).await {
+        match self.route_delivery(event, catalog).await {
             Err(e) if !e.is_retryable() => {
                 let id = event.get("id").and_then(Value::as_str).unwrap_or("unknown");
                 let now = self.clock.now();
@@ -139,7 +147,12 @@ where
         }
     }
 
-    async fn route(
+    /// [`Self::deliver`] without the parking: every failure is returned (`stockbridge parked
+    /// retry` of a parked webhook event, which keeps its own record).
+    ///
+    /// # Errors
+    /// [`DeliveryError`]; see [`DeliveryError::is_retryable`].
+    pub async fn route_delivery(
         &self,
         event: &Value,
         catalog: &impl CatalogQueue,
@@ -239,6 +252,13 @@ where
             "livemode": livemode,
             "data": {"object": object},
         });
+        if v1_type == CHECKOUT_COMPLETED {
+            // The session is read as it is now: paid now does not say paid at completion (a
+            // delayed method may have cleared since), so `created` is only a lower bound on the
+            // payment, as for a session the reconciler finds without an event. A session that
+            // completed before its products were managed is then left to its other events.
+            return Ok(self.apply_session_without_event(&event).await?);
+        }
         Ok(self.handle_stripe_event(&event).await?)
     }
 

@@ -85,6 +85,15 @@ async fn secret_text(arn: &str, aws: &aws_config::SdkConfig) -> Result<String, C
         .ok_or_else(|| secret_err("the secret has no string value".into()))
 }
 
+/// The catalog-sync queue at `CATALOG_SYNC_QUEUE_URL` (the CLI's retry of a parked webhook
+/// event; unset, a catalog event's send fails and it stays parked).
+pub async fn catalog_queue() -> stockbridge_sqs::SqsCatalogQueue {
+    stockbridge_sqs::SqsCatalogQueue::new(
+        aws_sdk_sqs::Client::new(&aws_config().await),
+        var("CATALOG_SYNC_QUEUE_URL"),
+    )
+}
+
 /// The `webhook` Lambda's use case, the catalog-sync queue it hands catalog events to, and the
 /// endpoint's signing secrets as configured (text: the webhook crate reads the list), from one
 /// AWS configuration (loaded once at start-up).

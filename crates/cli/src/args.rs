@@ -67,6 +67,11 @@ pub enum Command {
         /// Whether the stack reserves concurrency (its ReserveConcurrency parameter).
         #[arg(long, value_enum, default_value = "yes")]
         reserve_concurrency: YesNo,
+        /// The stack has a webhook endpoint (StripeWebhookSecretArn): its reserved concurrency
+        /// (WebhookReservedConcurrency, 20) counts, and a webhook destination may stand in for
+        /// the EventBridge one.
+        #[arg(long)]
+        webhook: bool,
         /// Print JSON: a list of `{check, level, detail, fix?}`.
         #[arg(long)]
         json: bool,

@@ -19,11 +19,13 @@ async fn run(cli: Cli) -> Result<()> {
     // Before a deploy there is no table yet.
     if let Command::Preflight {
         reserve_concurrency,
+        webhook,
         json,
     } = cli.command
     {
         let options = preflight::Options {
             reserve_concurrency: reserve_concurrency == YesNo::Yes,
+            webhook,
             json,
         };
         return preflight::run(&options).await;

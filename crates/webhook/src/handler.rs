@@ -125,6 +125,12 @@ fn accept<Q>(
         .and_then(|v| v.to_str().ok());
     if let Err(e) = verify(&body, header, endpoint.secrets, now) {
         tracing::warn!(reason = %e, "webhook delivery refused: bad signature");
+        // Counted and alarmed on: Stripe's own deliveries refused mean a wrong or missing
+        // secret (a second destination's, a rotation), and Stripe will give up after 3 days.
+        println!(
+            "{}",
+            refused_line(std::time::SystemTime::now(), &e.to_string())
+        );
         return Err(refuse(
             400,
             "bad_signature",
@@ -132,6 +138,17 @@ fn accept<Q>(
         ));
     }
     serde_json::from_slice(&body).map_err(|_| refuse(400, "bad_body", "the body is not JSON"))
+}
+
+/// One refused delivery, as a CloudWatch embedded-metric-format line (namespace `stockbridge`,
+/// metric `WebhookSignatureRefused`, no dimension).
+fn refused_line(at: std::time::SystemTime, reason: &str) -> String {
+    stockbridge_app::metrics::count_line(
+        "WebhookSignatureRefused",
+        1,
+        at,
+        json!({"level": "WARN", "message": format!("webhook delivery refused: {reason}")}),
+    )
 }
 
 /// What the answer says of a handled event (Stripe shows it in the Dashboard).

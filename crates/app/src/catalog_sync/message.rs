@@ -20,12 +20,17 @@ pub enum Snapshot {
     },
 }
 
-/// The snapshot of a Stripe catalog event in an SQS body (`None`: not an event, or a shape we do
-/// not read — the sync then asks Stripe).
+/// The snapshot of a Stripe catalog event in an SQS body, in its EventBridge envelope or bare
+/// (from the webhook) (`None`: not an event, a thin one, or a shape we do not read — the sync
+/// then asks Stripe).
 pub fn event_snapshot(body: &str) -> Option<Snapshot> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let kind = v.pointer("/detail/type")?.as_str()?;
-    let o = v.pointer("/detail/data/object")?;
+    let message: serde_json::Value = serde_json::from_str(body).ok()?;
+    let v = match message.get("detail") {
+        Some(detail) => detail,
+        None => &message,
+    };
+    let kind = v.pointer("/type")?.as_str()?;
+    let o = v.pointer("/data/object")?;
     let s = |k: &str| o.get(k).and_then(serde_json::Value::as_str);
     let id_of = |k: &str| s(k).or_else(|| o.get(k)?.get("id")?.as_str());
     match kind.split('.').next()? {
@@ -59,7 +64,7 @@ pub fn event_snapshot(body: &str) -> Option<Snapshot> {
         "payment_link" => Some(Snapshot::Link {
             id: PaymentLinkId::parse(s("id")?).ok()?,
             changed: v
-                .pointer("/detail/data/previous_attributes")
+                .pointer("/data/previous_attributes")
                 .and_then(serde_json::Value::as_object)
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),

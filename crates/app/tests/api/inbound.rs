@@ -274,3 +274,49 @@ async fn a_catalog_object_goes_to_the_sync_and_anything_else_is_only_recorded() 
     assert_eq!(queue.sent().len(), 1);
     assert_eq!(w.store.recorded().len(), 2);
 }
+
+#[tokio::test]
+async fn a_thin_completed_event_takes_its_time_only_as_a_lower_bound_on_the_payment() {
+    // Completed (unpaid, a delayed method) before the product was managed, paid since: read
+    // now the session is paid, but that says nothing of when. Left to its other events.
+    let w = world(&[("tee", 5, PAID + 2 * 86_400)]);
+    session(&w, "cs_1", &[("tee", 2)]);
+    w.payments.add_object("cs_1", session_object("cs_1"));
+    let event = thin(
+        "evt_thin1",
+        "v1.checkout.session.completed",
+        ("cs_1", "checkout.session"),
+    );
+    let d = w
+        .app
+        .deliver(&event, &MemoryCatalogQueue::default())
+        .await
+        .unwrap();
+    assert_eq!(applied(&d), Some(&Outcome::PaidTimeUnknown));
+    assert!(order(&w, "cs_1").is_none());
+    assert_eq!(available(&w, "tee"), 5);
+}
+
+#[test]
+fn a_read_refused_for_the_key_is_delivered_again_and_a_missing_object_is_not() {
+    use stockbridge_app::inbound::DeliveryError;
+    use stockbridge_app::ports::PaymentsError;
+    let stripe = |source| DeliveryError::Stripe {
+        what: "checkout.session cs_1".into(),
+        source,
+    };
+    assert!(
+        stripe(PaymentsError::Rejected {
+            operation: "read",
+            message: "HTTP 403: the key may not read sessions".into()
+        })
+        .is_retryable()
+    );
+    assert!(
+        !stripe(PaymentsError::NotFound {
+            operation: "read",
+            message: "no such session".into()
+        })
+        .is_retryable()
+    );
+}

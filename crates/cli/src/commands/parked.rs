@@ -60,10 +60,26 @@ async fn retry_event<L: ParkingLot>(
 ) -> Result<()> {
     let adapters = stockbridge_bootstrap::adapters(config).await?;
     let inventory = stockbridge_bootstrap::inventory_from(adapters, config);
-    match inventory.handle_stripe_event(event).await {
+    // A webhook parks thin events too (and the health event): those go through the webhook's
+    // own routing, which reads them back from Stripe (catalog events to CATALOG_SYNC_QUEUE_URL).
+    let result = if stockbridge_app::decode::thin_event::is_thin(event) {
+        let queue = stockbridge_bootstrap::catalog_queue().await;
+        inventory
+            .route_delivery(event, &queue)
+            .await
+            .map(|d| format!("{d:?}"))
+            .map_err(anyhow::Error::from)
+    } else {
+        inventory
+            .handle_stripe_event(event)
+            .await
+            .map(|h| format!("{h:?}"))
+            .map_err(anyhow::Error::from)
+    };
+    match result {
         Ok(handled) => {
             lot.remove_parked(&record.id).await?;
-            println!("{}: applied ({handled:?})", record.id);
+            println!("{}: applied ({handled})", record.id);
             Ok(())
         }
         Err(e) => {

@@ -12,6 +12,8 @@ use super::{Finding, env};
 
 /// What the template reserves with `ReserveConcurrency=yes`; Lambda keeps 100 unreserved.
 pub const RESERVED: i32 = 14;
+/// What the webhook function reserves on top (WebhookReservedConcurrency's default).
+pub const WEBHOOK_RESERVED: i32 = 20;
 const UNRESERVED_MINIMUM: i32 = 100;
 
 fn error_text(e: &impl aws_sdk_dynamodb::error::ProvideErrorMetadata) -> String {
@@ -24,7 +26,8 @@ fn error_text(e: &impl aws_sdk_dynamodb::error::ProvideErrorMetadata) -> String 
 
 /// The quota against the template's reservations. Before a deploy (`deployed` false) the
 /// reservations must still fit in what is unreserved; after it they are among the reserved.
-pub async fn lambda_quota(aws: &SdkConfig, reserve: bool, deployed: bool) -> Finding {
+pub async fn lambda_quota(aws: &SdkConfig, reserve: bool, deployed: bool, extra: i32) -> Finding {
+    let reserved = RESERVED + extra;
     const CHECK: &str = "lambda-quota";
     let settings = match aws_sdk_lambda::Client::new(aws)
         .get_account_settings()
@@ -49,15 +52,15 @@ pub async fn lambda_quota(aws: &SdkConfig, reserve: bool, deployed: bool) -> Fin
         .and_then(|l| l.unreserved_concurrent_executions())
         .unwrap_or(total);
     let short = if deployed {
-        total < RESERVED + UNRESERVED_MINIMUM
+        total < reserved + UNRESERVED_MINIMUM
     } else {
-        unreserved < RESERVED + UNRESERVED_MINIMUM
+        unreserved < reserved + UNRESERVED_MINIMUM
     };
     if reserve && short {
         return Finding::fail(
             CHECK,
             format!(
-                "the account may run {total} functions at once, {unreserved} of them unreserved; ReserveConcurrency=yes reserves {RESERVED} more (with the default CheckoutReservedConcurrency) and Lambda keeps {UNRESERVED_MINIMUM} unreserved: the deploy would fail"
+                "the account may run {total} functions at once, {unreserved} of them unreserved; ReserveConcurrency=yes reserves {reserved} more (with the default CheckoutReservedConcurrency and WebhookReservedConcurrency) and Lambda keeps {UNRESERVED_MINIMUM} unreserved: the deploy would fail"
             ),
             "deploy with ReserveConcurrency=no (docs/deploy.md \"Concurrency\"), or ask AWS for a higher quota (Service Quotas: Lambda, Concurrent executions)",
         );

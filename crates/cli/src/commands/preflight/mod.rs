@@ -81,6 +81,8 @@ impl Finding {
 pub struct Options {
     /// Whether the stack reserves concurrency (`ReserveConcurrency`).
     pub reserve_concurrency: bool,
+    /// Whether the stack has a webhook endpoint (`--webhook`).
+    pub webhook: bool,
     /// Print JSON.
     pub json: bool,
 }
@@ -97,8 +99,14 @@ pub async fn run(options: &Options) -> Result<()> {
     let config = Config::from_env_without_table()?;
     let aws = stockbridge_bootstrap::aws_config().await;
     let deployed = !config.table_name.is_empty();
-    let mut findings = vec![aws::lambda_quota(&aws, options.reserve_concurrency, deployed).await];
-    let source = stripe::checks(&config, &mut findings).await;
+    let extra = if options.webhook {
+        aws::WEBHOOK_RESERVED
+    } else {
+        0
+    };
+    let mut findings =
+        vec![aws::lambda_quota(&aws, options.reserve_concurrency, deployed, extra).await];
+    let source = stripe::checks(&config, &mut findings, options.webhook).await;
     findings.push(aws::partner_source(&aws, source.as_ref()).await);
     findings.push(aws::topic_prefix(&aws, &config).await);
     findings.extend(aws::table(&aws, &config).await);

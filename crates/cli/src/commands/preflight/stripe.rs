@@ -12,7 +12,7 @@ use super::{Finding, env};
 pub type Source = (String, String);
 
 /// Runs the Stripe checks; returns the partner event source to check on the AWS side.
-pub async fn checks(config: &Config, findings: &mut Vec<Finding>) -> Option<Source> {
+pub async fn checks(config: &Config, findings: &mut Vec<Finding>, webhook: bool) -> Option<Source> {
     let named = env("STRIPE_EVENT_SOURCE_NAME");
     let (stripe, kind) = match stockbridge_bootstrap::payments(config).await {
         Ok(p) => p,
@@ -25,7 +25,7 @@ pub async fn checks(config: &Config, findings: &mut Vec<Finding>) -> Option<Sour
     };
     findings.push(key(kind, config.livemode));
     findings.push(permissions(&stripe, kind).await);
-    let (finding, source) = destination(&stripe, config.livemode, named.as_deref()).await;
+    let (finding, source) = destination(&stripe, config.livemode, named.as_deref(), webhook).await;
     findings.push(finding);
     source.or_else(|| named.map(|n| (n, env("AWS_REGION").unwrap_or_default())))
 }
@@ -101,6 +101,7 @@ async fn destination(
     stripe: &StripePayments,
     livemode: bool,
     named: Option<&str>,
+    webhook: bool,
 ) -> (Finding, Option<Source>) {
     const CHECK: &str = "event-destination";
     let all = match stripe.event_destinations().await {
@@ -143,6 +144,9 @@ async fn destination(
         .filter(|d| d.kind == "amazon_eventbridge")
         .filter(|d| named.is_none_or(|n| source_of(d).is_some_and(|(s, _)| s == n)))
         .collect();
+    if webhook && (candidates.is_empty() || named.is_none()) {
+        return (webhook_destinations(&all), None);
+    }
     let Some(d) = candidates.first() else {
         let which = named.map_or(String::new(), |n| format!(" for {n}"));
         return (
@@ -170,6 +174,40 @@ async fn destination(
         );
     }
     (finding, source_of(d))
+}
+
+/// A webhook-only stack: the webhook destination that sends the order and catalog events, and
+/// whether one (thin: v2 events need their own destination) sends the health event.
+fn webhook_destinations(all: &[EventDestination]) -> Finding {
+    const CHECK: &str = "event-destination";
+    const HEALTH: &str = "v2.core.health.event_generation_failure.resolved";
+    let hooks: Vec<&EventDestination> = all
+        .iter()
+        .filter(|d| d.kind == "webhook_endpoint")
+        .collect();
+    let Some(main) = hooks.iter().find(|d| {
+        d.enabled_events
+            .iter()
+            .any(|e| e.ends_with("checkout.session.completed"))
+    }) else {
+        return Finding::fail(
+            CHECK,
+            "no webhook destination sends checkout.session.completed".to_owned(),
+            "add the webhook endpoint (docs/deploy.md \"EventBridge or webhook\") with the events listed there",
+        );
+    };
+    let finding = judge(main);
+    let health = hooks
+        .iter()
+        .any(|d| d.status == "enabled" && d.enabled_events.iter().any(|e| e == HEALTH || e == "*"));
+    if finding.level == super::Level::Fail || health {
+        return finding;
+    }
+    Finding::warn(
+        CHECK,
+        format!("{}; no webhook destination sends {HEALTH}", finding.detail),
+        "add a thin webhook destination for it, and its signing secret to the webhook's secret (docs/deploy.md)",
+    )
 }
 
 /// What is wrong with a destination, most serious first.
