@@ -244,14 +244,7 @@ where
             .livemode
             .or_else(|| object.get("livemode").and_then(Value::as_bool))
             .unwrap_or(self.config.filter.livemode);
-        let event = json!({
-            "id": thin.id,
-            "object": "event",
-            "type": v1_type,
-            "created": thin.created,
-            "livemode": livemode,
-            "data": {"object": object},
-        });
+        let event = snapshot_event(&thin.id, v1_type, thin.created, livemode, object);
         if v1_type == CHECKOUT_COMPLETED {
             // The session is read as it is now: paid now does not say paid at completion (a
             // delayed method may have cleared since), so `created` is only a lower bound on the
@@ -274,6 +267,24 @@ where
             .map_err(DeliveryError::Queue)?;
         Ok(Delivered::ForCatalog)
     }
+}
+
+/// The snapshot event a thin one (or a lost one) stands for: its object as read back.
+pub(crate) fn snapshot_event(
+    id: &str,
+    event_type: &str,
+    created: i64,
+    livemode: impl Into<Value>,
+    object: Value,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "event",
+        "type": event_type,
+        "created": created,
+        "livemode": livemode.into(),
+        "data": {"object": object},
+    })
 }
 
 /// The object a v1 thin event about `kind` is read back as.

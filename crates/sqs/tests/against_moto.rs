@@ -5,13 +5,12 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use stockbridge_app::ports::{DeadLetterError, DeadLetters};
 use stockbridge_sqs::SqsDeadLetters;
 
-#[tokio::test]
-#[ignore = "needs the local stack: run scripts/test"]
-async fn a_poison_message_arrives_with_its_body_and_reason() {
+/// A new queue at the local stack's SQS: the client and its URL.
+async fn queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
     std::env::var("AWS_ENDPOINT_URL_SQS")
         .expect("AWS_ENDPOINT_URL_SQS is not set: run scripts/test");
     let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
-    let name = format!("dead-letters-{}", std::process::id());
+    let name = format!("{prefix}-{}", std::process::id());
     let url = client
         .create_queue()
         .queue_name(&name)
@@ -20,6 +19,13 @@ async fn a_poison_message_arrives_with_its_body_and_reason() {
         .unwrap()
         .queue_url
         .unwrap();
+    (client, url)
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_poison_message_arrives_with_its_body_and_reason() {
+    let (client, url) = queue("dead-letters").await;
     let dlq = SqsDeadLetters::new(client.clone(), Some(url.clone()));
     dlq.dead_letter("m-1", r#"{"bad": true}"#, "dynamodb.Keys: not a product")
         .await
@@ -60,18 +66,7 @@ async fn without_a_queue_every_message_is_refused_so_it_stays_for_the_redrive() 
 #[ignore = "needs the local stack: run scripts/test"]
 async fn a_catalog_event_by_webhook_reaches_the_catalog_queue_as_it_came() {
     use stockbridge_app::ports::CatalogQueue;
-    std::env::var("AWS_ENDPOINT_URL_SQS")
-        .expect("AWS_ENDPOINT_URL_SQS is not set: run scripts/test");
-    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
-    let name = format!("catalog-{}", std::process::id());
-    let url = client
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (client, url) = queue("catalog").await;
     let body = r#"{"id":"evt_1","object":"event","type":"product.updated"}"#;
     stockbridge_sqs::SqsCatalogQueue::new(client.clone(), Some(url.clone()))
         .send(body)

@@ -19,7 +19,7 @@ use stockbridge_domain::invariants::{Discrepancy, Repair};
 use stockbridge_domain::{OrderId, Outcome};
 use tracing::warn;
 
-use super::{DeliveryError, object_kind};
+use super::{DeliveryError, object_kind, snapshot_event};
 use crate::decode::thin_event::ThinEvent;
 use crate::decode::{CHECKOUT_COMPLETED, HANDLED_EVENT_TYPES};
 use crate::orders::{Handled, Services};
@@ -157,14 +157,14 @@ where
             }
             // Like the reconciler's repair of a lost session: `created` is when it opened, a
             // lower bound on when it was paid, so history stays history.
-            let event = json!({
-                "id": format!("recovered_{}", impact.id),
-                "object": "event",
-                "type": lost.filter(|t| t.starts_with("checkout.")).unwrap_or(CHECKOUT_COMPLETED),
-                "created": created,
-                "livemode": livemode,
-                "data": {"object": object},
-            });
+            let event = snapshot_event(
+                &format!("recovered_{}", impact.id),
+                lost.filter(|t| t.starts_with("checkout."))
+                    .unwrap_or(CHECKOUT_COMPLETED),
+                created,
+                livemode,
+                object,
+            );
             self.apply_session_without_event(&event).await?
         } else {
             let Some(lost) = lost.filter(|t| t.starts_with("payment_intent.")) else {
@@ -177,14 +177,13 @@ where
                     Repair::LeaveAlone,
                 ));
             };
-            let event = json!({
-                "id": format!("recovered_{}", impact.id),
-                "object": "event",
-                "type": lost,
-                "created": created,
-                "livemode": livemode,
-                "data": {"object": object},
-            });
+            let event = snapshot_event(
+                &format!("recovered_{}", impact.id),
+                lost,
+                created,
+                livemode,
+                object,
+            );
             self.handle_stripe_event(&event).await?
         };
         Ok(describe(handled, &impact.id))

@@ -42,6 +42,24 @@ pub use reconcile::*;
 pub use shards::MemoryShard;
 pub use store::*;
 
+/// A stock item for tests: `available` units, no links, version 1, managed since the epoch.
+pub fn test_item(store: &StoreId, product: &ProductId, name: &str, available: u64) -> CatalogItem {
+    CatalogItem {
+        store_id: store.clone(),
+        product_id: product.clone(),
+        name: name.to_owned(),
+        available,
+        held: 0,
+        version: 1,
+        payment_links: vec![],
+        deactivated_links: vec![],
+        updated_at: Timestamp(0),
+        managed_since: Timestamp(0),
+        unrecorded_take: None,
+        spread: None,
+    }
+}
+
 /// The inventory configuration the handler tests use: Stripe's partner event source, test
 /// mode, the store `default`, 3 attempts.
 pub fn inventory_config() -> crate::orders::InventoryConfig {

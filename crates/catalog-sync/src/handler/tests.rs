@@ -114,27 +114,16 @@ async fn messages_past_the_deadline_are_handed_back_untouched() {
 #[tokio::test]
 async fn a_sync_that_may_pass_later_is_retried_not_dead_lettered_and_passes_on_redelivery() {
     use stockbridge_app::ports::CatalogStore;
-    use stockbridge_domain::{CatalogItem, Money, ProductDetails, ProductId, StoreId, Timestamp};
+    use stockbridge_domain::{Money, ProductDetails, ProductId, StoreId, Timestamp};
     let sync = sync();
     let (store, product) = (
         StoreId::parse("s1").unwrap(),
         ProductId::parse("tee").unwrap(),
     );
     // Sold out in its store: the new link is switched off, and Stripe fails that switch once.
-    sync.store.put_item(CatalogItem {
-        store_id: store.clone(),
-        product_id: product.clone(),
-        name: "Tee".into(),
-        available: 0,
-        held: 0,
-        version: 1,
-        payment_links: vec![],
-        deactivated_links: vec![],
-        updated_at: Timestamp(0),
-        managed_since: Timestamp(0),
-        unrecorded_take: None,
-        spread: None,
-    });
+    sync.store.put_item(stockbridge_app::memory::test_item(
+        &store, &product, "Tee", 0,
+    ));
     let details = ProductDetails {
         product_id: product,
         name: "Tee".into(),

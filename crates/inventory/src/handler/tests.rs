@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use stockbridge_app::memory::{MemoryPayments, MemoryPublisher, MemoryStore, TickingClock};
 use stockbridge_app::orders::Services;
 use stockbridge_app::ports::SessionLine;
-use stockbridge_domain::{CatalogItem, OrderId, ProductId, StoreId, Timestamp};
+use stockbridge_domain::{OrderId, ProductId, StoreId};
 
 use super::handle;
 
@@ -15,20 +15,12 @@ type App = Services<MemoryStore, MemoryPublisher, MemoryPayments, TickingClock>;
 
 fn app() -> App {
     let store = MemoryStore::default();
-    store.put_item(CatalogItem {
-        store_id: StoreId::parse("store_chicago").unwrap(),
-        product_id: ProductId::parse("prod_tee").unwrap(),
-        name: "Tee".into(),
-        available: 5,
-        held: 0,
-        version: 1,
-        payment_links: vec![],
-        deactivated_links: vec![],
-        updated_at: Timestamp(0),
-        managed_since: Timestamp(0),
-        unrecorded_take: None,
-        spread: None,
-    });
+    store.put_item(stockbridge_app::memory::test_item(
+        &StoreId::parse("store_chicago").unwrap(),
+        &ProductId::parse("prod_tee").unwrap(),
+        "Tee",
+        5,
+    ));
     let payments = MemoryPayments::default();
     payments.add_session(
         &OrderId::parse("cs_test_edge").unwrap(),

@@ -12,7 +12,7 @@ use stockbridge_app::memory::{
 };
 use stockbridge_app::orders::Services;
 use stockbridge_app::ports::{ParkingLot, SessionLine};
-use stockbridge_domain::{CatalogItem, OrderId, ProductId, StoreId, Timestamp};
+use stockbridge_domain::{OrderId, ProductId, StoreId};
 
 use super::{Endpoint, handle};
 use crate::signature::{Secrets, sign};
@@ -31,20 +31,12 @@ struct Bed {
 
 fn bed() -> Bed {
     let store = MemoryStore::default();
-    store.put_item(CatalogItem {
-        store_id: StoreId::parse("store_chicago").unwrap(),
-        product_id: ProductId::parse("tee").unwrap(),
-        name: "Tee".into(),
-        available: 5,
-        held: 0,
-        version: 1,
-        payment_links: vec![],
-        deactivated_links: vec![],
-        updated_at: Timestamp(0),
-        managed_since: Timestamp(0),
-        unrecorded_take: None,
-        spread: None,
-    });
+    store.put_item(stockbridge_app::memory::test_item(
+        &StoreId::parse("store_chicago").unwrap(),
+        &ProductId::parse("tee").unwrap(),
+        "Tee",
+        5,
+    ));
     let payments = MemoryPayments::default();
     payments.add_session(
         &OrderId::parse("cs_1").unwrap(),
