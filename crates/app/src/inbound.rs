@@ -232,14 +232,7 @@ where
                 format!("{} is not what a {v1_type} event is about", related.kind),
             )
         })?;
-        let object = self
-            .payments
-            .object(kind, &related.id)
-            .await
-            .map_err(|source| DeliveryError::Stripe {
-                what: format!("{} {}", related.kind, related.id),
-                source,
-            })?;
+        let object = self.read_object(kind, &related.kind, &related.id).await?;
         let livemode = thin
             .livemode
             .or_else(|| object.get("livemode").and_then(Value::as_bool))
@@ -253,6 +246,22 @@ where
             return Ok(self.apply_session_without_event(&event).await?);
         }
         Ok(self.handle_stripe_event(&event).await?)
+    }
+
+    /// An object as Stripe has it now (`name`: its type, for the error).
+    pub(crate) async fn read_object(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        id: &str,
+    ) -> Result<Value, DeliveryError> {
+        self.payments
+            .object(kind, id)
+            .await
+            .map_err(|source| DeliveryError::Stripe {
+                what: format!("{name} {id}"),
+                source,
+            })
     }
 
     /// Hands a catalog event to the catalog sync's queue, as it is.

@@ -133,14 +133,7 @@ where
         kind: ObjectKind,
         impact: &Impact,
     ) -> Result<(String, bool, Repair), DeliveryError> {
-        let object = self
-            .payments
-            .object(kind, &impact.id)
-            .await
-            .map_err(|source| DeliveryError::Stripe {
-                what: format!("{} {}", impact.kind, impact.id),
-                source,
-            })?;
+        let object = self.read_object(kind, &impact.kind, &impact.id).await?;
         let lost = Some(impact.event_type.as_str()).filter(|t| HANDLED_EVENT_TYPES.contains(t));
         let created = object.get("created").and_then(Value::as_i64).unwrap_or(0);
         let livemode = object
