@@ -112,12 +112,13 @@ def stripe_event(fixtures: dict, event_id: str, event_type: str, created: int, o
     return event
 
 
-def envelope(name: str, detail: dict, source: str = SOURCE, delivered_at: int | None = None) -> dict:
+def envelope(name: str, detail: dict, source: str = SOURCE, delivered_at: int | None = None,
+             detail_type: str | None = None) -> dict:
     """EventBridge envelope; its `id` is EventBridge's own (stable per file here)."""
     return {
         "version": "0",
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"stockbridge/events/{name}")),
-        "detail-type": detail["type"],
+        "detail-type": detail_type or detail["type"],
         "source": source,
         "account": ACCOUNT,
         "time": iso(delivered_at if delivered_at is not None else detail["created"]),
@@ -205,6 +206,11 @@ def build(fixtures: dict) -> dict[str, str]:
     )
 
     out.update(thin_and_webhook_events())
+    out["stockbridge.low_stock.json"] = envelope(
+        "low_stock",
+        {"store_id": STORE_ID, "product_id": "prod_events_demo", "name": "Demo tee",
+         "available": 4, "threshold": 5, "crossing": 1, "version": 17},
+        source="stockbridge", delivered_at=COMPLETED_AT, detail_type="stockbridge.low_stock")
 
     files = {name: dump(obj) for name, obj in out.items()}
 

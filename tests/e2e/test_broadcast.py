@@ -7,7 +7,8 @@ its own that runs like the template: the `broadcaster` behind the stream trigger
 - A burst read in one batch is ONE message, with the newest level, and the retained message is
   the level in the table.
 - A sell-out still switches its link off (the decision's effect) and the storefront sees 0.
-- A publish IoT refuses is retried from the stream until it lands."""
+- A publish IoT refuses is retried from the stream until it lands.
+- A low-stock threshold alerts (stockbridge.low_stock on EventBridge) once per crossing."""
 
 from __future__ import annotations
 
@@ -214,3 +215,66 @@ def test_a_sharded_product_sells_from_its_shards_and_the_last_units_through_its_
     assert (retained["available"], retained["sold_out"]) == (0, True), retained
     report = json.loads(h.cli("reconcile", "--store", cat.store, "--dry-run", "--json").stdout)
     assert (report["links"]["items"], report["links"]["discrepancies"]) == (1, []), report
+
+
+def low_stock_alerts(h: E2E, u: str) -> tuple[str, list[str]]:
+    """An SQS queue behind a rule on the default bus for stockbridge.low_stock: its URL, and the
+    rule's name (to remove it)."""
+    url = h.sqs.create_queue(QueueName=f"e2e-low-{u}")["QueueUrl"]
+    arn = h.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"e2e-low-{u}"
+    h.events.put_rule(Name=rule, EventBusName="default", EventPattern=json.dumps(
+        {"source": ["stockbridge"], "detail-type": ["stockbridge.low_stock"]}))
+    h.events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
+    return url, [rule]
+
+
+def received(h: E2E, url: str, product: str, want: int, timeout: float = 10.0) -> list[dict]:
+    got: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in h.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", []):
+            h.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            event = json.loads(m["Body"])
+            if event["detail"]["product_id"] == product:
+                got.append(event)
+        if len(got) >= want:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)  # and nothing more arrives
+    for m in h.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=0).get("Messages", []):
+        event = json.loads(m["Body"])
+        if event["detail"]["product_id"] == product:
+            got.append(event)
+    return got
+
+
+def test_a_low_stock_alert_goes_out_once_per_crossing_from_the_broadcaster(streamed):
+    h = streamed
+    u = uid()
+    cat = Catalog(h, f"store_low_{u}", u)
+    product, link = cat.product("cap", stock=8)
+    h.cli("stock", "set", product, "8", "--store", cat.store, "--low-stock", "5")
+    url, rules = low_stock_alerts(h, u)
+    try:
+        for _ in range(5):  # 8 -> 3: crosses at 5, stays low at 4 and 3
+            h.invoke_ok(cat.checkout([(product, 1)], link=link)[1])
+        h.stack.wait_broadcasts()
+        first = received(h, url, product, want=1)
+        assert [e["detail"]["crossing"] for e in first] == [1], first
+        assert first[0]["source"] == "stockbridge"
+        assert first[0]["detail"]["threshold"] == 5 and first[0]["detail"]["available"] <= 5
+        # A restock re-arms it; the next fall alerts again, numbered 2.
+        h.cli("stock", "set", product, "12", "--store", cat.store)
+        h.stack.wait_broadcasts()
+        for _ in range(7):  # 12 -> 5
+            h.invoke_ok(cat.checkout([(product, 1)], link=link)[1])
+        h.stack.wait_broadcasts()
+        second = received(h, url, product, want=1)
+        assert [e["detail"]["crossing"] for e in second] == [2], second
+    finally:
+        for rule in rules:
+            h.events.remove_targets(Rule=rule, EventBusName="default", Ids=["q"])
+            h.events.delete_rule(Name=rule, EventBusName="default")

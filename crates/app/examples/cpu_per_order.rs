@@ -32,6 +32,7 @@ async fn main() {
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     });
     let base: serde_json::Value = serde_json::from_str(include_str!(
         "../../../testdata/stripe/eventbridge-envelope.json"

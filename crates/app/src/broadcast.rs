@@ -17,6 +17,9 @@
 //!   stream shard (`stockbridge stock publish` shows it once fixed); a deleted item has nothing
 //!   to show.
 //!
+//! Each item read is also checked against its low-stock threshold ([`crate::alerts`]): the
+//! broadcaster sees every level, so `stockbridge.low_stock` needs no work on the order path.
+//!
 //! Link switches stay with the decision that crossed zero ([`crate::effects`]): who switched a
 //! link off is known only there (a link the decision finds already off with someone else's
 //! message is not stockbridge's), and they are rare (one per sell-out or restock), not per
@@ -28,7 +31,8 @@ use futures_util::StreamExt;
 use stockbridge_domain::{ProductId, StoreId};
 use tracing::{error, warn};
 
-use crate::ports::{InventoryStore, StockPublisher, StoreError};
+use crate::alerts::watch_low_stock;
+use crate::ports::{InventoryStore, LowStockStore, MerchantEvents, StockPublisher, StoreError};
 
 /// One item the stream says changed.
 pub type ItemKey = (StoreId, ProductId);
@@ -62,10 +66,11 @@ enum Outcome {
     Failed(String),
 }
 
-async fn broadcast_one<S, P>(store: &S, publisher: &P, key: &ItemKey) -> Outcome
+async fn broadcast_one<S, P, E>(store: &S, publisher: &P, events: &E, key: &ItemKey) -> Outcome
 where
-    S: InventoryStore,
+    S: InventoryStore + LowStockStore,
     P: StockPublisher,
+    E: MerchantEvents,
 {
     let (store_id, product_id) = key;
     let mut published = None;
@@ -91,6 +96,11 @@ where
             Err(e) if e.retryable => return Outcome::Failed(e.to_string()),
             Err(e) => return Outcome::Refused(e.to_string()),
         }
+        // After the level, so a failed alert never holds a level back; retried with the item
+        // (a crossing already recorded is pending and published then).
+        if let Err(e) = watch_low_stock(store, events, &item, &level).await {
+            return Outcome::Failed(e.to_string());
+        }
         if item.spread.is_none() {
             break; // one partition, read in order: nothing can overtake it
         }
@@ -106,19 +116,21 @@ const REPUBLISH_ROUNDS: usize = 4;
 /// Never fails as a whole: an item that may succeed later is in [`BroadcastReport::failed`],
 /// one refused for good is counted in [`BroadcastReport::refused`], and the others were still
 /// published.
-pub async fn broadcast_levels<S, P>(
+pub async fn broadcast_levels<S, P, E>(
     store: &S,
     publisher: &P,
+    events: &E,
     changed: &[ItemKey],
 ) -> BroadcastReport
 where
-    S: InventoryStore,
+    S: InventoryStore + LowStockStore,
     P: StockPublisher,
+    E: MerchantEvents,
 {
     let mut seen = BTreeSet::new();
     let unique: Vec<&ItemKey> = changed.iter().filter(|k| seen.insert(*k)).collect();
     let outcomes: Vec<(&ItemKey, Outcome)> = futures_util::stream::iter(unique)
-        .map(|key| async move { (key, broadcast_one(store, publisher, key).await) })
+        .map(|key| async move { (key, broadcast_one(store, publisher, events, key).await) })
         .buffered(CONCURRENCY)
         .collect()
         .await;

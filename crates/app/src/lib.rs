@@ -57,6 +57,7 @@
 //! - [`broadcast`]: the `broadcaster` Lambda: levels published from the table's stream.
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
+pub mod alerts;
 pub mod backfill;
 pub mod broadcast;
 pub mod catalog_sync;

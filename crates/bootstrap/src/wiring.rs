@@ -164,11 +164,14 @@ pub async fn catalog_sync_function(
     Ok((sync, dead_letters_with(config, &aws)))
 }
 
-/// The `broadcaster` Lambda's adapters: the table and a publisher that always publishes (it is
-/// the one publisher when `STOCK_LEVELS_FROM_STREAM` is set). No Stripe key.
-pub async fn broadcaster(config: &Config) -> (DynamoStore, IotPublisher) {
+/// The `broadcaster` Lambda's adapters: the table, a publisher that always publishes (it is
+/// the one publisher when `STOCK_LEVELS_FROM_STREAM` is set) and the merchant's events on
+/// `MERCHANT_EVENT_BUS` (default `default`). No Stripe key.
+pub async fn broadcaster(config: &Config) -> (DynamoStore, IotPublisher, EventBridgeNotifier) {
     let aws = aws_config().await;
-    (table(&aws, config), iot(&aws, config))
+    let bus = var("MERCHANT_EVENT_BUS").unwrap_or_else(|| "default".into());
+    let events = EventBridgeNotifier::new(aws_sdk_eventbridge::Client::new(&aws), bus);
+    (table(&aws, config), iot(&aws, config), events)
 }
 
 /// What kind of Stripe key the configuration holds (never the key itself).

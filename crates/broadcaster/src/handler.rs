@@ -18,7 +18,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_runtime::Diagnostic;
 use serde::Deserialize;
 use stockbridge_app::broadcast::{ItemKey, broadcast_levels};
-use stockbridge_app::ports::{InventoryStore, StockPublisher};
+use stockbridge_app::ports::{InventoryStore, LowStockStore, MerchantEvents, StockPublisher};
 use stockbridge_bootstrap::Failure;
 use stockbridge_domain::{ProductId, StoreId};
 
@@ -77,14 +77,16 @@ fn item_of(sk: &str, pk: &str) -> Option<ItemKey> {
 /// A [`Diagnostic`] when the event is not a stream batch (Lambda retries the batch, then sends
 /// it to the on-failure destination), or when a failed record has no sequence number to
 /// report (the whole batch is retried).
-pub async fn handle<S, P>(
+pub async fn handle<S, P, E>(
     store: &S,
     publisher: &P,
+    events: &E,
     event: serde_json::Value,
 ) -> Result<DynamoDbEventResponse, Diagnostic>
 where
-    S: InventoryStore,
+    S: InventoryStore + LowStockStore,
     P: StockPublisher,
+    E: MerchantEvents,
 {
     let event: StreamEvent = serde_json::from_value(event).map_err(|e| {
         tracing::error!(error = %e, "not a DynamoDB stream batch");
@@ -109,7 +111,7 @@ where
         }
     }
     let keys: Vec<ItemKey> = changed.iter().map(|(k, _)| k.clone()).collect();
-    let report = broadcast_levels(store, publisher, &keys).await;
+    let report = broadcast_levels(store, publisher, events, &keys).await;
     tracing::info!(
         records = event.records.len(),
         published = report.published,

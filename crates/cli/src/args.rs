@@ -205,6 +205,11 @@ pub enum StockCommand {
         /// new id, printed before the change is made.
         #[arg(long)]
         op_id: Option<String>,
+        /// Alert (`stockbridge.low_stock`, published by the broadcaster) when what can be sold
+        /// falls to this many units or fewer, once per crossing; `0` turns the alert off.
+        /// Kept until changed.
+        #[arg(long)]
+        low_stock: Option<u64>,
     },
     /// Spread a very hot product's units over K shard items, so that its orders write K
     /// partitions instead of one (docs/sharded-stock.md); `--shards 1` collects them back.

@@ -172,6 +172,7 @@ mod tests {
             managed_since: Timestamp(0),
             unrecorded_take: None,
             spread: None,
+            low_stock: None,
         }
     }
 

@@ -46,6 +46,9 @@ pub struct CatalogItem {
     /// `available` holds only what came back to it since. `None`: not spread.
     #[serde(skip)]
     pub spread: Option<Spread>,
+    /// Its low-stock threshold and state ([`crate::low_stock`]); `None`: no alerts.
+    #[serde(skip)]
+    pub low_stock: Option<crate::low_stock::LowStock>,
 }
 
 /// A spread product's shards, as recorded on its item (and, when the reader read them, what

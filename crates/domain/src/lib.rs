@@ -24,6 +24,7 @@ pub mod ids;
 pub mod invariants;
 pub mod item;
 pub mod link;
+pub mod low_stock;
 pub mod order;
 pub mod quantity;
 pub mod shard;

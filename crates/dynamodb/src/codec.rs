@@ -140,7 +140,29 @@ pub(crate) fn parse_item(a: &Attrs) -> Result<CatalogItem, StoreError> {
             }),
             _ => None,
         },
+        low_stock: parse_low_stock(a, &pk)?,
     })
+}
+
+/// An item's low-stock attributes (`low_stock`: the threshold; `low_stock_low`,
+/// `low_stock_crossings`, `low_stock_pending`: its state).
+fn parse_low_stock(
+    a: &Attrs,
+    pk: &str,
+) -> Result<Option<stockbridge_domain::low_stock::LowStock>, StoreError> {
+    let Some(threshold) = opt_n::<u64>(a, "low_stock", pk)? else {
+        return Ok(None);
+    };
+    Ok(Some(stockbridge_domain::low_stock::LowStock {
+        threshold,
+        low: a
+            .get("low_stock_low")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        crossings: opt_n(a, "low_stock_crossings", pk)?.unwrap_or(0),
+        pending: opt_n(a, "low_stock_pending", pk)?,
+    }))
 }
 
 pub(crate) fn item_attrs(item: &CatalogItem) -> Attrs {

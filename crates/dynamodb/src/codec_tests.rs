@@ -18,6 +18,7 @@ fn item() -> CatalogItem {
         managed_since: Timestamp(1_690_000_000_000),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

@@ -47,6 +47,7 @@ use stockbridge_domain::{
 };
 use tracing::debug;
 
+mod alerts;
 mod catalog_store;
 mod codec;
 mod counters;

@@ -7,7 +7,7 @@
 //! only the runs that found something to SNS, e-mail or Slack (see docs/reconciler.md).
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use stockbridge_app::ports::{Notifier, NotifyError};
+use stockbridge_app::ports::{MerchantEvents, Notifier, NotifyError};
 use stockbridge_app::reconcile::RunSummary;
 
 /// The event's `source`.
@@ -36,12 +36,12 @@ fn failed(message: String) -> NotifyError {
     NotifyError(message.into())
 }
 
-impl Notifier for EventBridgeNotifier {
-    async fn notify(&self, summary: &RunSummary) -> Result<(), NotifyError> {
-        let detail = serde_json::to_string(summary).map_err(|e| failed(e.to_string()))?;
+impl EventBridgeNotifier {
+    /// One `PutEvents` entry from stockbridge; an entry EventBridge refused is an error.
+    async fn put(&self, detail_type: &str, detail: String) -> Result<(), NotifyError> {
         let entry = PutEventsRequestEntry::builder()
             .source(SOURCE)
-            .detail_type(DETAIL_TYPE)
+            .detail_type(detail_type)
             .detail(detail)
             .event_bus_name(&self.bus)
             .build();
@@ -63,5 +63,23 @@ impl Notifier for EventBridgeNotifier {
             return Err(failed(format!("EventBridge refused the event: {why}")));
         }
         Ok(())
+    }
+}
+
+impl Notifier for EventBridgeNotifier {
+    async fn notify(&self, summary: &RunSummary) -> Result<(), NotifyError> {
+        let detail = serde_json::to_string(summary).map_err(|e| failed(e.to_string()))?;
+        self.put(DETAIL_TYPE, detail).await
+    }
+}
+
+/// The merchant's alerts (`stockbridge.low_stock`, ...) on the same kind of bus.
+impl MerchantEvents for EventBridgeNotifier {
+    async fn publish_event(
+        &self,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), NotifyError> {
+        self.put(detail_type, detail.to_string()).await
     }
 }

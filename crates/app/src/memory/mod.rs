@@ -21,6 +21,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+mod alerts;
 mod catalog;
 mod clock;
 mod dead_letters;
@@ -32,6 +33,7 @@ mod reconcile;
 mod shards;
 mod store;
 
+pub use alerts::*;
 pub use catalog::*;
 pub use clock::*;
 pub use dead_letters::*;
@@ -57,6 +59,7 @@ pub fn test_item(store: &StoreId, product: &ProductId, name: &str, available: u6
         managed_since: Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

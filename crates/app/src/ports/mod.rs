@@ -13,6 +13,7 @@ use stockbridge_domain::{
     take::{StockTake, TakeMark},
 };
 
+mod alerts;
 mod catalog;
 mod clock;
 mod counters;
@@ -26,6 +27,7 @@ mod reconcile;
 mod shards;
 mod store;
 
+pub use alerts::*;
 pub use catalog::*;
 pub use clock::*;
 pub use counters::*;

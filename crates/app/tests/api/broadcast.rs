@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use stockbridge_app::broadcast::broadcast_levels;
+use stockbridge_app::ports::NoMerchantEvents;
 use stockbridge_domain::{ProductId, StoreId};
 
 use crate::support::{STORE, completed, session, world};
@@ -32,7 +33,7 @@ async fn a_burst_of_orders_on_one_item_is_one_message_with_the_newest_level() {
         key("prod_tee"),
         key("prod_tee"),
     ];
-    let report = broadcast_levels(&w.store, &w.publisher, &changed).await;
+    let report = broadcast_levels(&w.store, &w.publisher, &NoMerchantEvents, &changed).await;
     assert_eq!(
         (report.published, report.gone, report.failed.len()),
         (2, 0, 0)
@@ -52,8 +53,13 @@ async fn a_burst_of_orders_on_one_item_is_one_message_with_the_newest_level() {
 #[tokio::test]
 async fn an_item_deleted_since_its_record_has_nothing_to_publish() {
     let w = world(&[("prod_tee", 3, 0)]);
-    let report =
-        broadcast_levels(&w.store, &w.publisher, &[key("prod_gone"), key("prod_tee")]).await;
+    let report = broadcast_levels(
+        &w.store,
+        &w.publisher,
+        &NoMerchantEvents,
+        &[key("prod_gone"), key("prod_tee")],
+    )
+    .await;
     assert_eq!((report.published, report.gone), (1, 1));
     assert_eq!(w.publisher.published.lock().unwrap().len(), 1);
 }
@@ -62,8 +68,13 @@ async fn an_item_deleted_since_its_record_has_nothing_to_publish() {
 async fn a_failed_publish_is_reported_for_its_item_and_the_others_still_go_out() {
     let w = world(&[("prod_tee", 3, 0), ("prod_mug", 2, 0)]);
     w.publisher.fail_next.store(1, Ordering::SeqCst);
-    let report =
-        broadcast_levels(&w.store, &w.publisher, &[key("prod_tee"), key("prod_mug")]).await;
+    let report = broadcast_levels(
+        &w.store,
+        &w.publisher,
+        &NoMerchantEvents,
+        &[key("prod_tee"), key("prod_mug")],
+    )
+    .await;
     assert_eq!(report.published, 1);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, key("prod_tee"));
@@ -100,7 +111,13 @@ impl stockbridge_app::ports::StockPublisher for Refusing<'_> {
 async fn a_level_refused_for_good_is_skipped_not_retried() {
     let w = world(&[("prod_tee", 3, 0), ("prod_mug", 2, 0)]);
     let refusing = Refusing(&w.publisher, "prod_tee");
-    let report = broadcast_levels(&w.store, &refusing, &[key("prod_tee"), key("prod_mug")]).await;
+    let report = broadcast_levels(
+        &w.store,
+        &refusing,
+        &NoMerchantEvents,
+        &[key("prod_tee"), key("prod_mug")],
+    )
+    .await;
     assert_eq!(
         (report.published, report.refused, report.failed.len()),
         (1, 1, 0)

@@ -49,6 +49,7 @@ fn item(s: &str, available: u64) -> CatalogItem {
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn world(stock: &[(&str, u64)]) -> World {
             managed_since: stockbridge_domain::Timestamp(0),
             unrecorded_take: None,
             spread: None,
+            low_stock: None,
         });
     }
     let publisher = MemoryPublisher::default();

@@ -83,13 +83,26 @@ pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
             expect_version,
             recount,
             op_id,
+            low_stock,
         } => {
             let what = if recount {
                 StockChange::Recount(units)
             } else {
                 StockChange::Set(units)
             };
-            change(c, store, product, what, expect_version, op_id).await
+            change(
+                c,
+                store.clone(),
+                product.clone(),
+                what,
+                expect_version,
+                op_id,
+            )
+            .await?;
+            match low_stock {
+                Some(threshold) => set_low_stock(c, store, product, threshold).await,
+                None => Ok(()),
+            }
         }
         StockCommand::Held {
             store,
@@ -113,6 +126,30 @@ pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
             change(c, store, product, what, expect_version, op_id).await
         }
     }
+}
+
+/// `stock set --low-stock N`: the item's low-stock threshold (0: none), armed.
+async fn set_low_stock(
+    config: &Config,
+    store: Option<String>,
+    product: String,
+    threshold: u64,
+) -> Result<()> {
+    use stockbridge_app::ports::LowStockStore;
+    let (s, p) = item_key(config, store, product)?;
+    let db = stockbridge_bootstrap::store(config).await;
+    let threshold = (threshold > 0).then_some(threshold);
+    if !db.set_low_stock(&s, &p, threshold).await? {
+        bail!("product {p} is not in the catalog of store {s}");
+    }
+    match threshold {
+        Some(t) => println!(
+            "{s}/{p}: stockbridge.low_stock when {t} or fewer can be sold (re-armed at {})",
+            stockbridge_domain::low_stock::rearm_level(t)
+        ),
+        None => println!("{s}/{p}: no low-stock alert"),
+    }
+    Ok(())
 }
 
 /// `stock show`: one item's level, as text or JSON.
@@ -191,7 +228,7 @@ pub async fn publish(
 ) -> Result<()> {
     let s = store_id(config, store)?;
     let one = product.is_some();
-    let (db, publisher) = stockbridge_bootstrap::broadcaster(config).await;
+    let (db, publisher, _) = stockbridge_bootstrap::broadcaster(config).await;
     let keys: Vec<(StoreId, ProductId)> = match product {
         Some(p) => vec![(s.clone(), ProductId::parse(p).context("PRODUCT")?)],
         None => db
@@ -204,7 +241,14 @@ pub async fn publish(
     if keys.is_empty() {
         bail!("store {s} has no item in the catalog: check --store");
     }
-    let report = broadcast_levels(&db, &publisher, &keys).await;
+    // A republish: its alerts, if any, are the broadcaster's to send.
+    let report = broadcast_levels(
+        &db,
+        &publisher,
+        &stockbridge_app::ports::NoMerchantEvents,
+        &keys,
+    )
+    .await;
     println!(
         "{} published, {} not in the catalog, {} refused for good, {} failed (of {} in {s})",
         report.published,

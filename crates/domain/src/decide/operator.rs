@@ -162,6 +162,7 @@ pub fn decide_new_item(
         managed_since: now,
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     };
     let entry = LedgerEntry {
         store_id: item.store_id.clone(),

@@ -29,6 +29,7 @@ pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
         managed_since: Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn item(available: u64) -> CatalogItem {
         managed_since: Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

@@ -46,6 +46,7 @@ pub fn item(p: &str, available: u64) -> CatalogItem {
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     }
 }
 

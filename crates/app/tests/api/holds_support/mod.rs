@@ -39,6 +39,7 @@ pub async fn setup(stock: u64) -> (Inv, MemoryStore, MemoryPayments, TickingCloc
         managed_since: stockbridge_domain::Timestamp(0),
         unrecorded_take: None,
         spread: None,
+        low_stock: None,
     });
     set_price(&store, 1500).await;
     let inv = Services::new(

@@ -39,6 +39,7 @@ pub fn world(stock: &[(&str, u64, i64)]) -> World {
             managed_since: Timestamp(since * 1000),
             unrecorded_take: None,
             spread: None,
+            low_stock: None,
         });
     }
     let (publisher, payments) = (MemoryPublisher::default(), MemoryPayments::default());
