@@ -4,7 +4,7 @@
 //! attributes only), so no order and no hold conflicts with them; each step is conditional on
 //! the state its reader saw.
 
-use stockbridge_app::ports::LowStockStore;
+use stockbridge_app::ports::{InventoryStore, LowStockStore};
 use stockbridge_domain::low_stock::LowStock;
 
 use super::*;
@@ -21,20 +21,28 @@ impl LowStockStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(item_pk(store, product), "ITEM")))
-            .condition_expression("attribute_exists(pk)");
+            .set_key(Some(key(item_pk(store, product), "ITEM")));
         let update = match threshold {
+            // A new threshold arms it; the same one again (a re-import) leaves its state.
             Some(t) => update
                 .update_expression(
                     "SET low_stock = :t, low_stock_low = :no REMOVE low_stock_pending",
                 )
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(low_stock) OR low_stock <> :t)",
+                )
                 .expression_attribute_values(":t", n(t))
                 .expression_attribute_values(":no", AttributeValue::Bool(false)),
-            None => update.update_expression("REMOVE low_stock, low_stock_low, low_stock_pending"),
+            None => update
+                .update_expression("REMOVE low_stock, low_stock_low, low_stock_pending")
+                .condition_expression("attribute_exists(pk)"),
         };
         match update.send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            // No such item, or already this threshold: which one, the item says.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Ok(self.item(store, product).await?.is_some())
+            }
             Err(e) => Err(sdk_error(e)),
         }
     }

@@ -89,6 +89,22 @@ async fn a_step_is_recorded_once_from_the_state_read_and_survives_a_stock_change
     s.commit(&write).await.unwrap();
     let after = s.item(&store, &product).await.unwrap().unwrap();
     assert_eq!((after.available, after.low_stock), (3, Some(published)));
+    // The same threshold again (a re-import) leaves the state; a new one arms it.
+    assert!(s.set_low_stock(&store, &product, Some(5)).await.unwrap());
+    let same = s.item(&store, &product).await.unwrap().unwrap().low_stock;
+    assert_eq!(same, Some(published));
+    assert!(s.set_low_stock(&store, &product, Some(6)).await.unwrap());
+    let rearmed = s
+        .item(&store, &product)
+        .await
+        .unwrap()
+        .unwrap()
+        .low_stock
+        .unwrap();
+    assert_eq!(
+        (rearmed.threshold, rearmed.low, rearmed.crossings),
+        (6, false, 1)
+    );
     // Cleared: no threshold, no state but the count of crossings kept on the record.
     assert!(s.set_low_stock(&store, &product, None).await.unwrap());
     assert_eq!(

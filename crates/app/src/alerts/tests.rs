@@ -116,3 +116,19 @@ async fn the_published_detail_has_exactly_the_fields_of_the_documented_example()
     };
     assert_eq!(keys(detail), keys(&example["detail"]));
 }
+
+#[tokio::test]
+async fn the_same_threshold_again_keeps_the_state_and_a_new_one_re_arms() {
+    let (store, events) = world(5).await;
+    let (item, l) = at(&store, 4).await;
+    watch_low_stock(&store, &events, &item, &l).await.unwrap();
+    let (s, p) = ids();
+    store.set_low_stock(&s, &p, Some(5)).await.unwrap(); // a re-import
+    let (item, l) = at(&store, 4).await;
+    watch_low_stock(&store, &events, &item, &l).await.unwrap();
+    assert_eq!(crossings(&events), vec![1]);
+    store.set_low_stock(&s, &p, Some(6)).await.unwrap(); // a new threshold: armed
+    let (item, l) = at(&store, 4).await;
+    watch_low_stock(&store, &events, &item, &l).await.unwrap();
+    assert_eq!(crossings(&events), vec![1, 2]);
+}

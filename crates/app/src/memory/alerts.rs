@@ -17,6 +17,9 @@ impl LowStockStore for MemoryStore {
         let Some(item) = state.items.get_mut(&(store.clone(), product.clone())) else {
             return Ok(false);
         };
+        if threshold.is_some() && item.low_stock.map(|l| l.threshold) == threshold {
+            return Ok(true); // the same threshold again: its state stays
+        }
         let crossings = item.low_stock.map_or(0, |l| l.crossings);
         item.low_stock = threshold.map(|threshold| LowStock {
             threshold,

@@ -7,7 +7,8 @@ use super::*;
 
 /// Items' low-stock thresholds and states.
 pub trait LowStockStore: Send + Sync {
-    /// Sets an item's threshold (`None`: no alerts), armed; `false` when there is no such item.
+    /// Sets an item's threshold (`None`: no alerts), armed; the same threshold again leaves its
+    /// state (a re-import must not alert again). `false` when there is no such item.
     fn set_low_stock(
         &self,
         store: &StoreId,

@@ -35,6 +35,9 @@ struct ImportRow {
     active: Option<bool>,
     #[serde(default)]
     metadata: MetadataField,
+    /// The low-stock alert's threshold (`0`: none; empty: left as it is).
+    #[serde(default)]
+    low_stock: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -165,6 +168,17 @@ pub async fn import(config: &Config, path: &Path, set_stock: bool) -> Result<()>
                     item.product_id, item.store_id
                 );
             }
+        }
+        if let Some(threshold) = row.low_stock {
+            use stockbridge_app::ports::LowStockStore;
+            catalog
+                .set_low_stock(
+                    &item.store_id,
+                    &item.product_id,
+                    (threshold > 0).then_some(threshold),
+                )
+                .await
+                .with_context(|| at("low_stock"))?;
         }
         if let Some(input) = &details {
             match put_details(&catalog, &SystemClock, input)
