@@ -176,7 +176,9 @@ def test_the_alarms_on_metrics_watch_what_the_functions_print(template):
             ("crates/stripe/src/transport.rs", "StripeRateLimited", "StripeRateLimitedAlarm"),
             ("crates/broadcaster/src/handler.rs", "LevelsRefused", "BroadcasterLevelsRefusedAlarm"),
             ("crates/webhook/src/handler.rs", "WebhookSignatureRefused",
-             "WebhookSignatureRefusedAlarm")):
+             "WebhookSignatureRefusedAlarm"),
+            ("crates/broadcaster/src/handler.rs", "LowStockAlertsFailed",
+             "LowStockAlertsFailedAlarm")):
         text = (ROOT / source).read_text()
         assert re.search(r'count_line\(\s*"' + metric + '"', text), (source, metric)
         alarm = template["Resources"][alarm_name]["Properties"]
@@ -312,3 +314,21 @@ def test_eventbridge_is_optional_but_stripe_must_reach_the_stack_some_way(templa
     (assertion,) = template["Rules"]["StripeDeliversSomewhere"]["Assertions"]
     refs = json.dumps(assertion["Assert"])
     assert "StripeEventSourceName" in refs and "StripeWebhookSecretArn" in refs
+
+
+def test_the_broadcaster_writes_only_low_stock_attributes_and_puts_only_on_its_bus(template):
+    props = template["Resources"]["BroadcasterFunction"]["Properties"]
+    statements = {s["Sid"]: s for s in props["Policies"][0]["Statement"]}
+    record = statements["RecordLowStockState"]
+    assert record["Action"] == "dynamodb:UpdateItem"
+    assert record["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["ITEM#*"]
+    assert sorted(record["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == [
+        "low_stock", "low_stock_crossings", "low_stock_low", "low_stock_pending", "pk", "sk"]
+    # The attributes the adapter writes or tests are exactly those.
+    adapter = (ROOT / "crates/dynamodb/src/alerts.rs").read_text()
+    assert set(re.findall(r"\b(low_stock\w*)\b", adapter)) <= {
+        "low_stock", "low_stock_crossings", "low_stock_low", "low_stock_pending"}
+    put = statements["PublishMerchantEvents"]
+    assert put["Action"] == "events:PutEvents"
+    assert "${MerchantEventBus}" in put["Resource"]["Fn::Sub"]
+    assert props["Environment"]["Variables"]["MERCHANT_EVENT_BUS"] == {"Ref": "MerchantEventBus"}

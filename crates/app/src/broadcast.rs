@@ -53,6 +53,9 @@ pub struct BroadcastReport {
     /// metric (alarmed) and skipped, so that one item cannot hold back every other item of its
     /// stream shard.
     pub refused: usize,
+    /// Items whose low-stock alert could not be recorded or published (counted in the
+    /// `LowStockAlertsFailed` metric, alarmed): it stays pending and goes out at a later read.
+    pub alerts_failed: usize,
     /// Items whose read or publish failed and may succeed later, with the reason: the caller
     /// has them retried.
     #[serde(skip)]
@@ -60,13 +63,22 @@ pub struct BroadcastReport {
 }
 
 enum Outcome {
-    Published,
+    /// Published; with a low-stock alert that could not be recorded or published (it stays
+    /// pending for a later read).
+    Published {
+        alert_failed: Option<String>,
+    },
     Gone,
     Refused(String),
     Failed(String),
 }
 
-async fn broadcast_one<S, P, E>(store: &S, publisher: &P, events: &E, key: &ItemKey) -> Outcome
+async fn broadcast_one<S, P, E>(
+    store: &S,
+    publisher: &P,
+    events: Option<&E>,
+    key: &ItemKey,
+) -> Outcome
 where
     S: InventoryStore + LowStockStore,
     P: StockPublisher,
@@ -74,13 +86,14 @@ where
 {
     let (store_id, product_id) = key;
     let mut published = None;
+    let mut alert_failed = None;
     // A spread product's records come from its item's and its shards' partitions, so two
     // invocations can publish its levels out of order: each reads again after publishing and
     // publishes again while the level moved, so the retained message ends at the newest.
     for _ in 0..REPUBLISH_ROUNDS {
         let item = match store.item(store_id, product_id).await {
             Ok(Some(item)) => item,
-            Ok(None) if published.is_some() => return Outcome::Published,
+            Ok(None) if published.is_some() => return Outcome::Published { alert_failed },
             Ok(None) => return Outcome::Gone,
             // An item that cannot be read as an item never will be; anything else from the
             // store (throttling, a permission, the network) may pass later.
@@ -96,22 +109,27 @@ where
             Err(e) if e.retryable => return Outcome::Failed(e.to_string()),
             Err(e) => return Outcome::Refused(e.to_string()),
         }
-        // After the level, so a failed alert never holds a level back; retried with the item
-        // (a crossing already recorded is pending and published then).
-        if let Err(e) = watch_low_stock(store, events, &item, &level).await {
-            return Outcome::Failed(e.to_string());
+        // After the level, and never failing the item: a stream retry would hold back every
+        // later item of its shard for an alert. A crossing already recorded stays pending and
+        // goes out at a later read (the item's next change, `stockbridge stock publish`).
+        if let Some(events) = events {
+            alert_failed = watch_low_stock(store, events, &item, &level)
+                .await
+                .err()
+                .map(|e| e.to_string());
         }
         if item.spread.is_none() {
             break; // one partition, read in order: nothing can overtake it
         }
     }
-    Outcome::Published
+    Outcome::Published { alert_failed }
 }
 
 /// Rounds of reading a spread product again after publishing its level.
 const REPUBLISH_ROUNDS: usize = 4;
 
-/// Publishes the current level of every item in `changed`, each once.
+/// Publishes the current level of every item in `changed`, each once, and (with `events`) their
+/// low-stock alerts.
 ///
 /// Never fails as a whole: an item that may succeed later is in [`BroadcastReport::failed`],
 /// one refused for good is counted in [`BroadcastReport::refused`], and the others were still
@@ -119,7 +137,7 @@ const REPUBLISH_ROUNDS: usize = 4;
 pub async fn broadcast_levels<S, P, E>(
     store: &S,
     publisher: &P,
-    events: &E,
+    events: Option<&E>,
     changed: &[ItemKey],
 ) -> BroadcastReport
 where
@@ -138,7 +156,13 @@ where
     for (key, outcome) in outcomes {
         let (store_id, product_id) = key;
         match outcome {
-            Outcome::Published => report.published += 1,
+            Outcome::Published { alert_failed } => {
+                report.published += 1;
+                if let Some(reason) = alert_failed {
+                    error!(store_id = %store_id, product_id = %product_id, %reason, "a low-stock alert could not go out: it stays pending for the item's next read");
+                    report.alerts_failed += 1;
+                }
+            }
             Outcome::Gone => report.gone += 1,
             Outcome::Refused(reason) => {
                 error!(store_id = %store_id, product_id = %product_id, %reason, "broadcasting a level failed for good: skipped (`stockbridge stock publish` once the cause is fixed)");

@@ -111,12 +111,13 @@ where
         }
     }
     let keys: Vec<ItemKey> = changed.iter().map(|(k, _)| k.clone()).collect();
-    let report = broadcast_levels(store, publisher, events, &keys).await;
+    let report = broadcast_levels(store, publisher, Some(events), &keys).await;
     tracing::info!(
         records = event.records.len(),
         published = report.published,
         gone = report.gone,
         refused = report.refused,
+        alerts_failed = report.alerts_failed,
         failed = report.failed.len(),
         "broadcast"
     );
@@ -125,6 +126,12 @@ where
         println!(
             "{}",
             refused_line(report.refused, std::time::SystemTime::now())
+        );
+    }
+    if report.alerts_failed > 0 {
+        println!(
+            "{}",
+            alerts_failed_line(report.alerts_failed, std::time::SystemTime::now())
         );
     }
     let mut response = DynamoDbEventResponse::default();
@@ -154,6 +161,20 @@ fn refused_line(n: usize, at: std::time::SystemTime) -> String {
         serde_json::json!({
             "level": "ERROR",
             "message": "stock levels refused for good: see the log lines before",
+        }),
+    )
+}
+
+/// `n` low-stock alerts that could not go out (pending, published at a later read), as one
+/// CloudWatch embedded-metric-format line (metric `LowStockAlertsFailed`, no dimension).
+fn alerts_failed_line(n: usize, at: std::time::SystemTime) -> String {
+    stockbridge_app::metrics::count_line(
+        "LowStockAlertsFailed",
+        n,
+        at,
+        serde_json::json!({
+            "level": "ERROR",
+            "message": "low-stock alerts not published: pending until the item's next read",
         }),
     )
 }

@@ -3,15 +3,17 @@
 //! Contract: while an item is armed, the first level at or below its threshold *crosses*: one
 //! alert, numbered (`crossing`, counting up for the item's life, so a consumer can drop a
 //! duplicate). It stays *low* — no alert however the level hovers at or around the threshold —
-//! until the level comes back to [`rearm_level`], a margin above the threshold (hysteresis),
+//! until the level comes back to [`rearm_level`], a margin above the threshold (hysteresis:
+//! a fifth, at least two units),
 //! which arms it again. The level is what can still be sold (`available`, summed over a spread
 //! product's shards), so a hold that takes the last units above the threshold alerts too: those
 //! units are not for sale while it lasts.
 //!
 //! Who acts on a step (the broadcaster, which reads every changed item) records it on the item
-//! with a condition on the state it read, so two readers of one change alert once; the alert is
-//! published after that record, and a publish that failed is marked pending and published again
-//! (at least once, each with its crossing number).
+//! with a condition on the state it read, so two readers of one change record one crossing; the
+//! alert is recorded pending, published, then cleared: a publish that failed stays pending and
+//! is published at a later read (at least once: a crash, a retry or two readers of a pending
+//! alert can repeat it, each with its crossing number).
 
 /// An item's threshold and where it stands against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,10 +47,11 @@ pub enum LowStockStep {
     Hold,
 }
 
-/// The level at which a low item is armed again: a fifth above the threshold, at least one
-/// unit, so a level moving by a unit or two around the threshold does not alert again.
+/// The level at which a low item is armed again: a fifth above the threshold, at least two
+/// units, so a level moving by a unit or two around the threshold (a checkout hold taken and
+/// expiring) does not alert again.
 pub fn rearm_level(threshold: u64) -> u64 {
-    threshold.saturating_add((threshold / 5).max(1))
+    threshold.saturating_add((threshold / 5).max(2))
 }
 
 /// What `available` means for an item in `state`.
@@ -100,11 +103,12 @@ mod tests {
 
     #[test]
     fn hovering_at_the_threshold_does_not_alert_again_until_it_is_re_armed() {
-        // Threshold 5: re-armed at 6 (a fifth of 5 is 1).
-        assert_eq!(rearm_level(5), 6);
-        assert_eq!(alerts(5, &[6, 5, 6, 5, 4, 5, 4]), vec![1, 2]);
-        assert_eq!(alerts(5, &[6, 5, 5, 4, 5, 4, 3]), vec![1]);
+        // Threshold 5: re-armed at 7 (at least two units above).
+        assert_eq!(rearm_level(5), 7);
+        assert_eq!(alerts(5, &[6, 5, 6, 5, 4, 6, 4, 5]), vec![1]);
+        assert_eq!(alerts(5, &[6, 5, 7, 5, 4]), vec![1, 2]);
         // Threshold 20: re-armed only at 24.
+        assert_eq!(rearm_level(20), 24);
         assert_eq!(alerts(20, &[25, 20, 23, 19, 24, 20]), vec![1, 2]);
     }
 

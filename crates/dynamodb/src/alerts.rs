@@ -1,8 +1,10 @@
 //! [`LowStockStore`]: an item's low-stock threshold (`low_stock`) and state (`low_stock_low`,
 //! `low_stock_crossings`, `low_stock_pending`) as attributes of its `ITEM` record. They are
 //! written by their own UpdateItem calls, never by a stock change (those update the stock
-//! attributes only), so no order and no hold conflicts with them; each step is conditional on
-//! the state its reader saw.
+//! attributes only, so they never overwrite these); each step is conditional on the state its
+//! reader saw. Such a write can still collide with an order's transaction on the same item
+//! (TransactionConflict): the order retries as after any conflict, and a failed step stays for
+//! the broadcaster's next read. At most three writes per crossing, none per order.
 
 use stockbridge_app::ports::{InventoryStore, LowStockStore};
 use stockbridge_domain::low_stock::LowStock;
@@ -25,16 +27,14 @@ impl LowStockStore for DynamoStore {
         let update = match threshold {
             // A new threshold arms it; the same one again (a re-import) leaves its state.
             Some(t) => update
-                .update_expression(
-                    "SET low_stock = :t, low_stock_low = :no REMOVE low_stock_pending",
-                )
+                .update_expression("SET low_stock = :t, low_stock_low = :no")
                 .condition_expression(
                     "attribute_exists(pk) AND (attribute_not_exists(low_stock) OR low_stock <> :t)",
                 )
                 .expression_attribute_values(":t", n(t))
                 .expression_attribute_values(":no", AttributeValue::Bool(false)),
             None => update
-                .update_expression("REMOVE low_stock, low_stock_low, low_stock_pending")
+                .update_expression("REMOVE low_stock, low_stock_low")
                 .condition_expression("attribute_exists(pk)"),
         };
         match update.send().await {

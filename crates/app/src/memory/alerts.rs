@@ -20,11 +20,16 @@ impl LowStockStore for MemoryStore {
         if threshold.is_some() && item.low_stock.map(|l| l.threshold) == threshold {
             return Ok(true); // the same threshold again: its state stays
         }
-        let crossings = item.low_stock.map_or(0, |l| l.crossings);
+        // As stored: a pending alert and the count of crossings outlive a new threshold (the
+        // fake forgets them when the threshold is removed; the table keeps the count).
+        let (crossings, pending) = item
+            .low_stock
+            .map_or((0, None), |l| (l.crossings, l.pending));
         item.low_stock = threshold.map(|threshold| LowStock {
             threshold,
+            low: false,
             crossings,
-            ..LowStock::default()
+            pending,
         });
         Ok(true)
     }

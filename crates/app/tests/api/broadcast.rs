@@ -33,7 +33,8 @@ async fn a_burst_of_orders_on_one_item_is_one_message_with_the_newest_level() {
         key("prod_tee"),
         key("prod_tee"),
     ];
-    let report = broadcast_levels(&w.store, &w.publisher, &NoMerchantEvents, &changed).await;
+    let report =
+        broadcast_levels(&w.store, &w.publisher, None::<&NoMerchantEvents>, &changed).await;
     assert_eq!(
         (report.published, report.gone, report.failed.len()),
         (2, 0, 0)
@@ -56,7 +57,7 @@ async fn an_item_deleted_since_its_record_has_nothing_to_publish() {
     let report = broadcast_levels(
         &w.store,
         &w.publisher,
-        &NoMerchantEvents,
+        None::<&NoMerchantEvents>,
         &[key("prod_gone"), key("prod_tee")],
     )
     .await;
@@ -71,7 +72,7 @@ async fn a_failed_publish_is_reported_for_its_item_and_the_others_still_go_out()
     let report = broadcast_levels(
         &w.store,
         &w.publisher,
-        &NoMerchantEvents,
+        None::<&NoMerchantEvents>,
         &[key("prod_tee"), key("prod_mug")],
     )
     .await;
@@ -114,7 +115,7 @@ async fn a_level_refused_for_good_is_skipped_not_retried() {
     let report = broadcast_levels(
         &w.store,
         &refusing,
-        &NoMerchantEvents,
+        None::<&NoMerchantEvents>,
         &[key("prod_tee"), key("prod_mug")],
     )
     .await;
@@ -125,4 +126,35 @@ async fn a_level_refused_for_good_is_skipped_not_retried() {
     let published = w.publisher.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].product_id.as_str(), "prod_mug");
+}
+
+#[tokio::test]
+async fn an_alert_that_cannot_go_out_never_holds_the_level_back_and_goes_out_later() {
+    use stockbridge_app::memory::MemoryMerchantEvents;
+    use stockbridge_app::ports::LowStockStore;
+    let w = world(&[("prod_tee", 4, 0)]);
+    let (s, p) = key("prod_tee");
+    w.store.set_low_stock(&s, &p, Some(5)).await.unwrap();
+    // Without events (a caller that does not alert), nothing is recorded.
+    broadcast_levels(
+        &w.store,
+        &w.publisher,
+        None::<&NoMerchantEvents>,
+        &[key("prod_tee")],
+    )
+    .await;
+    let state = |w: &crate::support::World| w.store.snapshot().items[&key("prod_tee")].low_stock;
+    assert_eq!(state(&w).unwrap().crossings, 0);
+    // EventBridge fails: the level is still published and the item not retried.
+    let events = MemoryMerchantEvents::default();
+    events.fail_next(1);
+    let report = broadcast_levels(&w.store, &w.publisher, Some(&events), &[key("prod_tee")]).await;
+    assert_eq!((report.published, report.alerts_failed), (1, 1));
+    assert!(report.failed.is_empty());
+    assert_eq!(state(&w).unwrap().pending, Some(1));
+    // The next read sends it.
+    let report = broadcast_levels(&w.store, &w.publisher, Some(&events), &[key("prod_tee")]).await;
+    assert_eq!(report.alerts_failed, 0);
+    assert_eq!(events.published().len(), 1);
+    assert_eq!(state(&w).unwrap().pending, None);
 }

@@ -90,19 +90,12 @@ pub async fn run(c: &Config, command: StockCommand) -> Result<()> {
             } else {
                 StockChange::Set(units)
             };
-            change(
-                c,
-                store.clone(),
-                product.clone(),
-                what,
-                expect_version,
-                op_id,
-            )
-            .await?;
-            match low_stock {
-                Some(threshold) => set_low_stock(c, store, product, threshold).await,
-                None => Ok(()),
+            // The threshold first: the stock change's own stream record then meets the new
+            // one (set after it, the change could cross the old threshold).
+            if let Some(threshold) = low_stock {
+                set_low_stock(c, store.clone(), product.clone(), threshold).await?;
             }
+            change(c, store, product, what, expect_version, op_id).await
         }
         StockCommand::Held {
             store,
@@ -228,7 +221,7 @@ pub async fn publish(
 ) -> Result<()> {
     let s = store_id(config, store)?;
     let one = product.is_some();
-    let (db, publisher, _) = stockbridge_bootstrap::broadcaster(config).await;
+    let (db, publisher, events) = stockbridge_bootstrap::broadcaster(config).await;
     let keys: Vec<(StoreId, ProductId)> = match product {
         Some(p) => vec![(s.clone(), ProductId::parse(p).context("PRODUCT")?)],
         None => db
@@ -241,14 +234,9 @@ pub async fn publish(
     if keys.is_empty() {
         bail!("store {s} has no item in the catalog: check --store");
     }
-    // A republish: its alerts, if any, are the broadcaster's to send.
-    let report = broadcast_levels(
-        &db,
-        &publisher,
-        &stockbridge_app::ports::NoMerchantEvents,
-        &keys,
-    )
-    .await;
+    // As the broadcaster does: a pending low-stock alert (one that could not go out) is sent
+    // now, on MERCHANT_EVENT_BUS.
+    let report = broadcast_levels(&db, &publisher, Some(&events), &keys).await;
     println!(
         "{} published, {} not in the catalog, {} refused for good, {} failed (of {} in {s})",
         report.published,
