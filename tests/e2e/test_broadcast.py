@@ -274,6 +274,8 @@ def test_a_low_stock_alert_goes_out_once_per_crossing_from_the_broadcaster(strea
         h.stack.wait_broadcasts()
         second = received(h, url, product, want=1)
         assert [e["detail"]["crossing"] for e in second] == [2], second
+        shown = json.loads(h.cli("stock", "show", product, "--store", cat.store, "--json").stdout)
+        assert (shown["low_stock"], shown["low"]) == (5, True), shown
     finally:
         for rule in rules:
             h.events.remove_targets(Rule=rule, EventBusName="default", Ids=["q"])

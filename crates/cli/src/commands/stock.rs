@@ -32,6 +32,10 @@ struct ItemView<'a> {
     /// Orders paid before this moment never move the stock (`null`: no boundary, an item
     /// stored before stockbridge kept one; a `stock set` gives it one).
     managed_since: Option<String>,
+    /// The low-stock alert's threshold (`stock set --low-stock`; `null`: none).
+    low_stock: Option<u64>,
+    /// Crossed and not yet re-armed (`false` without a threshold).
+    low: bool,
 }
 
 fn view(i: &CatalogItem) -> ItemView<'_> {
@@ -53,6 +57,8 @@ fn view(i: &CatalogItem) -> ItemView<'_> {
             .collect(),
         updated_at: rfc3339(i.updated_at),
         managed_since: (i.managed_since.0 > 0).then(|| rfc3339(i.managed_since)),
+        low_stock: i.low_stock.map(|l| l.threshold),
+        low: i.low_stock.is_some_and(|l| l.low),
     }
 }
 
@@ -170,8 +176,13 @@ pub async fn show(
         } else {
             String::new()
         };
+        let alert = match item.low_stock {
+            Some(l) if l.low => format!(", low (alert at {})", l.threshold),
+            Some(l) => format!(", low-stock alert at {}", l.threshold),
+            None => String::new(),
+        };
         println!(
-            "{} {} in {}: {} available{state}, {} held, {} on hand, version {}",
+            "{} {} in {}: {} available{state}, {} held, {} on hand, version {}{alert}",
             item.product_id,
             item.name,
             item.store_id,
