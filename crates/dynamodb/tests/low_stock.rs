@@ -12,6 +12,14 @@ fn ids(p: &str) -> (StoreId, ProductId) {
     (StoreId::parse("s1").unwrap(), ProductId::parse(p).unwrap())
 }
 
+/// Records `to` over `from` on the mug of store s1.
+async fn record(s: &stockbridge_dynamodb::DynamoStore, from: &LowStock, to: &LowStock) -> bool {
+    let (store, product) = ids("mug");
+    s.record_low_stock(&store, &product, from, to)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: run scripts/test"]
 async fn a_step_is_recorded_once_from_the_state_read_and_survives_a_stock_change() {
@@ -45,31 +53,15 @@ async fn a_step_is_recorded_once_from_the_state_read_and_survives_a_stock_change
         pending: Some(1),
         ..armed
     };
-    assert!(
-        s.record_low_stock(&store, &product, &armed, &crossed)
-            .await
-            .unwrap()
-    );
+    assert!(record(&s, &armed, &crossed).await);
     // A second reader of the same change, with the state it read: refused, nothing written.
-    assert!(
-        !s.record_low_stock(&store, &product, &armed, &crossed)
-            .await
-            .unwrap()
-    );
+    assert!(!record(&s, &armed, &crossed).await);
     let published = LowStock {
         pending: None,
         ..crossed
     };
-    assert!(
-        s.record_low_stock(&store, &product, &crossed, &published)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.record_low_stock(&store, &product, &crossed, &published)
-            .await
-            .unwrap()
-    );
+    assert!(record(&s, &crossed, &published).await);
+    assert!(!record(&s, &crossed, &published).await);
     // An order's stock change does not touch it.
     let write = WriteSet {
         items: vec![ItemUpdate {

@@ -35,6 +35,21 @@ fn record(pk: &str, sk: &str, seq: &str) -> Value {
     })
 }
 
+/// One invocation of the handler, without merchant events.
+async fn run<P: StockPublisher>(
+    store: &MemoryStore,
+    publisher: &P,
+    batch: Value,
+) -> Result<DynamoDbEventResponse, Diagnostic> {
+    handle(
+        store,
+        publisher,
+        &stockbridge_app::ports::NoMerchantEvents,
+        batch,
+    )
+    .await
+}
+
 fn world() -> (MemoryStore, MemoryPublisher) {
     let store = MemoryStore::default();
     stocked(&store, "prod_tee", 7, 12);
@@ -60,14 +75,7 @@ async fn a_batch_publishes_each_changed_item_once_and_skips_what_is_not_stock() 
         record("ITEM#store_a#prod_mug", "ITEM", "103"),
         record("ITEM#no-product-here", "ITEM", "104"),
     ]});
-    let response = handle(
-        &store,
-        &publisher,
-        &stockbridge_app::ports::NoMerchantEvents,
-        batch,
-    )
-    .await
-    .unwrap();
+    let response = run(&store, &publisher, batch).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         published(&publisher),
@@ -89,14 +97,7 @@ async fn a_failed_item_is_retried_from_its_first_record() {
         record("ITEM#store_a#prod_mug", "ITEM", "203"),
     ]});
     let failing = FailSecond(&publisher, std::sync::atomic::AtomicUsize::new(0));
-    let response = handle(
-        &store,
-        &failing,
-        &stockbridge_app::ports::NoMerchantEvents,
-        batch,
-    )
-    .await
-    .unwrap();
+    let response = run(&store, &failing, batch).await.unwrap();
     let ids: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -124,14 +125,9 @@ impl StockPublisher for FailSecond<'_> {
 #[tokio::test]
 async fn an_event_that_is_not_a_stream_batch_is_an_invalid_input_error() {
     let (store, publisher) = world();
-    let err = handle(
-        &store,
-        &publisher,
-        &stockbridge_app::ports::NoMerchantEvents,
-        json!({"Records": "nope"}),
-    )
-    .await
-    .unwrap_err();
+    let err = run(&store, &publisher, json!({"Records": "nope"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type, "stockbridge.Invalid");
     assert!(publisher.published.lock().unwrap().is_empty());
 }
@@ -162,14 +158,7 @@ async fn a_shard_record_publishes_its_products_level_the_item_and_every_shard_su
         record("SHARD#store_a#prod_tee#0", "SHARD", "201"),
         record("SHARD#store_a#prod_tee", "SHARD", "202"),
     ]});
-    let answer = handle(
-        &store,
-        &publisher,
-        &stockbridge_app::ports::NoMerchantEvents,
-        batch,
-    )
-    .await
-    .unwrap();
+    let answer = run(&store, &publisher, batch).await.unwrap();
     assert!(answer.batch_item_failures.is_empty());
     // Spread: the item holds 0 at version 13, the shards 3 + 2 + 2 at version 1 each.
     assert_eq!(published(&publisher), vec![("prod_tee".into(), 7, 16)]);
