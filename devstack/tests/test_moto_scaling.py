@@ -9,6 +9,7 @@ moto runs in process (``mock_aws``), patched exactly as devstack.moto_server pat
 from __future__ import annotations
 
 import copy
+import os
 
 import boto3
 import pytest
@@ -20,6 +21,10 @@ from devstack import moto_scaling
 
 @pytest.fixture()
 def ddb(monkeypatch):
+    # In-process moto: an endpoint exported for a running stack (`. .stack/env`) would send
+    # the client there instead.
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv(moto_scaling.RETAIN_VAR, "4")
