@@ -19,13 +19,14 @@
 //! - `v2.core.health.event_generation_failure.resolved` (only to webhooks): [`health`].
 
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::decode::thin_event::{
     GENERATION_FAILURE_RESOLVED, PING, ThinEvent, decode_thin, is_thin,
 };
 use crate::decode::{
-    CATALOG_EVENT_TYPES, CHECKOUT_COMPLETED, DecodeError, HANDLED_EVENT_TYPES, Refusal,
+    CATALOG_EVENT_TYPES, CHECKOUT_COMPLETED, DecodeError, Decoded, HANDLED_EVENT_TYPES, Refusal,
+    foreign_source,
 };
 use crate::orders::{HandleError, Handled, Services};
 use crate::ports::{
@@ -166,7 +167,7 @@ where
         }
         let thin = decode_thin(event, "body").map_err(HandleError::from)?;
         if let Some(refused) = self.refuse_livemode(&thin) {
-            return Ok(Delivered::Handled(refused));
+            return Ok(Delivered::Handled(self.handle_decoded(refused).await?));
         }
         match thin.event_type.as_str() {
             PING => Ok(Delivered::Ping),
@@ -192,28 +193,24 @@ where
             return Ok(self.handle(raw).await?);
         };
         let source = raw.get("source").and_then(Value::as_str).unwrap_or("");
-        if !source.starts_with(&self.config.filter.source_prefix) {
-            warn!(
-                source,
-                "thin event from a foreign source refused: no effect, no retry"
-            );
-            return Ok(Handled::Refused);
-        }
-        let thin = decode_thin(detail, "detail").map_err(HandleError::from)?;
+        let thin = match foreign_source(source, detail, &self.config.filter) {
+            Some(refused) => return Ok(self.handle_decoded(refused).await?),
+            None => decode_thin(detail, "detail").map_err(HandleError::from)?,
+        };
         if let Some(refused) = self.refuse_livemode(&thin) {
-            return Ok(refused);
+            return Ok(self.handle_decoded(refused).await?);
         }
         self.handle_thin(&thin).await
     }
 
-    /// A thin event of the other mode is refused like a snapshot one.
-    fn refuse_livemode(&self, thin: &ThinEvent) -> Option<Handled> {
+    /// A thin event of the other mode is refused like a snapshot one (the same refusal, logged
+    /// by the same handler).
+    fn refuse_livemode(&self, thin: &ThinEvent) -> Option<Decoded> {
         let configured = self.config.filter.livemode;
         let event = thin.livemode?;
-        (event != configured).then(|| {
-            let refusal = Refusal::LivemodeMismatch { event, configured };
-            warn!(stripe_event_id = %thin.id, %refusal, "event refused: no effect, no retry");
-            Handled::Refused
+        (event != configured).then(|| Decoded::Refused {
+            event_id: Some(thin.id.clone()),
+            refusal: Refusal::LivemodeMismatch { event, configured },
         })
     }
 

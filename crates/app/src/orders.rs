@@ -278,7 +278,7 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
         self.handle_decoded(decoded).await
     }
 
-    async fn handle_decoded(&self, decoded: Decoded) -> Result<Handled, HandleError> {
+    pub(crate) async fn handle_decoded(&self, decoded: Decoded) -> Result<Handled, HandleError> {
         match decoded {
             Decoded::Refused { event_id, refusal } => {
                 warn!(stripe_event_id = event_id.as_deref().unwrap_or("?"), %refusal, "event refused: no effect, no retry");

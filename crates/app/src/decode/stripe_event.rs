@@ -321,20 +321,21 @@ fn id<T>(
 /// [`DecodeError`] naming the field when a field stockbridge reads is missing or invalid.
 pub fn decode(raw: &Value, filter: &EventFilter) -> Result<Decoded, DecodeError> {
     let envelope: EventBridgeEvent<Value> = decode_at("", raw)?;
-    if !envelope.source.starts_with(&filter.source_prefix) {
-        let event_id = envelope
-            .detail
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        return Ok(Decoded::Refused {
-            event_id,
-            refusal: Refusal::ForeignSource {
-                source: envelope.source,
-            },
-        });
+    if let Some(refused) = foreign_source(&envelope.source, &envelope.detail, filter) {
+        return Ok(refused);
     }
     decode_event(&envelope.detail, "detail", filter)
+}
+
+/// The refusal of an envelope whose `source` is not a configured Stripe source (`None`: it is
+/// one), snapshot or thin.
+pub fn foreign_source(source: &str, detail: &Value, filter: &EventFilter) -> Option<Decoded> {
+    (!source.starts_with(&filter.source_prefix)).then(|| Decoded::Refused {
+        event_id: detail.get("id").and_then(Value::as_str).map(str::to_owned),
+        refusal: Refusal::ForeignSource {
+            source: source.to_owned(),
+        },
+    })
 }
 
 /// Decodes a Stripe event itself (no envelope: e.g. one listed from `/v1/events` by the
