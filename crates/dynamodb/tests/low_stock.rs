@@ -12,6 +12,12 @@ fn ids(p: &str) -> (StoreId, ProductId) {
     (StoreId::parse("s1").unwrap(), ProductId::parse(p).unwrap())
 }
 
+/// The mug's low-stock state as stored.
+async fn state(s: &stockbridge_dynamodb::DynamoStore) -> Option<LowStock> {
+    let (store, product) = ids("mug");
+    s.item(&store, &product).await.unwrap().unwrap().low_stock
+}
+
 /// Records `to` over `from` on the mug of store s1.
 async fn record(s: &stockbridge_dynamodb::DynamoStore, from: &LowStock, to: &LowStock) -> bool {
     let (store, product) = ids("mug");
@@ -33,13 +39,7 @@ async fn a_step_is_recorded_once_from_the_state_read_and_survives_a_stock_change
             .unwrap()
     );
     assert!(s.set_low_stock(&store, &product, Some(5)).await.unwrap());
-    let armed = s
-        .item(&store, &product)
-        .await
-        .unwrap()
-        .unwrap()
-        .low_stock
-        .unwrap();
+    let armed = state(&s).await.unwrap();
     assert_eq!(
         armed,
         LowStock {
@@ -83,24 +83,15 @@ async fn a_step_is_recorded_once_from_the_state_read_and_survives_a_stock_change
     assert_eq!((after.available, after.low_stock), (3, Some(published)));
     // The same threshold again (a re-import) leaves the state; a new one arms it.
     assert!(s.set_low_stock(&store, &product, Some(5)).await.unwrap());
-    let same = s.item(&store, &product).await.unwrap().unwrap().low_stock;
+    let same = state(&s).await;
     assert_eq!(same, Some(published));
     assert!(s.set_low_stock(&store, &product, Some(6)).await.unwrap());
-    let rearmed = s
-        .item(&store, &product)
-        .await
-        .unwrap()
-        .unwrap()
-        .low_stock
-        .unwrap();
+    let rearmed = state(&s).await.unwrap();
     assert_eq!(
         (rearmed.threshold, rearmed.low, rearmed.crossings),
         (6, false, 1)
     );
     // Cleared: no threshold, no state but the count of crossings kept on the record.
     assert!(s.set_low_stock(&store, &product, None).await.unwrap());
-    assert_eq!(
-        s.item(&store, &product).await.unwrap().unwrap().low_stock,
-        None
-    );
+    assert_eq!(state(&s).await, None);
 }
