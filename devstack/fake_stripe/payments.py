@@ -87,6 +87,26 @@ def h_payment_link_line_items(ctx: Ctx, lid: str) -> dict:
     return _list_items(ctx, fake.payment_link_items[lid], f"/v1/payment_links/{lid}/line_items")
 
 
+def link_restrictions(param: Any, current: Optional[dict]) -> Optional[dict]:
+    """A link's ``restrictions`` after ``restrictions[completed_sessions][limit]=N`` (or
+    ``restrictions=`` to remove them). Stripe documents the limit and the count
+    (``restrictions.completed_sessions.{limit,count}``) and that a link "automatically
+    deactivates" at its limit; this fake's model of what Stripe does not document: the count
+    survives a change of limit, a limit must be at least 1 and may be set at or below the
+    count (the link then stays as it is until its next completed session), and raising the
+    limit does not switch a deactivated link back on (the caller sends ``active=true``)."""
+    if param == "":
+        return None
+    sessions = param.get("completed_sessions") if isinstance(param, dict) else None
+    if not isinstance(sessions, dict) or "limit" not in sessions:
+        raise StripeError(400, "Missing required param: restrictions[completed_sessions][limit].",
+                          code="parameter_missing",
+                          param="restrictions[completed_sessions][limit]")
+    limit = parse_int(sessions["limit"], "restrictions[completed_sessions][limit]", minimum=1)
+    count = ((current or {}).get("completed_sessions") or {}).get("count", 0)
+    return {"completed_sessions": {"count": count, "limit": limit}}
+
+
 def h_update_payment_link(ctx: Ctx, lid: str) -> dict:
     fake: FakeStripe = ctx["fake"]
     params = ctx["params"]
@@ -106,6 +126,8 @@ def h_update_payment_link(ctx: Ctx, lid: str) -> dict:
     if "metadata" in params:
         updated["metadata"] = check_metadata(apply_metadata(updated["metadata"],
                                                             params["metadata"]))
+    if "restrictions" in params:
+        updated["restrictions"] = link_restrictions(params["restrictions"], pl["restrictions"])
     previous = diff_attributes(pl, updated)
     fake.payment_links[lid] = updated
     if previous:
@@ -147,6 +169,8 @@ def h_create_payment_link(ctx: Ctx) -> dict:
         if "metadata" in params else {}
     pl = fake.make_payment_link(None, items, ctx["host_url"], metadata=metadata,
                                 livemode=ctx["live"])
+    if "restrictions" in params:
+        pl["restrictions"] = link_restrictions(params["restrictions"], None)
     fake.catalog_event("payment_link.created", pl, None, ctx.get("req"))
     return copy.deepcopy(pl)
 

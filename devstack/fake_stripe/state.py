@@ -239,7 +239,22 @@ class FakeStripe:
         pi = self.make_payment_intent(None, s["amount_total"], s["currency"], True,
                                       s["livemode"])
         s.update(status="complete", payment_status="paid", payment_intent=pi["id"], url=None)
+        self.count_completed_session(s)
         return s
+
+    def count_completed_session(self, s: dict) -> None:
+        """A completed session counts towards its link's ``completed_sessions`` restriction;
+        at the limit Stripe "automatically deactivates" the link (documented). Modelled here,
+        not documented: ``active`` becomes false and a ``payment_link.updated`` event is sent
+        (a session opened earlier can still complete, so the count can pass the limit)."""
+        pl = self.payment_links.get(s.get("payment_link") or "")
+        sessions = ((pl or {}).get("restrictions") or {}).get("completed_sessions")
+        if pl is None or sessions is None:
+            return
+        sessions["count"] += 1
+        if pl["active"] and sessions["count"] >= sessions["limit"]:
+            pl["active"] = False
+            self.catalog_event("payment_link.updated", pl, {"active": True})
 
     def make_event(self, type_: str, obj: dict) -> dict:
         """Stores (for GET /v1/events) and returns a snapshot event about ``obj``."""

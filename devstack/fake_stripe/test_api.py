@@ -28,6 +28,7 @@ from devstack.serving import serve_until_signalled
 from devstack.fake_stripe.core import CONFIRMABLE, FAULT_STATUSES, StripeError, TEST_PAYMENT_METHODS, TestApiError, TokenBucket, _json, apply_metadata, check_metadata  # noqa: F401
 from devstack.fake_stripe.events_out import _http_url  # noqa: F401
 from devstack.fake_stripe.state import FakeStripe  # noqa: F401
+from devstack.fake_stripe.payments import link_restrictions
 from devstack.fake_stripe.catalog import _payment_link_changes, _price_changes, _product_changes, update_payment_link, update_price, update_product  # noqa: F401
 
 
@@ -158,6 +159,8 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
             payment_intent=pi["id"], payment_link=b.get("payment_link"),
             metadata=b.get("metadata"), livemode=live,
             client_reference_id=b.get("client_reference_id"))
+        if s["status"] == "complete":
+            fake.count_completed_session(s)
         if created is not None:  # history: a session from before the test (or the deploy)
             s.update(created=created, expires_at=created + 24 * 3600)
         if b.get("event"):  # its completed event, kept for GET /v1/events but never delivered
@@ -390,13 +393,15 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
     @app.post("/_test/dashboard/payment_links/<lid>")
     @test_api
     def _test_dashboard_payment_link(b: dict, lid: str) -> dict:
-        allowed = {"active", "metadata", "inactive_message"}
+        allowed = {"active", "metadata", "inactive_message", "restrictions"}
 
         def changes(b: dict, o: dict) -> dict:
             form = _form_like(b, allowed)
             ch = _payment_link_changes(form)
             if "metadata" in form:
                 ch["metadata"] = check_metadata(apply_metadata(o["metadata"], form["metadata"]))
+            if "restrictions" in form:  # "" removes them (the Dashboard's "no limit")
+                ch["restrictions"] = link_restrictions(form["restrictions"], o["restrictions"])
             return ch
 
         return dashboard("payment_link", fake.payment_links, changes, update_payment_link,

@@ -13,6 +13,8 @@ use crate::ports::{
     StockPublisher, StoreError,
 };
 
+pub(crate) mod guard;
+
 /// A side effect that failed after the commit. The committed state is safe; the effect is re-run
 /// on redelivery.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ where
     // The operator's switches (`stockbridge pause`), read only when they matter.
     let controls = if effects.deactivate.is_empty()
         && effects.reactivate.is_empty()
+        && effects.guard.is_empty()
         && effects.refund.is_none()
     {
         Controls::default()
@@ -113,6 +116,9 @@ where
     }
     for r in effects.reactivate.iter().filter(|_| !controls.links_paused) {
         keep(switch_on(store, payments, r).await);
+    }
+    for g in effects.guard.iter().filter(|_| !controls.links_paused) {
+        guard::guard_item(store, payments, g).await;
     }
     if let Some(req) = &effects.refund {
         if controls.refunds_paused {
@@ -199,16 +205,16 @@ async fn switch_on<S: InventoryStore, Y: Payments>(
         .iter()
         .filter(|l| item.deactivated_links.contains(l))
     {
-        match payments.set_link_active(link, true, None).await {
-            Ok(s) => {
-                if s.switched() {
+        match guard::switch_link_on(store, payments, &item, link).await {
+            Ok(switched) => {
+                if switched {
                     info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");
                 }
                 on.push(link.clone());
             }
             Err(e) => {
                 warn!(payment_link = %link, error = %e, "switching a restocked link on failed");
-                first.get_or_insert(EffectError::from(e));
+                first.get_or_insert(e);
             }
         }
     }
@@ -267,10 +273,12 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
             }
             // Found off with another message: someone else switched it off. (Off with
             // stockbridge's own message: a concurrent sell-out, the reconciler or the catalog
-            // sync switched it — it stays recorded.)
-            Ok(LinkSwitch::Unchanged { inactive_message })
-                if just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) =>
-            {
+            // sync switched it; off at the limit stockbridge set: Stripe switched it for
+            // stockbridge — it stays recorded.)
+            Ok(LinkSwitch::Unchanged {
+                inactive_message,
+                at_guard_limit: false,
+            }) if just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) => {
                 not_ours.push(link.clone());
             }
             Ok(LinkSwitch::Unchanged { .. }) => {}

@@ -69,6 +69,8 @@ pub struct CheckReport {
     pub items: usize,
     /// Payment links examined.
     pub links: usize,
+    /// Payment links whose Stripe-side limit was set again (docs/link-guard.md).
+    pub guards_set: usize,
     /// Oversold orders examined.
     pub oversold_orders: usize,
     /// Completed Checkout Sessions examined.

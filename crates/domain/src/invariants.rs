@@ -1,6 +1,7 @@
 //! Invariant checks the reconciler runs, as pure functions: state in, discrepancies and repairs
 //! out.
 
+use crate::link_guard::LinkSeen;
 use crate::{CatalogItem, LedgerEntry, OrderId, OrderRecord, PaymentIntentId, PaymentLinkId};
 
 /// What was found wrong, what it should be, and what to do about it.
@@ -108,16 +109,17 @@ pub fn check_refund(order: &OrderRecord) -> Option<Discrepancy> {
 /// A product's payment links are active if and only if it has stock: a link found on at 0 is
 /// switched off; a link found off while stock exists is switched back on only if stockbridge
 /// switched it off (it is in the item's `deactivated_links`) — one switched off by someone else
-/// is reported and left alone. `active` is each link's state at Stripe (links Stripe does not
-/// know are not reported here).
-pub fn check_links(item: &CatalogItem, active: &[(PaymentLinkId, bool)]) -> Vec<Discrepancy> {
+/// is reported and left alone. A link Stripe switched off at the completed-sessions limit
+/// stockbridge set ([`crate::link_guard`]) is stockbridge's too. `seen` is each link's state at
+/// Stripe (links Stripe does not know are not reported here).
+pub fn check_links(item: &CatalogItem, seen: &[(PaymentLinkId, LinkSeen)]) -> Vec<Discrepancy> {
     // A spread product's units are mostly in its shards: its level counts them.
     let want = item.level().available > 0;
-    active
-        .iter()
-        .filter(|(link, is)| *is != want && item.payment_links.contains(link))
-        .map(|(link, is)| {
-            let ours = item.deactivated_links.contains(link);
+    seen.iter()
+        .filter(|(link, s)| s.active != want && item.payment_links.contains(link))
+        .map(|(link, s)| {
+            let is = s.active;
+            let ours = item.deactivated_links.contains(link) || s.off_at_our_limit();
             let (action, cause) = match (want, ours) {
                 (false, _) => (
                     Repair::SetLinkActive {
@@ -131,7 +133,11 @@ pub fn check_links(item: &CatalogItem, active: &[(PaymentLinkId, bool)]) -> Vec<
                         link: link.clone(),
                         active: true,
                     },
-                    "a reactivation that failed",
+                    if item.deactivated_links.contains(link) {
+                        "a reactivation that failed"
+                    } else {
+                        "switched off by Stripe at the limit stockbridge set, before a restock"
+                    },
                 ),
                 (true, false) => (
                     Repair::LeaveAlone,
@@ -180,12 +186,41 @@ mod tests {
         PaymentLinkId::parse(s).unwrap()
     }
 
+    fn seen(s: &str, active: bool) -> (PaymentLinkId, LinkSeen) {
+        (link(s), LinkSeen::plain(active))
+    }
+
+    #[test]
+    fn a_link_stripe_switched_off_at_stockbridges_limit_is_stockbridges() {
+        use crate::link_guard::{LinkGuard, LinkLimit};
+        let at = |count| LinkSeen {
+            active: false,
+            limit: LinkLimit::Ours(LinkGuard { count, limit: 5 }),
+        };
+        // Restocked: Stripe's switch at stockbridge's limit is undone like stockbridge's own.
+        let d = check_links(&item(4), &[(link("plink_a"), at(5))]);
+        assert_eq!(
+            d[0].action,
+            Repair::SetLinkActive {
+                link: link("plink_a"),
+                active: true
+            }
+        );
+        assert!(d[0].cause.unwrap().contains("Stripe"));
+        // Off below the limit, or at a limit someone else set: a person's switch.
+        let d = check_links(&item(4), &[(link("plink_a"), at(4))]);
+        assert_eq!(d[0].action, Repair::LeaveAlone);
+        let theirs = LinkSeen {
+            active: false,
+            limit: LinkLimit::Theirs,
+        };
+        let d = check_links(&item(4), &[(link("plink_a"), theirs)]);
+        assert_eq!(d[0].action, Repair::LeaveAlone);
+    }
+
     #[test]
     fn a_link_left_active_at_zero_is_switched_off() {
-        let d = check_links(
-            &item(0),
-            &[(link("plink_a"), true), (link("plink_b"), false)],
-        );
+        let d = check_links(&item(0), &[seen("plink_a", true), seen("plink_b", false)]);
         assert_eq!(d.len(), 1);
         assert_eq!(
             d[0].action,
@@ -199,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_link_someone_else_switched_off_is_reported_and_left_off() {
-        let d = check_links(&item(4), &[(link("plink_b"), false)]);
+        let d = check_links(&item(4), &[seen("plink_b", false)]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].action, Repair::LeaveAlone);
     }
@@ -208,7 +243,7 @@ mod tests {
     fn a_link_stockbridge_switched_off_is_switched_on_while_stock_exists() {
         let mut it = item(4);
         it.deactivated_links = vec![link("plink_b")];
-        let d = check_links(&it, &[(link("plink_a"), true), (link("plink_b"), false)]);
+        let d = check_links(&it, &[seen("plink_a", true), seen("plink_b", false)]);
         assert_eq!(d.len(), 1);
         assert_eq!(
             d[0].action,
@@ -265,13 +300,7 @@ mod tests {
 
     #[test]
     fn links_in_agreement_or_unknown_to_the_catalog_are_left_alone() {
-        assert!(
-            check_links(
-                &item(4),
-                &[(link("plink_a"), true), (link("plink_b"), true)]
-            )
-            .is_empty()
-        );
-        assert!(check_links(&item(0), &[(link("plink_other"), true)]).is_empty());
+        assert!(check_links(&item(4), &[seen("plink_a", true), seen("plink_b", true)]).is_empty());
+        assert!(check_links(&item(0), &[seen("plink_other", true)]).is_empty());
     }
 }

@@ -16,6 +16,7 @@
 //! - [`hold`]: checkout-API holds: reserve, authorise (capture or cancel), expire.
 //! - [`take`]: the hot path's sale decided in the write (a conditional take, then its record).
 //! - [`invariants`]: the reconciler's checks (links active iff in stock).
+//! - [`link_guard`]: the Stripe-side limit on a Payment Link, kept in step with stock.
 
 pub mod catalog;
 pub mod decide;
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod invariants;
 pub mod item;
 pub mod link;
+pub mod link_guard;
 pub mod low_stock;
 pub mod order;
 pub mod quantity;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use stockbridge_app::ports::{
-    CreatedPaymentIntent, EventLog, IntentStatus, LinkDirectory, LinkSummary, LinkSwitch,
-    LoggedEvent, NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog,
+    CreatedPaymentIntent, EventLog, GuardOutcome, IntentStatus, LinkDirectory, LinkSummary,
+    LinkSwitch, LoggedEvent, NewPaymentIntent, Payments, PaymentsError, SessionLine, SessionLog,
     SessionPayment, SessionSummary,
 };
 use stockbridge_domain::{
@@ -30,6 +30,7 @@ pub mod budget;
 pub mod catalog;
 pub mod transport;
 
+mod link_guard;
 mod objects;
 mod reads;
 
@@ -373,6 +374,7 @@ impl Payments for StripePayments {
         if current.active == active {
             return Ok(LinkSwitch::Unchanged {
                 inactive_message: current.inactive_message.clone(),
+                at_guard_limit: !active && link_guard::link_limit(&current).reached_ours(),
             });
         }
         let mut req = UpdatePaymentLink::new(link.as_str()).active(active);
@@ -385,6 +387,15 @@ impl Payments for StripePayments {
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
         Ok(LinkSwitch::Switched)
+    }
+
+    async fn guard_link(
+        &self,
+        link: &PaymentLinkId,
+        sessions: u64,
+        activate: bool,
+    ) -> Result<GuardOutcome, PaymentsError> {
+        self.set_guard(link, sessions, activate).await
     }
 
     async fn create_payment_intent(

@@ -1,16 +1,19 @@
-//! What the reconciler reads from Stripe: whether a link is on, the event log, recent
+//! What the reconciler reads from Stripe: whether a link is on (and its limit), the event log, recent
 //! sessions and their refunds.
 
 use super::*;
 
 impl LinkDirectory for StripePayments {
-    async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
+    async fn link_state(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<stockbridge_domain::link_guard::LinkSeen>, PaymentsError> {
         let retrieve = RetrievePaymentLink::new(link.as_str());
         match self
             .with_retry("read payment link", || retrieve.send(&self.client))
             .await
         {
-            Ok(pl) => Ok(Some(pl.active)),
+            Ok(pl) => Ok(Some(crate::link_guard::link_seen(&pl))),
             Err(PaymentsError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

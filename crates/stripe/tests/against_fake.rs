@@ -148,7 +148,8 @@ async fn a_payment_link_is_switched_off_and_on() {
             .await
             .unwrap(),
         LinkSwitch::Unchanged {
-            inactive_message: Some("Sold out".into())
+            inactive_message: Some("Sold out".into()),
+            at_guard_limit: false,
         },
         "found off, with the message that says who switched it"
     );
@@ -216,7 +217,7 @@ async fn a_rate_limit_answer_is_retried_no_sooner_than_retry_after() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(p.link_active(&id).await.unwrap(), Some(false));
+    assert!(!p.link_state(&id).await.unwrap().unwrap().active);
 }
 
 #[tokio::test]

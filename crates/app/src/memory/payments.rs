@@ -43,6 +43,8 @@ pub struct MemoryPaymentsParts {
     pub v2_events: Mutex<HashMap<String, serde_json::Value>>,
     /// While > 0, reading an object fails as an outage would (and decrements it).
     pub fail_objects: AtomicUsize,
+    /// Each link's completed-sessions restriction: (count, limit, set by stockbridge).
+    pub link_limits: Mutex<HashMap<PaymentLinkId, (u64, u64, bool)>>,
 }
 
 /// In-memory Stripe: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
@@ -67,6 +69,39 @@ impl MemoryPayments {
     /// Whether a link is active.
     pub fn link_active(&self, link: &PaymentLinkId) -> bool {
         lock(&self.links).get(link).copied().unwrap_or(true)
+    }
+
+    /// A buyer completes a session through `link`, as Stripe counts it: with a limit, the count
+    /// rises and the link goes off at the limit (the fake Stripe's model, docs/link-guard.md).
+    /// Whether the link took the buyer (it was on).
+    pub fn complete_link_session(&self, link: &PaymentLinkId) -> bool {
+        if !self.link_active(link) {
+            return false;
+        }
+        if let Some((count, limit, _)) = lock(&self.link_limits).get_mut(link) {
+            *count += 1;
+            if *count >= *limit {
+                lock(&self.links).insert(link.clone(), false);
+            }
+        }
+        true
+    }
+
+    /// A limit set at Stripe by someone else (a merchant in the Dashboard).
+    pub fn set_foreign_limit(&self, link: &PaymentLinkId, limit: u64) {
+        let mut limits = lock(&self.link_limits);
+        let count = limits.get(link).map_or(0, |l| l.0);
+        limits.insert(link.clone(), (count, limit, false));
+    }
+
+    /// The link's limit as Stripe would report it.
+    pub fn link_limit(&self, link: &PaymentLinkId) -> stockbridge_domain::link_guard::LinkLimit {
+        use stockbridge_domain::link_guard::{LinkGuard, LinkLimit};
+        match lock(&self.link_limits).get(link) {
+            None => LinkLimit::None,
+            Some(&(count, limit, true)) => LinkLimit::Ours(LinkGuard { count, limit }),
+            Some(_) => LinkLimit::Theirs,
+        }
     }
 }
 
@@ -118,6 +153,7 @@ impl Payments for MemoryPayments {
         if self.link_active(link) == active {
             return Ok(crate::ports::LinkSwitch::Unchanged {
                 inactive_message: lock(&self.link_messages).get(link).cloned(),
+                at_guard_limit: !active && self.link_limit(link).reached_ours(),
             });
         }
         lock(&self.calls).push("set_link_active");
@@ -139,6 +175,43 @@ impl Payments for MemoryPayments {
             None => None,
         };
         Ok(crate::ports::LinkSwitch::Switched)
+    }
+
+    async fn guard_link(
+        &self,
+        link: &PaymentLinkId,
+        sessions: u64,
+        activate: bool,
+    ) -> Result<crate::ports::GuardOutcome, PaymentsError> {
+        use crate::ports::GuardOutcome;
+        lock(&self.calls).push("read_link");
+        let (count, current) = match lock(&self.link_limits).get(link) {
+            Some(&(_, _, false)) => return Ok(GuardOutcome::Theirs),
+            Some(&(count, limit, true)) => (count, Some(limit)),
+            None => (0, None),
+        };
+        let limit = count + sessions.max(1);
+        let switch_on = activate && !self.link_active(link);
+        if current == Some(limit) && !switch_on {
+            return Ok(GuardOutcome::Unchanged);
+        }
+        lock(&self.calls).push("guard_link");
+        if self
+            .fail_links
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PaymentsError::Unavailable {
+                operation: "update payment link limit",
+                message: "injected failure".into(),
+            });
+        }
+        lock(&self.link_limits).insert(link.clone(), (count, limit, true));
+        if switch_on {
+            lock(&self.links).insert(link.clone(), true);
+            lock(&self.link_messages).remove(link);
+        }
+        Ok(GuardOutcome::Set { limit })
     }
 
     async fn create_payment_intent(

@@ -179,8 +179,14 @@ impl crate::ports::LinkDirectory for MemoryPayments {
         })
     }
 
-    async fn link_active(&self, link: &PaymentLinkId) -> Result<Option<bool>, PaymentsError> {
-        Ok(Some(MemoryPayments::link_active(self, link)))
+    async fn link_state(
+        &self,
+        link: &PaymentLinkId,
+    ) -> Result<Option<stockbridge_domain::link_guard::LinkSeen>, PaymentsError> {
+        Ok(Some(stockbridge_domain::link_guard::LinkSeen {
+            active: MemoryPayments::link_active(self, link),
+            limit: self.link_limit(link),
+        }))
     }
 }
 

@@ -22,7 +22,25 @@ pub enum LinkSwitch {
     Unchanged {
         /// The message it shows buyers while off (stockbridge's own says it switched it).
         inactive_message: Option<String>,
+        /// Off because it reached the completed-sessions limit stockbridge set
+        /// ([`stockbridge_domain::link_guard`]): Stripe's switch at stockbridge's limit, so
+        /// stockbridge's own.
+        at_guard_limit: bool,
     },
+}
+
+/// What setting a link's guard ([`Payments::guard_link`]) found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardOutcome {
+    /// The limit (and, when asked, `active`) was set.
+    Set {
+        /// The limit now on the link.
+        limit: u64,
+    },
+    /// The link already had that limit (and state): nothing was sent.
+    Unchanged,
+    /// The link has a limit stockbridge did not set (a merchant's): left as it is.
+    Theirs,
 }
 
 impl LinkSwitch {
@@ -130,6 +148,18 @@ pub trait Payments: Send + Sync {
         active: bool,
         inactive_message: Option<&str>,
     ) -> impl Future<Output = Result<LinkSwitch, PaymentsError>> + Send;
+
+    /// Sets a link's completed-sessions limit to its count plus `sessions` (the sessions the
+    /// units not held can fill, at least 1), marking it as stockbridge's; with `activate`, also
+    /// switches it on in the same request (a restock of a link stockbridge or Stripe at
+    /// stockbridge's limit switched off). A limit someone else set is left alone. Read first,
+    /// so a limit already right is never sent again.
+    fn guard_link(
+        &self,
+        link: &PaymentLinkId,
+        sessions: u64,
+        activate: bool,
+    ) -> impl Future<Output = Result<GuardOutcome, PaymentsError>> + Send;
 
     /// Creates a PaymentIntent with `capture_method=manual` (authorise now, capture later).
     fn create_payment_intent(

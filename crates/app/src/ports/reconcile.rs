@@ -90,11 +90,14 @@ pub trait LinkDirectory: Send + Sync {
         link: &PaymentLinkId,
     ) -> impl Future<Output = Result<LinkSummary, PaymentsError>> + Send;
 
-    /// Whether the link currently accepts payments (`None`: Stripe does not know it).
-    fn link_active(
+    /// Whether the link currently accepts payments and what limit it has (`None`: Stripe does
+    /// not know it).
+    fn link_state(
         &self,
         link: &PaymentLinkId,
-    ) -> impl Future<Output = Result<Option<bool>, PaymentsError>> + Send;
+    ) -> impl Future<
+        Output = Result<Option<stockbridge_domain::link_guard::LinkSeen>, PaymentsError>,
+    > + Send;
 }
 
 /// A Stripe event as listed by `/v1/events`.

@@ -2,6 +2,11 @@
 //! stock; a discrepancy is repaired on the item as it is now (or parked with its reason).
 
 use super::*;
+use crate::effects::guard::{guard_quantity, switch_link_on};
+use crate::ports::GuardOutcome;
+use stockbridge_domain::PaymentLinkId;
+use stockbridge_domain::link_guard::{LinkLimit, LinkSeen, wanted_limit};
+use tracing::info;
 
 impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
     Services<Store, Publisher, Stripe, Time>
@@ -67,8 +72,8 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
                     continue;
                 }
                 // One link Stripe cannot be asked about is recorded; the others go on.
-                match self.payments.link_active(link).await {
-                    Ok(Some(active)) => states.push((link.clone(), active)),
+                match self.payments.link_state(link).await {
+                    Ok(Some(seen)) => states.push((link.clone(), seen)),
                     Ok(None) => {}
                     Err(e) => {
                         report.parked.extend(
@@ -88,10 +93,16 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
             for d in check_links(&item, &states) {
                 warn!(what = d.what, subject = %d.subject, expected = %d.expected, found = %d.found, dry_run, "invariant violated");
                 let now = self.clock.now();
-                let repaired = act && self.repair_or_park(&item, &d, failures, report).await?;
+                let repaired = act
+                    && self
+                        .repair_or_park(&item, &d, &states, failures, report)
+                        .await?;
                 report.repaired += usize::from(repaired);
                 self.store.record(now, &d, repaired).await?;
                 report.discrepancies.push(d);
+            }
+            if act {
+                self.keep_guards(&item, &states, failures, report).await?;
             }
             if let Some(spread) = item.spread {
                 for d in self.check_spread(&item, spread.shards).await? {
@@ -135,6 +146,7 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         &self,
         item: &CatalogItem,
         d: &Discrepancy,
+        states: &[(PaymentLinkId, LinkSeen)],
         failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
     ) -> Result<bool, CheckError> {
@@ -142,7 +154,11 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
             return Ok(false);
         };
         let key = format!("link:{link}");
-        match self.repair_link(item, &d.action).await {
+        // Off at the limit stockbridge set: Stripe's switch for stockbridge, so its to undo.
+        let stripe_at_our_limit = states
+            .iter()
+            .any(|(l, seen)| l == link && seen.off_at_our_limit());
+        match self.repair_link(item, &d.action, stripe_at_our_limit).await {
             Ok(done) => {
                 failures.succeeded(&key).await?;
                 Ok(done)
@@ -172,6 +188,7 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         &self,
         checked: &CatalogItem,
         action: &Repair,
+        stripe_at_our_limit: bool,
     ) -> Result<bool, CheckError> {
         let Repair::SetLinkActive { link, active } = action else {
             return Ok(false);
@@ -184,19 +201,28 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         else {
             return Ok(false);
         };
-        if *active && !item.deactivated_links.contains(link) {
+        if *active && !item.deactivated_links.contains(link) && !stripe_at_our_limit {
             return Ok(false); // forgotten since: no longer stockbridge's to switch on
         }
         // Paused since the run began (`stockbridge pause links`): leave it.
         if self.store.controls().await?.links_paused {
             return Ok(false);
         }
-        let message = (!active).then_some(SOLD_OUT_MESSAGE);
-        let changed = self
-            .payments
-            .set_link_active(link, *active, message)
-            .await?
-            .switched();
+        let changed = if *active {
+            // A guarded link is switched on with its new limit, or Stripe keeps it off.
+            switch_link_on(&self.store, &self.payments, &item, link)
+                .await
+                .map_err(|e| match e {
+                    EffectError::Payments(p) => CheckError::Payments(p),
+                    EffectError::Store(s) => CheckError::Store(s),
+                    other => CheckError::Repair(other),
+                })?
+        } else {
+            self.payments
+                .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
+                .await?
+                .switched()
+        };
         if *active {
             // A sale may have sold it out between the read and the switch.
             if self
@@ -227,5 +253,58 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
             }
         }
         Ok(true)
+    }
+}
+
+impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
+    Services<Store, Publisher, Stripe, Time>
+{
+    /// Sets again the Stripe-side limit of each of the item's guarded links that is on and out
+    /// of step with its stock (a restock, holds or another channel's sales moved the stock
+    /// without the link's count; docs/link-guard.md). A limit someone else set is left; a
+    /// refusal is parked with the link's other repairs and the run goes on.
+    async fn keep_guards(
+        &self,
+        item: &CatalogItem,
+        states: &[(PaymentLinkId, LinkSeen)],
+        failures: &mut Failures<'_, Store>,
+        report: &mut CheckReport,
+    ) -> Result<(), CheckError> {
+        let available = item.level().available;
+        for (link, seen) in states.iter().filter(|(_, s)| s.active) {
+            if seen.limit == LinkLimit::Theirs {
+                continue;
+            }
+            let Some(quantity) = guard_quantity(&self.store, item, link).await? else {
+                continue;
+            };
+            let sessions = available / quantity;
+            // Sold out: the switch-off owns the link, not the limit.
+            if sessions == 0 {
+                continue;
+            }
+            if let LinkLimit::Ours(g) = seen.limit
+                && wanted_limit(g.count, available, quantity) == Some(g.limit)
+            {
+                continue;
+            }
+            let key = format!("link:{link}");
+            match self.payments.guard_link(link, sessions, false).await {
+                Ok(GuardOutcome::Set { limit }) => {
+                    info!(payment_link = %link, limit, "payment link limit set in step with stock");
+                    report.guards_set += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let reason = format!("setting the link's limit: {e}");
+                    report.parked.extend(
+                        failures
+                            .note(key, reason, e.is_retryable(), self.clock.now())
+                            .await?,
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -209,6 +209,14 @@ impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
         }
         self.inner.set_link_active(l, active, m).await
     }
+    async fn guard_link(
+        &self,
+        l: &PaymentLinkId,
+        sessions: u64,
+        activate: bool,
+    ) -> Result<stockbridge_app::ports::GuardOutcome, stockbridge_app::ports::PaymentsError> {
+        self.inner.guard_link(l, sessions, activate).await
+    }
     async fn create_payment_intent(
         &self,
         r: &stockbridge_app::ports::NewPaymentIntent,

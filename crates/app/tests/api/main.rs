@@ -18,6 +18,7 @@ mod handler;
 mod holds;
 mod inbound;
 mod lifecycle;
+mod link_guard;
 mod link_terms;
 mod links;
 mod operations;

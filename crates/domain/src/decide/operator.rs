@@ -108,6 +108,10 @@ pub fn decide_stock_change(
         m.update.managed_since = now;
     }
     add_movement(&mut write, &mut effects, m);
+    // The links' limits follow the merchant's count (a restock's switch-on sets its own).
+    effects
+        .guard
+        .push((item.store_id.clone(), item.product_id.clone()));
     Ok(Decision {
         write,
         effects,
@@ -186,6 +190,7 @@ pub fn decide_new_item(
         deactivate: Deactivation::of(&item, item.deactivated_links.clone(), Vec::new())
             .into_iter()
             .collect(),
+        guard: vec![(item.store_id.clone(), item.product_id.clone())],
         ..Effects::default()
     };
     Ok(NewItem {

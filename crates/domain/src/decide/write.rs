@@ -255,6 +255,9 @@ pub struct Effects {
     /// A held order that cannot be filled: cancel its PaymentIntent (release the authorisation;
     /// no money moved, so no refund and no fee).
     pub cancel: Option<IntentAction>,
+    /// Items whose stock the merchant changed: set their links' Stripe-side limits again
+    /// ([`crate::link_guard`]; an order through a link needs none).
+    pub guard: Vec<(StoreId, ProductId)>,
 }
 
 /// A capture or cancellation of a hold's PaymentIntent, with a key derived from the hold so no
