@@ -205,7 +205,7 @@ async fn switch_on<S: InventoryStore, Y: Payments>(
         .iter()
         .filter(|l| item.deactivated_links.contains(l))
     {
-        match guard::switch_link_on(store, payments, &item, link).await {
+        match guard::switch_link_on(store, payments, &item, link, true).await {
             Ok(switched) => {
                 if switched {
                     info!(payment_link = %link, product_id = %r.product_id, "payment link switched back on: restocked");

@@ -56,6 +56,9 @@ impl LinkLimit {
     /// its metadata says stockbridge set.
     pub fn from_stripe(completed: Option<(u64, i64)>, marked: Option<&str>) -> Self {
         match completed {
+            // stockbridge's mark, no restriction: someone removed stockbridge's limit in the
+            // Dashboard, the merchant's way to take the link out of the guard.
+            None if marked.is_some() => Self::Theirs,
             None => Self::None,
             Some((count, limit)) => match u64::try_from(limit) {
                 Ok(limit) if marked == Some(limit.to_string().as_str()) => {
@@ -150,7 +153,9 @@ mod tests {
             LinkLimit::Theirs
         );
         assert!(!LinkLimit::Theirs.reached_ours());
-        assert_eq!(LinkLimit::from_stripe(None, Some("5")), LinkLimit::None);
+        assert_eq!(LinkLimit::from_stripe(None, None), LinkLimit::None);
+        // The mark left, the limit removed: the merchant took the link out of the guard.
+        assert_eq!(LinkLimit::from_stripe(None, Some("5")), LinkLimit::Theirs);
         // Off at our limit is ours; off below it is someone's hand.
         let seen = |active, count| LinkSeen {
             active,

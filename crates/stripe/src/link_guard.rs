@@ -51,6 +51,10 @@ impl StripePayments {
         let mut current = self
             .with_retry("read payment link", || retrieve.send(&self.client))
             .await?;
+        // Off at stockbridge's own limit: Stripe's switch for stockbridge. Raising the limit
+        // (there is stock: `sessions` >= 1) switches it back on too, or it would stay off below
+        // its new limit and look like a person's switch-off from then on.
+        let activate = activate || (!current.active && link_limit(&current).reached_ours());
         let count = match link_limit(&current) {
             LinkLimit::Theirs => return Ok(GuardOutcome::Theirs),
             LinkLimit::Ours(g) => g.count,
@@ -75,12 +79,13 @@ impl StripePayments {
             return Ok(GuardOutcome::Unchanged);
         }
         let mut req = limit_request(link, limit);
-        if activate && !current.active {
+        let switched_on = activate && !current.active;
+        if switched_on {
             // As a switch-on: the message shown while off goes too.
             req = req.active(true).inactive_message("");
         }
         self.with_retry(OP, || req.send(&self.client)).await?;
-        Ok(GuardOutcome::Set { limit })
+        Ok(GuardOutcome::Set { limit, switched_on })
     }
 }
 

@@ -60,7 +60,10 @@ async fn a_guarded_link_stops_at_its_limit_and_is_switched_on_with_a_new_one() {
     // No limit yet: one far out first (for Stripe's count), then the count plus 2 sessions.
     assert_eq!(
         c.guard_link(&lid, 2, false).await.unwrap(),
-        GuardOutcome::Set { limit: 2 }
+        GuardOutcome::Set {
+            limit: 2,
+            switched_on: false
+        }
     );
     assert_eq!(
         state(&lid)["restrictions"],
@@ -102,7 +105,10 @@ async fn a_guarded_link_stops_at_its_limit_and_is_switched_on_with_a_new_one() {
     let sent = posts(&lid);
     assert_eq!(
         c.guard_link(&lid, 3, true).await.unwrap(),
-        GuardOutcome::Set { limit: 5 }
+        GuardOutcome::Set {
+            limit: 5,
+            switched_on: true
+        }
     );
     assert_eq!(posts(&lid), sent + 1);
     assert_eq!(state(&lid)["active"], json!(true));
@@ -142,4 +148,30 @@ async fn a_limit_someone_else_set_is_theirs_and_left_alone() {
             at_guard_limit: false
         }
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn a_new_limit_on_a_link_off_at_stockbridges_limit_switches_it_back_on() {
+    let lid = new_link("Early-stopped cap");
+    let c = client();
+    c.guard_link(&lid, 1, false).await.unwrap();
+    assert!(pay(&lid));
+    assert_eq!(state(&lid)["active"], json!(false), "off at its limit");
+    // A stock change (not a restock's switch-on): the link is stockbridge's, so on again.
+    assert_eq!(
+        c.guard_link(&lid, 2, false).await.unwrap(),
+        GuardOutcome::Set {
+            limit: 3,
+            switched_on: true
+        }
+    );
+    assert_eq!(state(&lid)["active"], json!(true));
+    // A person's switch-off below the limit is left off by a new limit.
+    control(
+        &format!("/_test/dashboard/payment_links/{lid}"),
+        json!({"active": false}),
+    );
+    c.guard_link(&lid, 5, false).await.unwrap();
+    assert_eq!(state(&lid)["active"], json!(false));
 }

@@ -66,16 +66,44 @@ pub fn event_snapshot(body: &str) -> Option<Snapshot> {
             changed: v
                 .pointer("/data/previous_attributes")
                 .and_then(serde_json::Value::as_object)
-                .map(|m| m.keys().cloned().collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, old)| changed_link_field(k, old))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }),
         _ => None,
     }
 }
 
-/// Link fields owned by stock (the link check), not by the catalog.
-const STOCK_OWNED_LINK_FIELDS: [&str; 4] =
-    ["active", "inactive_message", "restrictions", "updated"];
+/// Link fields owned by stock (the link check and the link guard), not by the catalog.
+const STOCK_OWNED_LINK_FIELDS: [&str; 5] = [
+    "active",
+    "inactive_message",
+    "restrictions",
+    "updated",
+    GUARD_METADATA_FIELD,
+];
+
+/// A metadata change of the link guard's mark alone (`stockbridge_limit`): the guard's own
+/// write, stock's business.
+const GUARD_METADATA_FIELD: &str = "metadata.stockbridge_limit";
+
+/// The name of a changed link field: `metadata` when any key but the guard's mark changed.
+fn changed_link_field(key: &str, old: &serde_json::Value) -> String {
+    let guard_only = key == "metadata"
+        && old.as_object().is_some_and(|m| {
+            !m.is_empty()
+                && m.keys()
+                    .all(|k| k == stockbridge_domain::link_guard::GUARD_METADATA_KEY)
+        });
+    if guard_only {
+        GUARD_METADATA_FIELD.to_owned()
+    } else {
+        key.to_owned()
+    }
+}
 
 /// Whether an event's snapshot already agrees with the catalog, so the sync has nothing to do
 /// (most catalog events are the echo of the sync's own writes). `None` entry: not the

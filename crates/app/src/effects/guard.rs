@@ -19,10 +19,10 @@ pub(crate) async fn guard_quantity<S: InventoryStore>(
     let Some(terms) = store.link_terms(link).await? else {
         return Ok(None);
     };
-    Ok(
-        (terms.product_id == item.product_id && terms.max_quantity > 0)
-            .then_some(terms.max_quantity),
-    )
+    // The catalog sync's links sell one unit a session, fixed. Terms allowing more would mean a
+    // quantity the buyer chooses: a limit in sessions could then stop selling while units are
+    // left, so such a link is never limited.
+    Ok((terms.product_id == item.product_id && terms.max_quantity == 1).then_some(1))
 }
 
 /// The sessions `link` can still fill for `item` now (`available / quantity`; see
@@ -66,8 +66,11 @@ pub(crate) async fn guard_item<S: InventoryStore, Y: Payments>(
             }
         };
         match payments.guard_link(link, sessions, false).await {
-            Ok(GuardOutcome::Set { limit }) => {
-                info!(payment_link = %link, %product_id, limit, "payment link limit set");
+            Ok(GuardOutcome::Set { limit, switched_on }) => {
+                info!(payment_link = %link, %product_id, limit, switched_on, "payment link limit set");
+                if switched_on {
+                    off_again_if_sold_out(store, payments, &item, link).await;
+                }
             }
             Ok(GuardOutcome::Unchanged) => {}
             Ok(GuardOutcome::Theirs) => {
@@ -80,21 +83,57 @@ pub(crate) async fn guard_item<S: InventoryStore, Y: Payments>(
     }
 }
 
-/// Switches one of stockbridge's links back on (a restock); a guarded link gets its new limit
-/// in the same request, since Stripe keeps a link at its limit off. Whether this call switched
-/// it.
+/// A link the guard switched back on (it was off at stockbridge's limit) while the last units
+/// went another way: off again, as the restock's switch-on does.
+async fn off_again_if_sold_out<S: InventoryStore, Y: Payments>(
+    store: &S,
+    payments: &Y,
+    item: &CatalogItem,
+    link: &PaymentLinkId,
+) {
+    let sold_out = match store.item(&item.store_id, &item.product_id).await {
+        Ok(now) => now.is_some_and(|i| i.level().available == 0),
+        Err(e) => {
+            warn!(payment_link = %link, error = %e, "the level after a switch-on could not be read: the reconciler checks the link");
+            return;
+        }
+    };
+    if sold_out
+        && let Err(e) = payments
+            .set_link_active(link, false, Some(super::SOLD_OUT_MESSAGE))
+            .await
+    {
+        warn!(payment_link = %link, error = %e, "switching a sold-out link off again failed: the reconciler switches it off");
+    }
+}
+
+/// Switches one of stockbridge's links back on (a restock, or the reconciler's repair); a
+/// guarded link gets its new limit in the same request, since Stripe keeps a link at its limit
+/// off. `recorded`: stockbridge switched it off itself (in `deactivated_links`), so a link
+/// with a merchant's limit is still switched on; one judged stockbridge's only because Stripe
+/// switched it off at stockbridge's limit is left off when the limit is now the merchant's.
+/// The limit is the extra: when setting it fails, the link is switched on without it (the
+/// reconciler sets it later). Whether this call switched it.
 pub(crate) async fn switch_link_on<S: InventoryStore, Y: Payments>(
     store: &S,
     payments: &Y,
     item: &CatalogItem,
     link: &PaymentLinkId,
+    recorded: bool,
 ) -> Result<bool, EffectError> {
     if let Some(sessions) = guard_sessions(store, item, link).await?.filter(|n| *n > 0) {
-        match payments.guard_link(link, sessions, true).await? {
-            GuardOutcome::Set { .. } => return Ok(true),
-            GuardOutcome::Unchanged => return Ok(false),
-            // A merchant's own limit: switched on as any other link.
-            GuardOutcome::Theirs => {}
+        match payments.guard_link(link, sessions, true).await {
+            Ok(GuardOutcome::Set { switched_on, .. }) => return Ok(switched_on),
+            Ok(GuardOutcome::Unchanged) => return Ok(false),
+            Ok(GuardOutcome::Theirs) if !recorded => {
+                info!(payment_link = %link, "the limit is now the merchant's: the link is left as it is");
+                return Ok(false);
+            }
+            // A merchant's own limit on a link stockbridge switched off: switched on as any.
+            Ok(GuardOutcome::Theirs) => {}
+            Err(e) => {
+                warn!(payment_link = %link, error = %e, "the link's limit could not be set: switched on without it");
+            }
         }
     }
     Ok(payments.set_link_active(link, true, None).await?.switched())

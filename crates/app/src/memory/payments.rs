@@ -191,7 +191,9 @@ impl Payments for MemoryPayments {
             None => (0, None),
         };
         let limit = count + sessions.max(1);
-        let switch_on = activate && !self.link_active(link);
+        // As the adapter: a link off at stockbridge's own limit is switched on with the new one.
+        let reached = current.is_some_and(|l| count >= l);
+        let switch_on = (activate || reached) && !self.link_active(link);
         if current == Some(limit) && !switch_on {
             return Ok(GuardOutcome::Unchanged);
         }
@@ -211,7 +213,10 @@ impl Payments for MemoryPayments {
             lock(&self.links).insert(link.clone(), true);
             lock(&self.link_messages).remove(link);
         }
-        Ok(GuardOutcome::Set { limit })
+        Ok(GuardOutcome::Set {
+            limit,
+            switched_on: switch_on,
+        })
     }
 
     async fn create_payment_intent(

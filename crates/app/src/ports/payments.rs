@@ -36,6 +36,8 @@ pub enum GuardOutcome {
     Set {
         /// The limit now on the link.
         limit: u64,
+        /// Whether this call also switched the link on.
+        switched_on: bool,
     },
     /// The link already had that limit (and state): nothing was sent.
     Unchanged,
@@ -151,9 +153,11 @@ pub trait Payments: Send + Sync {
 
     /// Sets a link's completed-sessions limit to its count plus `sessions` (the sessions the
     /// units not held can fill, at least 1), marking it as stockbridge's; with `activate`, also
-    /// switches it on in the same request (a restock of a link stockbridge or Stripe at
-    /// stockbridge's limit switched off). A limit someone else set is left alone. Read first,
-    /// so a limit already right is never sent again.
+    /// switches it on in the same request (a restock of a link stockbridge switched off). A link
+    /// Stripe switched off at stockbridge's own limit is switched on with the new limit either
+    /// way: it is stockbridge's switch, and a link left off below its new limit would look like
+    /// a person's from then on. A limit someone else set is left alone. Read first, so a limit
+    /// already right is never sent again.
     fn guard_link(
         &self,
         link: &PaymentLinkId,

@@ -210,7 +210,8 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         }
         let changed = if *active {
             // A guarded link is switched on with its new limit, or Stripe keeps it off.
-            switch_link_on(&self.store, &self.payments, &item, link)
+            let recorded = item.deactivated_links.contains(link);
+            switch_link_on(&self.store, &self.payments, &item, link, recorded)
                 .await
                 .map_err(|e| match e {
                     EffectError::Payments(p) => CheckError::Payments(p),
@@ -259,42 +260,62 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
 impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe, Time: Clock>
     Services<Store, Publisher, Stripe, Time>
 {
-    /// Sets again the Stripe-side limit of each of the item's guarded links that is on and out
-    /// of step with its stock (a restock, holds or another channel's sales moved the stock
-    /// without the link's count; docs/link-guard.md). A limit someone else set is left; a
-    /// refusal is parked with the link's other repairs and the run goes on.
+    /// Sets the Stripe-side limit of each of the item's guarded links that is on and has none,
+    /// or one above what its stock allows (holds, another channel's sales or a count down moved
+    /// the stock without the link's count; docs/link-guard.md), from the item read again now.
+    /// It never raises a limit: Stripe's count can run ahead of the stock by orders still on
+    /// their way, so a raise here could let Stripe sell units that are gone; a limit too low
+    /// switches the link off early, and the link check above switches it on with the right one.
+    /// A limit someone else set is left. A failure is parked under its own key (`guard:{link}`),
+    /// never the link's switches, and the run goes on.
     async fn keep_guards(
         &self,
-        item: &CatalogItem,
+        checked: &CatalogItem,
         states: &[(PaymentLinkId, LinkSeen)],
         failures: &mut Failures<'_, Store>,
         report: &mut CheckReport,
     ) -> Result<(), CheckError> {
+        let Some(item) = self
+            .store
+            .item(&checked.store_id, &checked.product_id)
+            .await?
+        else {
+            return Ok(());
+        };
         let available = item.level().available;
         for (link, seen) in states.iter().filter(|(_, s)| s.active) {
-            if seen.limit == LinkLimit::Theirs {
+            let key = format!("guard:{link}");
+            if seen.limit == LinkLimit::Theirs || failures.set_aside(&key) {
                 continue;
             }
-            let Some(quantity) = guard_quantity(&self.store, item, link).await? else {
-                continue;
+            let quantity = match guard_quantity(&self.store, &item, link).await {
+                Ok(Some(q)) => q,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(payment_link = %link, error = %e, "the link's terms could not be read: its limit is left for the next run");
+                    continue;
+                }
             };
             let sessions = available / quantity;
-            // Sold out: the switch-off owns the link, not the limit.
-            if sessions == 0 {
-                continue;
-            }
-            if let LinkLimit::Ours(g) = seen.limit
-                && wanted_limit(g.count, available, quantity) == Some(g.limit)
-            {
-                continue;
-            }
-            let key = format!("link:{link}");
-            match self.payments.guard_link(link, sessions, false).await {
-                Ok(GuardOutcome::Set { limit }) => {
-                    info!(payment_link = %link, limit, "payment link limit set in step with stock");
-                    report.guards_set += 1;
+            let needed = match seen.limit {
+                // Sold out: the switch-off owns the link, not the limit.
+                _ if sessions == 0 => false,
+                LinkLimit::Ours(g) => {
+                    wanted_limit(g.count, available, quantity).is_some_and(|w| w < g.limit)
                 }
-                Ok(_) => {}
+                _ => true,
+            };
+            if !needed {
+                continue;
+            }
+            match self.payments.guard_link(link, sessions, false).await {
+                Ok(outcome) => {
+                    if let GuardOutcome::Set { limit, .. } = outcome {
+                        info!(payment_link = %link, limit, "payment link limit set in step with stock");
+                        report.guards_set += 1;
+                    }
+                    failures.succeeded(&key).await?;
+                }
                 Err(e) => {
                     let reason = format!("setting the link's limit: {e}");
                     report.parked.extend(

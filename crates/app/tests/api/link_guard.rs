@@ -173,8 +173,9 @@ async fn the_reconciler_undoes_stripes_early_switch_but_never_a_persons() {
 }
 
 #[tokio::test]
-async fn the_reconciler_keeps_limits_in_step_and_leaves_a_merchants() {
+async fn the_reconciler_sets_missing_limits_lowers_high_ones_never_raises_and_leaves_a_merchants() {
     let w = shop(4).await;
+    let calls = |w: &World| w.payments.calls.lock().unwrap().clone();
     // No limit yet (a link made before the guard): the reconciler sets one.
     let report = w.app.check_link_invariants(None, false).await.unwrap();
     assert_eq!(report.guards_set, 1, "{report:?}");
@@ -182,19 +183,61 @@ async fn the_reconciler_keeps_limits_in_step_and_leaves_a_merchants() {
         w.payments.link_limit(&tee_link()),
         LinkLimit::Ours(LinkGuard { count: 0, limit: 4 })
     );
+    let before = calls(&w).len();
     let again = w.app.check_link_invariants(None, false).await.unwrap();
-    assert_eq!(again.guards_set, 0, "in step: nothing sent");
-    w.payments.set_foreign_limit(&tee_link(), 9);
-    let calls = w.payments.calls.lock().unwrap().len();
+    assert_eq!(again.guards_set, 0);
+    assert_eq!(
+        calls(&w)[before..],
+        [] as [&str; 0],
+        "in step: nothing read or sent"
+    );
+
+    // Units held elsewhere (a checkout hold): the limit comes down to what is left.
+    let mut item = w.store.snapshot().items[&ids("prod_tee")].clone();
+    item.available = 1;
+    w.store.put_item(item.clone());
+    let report = w.app.check_link_invariants(None, false).await.unwrap();
+    assert_eq!(report.guards_set, 1);
+    assert_eq!(
+        w.payments.link_limit(&tee_link()),
+        LinkLimit::Ours(LinkGuard { count: 0, limit: 1 })
+    );
+    // The hold lapses: the reconciler does not raise the limit (Stripe's count may be ahead
+    // of the stock); the link check switches the link on if it goes off early.
+    item.available = 4;
+    w.store.put_item(item);
     let report = w.app.check_link_invariants(None, false).await.unwrap();
     assert_eq!(report.guards_set, 0);
     assert_eq!(
         w.payments.link_limit(&tee_link()),
-        LinkLimit::Theirs,
-        "a merchant's limit"
+        LinkLimit::Ours(LinkGuard { count: 0, limit: 1 })
     );
-    assert!(
-        !w.payments.calls.lock().unwrap()[calls..].contains(&"guard_link"),
-        "nothing sent"
+
+    // A merchant's limit: not read for a guard, not changed.
+    w.payments.set_foreign_limit(&tee_link(), 9);
+    let before = calls(&w).len();
+    let report = w.app.check_link_invariants(None, false).await.unwrap();
+    assert_eq!(report.guards_set, 0);
+    assert_eq!(w.payments.link_limit(&tee_link()), LinkLimit::Theirs);
+    assert_eq!(calls(&w)[before..], [] as [&str; 0], "nothing read or sent");
+}
+
+#[tokio::test]
+async fn a_stock_set_after_stripes_early_switch_switches_the_link_on_with_its_new_limit() {
+    let w = shop(2).await;
+    set_stock(&w, "prod_tee", 2).await;
+    // Units come back outside the link, then Stripe switches the link off at its limit.
+    let mut item = w.store.snapshot().items[&ids("prod_tee")].clone();
+    item.available = 4;
+    w.store.put_item(item);
+    assert_eq!(burst(&w, 2).await, 0);
+    assert!(!w.payments.link_active(&tee_link()));
+    // The merchant's count: the link must not stay off below its new limit (it would look like
+    // a person's switch-off from then on, and never be switched on again).
+    set_stock(&w, "prod_tee", 5).await;
+    assert!(w.payments.link_active(&tee_link()));
+    assert_eq!(
+        w.payments.link_limit(&tee_link()),
+        LinkLimit::Ours(LinkGuard { count: 2, limit: 7 })
     );
 }

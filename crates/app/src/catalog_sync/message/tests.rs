@@ -78,4 +78,16 @@ fn price_and_link_events_agree_unless_the_mapped_price_or_owned_link_fields_chan
         None,
         &link(serde_json::json!({"metadata": {}}))
     ));
+    // The link guard's own write (its limit and its mark) is stock's: no sync for it.
+    assert!(snapshot_agrees(
+        None,
+        &link(serde_json::json!({
+            "restrictions": null,
+            "metadata": {"stockbridge_limit": null}
+        }))
+    ));
+    assert!(!snapshot_agrees(
+        None,
+        &link(serde_json::json!({"metadata": {"stockbridge_limit": "3", "store_id": "s1"}}))
+    ));
 }
