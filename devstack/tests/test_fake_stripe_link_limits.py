@@ -6,22 +6,7 @@ link guard keeps in step with stock, docs/link-guard.md).
 
 from __future__ import annotations
 
-import pytest
-
-from devstack.fake_stripe import DEFAULT_FIXTURES, create_app
-from devstack.tests.test_fake_stripe import AUTH, stripe_error
-
-
-@pytest.fixture(scope="module")
-def app():
-    return create_app(str(DEFAULT_FIXTURES))
-
-
-@pytest.fixture()
-def client(app):
-    c = app.test_client()
-    assert c.post("/_test/reset").status_code == 200
-    return c
+from devstack.tests.test_fake_stripe import AUTH, app, client, stripe_error  # noqa: F401
 
 
 def link(client) -> str:

@@ -42,6 +42,21 @@ fn posts(l: &PaymentLinkId) -> usize {
         .count()
 }
 
+/// The sell-out's switch-off of a link.
+async fn switch_off(c: &stockbridge_stripe::StripePayments, lid: &PaymentLinkId) -> LinkSwitch {
+    c.set_link_active(lid, false, Some("Sold out"))
+        .await
+        .unwrap()
+}
+
+/// Found off with no message of stockbridge's; at stockbridge's limit or not.
+fn found_off(at_guard_limit: bool) -> LinkSwitch {
+    LinkSwitch::Unchanged {
+        inactive_message: None,
+        at_guard_limit,
+    }
+}
+
 fn new_link(name: &str) -> PaymentLinkId {
     let product = control(
         "/_test/products",
@@ -91,15 +106,7 @@ async fn a_guarded_link_stops_at_its_limit_and_is_switched_on_with_a_new_one() {
     );
     assert!(seen.off_at_our_limit());
     // The sell-out's switch-off finds it off at stockbridge's limit: stockbridge's switch.
-    assert_eq!(
-        c.set_link_active(&lid, false, Some("Sold out"))
-            .await
-            .unwrap(),
-        LinkSwitch::Unchanged {
-            inactive_message: None,
-            at_guard_limit: true
-        }
-    );
+    assert_eq!(switch_off(&c, &lid).await, found_off(true));
 
     // A restock of 3: on again, with the limit at count + 3, in one request.
     let sent = posts(&lid);
@@ -139,15 +146,7 @@ async fn a_limit_someone_else_set_is_theirs_and_left_alone() {
         !seen.off_at_our_limit(),
         "a merchant's limit is the merchant's switch"
     );
-    assert_eq!(
-        c.set_link_active(&lid, false, Some("Sold out"))
-            .await
-            .unwrap(),
-        LinkSwitch::Unchanged {
-            inactive_message: None,
-            at_guard_limit: false
-        }
-    );
+    assert_eq!(switch_off(&c, &lid).await, found_off(false));
 }
 
 #[tokio::test]

@@ -87,6 +87,20 @@ impl MemoryPayments {
         true
     }
 
+    /// Fails a link update while `fail_links` counts down (an outage).
+    fn injected_link_failure(&self, operation: &'static str) -> Result<(), PaymentsError> {
+        match self
+            .fail_links
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        {
+            Ok(_) => Err(PaymentsError::Unavailable {
+                operation,
+                message: "injected failure".into(),
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// A limit set at Stripe by someone else (a merchant in the Dashboard).
     pub fn set_foreign_limit(&self, link: &PaymentLinkId, limit: u64) {
         let mut limits = lock(&self.link_limits);
@@ -157,16 +171,7 @@ impl Payments for MemoryPayments {
             });
         }
         lock(&self.calls).push("set_link_active");
-        if self
-            .fail_links
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(PaymentsError::Unavailable {
-                operation: "update payment link",
-                message: "injected failure".into(),
-            });
-        }
+        self.injected_link_failure("update payment link")?;
         lock(&self.links).insert(link.clone(), active);
         // As the Stripe adapter: switching on clears the message, switching off sets it.
         match msg.filter(|_| !active) {
@@ -198,16 +203,7 @@ impl Payments for MemoryPayments {
             return Ok(GuardOutcome::Unchanged);
         }
         lock(&self.calls).push("guard_link");
-        if self
-            .fail_links
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(PaymentsError::Unavailable {
-                operation: "update payment link limit",
-                message: "injected failure".into(),
-            });
-        }
+        self.injected_link_failure("update payment link limit")?;
         lock(&self.link_limits).insert(link.clone(), (count, limit, true));
         if switch_on {
             lock(&self.links).insert(link.clone(), true);
