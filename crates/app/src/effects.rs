@@ -3,8 +3,8 @@
 //! returned so the invocation fails and is retried.
 
 use stockbridge_domain::{
-    Deactivation, Effects, IntentAction, OrderId, Reactivation, RefundId, Timestamp, WriteSet,
-    forget_links_off,
+    Deactivation, Effects, IntentAction, OrderId, PaymentLinkId, Reactivation, RefundId, Timestamp,
+    WriteSet, forget_links_off,
 };
 use tracing::{info, warn};
 
@@ -117,8 +117,10 @@ where
     for r in effects.reactivate.iter().filter(|_| !controls.links_paused) {
         keep(switch_on(store, payments, r).await);
     }
+    // A link the restock above switched on already has its new limit: not read again.
+    let restocked: Vec<&PaymentLinkId> = effects.reactivate.iter().flat_map(|r| &r.links).collect();
     for g in effects.guard.iter().filter(|_| !controls.links_paused) {
-        guard::guard_item(store, payments, g).await;
+        guard::guard_item(store, payments, g, &restocked).await;
     }
     if let Some(req) = &effects.refund {
         if controls.refunds_paused {
@@ -271,14 +273,9 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
             Ok(LinkSwitch::Switched) => {
                 info!(payment_link = %link, "payment link switched off: sold out");
             }
-            // Found off with another message: someone else switched it off. (Off with
-            // stockbridge's own message: a concurrent sell-out, the reconciler or the catalog
-            // sync switched it; off at the limit stockbridge set: Stripe switched it for
-            // stockbridge — it stays recorded.)
-            Ok(LinkSwitch::Unchanged {
-                inactive_message,
-                at_guard_limit: false,
-            }) if just_recorded && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE) => {
+            // Someone else switched it off: not recorded as stockbridge's. Otherwise it stays
+            // recorded.
+            Ok(found) if just_recorded && found.found_off_by_someone_else(SOLD_OUT_MESSAGE) => {
                 not_ours.push(link.clone());
             }
             Ok(LinkSwitch::Unchanged { .. }) => {}

@@ -162,14 +162,8 @@ where
             .stripe
             .set_link_active(link, false, Some(SOLD_OUT_MESSAGE))
             .await?;
-        // Already off with another message (and not at stockbridge's limit): someone else's
-        // choice, not stockbridge's to undo.
-        if let crate::ports::LinkSwitch::Unchanged {
-            inactive_message,
-            at_guard_limit: false,
-        } = &found
-            && inactive_message.as_deref() != Some(SOLD_OUT_MESSAGE)
-        {
+        // Already off by someone else: their choice, not stockbridge's to undo.
+        if found.found_off_by_someone_else(SOLD_OUT_MESSAGE) {
             return Ok(());
         }
         let Some(fresh) = self

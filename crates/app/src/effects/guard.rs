@@ -38,14 +38,16 @@ pub(crate) async fn guard_sessions<S: InventoryStore>(
 }
 
 /// Sets the limits of an item's guarded links from its stock now, after a merchant's change.
-/// A link stockbridge switched off is left to the restock's switch-on (which sets its limit),
-/// a sold-out item's links to the switch-off. A failure is logged and left to the reconciler,
+/// A link stockbridge switched off, or the same change's restock switched on (`restocked`), is
+/// left to the restock's switch-on (which sets its limit), a sold-out item's links to the
+/// switch-off. A failure is logged and left to the reconciler,
 /// which sets every guard again: the stock change stands and a guard out of step is never
 /// worse than no guard.
 pub(crate) async fn guard_item<S: InventoryStore, Y: Payments>(
     store: &S,
     payments: &Y,
     (store_id, product_id): &(StoreId, ProductId),
+    restocked: &[&PaymentLinkId],
 ) {
     let item = match store.item(store_id, product_id).await {
         Ok(Some(item)) => item,
@@ -56,7 +58,7 @@ pub(crate) async fn guard_item<S: InventoryStore, Y: Payments>(
         }
     };
     let links = item.payment_links.iter();
-    for link in links.filter(|l| !item.deactivated_links.contains(l)) {
+    for link in links.filter(|l| !item.deactivated_links.contains(l) && !restocked.contains(l)) {
         let sessions = match guard_sessions(store, &item, link).await {
             Ok(Some(n)) if n > 0 => n,
             Ok(_) => continue,

@@ -50,6 +50,20 @@ impl LinkSwitch {
     pub fn switched(&self) -> bool {
         matches!(self, Self::Switched)
     }
+
+    /// A switch-off that found the link already off by someone else's hand: with another
+    /// message than stockbridge's own (`ours`) and not at the limit stockbridge set. (Off with
+    /// stockbridge's message: a concurrent sell-out, the reconciler or the catalog sync
+    /// switched it; off at stockbridge's limit: Stripe switched it for stockbridge.)
+    pub fn found_off_by_someone_else(&self, ours: &str) -> bool {
+        matches!(
+            self,
+            Self::Unchanged {
+                inactive_message,
+                at_guard_limit: false,
+            } if inactive_message.as_deref() != Some(ours)
+        )
+    }
 }
 
 /// Why a Stripe call failed.

@@ -201,7 +201,8 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         else {
             return Ok(false);
         };
-        if *active && !item.deactivated_links.contains(link) && !stripe_at_our_limit {
+        let recorded = item.deactivated_links.contains(link);
+        if *active && !recorded && !stripe_at_our_limit {
             return Ok(false); // forgotten since: no longer stockbridge's to switch on
         }
         // Paused since the run began (`stockbridge pause links`): leave it.
@@ -210,7 +211,6 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
         }
         let changed = if *active {
             // A guarded link is switched on with its new limit, or Stripe keeps it off.
-            let recorded = item.deactivated_links.contains(link);
             switch_link_on(&self.store, &self.payments, &item, link, recorded)
                 .await
                 .map_err(|e| match e {
@@ -240,7 +240,7 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
             self.store
                 .clear_deactivated(&item.store_id, &item.product_id, std::slice::from_ref(link))
                 .await?;
-        } else if changed && !item.deactivated_links.contains(link) {
+        } else if changed && !recorded {
             let mut links = item.deactivated_links.clone();
             links.push(link.clone());
             let record = WriteSet {

@@ -135,12 +135,18 @@ async fn stripes_switch_at_the_limit_is_stockbridges_and_the_restock_undoes_it()
         vec![tee_link()],
         "the sell-out found it off at stockbridge's limit: recorded as stockbridge's"
     );
+    let before = w.payments.calls.lock().unwrap().len();
     set_stock(&w, "prod_tee", 4).await;
     assert!(w.payments.link_active(&tee_link()));
     assert_eq!(
         w.payments.link_limit(&tee_link()),
         LinkLimit::Ours(LinkGuard { count: 2, limit: 6 }),
         "on again with room for the 4 new units"
+    );
+    assert_eq!(
+        w.payments.calls.lock().unwrap()[before..],
+        ["read_link", "guard_link"],
+        "one read and one update: the stock change does not read the restocked link again"
     );
 }
 
