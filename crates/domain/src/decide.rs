@@ -287,6 +287,7 @@ pub(crate) fn new_record(
         hold: None,
         predating: Vec::new(),
         refund_amount: None,
+        after_sale: None,
     }
 }
 
@@ -351,6 +352,7 @@ pub fn decide_payment_succeeded(
         record,
         expected_status: order.status,
         expected_payment: order.payment,
+        expected_after_sale: order.after_sale_revision(),
     });
     Decision {
         write,
@@ -415,6 +417,7 @@ pub fn decide_payment_failed(
             hold: None,
             predating: Vec::new(),
             refund_amount: None,
+            after_sale: None,
         };
         return Decision {
             write: WriteSet {
@@ -451,6 +454,7 @@ pub fn decide_payment_failed(
         record,
         expected_status: order.status,
         expected_payment: order.payment,
+        expected_after_sale: order.after_sale_revision(),
     });
     Decision {
         write,
@@ -460,7 +464,7 @@ pub fn decide_payment_failed(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod boundary_tests;

@@ -190,6 +190,7 @@ pub fn decide_authorized(
         record,
         expected_status: order.status,
         expected_payment: order.payment,
+        expected_after_sale: order.after_sale_revision(),
     });
     Decision {
         write,
@@ -375,6 +376,7 @@ fn settle(
         record,
         expected_status: order.status,
         expected_payment: order.payment,
+        expected_after_sale: order.after_sale_revision(),
     });
     Decision {
         write,

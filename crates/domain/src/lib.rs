@@ -16,8 +16,11 @@
 //! - [`hold`]: checkout-API holds: reserve, authorise (capture or cancel), expire.
 //! - [`take`]: the hot path's sale decided in the write (a conditional take, then its record).
 //! - [`invariants`]: the reconciler's checks (links active iff in stock).
+//! - [`after_sale`]: the merchant's refunds and lost disputes, recorded and (by the store's
+//!   policy) returned to stock.
 //! - [`link_guard`]: the Stripe-side limit on a Payment Link, kept in step with stock.
 
+pub mod after_sale;
 pub mod catalog;
 pub mod decide;
 pub mod hold;

@@ -169,6 +169,10 @@ pub struct OrderRecord {
     /// logged for a person.
     #[serde(default)]
     pub refund_amount: Option<u64>,
+    /// What happened after the sale: the merchant's refunds, a closed dispute, and whether the
+    /// units went back ([`crate::after_sale`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sale: Option<crate::after_sale::AfterSale>,
 }
 
 /// The terms of a checkout-API hold.
@@ -394,6 +398,7 @@ mod tests {
             hold: None,
             predating: vec![],
             refund_amount: None,
+            after_sale: None,
         }
     }
 

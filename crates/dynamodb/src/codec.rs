@@ -211,6 +211,9 @@ pub(crate) fn order_attrs(
     if let Some(id) = &r.refund_id {
         a.insert("refund_id".into(), s(id.as_str()));
     }
+    if r.after_sale_revision() > 0 {
+        a.insert("after_sale".into(), n(r.after_sale_revision()));
+    }
     a.insert("created_at".into(), n(r.created_at.0));
     a.insert("updated_at".into(), n(r.updated_at.0));
     housekeeping::order_housekeeping(&mut a, r, retention);

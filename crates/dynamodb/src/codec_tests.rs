@@ -104,6 +104,7 @@ fn an_order_comes_back_as_it_was_stored() {
         hold: None,
         predating: vec![],
         refund_amount: None,
+        after_sale: None,
     };
     let a = order_attrs(&r, None).unwrap();
     assert_eq!(get_s(&a, "pk", "?").unwrap(), "ORDER#cs_1");

@@ -94,14 +94,34 @@ impl InventoryStore for DynamoStore {
                 record,
                 expected_status,
                 expected_payment,
+                expected_after_sale,
             }) => {
-                let put = Put::builder()
+                // `after_sale` (a number, absent until a refund or dispute is recorded) is the
+                // record's after-sale revision: no update overwrites one, none applies it twice.
+                let after_sale = if *expected_after_sale == 0 {
+                    "attribute_not_exists(after_sale)"
+                } else {
+                    "after_sale = :after_sale"
+                };
+                // A refund recorded since the read (`record_refund` writes only its attribute)
+                // is never put back to none.
+                let refund = if record.refund_id.is_none() {
+                    " AND attribute_not_exists(refund_id)"
+                } else {
+                    ""
+                };
+                let mut put = Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(order_attrs(record, self.retention)?))
-                    .condition_expression("#status = :expected AND payment = :payment")
+                    .condition_expression(format!(
+                        "#status = :expected AND payment = :payment AND {after_sale}{refund}"
+                    ))
                     .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":expected", s(expected_status.as_str()))
                     .expression_attribute_values(":payment", s(expected_payment.as_str()));
+                if *expected_after_sale != 0 {
+                    put = put.expression_attribute_values(":after_sale", n(expected_after_sale));
+                }
                 actions.push(
                     TransactWriteItem::builder()
                         .put(build(put.build())?)

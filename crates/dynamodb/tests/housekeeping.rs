@@ -44,6 +44,7 @@ fn order(id: &str, status: OrderStatus, hold_expires: Option<i64>) -> OrderRecor
         }),
         predating: vec![],
         refund_amount: None,
+        after_sale: None,
     }
 }
 
@@ -117,6 +118,7 @@ async fn the_sweeper_pages_through_only_the_pending_holds_that_expired() {
             record: settled,
             expected_status: OrderStatus::Pending,
             expected_payment: PaymentState::Awaiting,
+            expected_after_sale: 0,
         }),
         ..WriteSet::default()
     };

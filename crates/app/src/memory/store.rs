@@ -115,11 +115,16 @@ impl MemoryStore {
                 record,
                 expected_status,
                 expected_payment,
-            }) if s
-                .orders
-                .get(&record.order_id)
-                .map(|o| (o.status, o.payment))
-                != Some((*expected_status, *expected_payment)) =>
+                expected_after_sale,
+            }) if s.orders.get(&record.order_id).map(|o| {
+                let refund_kept = record.refund_id.is_some() || o.refund_id.is_none();
+                (o.status, o.payment, o.after_sale_revision(), refund_kept)
+            }) != Some((
+                *expected_status,
+                *expected_payment,
+                *expected_after_sale,
+                true,
+            )) =>
             {
                 return conflict();
             }

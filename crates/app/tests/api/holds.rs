@@ -290,6 +290,7 @@ async fn the_sweeper_releases_page_by_page_and_stops_at_its_deadline_before_a_ho
             }),
             predating: vec![],
             refund_amount: None,
+            after_sale: None,
         };
         let w = WriteSet {
             order: Some(OrderWrite::Create(order)),

@@ -200,6 +200,7 @@ async fn a_take_whose_order_was_recorded_meanwhile_is_given_back_at_once() {
         hold: None,
         predating: vec![],
         refund_amount: None,
+        after_sale: None,
     };
     let app = app.with_after_take_hook(std::sync::Arc::new(move || {
         w_store.put_order(held.clone());

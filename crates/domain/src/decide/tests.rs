@@ -5,17 +5,17 @@ use proptest::prelude::*;
 use super::*;
 use crate::{PaymentLinkId, Quantity};
 
-pub(super) const NOW: Timestamp = Timestamp(1_700_000_000_000);
+pub(crate) const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-pub(super) fn pid(s: &str) -> ProductId {
+pub(crate) fn pid(s: &str) -> ProductId {
     ProductId::parse(s).unwrap()
 }
 
-pub(super) fn link(s: &str) -> PaymentLinkId {
+pub(crate) fn link(s: &str) -> PaymentLinkId {
     PaymentLinkId::parse(s).unwrap()
 }
 
-pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
+pub(crate) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
     CatalogItem {
         store_id: StoreId::parse("store_1").unwrap(),
         product_id: pid(product),
@@ -33,13 +33,13 @@ pub(super) fn item(product: &str, available: u64, version: u64) -> CatalogItem {
     }
 }
 
-pub(super) fn items(list: &[CatalogItem]) -> Items {
+pub(crate) fn items(list: &[CatalogItem]) -> Items {
     list.iter()
         .map(|i| (i.product_id.clone(), i.clone()))
         .collect()
 }
 
-pub(super) fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFacts {
+pub(crate) fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFacts {
     CheckoutFacts {
         order_id: OrderId::parse("cs_test_1").unwrap(),
         store_id: StoreId::parse("store_1").unwrap(),
@@ -59,7 +59,7 @@ pub(super) fn facts(lines: &[(&str, u64)], payment: PaymentState) -> CheckoutFac
     }
 }
 
-pub(super) fn created(d: &Decision) -> &OrderRecord {
+pub(crate) fn created(d: &Decision) -> &OrderRecord {
     match &d.write.order {
         Some(OrderWrite::Create(r)) => r,
         other => panic!("expected a created order, got {other:?}"),
@@ -273,6 +273,7 @@ fn a_held_order_is_confirmed_when_its_payment_clears() {
             record,
             expected_status,
             expected_payment,
+            expected_after_sale: 0,
         }) => {
             assert_eq!(expected_status, OrderStatus::Pending);
             assert_eq!(expected_payment, PaymentState::Awaiting);
@@ -401,7 +402,7 @@ fn an_adjustment_below_zero_is_refused() {
 
 /// Applies decisions to a model store the way the transaction does: all or nothing, refused when
 /// a version moved. Used by the property tests.
-pub(super) fn apply(stock: &mut Items, d: &Decision) -> bool {
+pub(crate) fn apply(stock: &mut Items, d: &Decision) -> bool {
     for u in &d.write.items {
         if stock[&u.product_id].version != u.expected_version {
             return false;

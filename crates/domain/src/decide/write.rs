@@ -18,6 +18,9 @@ pub enum CauseKind {
     /// Units moved between a spread product's item and its shards, or between shards
     /// ([`crate::shard`]): none sold, none added.
     Move,
+    /// A sold order's units came back: refunded in full or a dispute lost, in a store whose
+    /// returns policy says so ([`crate::after_sale`]).
+    Return,
 }
 
 impl CauseKind {
@@ -29,6 +32,7 @@ impl CauseKind {
             Self::Set => "set",
             Self::Adjust => "adjust",
             Self::Move => "move",
+            Self::Return => "return",
         }
     }
 
@@ -40,6 +44,7 @@ impl CauseKind {
             "set" => Self::Set,
             "adjust" => Self::Adjust,
             "move" => Self::Move,
+            "return" => Self::Return,
             _ => return None,
         })
     }
@@ -125,6 +130,9 @@ pub enum OrderWrite {
         /// The payment state the decision saw: with the status, it makes a duplicate delivery's
         /// update conflict instead of overwriting what happened in between.
         expected_payment: PaymentState,
+        /// The after-sale revision the decision saw ([`OrderRecord::after_sale_revision`]): a
+        /// refund recorded in between is never overwritten, nor applied twice.
+        expected_after_sale: u32,
     },
 }
 
@@ -304,6 +312,13 @@ pub enum Outcome {
     AlreadyApplied(OrderStatus),
     /// An operator changed a level.
     StockChanged,
+    /// A refund or a closed dispute was recorded on the order; no units moved.
+    AfterSaleRecorded,
+    /// A refund or a closed dispute was recorded and the order's units went back to stock.
+    Returned(crate::after_sale::ReturnCause),
+    /// A refund or dispute of a payment stockbridge has no order for (paid before its start,
+    /// not its products, or its record was deleted after the retention period): nothing done.
+    NoOrder,
 }
 
 /// A rule's answer.
