@@ -36,6 +36,8 @@ _RESOURCES = [
     (re.compile(r"^/v1/checkout/sessions"), "checkout_session"),
     (re.compile(r"^/v1/payment_links"), "payment_links"),
     (re.compile(r"^/v1/refunds"), "refund"),
+    (re.compile(r"^/v1/charges"), "charge"),
+    (re.compile(r"^/v1/disputes"), "dispute"),
     (re.compile(r"^/v1/payment_intents"), "payment_intent"),
     (re.compile(r"^/v1/products"), "product"),
     (re.compile(r"^/v1/prices"), "price"),

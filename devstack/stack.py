@@ -418,6 +418,8 @@ class Stack(FunctionsMixin):
             "AWS_ENDPOINT_URL_IOT_DATA_PLANE": self.urls["iot_bridge"],
             "AWS_ENDPOINT_URL_SQS": self.urls["moto"],
             "AWS_ENDPOINT_URL_EVENTBRIDGE": self.urls["moto"],
+            # stockbridge's events for the merchant (low_stock, order_refunded), as the template.
+            "MERCHANT_EVENT_BUS": "default",
             # Lambda's GetAccountSettings, for `stockbridge preflight` (devstack/moto_server.py).
             "AWS_ENDPOINT_URL_LAMBDA": self.urls["moto"],
         })

@@ -25,6 +25,7 @@ from devstack import fake_stripe_v2
 from devstack.serving import serve_until_signalled
 from devstack.fake_stripe.core import CANCELABLE, CANCELLATION_REASONS, CAPTURE_METHODS, CONFIRMABLE, PAYMENT_INTENT_CANCEL_PARAMS, PAYMENT_INTENT_CAPTURE_PARAMS, PAYMENT_INTENT_CONFIRM_PARAMS, PAYMENT_INTENT_CREATE_PARAMS, PAYMENT_LINK_CREATE_PARAMS, PAYMENT_LINK_UPDATE_PARAMS, REFUND_PARAMS, REFUND_REASONS, StripeError, TEST_PAYMENT_METHODS, _cannot_unset, _missing, _required, _string, apply_metadata, check_metadata, check_params, diff_attributes, expand_list, gen_id, list_param, parse_bool, parse_int  # noqa: F401
 from devstack.fake_stripe.state import FakeStripe, _unexpandable  # noqa: F401
+from devstack.fake_stripe import charges
 
 
 # --------------------------------------------------------------------------- /v1 handlers
@@ -414,6 +415,7 @@ def h_create_refund(ctx: Ctx) -> dict:
               receipt_number=None, payment_method=pi.get("payment_method"))
     fake.refunds.append(rf)
     fake.refunded[pid] = fake.refunded.get(pid, 0) + amount
+    charges.refunded(fake, pi, ctx.get("req"))
     return copy.deepcopy(rf)
 
 

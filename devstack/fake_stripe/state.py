@@ -38,7 +38,7 @@ class FakeStripe:
         with open(fixtures_path) as f:
             resources = json.load(f)["resources"]
         needed = ["checkout.session", "item", "payment_link", "payment_intent", "refund",
-                  "product", "price"]
+                  "product", "price", "charge", "dispute"]
         missing = [r for r in needed if r not in resources]
         if missing:
             raise ValueError(f"{fixtures_path}: no fixture for {missing}")
@@ -79,6 +79,8 @@ class FakeStripe:
         self.checkout_sessions: dict[str, dict] = {}
         self.session_items: dict[str, list[dict]] = {}
         self.refunds: list[dict] = []
+        self.disputes: dict[str, dict] = {}  # charges.py
+        self.disputes_by_pi: dict[str, str] = {}
         self.idempotency: dict[tuple[Optional[bool], str], dict] = {}
         self.requests: list[dict] = []
         self.faults: list[dict] = []

@@ -29,6 +29,7 @@ from devstack.fake_stripe.core import CONFIRMABLE, FAULT_STATUSES, StripeError, 
 from devstack.fake_stripe.events_out import _http_url  # noqa: F401
 from devstack.fake_stripe.state import FakeStripe  # noqa: F401
 from devstack.fake_stripe.payments import link_restrictions
+from devstack.fake_stripe import charges
 from devstack.fake_stripe.catalog import _payment_link_changes, _price_changes, _product_changes, update_payment_link, update_price, update_product  # noqa: F401
 
 
@@ -163,6 +164,7 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
             fake.count_completed_session(s)
         if created is not None:  # history: a session from before the test (or the deploy)
             s.update(created=created, expires_at=created + 24 * 3600)
+            pi["created"] = created
         if b.get("event"):  # its completed event, kept for GET /v1/events but never delivered
             ev = fake.make_event("checkout.session.completed", s)
             if created is not None:
@@ -462,6 +464,13 @@ def register_test_api(app: Flask, fake: FakeStripe, record: Callable[[dict], Non
         0 before checking what the function did)."""
         return dict(fake.event_outbox.describe(), url=fake.event_sink,
                     timeout=fake.event_sink_timeout)
+
+    @app.post("/_test/disputes")
+    @test_api
+    def _test_disputes(b: dict) -> dict:
+        """``{"payment_intent", "status"}``: a dispute on a paid payment, closed with ``status``
+        (``lost``, ``won``, ``warning_closed``); sends ``charge.dispute.closed`` (charges.py)."""
+        return charges.close_dispute(fake, b)
 
     @app.post("/_test/payment_intents/<pid>/authorize")
     @test_api

@@ -35,7 +35,8 @@ from typing import Any, Optional
 
 # The v1 paths a thin event's related_object.url names.
 _PATHS = {"checkout.session": "checkout/sessions", "payment_intent": "payment_intents",
-          "product": "products", "price": "prices", "payment_link": "payment_links"}
+          "product": "products", "price": "prices", "payment_link": "payment_links",
+          "charge": "charges", "dispute": "disputes"}
 
 
 def sign(secret: str, t: int, body: bytes) -> str:

@@ -99,8 +99,8 @@ def test_the_rules_route_exactly_the_event_types_the_docs_list(template):
     rules = [template["Resources"][r]["Properties"]["EventPattern"]["detail-type"]
              for r in ("StripeCheckoutEventsRule", "CatalogEventsRule")]
     # Each rule routes its snapshot types, then the same types as a thin destination names them.
-    handled, catalog = types[:6], types[6:]
-    assert len(types) == 12
+    handled, catalog = types[:8], types[8:]
+    assert len(types) == 14
     assert rules[0] == handled + [f"v1.{t}" for t in handled]
     assert rules[1] == catalog + [f"v1.{t}" for t in catalog]
 

@@ -3,14 +3,14 @@
 //! returned so the invocation fails and is retried.
 
 use stockbridge_domain::{
-    Deactivation, Effects, IntentAction, OrderId, PaymentLinkId, Reactivation, RefundId, Timestamp,
+    Deactivation, Effects, IntentAction, PaymentLinkId, Reactivation, RefundId, Timestamp,
     WriteSet, forget_links_off,
 };
 use tracing::{info, warn};
 
 use crate::ports::{
-    Controls, IntentStatus, InventoryStore, LinkSwitch, Payments, PaymentsError, PublishError,
-    StockPublisher, StoreError,
+    Controls, DynMerchantEvents, IntentStatus, InventoryStore, LinkSwitch, NotifyError, Payments,
+    PaymentsError, PublishError, StockPublisher, StoreError,
 };
 
 pub(crate) mod guard;
@@ -28,6 +28,10 @@ pub enum EffectError {
     /// Recording the refund failed.
     #[error("recording the refund failed: {0}")]
     Store(#[from] StoreError),
+    /// Publishing `stockbridge.order_refunded` failed (the refund is made, not recorded: a
+    /// retry finds the same refund and publishes again).
+    #[error("publishing the refund's event failed: {0}")]
+    Event(#[source] NotifyError),
     /// Stripe refused for good to capture a sale's PaymentIntent: it is no longer capturable
     /// (`status`), so the sale cannot be paid. The caller returns the stock.
     #[error("the PaymentIntent cannot be captured any more (status {status})")]
@@ -41,13 +45,19 @@ impl EffectError {
     /// Whether running the effect again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Publish(_) => true,
+            Self::Publish(_) | Self::Event(_) => true,
             Self::Payments(e) => e.is_retryable(),
             Self::Store(e) => e.is_retryable(),
             Self::CaptureRefused { .. } => false,
         }
     }
 }
+
+/// The refund id recorded for an order someone refunded before stockbridge could.
+pub const REFUNDED_OUTSIDE: &str = "refunded_outside_stockbridge";
+
+/// The merchant's event for a refund stockbridge made (`stockbridge_domain::after_sale::OrderRefunded`).
+pub const ORDER_REFUNDED: &str = "stockbridge.order_refunded";
 
 /// The message Stripe shows on a link stockbridge switched off.
 pub const SOLD_OUT_MESSAGE: &str = "Sold out. Check back soon!";
@@ -57,9 +67,8 @@ pub const SOLD_OUT_MESSAGE: &str = "Sold out. Check back soon!";
 /// # Errors
 /// The first [`EffectError`]; every other effect was still attempted.
 pub async fn run_effects<S, P, Y>(
-    store: &S,
-    publisher: &P,
-    payments: &Y,
+    (store, publisher, payments): (&S, &P, &Y),
+    events: &dyn DynMerchantEvents,
     effects: &Effects,
     now: Timestamp,
 ) -> Result<(), EffectError>
@@ -126,7 +135,7 @@ where
         if controls.refunds_paused {
             warn!(order_id = %req.order_id, "refunds are paused (`stockbridge resume refunds`): the order stays due; the reconciler refunds it after resume");
         } else {
-            keep(refund(store, payments, &req.order_id, req, now).await);
+            keep(refund(store, payments, events, req, now).await);
         }
     }
     if let Some(c) = &effects.capture {
@@ -304,23 +313,43 @@ async fn switch_off<S: InventoryStore, Y: Payments>(
 async fn refund<S: InventoryStore, Y: Payments>(
     store: &S,
     payments: &Y,
-    order_id: &OrderId,
+    events: &dyn DynMerchantEvents,
     req: &stockbridge_domain::RefundRequest,
     now: Timestamp,
 ) -> Result<(), EffectError> {
+    let order_id = &req.order_id;
     let refund_id = match payments.refund(req).await {
         Ok(id) => id,
         Err(PaymentsError::AlreadyRefunded) => {
             warn!(order_id = %order_id, payment_intent = %req.payment_intent, "payment was already refunded outside stockbridge");
-            // A valid id by construction.
-            RefundId::parse("refunded_outside_stockbridge").map_err(|e| StoreError::Corrupt {
+            // A valid id by construction. Whoever refunded it tells the buyer: no event.
+            let id = RefundId::parse(REFUNDED_OUTSIDE).map_err(|e| StoreError::Corrupt {
                 key: order_id.to_string(),
                 reason: e.to_string(),
-            })?
+            })?;
+            store.record_refund(order_id, &id, now).await?;
+            return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     info!(order_id = %order_id, payment_intent = %req.payment_intent, refund_id = %refund_id, "oversold order refunded");
+    // Published before the refund is recorded: a crash in between refunds again (the same
+    // refund: its idempotency key) and publishes again. At least once; the order id is the
+    // consumer's key to drop a repeat.
+    if let Some(notice) = store
+        .load_order(order_id)
+        .await?
+        .and_then(|o| o.refund_notice(&refund_id))
+    {
+        let detail = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt {
+            key: order_id.to_string(),
+            reason: e.to_string(),
+        })?;
+        events
+            .publish_boxed(ORDER_REFUNDED, &detail)
+            .await
+            .map_err(EffectError::Event)?;
+    }
     store.record_refund(order_id, &refund_id, now).await?;
     Ok(())
 }

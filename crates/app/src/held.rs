@@ -80,9 +80,8 @@ impl<Store: ListingStore, Publisher: StockPublisher, Stripe: Payments, Time: Clo
                     Ok(()) => {
                         let now = self.clock.now();
                         if let Err(e) = run_effects(
-                            &self.store,
-                            &self.publisher,
-                            &self.payments,
+                            (&self.store, &self.publisher, &self.payments),
+                            &*self.events,
                             &decision.effects,
                             now,
                         )

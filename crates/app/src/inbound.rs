@@ -298,6 +298,8 @@ pub(crate) fn object_kind(kind: &str) -> Option<ObjectKind> {
     match kind {
         "checkout.session" => Some(ObjectKind::CheckoutSession),
         "payment_intent" => Some(ObjectKind::PaymentIntent),
+        "charge" => Some(ObjectKind::Charge),
+        "dispute" => Some(ObjectKind::Dispute),
         _ => None,
     }
 }

@@ -25,9 +25,12 @@ use crate::effects::{EffectError, run_effects};
 use crate::ports::{Clock, InventoryStore, Payments, PaymentsError, StockPublisher, StoreError};
 use crate::retry::backoff;
 
+mod after_sale;
 mod new;
 mod sources;
 mod takes;
+
+pub use after_sale::RECORDING_WINDOW_SECS;
 
 /// Configuration of the use case.
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ pub struct Services<Store, Publisher, Stripe, Time> {
     pub(crate) payments: Stripe,
     pub(crate) clock: Time,
     pub(crate) config: InventoryConfig,
+    /// Where `stockbridge.order_refunded` goes (nowhere unless [`Self::with_merchant_events`]).
+    pub(crate) events: Arc<dyn crate::ports::DynMerchantEvents>,
     after_commit: Option<AfterCommitHook>,
     pub(crate) after_take: Option<AfterCommitHook>,
 }
@@ -121,6 +126,13 @@ pub enum HandleError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A refund or dispute of a recent payment whose order is not recorded yet (its checkout
+    /// event may still be on its way): retried.
+    #[error("order {order_id} is not recorded yet; its refund or dispute is retried")]
+    NotRecordedYet {
+        /// The order.
+        order_id: OrderId,
+    },
     /// The order is committed but a side effect failed; a retry re-runs it.
     #[error("order {order_id} is committed but a side effect failed: {source}")]
     Effect {
@@ -139,7 +151,7 @@ impl HandleError {
             Self::Malformed(_) | Self::BadLineItem { .. } => false,
             Self::Store { source, .. } => source.is_retryable(),
             Self::Payments { source, .. } => source.is_retryable(),
-            Self::Contention { .. } | Self::Effect { .. } => true,
+            Self::Contention { .. } | Self::Effect { .. } | Self::NotRecordedYet { .. } => true,
         }
     }
 }
@@ -161,9 +173,20 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
             payments,
             clock,
             config,
+            events: Arc::new(crate::ports::NoMerchantEvents),
             after_commit: None,
             after_take: None,
         }
+    }
+
+    /// Publishes the merchant's events (`stockbridge.order_refunded`) with `events`.
+    #[must_use]
+    pub fn with_merchant_events(
+        mut self,
+        events: impl crate::ports::MerchantEvents + 'static,
+    ) -> Self {
+        self.events = Arc::new(events);
+        self
     }
 
     /// Installs a hook called after each commit and before the effects.
@@ -301,6 +324,10 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
                 let outcome = self.apply_intent(&event).await?;
                 Ok(Handled::Applied { order_id, outcome })
             }
+            Decoded::AfterSale(event) => Ok(match self.apply_after_sale(&event).await? {
+                Some((order_id, outcome)) => Handled::Applied { order_id, outcome },
+                None => Handled::Ignored,
+            }),
         }
     }
 

@@ -303,7 +303,13 @@ impl<Store: ReconcilerStore, Publisher: StockPublisher, Stripe: ReconcilerStripe
                     }),
                     ..Effects::default()
                 };
-                match run_effects(&self.store, &self.publisher, &self.payments, &effects, now).await
+                match run_effects(
+                    (&self.store, &self.publisher, &self.payments),
+                    &*self.events,
+                    &effects,
+                    now,
+                )
+                .await
                 {
                     Ok(()) => {
                         failures.succeeded(&key).await?;

@@ -164,9 +164,8 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
             match self.store.commit(&decision.write).await {
                 Ok(()) => {
                     run_effects(
-                        &self.store,
-                        &self.publisher,
-                        &self.payments,
+                        (&self.store, &self.publisher, &self.payments),
+                        &*self.events,
                         &decision.effects,
                         now,
                     )
@@ -286,9 +285,8 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
                 match self.store.create_item(&new.item, &new.entry).await {
                     Ok(()) => {
                         run_effects(
-                            &self.store,
-                            &self.publisher,
-                            &self.payments,
+                            (&self.store, &self.publisher, &self.payments),
+                            &*self.events,
                             &new.effects,
                             now,
                         )

@@ -34,6 +34,9 @@ pub struct Adapters {
     pub publisher: IotPublisher,
     /// Stripe.
     pub payments: StripePayments,
+    /// The merchant's events (`stockbridge.order_refunded`) on `MERCHANT_EVENT_BUS`; `None`
+    /// when it is not set (the CLI without it publishes none).
+    pub events: Option<EventBridgeNotifier>,
 }
 
 /// Loads the shared AWS configuration (standard variables and credential chain).
@@ -244,10 +247,13 @@ async fn adapters_with(
         name: "STRIPE_API_BASE",
         message: e.to_string(),
     })?;
+    let events = var("MERCHANT_EVENT_BUS")
+        .map(|bus| EventBridgeNotifier::new(aws_sdk_eventbridge::Client::new(aws), bus));
     Ok(Adapters {
         store,
         publisher: iot(aws, config).publishing(!config.levels_from_stream),
         payments,
+        events,
     })
 }
 
@@ -261,7 +267,7 @@ pub async fn inventory(config: &Config) -> Result<LiveInventory, ConfigError> {
 
 /// Builds the inventory use case from adapters already built.
 pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
-    Services::new(
+    let inventory = Services::new(
         a.store,
         a.publisher,
         a.payments,
@@ -271,7 +277,11 @@ pub fn inventory_from(a: Adapters, config: &Config) -> LiveInventory {
             default_store: config.default_store.clone(),
             max_attempts: 50,
         },
-    )
+    );
+    match a.events {
+        Some(events) => inventory.with_merchant_events(events),
+        None => inventory,
+    }
 }
 
 /// The EventBridge notifier on the configured bus.

@@ -109,7 +109,44 @@ pub struct ReturnsPolicy {
     pub lost_disputes: bool,
 }
 
+/// The detail of `stockbridge.order_refunded`: stockbridge refunded an order it could not fill,
+/// so the merchant can tell the buyer why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderRefunded {
+    /// The order (a Checkout Session id): the consumer's key to drop a repeat (published at
+    /// least once).
+    pub order_id: crate::OrderId,
+    /// The store.
+    pub store_id: crate::StoreId,
+    /// The refunded PaymentIntent.
+    pub payment_intent: crate::PaymentIntentId,
+    /// Stripe's refund.
+    pub refund_id: crate::RefundId,
+    /// Minor units refunded; `null`: the whole payment.
+    pub amount: Option<u64>,
+    /// Why: `oversold` (the only reason stockbridge refunds).
+    pub reason: String,
+    /// The order's lines of stockbridge's products: none of them was delivered.
+    pub products: Vec<crate::OrderLine>,
+    /// Each product that was short: units ordered, units there were.
+    pub shortfalls: Vec<crate::Shortfall>,
+}
+
 impl OrderRecord {
+    /// What `stockbridge.order_refunded` says about this order's refund.
+    pub fn refund_notice(&self, refund_id: &crate::RefundId) -> Option<OrderRefunded> {
+        Some(OrderRefunded {
+            order_id: self.order_id.clone(),
+            store_id: self.store_id.clone(),
+            payment_intent: self.payment_intent.clone()?,
+            refund_id: refund_id.clone(),
+            amount: self.refund_amount,
+            reason: "oversold".into(),
+            products: self.lines.clone(),
+            shortfalls: self.shortfalls.clone(),
+        })
+    }
+
     /// The revision of the after-sale record every update of the order is conditional on.
     pub fn after_sale_revision(&self) -> u32 {
         self.after_sale.as_ref().map_or(0, |a| a.revision)

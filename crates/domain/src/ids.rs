@@ -136,6 +136,10 @@ id_type!(
     PaymentIntentId, "payment intent id"
 );
 id_type!(
+    /// A Stripe Charge id (`ch_...`, `py_...`): what a refund or a dispute is about.
+    ChargeId, "charge id"
+);
+id_type!(
     /// A Stripe Payment Link id (`plink_...`).
     PaymentLinkId, "payment link id"
 );

@@ -55,6 +55,7 @@ mod housekeeping;
 mod inventory_store;
 mod migrate;
 mod records;
+mod settings;
 mod shards;
 mod takes;
 

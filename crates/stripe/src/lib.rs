@@ -30,6 +30,7 @@ pub mod budget;
 pub mod catalog;
 pub mod transport;
 
+mod after_sale;
 mod link_guard;
 mod objects;
 mod reads;
@@ -451,6 +452,14 @@ impl Payments for StripePayments {
         self.send_keyed("cancel payment intent", &req, idempotency_key)
             .await
             .map(|_| ())
+    }
+
+    async fn order_of_payment(
+        &self,
+        payment_intent: Option<&stockbridge_domain::PaymentIntentId>,
+        charge: &stockbridge_domain::ChargeId,
+    ) -> Result<Option<OrderId>, PaymentsError> {
+        self.find_order_of_payment(payment_intent, charge).await
     }
 
     async fn payment_intent_status(

@@ -82,6 +82,45 @@ impl StripeObjects for StripePayments {
                     "livemode": pi.livemode,
                 }))
             }
+            ObjectKind::Charge => {
+                let req = stripe_core::charge::RetrieveCharge::new(id);
+                let ch = self
+                    .with_retry("read charge", || req.send(&self.client))
+                    .await?;
+                Ok(serde_json::json!({
+                    "id": ch.id.as_str(),
+                    "object": "charge",
+                    "created": ch.created,
+                    "payment_intent": ch.payment_intent.as_ref().map(expandable_id),
+                    "amount": ch.amount,
+                    "amount_refunded": ch.amount_refunded,
+                    "refunded": ch.refunded,
+                    "livemode": ch.livemode,
+                }))
+            }
+            ObjectKind::Dispute => {
+                let req = stripe_core::dispute::RetrieveDispute::new(id);
+                let d = self
+                    .with_retry("read dispute", || req.send(&self.client))
+                    .await?;
+                Ok(serde_json::json!({
+                    "id": d.id.as_str(),
+                    "object": "dispute",
+                    "charge": expandable_id(&d.charge),
+                    "payment_intent": d.payment_intent.as_ref().map(expandable_id),
+                    "status": d.status.as_str(),
+                    "livemode": d.livemode,
+                }))
+            }
         }
     }
+}
+
+/// The id of an expandable field, expanded or not.
+fn expandable_id<T>(e: &Expandable<T>) -> String
+where
+    T: stripe_types::Object,
+    T::Id: std::fmt::Display,
+{
+    e.id().to_string()
 }

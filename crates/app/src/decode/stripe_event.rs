@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use super::after_sale::{CHARGE_REFUNDED, DISPUTE_CLOSED, decode_after_sale};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,13 +29,15 @@ pub const INTENT_FAILED: &str = "payment_intent.payment_failed";
 pub const INTENT_CANCELED: &str = "payment_intent.canceled";
 
 /// The Stripe event types the inventory function handles (and the reconciler replays).
-pub const HANDLED_EVENT_TYPES: [&str; 6] = [
+pub const HANDLED_EVENT_TYPES: [&str; 8] = [
     CHECKOUT_COMPLETED,
     ASYNC_PAYMENT_SUCCEEDED,
     ASYNC_PAYMENT_FAILED,
     INTENT_AUTHORIZED,
     INTENT_FAILED,
     INTENT_CANCELED,
+    CHARGE_REFUNDED,
+    DISPUTE_CLOSED,
 ];
 
 /// The Stripe event types that send a product to the catalog sync (routed to its queue by an
@@ -203,6 +206,8 @@ pub enum Decoded {
     Checkout(CheckoutEvent),
     /// A PaymentIntent event of a checkout-API hold.
     Intent(IntentEvent),
+    /// A refund or a closed dispute (`charge.refunded`, `charge.dispute.closed`).
+    AfterSale(super::after_sale::AfterSaleEvent),
 }
 
 /// What happened to a hold's PaymentIntent.
@@ -255,13 +260,13 @@ struct EventData {
 /// Stripe renders an expandable field as an id or as the object.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum IdOrObject {
+pub(super) enum IdOrObject {
     Id(String),
     Object { id: String },
 }
 
 impl IdOrObject {
-    fn id(self) -> String {
+    pub(super) fn id(self) -> String {
         match self {
             Self::Id(id) | Self::Object { id } => id,
         }
@@ -286,7 +291,7 @@ struct SessionObject {
     amount_subtotal: Option<Value>,
 }
 
-fn decode_at<T: serde::de::DeserializeOwned>(
+pub(super) fn decode_at<T: serde::de::DeserializeOwned>(
     prefix: &str,
     value: &Value,
 ) -> Result<T, DecodeError> {
@@ -304,7 +309,7 @@ fn decode_at<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn id<T>(
+pub(super) fn id<T>(
     field: &str,
     value: String,
     parse: impl FnOnce(String) -> Result<T, IdError>,
@@ -362,6 +367,9 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
     };
     if let Some(kind) = intent {
         return decode_intent(head, kind, at);
+    }
+    if [CHARGE_REFUNDED, DISPUTE_CLOSED].contains(&head.event_type.as_str()) {
+        return decode_after_sale(head.id, &head.event_type, head.created, &head.data, at);
     }
     let kind = match head.event_type.as_str() {
         CHECKOUT_COMPLETED => CheckoutKind::Completed,

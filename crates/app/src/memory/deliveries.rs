@@ -34,6 +34,8 @@ impl StripeObjects for MemoryPayments {
         lock(&self.calls).push(match kind {
             ObjectKind::CheckoutSession => "retrieve_session",
             ObjectKind::PaymentIntent => "retrieve_payment_intent",
+            ObjectKind::Charge => "retrieve_charge",
+            ObjectKind::Dispute => "retrieve_dispute",
         });
         if self
             .fail_objects

@@ -45,6 +45,10 @@ pub struct MemoryPaymentsParts {
     pub fail_objects: AtomicUsize,
     /// Each link's completed-sessions restriction: (count, limit, set by stockbridge).
     pub link_limits: Mutex<HashMap<PaymentLinkId, (u64, u64, bool)>>,
+    /// The order each payment belongs to, by PaymentIntent or charge id (a session's, as
+    /// `GET /v1/checkout/sessions?payment_intent=` finds it; a hold's PaymentIntent is added
+    /// when created).
+    pub payment_orders: Mutex<HashMap<String, OrderId>>,
 }
 
 /// In-memory Stripe: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
@@ -246,6 +250,7 @@ impl Payments for MemoryPayments {
                 amount: request.amount,
                 status: "requires_payment_method",
             });
+        lock(&self.payment_orders).insert(entry.id.to_string(), request.hold_id.clone());
         Ok(crate::ports::CreatedPaymentIntent {
             id: entry.id.clone(),
             client_secret: format!("{}_secret_test", entry.id),
@@ -268,6 +273,19 @@ impl Payments for MemoryPayments {
     ) -> Result<(), PaymentsError> {
         lock(&self.calls).push("cancel");
         self.intent_transition(payment_intent, "canceled")
+    }
+
+    async fn order_of_payment(
+        &self,
+        payment_intent: Option<&stockbridge_domain::PaymentIntentId>,
+        charge: &stockbridge_domain::ChargeId,
+    ) -> Result<Option<OrderId>, PaymentsError> {
+        lock(&self.calls).push("order_of_payment");
+        let orders = lock(&self.payment_orders);
+        Ok(payment_intent
+            .and_then(|pi| orders.get(pi.as_str()))
+            .or_else(|| orders.get(charge.as_str()))
+            .cloned())
     }
 
     async fn payment_intent_status(

@@ -45,6 +45,8 @@ pub struct MemoryStoreParts {
     pub counters: Mutex<BTreeMap<(String, i64), u32>>,
     /// The operator's switches.
     pub controls: Mutex<crate::ports::Controls>,
+    /// Each store's returns policy (absent: the default, off).
+    pub returns: Mutex<BTreeMap<StoreId, stockbridge_domain::after_sale::ReturnsPolicy>>,
     /// Parked and retrying items (as a [`crate::parking::ParkingLot`]).
     pub parking: Mutex<BTreeMap<String, crate::parking::Parked>>,
     pub(super) recorded: Mutex<Vec<Recorded>>,
@@ -216,6 +218,24 @@ impl crate::ports::ControlStore for MemoryStore {
             crate::ports::Control::Links => c.links_paused = paused,
             crate::ports::Control::Refunds => c.refunds_paused = paused,
         }
+        Ok(())
+    }
+}
+
+impl crate::ports::StoreSettings for MemoryStore {
+    async fn returns_policy(
+        &self,
+        store: &StoreId,
+    ) -> Result<stockbridge_domain::after_sale::ReturnsPolicy, StoreError> {
+        Ok(lock(&self.returns).get(store).copied().unwrap_or_default())
+    }
+
+    async fn set_returns_policy(
+        &self,
+        store: &StoreId,
+        policy: stockbridge_domain::after_sale::ReturnsPolicy,
+    ) -> Result<(), StoreError> {
+        lock(&self.returns).insert(store.clone(), policy);
         Ok(())
     }
 }

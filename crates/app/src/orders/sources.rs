@@ -95,9 +95,8 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
         decision: &Decision,
     ) -> Result<(), HandleError> {
         run_effects(
-            &self.store,
-            &self.publisher,
-            &self.payments,
+            (&self.store, &self.publisher, &self.payments),
+            &*self.events,
             &decision.effects,
             self.clock.now(),
         )

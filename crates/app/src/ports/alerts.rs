@@ -50,3 +50,25 @@ impl MerchantEvents for NoMerchantEvents {
         Ok(())
     }
 }
+
+/// [`MerchantEvents`] as a trait object: for a use case that carries one beside its other ports
+/// (the inventory's refunds publish `stockbridge.order_refunded`) without one more type
+/// parameter on every use case.
+pub trait DynMerchantEvents: Send + Sync {
+    /// [`MerchantEvents::publish_event`].
+    fn publish_boxed<'a>(
+        &'a self,
+        detail_type: &'a str,
+        detail: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
+}
+
+impl<T: MerchantEvents> DynMerchantEvents for T {
+    fn publish_boxed<'a>(
+        &'a self,
+        detail_type: &'a str,
+        detail: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>> {
+        Box::pin(self.publish_event(detail_type, detail))
+    }
+}

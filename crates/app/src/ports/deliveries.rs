@@ -10,6 +10,10 @@ pub enum ObjectKind {
     CheckoutSession,
     /// `payment_intent` (`GET /v1/payment_intents/{id}`).
     PaymentIntent,
+    /// `charge` (`GET /v1/charges/{id}`): a refund.
+    Charge,
+    /// `dispute` (`GET /v1/disputes/{id}`).
+    Dispute,
 }
 
 /// Reads what a thin event only names. Each call is one Stripe request against the account's

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use stockbridge_domain::after_sale::ReturnsPolicy;
 use stockbridge_domain::{
-    CatalogItem, Items, LedgerEntry, Money, OrderId, OrderRecord, PaymentIntentId, PaymentLinkId,
-    PriceId, ProductDetails, ProductFields, ProductId, RefundId, RefundRequest, StockLevel,
-    StoreId, StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct, Timestamp,
-    WriteSet,
+    CatalogItem, ChargeId, Items, LedgerEntry, Money, OrderId, OrderRecord, PaymentIntentId,
+    PaymentLinkId, PriceId, ProductDetails, ProductFields, ProductId, RefundId, RefundRequest,
+    StockLevel, StoreId, StripeEventId, StripeLink, StripeMapping, StripePrice, StripeProduct,
+    Timestamp, WriteSet,
     take::{StockTake, TakeMark},
 };
 

@@ -199,6 +199,16 @@ pub trait Payments: Send + Sync {
         idempotency_key: &str,
     ) -> impl Future<Output = Result<(), PaymentsError>> + Send;
 
+    /// The order a payment belongs to, as stockbridge keys orders: a checkout-API hold (its
+    /// PaymentIntent's `metadata.hold_id`) or the Checkout Session that made the PaymentIntent.
+    /// `None`: neither (a payment made some other way). Without the PaymentIntent, the charge
+    /// is read for it first.
+    fn order_of_payment(
+        &self,
+        payment_intent: Option<&PaymentIntentId>,
+        charge: &ChargeId,
+    ) -> impl Future<Output = Result<Option<OrderId>, PaymentsError>> + Send;
+
     /// A PaymentIntent's `status` as Stripe has it now (never its error texts: those change).
     fn payment_intent_status(
         &self,

@@ -87,8 +87,25 @@ pub trait ControlStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Per-store settings kept in the table (`stockbridge store returns`).
+pub trait StoreSettings: Send + Sync {
+    /// Whether a store's refunded or lost-dispute orders return their units (both off unless
+    /// set).
+    fn returns_policy(
+        &self,
+        store: &StoreId,
+    ) -> impl Future<Output = Result<ReturnsPolicy, StoreError>> + Send;
+
+    /// Sets a store's returns policy. Orders recorded from then on follow it.
+    fn set_returns_policy(
+        &self,
+        store: &StoreId,
+        policy: ReturnsPolicy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Orders, stock and the ledger.
-pub trait InventoryStore: ParkingLot + Counters + ShardStore + Send + Sync {
+pub trait InventoryStore: ParkingLot + Counters + ShardStore + StoreSettings + Send + Sync {
     /// The operator's switches, as stored at most a few seconds ago.
     fn controls(&self) -> impl Future<Output = Result<Controls, StoreError>> + Send;
 

@@ -124,9 +124,14 @@ async fn a_late_switch_on_does_not_land_after_a_sell_out() {
         }],
         ..Effects::default()
     };
-    run_effects(&w.store, &w.publisher, &w.payments, &late, Timestamp(0))
-        .await
-        .unwrap();
+    run_effects(
+        (&w.store, &w.publisher, &w.payments),
+        &stockbridge_app::ports::NoMerchantEvents,
+        &late,
+        Timestamp(0),
+    )
+    .await
+    .unwrap();
     assert!(!w.payments.link_active(&link("plink_prod_a")));
     assert_eq!(recorded(&w), vec![link("plink_prod_a")]);
 }
@@ -144,9 +149,14 @@ async fn a_late_switch_off_does_not_land_after_a_restock() {
         }],
         ..Effects::default()
     };
-    run_effects(&w.store, &w.publisher, &w.payments, &late, Timestamp(0))
-        .await
-        .unwrap();
+    run_effects(
+        (&w.store, &w.publisher, &w.payments),
+        &stockbridge_app::ports::NoMerchantEvents,
+        &late,
+        Timestamp(0),
+    )
+    .await
+    .unwrap();
     assert!(w.payments.link_active(&link("plink_prod_a")));
     assert_eq!(calls(&w, "set_link_active"), 0);
 }
@@ -244,6 +254,14 @@ impl stockbridge_app::ports::Payments for SellOutDuringSwitchOn {
     ) -> Result<stockbridge_app::ports::IntentStatus, stockbridge_app::ports::PaymentsError> {
         self.inner.payment_intent_status(pi).await
     }
+
+    async fn order_of_payment(
+        &self,
+        pi: Option<&stockbridge_domain::PaymentIntentId>,
+        charge: &stockbridge_domain::ChargeId,
+    ) -> Result<Option<stockbridge_domain::OrderId>, stockbridge_app::ports::PaymentsError> {
+        self.inner.order_of_payment(pi, charge).await
+    }
 }
 
 #[tokio::test]
@@ -263,9 +281,14 @@ async fn a_sell_out_during_a_restock_switch_on_leaves_the_links_off() {
         }],
         ..Effects::default()
     };
-    run_effects(&w.store, &w.publisher, &racy, &restock, Timestamp(0))
-        .await
-        .unwrap();
+    run_effects(
+        (&w.store, &w.publisher, &racy),
+        &stockbridge_app::ports::NoMerchantEvents,
+        &restock,
+        Timestamp(0),
+    )
+    .await
+    .unwrap();
     assert!(
         !w.payments.link_active(&link("plink_prod_a")),
         "switched back off: the product sold out meanwhile"

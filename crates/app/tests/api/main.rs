@@ -5,6 +5,7 @@
 mod holds_support;
 mod support;
 
+mod after_sale;
 mod awaiting;
 mod backfill;
 mod boundary;
