@@ -212,6 +212,8 @@ def build(fixtures: dict) -> dict[str, str]:
          "available": 4, "threshold": 5, "crossing": 1, "version": 17},
         source="stockbridge", delivered_at=COMPLETED_AT, detail_type="stockbridge.low_stock")
 
+    out.update(after_sale_events(fixtures))
+
     files = {name: dump(obj) for name, obj in out.items()}
 
     # A delivery cut short: the paid payload truncated mid-document (not valid JSON).
@@ -226,6 +228,43 @@ def build(fixtures: dict) -> dict[str, str]:
     files["malformed.json"] = malformed
 
     return files
+
+
+REFUNDED_AT = COMPLETED_AT + 2 * 86400
+
+
+def after_sale_events(fixtures: dict) -> dict[str, dict]:
+    """The merchant refunds the paid order in full, a dispute over it is lost, and what
+    stockbridge publishes when it refunds an oversold order itself."""
+    out: dict[str, dict] = {}
+    charge = copy.deepcopy(fixtures["charge"])
+    charge.update({"id": "ch_events_demo", "payment_intent": "pi_events_demo",
+                   "amount": AMOUNT_TOTAL, "amount_captured": AMOUNT_TOTAL,
+                   "amount_refunded": AMOUNT_TOTAL, "refunded": True, "currency": CURRENCY,
+                   "created": COMPLETED_AT, "livemode": False, "metadata": {}})
+    out["charge.refunded.json"] = envelope(
+        "charge.refunded",
+        stripe_event(fixtures, "evt_1EventsDemoChargeRefunded", "charge.refunded", REFUNDED_AT,
+                     charge),
+        delivered_at=REFUNDED_AT)
+    dispute = copy.deepcopy(fixtures["dispute"])
+    dispute.update({"id": "dp_events_demo", "charge": "ch_events_demo",
+                    "payment_intent": "pi_events_demo", "amount": AMOUNT_TOTAL,
+                    "currency": CURRENCY, "status": "lost", "livemode": False,
+                    "created": REFUNDED_AT, "metadata": {}})
+    out["charge.dispute.closed.json"] = envelope(
+        "charge.dispute.closed",
+        stripe_event(fixtures, "evt_1EventsDemoDisputeClosed", "charge.dispute.closed",
+                     REFUNDED_AT, dispute),
+        delivered_at=REFUNDED_AT)
+    out["stockbridge.order_refunded.json"] = envelope(
+        "order_refunded",
+        {"order_id": "cs_test_events_demo", "store_id": STORE_ID,
+         "payment_intent": "pi_events_demo", "refund_id": "re_events_demo", "amount": None,
+         "reason": "oversold", "products": [{"product_id": "prod_events_demo", "quantity": 2}],
+         "shortfalls": [{"product_id": "prod_events_demo", "requested": 2, "available": 1}]},
+        source="stockbridge", delivered_at=COMPLETED_AT, detail_type="stockbridge.order_refunded")
+    return out
 
 
 def thin_event(event_id: str, event_type: str, created: int, related: dict | None) -> dict:

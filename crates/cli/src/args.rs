@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::switches;
+use crate::commands::{store, switches};
 
 #[derive(Parser)]
 #[command(
@@ -109,6 +109,11 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// A store's settings.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// An item's orders and ledger.
     History {
         /// Product id (the Stripe product id).
@@ -116,6 +121,27 @@ pub enum Command {
         /// Store id (default: DEFAULT_STORE_ID).
         #[arg(long)]
         store: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Whether the merchant's refunds in full and lost disputes return an order's units to
+    /// stock (both off by default: refunded goods may not come back). Shows the setting; with
+    /// a flag, changes it first.
+    Returns {
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// A refund in full of a fulfilled order returns its units.
+        #[arg(long, value_enum)]
+        refunds: Option<store::OnOff>,
+        /// A lost dispute over a fulfilled order returns its units.
+        #[arg(long, value_enum)]
+        lost_disputes: Option<store::OnOff>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

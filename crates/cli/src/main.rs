@@ -12,8 +12,8 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use stockbridge_bootstrap::Config;
 
-use args::{CatalogCommand, Cli, Command, ParkedCommand, TableCommand, YesNo};
-use commands::{catalog, ops, parked, preflight, stock, switches, table};
+use args::{CatalogCommand, Cli, Command, ParkedCommand, StoreCommand, TableCommand, YesNo};
+use commands::{catalog, ops, parked, preflight, stock, store, switches, table};
 
 async fn run(cli: Cli) -> Result<()> {
     // Before a deploy there is no table yet.
@@ -74,6 +74,15 @@ async fn run(cli: Cli) -> Result<()> {
             store,
             json,
         } => stock::history(c, store, product, json).await,
+        Command::Store {
+            command:
+                StoreCommand::Returns {
+                    store,
+                    refunds,
+                    lost_disputes,
+                    json,
+                },
+        } => store::returns(c, store, (refunds, lost_disputes), json).await,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod ops;
 pub mod parked;
 pub mod preflight;
 pub mod stock;
+pub mod store;
 pub mod switches;
 pub mod table;
 

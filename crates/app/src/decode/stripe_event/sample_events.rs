@@ -124,3 +124,45 @@ fn the_readme_table_names_exactly_the_files_in_events() {
     rows.sort();
     assert_eq!(rows, files);
 }
+
+#[test]
+fn the_refund_and_dispute_samples_decode_to_what_the_after_sale_rule_reads() {
+    use stockbridge_domain::after_sale::Reversal;
+    let refund = match decode(&load("charge.refunded.json").unwrap(), &filter()).unwrap() {
+        Decoded::AfterSale(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refund.facts.reversal,
+        Reversal::Refund {
+            amount_refunded: 2500,
+            in_full: true
+        }
+    );
+    assert_eq!(
+        refund.payment_intent.as_ref().map(|p| p.as_str()),
+        Some("pi_events_demo")
+    );
+    assert_eq!(refund.charge.as_str(), "ch_events_demo");
+    assert!(refund.paid.is_some());
+    let dispute = match decode(&load("charge.dispute.closed.json").unwrap(), &filter()).unwrap() {
+        Decoded::AfterSale(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        dispute.facts.reversal,
+        Reversal::DisputeClosed {
+            status: "lost".into()
+        }
+    );
+    assert_eq!(dispute.charge.as_str(), "ch_events_demo");
+    // A refund without the fields the rule reads is refused, naming the field.
+    let mut bad = load("charge.refunded.json").unwrap();
+    bad["detail"]["data"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("amount_refunded");
+    let err = decode(&bad, &filter()).unwrap_err();
+    assert_eq!(err.field, "detail.data.object");
+    assert!(err.message.contains("amount_refunded"), "{err}");
+}
