@@ -56,6 +56,22 @@ def h_get_dispute(ctx: dict, did: str) -> dict:
     return copy.deepcopy(fake.visible(found, "dispute", did, ctx["live"]))
 
 
+def h_list_charges(ctx: dict) -> dict:
+    """GET /v1/charges: every paid PaymentIntent's charge, newest first."""
+    fake = ctx["fake"]
+    rows = [charge_of(fake, p) for p in reversed(list(fake.payment_intents.values()))
+            if p.get("latest_charge") and bool(p.get("livemode")) == ctx["live"]]
+    return fake.paginate(rows, ctx["query"], "/v1/charges")
+
+
+def h_list_disputes(ctx: dict) -> dict:
+    """GET /v1/disputes: newest first."""
+    fake = ctx["fake"]
+    rows = [copy.deepcopy(d) for d in reversed(list(fake.disputes.values()))
+            if bool(d.get("livemode")) == ctx["live"]]
+    return fake.paginate(rows, ctx["query"], "/v1/disputes")
+
+
 def refunded(fake: Any, pi: dict, req: Optional[dict]) -> None:
     """A refund was made: Stripe's ``charge.refunded``, with the charge as it is now."""
     fake.payment_event("charge.refunded", charge_of(fake, pi), req)

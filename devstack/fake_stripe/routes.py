@@ -24,7 +24,7 @@ from flask import Flask, Response, request
 from devstack import fake_stripe_v2
 from devstack.serving import serve_until_signalled
 from devstack.fake_stripe.payments import Handler, h_cancel_payment_intent, h_capture_payment_intent, h_confirm_payment_intent, h_create_payment_intent, h_create_payment_link, h_create_refund, h_get_payment_intent, h_get_payment_link, h_get_refund, h_get_session, h_list_refunds, h_payment_link_line_items, h_session_line_items, h_update_payment_link  # noqa: F401
-from devstack.fake_stripe.charges import h_get_charge, h_get_dispute
+from devstack.fake_stripe.charges import h_get_charge, h_get_dispute, h_list_charges, h_list_disputes
 from devstack.fake_stripe.catalog import h_create_price, h_create_product, h_get_event, h_get_price, h_get_product, h_list_events, h_list_payment_links, h_list_prices, h_list_products, h_list_sessions, h_update_price, h_update_product  # noqa: F401
 
 
@@ -46,7 +46,9 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
     ("POST", re.compile(r"^/v1/refunds$"), h_create_refund),
     ("GET", re.compile(r"^/v1/refunds$"), h_list_refunds),
     ("GET", re.compile(rf"^/v1/refunds/{_ID}$"), h_get_refund),
+    ("GET", re.compile(r"^/v1/charges$"), h_list_charges),
     ("GET", re.compile(rf"^/v1/charges/{_ID}$"), h_get_charge),
+    ("GET", re.compile(r"^/v1/disputes$"), h_list_disputes),
     ("GET", re.compile(rf"^/v1/disputes/{_ID}$"), h_get_dispute),
     ("GET", re.compile(rf"^/v1/products/{_ID}$"), h_get_product),
     ("POST", re.compile(rf"^/v1/products/{_ID}$"), h_update_product),

@@ -57,3 +57,10 @@ def test_a_closed_dispute_is_an_event_and_can_be_read_back(client):
 
 def test_an_unknown_charge_is_stripes_404(client):
     stripe_error(client.get("/v1/charges/ch_nope", headers=AUTH), 404, code="resource_missing")
+
+
+def test_charges_and_disputes_are_listed_for_the_preflight_probe(client):
+    s = paid_session(client)
+    charges = client.get("/v1/charges?limit=1", headers=AUTH).json
+    assert charges["data"][0]["payment_intent"] == s["payment_intent"]
+    assert client.get("/v1/disputes?limit=1", headers=AUTH).json["data"] == []

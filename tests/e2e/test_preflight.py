@@ -40,7 +40,7 @@ def restricted_key(e2e, **overrides: str) -> str:
     key = f"rk_test_{uid()}preflight"
     perms = {"checkout_session": "read", "payment_links": "write", "refund": "write",
              "payment_intent": "write", "product": "write", "price": "write", "event": "read",
-             "event_destination": "read", **overrides}
+             "event_destination": "read", "charge": "read", "dispute": "read", **overrides}
     requests.post(f"{e2e.stripe_url}/_test/restricted_keys",
                   json={"key": key, "permissions": perms}).raise_for_status()
     return key

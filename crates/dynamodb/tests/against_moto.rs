@@ -414,3 +414,103 @@ async fn orders_awaiting_a_delayed_payment_are_listed() {
     );
     assert_eq!(s.awaiting_orders(Some(&i.store_id)).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run scripts/test"]
+async fn an_after_sale_update_is_conditional_on_its_revision_and_the_returns_policy_round_trips() {
+    use stockbridge_app::ports::StoreSettings;
+    use stockbridge_domain::after_sale::{
+        ReturnsPolicy, Reversal, ReversalFacts, decide_after_sale,
+    };
+    let s = store().await;
+    let i = item("prod_r", 3);
+    s.create_item(&i, &entry(&i)).await.unwrap();
+    let f = facts("cs_after", &[("prod_r", 2)]);
+    let products = vec![i.product_id.clone()];
+    let (_, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    s.commit(&decide_checkout(None, &f, &items, Timestamp(5)).write)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        s.returns_policy(&i.store_id).await.unwrap(),
+        ReturnsPolicy::default()
+    );
+    let on = ReturnsPolicy {
+        refunds: true,
+        lost_disputes: false,
+    };
+    s.set_returns_policy(&i.store_id, on).await.unwrap();
+    assert_eq!(s.returns_policy(&i.store_id).await.unwrap(), on);
+
+    let refund = |event: &str, amount, in_full| ReversalFacts {
+        event_id: StripeEventId::parse(event).unwrap(),
+        reversal: Reversal::Refund {
+            amount_refunded: amount,
+            in_full,
+        },
+    };
+    let (order, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    let order = order.unwrap();
+    let partial = decide_after_sale(
+        &order,
+        &refund("evt_p", 100, false),
+        on,
+        &items,
+        Timestamp(6),
+    );
+    let full = decide_after_sale(
+        &order,
+        &refund("evt_f", 2000, true),
+        on,
+        &items,
+        Timestamp(6),
+    );
+    s.commit(&partial.write).await.unwrap();
+    // Decided on the record before the partial refund: refused, nothing returned twice or lost.
+    assert!(matches!(
+        s.commit(&full.write).await,
+        Err(StoreError::Conflict)
+    ));
+    let (order, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    let order = order.unwrap();
+    assert_eq!(order.after_sale.as_ref().unwrap().refunded, 100);
+    let full = decide_after_sale(
+        &order,
+        &refund("evt_f", 2000, true),
+        on,
+        &items,
+        Timestamp(7),
+    );
+    s.commit(&full.write).await.unwrap();
+    let (order, items) = s.load(&f.order_id, &f.store_id, &products).await.unwrap();
+    assert_eq!(items[&i.product_id].available, 3);
+    let after = order.unwrap().after_sale.unwrap();
+    assert_eq!((after.revision, after.returned.is_some()), (2, true));
+    let ledger = s.ledger(&i.store_id, &i.product_id).await.unwrap();
+    assert_eq!(ledger.last().unwrap().cause.kind, CauseKind::Return);
+
+    // An update decided before a refund was recorded never puts it back to none.
+    let g = facts("cs_after_2", &[("prod_r", 1)]);
+    let (_, items) = s.load(&g.order_id, &g.store_id, &products).await.unwrap();
+    s.commit(&decide_checkout(None, &g, &items, Timestamp(8)).write)
+        .await
+        .unwrap();
+    let (order, items) = s.load(&g.order_id, &g.store_id, &products).await.unwrap();
+    let stale = decide_after_sale(
+        &order.unwrap(),
+        &refund("evt_g", 50, false),
+        on,
+        &items,
+        Timestamp(9),
+    );
+    s.record_refund(&g.order_id, &RefundId::parse("re_g").unwrap(), Timestamp(9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.commit(&stale.write).await,
+        Err(StoreError::Conflict)
+    ));
+    let kept = s.load_order(&g.order_id).await.unwrap().unwrap();
+    assert_eq!(kept.refund_id.unwrap().as_str(), "re_g");
+}

@@ -65,6 +65,16 @@ pub const PERMISSIONS: &[Permission] = &[
         access: "Read",
         probe: ("GET", "v1/events?limit=1"),
     },
+    Permission {
+        resource: "Charges",
+        access: "Read",
+        probe: ("GET", "v1/charges?limit=1"),
+    },
+    Permission {
+        resource: "Disputes",
+        access: "Read",
+        probe: ("GET", "v1/disputes?limit=1"),
+    },
 ];
 
 /// What a probe found.

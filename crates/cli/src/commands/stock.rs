@@ -417,8 +417,23 @@ pub async fn history(
             .refund_id
             .as_ref()
             .map_or(String::new(), |r| format!(" refund {r}"));
+        let after = o.after_sale.as_ref().map_or(String::new(), |a| {
+            format!(
+                " merchant refunded {}{}{}{}",
+                a.refunded,
+                if a.refunded_in_full { " (in full)" } else { "" },
+                a.dispute
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(", dispute {d}")),
+                if a.returned.is_some() {
+                    ", units returned"
+                } else {
+                    ""
+                }
+            )
+        });
         println!(
-            "  {} {} ({}){refund}",
+            "  {} {} ({}){refund}{after}",
             o.order_id,
             o.status.as_str(),
             o.payment.as_str()
