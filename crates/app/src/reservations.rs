@@ -339,10 +339,8 @@ impl<Store: InventoryStore + CatalogStore, Publisher: StockPublisher, Stripe: Pa
             };
             match self.store.commit(&decision.write).await {
                 Ok(()) => {
-                    run_effects(
-(&self.store, &self.publisher, &self.payments),
-&*self.events,
-&decision.effects, now)
+                    let ports = (&self.store, &self.publisher, &self.payments);
+                    run_effects(ports, &*self.events, &decision.effects, now)
                         .await
                         .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the hold failed; the next change or the reconciler repeats it"));
                     let Some(OrderWrite::Create(r)) = decision.write.order else {
@@ -475,10 +473,8 @@ impl<Store: InventoryStore + CatalogStore, Publisher: StockPublisher, Stripe: Pa
             };
             match self.store.commit(&decision.write).await {
                 Ok(()) => {
-                    run_effects(
-(&self.store, &self.publisher, &self.payments),
-&*self.events,
-&decision.effects, now)
+                    let ports = (&self.store, &self.publisher, &self.payments);
+                    run_effects(ports, &*self.events, &decision.effects, now)
                         .await
                         .unwrap_or_else(|e| warn!(hold = %hold, error = %e, "a side effect of the release failed; the next change or the reconciler repeats it"));
                     return Ok(());

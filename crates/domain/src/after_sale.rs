@@ -173,10 +173,12 @@ pub fn decide_after_sale(
             after.refunded = after.refunded.max(*amount_refunded);
             after.refunded_in_full |= *in_full;
         }
-        // A dispute closes once; the first close recorded stands.
-        Reversal::DisputeClosed { status } => {
-            after.dispute.get_or_insert_with(|| status.clone());
-        }
+        // A dispute closes once; the first close recorded stands, except that an inquiry
+        // closed without escalating (`warning_closed`) may be followed by a real dispute.
+        Reversal::DisputeClosed { status } => match after.dispute.as_deref() {
+            Some(d) if !d.starts_with("warning") => {}
+            _ => after.dispute = Some(status.clone()),
+        },
     }
     if after == before {
         return unchanged(order, items);
@@ -200,7 +202,22 @@ pub fn decide_after_sale(
             order_id: Some(order.order_id.clone()),
             actor: None,
         };
-        return_stock(order, items, &ledger_cause, now, &mut write, &mut effects);
+        // Lines whose item was recounted (or imported) after the sale: the count already
+        // includes whatever came back. Never returned.
+        let mut returning = order.clone();
+        returning.lines.retain(|l| {
+            items
+                .get(&l.product_id)
+                .is_none_or(|i| i.managed_since <= order.created_at)
+        });
+        return_stock(
+            &returning,
+            items,
+            &ledger_cause,
+            now,
+            &mut write,
+            &mut effects,
+        );
     }
     record.after_sale = Some(after);
     record.updated_at = now;

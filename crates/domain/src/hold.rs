@@ -315,6 +315,8 @@ pub fn decide_hold_canceled(
         order_id: Some(order.order_id.clone()),
         actor: None,
     };
+    // Units a refund already returned (the merchant's returns policy) are not returned again.
+    let taken = taken && !returned_after_sale(order);
     let mut d = settle(order, OrderStatus::Canceled, taken, &cause, items, now);
     if let Some(OrderWrite::Update { record, .. }) = &mut d.write.order {
         record.last_event = event_id.clone();
@@ -337,11 +339,20 @@ pub fn decide_capture_refused(
     Some(settle(
         order,
         OrderStatus::CaptureFailed,
-        true,
+        !returned_after_sale(order),
         &cause,
         items,
         now,
     ))
+}
+
+/// Whether a refund or lost dispute already returned the order's units
+/// ([`crate::after_sale`]): a cancel or refused capture after it returns nothing more.
+fn returned_after_sale(order: &OrderRecord) -> bool {
+    order
+        .after_sale
+        .as_ref()
+        .is_some_and(|a| a.returned.is_some())
 }
 
 /// Stock returned from `order` by stockbridge itself (`actor`), not by a Stripe event.

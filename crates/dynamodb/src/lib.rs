@@ -17,6 +17,7 @@
 //! | a payment link's store | `LINK#{payment_link_id}` | `LINK` |
 //! | a link stockbridge made: its product and unit price | `LINK#{payment_link_id}` | `TERMS` |
 //! | the operator's pause switches | `CONTROL` | `CONTROL` |
+//! | a store's settings (`store returns`) | `STORE#{store_id}` | `SETTINGS` |
 //! | a counter's window (checkout caps, the shared Stripe budget) | `COUNTER#{key}` | `WINDOW#{start ms:020}` |
 //! | operation record (`stock set --op-id`) | `OPERATION#{id}` | `OPERATION` |
 //!

@@ -160,7 +160,9 @@ where
             );
             self.apply_session_without_event(&event).await?
         } else {
-            let Some(lost) = lost.filter(|t| t.starts_with("payment_intent.")) else {
+            let Some(lost) =
+                lost.filter(|t| t.starts_with("payment_intent.") || t.starts_with("charge."))
+            else {
                 return Ok((
                     format!(
                         "left alone: {} is not an event stockbridge handles",

@@ -63,6 +63,21 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
                     .ok_or_else(|| {
                         store_err(crate::ports::StoreError::NotFound(order_ref.to_string()))
                     })?;
+                // A spread product is seen whole but collected only when units go back: a
+                // refund that only records never takes a hot product off its shards.
+                let products: Vec<_> = order.products().cloned().collect();
+                let (_, raw) = self
+                    .store
+                    .load(order_ref, &order.store_id, &products)
+                    .await
+                    .map_err(store_err)?;
+                let view = crate::shards::as_collected(&self.store, &raw)
+                    .await
+                    .map_err(store_err)?;
+                let decision = decide_after_sale(&order, &event.facts, policy, &view, now);
+                if crate::shards::writes_spread(&decision, &raw).is_empty() {
+                    return Ok(Some(decision));
+                }
                 let items = self.items_of(&order).await.map_err(store_err)?;
                 Ok(Some(decide_after_sale(
                     &order,

@@ -96,7 +96,8 @@ pub trait StoreSettings: Send + Sync {
         store: &StoreId,
     ) -> impl Future<Output = Result<ReturnsPolicy, StoreError>> + Send;
 
-    /// Sets a store's returns policy. Orders recorded from then on follow it.
+    /// Sets a store's returns policy. Every refund or dispute recorded from then on follows it
+    /// (refunds recorded before are not returned again).
     fn set_returns_policy(
         &self,
         store: &StoreId,

@@ -8,8 +8,9 @@
 //! about `/v1/events` shape this:
 //! - it is eventually consistent: an event can become visible after a newer one, and several
 //!   share a second. So each run re-lists an overlap before the cursor (default 60 s) and never
-//!   reads the newest [`SETTLE_SECS`]; an event seen twice costs one read of its order record
-//!   and no Stripe call ([`Services::replay_stripe_event`]);
+//!   reads the newest [`SETTLE_SECS`]; an order event seen twice costs one read of its order
+//!   record and no Stripe call ([`Services::replay_stripe_event`]); a refund or dispute seen
+//!   twice costs the reads that find its order (two or three Stripe reads: they are rare);
 //! - it keeps events 30 days: a cursor older than [`STALE_CURSOR_DAYS`] is warned about.
 //!
 //! The first run (no cursor) sets the cursor at its own time, even when Stripe has no event yet,
@@ -305,8 +306,9 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
                 outcome: Outcome::AlreadyApplied(_),
                 ..
             } => report.already_applied += 1,
+            // A refund or dispute of an order from before stockbridge (or past retention): history.
             Handled::Applied {
-                outcome: Outcome::Predates,
+                outcome: Outcome::Predates | Outcome::NoOrder,
                 ..
             } => report.history += 1,
             Handled::Applied { order_id, outcome } => {

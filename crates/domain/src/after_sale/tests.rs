@@ -213,3 +213,60 @@ proptest! {
         prop_assert_eq!(stock[&pid("a")].available, if due { 5 } else { 3 });
     }
 }
+
+#[test]
+fn a_cancel_or_refused_capture_of_a_hold_after_a_return_returns_nothing_more() {
+    let (mut order, stock) = sold(5, 2);
+    order.hold = Some(crate::HoldTerms::default());
+    let d = decide_after_sale(&order, &refund("evt_r", 2000, true), ALL_ON, &stock, NOW);
+    let mut stock2 = stock.clone();
+    assert!(apply(&mut stock2, &d));
+    let order = updated(&d);
+    let canceled = crate::decide_hold_canceled(
+        &order,
+        &StripeEventId::parse("evt_c").unwrap(),
+        &stock2,
+        NOW,
+    );
+    assert!(canceled.write.items.is_empty() && canceled.write.ledger.is_empty());
+    let refused = crate::decide_capture_refused(&order, &stock2, NOW).unwrap();
+    assert!(refused.write.items.is_empty() && refused.write.ledger.is_empty());
+}
+
+#[test]
+fn a_line_recounted_after_the_sale_is_not_returned() {
+    let (order, mut stock) = sold(5, 2);
+    stock.get_mut(&pid("a")).unwrap().managed_since = Timestamp(NOW.0 + 1);
+    let d = decide_after_sale(
+        &order,
+        &refund("evt_r", 2000, true),
+        ALL_ON,
+        &stock,
+        Timestamp(NOW.0 + 2),
+    );
+    assert_eq!(d.outcome, Outcome::Returned(ReturnCause::Refund));
+    assert!(d.write.items.is_empty() && d.write.ledger.is_empty());
+}
+
+#[test]
+fn a_dispute_lost_after_an_inquiry_closed_returns_the_units() {
+    let (order, stock) = sold(5, 2);
+    let inquiry = decide_after_sale(
+        &order,
+        &dispute("evt_w", "warning_closed"),
+        ALL_ON,
+        &stock,
+        NOW,
+    );
+    let order = updated(&inquiry);
+    let lost = decide_after_sale(&order, &dispute("evt_l", "lost"), ALL_ON, &stock, NOW);
+    assert_eq!(lost.outcome, Outcome::Returned(ReturnCause::DisputeLost));
+    let won_then_lost = decide_after_sale(
+        &updated(&lost),
+        &dispute("evt_x", "won"),
+        ALL_ON,
+        &stock,
+        NOW,
+    );
+    assert!(won_then_lost.write.is_empty());
+}
