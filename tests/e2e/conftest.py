@@ -211,3 +211,14 @@ class Catalog:
 @pytest.fixture
 def cat(e2e, ids) -> Catalog:
     return Catalog(e2e, ids["store"], ids["u"])
+
+
+@pytest.fixture
+def paid_links(e2e):
+    """Stripe's payment and charge events go to the inventory Lambda (as EventBridge would) for
+    one test."""
+    e2e.set_event_sink(f"{e2e.lambda_url}/_invoke")
+    try:
+        yield e2e
+    finally:
+        e2e.set_event_sink(None)

@@ -340,6 +340,20 @@ class E2E:
     def catalog_sync_log_tail(self, lines: int = 40) -> str:
         return "catalog-sync log tail:\n" + "\n".join(self.catalog_sync_log().splitlines()[-lines:])
 
+    def merchant_events_queue(self, detail_type: str, name: str) -> tuple[str, str]:
+        """An SQS queue behind a rule on the default bus for stockbridge's `detail_type`
+        events: (queue URL, rule name; remove it with `remove_rule`)."""
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.events.put_rule(Name=name, EventBusName="default", EventPattern=json.dumps(
+            {"source": ["stockbridge"], "detail-type": [detail_type]}))
+        self.events.put_targets(Rule=name, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
+        return url, name
+
+    def remove_rule(self, rule: str) -> None:
+        self.events.remove_targets(Rule=rule, EventBusName="default", Ids=["q"])
+        self.events.delete_rule(Name=rule, EventBusName="default")
+
     # ------------------------------------------------------------------ fake Stripe
     def stripe(self, http_method: str, path: str, body: Optional[dict] = None, **params: Any) -> Any:
         r = self.http.request(http_method, self.stripe_url + path, json=body, params=params or None)

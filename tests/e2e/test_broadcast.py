@@ -220,12 +220,7 @@ def test_a_sharded_product_sells_from_its_shards_and_the_last_units_through_its_
 def low_stock_alerts(h: E2E, u: str) -> tuple[str, list[str]]:
     """An SQS queue behind a rule on the default bus for stockbridge.low_stock: its URL, and the
     rule's name (to remove it)."""
-    url = h.sqs.create_queue(QueueName=f"e2e-low-{u}")["QueueUrl"]
-    arn = h.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rule = f"e2e-low-{u}"
-    h.events.put_rule(Name=rule, EventBusName="default", EventPattern=json.dumps(
-        {"source": ["stockbridge"], "detail-type": ["stockbridge.low_stock"]}))
-    h.events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
+    url, rule = h.merchant_events_queue("stockbridge.low_stock", f"e2e-low-{u}")
     return url, [rule]
 
 
@@ -278,5 +273,4 @@ def test_a_low_stock_alert_goes_out_once_per_crossing_from_the_broadcaster(strea
         assert (shown["low_stock"], shown["low"]) == (5, True), shown
     finally:
         for rule in rules:
-            h.events.remove_targets(Rule=rule, EventBusName="default", Ids=["q"])
-            h.events.delete_rule(Name=rule, EventBusName="default")
+            h.remove_rule(rule)

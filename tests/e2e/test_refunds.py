@@ -17,19 +17,7 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from harness import UNIT_AMOUNT
-
-
-@pytest.fixture
-def paid_links(e2e):
-    """Stripe's payment and charge events go to the inventory Lambda (as EventBridge would)."""
-    e2e.set_event_sink(f"{e2e.lambda_url}/_invoke")
-    try:
-        yield e2e
-    finally:
-        e2e.set_event_sink(None)
 
 
 def _sold(e2e, store: str, product: str, stock: int, u: str) -> tuple[str, str]:
@@ -116,12 +104,7 @@ def test_by_default_a_refund_only_records_and_a_lost_dispute_returns_when_set(pa
 def test_stockbridges_own_refund_is_announced_and_returns_nothing(paid_links, ids):
     e2e, store, u = paid_links, ids["store"], ids["u"]
     product = f"prod_over_{u}"
-    url = e2e.sqs.create_queue(QueueName=f"e2e-refunded-{u}")["QueueUrl"]
-    arn = e2e.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rule = f"e2e-refunded-{u}"
-    e2e.events.put_rule(Name=rule, EventBusName="default", EventPattern=json.dumps(
-        {"source": ["stockbridge"], "detail-type": ["stockbridge.order_refunded"]}))
-    e2e.events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
+    url, rule = e2e.merchant_events_queue("stockbridge.order_refunded", f"e2e-refunded-{u}")
     try:
         e2e.cli("store", "returns", "--store", store, "--refunds", "on")
         e2e.seed(store, [{"product_id": product, "stock": 0}])
@@ -147,5 +130,4 @@ def test_stockbridges_own_refund_is_announced_and_returns_nothing(paid_links, id
             session["id"], "oversold", record["refund_id"])
         assert detail["shortfalls"] == [{"product_id": product, "requested": 1, "available": 0}]
     finally:
-        e2e.events.remove_targets(Rule=rule, EventBusName="default", Ids=["q"])
-        e2e.events.delete_rule(Name=rule, EventBusName="default")
+        e2e.remove_rule(rule)

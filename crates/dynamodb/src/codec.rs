@@ -350,3 +350,12 @@ impl DynamoStore {
 #[cfg(test)]
 #[path = "codec_tests.rs"]
 mod tests;
+
+/// A boolean attribute of a record, `false` when absent or of another type (switches and
+/// settings default to off).
+pub(crate) fn flag(item: Option<&Attrs>, name: &str) -> bool {
+    item.and_then(|a| a.get(name))
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}

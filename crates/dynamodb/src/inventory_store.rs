@@ -17,17 +17,10 @@ impl InventoryStore for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        let flag = |name: &str| {
-            r.item()
-                .and_then(|a| a.get(name))
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false)
-        };
         let c = Controls {
-            repairs_paused: flag("repairs_paused"),
-            links_paused: flag("links_paused"),
-            refunds_paused: flag("refunds_paused"),
+            repairs_paused: flag(r.item(), "repairs_paused"),
+            links_paused: flag(r.item(), "links_paused"),
+            refunds_paused: flag(r.item(), "refunds_paused"),
         };
         *self.controls.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((std::time::Instant::now(), c));

@@ -6,7 +6,7 @@ use stockbridge_domain::StoreId;
 use stockbridge_domain::after_sale::ReturnsPolicy;
 
 use crate::DynamoStore;
-use crate::codec::{key, s};
+use crate::codec::{flag, key, s};
 use crate::sdk_error;
 
 fn settings_key(store: &StoreId) -> std::collections::HashMap<String, AttributeValue> {
@@ -24,16 +24,9 @@ impl StoreSettings for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        let flag = |name: &str| {
-            r.item()
-                .and_then(|a| a.get(name))
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false)
-        };
         Ok(ReturnsPolicy {
-            refunds: flag("return_refunds"),
-            lost_disputes: flag("return_lost_disputes"),
+            refunds: flag(r.item(), "return_refunds"),
+            lost_disputes: flag(r.item(), "return_lost_disputes"),
         })
     }
 
