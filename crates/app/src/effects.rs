@@ -318,38 +318,51 @@ async fn refund<S: InventoryStore, Y: Payments>(
     now: Timestamp,
 ) -> Result<(), EffectError> {
     let order_id = &req.order_id;
-    let refund_id = match payments.refund(req).await {
-        Ok(id) => id,
+    let (refund_id, ours) = match payments.refund(req).await {
+        Ok(id) => (id, true),
         Err(PaymentsError::AlreadyRefunded) => {
             warn!(order_id = %order_id, payment_intent = %req.payment_intent, "payment was already refunded outside stockbridge");
-            // A valid id by construction. Whoever refunded it tells the buyer: no event.
+            // A valid id by construction.
             let id = RefundId::parse(REFUNDED_OUTSIDE).map_err(|e| StoreError::Corrupt {
                 key: order_id.to_string(),
                 reason: e.to_string(),
             })?;
-            store.record_refund(order_id, &id, now).await?;
-            return Ok(());
+            (id, false)
         }
         Err(e) => return Err(e.into()),
     };
-    info!(order_id = %order_id, payment_intent = %req.payment_intent, refund_id = %refund_id, "oversold order refunded");
-    // Published before the refund is recorded: a crash in between refunds again (the same
+    // Whoever refunded it first tells the buyer: an event only for stockbridge's own refund,
+    // published before the refund is recorded: a crash in between refunds again (the same
     // refund: its idempotency key) and publishes again. At least once; the order id is the
     // consumer's key to drop a repeat.
-    if let Some(notice) = store
-        .load_order(order_id)
-        .await?
-        .and_then(|o| o.refund_notice(&refund_id))
-    {
-        let detail = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt {
-            key: order_id.to_string(),
-            reason: e.to_string(),
-        })?;
-        events
-            .publish_boxed(ORDER_REFUNDED, &detail)
-            .await
-            .map_err(EffectError::Event)?;
+    if ours {
+        info!(order_id = %order_id, payment_intent = %req.payment_intent, refund_id = %refund_id, "oversold order refunded");
+        announce(store, events, order_id, &refund_id).await?;
     }
     store.record_refund(order_id, &refund_id, now).await?;
     Ok(())
+}
+
+/// Publishes `stockbridge.order_refunded` for the order's refund.
+async fn announce<S: InventoryStore>(
+    store: &S,
+    events: &dyn DynMerchantEvents,
+    order_id: &stockbridge_domain::OrderId,
+    refund_id: &RefundId,
+) -> Result<(), EffectError> {
+    let Some(notice) = store
+        .load_order(order_id)
+        .await?
+        .and_then(|o| o.refund_notice(refund_id))
+    else {
+        return Ok(());
+    };
+    let detail = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt {
+        key: order_id.to_string(),
+        reason: e.to_string(),
+    })?;
+    events
+        .publish_boxed(ORDER_REFUNDED, &detail)
+        .await
+        .map_err(EffectError::Event)
 }

@@ -29,8 +29,6 @@ pub struct AfterSaleEvent {
     pub charge: ChargeId,
     /// When the charge was paid (Unix seconds), when the object is the charge.
     pub paid: Option<i64>,
-    /// The event's `created` (Unix seconds).
-    pub created: i64,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +55,6 @@ struct DisputeObject {
 pub(super) fn decode_after_sale(
     event_id: String,
     event_type: &str,
-    created: i64,
     data: &Value,
     at: &str,
 ) -> Result<Decoded, DecodeError> {
@@ -81,7 +78,6 @@ pub(super) fn decode_after_sale(
             payment_intent: pi(c.payment_intent, "payment_intent")?,
             charge: id(&format!("{field}.id"), c.id, ChargeId::parse)?,
             paid: c.created,
-            created,
         }
     } else {
         let d: DisputeObject = decode_at(&field, object)?;
@@ -93,7 +89,6 @@ pub(super) fn decode_after_sale(
             payment_intent: pi(d.payment_intent, "payment_intent")?,
             charge: id(&format!("{field}.charge"), d.charge.id(), ChargeId::parse)?,
             paid: None,
-            created,
         }
     };
     Ok(Decoded::AfterSale(event))

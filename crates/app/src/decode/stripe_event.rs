@@ -369,7 +369,7 @@ pub fn decode_event(event: &Value, at: &str, filter: &EventFilter) -> Result<Dec
         return decode_intent(head, kind, at);
     }
     if [CHARGE_REFUNDED, DISPUTE_CLOSED].contains(&head.event_type.as_str()) {
-        return decode_after_sale(head.id, &head.event_type, head.created, &head.data, at);
+        return decode_after_sale(head.id, &head.event_type, &head.data, at);
     }
     let kind = match head.event_type.as_str() {
         CHECKOUT_COMPLETED => CheckoutKind::Completed,

@@ -53,24 +53,21 @@ impl<Store: InventoryStore, Publisher: StockPublisher, Stripe: Payments, Time: C
             .await
             .map_err(store_err)?;
         let order_ref = &order_id;
+        // An order's store and lines never change once recorded: only its state is read again.
+        let store_id = &first.store_id;
+        let products: &Vec<_> = &first.products().cloned().collect();
         let decision = self
             .decide_and_commit(&order_id, |now| async move {
-                let order = self
+                let (order, raw) = self
                     .store
-                    .load_order(order_ref)
-                    .await
-                    .map_err(store_err)?
-                    .ok_or_else(|| {
-                        store_err(crate::ports::StoreError::NotFound(order_ref.to_string()))
-                    })?;
-                // A spread product is seen whole but collected only when units go back: a
-                // refund that only records never takes a hot product off its shards.
-                let products: Vec<_> = order.products().cloned().collect();
-                let (_, raw) = self
-                    .store
-                    .load(order_ref, &order.store_id, &products)
+                    .load(order_ref, store_id, products)
                     .await
                     .map_err(store_err)?;
+                let order = order.ok_or_else(|| {
+                    store_err(crate::ports::StoreError::NotFound(order_ref.to_string()))
+                })?;
+                // A spread product is seen whole but collected only when units go back: a
+                // refund that only records never takes a hot product off its shards.
                 let view = crate::shards::as_collected(&self.store, &raw)
                     .await
                     .map_err(store_err)?;

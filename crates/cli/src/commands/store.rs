@@ -21,22 +21,22 @@ pub enum OnOff {
 
 /// One line saying what the policy does.
 pub fn describe(store: &str, p: &ReturnsPolicy) -> String {
-    let word = |on: bool| if on { "returns" } else { "keeps" };
-    format!(
-        "store {store}: a refund in full {} the order's units to stock; a lost dispute {} them{}",
-        word(p.refunds),
-        word(p.lost_disputes),
-        if p.refunds || p.lost_disputes {
-            ""
-        } else {
-            " (the default)"
-        }
-    )
-    .replace(
-        "keeps the order's units to stock",
-        "leaves the stock as it is",
-    )
-    .replace("keeps them", "leaves it")
+    let refunds = if p.refunds {
+        "returns the order's units to stock"
+    } else {
+        "leaves the stock as it is"
+    };
+    let disputes = if p.lost_disputes {
+        "returns them"
+    } else {
+        "leaves it"
+    };
+    let default = if p.refunds || p.lost_disputes {
+        ""
+    } else {
+        " (the default)"
+    };
+    format!("store {store}: a refund in full {refunds}; a lost dispute {disputes}{default}")
 }
 
 /// Shows, or changes then shows, a store's returns policy.
