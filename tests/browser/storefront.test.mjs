@@ -1,7 +1,8 @@
 // Real-browser end-to-end test of the storefront (web/dist) against the local shop
 // (python -m devstack.shop): two storefront tabs follow live stock over MQTT while a third tab
 // pays on the fake Stripe's hosted payment page; the last unit sells the product out and its
-// payment link goes dead. See README.md beside this file.
+// payment link goes dead; the sold-out card's "Notify me" form (POST {checkoutUrl}/waitlist on the
+// real checkout function) is used with the keyboard only. See README.md beside this file.
 //
 // The shop, the browser and the storefront helpers are in shop.mjs (shared with checkout.test.mjs).
 //
@@ -26,6 +27,7 @@ import {
   installEmergencyStop,
   launchBrowser,
   sel,
+  waitUntil,
 } from './shop.mjs';
 
 const DOCS_SCREENSHOT = path.join(ROOT, 'docs', 'storefront.png');
@@ -33,6 +35,8 @@ const FAILURE_SCREENSHOT = path.join(ARTIFACTS, 'storefront-failure.png');
 const FAILURE_LOGS = path.join(ARTIFACTS, 'browser-test-logs');
 
 const PAYMENT_TIMEOUT_MS = 60_000; // POST /pay waits for the Lambda invocation
+const WAITLIST_TIMEOUT_MS = 30_000; // POST /waitlist: a Lambda invocation (a cold start included)
+const NOTIFY_LABEL = 'E-mail me when it is back';
 
 // ------------------------------------------------------------------------------------ page helpers
 
@@ -52,6 +56,40 @@ async function buy(page, href, what) {
   return outcome.first().getAttribute('data-order-id');
 }
 
+/** Presses Tab (at most `max` times) until the focused element matches `selector`; returns the path. */
+async function tabUntil(page, selector, max = 80) {
+  const path = [];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const [hit, what] = await page.evaluate((s) => {
+      const el = document.activeElement;
+      const what = el ? `${el.tagName.toLowerCase()}${el.dataset?.testid ? `[${el.dataset.testid}]` : ''}` : 'none';
+      return [Boolean(el?.matches(s)), what];
+    }, selector);
+    path.push(what);
+    if (hit) return { reached: true, path };
+  }
+  return { reached: false, path };
+}
+
+/** The notify form of a card, for failure messages. */
+async function notifyState(page, pid) {
+  return page.evaluate((s) => {
+    const form = document.querySelector(`${s} [data-testid="notify-form"]`);
+    if (!form) return 'no notify form';
+    const input = form.querySelector('[data-testid="notify-email"]');
+    return JSON.stringify({
+      state: form.dataset.state,
+      value: input?.value,
+      ariaInvalid: input?.getAttribute('aria-invalid'),
+      describedBy: input?.getAttribute('aria-describedby'),
+      status: form.querySelector('[data-testid="notify-status"]')?.textContent,
+      button: form.querySelector('[data-testid="notify-submit"]')?.disabled ? 'disabled' : 'enabled',
+      focused: document.activeElement?.dataset?.testid ?? document.activeElement?.tagName,
+    });
+  }, sel.card(pid));
+}
+
 // ------------------------------------------------------------------------------------ the test
 
 describe('storefront in a real browser', { timeout: 300_000 }, () => {
@@ -69,6 +107,7 @@ describe('storefront in a real browser', { timeout: 300_000 }, () => {
   // State carried between steps.
   let products; // product id -> count at the start (both tabs agree)
   let first; // {pid, n, href}: the product bought once
+  let soldOut; // {pid, href}: the product sold out
 
   function step(name, fn) {
     it(name, async (t) => {
@@ -96,7 +135,10 @@ describe('storefront in a real browser', { timeout: 300_000 }, () => {
     rmSync(FAILURE_LOGS, { recursive: true, force: true }); // from an earlier failed run
     rmSync(FAILURE_SCREENSHOT, { force: true });
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/setup --browser (or set CHROMIUM)`);
-    ready = await shop.start();
+    // The checkout function serves POST /waitlist; with it the shop's config has checkoutUrl.
+    ready = await shop.start([
+      [path.join(ROOT, 'target', 'debug', 'checkout'), 'the checkout binary', 'cargo build --workspace'],
+    ]);
     ({ context, userDataDir } = await launchBrowser());
   }, { timeout: SHOP_START_TIMEOUT_MS + 90_000 });
 
@@ -183,6 +225,7 @@ describe('storefront in a real browser', { timeout: 300_000 }, () => {
     assert.ok(n >= 1, `the product to sell out should be in stock: ${pid} has ${n}`);
     const href = await tabs[0].locator(`${sel.card(pid)} [data-testid="buy-link"]`).getAttribute('href');
     assert.ok(href, `the buy link of ${pid} should have an href while it is in stock`);
+    soldOut = { pid, href };
 
     for (let left = n; left > 0; left--) {
       await buy(payPage, href, `${ready.products[pid].name} (${pid}), ${left} left`);
@@ -215,6 +258,90 @@ describe('storefront in a real browser', { timeout: 300_000 }, () => {
     await assert.doesNotReject(payPage.locator('[data-testid="link-inactive"]').waitFor({ state: 'visible', timeout: 5000 }),
       'the payment link should show the inactive page ([data-testid="link-inactive"])');
     assert.equal(await payPage.locator('[data-testid="pay-button"]').count(), 0, 'an inactive link offers no Pay button');
+  });
+
+  step('the sold-out card offers "Notify me": reached, filled in and sent with the keyboard only', async () => {
+    const { pid } = soldOut;
+    const name = ready.products[pid].name;
+    const config = await (await fetch(new URL('config.json', ready.url), { cache: 'no-store' })).json();
+    assert.ok(config.checkoutUrl, `config.json should have checkoutUrl (is target/debug/checkout built?): ${JSON.stringify(config)}`);
+    for (const [i, page] of tabs.entries()) {
+      assert.equal(await page.locator(`${sel.card(pid)} [data-testid="notify-form"]`).count(), 1,
+        `tab ${i + 1}: the sold-out card ${pid} should have one notify form: ${await cardState(page, pid)}`);
+      assert.equal(await page.locator(`${sel.card(first.pid)} [data-testid="notify-form"]`).count(), 0,
+        `tab ${i + 1}: ${first.pid} is in stock and should have no notify form`);
+    }
+
+    const page = tabs[0];
+    await page.bringToFront();
+    const card = page.locator(sel.card(pid));
+    const input = card.locator('[data-testid="notify-email"]');
+    const status = card.locator('[data-testid="notify-status"]');
+    // The accessible names: the label is tied to the input, the product's name tells cards apart.
+    assert.equal(await card.getByLabel(NOTIFY_LABEL).getAttribute('data-testid'), 'notify-email',
+      `the e-mail input should be labelled "${NOTIFY_LABEL}"`);
+    const tree = await card.locator('[data-testid="notify-form"]').ariaSnapshot();
+    assert.ok(tree.includes(`textbox "${NOTIFY_LABEL} (${name})"`), `accessibility tree of the form:\n${tree}`);
+    assert.ok(tree.includes(`button "Notify me about ${name}"`), `accessibility tree of the form:\n${tree}`);
+    assert.equal(await status.getAttribute('role'), 'status', 'the notify status should be role=status');
+    assert.equal(await status.getAttribute('aria-live'), 'polite', 'the notify status should be aria-live=polite');
+    const isWaitlistPost = (r) => r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/waitlist');
+    const posts = [];
+    const failed = [];
+    page.on('request', (r) => { if (isWaitlistPost(r)) posts.push(r); });
+    page.on('requestfailed', (r) => { if (isWaitlistPost(r)) failed.push(`${r.url()}: ${r.failure()?.errorText}`); });
+
+    // Keyboard only, from the top of the page.
+    await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+    const tabbed = await tabUntil(page, `${sel.card(pid)} [data-testid="notify-email"]`);
+    assert.ok(tabbed.reached, `Tab should reach the notify e-mail input of ${pid}; focus went ${tabbed.path.join(' → ')}`);
+
+    // An address the input itself finds invalid: the page's own check (the form is novalidate),
+    // nothing is sent.
+    await page.keyboard.type('not-an-address');
+    await page.keyboard.press('Enter');
+    await card.locator('[data-testid="notify-form"][data-state="error"]').waitFor({ timeout: 5000 }).catch(async () => {
+      assert.fail(`Enter on an invalid address should show an error: ${await notifyState(page, pid)}`);
+    });
+    const invalid = await input.evaluate((e) => ({
+      valid: e.validity.valid, ariaInvalid: e.getAttribute('aria-invalid'), describedBy: e.getAttribute('aria-describedby'),
+      focused: document.activeElement === e, value: e.value,
+    }));
+    const statusId = await status.getAttribute('id');
+    assert.deepEqual(invalid, { valid: false, ariaInvalid: 'true', describedBy: statusId, focused: true, value: 'not-an-address' },
+      `an invalid address: input marked, described by the status, focused, kept: ${await notifyState(page, pid)}`);
+    assert.match(await status.textContent(), /valid e-mail address/i, 'the status should say what is wrong');
+    assert.equal(posts.length, 0, 'an invalid address must not be sent');
+
+    // A valid address, Enter: the real checkout function answers 202 (double opt-in).
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.type('buyer@example.com');
+    const answered = page.waitForResponse((r) => isWaitlistPost(r.request()), { timeout: WAITLIST_TIMEOUT_MS }).catch(() => null);
+    await page.keyboard.press('Enter');
+    // The request is sent after the form left its earlier "error" state: then wait for the answer.
+    assert.ok(await waitUntil(() => posts.length > 0, 5000), `Enter should send the address: ${await notifyState(page, pid)}`);
+    const form = card.locator('[data-testid="notify-form"]');
+    await form.and(page.locator('[data-state="requested"], [data-state="error"]')).waitFor({ timeout: WAITLIST_TIMEOUT_MS })
+      .catch(async () => assert.fail(`the form should show an answer within ${WAITLIST_TIMEOUT_MS / 1000} s: ${await notifyState(page, pid)}`));
+    const res = await Promise.race([answered, new Promise((r) => setTimeout(r, 2000, null))]);
+    assert.ok(res, `POST {checkoutUrl}/waitlist got no HTTP answer (failed: ${failed.join('; ') || 'none'}; a refused CORS ` +
+      `preflight? the checkout function must answer OPTIONS and POST /waitlist): ${await notifyState(page, pid)}`);
+    assert.equal(res.status(), 202,
+      `POST ${res.url()} should answer 202 (does the checkout function serve /waitlist?): ${await res.text().catch(() => '?')}`);
+    assert.deepEqual(JSON.parse(res.request().postData() ?? 'null'),
+      { store_id: ready.store, product_id: pid, email: 'buyer@example.com' }, 'the waitlist request body');
+    assert.equal(res.request().headers()['content-type'], 'application/json', 'the waitlist request is JSON');
+    assert.equal(await form.getAttribute('data-state'), 'requested', `after 202: ${await notifyState(page, pid)}`);
+    assert.match(await status.textContent(), /check your inbox/i, 'the status should say to check the inbox');
+    assert.equal(await input.getAttribute('aria-invalid'), null, 'the input is no longer marked invalid');
+    assert.equal(await input.inputValue(), 'buyer@example.com', 'the typed address is kept');
+    assert.equal(await input.evaluate((e) => document.activeElement === e), true, 'focus stays on the input');
+    assert.equal(posts.length, 1, 'one request for one submit');
+
+    // The other tab has its own, untouched form; neither tab navigated.
+    const other = await notifyState(tabs[1], pid);
+    assert.match(other, /"state":"idle".*"value":""/, `tab 2's form should be untouched: ${other}`);
+    assert.deepEqual(navigations, [], 'the storefront tabs should not navigate');
   });
 
   step('screenshots', async () => {

@@ -59,6 +59,7 @@ async function boot(): Promise<void> {
       checkoutHref: checkout.checkoutUrl
         ? (productId) => checkoutPageHref(window.location.href, storeId, productId)
         : undefined,
+      waitlist: checkout.checkoutUrl ? { checkoutUrl: checkout.checkoutUrl, storeId } : undefined,
     });
     const catalog = parseCatalog(await fetchJson(config.catalog_url), config.catalog_url);
     for (const why of catalog.skipped) console.warn(`[stockbridge] catalog: ${why}`);

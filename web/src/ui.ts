@@ -7,12 +7,15 @@
  * - `[data-testid="stock-freshness"]`: "Live" or "Last known"
  * - `[data-testid="buy-link"]`: `href` when buyable; no `href` and `aria-disabled="true"` otherwise
  * - `[data-testid="qr"]`: the QR code (`hidden` when not buyable)
+ * - `[data-testid="notify-form"]`: the back-in-stock form, only while sold out and only with a
+ *   checkout API (see `waitlist.ts` for its hooks)
  * - `[data-testid="connection"]`: role=status, `data-state` = the connection state
  * - `[data-testid="announcer"]`: the one page-level live region for stock changes (see `Announcer`)
  * - `<body data-ready="true">` once the catalog is rendered
  */
 import type { Catalog, CatalogProduct } from './config';
 import { formatMoney, productStock, type ConnectionState, type StoreState } from './stock';
+import { WaitlistForm, type WaitlistOptions } from './waitlist';
 
 export type QrRenderer = (url: string) => Promise<string>;
 
@@ -170,6 +173,9 @@ interface Card {
   qr: HTMLElement;
   link: HTMLAnchorElement;
   note: HTMLElement;
+  buy: HTMLElement;
+  /** The "Notify me" form, while sold out (with a checkout API). */
+  waitlist: WaitlistForm | null;
   /** "Buy with reserved stock" (the checkout page), when the shop has a checkout API. */
   reserve: HTMLAnchorElement | null;
   reserveHref: string | null;
@@ -191,6 +197,8 @@ export interface UiOptions {
    * cards have no "Buy with reserved stock" link.
    */
   checkoutHref?: (productId: string) => string | null;
+  /** The checkout API (config `checkoutUrl` set): sold-out cards get a "Notify me" form. */
+  waitlist?: WaitlistOptions;
 }
 
 export class StorefrontUi {
@@ -362,7 +370,10 @@ export class StorefrontUi {
 
     article.append(figure, body);
     root.append(article);
-    return { product: p, root, count, unit, stockLine, freshness, qr, link, note, reserve, reserveHref, qrFor: null, shown: '', tracked: false };
+    return {
+      product: p, root, count, unit, stockLine, freshness, qr, link, note, buy, waitlist: null,
+      reserve, reserveHref, qrFor: null, shown: '', tracked: false,
+    };
   }
 
   private updateCard(card: Card, state: StoreState): void {
@@ -458,6 +469,24 @@ export class StorefrontUi {
       // Sold out is said by the badge; otherwise say why there is nothing to buy.
       card.note.textContent = s.sold_out ? '' : 'Not available to buy right now';
       card.note.hidden = s.sold_out;
+    }
+    this.syncWaitlist(card, s.sold_out);
+  }
+
+  /**
+   * The "Notify me" form exists exactly while the product is sold out. It is created once and
+   * kept until the product is back (never rebuilt by other updates), so typing survives them.
+   */
+  private syncWaitlist(card: Card, soldOut: boolean): void {
+    if (soldOut && !card.waitlist && this.opts.waitlist) {
+      card.waitlist = new WaitlistForm(this.doc, card.product, domId('notify', card.product.product_id), this.opts.waitlist);
+      card.buy.append(card.waitlist.root);
+    } else if (!soldOut && card.waitlist) {
+      const hadFocus = card.waitlist.root.contains(this.doc.activeElement);
+      card.waitlist.destroy();
+      card.waitlist = null;
+      // Focus was in the form: move it to what replaces it, not to <body>.
+      if (hadFocus) [card.link, card.reserve].find((a) => a?.hasAttribute('href'))?.focus();
     }
   }
 }

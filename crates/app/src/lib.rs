@@ -75,6 +75,7 @@ pub mod reservations;
 pub mod shards;
 pub mod stock_admin;
 pub mod storefront;
+pub mod waitlist;
 
 #[cfg(feature = "memory")]
 pub mod memory;

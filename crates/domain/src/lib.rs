@@ -34,6 +34,7 @@ pub mod order;
 pub mod quantity;
 pub mod shard;
 pub mod take;
+pub mod waitlist;
 
 pub use catalog::*;
 pub use decide::*;

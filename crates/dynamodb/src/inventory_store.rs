@@ -164,6 +164,18 @@ impl InventoryStore for DynamoStore {
                     .build(),
             );
         }
+        if let Some(r) = &write.restock {
+            // Announced to the waitlist by the broadcaster, which the record's stream event
+            // wakes (`waitlist.rs`).
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(crate::waitlist::restock_attrs(r)));
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+            );
+        }
         if actions.is_empty() {
             return Ok(());
         }

@@ -20,6 +20,10 @@
 //! | a store's settings (`store returns`) | `STORE#{store_id}` | `SETTINGS` |
 //! | a counter's window (checkout caps, the shared Stripe budget) | `COUNTER#{key}` | `WINDOW#{start ms:020}` |
 //! | operation record (`stock set --op-id`) | `OPERATION#{id}` | `OPERATION` |
+//! | an address on a product's waitlist (`waitlist.rs`) | `WAITLIST#{store_id}#{product_id}` | `EMAIL#{email key}` |
+//! | the last restock announced to it | `WAITLIST#{store_id}#{product_id}` | `ANNOUNCED` |
+//! | an address's waitlists (for erasure) | `WAITER#{email key}` | `{store_id}#{product_id}` |
+//! | a merchant's restock to announce | `RESTOCK#{store_id}#{product_id}#{version}` | `RESTOCK` |
 //!
 //! Index `pending-holds`: partition `status`, sort `hold_expires_at` (checkout holds only);
 //! TTL on `expires_at` (`housekeeping.rs`).
@@ -59,6 +63,7 @@ mod records;
 mod settings;
 mod shards;
 mod takes;
+mod waitlist;
 
 use codec::*;
 pub use housekeeping::{MIN_RETENTION_DAYS, PENDING_HOLDS_INDEX, Retention, RetentionTooShort};

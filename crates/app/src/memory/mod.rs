@@ -32,6 +32,7 @@ mod publisher;
 mod reconcile;
 mod shards;
 mod store;
+mod waitlist;
 
 pub use alerts::*;
 pub use catalog::*;
@@ -43,6 +44,7 @@ pub use publisher::*;
 pub use reconcile::*;
 pub use shards::MemoryShard;
 pub use store::*;
+pub use waitlist::MemoryWaitlist;
 
 /// A stock item for tests: `available` units, no links, version 1, managed since the epoch.
 pub fn test_item(store: &StoreId, product: &ProductId, name: &str, available: u64) -> CatalogItem {

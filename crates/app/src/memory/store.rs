@@ -24,6 +24,8 @@ pub struct MemoryState {
     /// Takes' marks on shards (the shard, the mark), until their orders are recorded or their
     /// product is collected (then they are in `takes`).
     pub shard_takes: BTreeMap<(StoreId, ProductId, OrderId), (u16, TakeMark)>,
+    /// Merchants' restocks not yet announced to the waitlist, by (store, product, version).
+    pub restocks: BTreeMap<(StoreId, ProductId, u64), stockbridge_domain::Restock>,
 }
 
 /// What an in-memory store holds, behind its handle ([`MemoryStore`]).
@@ -53,6 +55,8 @@ pub struct MemoryStoreParts {
     pub(super) catalog: Mutex<MemoryCatalog>,
     /// The replay cursor (as a [`crate::ports::CursorStore`]).
     pub cursor: MemoryCursor,
+    /// The waitlist's entries and announced restocks (as a [`crate::ports::Waitlist`]).
+    pub waitlist: Mutex<super::MemoryWaitlist>,
 }
 
 /// An in-memory [`InventoryStore`]: a cheap-`Clone` handle (clones share one state, like `mini-redis`'s `Db`), so a test
@@ -165,6 +169,10 @@ impl MemoryStore {
         s.ledger.extend(write.ledger.iter().cloned());
         if let Some(op) = &write.operation {
             s.operations.insert(op.id.clone(), op.what.clone());
+        }
+        if let Some(r) = &write.restock {
+            let key = (r.store_id.clone(), r.product_id.clone(), r.version);
+            s.restocks.insert(key, r.clone());
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -27,6 +27,7 @@ mod publish;
 mod reconcile;
 mod shards;
 mod store;
+mod waitlist;
 
 pub use alerts::*;
 pub use catalog::*;
@@ -41,3 +42,4 @@ pub use publish::*;
 pub use reconcile::*;
 pub use shards::*;
 pub use store::*;
+pub use waitlist::*;

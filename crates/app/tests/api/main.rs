@@ -27,3 +27,4 @@ mod parking;
 mod recovery;
 mod shards;
 mod takes;
+mod waitlist;

@@ -107,6 +107,17 @@ pub fn decide_stock_change(
     if matches!(change, StockChange::Recount(_)) {
         m.update.managed_since = now;
     }
+    // Sold out (nothing to sell: what buyers saw) and now for sale again by the merchant's
+    // hand: the waitlist hears of it. Recorded in the same write, so it is never lost.
+    if item.available == 0 && available > 0 {
+        write.restock = Some(Restock {
+            store_id: item.store_id.clone(),
+            product_id: item.product_id.clone(),
+            version: m.update.version,
+            available,
+            at: now,
+        });
+    }
     add_movement(&mut write, &mut effects, m);
     // The links' limits follow the merchant's count (a restock's switch-on sets its own).
     effects

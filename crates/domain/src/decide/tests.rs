@@ -390,6 +390,31 @@ fn a_restock_from_zero_switches_back_on_only_the_links_stockbridge_switched_off(
 }
 
 #[test]
+fn only_a_merchant_change_from_nothing_to_sell_is_a_restock_for_the_waitlist() {
+    // From 0 by a set or an adjustment: recorded with the write, at the version it writes.
+    let d = decide_stock_change(&item("a", 0, 5), StockChange::Set(10), "cli", NOW).unwrap();
+    let r = d.write.restock.expect("a restock");
+    assert_eq!((r.version, r.available, r.at), (6, 10, NOW));
+    let d = decide_stock_change(&item("a", 0, 5), StockChange::Adjust(2), "cli", NOW).unwrap();
+    assert_eq!(d.write.restock.map(|r| r.available), Some(2));
+    // Held units do not count: on hand 3, all held, is sold out to a buyer.
+    let mut held = item("a", 0, 5);
+    held.held = 3;
+    let d = decide_stock_change(&held, StockChange::Set(5), "cli", NOW).unwrap();
+    assert_eq!(d.write.restock.map(|r| r.available), Some(2));
+    // Not from 0, to 0, or a count of nothing: no restock.
+    for (level, change) in [
+        (3, StockChange::Set(10)),
+        (3, StockChange::Adjust(-3)),
+        (0, StockChange::Set(0)),
+        (0, StockChange::Adjust(0)),
+    ] {
+        let d = decide_stock_change(&item("a", level, 5), change, "cli", NOW).unwrap();
+        assert!(d.write.restock.is_none(), "{level} {change:?}");
+    }
+}
+
+#[test]
 fn an_adjustment_below_zero_is_refused() {
     let e = decide_stock_change(&item("a", 3, 0), StockChange::Adjust(-4), "cli", NOW).unwrap_err();
     assert!(matches!(

@@ -150,6 +150,26 @@ pub struct WriteSet {
     /// An operator's operation: recorded with the write, which is refused if its id was
     /// recorded before (a rerun after an unclear error never applies the change twice).
     pub operation: Option<Operation>,
+    /// The merchant's restock of a sold-out item, recorded with the stock it brought so the
+    /// back-in-stock announcement is never lost ([`crate::waitlist`]).
+    pub restock: Option<Restock>,
+}
+
+/// A merchant's restock of a sold-out item: its available level rose from 0 by a `stock set`,
+/// `stock adjust` or a catalog import that sets stock (never by a hold lapsing, a payment
+/// failing or a refund's return: see [`crate::waitlist`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restock {
+    /// The store.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// The item's version the restock wrote (one restock per version).
+    pub version: u64,
+    /// Units available after it.
+    pub available: u64,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// An operator's operation as recorded: its id, and what it was (so a rerun of the same id
