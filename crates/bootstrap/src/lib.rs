@@ -11,11 +11,13 @@ use std::time::Duration;
 mod config;
 mod failure;
 mod settings;
+mod waitlist;
 mod wiring;
 
 pub use config::*;
 pub use failure::Failure;
 pub use settings::*;
+pub use waitlist::*;
 pub use wiring::*;
 
 use secrecy::{ExposeSecret, SecretString};

@@ -70,7 +70,10 @@ pub(crate) async fn stripe_key(
 }
 
 /// A Secrets Manager secret's string value.
-async fn secret_text(arn: &str, aws: &aws_config::SdkConfig) -> Result<String, ConfigError> {
+pub(crate) async fn secret_text(
+    arn: &str,
+    aws: &aws_config::SdkConfig,
+) -> Result<String, ConfigError> {
     let secret_err = |message: String| ConfigError::Secret {
         arn: arn.to_owned(),
         message,

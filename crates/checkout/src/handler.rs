@@ -6,10 +6,13 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use stockbridge_app::orders::Services;
-use stockbridge_app::ports::{CatalogStore, Clock, InventoryStore, Payments, StockPublisher};
+use stockbridge_app::ports::{
+    CatalogStore, Clock, Counters, InventoryStore, Payments, StockPublisher, Waitlist,
+};
 use stockbridge_bootstrap::CheckoutSettings;
 
 use crate::http::{accept, answer};
+use crate::waitlist::{WaitlistEdge, is_waitlist, serve};
 
 /// One request.
 ///
@@ -18,14 +21,29 @@ use crate::http::{accept, answer};
 pub async fn handle<S, P, Y, C>(
     inventory: &Services<S, P, Y, C>,
     settings: &CheckoutSettings,
+    waitlist: Option<WaitlistEdge<'_>>,
     event: LambdaEvent<LambdaFunctionUrlRequest>,
 ) -> Result<LambdaFunctionUrlResponse, Diagnostic>
 where
-    S: InventoryStore + CatalogStore,
+    S: InventoryStore + CatalogStore + Waitlist + Counters,
     P: StockPublisher,
     Y: Payments,
     C: Clock,
 {
+    let path = event.payload.raw_path.as_deref().unwrap_or_default();
+    if is_waitlist(path.trim_end_matches('/')) {
+        let now = inventory.clock().now();
+        let request_id = &event.context.request_id;
+        return Ok(serve(
+            inventory.store(),
+            waitlist,
+            settings,
+            &event.payload,
+            request_id,
+            now,
+        )
+        .await);
+    }
     let accepted = match accept(&event.payload, settings) {
         Ok(a) => a,
         Err(early) => return Ok(*early),
@@ -34,7 +52,14 @@ where
     let outcome = inventory
         .reserve(&accepted.request, &accepted.key, &settings.limits, time)
         .await;
-    Ok(answer(outcome, &accepted.cors, &event.context.request_id))
+    // A 409 offers the waitlist for what is sold out, when the shop has one.
+    let offer = waitlist.map(|_| &accepted.request.store_id);
+    Ok(answer(
+        outcome,
+        &accepted.cors,
+        &event.context.request_id,
+        offer,
+    ))
 }
 
 /// How long the hold may retry conflicts: what is left of the invocation, less time for the

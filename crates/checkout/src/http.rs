@@ -15,6 +15,7 @@ use stockbridge_app::reservations::{
     shortfall_body,
 };
 use stockbridge_bootstrap::CheckoutSettings;
+use stockbridge_domain::StoreId;
 
 /// A JSON answer with the CORS headers, never cached.
 pub fn response(status: i64, body: &Value, cors: &HeaderMap) -> LambdaFunctionUrlResponse {
@@ -34,7 +35,7 @@ fn early(status: i64, body: &Value, cors: &HeaderMap) -> Box<LambdaFunctionUrlRe
     Box::new(response(status, body, cors))
 }
 
-fn invalid(e: &RequestError) -> Value {
+pub(crate) fn invalid(e: &RequestError) -> Value {
     json!({"error": "invalid_request", "field": e.field, "message": e.message})
 }
 
@@ -60,25 +61,15 @@ pub fn cors(allowed: &[String], headers: &HeaderMap) -> Option<HeaderMap> {
     Some(out)
 }
 
-/// A request that passed every check: what the use case needs, and the CORS headers for its
-/// answer.
-#[derive(Debug)]
-pub struct Accepted {
-    /// The CORS headers.
-    pub cors: HeaderMap,
-    /// The `Idempotency-Key`.
-    pub key: String,
-    /// The cart, with the TCP peer as the client.
-    pub request: ReservationRequest,
-}
-
-/// Routes and checks a request: [`Accepted`], or the answer to give at once.
-pub fn accept(
-    req: &LambdaFunctionUrlRequest,
+/// The checks every JSON `POST` of a browser's goes through, in the order a client can fix
+/// them: origin, path (`on_path`: the route matched), the `OPTIONS` preflight, method, body
+/// encoding and size, content type. The CORS headers and the body, or the answer.
+pub fn json_post<'r>(
+    req: &'r LambdaFunctionUrlRequest,
     settings: &CheckoutSettings,
-) -> Result<Accepted, Box<LambdaFunctionUrlResponse>> {
+    on_path: bool,
+) -> Result<(HeaderMap, &'r [u8]), Box<LambdaFunctionUrlResponse>> {
     let method = req.request_context.http.method.as_deref();
-    let path = req.raw_path.as_deref().unwrap_or_default();
     let Some(mut cors) = cors(&settings.allowed_origins, &req.headers) else {
         return Err(early(
             403,
@@ -86,10 +77,10 @@ pub fn accept(
             &HeaderMap::new(),
         ));
     };
-    if path.trim_end_matches('/') != "/checkout" {
+    if !on_path {
         return Err(early(
             404,
-            &json!({"error": "not_found", "message": "POST /checkout"}),
+            &json!({"error": "not_found", "message": "POST /checkout, POST /waitlist"}),
             &cors,
         ));
     }
@@ -145,6 +136,28 @@ pub fn accept(
             &cors,
         ));
     }
+    Ok((cors, body))
+}
+
+/// A request that passed every check: what the use case needs, and the CORS headers for its
+/// answer.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The CORS headers.
+    pub cors: HeaderMap,
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// The cart, with the TCP peer as the client.
+    pub request: ReservationRequest,
+}
+
+/// Routes and checks a request: [`Accepted`], or the answer to give at once.
+pub fn accept(
+    req: &LambdaFunctionUrlRequest,
+    settings: &CheckoutSettings,
+) -> Result<Accepted, Box<LambdaFunctionUrlResponse>> {
+    let path = req.raw_path.as_deref().unwrap_or_default();
+    let (cors, body) = json_post(req, settings, path.trim_end_matches('/') == "/checkout")?;
     let header = req
         .headers
         .get("idempotency-key")
@@ -164,10 +177,13 @@ pub fn accept(
 
 /// The answer for the use case's outcome. An error's text goes to the log with `request_id`,
 /// never into the answer.
+/// With `waitlist` (the cart's store, when the shop has a waitlist), a 409 names the sold-out
+/// products a buyer can wait for: `waitlist: {method, path, store_id, product_ids}`.
 pub fn answer<E: std::fmt::Display>(
     outcome: Result<ReservationReply, E>,
     cors: &HeaderMap,
     request_id: &str,
+    waitlist: Option<&StoreId>,
 ) -> LambdaFunctionUrlResponse {
     match outcome {
         Ok(ReservationReply::Held {
@@ -187,7 +203,18 @@ pub fn answer<E: std::fmt::Display>(
             }),
             cors,
         ),
-        Ok(ReservationReply::Short(s)) => response(409, &shortfall_body(&s), cors),
+        Ok(ReservationReply::Short(s)) => {
+            let mut body = shortfall_body(&s);
+            let sold_out: Vec<&str> = s
+                .iter()
+                .filter(|s| s.available == 0)
+                .map(|s| s.product_id.as_str())
+                .collect();
+            if let Some(store) = waitlist.filter(|_| !sold_out.is_empty()) {
+                body["waitlist"] = json!({"method": "POST", "path": "/waitlist", "store_id": store.as_str(), "product_ids": sold_out});
+            }
+            response(409, &body, cors)
+        }
         Ok(ReservationReply::Released(hold)) => response(
             410,
             &json!({"error": "hold_released", "hold_id": hold.as_str(), "message": "this checkout's hold is settled (released, paid or cancelled): start a new checkout with a new Idempotency-Key"}),

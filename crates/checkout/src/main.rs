@@ -9,6 +9,7 @@
 
 mod handler;
 mod http;
+mod waitlist;
 
 use lambda_runtime::{Error, service_fn};
 use stockbridge_bootstrap::{CheckoutSettings, Config};
@@ -26,9 +27,15 @@ async fn main() -> Result<(), Error> {
         );
     }
     let inventory = stockbridge_bootstrap::inventory(&config).await?;
+    let setup = stockbridge_bootstrap::waitlist().await?;
+    let edge = setup.as_ref().map(|w| waitlist::WaitlistEdge {
+        links: &w.links,
+        limits: w.limits,
+        events: &w.events,
+    });
     let (inventory, settings) = (&inventory, &settings);
     lambda_runtime::run(service_fn(move |event| {
-        handler::handle(inventory, settings, event)
+        handler::handle(inventory, settings, edge, event)
     }))
     .await
 }

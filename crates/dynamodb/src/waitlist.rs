@@ -128,7 +128,8 @@ impl DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(old.attributes.is_some())
+        // No attributes (or, from some local servers, an empty map): there was none.
+        Ok(old.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
 

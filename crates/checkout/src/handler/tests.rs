@@ -57,7 +57,9 @@ fn settings() -> CheckoutSettings {
 #[tokio::test]
 async fn a_cart_the_catalog_does_not_sell_is_refused_by_the_use_case_with_the_field() {
     let cart = r#"{"store_id": "s1", "items": [{"product_id": "prod_nowhere", "quantity": 1}]}"#;
-    let r = handle(&inventory(), &settings(), post(cart)).await.unwrap();
+    let r = handle(&inventory(), &settings(), None, post(cart))
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
     assert_eq!(r.status_code, 400, "{body}");
     assert_eq!(body["field"], "items[0].product_id", "{body}");
@@ -65,7 +67,7 @@ async fn a_cart_the_catalog_does_not_sell_is_refused_by_the_use_case_with_the_fi
 
 #[tokio::test]
 async fn a_bad_body_never_reaches_the_use_case() {
-    let r = handle(&inventory(), &settings(), post("not json"))
+    let r = handle(&inventory(), &settings(), None, post("not json"))
         .await
         .unwrap();
     assert_eq!(r.status_code, 400);

@@ -170,7 +170,7 @@ fn every_outcome_has_its_answer_and_a_failure_shows_no_internals() {
         amount: 1500,
         currency: "usd".into(),
     });
-    let r = answer(held, &cors, "req-1");
+    let r = answer(held, &cors, "req-1", None);
     assert_eq!(r.status_code, 200);
     assert_eq!(body(&r)["client_secret"], "pi_1_secret_x");
     let short: Result<ReservationReply, String> = Ok(ReservationReply::Short(vec![Shortfall {
@@ -178,30 +178,52 @@ fn every_outcome_has_its_answer_and_a_failure_shows_no_internals() {
         requested: 3,
         available: 1,
     }]));
-    assert_eq!(answer(short, &cors, "req-1").status_code, 409);
+    assert_eq!(answer(short.clone(), &cors, "req-1", None).status_code, 409);
+    assert!(
+        body(&answer(short.clone(), &cors, "req-1", None))
+            .get("waitlist")
+            .is_none()
+    );
+    // With a waitlist, a 409 offers it for what is sold out (none here: one unit is left).
+    let store = stockbridge_domain::StoreId::parse("s1").unwrap();
+    assert!(
+        body(&answer(short, &cors, "req-1", Some(&store)))
+            .get("waitlist")
+            .is_none()
+    );
+    let gone: Result<ReservationReply, String> = Ok(ReservationReply::Short(vec![Shortfall {
+        product_id: ProductId::parse("prod_tee").unwrap(),
+        requested: 1,
+        available: 0,
+    }]));
+    assert_eq!(
+        body(&answer(gone, &cors, "req-1", Some(&store)))["waitlist"],
+        serde_json::json!({"method": "POST", "path": "/waitlist", "store_id": "s1", "product_ids": ["prod_tee"]})
+    );
     let limited: Result<ReservationReply, String> = Ok(ReservationReply::Limited {
         retry_after: 30,
         reason: "too many",
     });
-    let r = answer(limited, &cors, "req-1");
+    let r = answer(limited, &cors, "req-1", None);
     assert_eq!(
         (r.status_code, r.headers["retry-after"].to_str().unwrap()),
         (429, "30")
     );
     let refused: Result<ReservationReply, String> = Ok(ReservationReply::Refused(hold.clone()));
-    assert_eq!(answer(refused, &cors, "req-1").status_code, 402);
+    assert_eq!(answer(refused, &cors, "req-1", None).status_code, 402);
     assert_eq!(
         answer(
             Ok::<_, String>(ReservationReply::Released(hold)),
             &cors,
-            "req-1"
+            "req-1",
+            None
         )
         .status_code,
         410
     );
     let failed: Result<ReservationReply, String> =
         Err("DynamoDB: arn:aws:dynamodb:us-east-1:123:table/secret-name throttled".into());
-    let r = answer(failed, &cors, "req-1");
+    let r = answer(failed, &cors, "req-1", None);
     assert_eq!(
         (r.status_code, r.headers["retry-after"].to_str().unwrap()),
         (503, "1")
