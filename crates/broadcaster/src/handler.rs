@@ -2,9 +2,10 @@
 //!
 //! The records are decoded here by hand, not with `aws_lambda_events`' `dynamodb` event: that
 //! type needs `serde_dynamo` for whole item images, and a `KEYS_ONLY` record carries two
-//! string keys. Records of anything but a stock item (`sk = ITEM`) or a spread product's shard
-//! (`sk = SHARD`, its product's level changed) are skipped: the event source mapping's filter
-//! normally keeps them out. A record whose key is not an item key of
+//! string keys. Records of anything but a stock item (`sk = ITEM`), a spread product's shard
+//! (`sk = SHARD`, its product's level changed) or a merchant's restock (`sk = RESTOCK`:
+//! announced to the back-in-stock waitlist, `stockbridge_app::waitlist`) are skipped: the event
+//! source mapping's filter normally keeps them out. A record whose key is not an item key of
 //! this table cannot be retried into sense: it is logged as an error and skipped (the stock
 //! itself is in the table, and the item's next change publishes it).
 //!
@@ -18,7 +19,10 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_runtime::Diagnostic;
 use serde::Deserialize;
 use stockbridge_app::broadcast::{ItemKey, broadcast_levels};
-use stockbridge_app::ports::{InventoryStore, LowStockStore, MerchantEvents, StockPublisher};
+use stockbridge_app::ports::{
+    InventoryStore, LowStockStore, MerchantEvents, StockPublisher, SystemClock, Waitlist,
+};
+use stockbridge_app::waitlist::{WaitlistLinks, announce_restock};
 use stockbridge_bootstrap::Failure;
 use stockbridge_domain::{ProductId, StoreId};
 
@@ -71,6 +75,63 @@ fn item_of(sk: &str, pk: &str) -> Option<ItemKey> {
     Some((StoreId::parse(store).ok()?, ProductId::parse(product).ok()?))
 }
 
+/// The restock a restock record's partition key (`RESTOCK#{store}#{product}#{version}`) names.
+fn restock_of(pk: &str) -> Option<(StoreId, ProductId, u64)> {
+    let (store, rest) = pk.strip_prefix("RESTOCK#")?.split_once('#')?;
+    let (product, version) = rest.rsplit_once('#')?;
+    Some((
+        StoreId::parse(store).ok()?,
+        ProductId::parse(product).ok()?,
+        version.parse().ok()?,
+    ))
+}
+
+/// Announces the batch's restocks to the waitlist (`waitlist`: its links; `None`, it is off and
+/// they stay pending). The sequence number of the first that failed, if any.
+async fn announce<S, E>(
+    store: &S,
+    events: &E,
+    waitlist: Option<&WaitlistLinks>,
+    event: &StreamEvent,
+) -> Result<Option<String>, Diagnostic>
+where
+    S: InventoryStore + Waitlist,
+    E: MerchantEvents,
+{
+    for record in &event.records {
+        let change = &record.dynamodb;
+        if change.key("sk") != Some("RESTOCK") {
+            continue;
+        }
+        let Some((store_id, product_id, version)) = change.key("pk").and_then(restock_of) else {
+            tracing::error!(
+                pk = change.key("pk"),
+                "a restock record whose key names no item: skipped"
+            );
+            continue;
+        };
+        let Some(links) = waitlist else {
+            tracing::warn!(%store_id, %product_id, version, "a restock, but the waitlist is off (WAITLIST_SECRET_ARN): not announced");
+            continue;
+        };
+        let now = stockbridge_app::ports::Clock::now(&SystemClock);
+        match announce_restock(store, events, links, (&store_id, &product_id, version), now).await {
+            Ok(Some(count)) => {
+                tracing::info!(%store_id, %product_id, version, count, "back in stock announced")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, %store_id, %product_id, version, "back in stock not announced: retried");
+                return match &change.sequence_number {
+                    Some(n) => Ok(Some(n.clone())),
+                    None => Err(Failure::Retryable.diagnostic(&e)),
+                };
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Publishes the level of every item the batch changed and reports the first failed record.
 ///
 /// # Errors
@@ -81,10 +142,11 @@ pub async fn handle<S, P, E>(
     store: &S,
     publisher: &P,
     events: &E,
+    waitlist: Option<&WaitlistLinks>,
     event: serde_json::Value,
 ) -> Result<DynamoDbEventResponse, Diagnostic>
 where
-    S: InventoryStore + LowStockStore,
+    S: InventoryStore + LowStockStore + Waitlist,
     P: StockPublisher,
     E: MerchantEvents,
 {
@@ -134,20 +196,30 @@ where
             alerts_failed_line(report.alerts_failed, std::time::SystemTime::now())
         );
     }
-    let mut response = DynamoDbEventResponse::default();
-    let Some(first_failed) = changed
+    let restock_failed = announce(store, events, waitlist, &event).await?;
+    let level_failed = match changed
         .iter()
         .find(|(k, _)| report.failed.iter().any(|(f, _)| f == k))
-    else {
-        return Ok(response);
+    {
+        None => None,
+        Some((_, Some(n))) => Some((*n).to_owned()),
+        Some((_, None)) => {
+            let e = std::io::Error::other("a failed stock record has no sequence number");
+            return Err(Failure::Retryable.diagnostic(&e));
+        }
     };
-    let Some(sequence_number) = first_failed.1 else {
-        let e = std::io::Error::other("a failed stock record has no sequence number");
-        return Err(Failure::Retryable.diagnostic(&e));
-    };
-    let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = Some(sequence_number.to_owned());
-    response.batch_item_failures.push(failure);
+    // Lambda retries the shard from the earliest failed record (a shard's sequence numbers are
+    // decimal strings that grow with its records).
+    let first = [level_failed, restock_failed]
+        .into_iter()
+        .flatten()
+        .min_by_key(|n| n.parse::<u128>().unwrap_or(u128::MAX));
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(sequence_number) = first {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
     Ok(response)
 }
 

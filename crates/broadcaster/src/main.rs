@@ -1,7 +1,8 @@
 //! The `broadcaster` Lambda (the table's stream, stock items only): publishes each changed
 //! item's level to IoT Core, newest only, in version order, so that the functions that change
 //! stock publish nothing themselves (`STOCK_LEVELS_FROM_STREAM`), and the `stockbridge.low_stock`
-//! alerts of the items it reads (on `MERCHANT_EVENT_BUS`). Logic:
+//! alerts of the items it reads, and `stockbridge.back_in_stock` for the merchant's restocks
+//! (the restock records; both on `MERCHANT_EVENT_BUS`). Logic:
 //! `stockbridge-app` (`broadcast`); the edge: [`handler`].
 
 mod handler;
@@ -14,10 +15,17 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let (store, publisher, events) = stockbridge_bootstrap::broadcaster(&config).await;
-    let (store, publisher, events) = (&store, &publisher, &events);
+    // The back-in-stock announcements' links lead to the checkout function.
+    let waitlist = match stockbridge_bootstrap::waitlist().await? {
+        Some(w) if w.links.base.is_empty() => {
+            return Err("WAITLIST_LINK_BASE is not set: the checkout function's URL, for the links of stockbridge.back_in_stock".into());
+        }
+        w => w.map(|w| w.links),
+    };
+    let (store, publisher, events, waitlist) = (&store, &publisher, &events, waitlist.as_ref());
     lambda_runtime::run(service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            handler::handle(store, publisher, events, event.payload)
+            handler::handle(store, publisher, events, waitlist, event.payload)
         },
     ))
     .await

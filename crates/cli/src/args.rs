@@ -114,6 +114,11 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The back-in-stock waitlist (docs/waitlist.md).
+    Waitlist {
+        #[command(subcommand)]
+        command: WaitlistCommand,
+    },
     /// An item's orders and ledger.
     History {
         /// Product id (the Stripe product id).
@@ -121,6 +126,29 @@ pub enum Command {
         /// Store id (default: DEFAULT_STORE_ID).
         #[arg(long)]
         store: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WaitlistCommand {
+    /// The confirmed addresses waiting for a product's next restock.
+    List {
+        /// Product id (the Stripe product id).
+        product: String,
+        /// Store id (default: DEFAULT_STORE_ID).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase an e-mail address from every list of every store, on its owner's request.
+    Erase {
+        /// The address (any case).
+        email: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,

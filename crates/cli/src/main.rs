@@ -12,8 +12,10 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use stockbridge_bootstrap::Config;
 
-use args::{CatalogCommand, Cli, Command, ParkedCommand, StoreCommand, TableCommand, YesNo};
-use commands::{catalog, ops, parked, preflight, stock, store, switches, table};
+use args::{
+    CatalogCommand, Cli, Command, ParkedCommand, StoreCommand, TableCommand, WaitlistCommand, YesNo,
+};
+use commands::{catalog, ops, parked, preflight, stock, store, switches, table, waitlist};
 
 async fn run(cli: Cli) -> Result<()> {
     // Before a deploy there is no table yet.
@@ -83,6 +85,17 @@ async fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => store::returns(c, store, (refunds, lost_disputes), json).await,
+        Command::Waitlist {
+            command:
+                WaitlistCommand::List {
+                    product,
+                    store,
+                    json,
+                },
+        } => waitlist::list(c, store, product, json).await,
+        Command::Waitlist {
+            command: WaitlistCommand::Erase { email, json },
+        } => waitlist::erase(c, &email, json).await,
     }
 }
 

@@ -45,6 +45,7 @@ async fn run<P: StockPublisher>(
         store,
         publisher,
         &stockbridge_app::ports::NoMerchantEvents,
+        None,
         batch,
     )
     .await
@@ -162,4 +163,84 @@ async fn a_shard_record_publishes_its_products_level_the_item_and_every_shard_su
     assert!(answer.batch_item_failures.is_empty());
     // Spread: the item holds 0 at version 13, the shards 3 + 2 + 2 at version 1 each.
     assert_eq!(published(&publisher), vec![("prod_tee".into(), 7, 16)]);
+}
+
+#[tokio::test]
+async fn a_restock_record_is_announced_once_and_a_failed_announcement_is_retried_from_it() {
+    use stockbridge_app::memory::MemoryMerchantEvents;
+    use stockbridge_app::ports::{InventoryStore, Waitlist, WaitlistEntry};
+    use stockbridge_app::waitlist::{BACK_IN_STOCK, Signer, WaitlistLinks};
+    use stockbridge_domain::{StockChange, decide_stock_change};
+
+    let (store, publisher) = world();
+    let (s, p) = (
+        StoreId::parse("store_a").unwrap(),
+        ProductId::parse("prod_mug").unwrap(),
+    );
+    let entry = WaitlistEntry {
+        store_id: s.clone(),
+        product_id: p.clone(),
+        email: "ana@example.com".into(),
+        confirmed: None,
+        joined: Timestamp(1),
+    };
+    store.add_entry(&entry, Timestamp(i64::MAX)).await.unwrap();
+    assert!(
+        store
+            .confirm_entry(&s, &p, &entry.email_key(), 3, Timestamp(i64::MAX))
+            .await
+            .unwrap()
+    );
+    // The merchant's restock of the sold-out mug, as `stock set` commits it.
+    let mug = store.item(&s, &p).await.unwrap().unwrap();
+    let d = decide_stock_change(&mug, StockChange::Set(6), "cli", Timestamp(2_000)).unwrap();
+    store.commit(&d.write).await.unwrap();
+    let batch = json!({"Records": [
+        record("ITEM#store_a#prod_mug", "ITEM", "200"),
+        record("RESTOCK#store_a#prod_mug#4", "RESTOCK", "201"),
+        record("ITEM#store_a#prod_tee", "ITEM", "202"),
+    ]});
+    let links = WaitlistLinks {
+        signer: Signer::new(&[9u8; 32]).unwrap(),
+        base: "https://x.example".into(),
+    };
+    let events = MemoryMerchantEvents::default();
+    events.fail_next(1);
+    let first = handle(&store, &publisher, &events, Some(&links), batch.clone())
+        .await
+        .unwrap();
+    let failed: Vec<_> = first
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failed, vec!["201"], "retried from the restock");
+    assert!(events.published().iter().all(|(t, _)| t != BACK_IN_STOCK));
+    // The retry announces it; a third delivery (the record's removal, or a replay) does not.
+    for _ in 0..2 {
+        let r = handle(&store, &publisher, &events, Some(&links), batch.clone())
+            .await
+            .unwrap();
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let announced: Vec<Value> = events
+        .published()
+        .into_iter()
+        .filter(|(t, _)| t == BACK_IN_STOCK)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(announced.len(), 1);
+    assert_eq!(
+        (
+            announced[0]["count"].as_u64(),
+            announced[0]["restock"].as_u64()
+        ),
+        (Some(1), Some(4))
+    );
+    assert!(
+        announced[0]["entries_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://x.example/waitlist/entries?token=")
+    );
 }

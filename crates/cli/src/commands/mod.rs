@@ -8,6 +8,7 @@ pub mod stock;
 pub mod store;
 pub mod switches;
 pub mod table;
+pub mod waitlist;
 
 use anyhow::{Context, Result};
 use stockbridge_bootstrap::Config;
