@@ -211,6 +211,12 @@ class Stack(FunctionsMixin):
         try:
             self._start_mosquitto()
             self._start_services()
+            if self._should_start(self.checkout_binary):
+                # The waitlist's links lead to the checkout's Function URL, which the
+                # broadcaster (started first) needs to know: its port is chosen now.
+                self.checkout_url_port = free_ports(1)[0]
+                self.extra_lambda_env.setdefault(
+                    "WAITLIST_LINK_BASE", f"http://{HOST}:{self.checkout_url_port}")
             # First: every function started after it publishes no level itself.
             if self._should_start(self.broadcaster_binary):
                 self._start_broadcaster()

@@ -69,6 +69,8 @@ STATIC_LAMBDA_ENV = {
     "IOT_TOPIC_PREFIX": "stockbridge",
     "STRIPE_EVENT_SOURCE_PREFIX": "aws.partner/stripe.com/",
     "STRIPE_LIVEMODE": "false",
+    # The back-in-stock waitlist's link-signing secret (docs/waitlist.md); a generated one in AWS.
+    "WAITLIST_SECRET": "local-waitlist-secret-0123456789abcdef0123",
 }
 # Never leak a developer's real AWS configuration into the local stack.
 SCRUBBED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL",

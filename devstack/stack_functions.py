@@ -197,16 +197,19 @@ class FunctionsMixin:
         if tag and own_log is not None:
             self.logs["checkout"] = own_log
         self.urls[f"checkout{tag}_lambda"] = lambda_url
-        return self._function_url(f"checkout_url{tag}", lambda_url)
+        port = getattr(self, "checkout_url_port", 0) if not tag else 0
+        return self._function_url(f"checkout_url{tag}", lambda_url, port)
 
-    def _function_url(self, name: str, lambda_url: str) -> str:
-        """A local Function URL (devstack.function_url) in front of ``lambda_url``."""
+    def _function_url(self, name: str, lambda_url: str, port: int = 0) -> str:
+        """A local Function URL (devstack.function_url) in front of ``lambda_url``, on
+        ``port`` (0: any free one)."""
         assert self.state_dir is not None
         rf = self.state_dir / f"{name}.port"
         rf.unlink(missing_ok=True)
         gateway = self._python_module(
             name, "devstack.function_url",
-            ["--host", HOST, "--port", "0", "--ready-file", str(rf), "--lambda-url", lambda_url])
+            ["--host", HOST, "--port", str(port), "--ready-file", str(rf),
+             "--lambda-url", lambda_url])
         self._wait({name: (gateway, lambda: self._port_ready(rf))}, self.ready_timeout)
         return f"http://{HOST}:{read_ready_file(rf)}"
 

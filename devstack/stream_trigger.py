@@ -9,7 +9,7 @@ Usage (AWS endpoints from the environment, normally moto via the stack)::
 WHAT IT EMULATES (template.yaml, ``BroadcasterEventSourceMapping``)
 -------------------------------------------------------------------
 * the table's stream (``devstack.table_stream``), filtered like the mapping's
-  ``FilterCriteria`` ``{"dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD"]}}}}`` (records that do not
+  ``FilterCriteria`` ``{"dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD", "RESTOCK"]}}}}`` (records that do not
   match are dropped and never reach the function, as in AWS);
 * one read of each shard (GetRecords), then its records to the function before the next read;
   one batch at a time per shard, in stream order, up to ``--batch-size`` records, as the Lambda
@@ -58,7 +58,7 @@ from devstack.table_stream import TableStream, aws_client, lambda_record, sort_k
 REGION_DEFAULT = "us-east-1"
 POLL_S = 0.1
 IDLE_WAIT_S = 2.0
-SORT_KEYS = ("ITEM", "SHARD")  # stock items and spread products' shards
+SORT_KEYS = ("ITEM", "SHARD", "RESTOCK")  # stock items, spread products' shards, merchants' restocks
 
 
 def _log(msg: str) -> None:

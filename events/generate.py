@@ -213,6 +213,7 @@ def build(fixtures: dict) -> dict[str, str]:
         source="stockbridge", delivered_at=COMPLETED_AT, detail_type="stockbridge.low_stock")
 
     out.update(after_sale_events(fixtures))
+    out.update(waitlist_events())
 
     files = {name: dump(obj) for name, obj in out.items()}
 
@@ -265,6 +266,33 @@ def after_sale_events(fixtures: dict) -> dict[str, dict]:
          "shortfalls": [{"product_id": "prod_events_demo", "requested": 2, "available": 1}]},
         source="stockbridge", delivered_at=COMPLETED_AT, detail_type="stockbridge.order_refunded")
     return out
+
+
+def waitlist_events() -> dict[str, dict]:
+    """What the back-in-stock waitlist publishes: a buyer's confirmation request (the merchant's
+    mailer sends it), and a merchant's restock of a sold-out product with the link to its
+    confirmed entries. The tokens are placeholders: real ones are signed."""
+    base = "https://abc123.lambda-url.us-east-1.on.aws/waitlist"
+    return {
+        "stockbridge.waitlist_confirmation_requested.json": envelope(
+            "waitlist_confirmation_requested",
+            {"store_id": STORE_ID, "product_id": "prod_events_demo", "name": "Demo tee",
+             "email": "buyer@example.com",
+             "confirm_url": f"{base}/confirm?token=eyJkbyI6ImNvbmZpcm0ifQ.c2lnbmF0dXJl",
+             "unsubscribe_url": f"{base}/unsubscribe?token=eyJkbyI6InVuc3Vic2NyaWJlIn0.c2ln",
+             "expires_at": "2026-11-03T18:27:56Z"},
+            source="stockbridge", delivered_at=COMPLETED_AT,
+            detail_type="stockbridge.waitlist_confirmation_requested"),
+        "stockbridge.back_in_stock.json": envelope(
+            "back_in_stock",
+            {"store_id": STORE_ID, "product_id": "prod_events_demo", "name": "Demo tee",
+             "available": 24, "restock": 31, "restocked_at": "2026-11-04T09:00:00Z",
+             "count": 57,
+             "entries_url": f"{base}/entries?token=eyJkbyI6ImVudHJpZXMifQ.c2lnbmF0dXJl",
+             "entries_expire_at": "2026-11-11T09:00:01Z"},
+            source="stockbridge", delivered_at=COMPLETED_AT + 3 * 86400,
+            detail_type="stockbridge.back_in_stock"),
+    }
 
 
 def thin_event(event_id: str, event_type: str, created: int, related: dict | None) -> dict:

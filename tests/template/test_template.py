@@ -238,12 +238,15 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
     # ... and of a spread product's shard (a change of its level too).
     shards = (ROOT / "crates/dynamodb/src/shards.rs").read_text()
     assert 'key(shard_pk(store, product, i), "SHARD")' in shards
+    # ... and of a merchant's restock the waitlist hears of.
+    waitlist = (ROOT / "crates/dynamodb/src/waitlist.rs").read_text()
+    assert '"RESTOCK",\n    )' in waitlist and 'format!("RESTOCK#{}#{}#{version}"' in waitlist
     [pattern] = mapping["FilterCriteria"]["Filters"]
     assert json.loads(pattern["Pattern"]) == {
-        "dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD"]}}}}
+        "dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD", "RESTOCK"]}}}}
     # The local trigger filters as the mapping does.
     trigger = (ROOT / "devstack/stream_trigger.py").read_text()
-    assert 'SORT_KEYS = ("ITEM", "SHARD")' in trigger
+    assert 'SORT_KEYS = ("ITEM", "SHARD", "RESTOCK")' in trigger
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # AWS advises at most two readers per stream shard: the catalog pipe and this mapping.
     readers = [n for n, r in resources.items()

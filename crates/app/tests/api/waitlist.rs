@@ -439,3 +439,35 @@ fn a_join_body_is_checked_field_by_field() {
         );
     }
 }
+
+/// The detail of the documented example `events/{file}`.
+fn example(file: &str, detail_type: &str) -> Value {
+    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(v["detail-type"], detail_type);
+    v["detail"].clone()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn the_published_details_have_exactly_the_fields_of_the_documented_examples() {
+    let w = world(&[("tee", 0, 0)]);
+    let events = MemoryMerchantEvents::default();
+    let request = joined(&w, &events, "ana@example.com").await;
+    let doc = example(
+        "stockbridge.waitlist_confirmation_requested.json",
+        CONFIRMATION_REQUESTED,
+    );
+    assert_eq!(keys(&request), keys(&doc));
+    let version = restock(&w, 5).await;
+    let announced = announce(&w, &events, version).await.unwrap();
+    assert_eq!(
+        keys(&announced),
+        keys(&example("stockbridge.back_in_stock.json", BACK_IN_STOCK))
+    );
+}
