@@ -23,6 +23,8 @@
 //! | `stockbridge stock shard` | [`shards`] | `spread` |
 //! | `stockbridge stock held` | [`held`] | `Services::check_held` |
 //! | `stockbridge backfill` | [`backfill`] | `Services::backfill` |
+//! | `checkout` Lambda (`POST /waitlist`) | [`waitlist`] | `join` |
+//! | `broadcaster` Lambda (a merchant's restock) | [`waitlist`] | `announce_restock` |
 //!
 //! # Layout
 //! - [`ports`]: the small traits adapters implement, one file per group (`store`:
@@ -55,6 +57,8 @@
 //! - [`catalog_sync`]: catalog -> Stripe sync (products, prices, payment links) and drift repair.
 //! - [`effects`]: running a decision's side effects.
 //! - [`broadcast`]: the `broadcaster` Lambda: levels published from the table's stream.
+//! - [`waitlist`]: the back-in-stock waitlist (joins, signed links in `token.rs`, restock
+//!   announcements).
 //! - `memory` (feature `memory`): in-memory ports for tests and benchmarks.
 
 pub mod alerts;
