@@ -9,7 +9,8 @@ Usage (AWS endpoints from the environment, normally moto via the stack)::
 WHAT IT EMULATES (template.yaml, ``BroadcasterEventSourceMapping``)
 -------------------------------------------------------------------
 * the table's stream (``devstack.table_stream``), filtered like the mapping's
-  ``FilterCriteria`` ``{"dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD", "RESTOCK"]}}}}`` (records that do not
+  ``FilterCriteria`` ``{"dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD"]}}}}`` or
+  ``{"eventName": ["INSERT"], "dynamodb": {"Keys": {"pk": {"S": ["RESTOCKS"]}}}}`` (records that do not
   match are dropped and never reach the function, as in AWS);
 * one read of each shard (GetRecords), then its records to the function before the next read;
   one batch at a time per shard, in stream order, up to ``--batch-size`` records, as the Lambda
@@ -53,12 +54,14 @@ from typing import Any, Callable, Iterable, Optional
 
 from devstack.lambda_driver import invoke
 from devstack.serving import json_response as _json, serve_reader
-from devstack.table_stream import TableStream, aws_client, lambda_record, sort_key
+from devstack.table_stream import (TableStream, aws_client, lambda_record, partition_key,
+                                   sort_key)
 
 REGION_DEFAULT = "us-east-1"
 POLL_S = 0.1
 IDLE_WAIT_S = 2.0
-SORT_KEYS = ("ITEM", "SHARD", "RESTOCK")  # stock items, spread products' shards, merchants' restocks
+SORT_KEYS = ("ITEM", "SHARD")  # stock items and spread products' shards
+RESTOCKS = "RESTOCKS"  # the partition of merchants' restocks to announce (INSERTs only)
 
 
 def _log(msg: str) -> None:
@@ -128,7 +131,8 @@ class StreamTrigger:
 
     def _take(self, records: list[dict]) -> None:
         kept = [lambda_record(r, self.stream.stream_arn, self.region) for r in records
-                if sort_key(r) in SORT_KEYS]
+                if sort_key(r) in SORT_KEYS or (partition_key(r) == RESTOCKS
+                                                and r.get("eventName") == "INSERT")]
         with self.lock:
             self.stats["records_read"] += len(records)
             self.stats["records_filtered"] += len(records) - len(kept)

@@ -61,6 +61,11 @@ def lambda_record(r: dict, stream_arn: Optional[str], region: str) -> dict:
             "eventSourceARN": stream_arn}
 
 
+def partition_key(record: dict) -> Optional[str]:
+    """The record's ``pk`` string key, if any."""
+    return record.get("dynamodb", {}).get("Keys", {}).get("pk", {}).get("S")
+
+
 def sort_key(record: dict) -> Optional[str]:
     """The record's ``sk`` string key, if any."""
     return record.get("dynamodb", {}).get("Keys", {}).get("sk", {}).get("S")

@@ -178,12 +178,41 @@ def test_the_alarms_on_metrics_watch_what_the_functions_print(template):
             ("crates/webhook/src/handler.rs", "WebhookSignatureRefused",
              "WebhookSignatureRefusedAlarm"),
             ("crates/broadcaster/src/handler.rs", "LowStockAlertsFailed",
-             "LowStockAlertsFailedAlarm")):
+             "LowStockAlertsFailedAlarm"),
+            ("crates/broadcaster/src/handler.rs", "WaitlistAnnouncementsFailed",
+             "WaitlistAnnouncementsFailedAlarm")):
         text = (ROOT / source).read_text()
         assert re.search(r'count_line\(\s*"' + metric + '"', text), (source, metric)
         alarm = template["Resources"][alarm_name]["Properties"]
         assert (alarm["Namespace"], alarm["MetricName"]) == ("stockbridge", metric)
         assert "Dimensions" not in alarm
+
+
+def test_the_waitlist_events_reach_its_topic_and_only_its_functions_hold_its_secret(template):
+    res = template["Resources"]
+    topic = res["WaitlistTopic"]["Properties"]
+    # EventBridge can publish to an encrypted topic only under a key whose policy lets it.
+    assert topic["KmsMasterKeyId"] == {"Ref": "WaitlistTopicKey"}
+    key_policy = res["WaitlistTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    events_use = [st for st in key_policy if st.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert events_use and {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(events_use[0]["Action"])
+    [publish] = res["WaitlistTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    rules = {r["Fn::GetAtt"].split(".")[0] for r in publish["Condition"]["ArnEquals"]["aws:SourceArn"]}
+    assert rules == {"BackInStockRule", "WaitlistConfirmationRule"}
+    for rule, detail_type in (("BackInStockRule", "stockbridge.back_in_stock"),
+                              ("WaitlistConfirmationRule", "stockbridge.waitlist_confirmation_requested")):
+        props = res[rule]["Properties"]
+        assert props["EventPattern"]["detail-type"] == [detail_type]
+        assert props["EventBusName"] == {"Ref": "MerchantEventBus"}
+        assert props["Targets"][0]["Arn"] == {"Ref": "WaitlistTopic"}
+        # The detail-type is the one the code publishes.
+        assert f'"{detail_type}"' in (ROOT / "crates/app/src/waitlist.rs").read_text()
+    holders = {name for name, props in functions(template).items()
+               for st in statements(props)
+               if st.get("Resource") == {"Ref": "WaitlistSecret"}}
+    assert holders == {"CheckoutFunction", "BroadcasterFunction"}
+    env = functions(template)["BroadcasterFunction"]["Environment"]["Variables"]
+    assert env["WAITLIST_LINK_BASE"] == {"Fn::GetAtt": "CheckoutFunctionUrl.FunctionUrl"}
 
 
 def test_the_deploy_guide_lists_every_parameter_of_the_template(template):
@@ -240,13 +269,16 @@ def test_only_the_broadcaster_publishes_stock_levels_and_it_reads_stock_items_fr
     assert 'key(shard_pk(store, product, i), "SHARD")' in shards
     # ... and of a merchant's restock the waitlist hears of.
     waitlist = (ROOT / "crates/dynamodb/src/waitlist.rs").read_text()
-    assert '"RESTOCK",\n    )' in waitlist and 'format!("RESTOCK#{}#{}#{version}"' in waitlist
-    [pattern] = mapping["FilterCriteria"]["Filters"]
-    assert json.loads(pattern["Pattern"]) == {
-        "dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD", "RESTOCK"]}}}}
+    assert 'const RESTOCKS: &str = "RESTOCKS";' in waitlist
+    stock, restocks = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(stock["Pattern"]) == {
+        "dynamodb": {"Keys": {"sk": {"S": ["ITEM", "SHARD"]}}}}
+    assert json.loads(restocks["Pattern"]) == {
+        "eventName": ["INSERT"], "dynamodb": {"Keys": {"pk": {"S": ["RESTOCKS"]}}}}
     # The local trigger filters as the mapping does.
     trigger = (ROOT / "devstack/stream_trigger.py").read_text()
-    assert 'SORT_KEYS = ("ITEM", "SHARD", "RESTOCK")' in trigger
+    assert 'SORT_KEYS = ("ITEM", "SHARD")' in trigger
+    assert 'RESTOCKS = "RESTOCKS"' in trigger and '"INSERT"' in trigger
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # AWS advises at most two readers per stream shard: the catalog pipe and this mapping.
     readers = [n for n, r in resources.items()

@@ -46,6 +46,7 @@
 //! - [`held`]: held units compared with the pending orders, and repaired.
 //! - [`shards`]: sharded stock for a very hot product (spread, collect, the take from a shard).
 //! - [`stock_admin`]: operator stock changes and catalog imports.
+//! - [`keys`]: hashed keys of client and e-mail addresses (caps, waitlist).
 //! - [`message`]: the stock topic and message contract storefronts rely on.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines.
 //! - [`storefront`]: the catalog document a static storefront loads.
@@ -69,6 +70,7 @@ pub mod decode;
 pub mod effects;
 pub mod held;
 pub mod inbound;
+pub mod keys;
 pub mod message;
 pub mod metrics;
 pub mod orders;

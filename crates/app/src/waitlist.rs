@@ -22,12 +22,12 @@ use stockbridge_domain::{ProductId, Restock, StoreId, Timestamp};
 pub use token::{Signer, Token, TokenError};
 
 use crate::decode::checkout_request::{RequestError, bad};
+use crate::keys::email_key;
 use crate::message::rfc3339;
 use crate::ports::{
-    Counters, DynMerchantEvents, InventoryStore, NotifyError, StoreError, Waitlist, WaitlistEntry,
-    Window,
+    Confirmed, Counters, DynMerchantEvents, InventoryStore, NotifyError, StoreError, Waitlist,
+    WaitlistEntry, Window,
 };
-use crate::reservations::caps::email_key;
 
 /// The `detail-type` of a confirmation request.
 pub const CONFIRMATION_REQUESTED: &str = "stockbridge.waitlist_confirmation_requested";
@@ -99,7 +99,7 @@ pub struct JoinRequest {
     pub product_id: ProductId,
     /// The address.
     pub email: String,
-    /// The client's hashed address (`caps::client_key`).
+    /// The client's hashed address (`keys::client_key`).
     pub client: Option<String>,
 }
 
@@ -207,7 +207,12 @@ where
     if let Some(version) = store.add_entry(&entry, expires).await? {
         // Confirmed and still waiting: nothing to ask. Served by a restock since: asking
         // again puts the address back in line once its owner confirms.
-        if version >= store.last_announced(&req.store_id, &req.product_id).await? {
+        if version
+            >= store
+                .announced(&req.store_id, &req.product_id)
+                .await?
+                .version
+        {
             return Ok(JoinReply::Requested);
         }
     }
@@ -267,18 +272,29 @@ where
     let Ok((store_id, product_id)) = t.subject() else {
         return Ok(LinkReply::Refused(TokenError::Invalid));
     };
-    let Some(item) = store.item(&store_id, &product_id).await? else {
-        return Ok(LinkReply::Gone);
-    };
     let expires = Timestamp(now.0 + ENTRY_SECONDS * 1000);
-    let done = store
-        .confirm_entry(&store_id, &product_id, email, item.version, expires)
-        .await?;
-    Ok(if done {
-        LinkReply::Done(item.name)
-    } else {
-        LinkReply::Gone
-    })
+    // The item's version as read must still be its version when the entry records it: a
+    // restock in between would otherwise have passed the entry by (it serves the versions
+    // before its own). Moved: read again.
+    let mut attempt = 0;
+    loop {
+        let Some(item) = store.item(&store_id, &product_id).await? else {
+            return Ok(LinkReply::Gone);
+        };
+        let waiting_since = store.announced(&store_id, &product_id).await?.version;
+        let versions = (item.version, waiting_since);
+        match store
+            .confirm_entry(&store_id, &product_id, email, versions, expires)
+            .await
+        {
+            Ok(Confirmed::Now | Confirmed::AlreadyWaiting) => {
+                return Ok(LinkReply::Done(item.name));
+            }
+            Ok(Confirmed::NoEntry) => return Ok(LinkReply::Gone),
+            Err(StoreError::Conflict) if attempt < 5 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Removes the entry an unsubscribe link names (done also when it was gone already).
@@ -332,6 +348,14 @@ where
     let (Token::Entries { from, to, .. }, Ok((store_id, product_id))) = (&t, t.subject()) else {
         return Ok(Err(TokenError::Invalid));
     };
+    // A page starts after an address key (`email:` and 24 hex digits), as `next` gives it.
+    let cursor_ok = |a: &str| {
+        a.strip_prefix("email:")
+            .is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if after.is_some_and(|a| !cursor_ok(a)) {
+        return Ok(Err(TokenError::Invalid));
+    }
     let page = store
         .confirmed_entries(&store_id, &product_id, *from..*to, after, PAGE)
         .await?;
@@ -371,11 +395,27 @@ where
     let Some(restock) = store.pending_restock(store_id, product_id, version).await? else {
         return Ok(None);
     };
-    let previous = store.last_announced(store_id, product_id).await?;
-    if previous >= restock.version {
-        store.record_announced(&restock).await?;
-        return Ok(None);
-    }
+    // Claimed before publishing, from the last claim read: two announcers of one product's
+    // restocks (a retry and the next restock) never serve the same entries twice.
+    let mut attempt = 0;
+    let previous = loop {
+        let last = store.announced(store_id, product_id).await?;
+        if last.version > restock.version {
+            // A later restock took its entries.
+            store.remove_restock(&restock).await?;
+            return Ok(None);
+        }
+        if last.version == restock.version {
+            break last.from; // claimed before: announced again (a retry)
+        }
+        if store.claim_restock(&restock, &last).await? {
+            break last.version;
+        }
+        attempt += 1;
+        if attempt > 5 {
+            return Err(StoreError::Conflict.into());
+        }
+    };
     let count = count_served(store, &restock, previous).await?;
     let name = store
         .item(store_id, product_id)
@@ -400,7 +440,7 @@ where
         "entries_expire_at": rfc3339(Timestamp(now.0 + ENTRIES_LINK_SECONDS * 1000)),
     });
     events.publish_boxed(BACK_IN_STOCK, &detail).await?;
-    store.record_announced(&restock).await?;
+    store.remove_restock(&restock).await?;
     Ok(Some(count))
 }
 

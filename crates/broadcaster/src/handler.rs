@@ -3,7 +3,7 @@
 //! The records are decoded here by hand, not with `aws_lambda_events`' `dynamodb` event: that
 //! type needs `serde_dynamo` for whole item images, and a `KEYS_ONLY` record carries two
 //! string keys. Records of anything but a stock item (`sk = ITEM`), a spread product's shard
-//! (`sk = SHARD`, its product's level changed) or a merchant's restock (`sk = RESTOCK`:
+//! (`sk = SHARD`, its product's level changed) or a merchant's restock (`pk = RESTOCKS`:
 //! announced to the back-in-stock waitlist, `stockbridge_app::waitlist`) are skipped: the event
 //! source mapping's filter normally keeps them out. A record whose key is not an item key of
 //! this table cannot be retried into sense: it is logged as an error and skipped (the stock
@@ -20,7 +20,7 @@ use lambda_runtime::Diagnostic;
 use serde::Deserialize;
 use stockbridge_app::broadcast::{ItemKey, broadcast_levels};
 use stockbridge_app::ports::{
-    InventoryStore, LowStockStore, MerchantEvents, StockPublisher, SystemClock, Waitlist,
+    Clock, InventoryStore, LowStockStore, MerchantEvents, StockPublisher, Waitlist,
 };
 use stockbridge_app::waitlist::{WaitlistLinks, announce_restock};
 use stockbridge_bootstrap::Failure;
@@ -75,9 +75,10 @@ fn item_of(sk: &str, pk: &str) -> Option<ItemKey> {
     Some((StoreId::parse(store).ok()?, ProductId::parse(product).ok()?))
 }
 
-/// The restock a restock record's partition key (`RESTOCK#{store}#{product}#{version}`) names.
-fn restock_of(pk: &str) -> Option<(StoreId, ProductId, u64)> {
-    let (store, rest) = pk.strip_prefix("RESTOCK#")?.split_once('#')?;
+/// The restock a pending restock's sort key (`{store}#{product}#{version:020}`, in partition
+/// `RESTOCKS`) names.
+fn restock_of(sk: &str) -> Option<(StoreId, ProductId, u64)> {
+    let (store, rest) = sk.split_once('#')?;
     let (product, version) = rest.rsplit_once('#')?;
     Some((
         StoreId::parse(store).ok()?,
@@ -87,49 +88,49 @@ fn restock_of(pk: &str) -> Option<(StoreId, ProductId, u64)> {
 }
 
 /// Announces the batch's restocks to the waitlist (`waitlist`: its links; `None`, it is off and
-/// they stay pending). The sequence number of the first that failed, if any.
+/// they stay pending). How many could not be announced: they stay pending (alarmed; `stockbridge
+/// waitlist announce` retries them) and never hold back the stock levels after them.
 async fn announce<S, E>(
     store: &S,
     events: &E,
     waitlist: Option<&WaitlistLinks>,
     event: &StreamEvent,
-) -> Result<Option<String>, Diagnostic>
+    now: stockbridge_domain::Timestamp,
+) -> usize
 where
     S: InventoryStore + Waitlist,
     E: MerchantEvents,
 {
+    let mut failed = 0;
     for record in &event.records {
         let change = &record.dynamodb;
-        if change.key("sk") != Some("RESTOCK") {
+        if change.key("pk") != Some("RESTOCKS") {
             continue;
         }
-        let Some((store_id, product_id, version)) = change.key("pk").and_then(restock_of) else {
+        let Some((store_id, product_id, version)) = change.key("sk").and_then(restock_of) else {
             tracing::error!(
-                pk = change.key("pk"),
+                sk = change.key("sk"),
                 "a restock record whose key names no item: skipped"
             );
             continue;
         };
         let Some(links) = waitlist else {
-            tracing::warn!(%store_id, %product_id, version, "a restock, but the waitlist is off (WAITLIST_SECRET_ARN): not announced");
+            tracing::warn!(%store_id, %product_id, version, "a restock, but the waitlist is off: not announced");
             continue;
         };
-        let now = stockbridge_app::ports::Clock::now(&SystemClock);
-        match announce_restock(store, events, links, (&store_id, &product_id, version), now).await {
+        let key = (&store_id, &product_id, version);
+        match announce_restock(store, events, links, key, now).await {
             Ok(Some(count)) => {
                 tracing::info!(%store_id, %product_id, version, count, "back in stock announced")
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, %store_id, %product_id, version, "back in stock not announced: retried");
-                return match &change.sequence_number {
-                    Some(n) => Ok(Some(n.clone())),
-                    None => Err(Failure::Retryable.diagnostic(&e)),
-                };
+                failed += 1;
+                tracing::error!(error = %e, %store_id, %product_id, version, "back in stock not announced: pending (stockbridge waitlist announce)");
             }
         }
     }
-    Ok(None)
+    failed
 }
 
 /// Publishes the level of every item the batch changed and reports the first failed record.
@@ -139,10 +140,9 @@ where
 /// it to the on-failure destination), or when a failed record has no sequence number to
 /// report (the whole batch is retried).
 pub async fn handle<S, P, E>(
-    store: &S,
-    publisher: &P,
-    events: &E,
+    (store, publisher, events): (&S, &P, &E),
     waitlist: Option<&WaitlistLinks>,
+    clock: &impl Clock,
     event: serde_json::Value,
 ) -> Result<DynamoDbEventResponse, Diagnostic>
 where
@@ -196,31 +196,42 @@ where
             alerts_failed_line(report.alerts_failed, std::time::SystemTime::now())
         );
     }
-    let restock_failed = announce(store, events, waitlist, &event).await?;
-    let level_failed = match changed
+    let unannounced = announce(store, events, waitlist, &event, clock.now()).await;
+    if unannounced > 0 {
+        println!(
+            "{}",
+            count_line(
+                "WaitlistAnnouncementsFailed",
+                unannounced,
+                "back-in-stock announcements not published: pending, retry with `stockbridge waitlist announce`"
+            )
+        );
+    }
+    let mut response = DynamoDbEventResponse::default();
+    let Some(first_failed) = changed
         .iter()
         .find(|(k, _)| report.failed.iter().any(|(f, _)| f == k))
-    {
-        None => None,
-        Some((_, Some(n))) => Some((*n).to_owned()),
-        Some((_, None)) => {
-            let e = std::io::Error::other("a failed stock record has no sequence number");
-            return Err(Failure::Retryable.diagnostic(&e));
-        }
+    else {
+        return Ok(response);
     };
-    // Lambda retries the shard from the earliest failed record (a shard's sequence numbers are
-    // decimal strings that grow with its records).
-    let first = [level_failed, restock_failed]
-        .into_iter()
-        .flatten()
-        .min_by_key(|n| n.parse::<u128>().unwrap_or(u128::MAX));
-    let mut response = DynamoDbEventResponse::default();
-    if let Some(sequence_number) = first {
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = Some(sequence_number);
-        response.batch_item_failures.push(failure);
-    }
+    let Some(sequence_number) = first_failed.1 else {
+        let e = std::io::Error::other("a failed stock record has no sequence number");
+        return Err(Failure::Retryable.diagnostic(&e));
+    };
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence_number.to_owned());
+    response.batch_item_failures.push(failure);
     Ok(response)
+}
+
+/// `n` of `metric`, as one CloudWatch embedded-metric-format line at ERROR with `message`.
+fn count_line(metric: &str, n: usize, message: &str) -> String {
+    stockbridge_app::metrics::count_line(
+        metric,
+        n,
+        std::time::SystemTime::now(),
+        serde_json::json!({"level": "ERROR", "message": message}),
+    )
 }
 
 /// `n` levels refused for good, as one CloudWatch embedded-metric-format line (namespace

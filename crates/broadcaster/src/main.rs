@@ -8,6 +8,7 @@
 mod handler;
 
 use lambda_runtime::{Error, service_fn};
+use stockbridge_app::ports::SystemClock;
 use stockbridge_bootstrap::Config;
 
 #[tokio::main]
@@ -15,17 +16,30 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let (store, publisher, events) = stockbridge_bootstrap::broadcaster(&config).await;
-    // The back-in-stock announcements' links lead to the checkout function.
-    let waitlist = match stockbridge_bootstrap::waitlist().await? {
-        Some(w) if w.links.base.is_empty() => {
-            return Err("WAITLIST_LINK_BASE is not set: the checkout function's URL, for the links of stockbridge.back_in_stock".into());
+    // The back-in-stock announcements' links lead to the checkout function. A waitlist that
+    // cannot be set up never stops the stock levels: its restocks stay pending (logged).
+    let waitlist = match stockbridge_bootstrap::waitlist().await {
+        Ok(Some(w)) if w.links.base.is_empty() => {
+            tracing::error!(
+                "WAITLIST_LINK_BASE is not set (the checkout function's URL): restocks are not announced"
+            );
+            None
         }
-        w => w.map(|w| w.links),
+        Ok(w) => w.map(|w| w.links),
+        Err(e) => {
+            tracing::error!(error = %e, "the waitlist is not set up: restocks are not announced");
+            None
+        }
     };
     let (store, publisher, events, waitlist) = (&store, &publisher, &events, waitlist.as_ref());
     lambda_runtime::run(service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            handler::handle(store, publisher, events, waitlist, event.payload)
+            handler::handle(
+                (store, publisher, events),
+                waitlist,
+                &SystemClock,
+                event.payload,
+            )
         },
     ))
     .await

@@ -145,6 +145,13 @@ pub enum WaitlistCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Announce the restocks left pending (a failed announcement: the broadcaster's
+    /// WaitlistAnnouncementsFailed alarm).
+    Announce {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase an e-mail address from every list of every store, on its owner's request.
     Erase {
         /// The address (any case).

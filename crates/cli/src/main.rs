@@ -96,6 +96,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Waitlist {
             command: WaitlistCommand::Erase { email, json },
         } => waitlist::erase(c, &email, json).await,
+        Command::Waitlist {
+            command: WaitlistCommand::Announce { json },
+        } => waitlist::announce(c, json).await,
     }
 }
 

@@ -31,10 +31,9 @@ pub fn parse_email(raw: &str) -> Result<String, &'static str> {
     if email.len() > MAX_EMAIL_LEN {
         return Err("this e-mail address is too long");
     }
-    if email
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || "\"<>(),;:[]\\".contains(c))
-    {
+    if email.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || is_invisible(c) || "\"<>(),;:[]\\".contains(c)
+    }) {
         return Err("an e-mail address has no spaces, quotes, brackets or commas");
     }
     let Some((local, domain)) = email.split_once('@') else {
@@ -48,6 +47,13 @@ pub fn parse_email(raw: &str) -> Result<String, &'static str> {
         return Err("the part after @ is not a domain (name@example.com)");
     }
     Ok(email.to_owned())
+}
+
+/// Invisible formatting characters (zero-width, bidirectional controls, soft hyphen, BOM): an
+/// address with one looks like another one in a mail client.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Whether an entry confirmed at item version `after_version` is served by the restock that
@@ -90,6 +96,8 @@ mod tests {
             "ana@example.com, bob@example.com",
             "<ana@example.com>",
             "ana@exa\u{0}mple.com",
+            "ana\u{200b}@example.com",
+            "ana@exa\u{202e}elpm.com",
         ] {
             assert!(parse_email(bad).is_err(), "{bad:?} accepted");
         }

@@ -3,19 +3,27 @@
 //! | record | pk | sk |
 //! |---|---|---|
 //! | an address on a product's list | `WAITLIST#{store}#{product}` | `EMAIL#{email key}` |
-//! | the last restock announced for it | `WAITLIST#{store}#{product}` | `ANNOUNCED` |
+//! | the last restock claimed for announcement | `WAITLIST#{store}#{product}` | `ANNOUNCED` |
 //! | the lists of an address (for erasure) | `WAITER#{email key}` | `{store}#{product}` |
-//! | a restock to announce (written with the stock) | `RESTOCK#{store}#{product}#{version}` | `RESTOCK` |
+//! | a restock to announce (written with the stock) | `RESTOCKS` | `{store}#{product}#{version:020}` |
 //!
-//! An entry and its address record are written together and expire together (TTL
-//! `expires_at`); the address itself is only in the entry (`email`), keys hold its hash.
+//! An entry and its address record are written together; the address record expires a week
+//! after its entry (TTL `expires_at`; DynamoDB deletes expired items within days, not at once),
+//! so erasure always finds an entry still in the table. The address itself is only in the entry
+//! (`email`), keys hold its hash. Pending restocks share one partition (merchants' restocks are
+//! rare): the broadcaster hears of each from the stream, `stockbridge waitlist announce` lists
+//! the ones left.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
-use stockbridge_app::ports::{EntryPage, StoreError, Waitlist, WaitlistEntry};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
+};
+use stockbridge_app::ports::{
+    Announced, Confirmed, EntryPage, StoreError, Waitlist, WaitlistEntry,
+};
 use stockbridge_domain::{ProductId, Restock, StoreId, Timestamp};
 
-use crate::codec::{build, get_n, get_s, key, n, opt_n, s};
+use crate::codec::{build, get_n, get_s, item_pk, key, n, opt_n, s};
 use crate::{Attrs, DynamoStore, sdk_error};
 
 fn list_pk(store: &StoreId, product: &ProductId) -> String {
@@ -37,11 +45,14 @@ fn announced_key(store: &StoreId, product: &ProductId) -> Attrs {
     key(list_pk(store, product), "ANNOUNCED")
 }
 
+/// The partition of the restocks to announce (the broadcaster's stream filter names it).
+const RESTOCKS: &str = "RESTOCKS";
+
 /// The key of a restock's record.
 pub(crate) fn restock_key(store: &StoreId, product: &ProductId, version: u64) -> Attrs {
     key(
-        format!("RESTOCK#{}#{}#{version}", store.as_str(), product.as_str()),
-        "RESTOCK",
+        RESTOCKS.to_owned(),
+        &format!("{}#{}#{version:020}", store.as_str(), product.as_str()),
     )
 }
 
@@ -88,7 +99,8 @@ impl DynamoStore {
         a.insert("kind".into(), s("waitlist_address"));
         a.insert("store_id".into(), s(e.store_id.as_str()));
         a.insert("product_id".into(), s(e.product_id.as_str()));
-        a.insert("expires_at".into(), seconds(expires));
+        let week = Timestamp(expires.0 + 7 * 86_400_000);
+        a.insert("expires_at".into(), seconds(week));
         let p = put(a).table_name(&self.table);
         Ok(TransactWriteItem::builder().put(build(p.build())?).build())
     }
@@ -183,9 +195,16 @@ impl Waitlist for DynamoStore {
         store: &StoreId,
         product: &ProductId,
         email_key: &str,
-        version: u64,
+        (version, waiting_since): (u64, u64),
         expires: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Confirmed, StoreError> {
+        let found = self.get(entry_key(store, product, email_key)).await?;
+        let Some(entry) = found.map(|a| parse_entry(&a)).transpose()? else {
+            return Ok(Confirmed::NoEntry);
+        };
+        if entry.confirmed.is_some_and(|v| v >= waiting_since) {
+            return Ok(Confirmed::AlreadyWaiting);
+        }
         let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(entry_key(store, product, email_key)))
@@ -193,21 +212,22 @@ impl Waitlist for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":v", n(version))
             .expression_attribute_values(":e", seconds(expires));
-        let found = self.get(entry_key(store, product, email_key)).await?;
-        let Some(entry) = found.map(|a| parse_entry(&a)).transpose()? else {
-            return Ok(false);
-        };
+        // The item is still at the version read: no restock passed the entry by meanwhile.
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item_pk(store, product), "ITEM")))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(version));
         let items = vec![
             TransactWriteItem::builder()
                 .update(build(u.build())?)
                 .build(),
+            TransactWriteItem::builder()
+                .condition_check(build(check.build())?)
+                .build(),
             self.address_put(&entry, expires)?,
         ];
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.transact(items).await.map(|()| Confirmed::Now)
     }
 
     async fn remove_entry(
@@ -299,56 +319,89 @@ impl Waitlist for DynamoStore {
         product: &ProductId,
         version: u64,
     ) -> Result<Option<Restock>, StoreError> {
-        let Some(a) = self.get(restock_key(store, product, version)).await? else {
-            return Ok(None);
-        };
-        let k = "restock";
-        Ok(Some(Restock {
-            store_id: store.clone(),
-            product_id: product.clone(),
-            version: get_n(&a, "version", k)?,
-            available: get_n(&a, "available", k)?,
-            at: Timestamp(get_n(&a, "at", k)?),
-        }))
+        let a = self.get(restock_key(store, product, version)).await?;
+        a.as_ref().map(parse_restock).transpose()
     }
 
-    async fn last_announced(
+    async fn pending_restocks(&self, limit: usize) -> Result<Vec<Restock>, StoreError> {
+        let r = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(RESTOCKS))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        r.items().iter().map(parse_restock).collect()
+    }
+
+    async fn announced(
         &self,
         store: &StoreId,
         product: &ProductId,
-    ) -> Result<u64, StoreError> {
-        let a = self.get(announced_key(store, product)).await?;
-        Ok(a.map(|a| get_n(&a, "version", "announced restock"))
-            .transpose()?
-            .unwrap_or(0))
+    ) -> Result<Announced, StoreError> {
+        let Some(a) = self.get(announced_key(store, product)).await? else {
+            return Ok(Announced::default());
+        };
+        let k = "announced restock";
+        Ok(Announced {
+            version: get_n(&a, "version", k)?,
+            from: opt_n(&a, "from_version", k)?.unwrap_or(0),
+        })
     }
 
-    async fn record_announced(&self, restock: &Restock) -> Result<(), StoreError> {
+    async fn claim_restock(&self, restock: &Restock, last: &Announced) -> Result<bool, StoreError> {
         let (store, product) = (&restock.store_id, &restock.product_id);
-        let r = self
+        let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(announced_key(store, product)))
-            .update_expression("SET kind = :k, version = :v")
-            .condition_expression("attribute_not_exists(version) OR version < :v")
+            .update_expression("SET kind = :k, version = :v, from_version = :from")
             .expression_attribute_values(":k", s("waitlist_announced"))
             .expression_attribute_values(":v", n(restock.version))
-            .send()
-            .await;
-        match r {
-            Ok(_) => {}
-            // A later restock is recorded already: this one only leaves.
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {}
-            Err(e) => return Err(sdk_error(e)),
+            .expression_attribute_values(":from", n(last.version));
+        u = if last.version == 0 {
+            u.condition_expression("attribute_not_exists(version)")
+        } else {
+            u.condition_expression("version = :last")
+                .expression_attribute_values(":last", n(last.version))
+        };
+        match u.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_error(e)),
         }
+    }
+
+    async fn remove_restock(&self, restock: &Restock) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(restock_key(store, product, restock.version)))
+            .set_key(Some(restock_key(
+                &restock.store_id,
+                &restock.product_id,
+                restock.version,
+            )))
             .send()
             .await
             .map_err(sdk_error)?;
         Ok(())
     }
+}
+
+fn parse_restock(a: &Attrs) -> Result<Restock, StoreError> {
+    let k = "restock";
+    Ok(Restock {
+        store_id: StoreId::parse(get_s(a, "store_id", k)?.to_owned())
+            .map_err(|e| crate::codec::corrupt(k, e.to_string()))?,
+        product_id: ProductId::parse(get_s(a, "product_id", k)?.to_owned())
+            .map_err(|e| crate::codec::corrupt(k, e.to_string()))?,
+        version: get_n(a, "version", k)?,
+        available: get_n(a, "available", k)?,
+        at: Timestamp(get_n(a, "at", k)?),
+    })
 }

@@ -3,7 +3,7 @@
 //! address records, and a merchant's restock recorded with its stock and announced once.
 //! Run with `scripts/test`.
 
-use stockbridge_app::ports::{InventoryStore, Waitlist, WaitlistEntry};
+use stockbridge_app::ports::{Announced, Confirmed, InventoryStore, Waitlist, WaitlistEntry};
 use stockbridge_domain::*;
 
 mod common;
@@ -29,16 +29,47 @@ async fn entries_are_confirmed_listed_by_restock_and_erased_everywhere() {
         ProductId::parse("tee").unwrap(),
     );
     let mug = ProductId::parse("mug").unwrap();
-    // Five addresses on the tee's list, confirmed at versions 1..=5; one not confirmed.
+    // Five addresses on the tee's list, confirmed at item versions 1..=5; one not confirmed.
+    let mut item = common::item("tee", 0);
+    s.create_item(&item, &common::entry(&item)).await.unwrap();
     for i in 1..=5u64 {
         let e = entry("tee", &format!("buyer{i}@example.com"));
         assert_eq!(s.add_entry(&e, LATER).await.unwrap(), None);
-        assert!(
-            s.confirm_entry(&store, &tee, &e.email_key(), i, LATER)
-                .await
-                .unwrap()
-        );
+        let at = (item.version, 0);
+        let confirmed = s
+            .confirm_entry(&store, &tee, &e.email_key(), at, LATER)
+            .await
+            .unwrap();
+        assert_eq!((confirmed, at.0), (Confirmed::Now, i));
+        // A second press while waiting writes nothing.
+        let again = s
+            .confirm_entry(&store, &tee, &e.email_key(), at, LATER)
+            .await
+            .unwrap();
+        assert_eq!(again, Confirmed::AlreadyWaiting);
+        let d = decide_stock_change(&item, StockChange::Adjust(0), "test", Timestamp(1)).unwrap();
+        s.commit(&d.write).await.unwrap();
+        item = s.item(&store, &tee).await.unwrap().unwrap();
     }
+    // Confirming as of a version the item has moved past is refused: read again.
+    let late = entry("tee", "racer@example.com");
+    s.add_entry(&late, LATER).await.unwrap();
+    let stale = s
+        .confirm_entry(
+            &store,
+            &tee,
+            &late.email_key(),
+            (item.version - 1, 0),
+            LATER,
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(stockbridge_app::ports::StoreError::Conflict)),
+        "{stale:?}"
+    );
+    s.remove_entry(&store, &tee, &late.email_key())
+        .await
+        .unwrap();
     assert_eq!(
         s.add_entry(&entry("tee", "late@example.com"), LATER)
             .await
@@ -52,10 +83,11 @@ async fn entries_are_confirmed_listed_by_restock_and_erased_everywhere() {
             .unwrap(),
         Some(3)
     );
-    assert!(
-        !s.confirm_entry(&store, &tee, "email:none", 9, LATER)
+    assert_eq!(
+        s.confirm_entry(&store, &tee, "email:none", (9, 0), LATER)
             .await
-            .unwrap()
+            .unwrap(),
+        Confirmed::NoEntry
     );
     // Versions 2..5, by pages of two.
     let mut seen = Vec::new();
@@ -86,14 +118,8 @@ async fn entries_are_confirmed_listed_by_restock_and_erased_everywhere() {
             .iter()
             .all(|e| e.email != "buyer1@example.com")
     );
-    assert!(
-        s.confirmed_entries(&store, &mug, 0..9, None, 10)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
     assert!(!s.remove_entry(&store, &mug, &e.email_key()).await.unwrap());
+    assert_eq!(s.erase_address(&e.email_key()).await.unwrap(), 0);
     assert!(
         s.remove_entry(
             &store,
@@ -129,35 +155,36 @@ async fn a_restock_is_written_with_its_stock_and_announced_once() {
             .unwrap(),
         Some(restock.clone())
     );
-    assert_eq!(s.last_announced(&store, &cap).await.unwrap(), 0);
-    s.record_announced(&restock).await.unwrap();
+    assert_eq!(s.pending_restocks(10).await.unwrap(), vec![restock.clone()]);
+    // Claimed from the last claim read, once: a second claimer from the same read loses.
+    let none = s.announced(&store, &cap).await.unwrap();
+    assert_eq!(none, Announced::default());
+    assert!(s.claim_restock(&restock, &none).await.unwrap());
+    assert!(!s.claim_restock(&restock, &none).await.unwrap());
+    let claimed = s.announced(&store, &cap).await.unwrap();
     assert_eq!(
-        s.last_announced(&store, &cap).await.unwrap(),
-        restock.version
+        claimed,
+        Announced {
+            version: restock.version,
+            from: 0
+        }
     );
-    assert_eq!(
-        s.pending_restock(&store, &cap, restock.version)
-            .await
-            .unwrap(),
-        None
-    );
-    // An older restock recorded late never lowers it.
-    let older = Restock {
-        version: restock.version - 1,
+    let later = Restock {
+        version: restock.version + 5,
         ..restock.clone()
     };
-    s.record_announced(&older).await.unwrap();
+    assert!(s.claim_restock(&later, &claimed).await.unwrap());
     assert_eq!(
-        s.last_announced(&store, &cap).await.unwrap(),
-        restock.version
+        s.announced(&store, &cap).await.unwrap(),
+        Announced {
+            version: later.version,
+            from: restock.version
+        }
     );
+    s.remove_restock(&restock).await.unwrap();
+    assert!(s.pending_restocks(10).await.unwrap().is_empty());
     // A refused stock change writes no restock record either.
     let stale = decide_stock_change(&i, StockChange::Set(9), "test", Timestamp(6_000)).unwrap();
     assert!(s.commit(&stale.write).await.is_err());
-    assert_eq!(
-        s.pending_restock(&store, &cap, restock.version)
-            .await
-            .unwrap(),
-        None
-    );
+    assert!(s.pending_restocks(10).await.unwrap().is_empty());
 }

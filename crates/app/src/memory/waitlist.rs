@@ -4,15 +4,15 @@
 use stockbridge_domain::Restock;
 
 use super::*;
-use crate::ports::{EntryPage, Waitlist, WaitlistEntry};
+use crate::ports::{Announced, Confirmed, EntryPage, Waitlist, WaitlistEntry};
 
 /// The waitlist's records.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryWaitlist {
     /// Entries and until when they last, by (store, product, address key).
     pub entries: BTreeMap<(StoreId, ProductId, String), (WaitlistEntry, Timestamp)>,
-    /// The last restock announced per product.
-    pub announced: BTreeMap<(StoreId, ProductId), u64>,
+    /// The last restock claimed for announcement per product.
+    pub announced: BTreeMap<(StoreId, ProductId), Announced>,
 }
 
 fn key(store: &StoreId, product: &ProductId, email: &str) -> (StoreId, ProductId, String) {
@@ -39,16 +39,26 @@ impl Waitlist for MemoryStore {
         store: &StoreId,
         product: &ProductId,
         email_key: &str,
-        version: u64,
+        (version, waiting_since): (u64, u64),
         expires: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Confirmed, StoreError> {
+        let item_version = lock(&self.state)
+            .items
+            .get(&(store.clone(), product.clone()))
+            .map(|i| i.version);
         let mut w = lock(&self.waitlist);
         let Some((e, until)) = w.entries.get_mut(&key(store, product, email_key)) else {
-            return Ok(false);
+            return Ok(Confirmed::NoEntry);
         };
+        if e.confirmed.is_some_and(|v| v >= waiting_since) {
+            return Ok(Confirmed::AlreadyWaiting);
+        }
+        if item_version != Some(version) {
+            return Err(StoreError::Conflict);
+        }
         e.confirmed = Some(version);
         *until = expires;
-        Ok(true)
+        Ok(Confirmed::Now)
     }
 
     async fn remove_entry(
@@ -109,28 +119,46 @@ impl Waitlist for MemoryStore {
             .cloned())
     }
 
-    async fn last_announced(
+    async fn pending_restocks(&self, limit: usize) -> Result<Vec<Restock>, StoreError> {
+        let s = lock(&self.state);
+        Ok(s.restocks.values().take(limit).cloned().collect())
+    }
+
+    async fn announced(
         &self,
         store: &StoreId,
         product: &ProductId,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Announced, StoreError> {
         let w = lock(&self.waitlist);
         Ok(w.announced
             .get(&(store.clone(), product.clone()))
             .copied()
-            .unwrap_or(0))
+            .unwrap_or_default())
     }
 
-    async fn record_announced(&self, restock: &Restock) -> Result<(), StoreError> {
+    async fn claim_restock(&self, restock: &Restock, last: &Announced) -> Result<bool, StoreError> {
+        let mut w = lock(&self.waitlist);
         let k = (restock.store_id.clone(), restock.product_id.clone());
-        {
-            let mut w = lock(&self.waitlist);
-            let last = w.announced.entry(k.clone()).or_insert(0);
-            *last = (*last).max(restock.version);
+        if w.announced.get(&k).copied().unwrap_or_default() != *last {
+            return Ok(false);
         }
-        lock(&self.state)
-            .restocks
-            .remove(&(k.0, k.1, restock.version));
+        w.announced.insert(
+            k,
+            Announced {
+                version: restock.version,
+                from: last.version,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn remove_restock(&self, restock: &Restock) -> Result<(), StoreError> {
+        let k = (
+            restock.store_id.clone(),
+            restock.product_id.clone(),
+            restock.version,
+        );
+        lock(&self.state).restocks.remove(&k);
         Ok(())
     }
 }

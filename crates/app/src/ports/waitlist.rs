@@ -25,7 +25,7 @@ pub struct WaitlistEntry {
 impl WaitlistEntry {
     /// The hashed key of its address (the record's key; never the address itself).
     pub fn email_key(&self) -> String {
-        crate::reservations::caps::email_key(&self.email)
+        crate::keys::email_key(&self.email)
     }
 }
 
@@ -48,16 +48,19 @@ pub trait Waitlist: Send + Sync {
         expires: Timestamp,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Confirms an address's entry at `version`, kept until `expires`; `false` when there is no
-    /// entry (it expired, or was removed or erased).
+    /// Confirms an address's entry as of `versions`: the item's version (as read), and the last
+    /// restock announced; kept until `expires`. Nothing is written when it is confirmed and
+    /// still waits (its version is at least that restock's). [`StoreError::Conflict`] when the
+    /// item moved past the version read meanwhile: read it again and retry, so the entry never
+    /// records a version a restock has already passed.
     fn confirm_entry(
         &self,
         store: &StoreId,
         product: &ProductId,
         email_key: &str,
-        version: u64,
+        versions: (u64, u64),
         expires: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Confirmed, StoreError>> + Send;
 
     /// Removes an address's entry; `false` when there was none.
     fn remove_entry(
@@ -92,17 +95,51 @@ pub trait Waitlist: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<Option<Restock>, StoreError>> + Send;
 
-    /// The version of the last restock announced for a product (0: none yet).
-    fn last_announced(
+    /// Restocks not yet announced, oldest first per product, at most `limit`.
+    fn pending_restocks(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Restock>, StoreError>> + Send;
+
+    /// The last restock claimed for announcement for a product (`Announced::default()`: none).
+    fn announced(
         &self,
         store: &StoreId,
         product: &ProductId,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Announced, StoreError>> + Send;
 
-    /// Records `restock` as announced: the product's last announced version becomes its
-    /// version (unless a later one is recorded) and its pending record is removed.
-    fn record_announced(
+    /// Claims `restock` for announcement, serving the entries since `last` (the claim read):
+    /// `false`, and nothing written, when another claim moved it meanwhile.
+    fn claim_restock(
+        &self,
+        restock: &Restock,
+        last: &Announced,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes an announced (or superseded) restock's pending record.
+    fn remove_restock(
         &self,
         restock: &Restock,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What confirming an entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Confirmed now: it waits for the next restock.
+    Now,
+    /// It was confirmed and still waits: left as it is.
+    AlreadyWaiting,
+    /// There is no entry (expired, removed or erased).
+    NoEntry,
+}
+
+/// The restock last claimed for announcement: its version, and where the entries it serves
+/// start (the one claimed before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Announced {
+    /// Its version (0: none yet).
+    pub version: u64,
+    /// The version of the one before it.
+    pub from: u64,
 }

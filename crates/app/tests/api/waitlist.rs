@@ -471,3 +471,27 @@ async fn the_published_details_have_exactly_the_fields_of_the_documented_example
         keys(&example("stockbridge.back_in_stock.json", BACK_IN_STOCK))
     );
 }
+
+#[tokio::test]
+async fn pressing_confirm_again_keeps_the_place_in_line() {
+    let w = world(&[("tee", 0, 0)]);
+    let events = MemoryMerchantEvents::default();
+    let request = joined(&w, &events, "ana@example.com").await;
+    let link = token(request["confirm_url"].as_str().unwrap());
+    assert_eq!(
+        confirm(&w.store, &links(), &link, NOW).await.unwrap(),
+        LinkReply::Done("tee".into())
+    );
+    // Restocked (recorded, not yet announced); the buyer presses the link again.
+    let version = restock(&w, 5).await;
+    assert_eq!(
+        confirm(&w.store, &links(), &link, NOW).await.unwrap(),
+        LinkReply::Done("tee".into())
+    );
+    let announced = announce(&w, &events, version).await.unwrap();
+    assert_eq!(
+        listed(&w, &announced).await,
+        vec!["ana@example.com"],
+        "still served by it"
+    );
+}

@@ -42,10 +42,9 @@ async fn run<P: StockPublisher>(
     batch: Value,
 ) -> Result<DynamoDbEventResponse, Diagnostic> {
     handle(
-        store,
-        publisher,
-        &stockbridge_app::ports::NoMerchantEvents,
+        (store, publisher, &stockbridge_app::ports::NoMerchantEvents),
         None,
+        &stockbridge_app::memory::TickingClock::default(),
         batch,
     )
     .await
@@ -166,8 +165,9 @@ async fn a_shard_record_publishes_its_products_level_the_item_and_every_shard_su
 }
 
 #[tokio::test]
-async fn a_restock_record_is_announced_once_and_a_failed_announcement_is_retried_from_it() {
-    use stockbridge_app::memory::MemoryMerchantEvents;
+async fn a_restock_is_announced_once_and_a_failed_announcement_stays_pending_without_holding_back_levels()
+ {
+    use stockbridge_app::memory::{MemoryMerchantEvents, TickingClock};
     use stockbridge_app::ports::{InventoryStore, Waitlist, WaitlistEntry};
     use stockbridge_app::waitlist::{BACK_IN_STOCK, Signer, WaitlistLinks};
     use stockbridge_domain::{StockChange, decide_stock_change};
@@ -185,19 +185,17 @@ async fn a_restock_record_is_announced_once_and_a_failed_announcement_is_retried
         joined: Timestamp(1),
     };
     store.add_entry(&entry, Timestamp(i64::MAX)).await.unwrap();
-    assert!(
-        store
-            .confirm_entry(&s, &p, &entry.email_key(), 3, Timestamp(i64::MAX))
-            .await
-            .unwrap()
-    );
+    store
+        .confirm_entry(&s, &p, &entry.email_key(), (3, 0), Timestamp(i64::MAX))
+        .await
+        .unwrap();
     // The merchant's restock of the sold-out mug, as `stock set` commits it.
     let mug = store.item(&s, &p).await.unwrap().unwrap();
     let d = decide_stock_change(&mug, StockChange::Set(6), "cli", Timestamp(2_000)).unwrap();
     store.commit(&d.write).await.unwrap();
     let batch = json!({"Records": [
         record("ITEM#store_a#prod_mug", "ITEM", "200"),
-        record("RESTOCK#store_a#prod_mug#4", "RESTOCK", "201"),
+        record("RESTOCKS", "store_a#prod_mug#00000000000000000004", "201"),
         record("ITEM#store_a#prod_tee", "ITEM", "202"),
     ]});
     let links = WaitlistLinks {
@@ -205,23 +203,37 @@ async fn a_restock_record_is_announced_once_and_a_failed_announcement_is_retried
         base: "https://x.example".into(),
     };
     let events = MemoryMerchantEvents::default();
+    let clock = TickingClock::default();
     events.fail_next(1);
-    let first = handle(&store, &publisher, &events, Some(&links), batch.clone())
+    let first = handle(
+        (&store, &publisher, &events),
+        Some(&links),
+        &clock,
+        batch.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        first.batch_item_failures.is_empty(),
+        "levels are not held back"
+    );
+    assert_eq!(published(&publisher).len(), 2);
+    assert!(events.published().iter().all(|(t, _)| t != BACK_IN_STOCK));
+    assert_eq!(
+        store.pending_restocks(10).await.unwrap().len(),
+        1,
+        "pending"
+    );
+    // Delivered again (or retried): announced once.
+    for _ in 0..2 {
+        handle(
+            (&store, &publisher, &events),
+            Some(&links),
+            &clock,
+            batch.clone(),
+        )
         .await
         .unwrap();
-    let failed: Vec<_> = first
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().unwrap())
-        .collect();
-    assert_eq!(failed, vec!["201"], "retried from the restock");
-    assert!(events.published().iter().all(|(t, _)| t != BACK_IN_STOCK));
-    // The retry announces it; a third delivery (the record's removal, or a replay) does not.
-    for _ in 0..2 {
-        let r = handle(&store, &publisher, &events, Some(&links), batch.clone())
-            .await
-            .unwrap();
-        assert!(r.batch_item_failures.is_empty());
     }
     let announced: Vec<Value> = events
         .published()
@@ -243,4 +255,5 @@ async fn a_restock_record_is_announced_once_and_a_failed_announcement_is_retried
             .unwrap()
             .starts_with("https://x.example/waitlist/entries?token=")
     );
+    assert!(store.pending_restocks(10).await.unwrap().is_empty());
 }
