@@ -262,14 +262,10 @@ where
     S: InventoryStore + Waitlist,
 {
     let t = match links.signer.verify(token, now) {
-        Ok(t @ Token::Confirm { .. }) => t,
-        Ok(_) => return Ok(LinkReply::Refused(TokenError::Invalid)),
+        Ok(t) => t,
         Err(e) => return Ok(LinkReply::Refused(e)),
     };
-    let Token::Confirm { email, .. } = &t else {
-        return Ok(LinkReply::Refused(TokenError::Invalid));
-    };
-    let Ok((store_id, product_id)) = t.subject() else {
+    let (Token::Confirm { email, .. }, Ok((store_id, product_id))) = (&t, t.subject()) else {
         return Ok(LinkReply::Refused(TokenError::Invalid));
     };
     let expires = Timestamp(now.0 + ENTRY_SECONDS * 1000);
