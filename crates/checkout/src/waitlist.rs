@@ -64,18 +64,30 @@ where
     let Some(edge) = edge else {
         return response(
             404,
-            &json!({"error": "not_found", "message": "this shop has no waitlist (WAITLIST_SECRET_ARN is not set)"}),
+            &json!({"error": "not_found", "message": "this shop has no waitlist"}),
             &HeaderMap::new(),
         );
     };
     let mut links = edge.links.clone();
     if links.base.is_empty() {
-        // Links lead back to the host the buyer came to (the Function URL's).
+        // Links lead back to the Function URL's own domain (Lambda sets it from the URL the
+        // request came to); anything but a host name is refused rather than put in a link.
         let host = req
             .request_context
             .domain_name
             .as_deref()
             .unwrap_or_default();
+        let plain = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+        if !plain {
+            return response(
+                400,
+                &json!({"error": "invalid_request", "message": "no usable host name in this request"}),
+                &HeaderMap::new(),
+            );
+        }
         links.base = format!("https://{host}");
     }
     let token = req

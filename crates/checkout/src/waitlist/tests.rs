@@ -235,3 +235,16 @@ async fn a_link_s_page_changes_nothing_and_its_button_confirms() {
         (403, true)
     );
 }
+
+#[tokio::test]
+async fn a_link_is_never_built_from_a_host_that_is_not_a_host_name() {
+    let w = World::new("Tee");
+    let mut req = request("POST", "/waitlist", JOIN, None);
+    req.request_context.domain_name = Some("evil.example/\"><script>".into());
+    let r = w.call(&req).await;
+    assert_eq!(r.status_code, 400);
+    assert!(
+        w.events.published().is_empty(),
+        "no confirmation request with such a link"
+    );
+}
