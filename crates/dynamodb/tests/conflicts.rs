@@ -8,7 +8,8 @@ use stockbridge_domain::*;
 
 mod common;
 
-#[tokio::test]
+// Two worker threads: `common::model` blocks its thread while the spawned commit must go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local stack: run scripts/test"]
 async fn a_single_write_on_an_item_a_transaction_holds_is_retryable_not_invalid() {
     let s = common::store().await;

@@ -122,6 +122,9 @@ pub fn model(path: &str, body: &str) -> String {
     let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run scripts/test");
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut c = std::net::TcpStream::connect(addr).unwrap();
+    // A test bed that stops answering fails the test instead of hanging the suite.
+    c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
     let method = if body.is_empty() { "GET" } else { "POST" };
     write!(
         c,
