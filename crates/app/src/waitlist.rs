@@ -18,7 +18,7 @@ pub mod token;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stockbridge_domain::waitlist::parse_email;
-use stockbridge_domain::{ProductId, Restock, StoreId, Timestamp};
+use stockbridge_domain::{ProductId, StoreId, Timestamp};
 pub use token::{Signer, Token, TokenError};
 
 use crate::decode::checkout_request::{RequestError, bad};
@@ -314,10 +314,7 @@ where
         return Ok(LinkReply::Refused(TokenError::Invalid));
     };
     store.remove_entry(&store_id, &product_id, email).await?;
-    let name = store
-        .item(&store_id, &product_id)
-        .await?
-        .map_or_else(|| product_id.to_string(), |i| i.name);
+    let name = name_of(store, &store_id, &product_id).await?;
     Ok(LinkReply::Done(name))
 }
 
@@ -412,11 +409,13 @@ where
             return Err(StoreError::Conflict.into());
         }
     };
-    let count = count_served(store, &restock, previous).await?;
-    let name = store
-        .item(store_id, product_id)
-        .await?
-        .map_or_else(|| product_id.to_string(), |i| i.name);
+    let mut count = 0u64;
+    let versions = previous..restock.version;
+    each_confirmed(store, (store_id, product_id), versions, |page| {
+        count += page.len() as u64;
+    })
+    .await?;
+    let name = name_of(store, store_id, product_id).await?;
     let fetch = Token::Entries {
         store: store_id.to_string(),
         product: product_id.to_string(),
@@ -440,26 +439,44 @@ where
     Ok(Some(count))
 }
 
-async fn count_served<S: Waitlist>(
+/// Hands every confirmed entry of a product whose version is in `versions` to `each`, a page
+/// at a time (the announcement's count, `stockbridge waitlist list`).
+///
+/// # Errors
+/// [`StoreError`] from reading a page.
+pub async fn each_confirmed<S: Waitlist>(
     store: &S,
-    restock: &Restock,
-    previous: u64,
-) -> Result<u64, StoreError> {
-    let (mut count, mut after) = (0u64, None::<String>);
+    (store_id, product_id): (&StoreId, &ProductId),
+    versions: std::ops::Range<u64>,
+    mut each: impl FnMut(Vec<WaitlistEntry>) + Send,
+) -> Result<(), StoreError> {
+    let mut after = None::<String>;
     loop {
         let page = store
             .confirmed_entries(
-                &restock.store_id,
-                &restock.product_id,
-                previous..restock.version,
+                store_id,
+                product_id,
+                versions.clone(),
                 after.as_deref(),
                 PAGE,
             )
             .await?;
-        count += page.entries.len() as u64;
+        each(page.entries);
         match page.next {
             Some(n) => after = Some(n),
-            None => return Ok(count),
+            None => return Ok(()),
         }
     }
+}
+
+/// The product's name, or its id when it is no longer in the catalog.
+async fn name_of<S: InventoryStore>(
+    store: &S,
+    store_id: &StoreId,
+    product_id: &ProductId,
+) -> Result<String, StoreError> {
+    Ok(store
+        .item(store_id, product_id)
+        .await?
+        .map_or_else(|| product_id.to_string(), |i| i.name))
 }

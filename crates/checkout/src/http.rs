@@ -30,6 +30,18 @@ pub fn response(status: i64, body: &Value, cors: &HeaderMap) -> LambdaFunctionUr
     r
 }
 
+/// [`response`] with a `Retry-After` of `seconds` (429 and 503 answers).
+pub fn retry_later(
+    status: i64,
+    body: &Value,
+    cors: &HeaderMap,
+    seconds: u32,
+) -> LambdaFunctionUrlResponse {
+    let mut r = response(status, body, cors);
+    r.headers.insert("retry-after", HeaderValue::from(seconds));
+    r
+}
+
 /// [`response`], boxed: an answer given before the use case runs.
 fn early(status: i64, body: &Value, cors: &HeaderMap) -> Box<LambdaFunctionUrlResponse> {
     Box::new(response(status, body, cors))
@@ -224,16 +236,12 @@ pub fn answer<E: std::fmt::Display>(
         Ok(ReservationReply::Limited {
             retry_after,
             reason,
-        }) => {
-            let mut r = response(
-                429,
-                &json!({"error": "too_many_checkouts", "message": reason, "retry_after": retry_after}),
-                cors,
-            );
-            r.headers
-                .insert("retry-after", HeaderValue::from(retry_after));
-            r
-        }
+        }) => retry_later(
+            429,
+            &json!({"error": "too_many_checkouts", "message": reason, "retry_after": retry_after}),
+            cors,
+            retry_after,
+        ),
         // Stripe's reason is in the log (with the request id), never in the answer.
         Ok(ReservationReply::Refused(hold)) => response(
             402,
@@ -242,14 +250,12 @@ pub fn answer<E: std::fmt::Display>(
         ),
         Err(e) => {
             tracing::error!(error = %e, %request_id, "checkout failed");
-            let mut r = response(
+            retry_later(
                 503,
                 &json!({"error": "unavailable", "request_id": request_id, "message": "the checkout is busy or unavailable; retry with the same Idempotency-Key"}),
                 cors,
-            );
-            r.headers
-                .insert("retry-after", HeaderValue::from_static("1"));
-            r
+                1,
+            )
         }
     }
 }

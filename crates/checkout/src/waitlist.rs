@@ -26,7 +26,7 @@ use stockbridge_app::waitlist::{
 use stockbridge_bootstrap::CheckoutSettings;
 use stockbridge_domain::Timestamp;
 
-use crate::http::{invalid, json_post, response};
+use crate::http::{invalid, json_post, response, retry_later};
 
 /// The waitlist's ports and settings, as the checkout serves it.
 #[derive(Clone, Copy)]
@@ -175,30 +175,24 @@ where
         Ok(JoinReply::Limited {
             retry_after,
             reason,
-        }) => {
-            let mut r = response(
-                429,
-                &json!({"error": "too_many_requests", "message": reason, "retry_after": retry_after}),
-                &cors,
-            );
-            r.headers
-                .insert("retry-after", HeaderValue::from(retry_after));
-            r
-        }
+        }) => retry_later(
+            429,
+            &json!({"error": "too_many_requests", "message": reason, "retry_after": retry_after}),
+            &cors,
+            retry_after,
+        ),
         Err(e) => unavailable(&e, request_id, &cors),
     }
 }
 
 fn unavailable(e: &WaitlistError, request_id: &str, cors: &HeaderMap) -> LambdaFunctionUrlResponse {
     tracing::error!(error = %e, %request_id, "waitlist failed");
-    let mut r = response(
+    retry_later(
         503,
         &json!({"error": "unavailable", "request_id": request_id, "message": "the waitlist is busy or unavailable; try again in a moment"}),
         cors,
-    );
-    r.headers
-        .insert("retry-after", HeaderValue::from_static("1"));
-    r
+        1,
+    )
 }
 
 /// What a link did.

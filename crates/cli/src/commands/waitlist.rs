@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use stockbridge_app::ports::{Waitlist, WaitlistEntry};
 use stockbridge_app::reservations::caps::email_key;
+use stockbridge_app::waitlist::each_confirmed;
 use stockbridge_bootstrap::Config;
 use stockbridge_domain::ProductId;
 
@@ -21,17 +22,9 @@ pub async fn list(
     let product = ProductId::parse(product).context("product")?;
     let table = stockbridge_bootstrap::store(config).await;
     let since = table.announced(&store, &product).await?.version;
-    let (mut all, mut after): (Vec<WaitlistEntry>, Option<String>) = (Vec::new(), None);
-    loop {
-        let page = table
-            .confirmed_entries(&store, &product, since..u64::MAX, after.as_deref(), 500)
-            .await?;
-        all.extend(page.entries);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let mut all: Vec<WaitlistEntry> = Vec::new();
+    let ids = (&store, &product);
+    each_confirmed(&table, ids, since..u64::MAX, |page| all.extend(page)).await?;
     if json {
         let list: Vec<_> = all
             .iter()
